@@ -1,0 +1,272 @@
+"""The data model. Every table carries ``workspace_id`` so one database can serve several
+Slack workspaces; single-workspace installs use ``Settings.workspace_id``.
+
+Money is integer micro-USD (``*_micros``), never float. The vendor's own amount and unit are
+kept beside it (``raw_amount`` / ``raw_unit``) so every figure can be traced back.
+Times are UTC (``DateTime(timezone=True)``); usage days are UTC calendar days, as vendors bucket them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw) -> Column:
+    return Column(DateTime(timezone=True), **kw)
+
+
+class Person(SQLModel, table=True):
+    """One row per human. Email is the join key across vendors."""
+
+    __tablename__ = "person"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "email", name="uq_person_email"),
+        Index("ix_person_slack", "workspace_id", "slack_user_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    email: str | None = Field(default=None, max_length=320)
+    slack_user_id: str | None = Field(default=None, max_length=32)
+    display_name: str = Field(default="", max_length=200)
+    # Names appear in channel posts only for people who opted in (privacy rules).
+    show_name_in_channels: bool = Field(default=False)
+    forgotten_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class Identity(SQLModel, table=True):
+    """A vendor-side actor (``openai_user:user-abc``, ``github:octocat``, ``email:a@b.c``) -> person.
+
+    Actors are namespaced strings so one table serves every vendor; usage rows keep the raw actor
+    so linking later re-attributes history without re-fetching.
+    """
+
+    __tablename__ = "identity"
+    __table_args__ = (UniqueConstraint("workspace_id", "actor", name="uq_identity_actor"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    actor: str = Field(max_length=400)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    origin: str = Field(default="auto", max_length=16)  # auto | admin | self | import
+    label: str = Field(default="", max_length=200)  # vendor-side display name or key name
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class UsageDaily(SQLModel, table=True):
+    """Spend and tokens per (source, UTC day, actor, model, cost basis, kind)."""
+
+    __tablename__ = "usage_daily"
+    __table_args__ = (
+        UniqueConstraint(
+            "workspace_id", "source", "day", "actor", "model", "cost_basis", "kind", name="uq_usage_key"
+        ),
+        Index("ix_usage_person_day", "workspace_id", "person_id", "day"),
+        Index("ix_usage_day", "workspace_id", "day", "source"),
+        Index("ix_usage_actor", "workspace_id", "actor"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    workspace_id: str = Field(max_length=64)
+    source: str = Field(max_length=64)  # configured source instance, e.g. "openai" or "openai-eu"
+    vendor: str = Field(max_length=32)  # openai | anthropic | claude_code | cursor | ...
+    day: date
+    actor: str = Field(max_length=400)
+    person_id: int | None = Field(default=None)
+    model: str = Field(default="", max_length=200)
+    cost_basis: str = Field(default="billed", max_length=16)  # billed | estimated
+    kind: str = Field(default="usage", max_length=16)  # usage | seat
+    input_tokens: int = Field(default=0, sa_type=BigInteger)
+    output_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_read_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_tokens: int = Field(default=0, sa_type=BigInteger)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    cost_micros: int = Field(default=0, sa_type=BigInteger)
+    raw_amount: str = Field(default="0", max_length=64)
+    raw_unit: str = Field(default="usd", max_length=48)
+    # False when the same dollars are already billed by another row (e.g. Claude Code estimates
+    # when Anthropic's cost report is synced): personal views show it, org totals skip it.
+    in_org_total: bool = Field(default=True)
+    sync_run_id: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class ActivityDaily(SQLModel, table=True):
+    """Value signals per (source, UTC day, actor), as each vendor reports them."""
+
+    __tablename__ = "activity_daily"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "source", "day", "actor", name="uq_activity_key"),
+        Index("ix_activity_person_day", "workspace_id", "person_id", "day"),
+        Index("ix_activity_day", "workspace_id", "day"),
+        Index("ix_activity_actor", "workspace_id", "actor"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    workspace_id: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    vendor: str = Field(max_length=32)
+    day: date
+    actor: str = Field(max_length=400)
+    person_id: int | None = Field(default=None)
+    lines_suggested: int = Field(default=0, sa_type=BigInteger)
+    lines_accepted: int = Field(default=0, sa_type=BigInteger)
+    lines_added: int = Field(default=0, sa_type=BigInteger)
+    lines_removed: int = Field(default=0, sa_type=BigInteger)
+    suggestions_shown: int = Field(default=0, sa_type=BigInteger)
+    acceptances: int = Field(default=0, sa_type=BigInteger)
+    rejections: int = Field(default=0, sa_type=BigInteger)
+    commits: int = Field(default=0, sa_type=BigInteger)
+    pull_requests: int = Field(default=0, sa_type=BigInteger)  # PRs the AI tool says it made
+    prs_opened: int = Field(default=0, sa_type=BigInteger)  # from the code host (delivery)
+    prs_merged: int = Field(default=0, sa_type=BigInteger)
+    ai_prs_merged: int = Field(default=0, sa_type=BigInteger)
+    reviews: int = Field(default=0, sa_type=BigInteger)
+    sessions: int = Field(default=0, sa_type=BigInteger)
+    requests: int = Field(default=0, sa_type=BigInteger)
+    merge_minutes_median: int | None = Field(default=None)
+    sync_run_id: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class SyncState(SQLModel, table=True):
+    """Per-source progress: the watermark is the first UTC day not yet fully synced."""
+
+    __tablename__ = "sync_state"
+
+    workspace_id: str = Field(primary_key=True, max_length=64)
+    source: str = Field(primary_key=True, max_length=64)
+    watermark: date | None = None
+    last_success_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_error_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    consecutive_failures: int = Field(default=0)
+
+
+class SyncRun(SQLModel, table=True):
+    """One pass of one source over a window. ``tick`` makes scheduled runs unique across replicas."""
+
+    __tablename__ = "sync_run"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "source", "tick", name="uq_sync_run_tick"),
+        Index("ix_sync_run_source", "workspace_id", "source", "started_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    tick: str | None = Field(default=None, max_length=64)
+    window_start: date
+    window_end: date  # exclusive
+    started_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    finished_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    status: str = Field(default="running", max_length=16)  # running | ok | failed
+    usage_rows: int = Field(default=0)
+    activity_rows: int = Field(default=0)
+    error: str | None = Field(default=None, sa_type=Text)
+
+
+class Budget(SQLModel, table=True):
+    """A spend ceiling (and optional floor) for a person, a team or the whole org."""
+
+    __tablename__ = "budget"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "target_kind", "target_id", "vendor", name="uq_budget_target"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    target_kind: str = Field(max_length=16)  # person | group | channel | org
+    target_id: str = Field(max_length=64)  # person id, Slack group/channel id, or "org"
+    vendor: str = Field(default="", max_length=32)  # "" = every vendor
+    period: str = Field(default="month", max_length=16)  # week | month | quarter
+    amount_micros: int = Field(sa_type=BigInteger)
+    floor_micros: int | None = Field(default=None, sa_type=BigInteger)
+    thresholds: str = Field(default="50,80,100", max_length=64)
+    include_seats: bool = Field(default=False)
+    created_by: str = Field(default="", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class AlertSent(SQLModel, table=True):
+    """Ledger of budget alerts: the unique row is claimed before the DM is sent."""
+
+    __tablename__ = "alert_sent"
+    __table_args__ = (
+        UniqueConstraint(
+            "workspace_id", "budget_id", "period_start", "kind", "threshold", name="uq_alert_once"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    budget_id: int = Field(foreign_key="budget.id")
+    period_start: date
+    kind: str = Field(max_length=16)  # threshold | forecast | floor
+    threshold: int = Field(default=0)
+    status: str = Field(default="claimed", max_length=16)  # claimed | sent | failed
+    error: str | None = Field(default=None, sa_type=Text)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class RecapSubscription(SQLModel, table=True):
+    __tablename__ = "recap_subscription"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "channel_id", "group_id", name="uq_recap_subscription"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    channel_id: str = Field(max_length=32)
+    group_id: str = Field(default="", max_length=32)  # "" = the channel's members
+    weekday: int = Field(default=0)  # Monday = 0, in the org's timezone
+    local_time: str = Field(default="09:00", max_length=5)
+    post_when_empty: bool = Field(default=True)
+    created_by: str = Field(default="", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class RecapDelivery(SQLModel, table=True):
+    """Ledger of recap posts: exactly one row per subscription per week, claimed before posting."""
+
+    __tablename__ = "recap_delivery"
+    __table_args__ = (UniqueConstraint("subscription_id", "week_start", name="uq_recap_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    subscription_id: int = Field(foreign_key="recap_subscription.id")
+    week_start: date
+    status: str = Field(default="claimed", max_length=16)  # claimed | posted | failed
+    channel_id: str = Field(default="", max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    attempts: int = Field(default=0)
+    error: str | None = Field(default=None, sa_type=Text)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    posted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what, when. Never holds secrets or personal numbers, only what happened."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_target", "workspace_id", "target", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, index=True, default=utcnow))
+    actor_user_id: str = Field(default="", max_length=32)
+    action: str = Field(max_length=64)
+    target: str = Field(default="", max_length=200)
+    detail: str = Field(default="", sa_type=Text)

@@ -1,0 +1,231 @@
+"""Bulk writes for ingestion: identities, usage and activity upserts, window replacement.
+
+Hot path: one multi-row ``INSERT ... ON CONFLICT DO UPDATE`` per table per batch, never per-row
+ORM adds. Works the same on SQLite and PostgreSQL (both dialects implement ``on_conflict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.db.models import ActivityDaily, Identity, Person, UsageDaily
+from bot.sources.base import ACTIVITY_FIELDS, ActivityRecord, IdentityHint, UsageRecord
+
+USAGE_KEY = ("workspace_id", "source", "day", "actor", "model", "cost_basis", "kind")
+USAGE_VALUES = (
+    "vendor",
+    "person_id",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "requests",
+    "cost_micros",
+    "raw_amount",
+    "raw_unit",
+    "in_org_total",
+    "sync_run_id",
+)
+ACTIVITY_KEY = ("workspace_id", "source", "day", "actor")
+ACTIVITY_VALUES = ("vendor", "person_id", *ACTIVITY_FIELDS, "merge_minutes_median", "sync_run_id")
+
+
+def _insert(conn: Connection, table):
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def upsert(conn: Connection, table, rows: Sequence[dict], key: Sequence[str], values: Sequence[str]) -> None:
+    """executemany of one compiled upsert: the statement is cached, the driver loops in C."""
+    if not rows:
+        return
+    stmt = _insert(conn, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(key), set_={name: stmt.excluded[name] for name in values}
+    )
+    conn.execute(stmt, list(rows))
+
+
+def insert_ignore(conn: Connection, table, rows: Sequence[dict], key: Sequence[str]) -> None:
+    if not rows:
+        return
+    conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=list(key)), list(rows))
+
+
+def load_identity_map(conn: Connection, workspace_id: str) -> dict[str, int]:
+    rows = conn.execute(
+        select(Identity.actor, Identity.person_id).where(Identity.workspace_id == workspace_id)
+    ).all()
+    return {actor: person_id for actor, person_id in rows}
+
+
+def ensure_people(conn: Connection, workspace_id: str, people: dict[str, str]) -> dict[str, int]:
+    """Create people for unseen emails (email -> display name); return email -> person id."""
+    if not people:
+        return {}
+    emails = list(people)
+    insert_ignore(
+        conn,
+        Person.__table__,
+        [
+            {"workspace_id": workspace_id, "email": email, "display_name": people[email] or ""}
+            for email in emails
+        ],
+        ("workspace_id", "email"),
+    )
+    found: dict[str, int] = {}
+    for start in range(0, len(emails), 500):
+        part = emails[start : start + 500]
+        found.update(
+            conn.execute(
+                select(Person.email, Person.id).where(
+                    Person.workspace_id == workspace_id, Person.email.in_(part)
+                )
+            ).all()
+        )
+    return found
+
+
+def resolve_actors(
+    conn: Connection,
+    workspace_id: str,
+    actors: Iterable[str],
+    hints: Sequence[IdentityHint],
+    identity_map: dict[str, int],
+) -> dict[str, int]:
+    """Extend ``identity_map`` so every resolvable actor maps to a person.
+
+    ``email:`` actors and hints with an email create the person if needed. Existing links win
+    (an admin's manual link is never overwritten by an automatic hint).
+    """
+    wanted: dict[str, str] = {}  # email -> name
+    actor_email: dict[str, str] = {}
+    for actor in actors:
+        if actor not in identity_map and actor.startswith("email:"):
+            email = actor[len("email:") :]
+            wanted.setdefault(email, "")
+            actor_email[actor] = email
+    for hint in hints:
+        if hint.email:
+            email = hint.email.strip().lower()
+            if not wanted.get(email):
+                wanted[email] = hint.name
+            if hint.actor not in identity_map:
+                actor_email[hint.actor] = email
+            email_actor = f"email:{email}"
+            if email_actor not in identity_map:
+                actor_email[email_actor] = email
+    if not actor_email:
+        return identity_map
+    by_email = ensure_people(conn, workspace_id, wanted)
+    new_links = [
+        {"workspace_id": workspace_id, "actor": actor, "person_id": by_email[email], "origin": "auto"}
+        for actor, email in actor_email.items()
+        if email in by_email
+    ]
+    insert_ignore(conn, Identity.__table__, new_links, ("workspace_id", "actor"))
+    identity_map.update(
+        conn.execute(
+            select(Identity.actor, Identity.person_id).where(
+                Identity.workspace_id == workspace_id, Identity.actor.in_([row["actor"] for row in new_links])
+            )
+        ).all()
+        if len(new_links) <= 900
+        else load_identity_map(conn, workspace_id).items()
+    )
+    return identity_map
+
+
+def usage_rows(
+    records: Iterable[UsageRecord],
+    *,
+    workspace_id: str,
+    source: str,
+    vendor: str,
+    run_id: int,
+    people: dict[str, int],
+) -> list[dict]:
+    return [
+        {
+            "workspace_id": workspace_id,
+            "source": source,
+            "vendor": vendor,
+            "day": r.day,
+            "actor": r.actor,
+            "person_id": people.get(r.actor),
+            "model": r.model,
+            "cost_basis": r.cost_basis,
+            "kind": r.kind,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+            "cache_read_tokens": r.cache_read_tokens,
+            "cache_write_tokens": r.cache_write_tokens,
+            "requests": r.requests,
+            "cost_micros": r.cost.micros,
+            "raw_amount": r.cost.raw_amount,
+            "raw_unit": r.cost.raw_unit,
+            "in_org_total": r.in_org_total,
+            "sync_run_id": run_id,
+        }
+        for r in records
+    ]
+
+
+def activity_rows(
+    records: Iterable[ActivityRecord],
+    *,
+    workspace_id: str,
+    source: str,
+    vendor: str,
+    run_id: int,
+    people: dict[str, int],
+) -> list[dict]:
+    rows = []
+    for r in records:
+        row = {
+            "workspace_id": workspace_id,
+            "source": source,
+            "vendor": vendor,
+            "day": r.day,
+            "actor": r.actor,
+            "person_id": people.get(r.actor),
+            "merge_minutes_median": r.merge_minutes_median,
+            "sync_run_id": run_id,
+        }
+        for name in ACTIVITY_FIELDS:
+            row[name] = getattr(r, name)
+        rows.append(row)
+    return rows
+
+
+def delete_stale(
+    conn: Connection, *, workspace_id: str, source: str, start: date, end: date, run_id: int
+) -> None:
+    """Rows of this source in the window that the current run did not write are gone upstream."""
+    for table in (UsageDaily, ActivityDaily):
+        conn.execute(
+            delete(table).where(
+                table.workspace_id == workspace_id,
+                table.source == source,
+                table.day >= start,
+                table.day < end,
+                table.sync_run_id != run_id,
+            )
+        )
+
+
+def reattribute(conn: Connection, *, workspace_id: str, actor: str, person_id: int | None) -> int:
+    """Point every stored row of ``actor`` at ``person_id`` (linking re-attributes history)."""
+    changed = 0
+    for table in (UsageDaily, ActivityDaily):
+        result = conn.execute(
+            update(table)
+            .where(table.workspace_id == workspace_id, table.actor == actor)
+            .values(person_id=person_id)
+        )
+        changed += result.rowcount or 0
+    return changed

@@ -1,0 +1,16 @@
+from alembic import context
+from sqlmodel import SQLModel
+
+import bot.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+target_metadata = SQLModel.metadata
+engine = context.config.attributes["engine"]
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    context.run_migrations()

@@ -1,0 +1,277 @@
+"""The sync engine: runs each enabled source in isolation over its window and stores complete
+batches atomically.
+
+Window: from ``--since`` (backfill), else the watermark minus the source's trailing re-fetch
+window, else ``backfill_days`` ago; up to ``--until`` or tomorrow (today's partial data is
+fetched and replaced on the next run). A batch is written in one transaction together with the
+watermark, so a crash between batches loses nothing and a rerun converges to the same totals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.db import store
+from bot.db.models import SyncRun, SyncState, utcnow
+from bot.sources.base import Batch, Connector, SourceError, fold
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, date, date, date], None]  # source, window start, window end, done up to
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    source: str
+    status: str  # ok | failed | skipped
+    window_start: date | None = None
+    window_end: date | None = None
+    usage_rows: int = 0
+    activity_rows: int = 0
+    error: str | None = None
+    run_id: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def plan_window(
+    state: SyncState | None,
+    connector: Connector,
+    *,
+    since: date | None,
+    until: date | None,
+    backfill_days: int,
+    trailing_days: int | None,
+    today: date,
+) -> tuple[date, date]:
+    end = until or today + timedelta(days=1)
+    if since is not None:
+        start = since
+    elif state is not None and state.watermark is not None:
+        trailing = connector.trailing_days if trailing_days is None else trailing_days
+        start = state.watermark - timedelta(days=trailing)
+    else:
+        start = today - timedelta(days=backfill_days)
+    return min(start, end), end
+
+
+def _claim_run(
+    engine: Engine, *, workspace_id: str, source: str, tick: str | None, start: date, end: date
+) -> int | None:
+    """Insert the run row; with a tick, a unique key makes exactly one replica win."""
+    try:
+        with engine.begin() as conn:
+            result = conn.execute(
+                SyncRun.__table__.insert().values(
+                    workspace_id=workspace_id,
+                    source=source,
+                    tick=tick,
+                    window_start=start,
+                    window_end=end,
+                    started_at=utcnow(),
+                    status="running",
+                )
+            )
+            return int(result.inserted_primary_key[0])
+    except IntegrityError:
+        return None
+
+
+def _store_batch(
+    engine: Engine,
+    batch: Batch,
+    *,
+    workspace_id: str,
+    connector: Connector,
+    run_id: int,
+    identity_map: dict[str, int],
+    today: date,
+) -> tuple[int, int]:
+    usage = fold(batch.usage)
+    activity = fold(batch.activity)
+    for record in usage + activity:
+        if not (batch.window_start <= record.day < batch.window_end):
+            raise SourceError(
+                connector.name, "batch", f"record for {record.day} outside {batch.window_start}.."
+            )
+    with engine.begin() as conn:
+        actors = {r.actor for r in usage} | {r.actor for r in activity}
+        people = store.resolve_actors(conn, workspace_id, actors, batch.identities, identity_map)
+        common = {
+            "workspace_id": workspace_id,
+            "source": connector.name,
+            "vendor": connector.vendor,
+            "run_id": run_id,
+        }
+        store.upsert(
+            conn,
+            store.UsageDaily.__table__,
+            store.usage_rows(usage, people=people, **common),
+            store.USAGE_KEY,
+            store.USAGE_VALUES,
+        )
+        store.upsert(
+            conn,
+            store.ActivityDaily.__table__,
+            store.activity_rows(activity, people=people, **common),
+            store.ACTIVITY_KEY,
+            store.ACTIVITY_VALUES,
+        )
+        store.delete_stale(
+            conn,
+            workspace_id=workspace_id,
+            source=connector.name,
+            start=batch.window_start,
+            end=batch.window_end,
+            run_id=run_id,
+        )
+        watermark = min(batch.window_end, today)
+        _upsert_state(conn, workspace_id, connector.name, watermark=watermark)
+    return len(usage), len(activity)
+
+
+def _upsert_state(conn, workspace_id: str, source: str, **values) -> None:
+    table = SyncState.__table__
+    exists = conn.execute(
+        select(table.c.source).where(table.c.workspace_id == workspace_id, table.c.source == source)
+    ).first()
+    if exists:
+        conn.execute(
+            update(table)
+            .where(table.c.workspace_id == workspace_id, table.c.source == source)
+            .values(**values)
+        )
+    else:
+        conn.execute(table.insert().values(workspace_id=workspace_id, source=source, **values))
+
+
+def _finish(engine: Engine, run_id: int, workspace_id: str, source: str, outcome: SyncOutcome) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            update(SyncRun.__table__)
+            .where(SyncRun.__table__.c.id == run_id)
+            .values(
+                finished_at=now,
+                status=outcome.status,
+                usage_rows=outcome.usage_rows,
+                activity_rows=outcome.activity_rows,
+                error=outcome.error,
+            )
+        )
+        if outcome.status == "ok":
+            _upsert_state(
+                conn, workspace_id, source, last_success_at=now, consecutive_failures=0, last_error=None
+            )
+        else:
+            current = conn.execute(
+                select(SyncState.__table__.c.consecutive_failures).where(
+                    SyncState.__table__.c.workspace_id == workspace_id, SyncState.__table__.c.source == source
+                )
+            ).scalar()
+            _upsert_state(
+                conn,
+                workspace_id,
+                source,
+                last_error=outcome.error,
+                last_error_at=now,
+                consecutive_failures=(current or 0) + 1,
+            )
+
+
+def run_source(
+    engine: Engine,
+    connector: Connector,
+    *,
+    workspace_id: str,
+    since: date | None = None,
+    until: date | None = None,
+    backfill_days: int = 30,
+    trailing_days: int | None = None,
+    tick: str | None = None,
+    progress: ProgressFn | None = None,
+    today: date | None = None,
+) -> SyncOutcome:
+    today = today or utc_today()
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(SyncState).where(
+                SyncState.workspace_id == workspace_id, SyncState.source == connector.name
+            )
+        ).first()
+    state = SyncState(**row._mapping) if row else None
+    start, end = plan_window(
+        state,
+        connector,
+        since=since,
+        until=until,
+        backfill_days=backfill_days,
+        trailing_days=trailing_days,
+        today=today,
+    )
+    run_id = _claim_run(
+        engine, workspace_id=workspace_id, source=connector.name, tick=tick, start=start, end=end
+    )
+    if run_id is None:
+        return SyncOutcome(connector.name, "skipped", start, end, error="another replica ran this tick")
+    usage_rows = activity_rows = 0
+    with engine.connect() as conn:
+        identity_map = store.load_identity_map(conn, workspace_id)
+    try:
+        for batch in connector.fetch(start, end):
+            used, active = _store_batch(
+                engine,
+                batch,
+                workspace_id=workspace_id,
+                connector=connector,
+                run_id=run_id,
+                identity_map=identity_map,
+                today=today,
+            )
+            usage_rows += used
+            activity_rows += active
+            if progress:
+                progress(connector.name, start, end, batch.window_end)
+        outcome = SyncOutcome(connector.name, "ok", start, end, usage_rows, activity_rows, run_id=run_id)
+    except SourceError as error:
+        log.warning("sync %s failed: %s", connector.name, error)
+        outcome = SyncOutcome(
+            connector.name, "failed", start, end, usage_rows, activity_rows, str(error), run_id
+        )
+    except Exception as error:  # one source's bug must not stop the others
+        log.exception("sync %s crashed", connector.name)
+        message = f"{connector.name}: unexpected {type(error).__name__}"
+        outcome = SyncOutcome(
+            connector.name, "failed", start, end, usage_rows, activity_rows, message, run_id
+        )
+    _finish(engine, run_id, workspace_id, connector.name, outcome)
+    return outcome
+
+
+def run_all(
+    engine: Engine,
+    connectors: Sequence[Connector],
+    *,
+    workspace_id: str,
+    **kwargs,
+) -> list[SyncOutcome]:
+    """Run every source in isolation: one failing never stops the others."""
+    outcomes = []
+    for connector in connectors:
+        try:
+            outcomes.append(run_source(engine, connector, workspace_id=workspace_id, **kwargs))
+        finally:
+            connector.close()
+    return outcomes

@@ -1,0 +1,177 @@
+"""One typed settings object, read from the environment and an optional ``tokenwise.toml``.
+
+The environment names are a public interface (README lists them): rename nothing without a
+deprecation path. Secrets are ``SecretStr`` so they never print in a repr, a log or an error.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "tokenwise"
+
+
+class SourceAccount(BaseModel):
+    """An extra vendor account declared in ``tokenwise.toml`` (e.g. a second OpenAI org).
+
+    ``[[accounts]]`` tables: ``name = "openai-eu"``, ``vendor = "openai"``, ``key = "sk-admin-..."``,
+    optional ``base_url`` and ``org`` (GitHub organisation for the GitHub sources).
+    """
+
+    name: str
+    vendor: str
+    key: SecretStr
+    base_url: str | None = None
+    org: str | None = None
+
+
+def _env(name: str, *more: str) -> Any:
+    return Field(default=None, validation_alias=AliasChoices(name, *more))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None,
+        extra="ignore",
+        populate_by_name=True,
+        toml_file="tokenwise.toml",
+        case_sensitive=False,
+    )
+
+    # Storage
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, validation_alias="TOKENWISE_DATA_DIR")
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+
+    # Slack
+    slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    port: int = Field(default=3000, validation_alias="PORT")
+    host: str = Field(default="0.0.0.0", validation_alias="TOKENWISE_HOST")
+
+    # Org
+    timezone: str = Field(default="UTC", validation_alias="TOKENWISE_TIMEZONE")
+    admins: str = Field(default="", validation_alias="TOKENWISE_ADMINS")
+    min_group_size: int = Field(default=5, ge=1, validation_alias="TOKENWISE_MIN_GROUP_SIZE")
+    workspace_id: str = Field(default="default", validation_alias="TOKENWISE_WORKSPACE_ID")
+
+    # Ingestion
+    sync_interval_minutes: int = Field(default=60, ge=1, validation_alias="TOKENWISE_SYNC_INTERVAL_MINUTES")
+    trailing_days: int | None = Field(default=None, ge=0, validation_alias="TOKENWISE_TRAILING_DAYS")
+    backfill_days: int = Field(default=30, ge=1, validation_alias="TOKENWISE_BACKFILL_DAYS")
+    http_timeout_seconds: float = Field(default=30.0, gt=0, validation_alias="TOKENWISE_HTTP_TIMEOUT")
+    http_max_retries: int = Field(default=5, ge=0, validation_alias="TOKENWISE_HTTP_MAX_RETRIES")
+    http_max_backoff_seconds: float = Field(default=60.0, gt=0, validation_alias="TOKENWISE_HTTP_MAX_BACKOFF")
+
+    # Vendors: a source is enabled when its key is set.
+    openai_admin_key: SecretStr | None = _env("OPENAI_ADMIN_KEY")
+    openai_admin_base_url: str = Field(
+        default="https://api.openai.com/v1", validation_alias="OPENAI_ADMIN_BASE_URL"
+    )
+    anthropic_admin_key: SecretStr | None = _env("ANTHROPIC_ADMIN_KEY")
+    anthropic_admin_base_url: str = Field(
+        default="https://api.anthropic.com", validation_alias="ANTHROPIC_ADMIN_BASE_URL"
+    )
+    cursor_admin_key: SecretStr | None = _env("CURSOR_ADMIN_KEY")
+    cursor_admin_base_url: str = Field(
+        default="https://api.cursor.com", validation_alias="CURSOR_ADMIN_BASE_URL"
+    )
+    github_copilot_token: SecretStr | None = _env("GITHUB_COPILOT_TOKEN")
+    github_copilot_org: str | None = _env("GITHUB_COPILOT_ORG")
+    github_api_base_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_BASE_URL")
+    copilot_seat_price_usd: dict[str, Decimal] = Field(
+        default_factory=lambda: {
+            "business": Decimal("19"),
+            "enterprise": Decimal("39"),
+            "unknown": Decimal("19"),
+        },
+        validation_alias="COPILOT_SEAT_PRICES",
+    )
+    github_delivery_token: SecretStr | None = _env("GITHUB_DELIVERY_TOKEN")
+    github_delivery_org: str | None = _env("GITHUB_DELIVERY_ORG")
+    openrouter_management_key: SecretStr | None = _env("OPENROUTER_MANAGEMENT_KEY")
+    openrouter_base_url: str = Field(
+        default="https://openrouter.ai/api/v1", validation_alias="OPENROUTER_BASE_URL"
+    )
+    windsurf_service_key: SecretStr | None = _env("WINDSURF_SERVICE_KEY")
+    windsurf_base_url: str = Field(
+        default="https://server.codeium.com/api/v1", validation_alias="WINDSURF_BASE_URL"
+    )
+    accounts: list[SourceAccount] = Field(default_factory=list)
+
+    # Demo source: on only when asked for (``tokenwise demo`` or TOKENWISE_DEMO=1).
+    demo: bool = Field(default=False, validation_alias="TOKENWISE_DEMO")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file, so a deployment can override one value of a shared toml.
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/Berlin)") from None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if value.startswith("postgres://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgres://")
+        elif value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        if not value.startswith(("sqlite://", "postgresql+psycopg://")):
+            raise ValueError("DATABASE_URL must be sqlite:///PATH or postgresql+psycopg://USER@HOST/DB")
+        return value
+
+    @cached_property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'tokenwise.db'}"
+
+    @property
+    def admin_entries(self) -> set[str]:
+        return {entry.strip().lower() for entry in self.admins.split(",") if entry.strip()}
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so log filters and tests can check none leaks."""
+        found: list[str] = []
+        for value in self.__dict__.values():
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                found.append(value.get_secret_value())
+        found.extend(a.key.get_secret_value() for a in self.accounts)
+        return found
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,195 @@
+"""The HTTP client every connector uses: bounded retries on 429, 5xx and transport errors
+(honouring ``Retry-After``), request pacing for vendors with per-minute limits, JSON parsed with
+Decimal so money stays exact, and errors that name the endpoint but never the key."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from bot.sources.base import SourceError
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class RetryableResponse(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class Pacer:
+    """At most ``per_minute`` requests in any sliding minute (thread-safe)."""
+
+    def __init__(self, per_minute: int | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = self._clock()
+            delay = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if delay > 0:
+            time.sleep(delay)
+
+
+class VendorHttp:
+    def __init__(
+        self,
+        *,
+        source: str,
+        base_url: str,
+        headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | tuple[str, str] | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        max_backoff: float = 60.0,
+        per_minute: int | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.source = source
+        self.max_retries = max_retries
+        self.max_backoff = max_backoff
+        self.pacer = Pacer(per_minute)
+        self.client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"User-Agent": "tokenwise/0.1", **(headers or {})},
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RetryableResponse):
+            hinted = retry_after_seconds(error.response)
+            if hinted is not None:
+                return min(hinted, self.max_backoff)
+        return wait_exponential_jitter(initial=0.5, max=self.max_backoff)(state)
+
+    def request(
+        self, method: str, path: str, *, endpoint: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """Send with retries; returns the final non-retryable response (any status)."""
+        endpoint = endpoint or path.split("?")[0]
+
+        def attempt() -> httpx.Response:
+            self.pacer.wait()
+            response = self.client.request(method, path.lstrip("/"), **kwargs)
+            if response.status_code in RETRYABLE_STATUS:
+                response.read()
+                raise RetryableResponse(response)
+            return response
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(lambda e: isinstance(e, RetryableResponse | httpx.TransportError)),
+            reraise=True,
+            before_sleep=lambda s: log.warning(
+                "%s %s: retrying after %s (attempt %d)",
+                self.source,
+                endpoint,
+                _describe(s.outcome.exception()),
+                s.attempt_number,
+            ),
+        )
+        try:
+            return retrying(attempt)
+        except RetryableResponse as error:
+            raise SourceError(
+                self.source,
+                endpoint,
+                f"HTTP {error.response.status_code} after {self.max_retries + 1} attempts",
+            ) from None
+        except httpx.TransportError as error:
+            raise SourceError(
+                self.source, endpoint, f"{_describe(error)} after {self.max_retries + 1} attempts"
+            ) from None
+
+    def json(
+        self, method: str, path: str, *, endpoint: str | None = None, ok: tuple[int, ...] = (200,), **kw: Any
+    ) -> Any:
+        """Request and decode JSON (numbers as Decimal); any other status is a clear SourceError."""
+        endpoint = endpoint or path.split("?")[0]
+        response = self.request(method, path, endpoint=endpoint, **kw)
+        if response.status_code not in ok:
+            raise SourceError(
+                self.source, endpoint, f"HTTP {response.status_code}: {error_summary(response)}"
+            )
+        return decode_json(response, self.source, endpoint)
+
+
+def decode_json(response: httpx.Response, source: str, endpoint: str) -> Any:
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise SourceError(source, endpoint, "response is not valid JSON") from None
+
+
+def error_summary(response: httpx.Response) -> str:
+    """A short, key-free description of an error body (vendors put a message in different places)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or "").strip()[:200] or response.reason_phrase
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("type") or error)[:200]
+        if error:
+            return str(body.get("message") or error)[:200]
+        if body.get("message"):
+            return str(body["message"])[:200]
+    return str(body)[:200]
+
+
+def _describe(error: BaseException | None) -> str:
+    if isinstance(error, RetryableResponse):
+        return f"HTTP {error.response.status_code}"
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(error, httpx.TransportError):
+        return f"connection error ({type(error).__name__})"
+    return type(error).__name__

@@ -1,0 +1,224 @@
+"""OpenAI: Usage API (completions) for tokens per user, Costs API for billed dollars per API key,
+users and project API keys to join ids to emails. See docs/sources.md#openai.
+
+Attribution: tokens go to the OpenAI user when the usage row carries a ``user_id`` (else to the
+API key); billed dollars go to the API key, whose owner is the person. Costs arrive as dollars
+(JSON numbers, parsed as Decimal). Usage rows have no price: OpenAI bills them, so nothing is
+estimated here and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar
+
+from bot.money import Money
+from bot.settings import Settings
+from bot.sources.base import Batch, IdentityHint, SourceError, UsageRecord, split_window
+from bot.sources.http import VendorHttp
+
+MAX_PAGES = 10_000  # loop guard: a vendor cursor that never ends is an error, not a hang
+
+
+def _epoch(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def _day(epoch: Any) -> date:
+    return datetime.fromtimestamp(int(epoch), UTC).date()
+
+
+def _int(value: Any) -> int:
+    return int(value or 0)
+
+
+def model_of_line_item(line_item: str | None) -> str:
+    """``"gpt-4o-2024-08-06, input"`` -> ``"gpt-4o-2024-08-06"``."""
+    return (line_item or "").split(",")[0].strip()
+
+
+class OpenAIConnector:
+    vendor: ClassVar[str] = "openai"
+
+    def __init__(self, *, name: str, key: str, base_url: str, settings: Settings, transport=None) -> None:
+        self.name = name
+        self.lag = timedelta(minutes=15)
+        self.trailing_days = 3
+        self.max_window_days = 31
+        self.http = VendorHttp(
+            source=name,
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=settings.http_timeout_seconds,
+            max_retries=settings.http_max_retries,
+            max_backoff=settings.http_max_backoff_seconds,
+            transport=transport,
+        )
+        self._identities: list[IdentityHint] | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- pagination helpers -------------------------------------------------------------
+    def _buckets(self, endpoint: str, params: list[tuple[str, Any]]) -> Iterator[dict]:
+        page: str | None = None
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            query = list(params) + ([("page", page)] if page else [])
+            body = self.http.json("GET", endpoint, params=query)
+            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
+            yield from body["data"]
+            page = body.get("next_page")
+            if not body.get("has_more"):
+                return
+            if not page or page in seen:
+                raise SourceError(
+                    self.name, endpoint, "has_more is true but the next page cursor is missing or repeats"
+                )
+            seen.add(page)
+        raise SourceError(self.name, endpoint, f"more than {MAX_PAGES} pages")
+
+    def _list(self, endpoint: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            query = {"limit": 100, **(params or {})}
+            if after:
+                query["after"] = after
+            body = self.http.json("GET", endpoint, params=query)
+            data = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(data, list):
+                raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
+            yield from data
+            if not body.get("has_more"):
+                return
+            next_after = body.get("last_id") or (data[-1].get("id") if data else None)
+            if not next_after or next_after == after:
+                raise SourceError(
+                    self.name, endpoint, "has_more is true but the list cursor does not advance"
+                )
+            after = next_after
+        raise SourceError(self.name, endpoint, f"more than {MAX_PAGES} pages")
+
+    # -- identities ----------------------------------------------------------------------
+    def identities(self) -> list[IdentityHint]:
+        if self._identities is not None:
+            return self._identities
+        hints: list[IdentityHint] = []
+        for user in self._list("organization/users"):
+            if user.get("email") and user.get("id"):
+                hints.append(IdentityHint(f"openai_user:{user['id']}", user["email"], user.get("name") or ""))
+        for project in self._list("organization/projects"):
+            project_id = project.get("id")
+            if not project_id:
+                continue
+            for key in self._list(f"organization/projects/{project_id}/api_keys"):
+                owner = (key.get("owner") or {}).get("user") or {}
+                if key.get("id") and owner.get("email"):
+                    hints.append(
+                        IdentityHint(f"openai_key:{key['id']}", owner["email"], owner.get("name") or "")
+                    )
+        self._identities = hints
+        return hints
+
+    # -- data ----------------------------------------------------------------------------
+    def _usage(self, start: date, end: date) -> Iterator[UsageRecord]:
+        params = [
+            ("start_time", _epoch(start)),
+            ("end_time", _epoch(end)),
+            ("bucket_width", "1d"),
+            ("limit", 31),
+            ("group_by", "user_id"),
+            ("group_by", "api_key_id"),
+            ("group_by", "model"),
+        ]
+        for bucket in self._buckets("organization/usage/completions", params):
+            day = _day(bucket["start_time"])
+            for result in bucket.get("results") or []:
+                if result.get("user_id"):
+                    actor = f"openai_user:{result['user_id']}"
+                elif result.get("api_key_id"):
+                    actor = f"openai_key:{result['api_key_id']}"
+                else:
+                    actor = "openai:unattributed"
+                cached = _int(result.get("input_cached_tokens"))
+                cache_write = _int(result.get("input_cache_write_tokens"))
+                uncached = result.get("input_uncached_tokens")
+                # OpenAI's input_tokens folds cached and cache-write tokens in; store them apart.
+                uncached = (
+                    _int(uncached)
+                    if uncached is not None
+                    else _int(result.get("input_tokens")) - cached - cache_write
+                )
+                yield UsageRecord(
+                    day=day,
+                    actor=actor,
+                    model=result.get("model") or "",
+                    input_tokens=max(uncached, 0),
+                    output_tokens=_int(result.get("output_tokens")),
+                    cache_read_tokens=cached,
+                    cache_write_tokens=cache_write,
+                    requests=_int(result.get("num_model_requests")),
+                )
+
+    def _costs(self, start: date, end: date) -> Iterator[UsageRecord]:
+        params = [
+            ("start_time", _epoch(start)),
+            ("end_time", _epoch(end)),
+            ("bucket_width", "1d"),
+            ("limit", 180),
+            ("group_by", "api_key_id"),
+            ("group_by", "line_item"),
+        ]
+        for bucket in self._buckets("organization/costs", params):
+            day = _day(bucket["start_time"])
+            for result in bucket.get("results") or []:
+                amount = result.get("amount") or {}
+                currency = str(amount.get("currency") or "usd").lower()
+                if currency != "usd":
+                    raise SourceError(self.name, "organization/costs", f"unsupported currency {currency!r}")
+                if amount.get("value") is None:
+                    continue
+                key_id = result.get("api_key_id")
+                project_id = result.get("project_id")
+                actor = f"openai_key:{key_id}" if key_id else f"openai_project:{project_id or 'org'}"
+                yield UsageRecord(
+                    day=day,
+                    actor=actor,
+                    model=model_of_line_item(result.get("line_item")),
+                    cost=Money.from_usd(amount["value"]),
+                )
+
+    def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
+        hints = self.identities()
+        for start, end in split_window(window_start, window_end, self.max_window_days):
+            batch = Batch(start, end, identities=hints)
+            batch.usage.extend(self._usage(start, end))
+            batch.usage.extend(self._costs(start, end))
+            yield batch
+            hints = []  # identities go with the first batch only
+
+
+def from_settings(settings: Settings) -> list[OpenAIConnector]:
+    found = []
+    if settings.openai_admin_key:
+        found.append(
+            OpenAIConnector(
+                name="openai",
+                key=settings.openai_admin_key.get_secret_value(),
+                base_url=settings.openai_admin_base_url,
+                settings=settings,
+            )
+        )
+    for account in settings.accounts:
+        if account.vendor == "openai":
+            found.append(
+                OpenAIConnector(
+                    name=account.name,
+                    key=account.key.get_secret_value(),
+                    base_url=account.base_url or settings.openai_admin_base_url,
+                    settings=settings,
+                )
+            )
+    return found
