@@ -13,6 +13,10 @@ from bot.sources.base import Connector
 # Source name -> module exposing ``from_settings(settings) -> list[Connector]``.
 SOURCE_MODULES: dict[str, str] = {
     "openai": "bot.sources.openai",
+    "anthropic": "bot.sources.anthropic",
+    "claude_code": "bot.sources.claude_code",
+    "cursor": "bot.sources.cursor",
+    "windsurf": "bot.sources.windsurf",
 }
 
 DEMO = "demo"

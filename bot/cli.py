@@ -1,0 +1,291 @@
+"""The ``tokenwise`` command line (typer). Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from bot.settings import Settings
+
+app = typer.Typer(
+    help="Tokenwise: AI spend next to value, in Slack.", no_args_is_help=True, add_completion=False
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+people_app = typer.Typer(help="People and identities.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(people_app, name="people")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def load_settings(**overrides) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise fail(f"invalid configuration: {where}: {first['msg']}") from None
+
+
+def _engine(settings: Settings, *, migrate: bool = True):
+    from sqlalchemy.exc import OperationalError
+
+    from bot.db.engine import make_engine
+    from bot.db.migrate import upgrade
+
+    try:
+        engine = make_engine(settings.resolved_database_url)
+        if migrate:
+            upgrade(engine)
+        return engine
+    except OperationalError as error:
+        raise fail(f"cannot open the database: {str(error.orig).splitlines()[0]}") from None
+    except Exception as error:
+        raise fail(
+            f"cannot open the database: {type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from None
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations up to the latest revision."""
+    settings = load_settings()
+    _engine(settings)
+    console.print("database is up to date")
+
+
+def _parse_day(value: str | None, name: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise fail(f"{name} must be a date like 2026-01-31, not {value!r}") from None
+
+
+def _sync(
+    settings: Settings,
+    engine,
+    *,
+    source: str | None,
+    since: date | None,
+    until: date | None,
+    include_demo=None,
+):
+    from bot.services.sync import run_all
+    from bot.sources.registry import UnknownSourceError, enabled_connectors
+
+    try:
+        connectors = enabled_connectors(settings, only=source, include_demo=include_demo)
+    except UnknownSourceError as error:
+        raise fail(str(error)) from None
+    if not connectors:
+        raise fail("no source is enabled: set a vendor key (see README, Sources) or run `tokenwise demo`")
+    progress = Progress(
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("days"),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
+    )
+    tasks: dict[str, int] = {}
+
+    def report(name: str, start: date, end: date, done: date) -> None:
+        if name not in tasks:
+            tasks[name] = progress.add_task(name, total=(end - start).days)
+        progress.update(tasks[name], completed=(min(done, end) - start).days)
+
+    with progress:
+        outcomes = run_all(
+            engine,
+            connectors,
+            workspace_id=settings.workspace_id,
+            since=since,
+            until=until,
+            backfill_days=settings.backfill_days,
+            trailing_days=settings.trailing_days,
+            progress=report,
+        )
+    return outcomes
+
+
+@app.command()
+def sync(
+    source: Annotated[str | None, typer.Option(help="Only this source (name or vendor).")] = None,
+    since: Annotated[str | None, typer.Option(help="Backfill from this UTC day (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this UTC day, exclusive.")] = None,
+) -> None:
+    """Run one sync pass over every enabled source (or one)."""
+    settings = load_settings()
+    start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
+    if start and end and end <= start:
+        raise fail("--until must be after --since")
+    engine = _engine(settings)
+    outcomes = _sync(settings, engine, source=source, since=start, until=end)
+    failed = 0
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            failed += 1
+            err.print(f"[red]✗ {outcome.source}[/red]: {outcome.error}", highlight=False)
+        else:
+            console.print(
+                f"✓ {outcome.source}: {outcome.status}, {outcome.window_start}..{outcome.window_end} "
+                f"({outcome.usage_rows} usage rows, {outcome.activity_rows} activity rows)",
+                highlight=False,
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option(help="Where to write the Block Kit JSON.")] = Path(
+        "demo-blocks.json"
+    ),
+    database_url: Annotated[str | None, typer.Option(help="Override DATABASE_URL.")] = None,
+) -> None:
+    """See Tokenwise work with no keys: a synthetic org through the real sync engine."""
+    from bot.services import reports
+    from bot.services.periods import parse_period
+    from bot.slack.blocks.reports import build_me, build_org
+    from bot.sources.demo import DEMO_DAYS, PEOPLE
+    from bot.terminal import render
+
+    overrides = {"database_url": database_url} if database_url else {}
+    settings = load_settings(**overrides)
+    engine = _engine(settings)
+    today = date.today()
+    err.print(f"database: {engine.url.render_as_string(hide_password=True)}", highlight=False)
+    outcomes = _sync(
+        settings,
+        engine,
+        source="demo",
+        since=today - timedelta(days=DEMO_DAYS),
+        until=None,
+        include_demo=True,
+    )
+    if any(o.status == "failed" for o in outcomes):
+        raise fail("the demo sync failed: " + "; ".join(o.error or "" for o in outcomes if o.error), 1)
+    period = parse_period("30d", today)
+    from bot.services.people import find_by_email
+
+    with engine.connect() as conn:
+        person = find_by_email(conn, workspace_id=settings.workspace_id, email=PEOPLE[0].email)
+        me = reports.person_report(
+            conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period
+        )
+        me_models = reports.model_breakdown(
+            conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period
+        )
+        org = reports.org_report(conn, workspace_id=settings.workspace_id, period=period)
+        org_models = reports.model_breakdown(
+            conn, workspace_id=settings.workspace_id, person_ids=None, period=period
+        )
+    me_message = build_me(me, who=person.display_name, models=me_models, tz=settings.tz)
+    org_message = build_org(org, models=org_models)
+    render(me_message, console, title=f"/tokens me 30d  (as {person.display_name})")
+    render(org_message, console, title="/tokens org 30d  (admin)")
+    output.write_text(
+        json.dumps(
+            {"/tokens me 30d": me_message.as_kwargs(), "/tokens org 30d": org_message.as_kwargs()},
+            indent=2,
+        )
+    )
+    console.print(
+        f"Block Kit JSON written to {output} (paste into Slack's Block Kit Builder).", highlight=False
+    )
+
+
+@people_app.command("import")
+def people_import(
+    file: Annotated[Path, typer.Argument(help="CSV: email, slack_id, github, other ids")],
+) -> None:
+    """Create people and link their vendor identities from a CSV file."""
+    from bot.services.people import LinkError, import_csv
+
+    if not file.is_file():
+        raise fail(f"{file} does not exist")
+    settings = load_settings()
+    engine = _engine(settings)
+    try:
+        with engine.begin() as conn:
+            result = import_csv(conn, workspace_id=settings.workspace_id, path=file)
+    except (LinkError, UnicodeDecodeError) as error:
+        raise fail(str(error)) from None
+    console.print(f"imported {result.people} people and {result.links} identity links")
+
+
+@app.command()
+def run(
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="Serve Slack only; run jobs elsewhere.")
+    ] = False,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default PORT or 3000).")] = None,
+) -> None:
+    """Serve Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
+    import uvicorn
+
+    from bot.runtime import build_runtime
+    from bot.scheduler import build_scheduler
+    from bot.slack.app import ConfigError, build_app
+    from bot.web import build_web_app
+
+    settings = load_settings()
+    _setup_logging()
+    engine = _engine(settings)
+    runtime = build_runtime(settings, engine)
+    socket_mode = settings.slack_app_token is not None
+    try:
+        bolt = build_app(runtime, socket_mode=socket_mode)
+    except ConfigError as error:
+        raise fail(str(error)) from None
+    scheduler = None if no_scheduler else build_scheduler(runtime)
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        async def serve_socket() -> None:
+            if scheduler:
+                scheduler.start()
+            await AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value()).start_async()
+
+        asyncio.run(serve_socket())
+        return
+    web = build_web_app(runtime, bolt, scheduler=scheduler)
+    uvicorn.run(
+        web,
+        host=settings.host,
+        port=port or settings.port,
+        log_level="info",
+        timeout_keep_alive=5,
+        limit_concurrency=1000,
+        proxy_headers=True,
+    )
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,96 @@
+"""Parsing of ``/tokens`` text: subcommands, Slack mentions and the usage text.
+
+Pure functions, no Slack SDK: the listener hands over the raw text and gets a ``ParsedCommand``
+or a ``CommandError`` whose message is safe to show the user.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+from bot.services.periods import looks_like_period
+
+MAX_TEXT = 1000  # Slack allows 4,000 characters; nothing we accept is that long
+
+# Subcommand -> (argument synopsis, one-line description). Order is the help order.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "me": ("[period]", "your spend, tokens and value signals (only you see it)"),
+    "org": ("[period]", "org totals per vendor, unattributed spend included (admins)"),
+    "status": ("", "sources: last sync, lag, errors and the biggest unlinked actors"),
+    "link": ("<vendor> <external id> @user | github <login>", "link a vendor identity to a person"),
+    "help": ("", "this help"),
+}
+
+USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+CHANNEL_MENTION = re.compile(r"^<#(C[A-Z0-9]+|G[A-Z0-9]+)(?:\|[^>]*)?>$")
+GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
+
+
+class CommandError(ValueError):
+    """Bad input: ``message`` says what was wrong, ``usage`` how to do it right."""
+
+    def __init__(self, message: str, usage: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    name: str
+    args: list[str] = field(default_factory=list)
+    target_user: str | None = None  # "/tokens @user [period]"
+
+
+def usage_line(name: str) -> str:
+    synopsis, _ = SUBCOMMANDS[name]
+    return f"/tokens {name} {synopsis}".rstrip()
+
+
+def suggest(word: str) -> str | None:
+    matches = difflib.get_close_matches(word.lower(), list(SUBCOMMANDS), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def mentioned_user(token: str) -> str | None:
+    match = USER_MENTION.match(token)
+    return match.group(1) if match else None
+
+
+def mentioned_channel(token: str) -> str | None:
+    match = CHANNEL_MENTION.match(token)
+    return match.group(1) if match else None
+
+
+def mentioned_group(token: str) -> str | None:
+    match = GROUP_MENTION.match(token)
+    return match.group(1) if match else None
+
+
+def parse(text: str | None) -> ParsedCommand:
+    text = (text or "").strip()
+    if len(text) > MAX_TEXT:
+        raise CommandError(
+            f"That command is {len(text):,} characters long; the most I accept is {MAX_TEXT:,}."
+        )
+    tokens = text.split()
+    if not tokens:
+        return ParsedCommand("help")
+    head, rest = tokens[0], tokens[1:]
+    if user := mentioned_user(head):
+        return ParsedCommand("user", rest, target_user=user)
+    name = head.lower()
+    if looks_like_period(name):  # "/tokens 7d" is shorthand for "/tokens me 7d"
+        return ParsedCommand("me", tokens)
+    if name in SUBCOMMANDS:
+        return ParsedCommand(name, rest)
+    if head.startswith("@"):
+        raise CommandError(
+            f"I could not read `{head[:50]}` as a person. Pick them from Slack's @-mention list.",
+            "/tokens @user [period]",
+        )
+    closest = suggest(name)
+    hint = f" Did you mean `/tokens {closest}`?" if closest else ""
+    raise CommandError(f"`{head[:50]}` is not a /tokens command.{hint}")

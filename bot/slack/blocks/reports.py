@@ -1,0 +1,211 @@
+"""Builders for /tokens answers: help, me, org, status and errors. Pure: data in, Message out."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from bot.services.commands import SUBCOMMANDS, usage_line
+from bot.services.reports import SpendReport, Value
+from bot.services.status import StatusReport
+from bot.slack.blocks.common import (
+    Message,
+    context,
+    divider,
+    escape,
+    fields_section,
+    header,
+    message,
+    section,
+)
+from bot.slack.blocks.format import change, count, duration, local_time, period_text, rate, usd, vendor_name
+
+ESTIMATE_NOTE = (
+    "_(est.)_ marks estimates from token counts and list prices; the rest is billed by the vendor."
+)
+
+
+def build_help(*, is_admin: bool) -> Message:
+    lines = [f"`{usage_line(name)}`: {desc}" for name, (_, desc) in SUBCOMMANDS.items()]
+    lines.append("`/tokens @user [period]`: someone's numbers (themself, their managers and admins)")
+    blocks = [
+        header("Tokenwise: AI spend next to value"),
+        section("\n".join(lines)),
+        context(
+            "Periods: `7d`, `30d`, `week`, `month` (default), `quarter`, `2026-03`, `2026-03-01..2026-03-15`.",
+            "Admin commands are marked; you are an admin."
+            if is_admin
+            else "Your numbers are shown only to you.",
+        ),
+    ]
+    return message("Tokenwise help: /tokens me, /tokens org, /tokens status, /tokens link", blocks)
+
+
+def build_error(text: str, usage: str | None = None) -> Message:
+    blocks = [section(f":warning: {text}")]
+    if usage:
+        blocks.append(context(f"Usage: `{usage}` · `/tokens help` lists every command"))
+    else:
+        blocks.append(context("`/tokens help` lists every command"))
+    return message(text if not usage else f"{text} Usage: {usage}", blocks)
+
+
+def build_not_linked(*, admins_hint: str) -> Message:
+    text = (
+        "I could not find your AI usage yet: your Slack email does not match any vendor account. "
+        f"Ask an admin to link you ({admins_hint}): `/tokens link <vendor> <id> @you`, "
+        "or claim your GitHub login yourself with `/tokens link github <login>`."
+    )
+    return message(text, [section(f":mag: {text}")])
+
+
+def _spend_lines(report: SpendReport, *, org: bool) -> list[str]:
+    lines = []
+    for spend in report.vendors:
+        label = usd(spend.cost_micros)
+        notes = []
+        if spend.estimated_micros:
+            notes.append(
+                "est."
+                if spend.estimated_micros == spend.cost_micros
+                else f"{usd(spend.estimated_micros)} est."
+            )
+        if spend.seat_micros:
+            notes.append(f"{usd(spend.seat_micros)} seats")
+        if org and spend.unattributed_micros:
+            notes.append(f"{usd(spend.unattributed_micros)} unattributed")
+        note = f" _({', '.join(notes)})_" if notes else ""
+        tokens = f" · {count(spend.tokens)} tokens" if spend.tokens else ""
+        requests = f" · {count(spend.requests)} requests" if spend.requests else ""
+        lines.append(f"*{vendor_name(spend.vendor)}*: {label}{note}{tokens}{requests}")
+    return lines
+
+
+def _value_lines(values: list[Value]) -> list[str]:
+    lines = []
+    for v in values:
+        parts = []
+        if v.lines_accepted:
+            parts.append(f"{count(v.lines_accepted)} lines accepted")
+        if v.lines_added:
+            parts.append(f"{count(v.lines_added)} lines added")
+        if v.acceptance_rate is not None:
+            parts.append(f"{rate(v.acceptance_rate)} acceptance")
+        if v.commits:
+            parts.append(f"{count(v.commits)} commits")
+        if v.pull_requests:
+            parts.append(f"{count(v.pull_requests)} PRs by the tool")
+        if v.prs_merged:
+            parts.append(f"{count(v.prs_merged)} PRs merged")
+        if v.sessions:
+            parts.append(f"{count(v.sessions)} sessions")
+        if parts:
+            lines.append(f"*{vendor_name(v.vendor)}*: " + ", ".join(parts))
+    return lines
+
+
+def build_me(
+    report: SpendReport, *, who: str, models: list[tuple[str, str, int]], tz: ZoneInfo, self_view: bool = True
+) -> Message:
+    title = "Your AI spend" if self_view else f"AI spend of {who}"
+    period = period_text(report.period)
+    total = usd(report.total_micros)
+    compare = change(report.total_micros, report.previous_total_micros, f"previous {report.period.days} days")
+    blocks = [
+        header(f"{title}: {report.period.label}"),
+        section(
+            f"*{total}* in {period}"
+            + (" _(includes estimates)_" if report.estimated_micros else "")
+            + f"\n{compare}"
+        ),
+    ]
+    if report.vendors:
+        blocks.append(section("\n".join(_spend_lines(report, org=False))))
+        blocks.append(
+            fields_section(
+                [
+                    f"*Tokens*\n{count(report.tokens)}",
+                    f"*Requests*\n{count(report.requests)}",
+                ]
+            )
+        )
+    else:
+        blocks.append(section("No AI spend recorded for this period."))
+    value_lines = _value_lines(report.value)
+    blocks.append(divider())
+    blocks.append(
+        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
+    )
+    if models:
+        top = ", ".join(f"{escape(model)} ({usd(cost)})" for _, model, cost in models)
+        blocks.append(context(f"Top models: {top}"))
+    blocks.append(
+        context(
+            ESTIMATE_NOTE, "Only you can see this." if self_view else "Private to you; this view was audited."
+        )
+    )
+    text = f"{title} {report.period.label}: {total} ({compare})"
+    return message(text, blocks)
+
+
+def build_org(report: SpendReport, *, models: list[tuple[str, str, int]]) -> Message:
+    total = usd(report.total_micros)
+    compare = change(report.total_micros, report.previous_total_micros, f"previous {report.period.days} days")
+    blocks = [
+        header(f"Org AI spend: {report.period.label}"),
+        section(
+            f"*{total}* in {period_text(report.period)} · {report.active_people} active people\n{compare}\n"
+            f"Unattributed (not linked to a person): {usd(report.unattributed_micros)}"
+        ),
+    ]
+    if report.vendors:
+        blocks.append(section("\n".join(_spend_lines(report, org=True))))
+    else:
+        blocks.append(section("No AI spend recorded for this period."))
+    value_lines = _value_lines(report.value)
+    blocks.append(
+        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
+    )
+    if models:
+        top = ", ".join(f"{escape(model)} ({usd(cost)})" for _, model, cost in models)
+        blocks.append(context(f"Top models: {top}"))
+    blocks.append(
+        context(
+            ESTIMATE_NOTE,
+            "Org totals count each dollar once: estimates already billed elsewhere are left out.",
+        )
+    )
+    return message(f"Org AI spend {report.period.label}: {total} ({compare})", blocks)
+
+
+def build_status(report: StatusReport, *, tz: ZoneInfo) -> Message:
+    blocks = [header("Tokenwise sources")]
+    if not report.sources:
+        blocks.append(
+            section("No source is configured yet. Set a vendor key (see the README) and run a sync.")
+        )
+    for status in report.sources[:40]:
+        icon = ":white_check_mark:" if status.healthy else ":x:"
+        if not status.enabled:
+            icon = ":zzz:"
+        lines = [
+            f"{icon} *{escape(status.source)}*" + ("" if status.enabled else " (disabled)"),
+            f"last success {local_time(status.last_success_at, tz)} · vendor lag ~{duration(status.lag)}"
+            f" · {count(status.last_rows)} rows last run",
+        ]
+        if status.last_error and not status.healthy:
+            lines.append(
+                f"last error ({local_time(status.last_error_at, tz)}): `{escape(status.last_error[:300])}`"
+            )
+        blocks.append(section("\n".join(lines)))
+    if report.unlinked:
+        rows = [
+            f"`{escape(a.actor[:80])}` ({escape(a.source)}): {usd(a.cost_micros)}" for a in report.unlinked
+        ]
+        blocks.append(divider())
+        blocks.append(
+            section(
+                "*Biggest unlinked actors* (link with `/tokens link <vendor> <id> @user`)\n" + "\n".join(rows)
+            )
+        )
+    healthy = sum(1 for s in report.sources if s.healthy and s.enabled)
+    return message(f"Tokenwise sources: {healthy} of {len(report.sources)} healthy", blocks)

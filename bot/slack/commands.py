@@ -1,0 +1,324 @@
+"""The ``/tokens`` listener: ack fast, parse, authorize, call services, answer ephemerally.
+
+The answer goes in the ack when it is ready within ``ACK_BUDGET_SECONDS`` (the usual case: a
+few indexed queries); otherwise the ack says "working on it" and the answer follows through the
+``response_url``. Every failure becomes an ephemeral message; nothing reaches Slack as a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.db.models import AuditLog, Person
+from bot.runtime import Runtime
+from bot.services import access, people, reports
+from bot.services.commands import CommandError, ParsedCommand, parse, usage_line
+from bot.services.periods import PeriodError, parse_period
+from bot.services.status import status_report
+from bot.slack.blocks.common import Message
+from bot.slack.blocks.reports import (
+    build_error,
+    build_help,
+    build_me,
+    build_not_linked,
+    build_org,
+    build_status,
+)
+from bot.slack.directory import SlackDirectory, SlackUser
+
+log = logging.getLogger(__name__)
+
+ACK_BUDGET_SECONDS = 2.0
+
+
+@dataclass
+class Caller:
+    user_id: str
+    team_id: str
+    channel_id: str
+    workspace_id: str
+    slack: SlackUser | None
+    is_admin: bool
+
+
+@dataclass
+class CommandContext:
+    runtime: Runtime
+    directory: SlackDirectory
+    client: AsyncWebClient
+    caller: Caller
+
+    async def db(self, fn: Callable, *args, write: bool = False, **kwargs):
+        """Run a data-layer call in a worker thread (the event loop keeps serving acks)."""
+
+        def work():
+            engine = self.runtime.engine
+            with engine.begin() if write else engine.connect() as conn:
+                return fn(conn, *args, **kwargs)
+
+        return await asyncio.to_thread(work)
+
+
+Handler = Callable[[CommandContext, ParsedCommand], Awaitable[Message]]
+
+
+def _one_period(ctx: CommandContext, args: list[str], name: str):
+    if len(args) > 1:
+        raise CommandError(f"`/tokens {name}` takes at most one period.", usage_line(name))
+    try:
+        return parse_period(args[0] if args else None, ctx.runtime.today())
+    except PeriodError as error:
+        raise CommandError(str(error), usage_line(name)) from None
+
+
+async def caller_person(ctx: CommandContext) -> Person | None:
+    caller = ctx.caller
+    person = await ctx.db(
+        people.find_by_slack_id, workspace_id=caller.workspace_id, slack_user_id=caller.user_id
+    )
+    if person is None and caller.slack and caller.slack.email:
+        person = await ctx.db(
+            people.match_slack_user,
+            workspace_id=caller.workspace_id,
+            slack_user_id=caller.user_id,
+            email=caller.slack.email,
+            name=caller.slack.name,
+            write=True,
+        )
+    return person
+
+
+def admins_hint(runtime: Runtime) -> str:
+    named = []
+    for entry in sorted(runtime.settings.admin_entries)[:3]:
+        named.append(entry if "@" in entry else f"<@{entry.upper()}>")
+    return "a workspace admin" + (f", {', '.join(named)}" if named else "")
+
+
+async def handle_help(ctx: CommandContext, command: ParsedCommand) -> Message:
+    return build_help(is_admin=ctx.caller.is_admin)
+
+
+async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
+    period = _one_period(ctx, command.args, "me")
+    person = await caller_person(ctx)
+    if person is None:
+        return build_not_linked(admins_hint=admins_hint(ctx.runtime))
+    workspace_id = ctx.caller.workspace_id
+
+    def load(conn):
+        report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
+        models = reports.model_breakdown(
+            conn, workspace_id=workspace_id, person_ids=[person.id], period=period
+        )
+        return report, models
+
+    report, models = await ctx.db(load)
+    return build_me(
+        report, who=person.display_name or person.email or "you", models=models, tz=ctx.runtime.settings.tz
+    )
+
+
+async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
+    if not ctx.caller.is_admin:
+        return build_error(
+            f"Org totals are for admins ({admins_hint(ctx.runtime)}). `/tokens me` shows your own numbers."
+        )
+    period = _one_period(ctx, command.args, "org")
+    workspace_id = ctx.caller.workspace_id
+
+    def load(conn):
+        report = reports.org_report(conn, workspace_id=workspace_id, period=period)
+        models = reports.model_breakdown(conn, workspace_id=workspace_id, person_ids=None, period=period)
+        return report, models
+
+    report, models = await ctx.db(load)
+    return build_org(report, models=models)
+
+
+async def handle_status(ctx: CommandContext, command: ParsedCommand) -> Message:
+    if command.args:
+        raise CommandError("`/tokens status` takes no arguments.", usage_line("status"))
+    report = await ctx.db(
+        status_report, workspace_id=ctx.caller.workspace_id, enabled=ctx.runtime.source_lags
+    )
+    if not ctx.caller.is_admin:
+        report = type(report)(report.sources, [])  # unlinked actors carry spend: admins only
+    return build_status(report, tz=ctx.runtime.settings.tz)
+
+
+async def handle_link(ctx: CommandContext, command: ParsedCommand) -> Message:
+    from bot.services.commands import mentioned_user
+
+    args = command.args
+    caller = ctx.caller
+    if len(args) == 2 and args[0].lower() == "github":
+        # Self-claim: anyone may claim a GitHub login for themself; admins see it in the audit log.
+        person = await caller_person(ctx)
+        if person is None:
+            return build_not_linked(admins_hint=admins_hint(ctx.runtime))
+        target_person, origin = person, "self"
+        vendor, external = args
+    elif len(args) == 3 and (target_user := mentioned_user(args[2])):
+        if not caller.is_admin:
+            return build_error(
+                f"Only admins link identities for others ({admins_hint(ctx.runtime)}). "
+                "You can claim your own GitHub login with `/tokens link github <login>`."
+            )
+        vendor, external = args[0], args[1]
+        slack_user = await ctx.directory.user(ctx.client, target_user)
+        person = await ctx.db(
+            people.find_by_slack_id, workspace_id=caller.workspace_id, slack_user_id=target_user
+        )
+        if person is None and slack_user and slack_user.email:
+            person = await ctx.db(
+                people.match_slack_user,
+                workspace_id=caller.workspace_id,
+                slack_user_id=target_user,
+                email=slack_user.email,
+                name=slack_user.name,
+                write=True,
+            )
+        if person is None:
+            return build_error(
+                f"<@{target_user}> has no email visible to me, so I cannot create their person record. "
+                "Import them with `tokenwise people import`."
+            )
+        target_person, origin = person, "admin"
+    else:
+        raise CommandError("I need a vendor, an external id and a person.", usage_line("link"))
+    try:
+        actor = people.actor_for(vendor, external)
+    except people.LinkError as error:
+        raise CommandError(str(error), usage_line("link")) from None
+
+    def apply(conn):
+        changed = people.link_actor(
+            conn, workspace_id=caller.workspace_id, actor=actor, person_id=target_person.id, origin=origin
+        )
+        conn.execute(
+            AuditLog.__table__.insert().values(
+                workspace_id=caller.workspace_id,
+                actor_user_id=caller.user_id,
+                action=f"link.{origin}",
+                target=actor[:200],
+                detail=f"person={target_person.id}",
+            )
+        )
+        return changed
+
+    changed = await ctx.db(apply, write=True)
+    who = "you" if origin == "self" else (target_person.display_name or target_person.email or "them")
+    text = f":link: Linked `{actor}` to {who}; {changed:,} stored rows re-attributed."
+    return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+
+HANDLERS: dict[str, Handler] = {
+    "help": handle_help,
+    "me": handle_me,
+    "org": handle_org,
+    "status": handle_status,
+    "link": handle_link,
+}
+
+
+async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Message:
+    """``/tokens @user``: the person themself or an admin (managers come with the roles issue)."""
+    target = command.target_user
+    if target == ctx.caller.user_id:
+        return await handle_me(ctx, ParsedCommand("me", command.args))
+    if not ctx.caller.is_admin:
+        return build_error(
+            f"<@{target}>'s numbers are visible to them, their managers and admins ({admins_hint(ctx.runtime)})."
+        )
+    period = _one_period(ctx, command.args, "me")
+    slack_user = await ctx.directory.user(ctx.client, target)
+    person = await ctx.db(people.find_by_slack_id, workspace_id=ctx.caller.workspace_id, slack_user_id=target)
+    if person is None and slack_user and slack_user.email:
+        person = await ctx.db(
+            people.match_slack_user,
+            workspace_id=ctx.caller.workspace_id,
+            slack_user_id=target,
+            email=slack_user.email,
+            name=slack_user.name,
+            write=True,
+        )
+    if person is None:
+        return build_error(f"I have no usage linked to <@{target}>.")
+    workspace_id = ctx.caller.workspace_id
+
+    def load(conn):
+        conn.execute(
+            AuditLog.__table__.insert().values(
+                workspace_id=workspace_id,
+                actor_user_id=ctx.caller.user_id,
+                action="view.person",
+                target=f"person:{person.id}",
+                detail=f"period={period.start}..{period.last_day}",
+            )
+        )
+        report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
+        models = reports.model_breakdown(
+            conn, workspace_id=workspace_id, person_ids=[person.id], period=period
+        )
+        return report, models
+
+    report, models = await ctx.db(load, write=True)
+    return build_me(report, who=f"<@{target}>", models=models, tz=ctx.runtime.settings.tz, self_view=False)
+
+
+async def answer(runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict) -> Message:
+    user_id = body.get("user_id", "")
+    try:
+        command = parse(body.get("text"))
+        slack_user = await directory.user(client, user_id)
+        caller = Caller(
+            user_id=user_id,
+            team_id=body.get("team_id", ""),
+            channel_id=body.get("channel_id", ""),
+            workspace_id=runtime.workspace_for(body.get("team_id")),
+            slack=slack_user,
+            is_admin=access.is_admin(
+                runtime.settings,
+                user_id=user_id,
+                email=slack_user.email if slack_user else None,
+                slack_admin=bool(slack_user and slack_user.is_admin),
+            ),
+        )
+        ctx = CommandContext(runtime, directory, client, caller)
+        if command.name == "user":
+            return await handle_user_view(ctx, command)
+        return await HANDLERS[command.name](ctx, command)
+    except CommandError as error:
+        return build_error(error.message, error.usage)
+    except Exception:
+        log.exception("/tokens failed for user %s", user_id)
+        return build_error(
+            "Something went wrong on my side; it has been logged. Please try again in a minute."
+        )
+
+
+def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
+    async def handle_tokens_command(
+        ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        task = asyncio.ensure_future(answer(runtime, directory, client, body))
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(task), ACK_BUDGET_SECONDS)
+        except TimeoutError:
+            await ack(text=":hourglass_flowing_sand: Working on it…", response_type="ephemeral")
+            reply = await task
+            try:
+                await respond(**reply.as_kwargs(), response_type="ephemeral", replace_original=True)
+            except Exception:  # an expired response_url must not crash the listener
+                log.warning("could not deliver a late /tokens answer to user %s", body.get("user_id"))
+            return
+        await ack(**reply.as_kwargs(), response_type="ephemeral")
+
+    app.command("/tokens")(handle_tokens_command)

@@ -1,0 +1,64 @@
+"""Slack user lookups (``users.info``) with a small TTL cache: emails, names, admin flags.
+
+The cache is per process and lock-free (one event loop); the durable cache is the person row,
+which remembers its Slack user id once matched.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SlackUser:
+    id: str
+    email: str | None
+    name: str
+    is_admin: bool
+    deleted: bool
+    is_bot: bool = False
+
+
+class SlackDirectory:
+    def __init__(self, ttl_seconds: float = 600.0, max_entries: int = 20_000) -> None:
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._cache: dict[str, tuple[float, SlackUser | None]] = {}
+
+    async def user(self, client: AsyncWebClient, user_id: str) -> SlackUser | None:
+        now = time.monotonic()
+        cached = self._cache.get(user_id)
+        if cached and cached[0] > now:
+            return cached[1]
+        try:
+            response = await client.users_info(user=user_id)
+            data = response["user"]
+            profile = data.get("profile") or {}
+            user = SlackUser(
+                id=user_id,
+                email=(profile.get("email") or "").lower() or None,
+                name=profile.get("real_name") or data.get("real_name") or data.get("name") or user_id,
+                is_admin=bool(data.get("is_admin") or data.get("is_owner") or data.get("is_primary_owner")),
+                deleted=bool(data.get("deleted")),
+                is_bot=bool(data.get("is_bot")),
+            )
+        except SlackApiError as error:
+            code = error.response.get("error") if error.response is not None else "unknown"
+            if code != "user_not_found":
+                log.warning("users.info for %s failed: %s", user_id, code)
+                return None  # do not cache transient failures
+            user = None
+        if len(self._cache) >= self.max_entries:
+            self._cache.clear()
+        self._cache[user_id] = (now + self.ttl, user)
+        return user
+
+    def forget(self, user_id: str) -> None:
+        self._cache.pop(user_id, None)

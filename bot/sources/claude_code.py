@@ -1,0 +1,187 @@
+"""Claude Code Analytics (Anthropic Admin API): one record per actor per UTC day with Claude
+Code's own cost estimate per model and the value signals (sessions, lines, commits, pull requests,
+tool accept / reject). See docs/sources/claude_code.md.
+
+Money: ``estimated_cost.amount`` is a JSON number in US cents (parsed as Decimal, kept exact) and
+stored as ``cost_basis="estimated"`` with ``in_org_total=False``: the same dollars are billed in
+Anthropic's Cost report (the ``anthropic`` source), which alone makes the org total. For a
+person these estimates *are* their Claude Code dollars; the ``anthropic`` source drops the dollars
+of its own usage rows for people (or key names) that appear here on the same day, so nothing is
+counted twice.
+
+Actors: ``user_actor`` -> ``email:<email>``; ``api_actor`` -> ``claude_code_key:<key name>``,
+linked to the key's creator when exactly one organisation key has that name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import ClassVar
+
+from bot.money import Money
+from bot.settings import Settings
+from bot.sources.anthropic import (
+    CLAUDE_CODE_ENDPOINT,
+    PARSE_ERRORS,
+    Directory,
+    admin_http,
+    claude_code_records,
+    count,
+    load_directory,
+    parse_day,
+)
+from bot.sources.base import (
+    ESTIMATED,
+    ActivityRecord,
+    Batch,
+    IdentityHint,
+    SourceError,
+    UsageRecord,
+    email_actor,
+    fold,
+    split_window,
+)
+
+UNATTRIBUTED = "claude_code:unattributed"
+
+
+def actor_of(record: dict) -> str:
+    actor = record.get("actor") if isinstance(record.get("actor"), dict) else {}
+    email = actor.get("email_address")
+    if isinstance(email, str) and email.strip():
+        return email_actor(email)
+    key_name = actor.get("api_key_name")
+    if isinstance(key_name, str) and key_name:
+        return f"claude_code_key:{key_name}"
+    return UNATTRIBUTED
+
+
+def parse_record(record: dict, day: date) -> tuple[list[UsageRecord], ActivityRecord]:
+    """One analytics record -> per-model estimated usage rows and one activity row."""
+    actor = actor_of(record)
+    if record.get("date") is not None and parse_day(record["date"]) != day:
+        raise ValueError(f"record dated {record['date']!r} in the report for {day}")
+    metrics = record.get("core_metrics") or {}
+    lines = metrics.get("lines_of_code") or {}
+    activity = ActivityRecord(
+        day=day,
+        actor=actor,
+        sessions=count(metrics.get("num_sessions")),
+        lines_added=count(lines.get("added")),
+        lines_removed=count(lines.get("removed")),
+        commits=count(metrics.get("commits_by_claude_code")),
+        pull_requests=count(metrics.get("pull_requests_by_claude_code")),
+    )
+    for action in (record.get("tool_actions") or {}).values():
+        activity.acceptances += count((action or {}).get("accepted"))
+        activity.rejections += count((action or {}).get("rejected"))
+    usage = []
+    for item in record.get("model_breakdown") or []:
+        tokens = item.get("tokens") or {}
+        cost = item.get("estimated_cost") or {}
+        currency = str(cost.get("currency") or "USD").upper()
+        if currency != "USD":
+            raise ValueError(f"unsupported currency {currency!r}")
+        amount = cost.get("amount")
+        usage.append(
+            UsageRecord(
+                day=day,
+                actor=actor,
+                model=item.get("model") or "",
+                cost=Money.from_cents(0 if amount is None else amount),
+                cost_basis=ESTIMATED,
+                input_tokens=count(tokens.get("input")),
+                output_tokens=count(tokens.get("output")),
+                cache_read_tokens=count(tokens.get("cache_read")),
+                cache_write_tokens=count(tokens.get("cache_creation")),
+                in_org_total=False,
+            )
+        )
+    return usage, activity
+
+
+class ClaudeCodeConnector:
+    vendor: ClassVar[str] = "claude_code"
+
+    def __init__(self, *, name: str, key: str, base_url: str, settings: Settings, transport=None) -> None:
+        self.name = name
+        self.lag = timedelta(hours=1)
+        self.trailing_days = 3
+        self.max_window_days = 1  # the report answers one UTC day per request series
+        self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
+        self._directory: Directory | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def directory(self) -> Directory:
+        if self._directory is None:
+            self._directory = load_directory(self.http)
+        return self._directory
+
+    def identities(self, actors: set[str]) -> list[IdentityHint]:
+        """Names for email actors, and key-name actors joined to the key's creator when unambiguous."""
+        directory = self.directory()
+        by_email = {email: name for email, name in directory.users.values()}
+        hints = []
+        for actor in sorted(actors):
+            if actor.startswith("email:"):
+                email = actor.removeprefix("email:")
+                if by_email.get(email):
+                    hints.append(IdentityHint(actor, email, by_email[email]))
+            elif actor.startswith("claude_code_key:"):
+                creator = directory.creator_of_key_named(actor.removeprefix("claude_code_key:"))
+                if creator:
+                    hints.append(IdentityHint(actor, creator[0], creator[1]))
+        return hints
+
+    def _day(self, day: date) -> Batch:
+        batch = Batch(day, day + timedelta(days=1))
+        try:
+            for record in claude_code_records(self.http, day):
+                usage, activity = parse_record(record, day)
+                batch.usage.extend(usage)
+                batch.activity.append(activity)
+        except PARSE_ERRORS as error:
+            raise SourceError(self.name, CLAUDE_CODE_ENDPOINT, f"cannot parse record: {error}") from None
+        # "One record per user per day" is not guaranteed: an actor seen twice is summed.
+        batch.usage = fold(batch.usage)
+        batch.activity = fold(batch.activity)
+        return batch
+
+    def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
+        named: set[str] = set()
+        for start, _ in split_window(window_start, window_end, self.max_window_days):
+            batch = self._day(start)
+            actors = {r.actor for r in batch.activity} - named
+            if actors:
+                batch.identities = self.identities(actors)
+                named |= actors
+            yield batch
+
+
+def from_settings(settings: Settings) -> list[ClaudeCodeConnector]:
+    """ANTHROPIC_ADMIN_KEY enables this source next to ``anthropic``; so does every ``[[accounts]]``
+    entry with vendor "anthropic" (as ``<name>-claude-code``) or vendor "claude_code"."""
+    found = []
+    if settings.anthropic_admin_key:
+        found.append(
+            ClaudeCodeConnector(
+                name="claude_code",
+                key=settings.anthropic_admin_key.get_secret_value(),
+                base_url=settings.anthropic_admin_base_url,
+                settings=settings,
+            )
+        )
+    for account in settings.accounts:
+        if account.vendor in ("anthropic", "claude_code"):
+            found.append(
+                ClaudeCodeConnector(
+                    name=account.name if account.vendor == "claude_code" else f"{account.name}-claude-code",
+                    key=account.key.get_secret_value(),
+                    base_url=account.base_url or settings.anthropic_admin_base_url,
+                    settings=settings,
+                )
+            )
+    return found

@@ -1,0 +1,352 @@
+"""Cursor: Admin API. Team members give names for emails, daily usage data gives value signals
+(accepted lines, tab and suggestion accepts), filtered usage events give billed dollars and tokens
+per person, day and model. See docs/sources/cursor.md.
+
+Money: ``tokenUsage.totalCents`` is a JSON float in cents; it arrives as ``Decimal`` and is summed
+exactly per (UTC day, email, model) before one conversion to micro-USD. ``/teams/spend``
+(cycle-to-date ``spendCents`` per member) is the same money again, so it is never stored: it is
+only read by :meth:`CursorConnector.reconcile` to check the stored events against Cursor's own
+figure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+from sqlalchemy import Engine, func, select
+
+from bot.db.models import UsageDaily
+from bot.money import Money, to_decimal
+from bot.settings import Settings
+from bot.sources.base import (
+    BILLED,
+    USAGE,
+    ActivityRecord,
+    Batch,
+    IdentityHint,
+    SourceError,
+    UsageRecord,
+    email_actor,
+    split_window,
+)
+from bot.sources.http import VendorHttp
+
+log = logging.getLogger(__name__)
+
+MAX_PAGES = 10_000  # loop guard: a page counter that never ends is an error, not a hang
+EVENTS_PAGE_SIZE = 500
+SPEND_PAGE_SIZE = 100
+UNATTRIBUTED = "cursor:unattributed"
+#: Stored events and /teams/spend may differ by this fraction before reconcile() warns.
+RECONCILE_TOLERANCE = Decimal("0.01")
+
+MEMBERS = "teams/members"
+DAILY_USAGE = "teams/daily-usage-data"
+EVENTS = "teams/filtered-usage-events"
+SPEND = "teams/spend"
+
+# daily-usage-data field -> ActivityRecord field (summed when several map to one).
+_ACTIVITY_MAP: dict[str, tuple[str, ...]] = {
+    "lines_accepted": ("acceptedLinesAdded",),
+    "lines_added": ("totalLinesAdded",),
+    "lines_removed": ("totalLinesDeleted",),
+    "suggestions_shown": ("totalTabsShown",),
+    "acceptances": ("totalTabsAccepted", "totalAccepts"),
+    "rejections": ("totalRejects",),
+    "requests": ("composerRequests", "chatRequests", "agentRequests", "cmdkUsages"),
+}
+
+
+def epoch_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+
+
+def _day_of_ms(value: Any, endpoint: str, source: str) -> date:
+    """Epoch milliseconds (a number, or a string in usage events) -> UTC day."""
+    try:
+        millis = int(to_decimal(value))
+        return datetime.fromtimestamp(millis / 1000, UTC).date()
+    except (ValueError, TypeError, InvalidOperation, OverflowError, OSError):
+        raise SourceError(source, endpoint, f"unreadable epoch-ms timestamp {value!r}") from None
+
+
+def _count(value: Any, endpoint: str, source: str) -> int:
+    if value is None:
+        return 0
+    try:
+        return int(to_decimal(value))
+    except (ValueError, TypeError, InvalidOperation):
+        raise SourceError(source, endpoint, f"unreadable number {value!r}") from None
+
+
+def _cents(value: Any, endpoint: str, source: str) -> Decimal:
+    if value is None:
+        return Decimal(0)
+    try:
+        return to_decimal(value)
+    except (ValueError, TypeError):
+        raise SourceError(source, endpoint, f"unreadable amount {value!r}") from None
+
+
+def _actor(email: Any) -> str:
+    return email_actor(email) if isinstance(email, str) and email.strip() else UNATTRIBUTED
+
+
+@dataclass(frozen=True, slots=True)
+class SpendCheck:
+    """One member's cycle-to-date spend: Cursor's figure vs the sum of stored usage events."""
+
+    email: str
+    api_micros: int
+    stored_micros: int
+    cycle_start: date
+
+    @property
+    def difference_micros(self) -> int:
+        return self.stored_micros - self.api_micros
+
+    @property
+    def differs(self) -> bool:
+        if self.api_micros == 0:
+            return self.stored_micros != 0
+        return abs(Decimal(self.difference_micros)) > abs(Decimal(self.api_micros)) * RECONCILE_TOLERANCE
+
+
+class CursorConnector:
+    vendor: ClassVar[str] = "cursor"
+
+    def __init__(self, *, name: str, key: str, base_url: str, settings: Settings, transport=None) -> None:
+        self.name = name
+        self.lag = timedelta(hours=1)  # "aggregated at the hourly level"
+        self.trailing_days = 3
+        self.max_window_days = 30  # /teams/daily-usage-data refuses longer ranges
+        self.events_page_size = EVENTS_PAGE_SIZE
+        self.http = VendorHttp(
+            source=name,
+            base_url=base_url,
+            auth=(key, ""),  # HTTP Basic: the key is the user name, the password is empty
+            timeout=settings.http_timeout_seconds,
+            max_retries=settings.http_max_retries,
+            max_backoff=settings.http_max_backoff_seconds,
+            per_minute=settings.cursor_requests_per_minute,
+            transport=transport,
+        )
+        self._identities: list[IdentityHint] | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _dict(self, body: Any, endpoint: str, key: str) -> dict:
+        if not isinstance(body, dict) or not isinstance(body.get(key), list):
+            raise SourceError(self.name, endpoint, f"unexpected response shape (no {key} list)")
+        return body
+
+    # -- identities ----------------------------------------------------------------------
+    def identities(self) -> list[IdentityHint]:
+        if self._identities is not None:
+            return self._identities
+        body = self._dict(self.http.json("GET", MEMBERS), MEMBERS, "teamMembers")
+        hints = []
+        for member in body["teamMembers"]:
+            email = member.get("email") if isinstance(member, dict) else None
+            if isinstance(email, str) and email.strip():
+                hints.append(
+                    IdentityHint(email_actor(email), email.strip().lower(), member.get("name") or "")
+                )
+        self._identities = hints
+        return hints
+
+    # -- value signals -------------------------------------------------------------------
+    def _activity(self, start: date, end: date) -> Iterator[ActivityRecord]:
+        payload = {"startDate": epoch_ms(start), "endDate": epoch_ms(end) - 1}
+        body = self._dict(self.http.json("POST", DAILY_USAGE, json=payload), DAILY_USAGE, "data")
+        for row in body["data"]:
+            if not isinstance(row, dict):
+                raise SourceError(self.name, DAILY_USAGE, "unexpected row shape")
+            day = _day_of_ms(row.get("date"), DAILY_USAGE, self.name)
+            if not (start <= day < end):
+                continue
+            values = {
+                field: sum(_count(row.get(name), DAILY_USAGE, self.name) for name in names)
+                for field, names in _ACTIVITY_MAP.items()
+            }
+            if row.get("isActive") is False and not any(values.values()):
+                continue
+            yield ActivityRecord(day=day, actor=_actor(row.get("email")), **values)
+
+    # -- billed usage --------------------------------------------------------------------
+    def _events(self, start: date, end: date) -> Iterator[dict]:
+        """Every usage event of ``[start, end)``, all pages, each event once."""
+        seen: set[tuple] = set()
+        for page in range(1, MAX_PAGES + 1):
+            payload = {
+                "startDate": epoch_ms(start),
+                "endDate": epoch_ms(end) - 1,
+                "page": page,
+                "pageSize": self.events_page_size,
+            }
+            body = self._dict(self.http.json("POST", EVENTS, json=payload), EVENTS, "usageEvents")
+            events = body["usageEvents"]
+            for event in events:
+                if not isinstance(event, dict):
+                    raise SourceError(self.name, EVENTS, "unexpected event shape")
+                # New events arriving while we page shift the pages by one: an event may come
+                # twice. Events have no id, so the full content is the identity.
+                identity = _freeze(event)
+                if identity in seen:
+                    continue
+                seen.add(identity)
+                yield event
+            pagination = body.get("pagination") or {}
+            has_next = pagination.get("hasNextPage")
+            if has_next is None:
+                has_next = page < _count(pagination.get("numPages"), EVENTS, self.name)
+            if not has_next:
+                return
+            if not events:
+                raise SourceError(self.name, EVENTS, f"page {page} is empty but hasNextPage is true")
+        raise SourceError(self.name, EVENTS, f"more than {MAX_PAGES} pages")
+
+    def _usage(self, start: date, end: date) -> list[UsageRecord]:
+        totals: dict[tuple[date, str, str], list] = {}
+        for event in self._events(start, end):
+            day = _day_of_ms(event.get("timestamp"), EVENTS, self.name)
+            if not (start <= day < end):
+                continue
+            key = (day, _actor(event.get("userEmail")), str(event.get("model") or ""))
+            entry = totals.setdefault(key, [Decimal(0), 0, 0, 0, 0, 0])
+            tokens = event.get("tokenUsage")
+            if isinstance(tokens, dict):
+                entry[0] += _cents(tokens.get("totalCents"), EVENTS, self.name)
+                entry[1] += _count(tokens.get("inputTokens"), EVENTS, self.name)
+                entry[2] += _count(tokens.get("outputTokens"), EVENTS, self.name)
+                entry[3] += _count(tokens.get("cacheReadTokens"), EVENTS, self.name)
+                entry[4] += _count(tokens.get("cacheWriteTokens"), EVENTS, self.name)
+            entry[5] += 1
+        return [
+            UsageRecord(
+                day=day,
+                actor=actor,
+                model=model,
+                cost=Money.from_cents(cents),
+                cost_basis=BILLED,
+                kind=USAGE,
+                input_tokens=inp,
+                output_tokens=out,
+                cache_read_tokens=cache_read,
+                cache_write_tokens=cache_write,
+                requests=requests,
+            )
+            for (day, actor, model), (cents, inp, out, cache_read, cache_write, requests) in totals.items()
+        ]
+
+    def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
+        hints = self.identities()
+        for start, end in split_window(window_start, window_end, self.max_window_days):
+            batch = Batch(start, end, identities=hints)
+            batch.activity.extend(self._activity(start, end))
+            batch.usage.extend(self._usage(start, end))
+            yield batch
+            hints = []  # identities go with the first batch only
+
+    # -- reconciliation ------------------------------------------------------------------
+    def spend(self) -> tuple[dict[str, Money], int | None]:
+        """Cycle-to-date spend per member email from ``/teams/spend`` and the cycle start (ms)."""
+        found: dict[str, Money] = {}
+        cycle_start: int | None = None
+        for page in range(1, MAX_PAGES + 1):
+            payload = {"page": page, "pageSize": SPEND_PAGE_SIZE}
+            body = self._dict(self.http.json("POST", SPEND, json=payload), SPEND, "teamMemberSpend")
+            if body.get("subscriptionCycleStart") is not None:
+                cycle_start = _count(body["subscriptionCycleStart"], SPEND, self.name)
+            for member in body["teamMemberSpend"]:
+                email = member.get("email") if isinstance(member, dict) else None
+                if not isinstance(email, str) or not email.strip():
+                    continue
+                amount = Money.from_cents(_cents(member.get("spendCents"), SPEND, self.name))
+                email = email.strip().lower()
+                found[email] = found[email] + amount if email in found else amount
+            if page >= _count(body.get("totalPages"), SPEND, self.name):
+                return found, cycle_start
+            if not body["teamMemberSpend"]:
+                raise SourceError(self.name, SPEND, f"page {page} is empty but totalPages says more")
+        raise SourceError(self.name, SPEND, f"more than {MAX_PAGES} pages")
+
+    def reconcile(self, engine: Engine, *, workspace_id: str, today: date | None = None) -> list[SpendCheck]:
+        """Compare Cursor's cycle-to-date spend per member with the stored billed events.
+
+        The cycle starts at ``subscriptionCycleStart`` (UTC day; stored rows are whole days),
+        or the first of the current UTC month when Cursor omits it. A warning is logged for
+        every member whose figures differ by more than 1%.
+        """
+        api, cycle_ms = self.spend()
+        today = today or datetime.now(UTC).date()
+        cycle_start = _day_of_ms(cycle_ms, SPEND, self.name) if cycle_ms is not None else today.replace(day=1)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(UsageDaily.actor, func.sum(UsageDaily.cost_micros))
+                .where(
+                    UsageDaily.workspace_id == workspace_id,
+                    UsageDaily.source == self.name,
+                    UsageDaily.cost_basis == BILLED,
+                    UsageDaily.day >= cycle_start,
+                )
+                .group_by(UsageDaily.actor)
+            ).all()
+        stored = {
+            actor.removeprefix("email:"): int(total or 0)
+            for actor, total in rows
+            if actor.startswith("email:")
+        }
+        checks = [
+            SpendCheck(email, api[email].micros if email in api else 0, stored.get(email, 0), cycle_start)
+            for email in sorted(set(api) | set(stored))
+        ]
+        for check in checks:
+            if check.differs:
+                log.warning(
+                    "%s: spend for %s since %s differs: Cursor reports %d micro-USD, stored events sum to %d",
+                    self.name,
+                    check.email,
+                    cycle_start,
+                    check.api_micros,
+                    check.stored_micros,
+                )
+        return checks
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def from_settings(settings: Settings) -> list[CursorConnector]:
+    found = []
+    if settings.cursor_admin_key:
+        found.append(
+            CursorConnector(
+                name="cursor",
+                key=settings.cursor_admin_key.get_secret_value(),
+                base_url=settings.cursor_admin_base_url,
+                settings=settings,
+            )
+        )
+    for account in settings.accounts:
+        if account.vendor == "cursor":
+            found.append(
+                CursorConnector(
+                    name=account.name,
+                    key=account.key.get_secret_value(),
+                    base_url=account.base_url or settings.cursor_admin_base_url,
+                    settings=settings,
+                )
+            )
+    return found

@@ -1,0 +1,72 @@
+"""The HTTP server (Starlette under uvicorn): Slack's request path and health.
+
+``POST /slack/events`` carries slash commands, events and interactivity; Bolt verifies the
+signature on the raw body before anything else runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.runtime import Runtime
+from bot.services.status import source_statuses
+
+log = logging.getLogger(__name__)
+
+
+def health(runtime: Runtime) -> tuple[bool, dict]:
+    try:
+        with runtime.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            statuses = source_statuses(
+                conn, workspace_id=runtime.settings.workspace_id, enabled=runtime.source_lags
+            )
+    except Exception as error:  # report, never raise: this is what a load balancer polls
+        return False, {"status": "unavailable", "database": f"unreachable ({type(error).__name__})"}
+    sources = {
+        s.source: {
+            "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
+            "healthy": s.healthy,
+        }
+        for s in statuses
+    }
+    return True, {"status": "ok", "database": "ok", "sources": sources}
+
+
+def build_web_app(runtime: Runtime, bolt: AsyncApp, *, scheduler=None) -> Starlette:
+    handler = AsyncSlackRequestHandler(bolt)
+
+    async def slack_events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    async def healthz(request: Request) -> Response:
+        ok, body = await asyncio.to_thread(health, runtime)
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        if scheduler is not None:
+            scheduler.start()
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+
+    return Starlette(
+        routes=[
+            Route("/slack/events", slack_events, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
