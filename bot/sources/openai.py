@@ -19,6 +19,8 @@ from bot.sources.base import Batch, IdentityHint, SourceError, UsageRecord, spli
 from bot.sources.http import VendorHttp
 
 MAX_PAGES = 10_000  # loop guard: a vendor cursor that never ends is an error, not a hang
+# What reading an unexpected value raises (missing key, wrong type, bad number): a SourceError instead.
+PARSE_ERRORS = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
 
 
 def _epoch(day: date) -> int:
@@ -64,11 +66,26 @@ class OpenAIConnector:
     def _buckets(self, endpoint: str, params: list[tuple[str, Any]]) -> Iterator[dict]:
         page: str | None = None
         seen: set[str] = set()
+        # One result per (bucket, grouping values): seeing one twice means the data moved under the
+        # cursor (pages changed while paging) and folding it would count those tokens/dollars twice.
+        groups = [value for name, value in params if name == "group_by"]
+        rows: set[tuple] = set()
         for _ in range(MAX_PAGES):
             query = list(params) + ([("page", page)] if page else [])
             body = self.http.json("GET", endpoint, params=query)
             if not isinstance(body, dict) or not isinstance(body.get("data"), list):
                 raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
+            for bucket in body["data"]:
+                results = bucket.get("results") if isinstance(bucket, dict) else None
+                if not isinstance(results or [], list) or not all(isinstance(r, dict) for r in results or []):
+                    raise SourceError(self.name, endpoint, "unexpected response shape (bucket results)")
+                for result in results or []:
+                    row = (bucket.get("start_time"), *(str(result.get(g)) for g in groups))
+                    if row in rows:
+                        raise SourceError(
+                            self.name, endpoint, "a result appeared twice (pages changed while paging)"
+                        )
+                    rows.add(row)
             yield from body["data"]
             page = body.get("next_page")
             if not body.get("has_more"):
@@ -82,22 +99,24 @@ class OpenAIConnector:
 
     def _list(self, endpoint: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
         after: str | None = None
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             query = {"limit": 100, **(params or {})}
             if after:
                 query["after"] = after
             body = self.http.json("GET", endpoint, params=query)
             data = body.get("data") if isinstance(body, dict) else None
-            if not isinstance(data, list):
+            if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
                 raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
             yield from data
             if not body.get("has_more"):
                 return
             next_after = body.get("last_id") or (data[-1].get("id") if data else None)
-            if not next_after or next_after == after:
+            if not next_after or next_after == after or next_after in seen:
                 raise SourceError(
                     self.name, endpoint, "has_more is true but the list cursor does not advance"
                 )
+            seen.add(next_after)
             after = next_after
         raise SourceError(self.name, endpoint, f"more than {MAX_PAGES} pages")
 
@@ -135,6 +154,8 @@ class OpenAIConnector:
         ]
         for bucket in self._buckets("organization/usage/completions", params):
             day = _day(bucket["start_time"])
+            if not start <= day < end:
+                raise SourceError(self.name, "organization/usage/completions", f"bucket {day} outside window")
             for result in bucket.get("results") or []:
                 if result.get("user_id"):
                     actor = f"openai_user:{result['user_id']}"
@@ -173,6 +194,8 @@ class OpenAIConnector:
         ]
         for bucket in self._buckets("organization/costs", params):
             day = _day(bucket["start_time"])
+            if not start <= day < end:
+                raise SourceError(self.name, "organization/costs", f"bucket {day} outside window")
             for result in bucket.get("results") or []:
                 amount = result.get("amount") or {}
                 currency = str(amount.get("currency") or "usd").lower()
@@ -190,12 +213,20 @@ class OpenAIConnector:
                     cost=Money.from_usd(amount["value"]),
                 )
 
+    def _read(self, endpoint: str, records: Iterator[UsageRecord]) -> list[UsageRecord]:
+        """All records of one endpoint; a value that cannot be read fails the run naming the endpoint."""
+        try:
+            return list(records)
+        except PARSE_ERRORS as error:
+            detail = f"{type(error).__name__}: {error}"[:200]
+            raise SourceError(self.name, endpoint, f"unexpected value in response ({detail})") from None
+
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
         hints = self.identities()
         for start, end in split_window(window_start, window_end, self.max_window_days):
             batch = Batch(start, end, identities=hints)
-            batch.usage.extend(self._usage(start, end))
-            batch.usage.extend(self._costs(start, end))
+            batch.usage.extend(self._read("organization/usage/completions", self._usage(start, end)))
+            batch.usage.extend(self._read("organization/costs", self._costs(start, end)))
             yield batch
             hints = []  # identities go with the first batch only
 

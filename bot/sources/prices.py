@@ -87,4 +87,4 @@ def estimate(
         + Decimal(cache_read) * price["cache_read"]
         + Decimal(cache_write) * price["cache_write"]
     ) / PER_MILLION
-    return Money(usd_to_micros(usd), format(usd, "f"), ESTIMATE_UNIT)
+    return Money(usd_to_micros(usd), format(usd.normalize(), "f"), ESTIMATE_UNIT)

@@ -1,0 +1,318 @@
+"""OpenRouter: billed USD, tokens and requests per API key, per day and model, from ``/activity``
+(management key). See docs/sources/openrouter.md.
+
+``GET /activity?date=D`` covers only the last 30 *completed* UTC days, so the window is clamped
+to ``[today - 30, today)`` (today is never asked for). For each day the org-level activity is
+fetched once and then once per API key (``api_key_hash``); what the keys do not account for
+(deleted keys, keys outside the default workspace, the chatroom, free-model tokens of keys that
+were skipped) becomes ``openrouter:unattributed``, computed exactly with Decimal per model, so
+the day's stored dollars always equal OpenRouter's own total. ``usage`` is OpenRouter credits in
+USD (billed); ``byok_usage_inference`` is what a BYOK provider billed on its own invoice and is
+not stored here (it would be counted twice with that provider's source).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+
+import httpx
+
+from bot.money import Money, to_decimal, usd_to_micros
+from bot.settings import Settings
+from bot.sources.base import Batch, IdentityHint, SourceError, UsageRecord, split_window
+from bot.sources.http import VendorHttp, decode_json, error_summary
+
+log = logging.getLogger(__name__)
+
+VENDOR = "openrouter"
+UNATTRIBUTED = "openrouter:unattributed"
+HISTORY_DAYS = 30  # /activity serves the last 30 completed UTC days
+PER_MINUTE = 120  # modest pacing: one /activity call per key per day adds up
+MAX_KEYS_PER_DAY = 300  # bound on per-key calls; the rest of the day stays in "unattributed"
+KEYS_PAGE_MAX = 10_000  # loop guard for /keys offset pagination
+EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+
+
+def key_actor(key_hash: str) -> str:
+    return f"openrouter_key:{key_hash}"
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass(slots=True)
+class _Totals:
+    usage: Decimal = Decimal(0)
+    prompt: int = 0
+    completion: int = 0
+    requests: int = 0
+
+    def add(self, other: _Totals) -> None:
+        self.usage += other.usage
+        self.prompt += other.prompt
+        self.completion += other.completion
+        self.requests += other.requests
+
+
+def _whole(value: Any, field: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise ValueError(f"{field} is not a number")
+    if isinstance(value, int):
+        return value
+    number = to_decimal(value)
+    if number != number.to_integral_value():
+        raise ValueError(f"{field} is not a whole number: {value!r}")
+    return int(number)
+
+
+def _email_of(*labels: Any) -> str | None:
+    for label in labels:
+        if isinstance(label, str) and EMAIL.match(label.strip()):
+            return label.strip().lower()
+    return None
+
+
+class OpenRouterConnector:
+    vendor: ClassVar[str] = VENDOR
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        key: str,
+        base_url: str,
+        settings: Settings,
+        transport: httpx.BaseTransport | None = None,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
+        self.name = name
+        self.lag = timedelta(days=1)  # activity covers completed UTC days only
+        self.trailing_days = 2
+        self.max_window_days = 1  # /activity takes a single date
+        self.today = today
+        self.max_keys_per_day = MAX_KEYS_PER_DAY
+        self.http = VendorHttp(
+            source=name,
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=settings.http_timeout_seconds,
+            max_retries=settings.http_max_retries,
+            max_backoff=settings.http_max_backoff_seconds,
+            per_minute=PER_MINUTE,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _get(self, endpoint: str, params: dict[str, Any]) -> Any:
+        response = self.http.request("GET", endpoint, params=params, endpoint=endpoint)
+        if response.status_code == 200:
+            return decode_json(response, self.name, endpoint)
+        summary = error_summary(response)
+        if response.status_code == 403:
+            raise SourceError(
+                self.name,
+                endpoint,
+                f"HTTP 403: a management key is required: set OPENROUTER_MANAGEMENT_KEY to a management "
+                f"(provisioning) key, not an inference key ({summary})",
+            )
+        if response.status_code == 401:
+            raise SourceError(
+                self.name,
+                endpoint,
+                f"HTTP 401: the key was rejected (check OPENROUTER_MANAGEMENT_KEY): {summary}",
+            )
+        raise SourceError(self.name, endpoint, f"HTTP {response.status_code}: {summary}")
+
+    # -- keys ----------------------------------------------------------------------------
+    def keys(self) -> list[dict]:
+        """Every API key, disabled ones included (offset pagination until an empty page)."""
+        endpoint = "keys"
+        found: list[dict] = []
+        seen: set[str] = set()
+        offset = 0
+        for _ in range(KEYS_PAGE_MAX):
+            body = self._get(endpoint, {"include_disabled": "true", "offset": offset})
+            page = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(page, list) or not all(isinstance(item, dict) for item in page):
+                raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
+            fresh = [item for item in page if item.get("hash") and item["hash"] not in seen]
+            if not fresh:  # an empty page, or the API ignoring offset: the list is complete
+                return found
+            for item in fresh:
+                seen.add(item["hash"])
+            found.extend(fresh)
+            offset += len(page)
+        raise SourceError(self.name, endpoint, f"more than {KEYS_PAGE_MAX} pages")
+
+    @staticmethod
+    def identities(keys: list[dict]) -> list[IdentityHint]:
+        hints = []
+        for item in keys:
+            name = item.get("name") if isinstance(item.get("name"), str) else ""
+            label = item.get("label") if isinstance(item.get("label"), str) else ""
+            hints.append(IdentityHint(key_actor(item["hash"]), _email_of(name, label), name or label))
+        return hints
+
+    def _candidates(self, keys: list[dict], day: date) -> list[str]:
+        """Keys that may have activity on ``day``, biggest lifetime spenders first, bounded.
+
+        Skipped: keys created after the day, and keys that never spent anything (their possible
+        free-model tokens stay in ``openrouter:unattributed``, dollars are exact either way).
+        """
+        chosen: list[tuple[Decimal, str]] = []
+        for item in keys:
+            try:
+                spent = to_decimal(item.get("usage") or 0) + to_decimal(item.get("byok_usage") or 0)
+                created = item.get("created_at")
+                created_day = (
+                    datetime.fromisoformat(str(created).replace("Z", "+00:00")).astimezone(UTC).date()
+                    if created
+                    else None
+                )
+            except (ValueError, TypeError):
+                raise SourceError(
+                    self.name, "keys", f"key {item['hash'][:12]}: bad usage or created_at"
+                ) from None
+            if spent <= 0 or (created_day is not None and created_day > day):
+                continue
+            chosen.append((spent, item["hash"]))
+        chosen.sort(key=lambda pair: pair[0], reverse=True)
+        if len(chosen) > self.max_keys_per_day:
+            log.warning(
+                "%s: %d keys active; attributing the top %d, the rest of %s stays unattributed",
+                self.name,
+                len(chosen),
+                self.max_keys_per_day,
+                day,
+            )
+        return [key_hash for _, key_hash in chosen[: self.max_keys_per_day]]
+
+    # -- activity ------------------------------------------------------------------------
+    def activity(self, day: date, key_hash: str | None = None) -> dict[str, _Totals]:
+        """``day``'s activity per model (for the org, or one key)."""
+        endpoint = "activity"
+        params = {"date": day.isoformat()}
+        if key_hash:
+            params["api_key_hash"] = key_hash
+        body = self._get(endpoint, params)
+        rows = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
+        per_model: dict[str, _Totals] = {}
+        for row in rows:
+            if not isinstance(row, dict):
+                raise SourceError(self.name, endpoint, "unexpected response shape (a row is not an object)")
+            try:
+                row_day = str(row.get("date") or day.isoformat())[:10]
+                if date.fromisoformat(row_day) != day:
+                    continue  # another day's row: it belongs to that day's request
+                totals = _Totals(
+                    usage=to_decimal(row.get("usage") if row.get("usage") is not None else 0),
+                    prompt=_whole(row.get("prompt_tokens"), "prompt_tokens"),
+                    completion=_whole(row.get("completion_tokens"), "completion_tokens"),
+                    requests=_whole(row.get("requests"), "requests"),
+                )
+            except (ValueError, TypeError) as error:
+                raise SourceError(self.name, endpoint, f"bad activity row: {error}") from None
+            model = str(row.get("model") or row.get("model_permaslug") or "")
+            per_model.setdefault(model, _Totals()).add(totals)
+        return per_model
+
+    def _records(self, day: date, actor: str, per_model: dict[str, _Totals]) -> list[UsageRecord]:
+        return [
+            UsageRecord(
+                day=day,
+                actor=actor,
+                model=model,
+                cost=Money.from_usd(totals.usage),
+                input_tokens=totals.prompt,
+                output_tokens=totals.completion,
+                requests=totals.requests,
+            )
+            for model, totals in per_model.items()
+            if totals.usage or totals.prompt or totals.completion or totals.requests
+        ]
+
+    def day_batch(self, day: date, keys: list[dict]) -> Batch:
+        batch = Batch(day, day + timedelta(days=1))
+        org = self.activity(day)
+        attributed: dict[str, _Totals] = {}
+        if org:  # no org activity that day: no key can have any
+            for key_hash in self._candidates(keys, day):
+                per_model = self.activity(day, key_hash)
+                batch.usage.extend(self._records(day, key_actor(key_hash), per_model))
+                for model, totals in per_model.items():
+                    attributed.setdefault(model, _Totals()).add(totals)
+        remainder: dict[str, _Totals] = {}
+        for model in org.keys() | attributed.keys():
+            total, part = org.get(model, _Totals()), attributed.get(model, _Totals())
+            rest = _Totals(
+                total.usage - part.usage,
+                total.prompt - part.prompt,
+                total.completion - part.completion,
+                total.requests - part.requests,
+            )
+            if usd_to_micros(rest.usage) == 0:
+                rest.usage = Decimal(0)  # float noise between the two sums (< half a micro-dollar)
+            if min(rest.usage, rest.prompt, rest.completion, rest.requests) < 0:
+                # The keys add up to more than the org reports: no exact remainder exists. Store
+                # the keys as reported and no unattributed row for this model (documented).
+                log.warning(
+                    "%s: per-key activity exceeds the org total for %s %r; no unattributed row",
+                    self.name,
+                    day,
+                    model,
+                )
+                continue
+            remainder[model] = rest
+        batch.usage.extend(self._records(day, UNATTRIBUTED, remainder))
+        return batch
+
+    def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
+        today = self.today()
+        start = max(window_start, today - timedelta(days=HISTORY_DAYS))
+        end = min(window_end, today)  # today is not complete: never asked for
+        if start >= end:
+            return
+        keys = self.keys()
+        hints = self.identities(keys)
+        for day, _ in split_window(start, end, self.max_window_days):
+            batch = self.day_batch(day, keys)
+            batch.identities = hints
+            hints = []  # identities go with the first batch only
+            yield batch
+
+
+def from_settings(settings: Settings) -> list[OpenRouterConnector]:
+    found = []
+    if settings.openrouter_management_key:
+        found.append(
+            OpenRouterConnector(
+                name=VENDOR,
+                key=settings.openrouter_management_key.get_secret_value(),
+                base_url=settings.openrouter_base_url,
+                settings=settings,
+            )
+        )
+    for account in settings.accounts:
+        if account.vendor == VENDOR:
+            found.append(
+                OpenRouterConnector(
+                    name=account.name,
+                    key=account.key.get_secret_value(),
+                    base_url=account.base_url or settings.openrouter_base_url,
+                    settings=settings,
+                )
+            )
+    return found

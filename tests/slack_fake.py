@@ -1,0 +1,158 @@
+"""A recording fake of the Slack Web API on a real loopback HTTP server (pytest-httpserver).
+
+Speaks the Web API's shapes for the methods the bot calls; records every call (method, params)
+so tests assert on what Slack would have received. Scripted failures: ``fail_next(method, status,
+error, retry_after)``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+
+from werkzeug import Request, Response
+
+from tests.conftest import fixture_path
+
+BOT_TOKEN = "xoxb-test-token"
+SIGNING_SECRET = "test-signing-secret"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict
+    headers: dict
+
+
+@dataclass
+class FakeSlack:
+    server: object
+    users: dict = field(default_factory=lambda: json.loads(fixture_path("slack", "users.json").read_text()))
+    calls: list[Call] = field(default_factory=list)
+    failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    uploads: list[bytes] = field(default_factory=list)
+    ts_counter: int = 0
+
+    @property
+    def api_url(self) -> str:
+        return self.server.url_for("/api/")
+
+    def fail_next(self, method: str, status: int = 200, error: str = "ratelimited", retry_after: int | None = None):
+        self.failures.setdefault(method, []).append((status, error, retry_after))
+
+    def calls_to(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.calls_to(method)
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} call(s) to {method}, got {len(self.calls_to(method))}")
+
+    # -- server side --------------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        method = request.path.removeprefix("/api/")
+        if request.path.startswith("/upload/"):
+            self.uploads.append(request.get_data())
+            return Response("OK", 200)
+        if request.path.startswith("/response_url/"):
+            params = request.get_json(silent=True) or {}
+            with self.lock:
+                self.calls.append(Call("response_url", params, dict(request.headers)))
+            return Response("ok", 200)
+        if request.content_type and "json" in request.content_type:
+            params = request.get_json(silent=True) or {}
+        else:
+            params = {k: v for k, v in request.form.items()}
+        params.update({k: v for k, v in request.args.items()})
+        for key in ("blocks", "attachments", "view", "files"):
+            if isinstance(params.get(key), str):
+                try:
+                    params[key] = json.loads(params[key])
+                except ValueError:
+                    pass
+        with self.lock:
+            self.calls.append(Call(method, params, dict(request.headers)))
+            scripted = self.failures.get(method)
+            failure = scripted.pop(0) if scripted else None
+        if failure:
+            status, error, retry_after = failure
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            return Response(json.dumps({"ok": False, "error": error}), status, headers, content_type="application/json")
+        if request.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
+            return self._json({"ok": False, "error": "invalid_auth"})
+        return self._json(self.answer(method, params))
+
+    def _json(self, body: dict) -> Response:
+        return Response(json.dumps(body), 200, content_type="application/json")
+
+    def answer(self, method: str, params: dict) -> dict:
+        if method == "auth.test":
+            return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "team": "Test", "url": "x"}
+        if method == "users.info":
+            user = self.users.get(params.get("user", ""))
+            return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
+        if method == "users.lookupByEmail":
+            for user in self.users.values():
+                if user.get("profile", {}).get("email") == params.get("email"):
+                    return {"ok": True, "user": user}
+            return {"ok": False, "error": "users_not_found"}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + params.get("users", "X").split(",")[0]}}
+        if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
+            self.ts_counter += 1
+            return {"ok": True, "channel": params.get("channel"), "ts": f"1700000000.{self.ts_counter:06d}"}
+        if method == "views.publish":
+            return {"ok": True, "view": {"id": "V1"}}
+        if method == "files.getUploadURLExternal":
+            return {"ok": True, "upload_url": self.server.url_for("/upload/F1"), "file_id": "F1"}
+        if method == "files.completeUploadExternal":
+            return {"ok": True, "files": [{"id": "F1", "title": "chart"}]}
+        return {"ok": True}
+
+
+def start_fake_slack(httpserver) -> FakeSlack:
+    fake = FakeSlack(httpserver)
+    import re
+
+    httpserver.expect_request(re.compile(r"^/.*$")).respond_with_handler(fake.handle)
+    return fake
+
+
+def signed_headers(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict:
+    from slack_sdk.signature import SignatureVerifier
+
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    return {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-slack-request-timestamp": ts,
+        "x-slack-signature": signature,
+    }
+
+
+def command_body(text: str, *, user_id: str = "UANA", response_url: str = "", channel_id: str = "C1") -> str:
+    return urllib.parse.urlencode(
+        {
+            "token": "legacy",
+            "team_id": "T1",
+            "team_domain": "test",
+            "channel_id": channel_id,
+            "channel_name": "general",
+            "user_id": user_id,
+            "user_name": user_id.lower(),
+            "command": "/tokens",
+            "text": text,
+            "response_url": response_url or "http://127.0.0.1:9/response_url/none",
+            "trigger_id": "123.456.abc",
+            "api_app_id": "A1",
+        }
+    )

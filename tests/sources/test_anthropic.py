@@ -1,0 +1,385 @@
+"""Anthropic Usage and Cost reports against a loopback fake of the Admin API (fixtures written from
+the documented schema), through the real sync engine, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from werkzeug import Request, Response
+
+from bot.db.models import Identity, Person, SyncRun, UsageDaily
+from bot.money import Money
+from bot.services.sync import run_source
+from bot.settings import Settings, SourceAccount
+from bot.sources import anthropic, claude_code
+from bot.sources.base import SourceError
+from bot.sources.prices import ESTIMATE_UNIT, PRICE_TABLE_VERSION, PRICES, estimate, price_for
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+KEY = "sk-ant-admin01-test-secret"
+TODAY = date(2025, 8, 3)
+WINDOW = {"since": date(2025, 8, 1), "until": date(2025, 8, 3), "today": TODAY}
+
+CLAUDE_CODE_PAGES = {
+    ("2025-08-01", None): "day_2025-08-01_1.json",
+    ("2025-08-01", "cc_p2"): "day_2025-08-01_2.json",
+    ("2025-08-02", None): "day_2025-08-02.json",
+}
+ANTHROPIC_PAGES = {
+    ("users", None): "users_1.json",
+    ("users", "user_02"): "users_2.json",
+    ("api_keys", None): "api_keys.json",
+    ("usage_report/messages", None): "usage_1.json",
+    ("usage_report/messages", "page_2"): "usage_2.json",
+    ("cost_report", None): "cost_1.json",
+    ("cost_report", "cost_page_2"): "cost_2.json",
+}
+
+
+class FakeAdminApi:
+    """Serves the fixture pages; ``queue`` puts one-off responses (errors) in front of a path."""
+
+    def __init__(self, httpserver) -> None:
+        self.queued: dict[str, list[Response]] = {}
+        self.requests: list[Request] = []
+        httpserver.expect_request(re.compile(r"^/v1/organizations/.*")).respond_with_handler(self)
+
+    def queue(self, path: str, *responses: Response) -> None:
+        self.queued.setdefault(path, []).extend(responses)
+
+    def __call__(self, request: Request) -> Response:
+        self.requests.append(request)
+        path = request.path.removeprefix("/v1/organizations/")
+        if self.queued.get(path):
+            return self.queued[path].pop(0)
+        cursor = request.args.get("page") or request.args.get("after_id")
+        if path == "usage_report/claude_code":
+            name = CLAUDE_CODE_PAGES.get((request.args["starting_at"], cursor), "day_empty.json")
+            return _file("claude_code", name)
+        name = ANTHROPIC_PAGES.get((path, cursor))
+        if name is None:
+            return Response(f"no fixture for {path} {cursor}", status=418)
+        return _file("anthropic", name)
+
+    def calls(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == f"/v1/organizations/{path}"]
+
+
+def _file(vendor: str, name: str) -> Response:
+    return Response((FIXTURES / vendor / name).read_bytes(), content_type="application/json")
+
+
+def _settings(httpserver, **extra) -> Settings:
+    return Settings(
+        ANTHROPIC_ADMIN_KEY=KEY,
+        ANTHROPIC_ADMIN_BASE_URL=httpserver.url_for("/"),
+        http_max_backoff_seconds=0.01,
+        **extra,
+    )
+
+
+def _connector(httpserver) -> anthropic.AnthropicConnector:
+    (connector,) = anthropic.from_settings(_settings(httpserver))
+    return connector
+
+
+def _fetch(connector, start=date(2025, 8, 1), end=date(2025, 8, 3)):
+    try:
+        return list(connector.fetch(start, end))
+    finally:
+        connector.close()
+
+
+def _by_key(batch):
+    return {(r.day.isoformat(), r.actor, r.model, r.cost_basis): r for r in batch.usage}
+
+
+# -- price table ----------------------------------------------------------------------------
+def test_price_table_longest_prefix_and_unknown_models():
+    assert PRICE_TABLE_VERSION
+    assert ESTIMATE_UNIT.removeprefix("estimate:") == PRICE_TABLE_VERSION
+    assert all(key == key.lower() for key in PRICES)
+    assert price_for("claude-opus-4-1-20250805")["input"] == Decimal("15")
+    assert price_for("claude-opus-4-5-20251101")["input"] == Decimal("5")
+    assert price_for("gpt-4o-mini-2024-07-18")["output"] == Decimal("0.60")
+    assert price_for("GPT-4o-2024-08-06")["output"] == Decimal("10")
+    assert price_for("o3-mini")["input"] == Decimal("1.10")
+    assert price_for("o3-2025-04-16")["input"] == Decimal("2")
+    assert price_for("gpt-5-mini-2025-08-07")["input"] == Decimal("0.25")
+    assert price_for("anthropic/claude-3-5-haiku")["input"] == Decimal("0.80")
+    assert price_for("claude-experimental-9") is None
+    assert estimate("llama-3", 1000, 1000) is None
+    assert estimate("", 1000) is None
+
+
+def test_estimate_is_exact_micro_dollars():
+    cost = estimate("claude-sonnet-4-20250514", 1_000_000, 200_000, 2_000_000, 500_000)
+    # 1M x $3 + 0.2M x $15 + 2M x $0.30 + 0.5M x $3.75
+    assert cost == Money(8_475_000, "8.475", ESTIMATE_UNIT)
+    assert estimate("gpt-4.1-nano", input=1).micros == 0  # $0.0000001 rounds half-even to 0
+    assert estimate("gpt-4.1-nano", input=1).raw_amount == "0.0000001"
+    assert estimate("claude-opus-4", output=3).micros == 225  # 3 x $75 / 1M = $0.000225
+
+
+# -- parsing --------------------------------------------------------------------------------
+def test_fetch_parses_usage_costs_and_identities(httpserver):
+    api = FakeAdminApi(httpserver)
+    (batch,) = _fetch(_connector(httpserver))
+    assert (batch.window_start, batch.window_end) == (date(2025, 8, 1), date(2025, 8, 3))
+    rows = _by_key(batch)
+
+    alice_day1 = rows[("2025-08-01", "anthropic_user:user_01", "claude-sonnet-4-20250514", "estimated")]
+    assert (
+        alice_day1.input_tokens,
+        alice_day1.output_tokens,
+        alice_day1.cache_read_tokens,
+        alice_day1.cache_write_tokens,  # 1h + 5m cache creation
+    ) == (1_000_000, 200_000, 2_000_000, 500_000)
+    # Alice used Claude Code through the API that day: tokens stay, dollars come from Claude Code.
+    assert alice_day1.cost == Money(0, "0", anthropic.TOKENS_ONLY)
+    assert alice_day1.in_org_total is False
+    # Her own key is covered too (its creator is a Claude Code user that day).
+    assert rows[("2025-08-01", "anthropic_key:apikey_01", "claude-3-5-haiku-20241022", "estimated")].cost == (
+        Money(0, "0", anthropic.TOKENS_ONLY)
+    )
+    # ci-bot had no Claude Code usage on day 1 (Carol's record has no models): estimated, not billed.
+    ci_day1 = rows[("2025-08-01", "anthropic_key:apikey_02", "claude-opus-4-1-20250805", "estimated")]
+    assert ci_day1.cost == Money(225_000, "0.225", ESTIMATE_UNIT)
+    assert (ci_day1.cache_read_tokens, ci_day1.cache_write_tokens) == (0, 0)  # null and omitted fields
+    console = rows[("2025-08-01", "anthropic:console", "claude-experimental-9", "estimated")]
+    assert console.cost == Money(0, "0", anthropic.UNPRICED)
+    assert (console.input_tokens, console.cache_write_tokens) == (700, 30)
+
+    # Day 2: two rows of one account/model are summed before estimating.
+    alice_day2 = rows[("2025-08-02", "anthropic_user:user_01", "claude-sonnet-4-20250514", "estimated")]
+    assert (alice_day2.input_tokens, alice_day2.output_tokens) == (100_000, 10_000)
+    assert alice_day2.cost == Money(450_000, "0.45", ESTIMATE_UNIT)
+    # ci-bot is a Claude Code api_actor on day 2 (joined on the key name).
+    ci_day2 = rows[("2025-08-02", "anthropic_key:apikey_02", "claude-opus-4-20250514", "estimated")]
+    assert ci_day2.cost.raw_unit == anthropic.TOKENS_ONLY and ci_day2.input_tokens == 20_000
+    # Bob's Claude Code that day ran on a subscription, which is not in the Usage report.
+    assert rows[("2025-08-02", "anthropic_key:apikey_03", "claude-3-5-haiku-20241022", "estimated")].cost == (
+        Money(800_000, "0.8", ESTIMATE_UNIT)
+    )
+
+    billed = [r for r in batch.usage if r.cost_basis == "billed"]
+    assert all(r.in_org_total for r in billed)
+    assert all(not r.in_org_total for r in batch.usage if r.cost_basis == "estimated")
+    assert {(r.day.isoformat(), r.actor, r.model, r.cost.raw_amount, r.cost.micros) for r in billed} == {
+        ("2025-08-01", "anthropic_workspace:default", "claude-sonnet-4-20250514", "123.45", 1_234_500),
+        ("2025-08-01", "anthropic_workspace:default", "claude-sonnet-4-20250514", "300.5", 3_005_000),
+        ("2025-08-01", "anthropic_workspace:wrkspc_01", "web_search", "1000", 10_000_000),
+        ("2025-08-02", "anthropic_workspace:wrkspc_01", "claude-opus-4-20250514", "45.678", 456_780),
+        ("2025-08-02", "anthropic_workspace:wrkspc_01", "claude-opus-4-20250514", "0.001", 10),
+    }
+    assert all(r.cost.raw_unit == "usd_cents" for r in billed)
+
+    hints = {h.actor: (h.email, h.name) for h in batch.identities}
+    assert hints == {
+        "anthropic_user:user_01": ("alice@example.com", "Alice Adams"),
+        "anthropic_user:user_02": ("bob@example.com", "Bob Brown"),
+        "anthropic_user:user_03": ("carol@example.com", "Carol Chen"),
+        "anthropic_key:apikey_01": ("alice@example.com", "Alice Adams"),
+        "anthropic_key:apikey_02": ("carol@example.com", "Carol Chen"),
+        "anthropic_key:apikey_03": ("bob@example.com", "Bob Brown"),
+        "anthropic_key:apikey_04": ("carol@example.com", "Carol Chen"),
+    }
+
+    usage = api.calls("usage_report/messages")[0]
+    assert usage.headers["x-api-key"] == KEY
+    assert usage.headers["anthropic-version"] == "2023-06-01"
+    assert usage.args.getlist("group_by[]") == ["account_id", "api_key_id", "model"]
+    assert (
+        b"group_by%5B%5D=account_id" in usage.query_string or b"group_by[]=account_id" in usage.query_string
+    )
+    assert usage.args["starting_at"] == "2025-08-01T00:00:00Z"
+    assert usage.args["ending_at"] == "2025-08-03T00:00:00Z"
+    assert usage.args["bucket_width"] == "1d"
+    assert [r.args.get("page") for r in api.calls("usage_report/messages")] == [None, "page_2"]
+    cost = api.calls("cost_report")[0]
+    assert cost.args.getlist("group_by[]") == ["workspace_id", "description"]
+    assert [r.args.get("page") for r in api.calls("cost_report")] == [None, "cost_page_2"]
+    assert [r.args.get("after_id") for r in api.calls("users")] == [None, "user_02"]
+    cc = api.calls("usage_report/claude_code")
+    assert [(r.args["starting_at"], r.args.get("page")) for r in cc] == [
+        ("2025-08-01", None),
+        ("2025-08-01", "cc_p2"),
+        ("2025-08-02", None),
+    ]
+
+
+def test_claude_code_report_missing_means_no_overlap(httpserver):
+    api = FakeAdminApi(httpserver)
+    api.queue("usage_report/claude_code", Response('{"error": {"type": "not_found_error"}}', status=404))
+    api.queue("usage_report/claude_code", Response('{"error": {"type": "not_found_error"}}', status=404))
+    (batch,) = _fetch(_connector(httpserver))
+    rows = _by_key(batch)
+    alice_day1 = rows[("2025-08-01", "anthropic_user:user_01", "claude-sonnet-4-20250514", "estimated")]
+    assert alice_day1.cost == Money(8_475_000, "8.475", ESTIMATE_UNIT)
+
+
+def test_claude_code_report_error_fails_the_run(httpserver):
+    api = FakeAdminApi(httpserver)
+    api.queue("usage_report/claude_code", Response('{"error": {"message": "bad request"}}', status=400))
+    with pytest.raises(SourceError, match="usage_report/claude_code: HTTP 400: bad request"):
+        _fetch(_connector(httpserver))
+
+
+def test_cursor_that_repeats_is_an_error_not_a_hang(httpserver):
+    api = FakeAdminApi(httpserver)
+    looping = json.dumps({"data": [], "has_more": True, "next_page": "same"})
+    api.queue("cost_report", *(Response(looping, content_type="application/json") for _ in range(3)))
+    with pytest.raises(SourceError, match="cost_report: has_more is true but the next page cursor"):
+        _fetch(_connector(httpserver))
+
+
+def test_unparseable_bucket_and_currency_fail_clearly(httpserver):
+    api = FakeAdminApi(httpserver)
+    bad = {"data": [{"starting_at": "yesterday", "results": []}], "has_more": False, "next_page": None}
+    api.queue("usage_report/messages", Response(json.dumps(bad), content_type="application/json"))
+    with pytest.raises(SourceError, match="usage_report/messages: cannot parse bucket"):
+        _fetch(_connector(httpserver))
+
+    api.queued.clear()
+    euros = json.loads((FIXTURES / "anthropic" / "cost_2.json").read_text())
+    euros["data"][0]["results"][0]["currency"] = "EUR"
+    api.queue("cost_report", Response(json.dumps(euros), content_type="application/json"))
+    with pytest.raises(SourceError, match="cost_report: unsupported currency 'EUR'"):
+        _fetch(_connector(httpserver))
+
+
+def test_from_settings_needs_the_key_and_covers_accounts(httpserver):
+    assert anthropic.from_settings(Settings()) == []
+    assert claude_code.from_settings(Settings()) == []
+    settings = _settings(
+        httpserver,
+        accounts=[
+            SourceAccount(name="anthropic-eu", vendor="anthropic", key="sk-ant-admin-eu"),
+            SourceAccount(name="openai-eu", vendor="openai", key="sk-admin-x"),
+        ],
+    )
+    connectors = anthropic.from_settings(settings)
+    assert [(c.name, c.vendor, c.trailing_days, c.max_window_days) for c in connectors] == [
+        ("anthropic", "anthropic", 3, 31),
+        ("anthropic-eu", "anthropic", 3, 31),
+    ]
+    assert connectors[0].lag.total_seconds() == 300
+    for connector in connectors:
+        connector.close()
+
+
+# -- through the engine ---------------------------------------------------------------------
+def _usage_totals(engine, source: str):
+    with engine.connect() as conn:
+        return conn.execute(
+            select(
+                UsageDaily.cost_basis,
+                func.sum(UsageDaily.cost_micros),
+                func.sum(UsageDaily.input_tokens),
+                func.sum(UsageDaily.output_tokens),
+                func.sum(UsageDaily.cache_read_tokens),
+                func.sum(UsageDaily.cache_write_tokens),
+                func.count(),
+            )
+            .where(UsageDaily.source == source)
+            .group_by(UsageDaily.cost_basis)
+            .order_by(UsageDaily.cost_basis)
+        ).all()
+
+
+def _person_totals(engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Person.email, func.sum(UsageDaily.cost_micros))
+            .join(Person, Person.id == UsageDaily.person_id)
+            .group_by(Person.email)
+        ).all()
+    return {email: int(total) for email, total in rows}
+
+
+def _org_total(engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(select(func.sum(UsageDaily.cost_micros)).where(UsageDaily.in_org_total)).scalar()
+        )
+
+
+def test_end_to_end_totals_and_idempotence(engine, httpserver):
+    FakeAdminApi(httpserver)
+    for _ in range(2):
+        connector = _connector(httpserver)
+        outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
+        connector.close()
+        assert outcome.status == "ok", outcome.error
+        assert [tuple(row) for row in _usage_totals(engine, "anthropic")] == [
+            ("billed", 14_696_290, 0, 0, 0, 0, 3),  # cost lines of one workspace/model/day fold
+            ("estimated", 1_475_000, 2_170_700, 218_070, 2_000_000, 500_030, 7),
+        ]
+        assert _org_total(engine) == 14_696_290  # billed only: estimates are not org dollars
+        assert _person_totals(engine) == {
+            "alice@example.com": 450_000,
+            "bob@example.com": 800_000,
+            "carol@example.com": 225_000,
+        }
+    with engine.connect() as conn:
+        unattributed = conn.execute(
+            select(UsageDaily.actor).where(UsageDaily.person_id.is_(None)).order_by(UsageDaily.actor)
+        ).scalars()
+        assert sorted(set(unattributed)) == [
+            "anthropic:console",
+            "anthropic_workspace:default",
+            "anthropic_workspace:wrkspc_01",
+        ]
+        links = conn.execute(select(func.count()).select_from(Identity)).scalar()
+    assert links == 10  # 7 vendor actors + 3 email actors
+
+
+def test_with_claude_code_no_dollar_is_counted_twice(engine, httpserver):
+    FakeAdminApi(httpserver)
+    settings = _settings(httpserver)
+    for module in (anthropic, claude_code):
+        (connector,) = module.from_settings(settings)
+        outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
+        connector.close()
+        assert outcome.status == "ok", outcome.error
+    # Org: the billed Cost report alone.
+    assert _org_total(engine) == 14_696_290
+    # People: Anthropic estimates only where Claude Code did not report the same usage.
+    assert _person_totals(engine) == {
+        "alice@example.com": 450_000 + 9_527_000,  # day-1 API usage is Claude Code's estimate only
+        "bob@example.com": 800_000 + 300_000,  # his Claude Code ran on a subscription
+        "carol@example.com": 225_000 + 450_000,  # ci-bot: day 1 Anthropic estimate, day 2 Claude Code
+    }
+
+
+def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
+    api = FakeAdminApi(httpserver)
+    api.queue("cost_report", Response('{"data": [', content_type="application/json"))
+    connector = _connector(httpserver)
+    outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
+    connector.close()
+    assert outcome.status == "failed"
+    assert outcome.error == "anthropic: v1/organizations/cost_report: response is not valid JSON"
+    assert KEY not in outcome.error
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == 0
+        run = conn.execute(select(SyncRun.status, SyncRun.error)).one()
+    assert run == ("failed", outcome.error)
+
+
+def test_rate_limit_is_retried_after_retry_after(engine, httpserver):
+    api = FakeAdminApi(httpserver)
+    limited = Response('{"error": {"type": "rate_limit_error"}}', status=429, headers={"Retry-After": "0"})
+    api.queue("usage_report/messages", limited)
+    connector = _connector(httpserver)
+    outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
+    connector.close()
+    assert outcome.status == "ok", outcome.error
+    assert [r.args.get("page") for r in api.calls("usage_report/messages")] == [None, None, "page_2"]
+    assert _org_total(engine) == 14_696_290
