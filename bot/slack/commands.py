@@ -228,6 +228,16 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def feature_modules() -> list:
+    """Modules in bot/slack/handlers/ (imported late: they import this module)."""
+    import importlib
+    import pkgutil
+
+    import bot.slack.handlers as package
+
+    return [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+
+
 async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Message:
     """``/tokens @user``: the person themself or an admin (managers come with the roles issue)."""
     target = command.target_user
@@ -305,6 +315,13 @@ async def answer(runtime: Runtime, directory: SlackDirectory, client: AsyncWebCl
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
+    """Wire /tokens, plus each feature module's subcommands (``HANDLERS``) and its events and
+    actions (an optional ``register(app, runtime, directory)``)."""
+    for module in feature_modules():
+        HANDLERS.update(getattr(module, "HANDLERS", {}))
+        if hasattr(module, "register"):
+            module.register(app, runtime, directory)
+
     async def handle_tokens_command(
         ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond
     ) -> None:

@@ -194,7 +194,8 @@ class GitHubCopilotConnector:
         if status == 401:
             hint = "the token was rejected (check GITHUB_COPILOT_TOKEN)"
         elif status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
-            hint = f"GitHub API rate limit exhausted (resets at epoch {response.headers.get('x-ratelimit-reset')})"
+            reset = response.headers.get("x-ratelimit-reset")
+            hint = f"GitHub API rate limit exhausted (resets at epoch {reset})"
         elif status == 403:
             hint = (
                 "the token lacks access (needs read:org / manage_billing:copilot, or the fine-grained "
@@ -410,7 +411,7 @@ class GitHubCopilotConnector:
         seats: list[dict] | None = None
         pending: list[date] = []  # 204 days: empty if a later day has a report, else held back
         first = True
-        for day, day_end in split_window(window_start, window_end, self.max_window_days):
+        for day, _ in split_window(window_start, window_end, self.max_window_days):
             records = self.report(day)
             if records is None:
                 pending.append(day)

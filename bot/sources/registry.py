@@ -17,6 +17,8 @@ SOURCE_MODULES: dict[str, str] = {
     "claude_code": "bot.sources.claude_code",
     "cursor": "bot.sources.cursor",
     "windsurf": "bot.sources.windsurf",
+    "github_copilot": "bot.sources.github_copilot",
+    "openrouter": "bot.sources.openrouter",
 }
 
 DEMO = "demo"
