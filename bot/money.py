@@ -1,6 +1,6 @@
 """Exact money. Everything is stored as integer micro-USD; vendors' raw amounts stay as strings.
 
-Each vendor uses its own unit (see docs/sources.md): OpenAI dollars as JSON numbers, Anthropic
+Each vendor uses its own unit (see docs/sources/): OpenAI dollars as JSON numbers, Anthropic
 cents as decimal strings, Claude Code cents as numbers, Cursor float cents, OpenRouter dollars.
 JSON numbers are parsed with ``Decimal`` (``json.loads(parse_float=Decimal)``) so no float ever
 touches an amount.

@@ -7,6 +7,7 @@ error, retry_after)``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -42,7 +43,9 @@ class FakeSlack:
     def api_url(self) -> str:
         return self.server.url_for("/api/")
 
-    def fail_next(self, method: str, status: int = 200, error: str = "ratelimited", retry_after: int | None = None):
+    def fail_next(
+        self, method: str, status: int = 200, error: str = "ratelimited", retry_after: int | None = None
+    ):
         self.failures.setdefault(method, []).append((status, error, retry_after))
 
     def calls_to(self, method: str) -> list[Call]:
@@ -75,10 +78,8 @@ class FakeSlack:
         params.update({k: v for k, v in request.args.items()})
         for key in ("blocks", "attachments", "view", "files"):
             if isinstance(params.get(key), str):
-                try:
+                with contextlib.suppress(ValueError):
                     params[key] = json.loads(params[key])
-                except ValueError:
-                    pass
         with self.lock:
             self.calls.append(Call(method, params, dict(request.headers)))
             scripted = self.failures.get(method)
@@ -86,7 +87,9 @@ class FakeSlack:
         if failure:
             status, error, retry_after = failure
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            return Response(json.dumps({"ok": False, "error": error}), status, headers, content_type="application/json")
+            return Response(
+                json.dumps({"ok": False, "error": error}), status, headers, content_type="application/json"
+            )
         if request.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
             return self._json({"ok": False, "error": "invalid_auth"})
         return self._json(self.answer(method, params))
@@ -96,7 +99,14 @@ class FakeSlack:
 
     def answer(self, method: str, params: dict) -> dict:
         if method == "auth.test":
-            return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "team": "Test", "url": "x"}
+            return {
+                "ok": True,
+                "user_id": "UBOT",
+                "bot_id": "BBOT",
+                "team_id": "T1",
+                "team": "Test",
+                "url": "x",
+            }
         if method == "users.info":
             user = self.users.get(params.get("user", ""))
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}

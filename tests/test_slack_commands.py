@@ -29,7 +29,9 @@ def fake_slack(httpserver):
 @pytest.fixture
 def seeded_engine(db_url):
     engine = make_engine(db_url)
-    run_all(engine, demo_connectors(TODAY), workspace_id="default", since=TODAY - timedelta(days=70), today=TODAY)
+    run_all(
+        engine, demo_connectors(TODAY), workspace_id="default", since=TODAY - timedelta(days=70), today=TODAY
+    )
     yield engine
     engine.dispose()
 
@@ -124,8 +126,17 @@ def test_admin_links_identity_and_history_is_reattributed(client, seeded_engine)
     with seeded_engine.begin() as conn:
         conn.execute(
             UsageDaily.__table__.insert().values(
-                workspace_id="default", source="openrouter", vendor="openrouter", day=TODAY, actor="openrouter_key:abc",
-                model="m", cost_basis="billed", kind="usage", cost_micros=5_000_000, raw_amount="5", raw_unit="usd",
+                workspace_id="default",
+                source="openrouter",
+                vendor="openrouter",
+                day=TODAY,
+                actor="openrouter_key:abc",
+                model="m",
+                cost_basis="billed",
+                kind="usage",
+                cost_micros=5_000_000,
+                raw_amount="5",
+                raw_unit="usd",
                 in_org_total=True,
             )
         )
@@ -134,7 +145,9 @@ def test_admin_links_identity_and_history_is_reattributed(client, seeded_engine)
     done = all_text(send(client, "link openrouter abc <@UBEN|ben>", user_id="UADMIN"))
     assert "1 stored rows re-attributed" in done
     with seeded_engine.connect() as conn:
-        person_id = conn.execute(select(Identity.person_id).where(Identity.actor == "openrouter_key:abc")).scalar()
+        person_id = conn.execute(
+            select(Identity.person_id).where(Identity.actor == "openrouter_key:abc")
+        ).scalar()
         row_person = conn.execute(
             select(UsageDaily.person_id).where(UsageDaily.actor == "openrouter_key:abc")
         ).scalar()
@@ -154,7 +167,12 @@ def test_viewing_someone_else_is_refused_or_audited(client, seeded_engine):
 
 def test_unsigned_or_stale_requests_are_rejected(client, fake_slack):
     body = command_body("me")
-    assert client.post("/slack/events", content=body, headers={"content-type": "application/x-www-form-urlencoded"}).status_code == 401
+    assert (
+        client.post(
+            "/slack/events", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
+        ).status_code
+        == 401
+    )
     bad = signed_headers(body, secret="wrong")
     assert client.post("/slack/events", content=body, headers=bad).status_code == 401
     stale = signed_headers(body, timestamp=1_600_000_000)

@@ -153,7 +153,8 @@ def import_csv(conn: Connection, *, workspace_id: str, path: Path) -> ImportResu
             namespace = "github" if column in ("github", "github_login") else column
             for external in value.split(";"):
                 if external.strip():
-                    actor = f"{namespace}:{external.strip().lower() if namespace == 'github' else external.strip()}"
+                    external = external.strip().lower() if namespace == "github" else external.strip()
+                    actor = f"{namespace}:{external}"
                     link_actor(
                         conn, workspace_id=workspace_id, actor=actor, person_id=person_id, origin="import"
                     )

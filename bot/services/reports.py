@@ -27,6 +27,7 @@ class VendorSpend:
     estimated_micros: int = 0  # part of cost_micros that is an estimate
     seat_micros: int = 0  # seat costs (not usage); part of cost_micros
     unattributed_micros: int = 0  # org view: part of cost_micros with no person
+    covered_micros: int = 0  # org view: estimates left out because another row bills them
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -112,16 +113,18 @@ class SpendReport:
         return not self.vendors and all(v.is_empty for v in self.value)
 
 
-def _usage_columns(include_unattributed: bool):
+def _usage_columns(*, org: bool):
+    """Per-vendor sums. In the org view, cost counts only ``in_org_total`` rows (each dollar
+    once) and the rest is reported as ``covered_micros``; tokens always count every row."""
     cost = UsageDaily.cost_micros
+    counted = case((UsageDaily.in_org_total.is_(True), cost), else_=0) if org else cost
     cols = [
         UsageDaily.vendor,
-        func.sum(cost),
-        func.sum(case((UsageDaily.cost_basis == ESTIMATED, cost), else_=0)),
-        func.sum(case((UsageDaily.kind == SEAT, cost), else_=0)),
-        func.sum(case((UsageDaily.person_id.is_(None), cost), else_=0))
-        if include_unattributed
-        else func.sum(0),
+        func.sum(counted),
+        func.sum(case((UsageDaily.cost_basis == ESTIMATED, counted), else_=0)),
+        func.sum(case((UsageDaily.kind == SEAT, counted), else_=0)),
+        func.sum(case((UsageDaily.person_id.is_(None), counted), else_=0)) if org else func.sum(0),
+        func.sum(case((UsageDaily.in_org_total.is_(False), cost), else_=0)) if org else func.sum(0),
         func.sum(UsageDaily.input_tokens),
         func.sum(UsageDaily.output_tokens),
         func.sum(UsageDaily.cache_read_tokens),
@@ -155,7 +158,7 @@ def person_report(
     """Spend and value of one person (or several identities' people) over ``period``."""
     scope = (UsageDaily.workspace_id == workspace_id, UsageDaily.person_id.in_(person_ids))
     rows = conn.execute(
-        select(*_usage_columns(False))
+        select(*_usage_columns(org=False))
         .where(*scope, *_in_period(UsageDaily, period))
         .group_by(UsageDaily.vendor)
     ).all()
@@ -179,15 +182,16 @@ def person_report(
 
 def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendReport:
     """Org totals per vendor, counting only rows in the org total, unattributed spend included."""
-    scope = (UsageDaily.workspace_id == workspace_id, UsageDaily.in_org_total.is_(True))
     rows = conn.execute(
-        select(*_usage_columns(True))
-        .where(*scope, *_in_period(UsageDaily, period))
+        select(*_usage_columns(org=True))
+        .where(UsageDaily.workspace_id == workspace_id, *_in_period(UsageDaily, period))
         .group_by(UsageDaily.vendor)
     ).all()
     previous_total = conn.execute(
         select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(
-            *scope, *_in_period(UsageDaily, period.previous())
+            UsageDaily.workspace_id == workspace_id,
+            UsageDaily.in_org_total.is_(True),
+            *_in_period(UsageDaily, period.previous()),
         )
     ).scalar_one()
     value = conn.execute(

@@ -235,7 +235,10 @@ def feature_modules() -> list:
 
     import bot.slack.handlers as package
 
-    return [importlib.import_module(f"{package.__name__}.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    return [
+        importlib.import_module(f"{package.__name__}.{m.name}")
+        for m in pkgutil.iter_modules(package.__path__)
+    ]
 
 
 async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Message:
@@ -245,7 +248,8 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
         return await handle_me(ctx, ParsedCommand("me", command.args))
     if not ctx.caller.is_admin:
         return build_error(
-            f"<@{target}>'s numbers are visible to them, their managers and admins ({admins_hint(ctx.runtime)})."
+            f"<@{target}>'s numbers are visible to them, their managers and admins "
+            f"({admins_hint(ctx.runtime)})."
         )
     period = _one_period(ctx, command.args, "me")
     slack_user = await ctx.directory.user(ctx.client, target)

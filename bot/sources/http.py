@@ -85,6 +85,7 @@ class VendorHttp:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.source = source
+        self.secrets = _secrets_of(headers, auth)
         self.max_retries = max_retries
         self.max_backoff = max_backoff
         self.pacer = Pacer(per_minute)
@@ -106,7 +107,7 @@ class VendorHttp:
             hinted = retry_after_seconds(error.response)
             if hinted is not None:
                 return min(hinted, self.max_backoff)
-        return wait_exponential_jitter(initial=0.5, max=self.max_backoff)(state)
+        return wait_exponential_jitter(multiplier=0.5, max=self.max_backoff, jitter=0.5)(state)
 
     def request(
         self, method: str, path: str, *, endpoint: str | None = None, **kwargs: Any
@@ -155,9 +156,8 @@ class VendorHttp:
         endpoint = endpoint or path.split("?")[0]
         response = self.request(method, path, endpoint=endpoint, **kw)
         if response.status_code not in ok:
-            raise SourceError(
-                self.source, endpoint, f"HTTP {response.status_code}: {error_summary(response)}"
-            )
+            summary = redact(error_summary(response), self.secrets)  # vendors may echo the key back
+            raise SourceError(self.source, endpoint, f"HTTP {response.status_code}: {summary}")
         return decode_json(response, self.source, endpoint)
 
 
@@ -183,6 +183,23 @@ def error_summary(response: httpx.Response) -> str:
         if body.get("message"):
             return str(body["message"])[:200]
     return str(body)[:200]
+
+
+def _secrets_of(headers: Mapping[str, str] | None, auth: Any) -> list[str]:
+    """The credentials this client sends (auth-like header values, their last word, basic-auth parts)."""
+    found: list[str] = []
+    for name, value in (headers or {}).items():
+        if any(word in name.lower() for word in ("auth", "key", "token", "secret")):
+            found += [value, value.split()[-1] if value.split() else value]
+    if isinstance(auth, tuple):
+        found += [str(part) for part in auth]
+    return sorted({s for s in found if len(s) >= 8}, key=len, reverse=True)
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    return text
 
 
 def _describe(error: BaseException | None) -> str:

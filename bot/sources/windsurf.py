@@ -230,8 +230,9 @@ class WindsurfConnector:
                 raise self._error(CASCADE, "unexpected response shape (queryResults)")
             actor = self._user_actor(user)
             for result in results:
-                lines = ((result or {}).get("cascadeLines") or {}).get("cascadeLines", [])
-                if not isinstance(lines, list):
+                wrapper = result.get("cascadeLines") if isinstance(result, dict) else None
+                lines = wrapper.get("cascadeLines", []) if isinstance(wrapper, dict) else wrapper or []
+                if not isinstance(result, dict) or not isinstance(lines, list):
                     raise self._error(CASCADE, "unexpected response shape (cascadeLines)")
                 for row in lines:
                     day = self._day(row.get("day") if isinstance(row, dict) else None, CASCADE)

@@ -117,10 +117,16 @@ def test_end_to_end_exact_totals_and_rerun_is_stable(engine, httpserver):
         bases = set(conn.execute(select(UsageDaily.cost_basis, UsageDaily.raw_unit)).all())
         in_total = set(conn.execute(select(UsageDaily.in_org_total)).scalars())
         carol_active = conn.execute(
-            select(func.count()).select_from(ActivityDaily).where(ActivityDaily.actor == "email:carol@example.com")
+            select(func.count())
+            .select_from(ActivityDaily)
+            .where(ActivityDaily.actor == "email:carol@example.com")
         ).scalar()
         actors = set(conn.execute(select(Identity.actor)).scalars())
-    assert people == {"alice@example.com": "Alice Park", "bob@example.com": "Bob Stone", "carol@example.com": "Carol Diaz"}
+    assert people == {
+        "alice@example.com": "Alice Park",
+        "bob@example.com": "Bob Stone",
+        "carol@example.com": "Carol Diaz",
+    }
     assert unattributed == 0
     assert bases == {("billed", "usd_cents")}
     assert in_total == {True}
@@ -172,7 +178,10 @@ def test_float_cents_sum_exactly_and_keep_the_raw_amount(httpserver):
 
 def test_429_with_retry_after_then_success(engine, httpserver):
     httpserver.expect_oneshot_request("/teams/members").respond_with_data(
-        _fixture("rate_limited.json"), status=429, headers={"Retry-After": "0"}, content_type="application/json"
+        _fixture("rate_limited.json"),
+        status=429,
+        headers={"Retry-After": "0"},
+        content_type="application/json",
     )
     _serve(httpserver)
     outcome = _run(engine, _connector(httpserver))
@@ -187,7 +196,10 @@ def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
     outcome = _run(engine, _connector(httpserver))
     assert outcome.status == "failed"
     assert outcome.error == "cursor: teams/filtered-usage-events: response is not valid JSON"
-    assert _totals(engine) == ((0, None, None, None, None, None, None), (0, None, None, None, None, None, None, None))
+    assert _totals(engine) == (
+        (0, None, None, None, None, None, None),
+        (0, None, None, None, None, None, None, None),
+    )
     with engine.connect() as conn:
         run = conn.execute(select(SyncRun.status, SyncRun.error)).one()
     assert run == ("failed", outcome.error)
@@ -262,7 +274,11 @@ def test_from_settings():
     assert [c.name for c in connectors] == ["cursor", "cursor-eu"]
     assert connectors[0].http.pacer.interval == 3.0  # 20 requests per minute by default
     assert str(connectors[1].http.client.base_url) == "http://eu/"
-    assert (connectors[0].lag.total_seconds(), connectors[0].trailing_days, connectors[0].max_window_days) == (
+    assert (
+        connectors[0].lag.total_seconds(),
+        connectors[0].trailing_days,
+        connectors[0].max_window_days,
+    ) == (
         3600,
         3,
         30,

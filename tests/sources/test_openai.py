@@ -53,28 +53,33 @@ PAGES: dict[str, tuple[str, dict[str | None, str]]] = {
 
 SINCE, UNTIL, TODAY = date(2026, 3, 1), date(2026, 3, 4), date(2026, 3, 4)
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
-GPT4O, MINI, O3, FT = "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "o3-mini-2025-01-31", "ft-gpt-4o-mini-2024-07-18"
+GPT4O, MINI, O3 = "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "o3-mini-2025-01-31"
+FT = "ft-gpt-4o-mini-2024-07-18"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
 
-# (day, actor, model, input(uncached), cache_read, cache_write, output, requests,
-#  cost_micros, raw_amount, raw_unit, cost_basis, kind, in_org_total, person email)
+
+def row(day, actor, model, email, tokens=(0, 0, 0, 0, 0), micros=0, raw="0") -> tuple:
+    """A stored usage row: tokens are (uncached input, cache read, cache write, output, requests)."""
+    return (day, actor, model, *tokens, micros, raw, "usd", "billed", "usage", True, email)
+
+
 EXPECTED = sorted(
     [
-        (D1, "openai_user:user-alice", GPT4O, 1000, 300, 200, 400, 5, 0, "0", "usd", "billed", "usage", True, ALICE),
-        (D1, "openai_key:key_bob", MINI, 800, 0, 0, 100, 2, 120, "0.00012", "usd", "billed", "usage", True, BOB),
-        (D1, "openai:unattributed", GPT4O, 50, 0, 0, 10, 1, 0, "0", "usd", "billed", "usage", True, None),
-        (D1, "openai_key:key_alice", GPT4O, 0, 0, 0, 0, 0, 100_000, "0.10", "usd", "billed", "usage", True, ALICE),
-        (D1, "openai_project:org", FT, 0, 0, 0, 0, 0, 1_500_000, "1.5", "usd", "billed", "usage", True, None),
-        (D2, "openai_user:user-alice", GPT4O, 1500, 500, 0, 600, 7, 0, "0", "usd", "billed", "usage", True, ALICE),
-        (D2, "openai_user:user-carol", O3, 800, 100, 100, 2000, 3, 0, "0", "usd", "billed", "usage", True, CAROL),
-        (D2, "openai_key:key_alice", GPT4O, 0, 0, 0, 0, 0, 1235, "0.0012345678", "usd", "billed", "usage", True, ALICE),
-        (D2, "openai_key:key_service", O3, 0, 0, 0, 0, 0, 1100, "0.0011", "usd", "billed", "usage", True, None),
-        (D2, "openai_key:key_bob", MINI, 0, 0, 0, 0, 0, 2_000_000, "2", "usd", "billed", "usage", True, BOB),
-        (D3, "openai_user:user-alice", GPT4O, 1200, 0, 0, 300, 4, 0, "0", "usd", "billed", "usage", True, ALICE),
-        (D3, "openai_user:user-ghost", MINI, 90, 0, 0, 9, 1, 0, "0", "usd", "billed", "usage", True, None),
-        (D3, "openai_key:key_bob", GPT4O, 0, 0, 0, 0, 0, 10_000, "0.01", "usd", "billed", "usage", True, BOB),
+        row(D1, "openai_user:user-alice", GPT4O, ALICE, tokens=(1000, 300, 200, 400, 5)),
+        row(D1, "openai_key:key_bob", MINI, BOB, tokens=(800, 0, 0, 100, 2), micros=120, raw="0.00012"),
+        row(D1, "openai:unattributed", GPT4O, None, tokens=(50, 0, 0, 10, 1)),
+        row(D1, "openai_key:key_alice", GPT4O, ALICE, micros=100_000, raw="0.10"),
+        row(D1, "openai_project:org", FT, None, micros=1_500_000, raw="1.5"),
+        row(D2, "openai_user:user-alice", GPT4O, ALICE, tokens=(1500, 500, 0, 600, 7)),
+        row(D2, "openai_user:user-carol", O3, CAROL, tokens=(800, 100, 100, 2000, 3)),
+        row(D2, "openai_key:key_alice", GPT4O, ALICE, micros=1235, raw="0.0012345678"),
+        row(D2, "openai_key:key_service", O3, None, micros=1100, raw="0.0011"),
+        row(D2, "openai_key:key_bob", MINI, BOB, micros=2_000_000, raw="2"),
+        row(D3, "openai_user:user-alice", GPT4O, ALICE, tokens=(1200, 0, 0, 300, 4)),
+        row(D3, "openai_user:user-ghost", MINI, None, tokens=(90, 0, 0, 9, 1)),
+        row(D3, "openai_key:key_bob", GPT4O, BOB, micros=10_000, raw="0.01"),
     ],
-    key=lambda row: (row[0], row[1], row[2]),
+    key=lambda r: (r[0], r[1], r[2]),
 )
 
 
@@ -214,7 +219,9 @@ def test_from_settings_disabled_without_key_and_one_connector_per_account():
         openai_admin_key=KEY,
         openai_admin_base_url="http://127.0.0.1:9/v1",
         accounts=[
-            SourceAccount(name="openai-eu", vendor="openai", key="sk-admin-eu", base_url="http://127.0.0.1:9/eu"),
+            SourceAccount(
+                name="openai-eu", vendor="openai", key="sk-admin-eu", base_url="http://127.0.0.1:9/eu"
+            ),
             SourceAccount(name="other", vendor="anthropic", key="sk-ant-admin-x"),
             SourceAccount(name="openai-us", vendor="openai", key="sk-admin-us"),
         ],
@@ -318,13 +325,21 @@ def test_token_split_and_exact_money_in_records(fake):
         connector.close()
     alice_d1 = next(r for r in batch.usage if r.actor == "openai_user:user-alice" and r.day == D1)
     # input_tokens 1500 includes 300 cached and 200 cache-write tokens.
-    assert (alice_d1.input_tokens, alice_d1.cache_read_tokens, alice_d1.cache_write_tokens) == (1000, 300, 200)
+    assert (alice_d1.input_tokens, alice_d1.cache_read_tokens, alice_d1.cache_write_tokens) == (
+        1000,
+        300,
+        200,
+    )
     # input_uncached_tokens wins when the vendor sends it.
     alice_d2 = next(r for r in batch.usage if r.actor == "openai_user:user-alice" and r.day == D2)
     assert (alice_d2.input_tokens, alice_d2.cache_read_tokens, alice_d2.cache_write_tokens) == (1500, 500, 0)
     cents = [r.cost for r in batch.usage if r.cost.micros]
     assert sum(m.micros for m in cents) == 3_612_455
-    assert {(m.raw_amount, m.micros) for m in cents} >= {("0.0012345678", 1235), ("0.00012", 120), ("2", 2_000_000)}
+    assert {(m.raw_amount, m.micros) for m in cents} >= {
+        ("0.0012345678", 1235),
+        ("0.00012", 120),
+        ("2", 2_000_000),
+    }
 
 
 # -- end to end through the engine ------------------------------------------------------------
@@ -393,7 +408,12 @@ def test_429_with_retry_after_then_success(engine, fake):
     assert time.monotonic() - began < 5
     assert outcome.status == "ok", outcome.error
     assert throttle.calls == 1
-    assert [q.get("page") for _, q in fake.requests(USAGE)] == [None, ["page_AAAA"], ["page_AAAA"], ["page_BBBB"]]
+    assert [q.get("page") for _, q in fake.requests(USAGE)] == [
+        None,
+        ["page_AAAA"],
+        ["page_AAAA"],
+        ["page_BBBB"],
+    ]
     assert snapshot(engine) == EXPECTED
 
 
@@ -449,11 +469,21 @@ def test_non_usd_currency_fails_naming_costs(fake):
         (USAGE, lambda body: body["data"][0].pop("start_time")),
         (USAGE, lambda body: body["data"][0]["results"][0].update(output_tokens="lots")),
         (USAGE, lambda body: body["data"][0].update(results={"not": "a list"})),
-        (COSTS, lambda body: body["data"][0]["results"][0].update(amount={"value": "n/a", "currency": "usd"})),
+        (
+            COSTS,
+            lambda body: body["data"][0]["results"][0].update(amount={"value": "n/a", "currency": "usd"}),
+        ),
         (COSTS, lambda body: body["data"][0]["results"][0].update(amount=[0.06])),
         (COSTS, lambda body: body["data"].append("not a bucket")),
     ],
-    ids=["no-start-time", "string-tokens", "results-not-list", "bad-amount", "amount-not-object", "bad-bucket"],
+    ids=[
+        "no-start-time",
+        "string-tokens",
+        "results-not-list",
+        "bad-amount",
+        "amount-not-object",
+        "bad-bucket",
+    ],
 )
 def test_unparseable_page_is_a_source_error_naming_the_endpoint(engine, fake, path, mutate):
     file = PAGES[path][1][None]

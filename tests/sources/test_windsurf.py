@@ -96,7 +96,13 @@ def test_end_to_end_exact_activity_and_rerun_is_stable(engine, httpserver):
     expected = {
         # (acceptances, lines_accepted, lines_added, requests, lines_suggested)
         (date(2026, 3, 1), ALICE): (125, 863 + 157, 74, 5, 0),
-        (date(2026, 3, 2), ALICE): (0, 40, 0, 0, 0),  # acceptances omitted = 0; cascade row lacks linesAccepted
+        (date(2026, 3, 2), ALICE): (
+            0,
+            40,
+            0,
+            0,
+            0,
+        ),  # acceptances omitted = 0; cascade row lacks linesAccepted
         (date(2026, 3, 1), BOB): (7, 12, 0, 0, 0),
         (date(2026, 3, 2), BOB): (0, 0, 0, 2, 0),  # chat_loc_used omitted
         (date(2026, 3, 3), ROBOT): (2, 0, 0, 0, 0),
@@ -181,7 +187,9 @@ def test_key_is_scrubbed_from_other_failures_too(httpserver):
         list(_connector(httpserver).fetch(SINCE, UNTIL))
     assert str(caught.value) == "windsurf: Analytics: bad query for [service key]"
     httpserver.clear()
-    httpserver.expect_request("/api/v1/UserPageAnalytics").respond_with_data(f"<html>{KEY}</html>", status=500)
+    httpserver.expect_request("/api/v1/UserPageAnalytics").respond_with_data(
+        f"<html>{KEY}</html>", status=500
+    )
     with pytest.raises(SourceError) as caught:
         list(_connector(httpserver).fetch(SINCE, UNTIL))
     assert str(caught.value) == "windsurf: UserPageAnalytics: HTTP 500 after 2 attempts"
@@ -197,7 +205,12 @@ def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
 
 
 def test_unreadable_number_fails_with_the_endpoint(httpserver):
-    bad = {"queryResults": [{"responseItems": [{"item": {"api_key": "k", "date": "2026-03-01", "acceptances": "x"}}]}, {}]}
+    bad = {
+        "queryResults": [
+            {"responseItems": [{"item": {"api_key": "k", "date": "2026-03-01", "acceptances": "x"}}]},
+            {},
+        ]
+    }
     _serve(httpserver, analytics=json.dumps(bad))
     with pytest.raises(SourceError, match="Analytics: unreadable number 'x'"):
         list(_connector(httpserver).fetch(SINCE, UNTIL))
@@ -224,7 +237,9 @@ def test_from_settings():
     assert from_settings(Settings()) == []
     settings = Settings(
         WINDSURF_SERVICE_KEY=KEY,
-        accounts=[SourceAccount(name="windsurf-eu", vendor="windsurf", key="other", base_url="http://eu/api/v1")],
+        accounts=[
+            SourceAccount(name="windsurf-eu", vendor="windsurf", key="other", base_url="http://eu/api/v1")
+        ],
     )
     connectors = from_settings(settings)
     assert [c.name for c in connectors] == ["windsurf", "windsurf-eu"]

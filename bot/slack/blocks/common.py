@@ -117,7 +117,6 @@ def validate(blocks: list[Block], *, max_blocks: int = MAX_MESSAGE_BLOCKS) -> li
         elif kind == "context":
             if not 1 <= len(block["elements"]) <= MAX_CONTEXT_ELEMENTS:
                 problems.append(f"block {index}: {len(block['elements'])} context elements")
-        elif kind == "actions":
-            if not 1 <= len(block["elements"]) <= 25:
-                problems.append(f"block {index}: {len(block['elements'])} action elements")
+        elif kind == "actions" and not 1 <= len(block["elements"]) <= 25:
+            problems.append(f"block {index}: {len(block['elements'])} action elements")
     return problems

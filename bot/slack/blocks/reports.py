@@ -31,7 +31,8 @@ def build_help(*, is_admin: bool) -> Message:
         header("Tokenwise: AI spend next to value"),
         section("\n".join(lines)),
         context(
-            "Periods: `7d`, `30d`, `week`, `month` (default), `quarter`, `2026-03`, `2026-03-01..2026-03-15`.",
+            "Periods: `7d`, `30d`, `week`, `month` (default), `quarter`, `2026-03`, "
+            "`2026-03-01..2026-03-15`.",
             "Admin commands are marked; you are an admin."
             if is_admin
             else "Your numbers are shown only to you.",
@@ -73,6 +74,8 @@ def _spend_lines(report: SpendReport, *, org: bool) -> list[str]:
             notes.append(f"{usd(spend.seat_micros)} seats")
         if org and spend.unattributed_micros:
             notes.append(f"{usd(spend.unattributed_micros)} unattributed")
+        if org and spend.covered_micros:
+            notes.append(f"{usd(spend.covered_micros)} est. already billed under another source")
         note = f" _({', '.join(notes)})_" if notes else ""
         tokens = f" · {count(spend.tokens)} tokens" if spend.tokens else ""
         requests = f" · {count(spend.requests)} requests" if spend.requests else ""

@@ -1,0 +1,244 @@
+"""OpenRouter source against a loopback fake of the management API (/keys, /activity)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.db.models import Person, SyncState, UsageDaily
+from bot.services.sync import run_source
+from bot.settings import Settings, SourceAccount
+from bot.sources.base import SourceError
+from bot.sources.openrouter import UNATTRIBUTED, from_settings
+from tests.conftest import fixture_path
+
+KEY = "sk-or-v1-management-test"
+ALICE, CI, BOB, UNUSED, NEW = ("a1" * 32, "c1" * 32, "b0" * 32, "d0" * 32, "e0" * 32)
+TODAY = date(2026, 3, 3)
+
+
+def _fixture(name: str) -> bytes:
+    return fixture_path("openrouter", name).read_bytes()
+
+
+def _serve(httpserver, path: str, query: dict | None, name: str, status: int = 200) -> None:
+    httpserver.expect_request(path, query_string=query).respond_with_data(
+        _fixture(name), status=status, content_type="application/json"
+    )
+
+
+def _connector(httpserver, today: date = TODAY):
+    settings = Settings(
+        OPENROUTER_MANAGEMENT_KEY=KEY,
+        OPENROUTER_BASE_URL=httpserver.url_for("/api/v1"),
+        TOKENWISE_HTTP_MAX_BACKOFF=0.01,
+    )
+    (connector,) = from_settings(settings)
+    connector.today = lambda: today
+    connector.http.pacer.interval = 0  # production paces at 120/min
+    return connector
+
+
+def _keys(httpserver) -> None:
+    _serve(httpserver, "/api/v1/keys", {"include_disabled": "true", "offset": "0"}, "keys-page0.json")
+    _serve(httpserver, "/api/v1/keys", {"include_disabled": "true", "offset": "2"}, "keys-page1.json")
+    _serve(httpserver, "/api/v1/keys", {"include_disabled": "true", "offset": "5"}, "keys-empty.json")
+
+
+def _activity(httpserver, day: str, who: str | None, name: str) -> None:
+    query = {"date": day} if who is None else {"date": day, "api_key_hash": who}
+    _serve(httpserver, "/api/v1/activity", query, name)
+
+
+def _standard(httpserver) -> None:
+    _keys(httpserver)
+    _activity(httpserver, "2026-03-01", None, "activity-2026-03-01-org.json")
+    _activity(httpserver, "2026-03-01", ALICE, "activity-2026-03-01-alice.json")
+    _activity(httpserver, "2026-03-01", CI, "activity-2026-03-01-ci.json")
+    _activity(httpserver, "2026-03-01", BOB, "activity-empty.json")
+    _activity(httpserver, "2026-03-02", None, "activity-2026-03-02-org.json")
+    _activity(httpserver, "2026-03-02", ALICE, "activity-2026-03-02-alice.json")
+    _activity(httpserver, "2026-03-02", CI, "activity-empty.json")
+    _activity(httpserver, "2026-03-02", BOB, "activity-2026-03-02-bob.json")
+
+
+def _totals(engine):
+    with engine.connect() as conn:
+        return conn.execute(
+            select(
+                func.count(),
+                func.sum(UsageDaily.cost_micros),
+                func.sum(UsageDaily.input_tokens),
+                func.sum(UsageDaily.output_tokens),
+                func.sum(UsageDaily.requests),
+            )
+        ).one()
+
+
+def _by_actor(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(UsageDaily.actor, func.sum(UsageDaily.cost_micros), func.sum(UsageDaily.input_tokens))
+            .group_by(UsageDaily.actor)
+            .order_by(UsageDaily.actor)
+        ).all()
+    return {actor: (cost, tokens) for actor, cost, tokens in rows}
+
+
+def _by_email(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Person.email, func.sum(UsageDaily.cost_micros))
+            .join(Person, Person.id == UsageDaily.person_id)
+            .group_by(Person.email)
+            .order_by(Person.email)
+        ).all()
+    return dict(rows)
+
+
+EXPECTED_TOTALS = (7, 1_795_123, 5_450, 1_615, 33)
+
+
+def test_end_to_end(engine, httpserver):
+    _standard(httpserver)
+    connector = _connector(httpserver)
+    kwargs = dict(workspace_id="W", since=date(2026, 3, 1), today=TODAY)  # until = tomorrow
+
+    outcome = run_source(engine, connector, **kwargs)
+    assert outcome.status == "ok", outcome.error
+    # Org activity: day 1 $0.015 + $0.0300000001 + $1.25 + free; day 2 $0.5 + $0.000123.
+    assert _totals(engine) == EXPECTED_TOTALS
+    assert _by_actor(engine) == {
+        f"openrouter_key:{ALICE}": (1_015_123, 50 + 2_500 + 900),
+        f"openrouter_key:{BOB}": (500_000, 1_000),
+        f"openrouter_key:{CI}": (30_000, 100),
+        UNATTRIBUTED: (250_000, 500 + 400),  # claude remainder + the free model
+    }
+    assert _by_email(engine) == {"alice@example.com": 1_015_123, "bob@example.com": 500_000}
+
+    with engine.connect() as conn:
+        raw = conn.execute(
+            select(UsageDaily.raw_amount, UsageDaily.raw_unit, UsageDaily.cost_basis).where(
+                UsageDaily.actor == f"openrouter_key:{CI}"
+            )
+        ).one()
+        watermark = conn.execute(select(SyncState.watermark).where(SyncState.source == "openrouter")).scalar()
+    assert tuple(raw) == ("0.0300000001", "usd", "billed")
+    assert watermark == TODAY  # today is incomplete: never requested
+
+    requested = [
+        (r.args.get("date"), r.args.get("api_key_hash"))
+        for r, _ in httpserver.log
+        if r.path.endswith("activity")
+    ]
+    assert ("2026-03-03", None) not in requested
+    assert not any(hash_ in (UNUSED, NEW) for _, hash_ in requested)  # never spent / not yet created
+    assert all(r.headers["Authorization"] == f"Bearer {KEY}" for r, _ in httpserver.log)
+
+    again = run_source(engine, connector, **kwargs)
+    assert again.status == "ok"
+    assert _totals(engine) == EXPECTED_TOTALS
+    connector.close()
+
+
+def test_bounded_key_calls_keep_org_totals_exact(engine, httpserver):
+    _standard(httpserver)
+    connector = _connector(httpserver)
+    connector.max_keys_per_day = 1  # only the biggest spender (alice) is asked for
+    outcome = run_source(
+        engine, connector, workspace_id="W", since=date(2026, 3, 1), until=date(2026, 3, 3), today=TODAY
+    )
+    assert outcome.status == "ok", outcome.error
+    assert _totals(engine)[1:] == EXPECTED_TOTALS[1:]
+    assert _by_actor(engine)[UNATTRIBUTED][0] == 250_000 + 30_000 + 500_000
+    asked = {r.args.get("api_key_hash") for r, _ in httpserver.log if r.path.endswith("activity")}
+    assert asked == {None, ALICE}
+
+
+def test_keys_exceeding_the_org_total_give_no_unattributed_row(httpserver):
+    _keys(httpserver)
+    httpserver.expect_request("/api/v1/activity", query_string={"date": "2026-03-01"}).respond_with_json(
+        {"data": [{"date": "2026-03-01", "model": "openai/gpt-4.1", "usage": 0.015, "requests": 5}]}
+    )
+    _activity(httpserver, "2026-03-01", ALICE, "activity-2026-03-01-alice.json")
+    _activity(httpserver, "2026-03-01", CI, "activity-empty.json")
+    _activity(httpserver, "2026-03-01", BOB, "activity-empty.json")
+    connector = _connector(httpserver)
+    (batch,) = connector.fetch(date(2026, 3, 1), date(2026, 3, 2))
+    assert {u.actor for u in batch.usage} == {f"openrouter_key:{ALICE}"}
+    hints = {h.actor: (h.email, h.name) for h in batch.identities}
+    assert hints[f"openrouter_key:{ALICE}"] == ("alice@example.com", "Alice@Example.com")
+    assert hints[f"openrouter_key:{BOB}"] == ("bob@example.com", "Bob laptop")
+    assert hints[f"openrouter_key:{CI}"] == (None, "CI pipeline")
+
+
+def test_window_is_clamped_to_the_last_30_completed_days(httpserver):
+    _serve(httpserver, "/api/v1/keys", None, "keys-empty.json")
+    _serve(httpserver, "/api/v1/activity", None, "activity-empty.json")
+    connector = _connector(httpserver)
+    batches = list(connector.fetch(date(2025, 12, 1), date(2026, 3, 10)))
+    days = [r.args["date"] for r, _ in httpserver.log if r.path.endswith("activity")]
+    expected = [(TODAY - timedelta(days=n)).isoformat() for n in range(30, 0, -1)]
+    assert days == expected
+    assert [b.window_start.isoformat() for b in batches] == expected
+    assert list(connector.fetch(date(2026, 3, 3), date(2026, 3, 4))) == []  # only today: nothing
+
+
+def test_non_management_key_is_a_clear_error(engine, httpserver):
+    _serve(httpserver, "/api/v1/keys", None, "error-403.json", status=403)
+    connector = _connector(httpserver)
+    outcome = run_source(engine, connector, workspace_id="W", since=date(2026, 3, 1), today=TODAY)
+    assert outcome.status == "failed"
+    assert "a management key is required" in outcome.error
+    assert "Only management keys can perform this operation" in outcome.error
+    assert KEY not in outcome.error
+    assert _totals(engine)[0] == 0
+
+
+def test_429_with_retry_after_then_success(httpserver):
+    httpserver.expect_oneshot_request("/api/v1/keys").respond_with_json(
+        {"error": {"code": 429, "message": "Rate limit exceeded"}}, status=429, headers={"Retry-After": "0"}
+    )
+    _standard(httpserver)
+    connector = _connector(httpserver)
+    batches = list(connector.fetch(date(2026, 3, 1), date(2026, 3, 3)))
+    assert sum(u.cost.micros for b in batches for u in b.usage) == 1_795_123
+    assert [r.path for r, _ in httpserver.log].count("/api/v1/keys") == 4  # 429 + three pages
+
+
+def test_invalid_json_fails_and_stores_nothing(engine, httpserver):
+    _keys(httpserver)
+    httpserver.expect_request("/api/v1/activity").respond_with_data('{"data": [{"usage": 0.1,', status=200)
+    connector = _connector(httpserver)
+    outcome = run_source(engine, connector, workspace_id="W", since=date(2026, 3, 1), today=TODAY)
+    assert outcome.status == "failed"
+    assert "openrouter: activity: response is not valid JSON" in outcome.error
+    assert _totals(engine)[0] == 0
+
+
+def test_bad_row_fails(httpserver):
+    _keys(httpserver)
+    httpserver.expect_request("/api/v1/activity").respond_with_json(
+        {"data": [{"date": "2026-03-01", "model": "m", "usage": "lots", "requests": 1}]}
+    )
+    connector = _connector(httpserver)
+    with pytest.raises(SourceError, match="activity: bad activity row"):
+        list(connector.fetch(date(2026, 3, 1), date(2026, 3, 2)))
+
+
+def test_from_settings():
+    assert from_settings(Settings()) == []
+    settings = Settings(
+        OPENROUTER_MANAGEMENT_KEY="k",
+        accounts=[
+            SourceAccount(name="openrouter-lab", vendor="openrouter", key="k2", base_url="http://x/api")
+        ],
+    )
+    connectors = from_settings(settings)
+    assert [c.name for c in connectors] == ["openrouter", "openrouter-lab"]
+    assert str(connectors[1].http.client.base_url) == "http://x/api/"
+    assert connectors[0].trailing_days == 2 and connectors[0].lag == timedelta(days=1)
+    for connector in connectors:
+        connector.close()

@@ -1,0 +1,93 @@
+"""Report queries on real databases: each dollar counted once in org totals."""
+
+from datetime import date
+
+from bot.db import store
+from bot.db.models import UsageDaily
+from bot.services.periods import parse_period
+from bot.services.reports import model_breakdown, org_report, person_report
+
+DAY = date(2026, 3, 10)
+
+
+def _row(**kw):
+    row = dict(
+        workspace_id="W",
+        source="x",
+        vendor="x",
+        day=DAY,
+        actor="a",
+        person_id=None,
+        model="",
+        cost_basis="billed",
+        kind="usage",
+        input_tokens=0,
+        output_tokens=0,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        requests=0,
+        cost_micros=0,
+        raw_amount="0",
+        raw_unit="usd",
+        in_org_total=True,
+        sync_run_id=1,
+    )
+    row.update(kw)
+    return row
+
+
+def test_org_counts_billed_once_and_person_sees_estimates(engine):
+    with engine.begin() as conn:
+        person = store.ensure_people(conn, "W", {"ana@example.com": "Ana"})["ana@example.com"]
+        rows = [
+            _row(
+                source="anthropic",
+                vendor="anthropic",
+                actor="anthropic_workspace:default",
+                cost_micros=10_000_000,
+                model="claude-sonnet-4",
+            ),
+            _row(
+                source="claude_code",
+                vendor="claude_code",
+                actor="email:ana@example.com",
+                person_id=person,
+                cost_basis="estimated",
+                in_org_total=False,
+                cost_micros=4_000_000,
+                input_tokens=1000,
+                model="claude-sonnet-4",
+            ),
+            _row(
+                source="cursor",
+                vendor="cursor",
+                actor="email:ana@example.com",
+                person_id=person,
+                cost_micros=2_500_000,
+                model="gpt-5",
+            ),
+            _row(
+                source="cursor",
+                vendor="cursor",
+                actor="email:ana@example.com",
+                person_id=person,
+                cost_micros=1_000_000,
+                day=date(2026, 2, 10),
+                model="gpt-5",
+            ),
+            _row(workspace_id="OTHER", source="cursor", vendor="cursor", cost_micros=99_000_000),
+        ]
+        store.upsert(conn, UsageDaily.__table__, rows, store.USAGE_KEY, store.USAGE_VALUES)
+    period = parse_period("2026-03", DAY)
+    with engine.connect() as conn:
+        org = org_report(conn, workspace_id="W", period=period)
+        me = person_report(conn, workspace_id="W", person_ids=[person], period=period)
+        top = model_breakdown(conn, workspace_id="W", person_ids=[person], period=period)
+    assert org.total_micros == 12_500_000
+    by_vendor = {v.vendor: v for v in org.vendors}
+    assert by_vendor["claude_code"].cost_micros == 0 and by_vendor["claude_code"].covered_micros == 4_000_000
+    assert by_vendor["claude_code"].input_tokens == 1000
+    assert org.unattributed_micros == 10_000_000
+    assert org.previous_total_micros == 1_000_000  # the 31 days before March hold Feb 10
+    assert me.total_micros == 6_500_000 and me.estimated_micros == 4_000_000
+    assert top == [("claude_code", "claude-sonnet-4", 4_000_000), ("cursor", "gpt-5", 2_500_000)]

@@ -1,0 +1,45 @@
+import pytest
+from pydantic import ValidationError
+
+from bot.settings import Settings
+
+
+def test_defaults_and_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("TOKENWISE_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.resolved_database_url == f"sqlite:///{tmp_path}/tokenwise.db"
+    assert settings.slack_api_url == "https://slack.com/api/" and settings.port == 3000
+    assert settings.openai_admin_base_url == "https://api.openai.com/v1"
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("TOKENWISE_ADMINS", "U1, Lead@Example.com")
+    settings = Settings()
+    assert settings.resolved_database_url == "postgresql+psycopg://u@h/db"
+    assert settings.admin_entries == {"u1", "lead@example.com"}
+
+
+def test_toml_file_accounts_and_env_wins(monkeypatch, tmp_path):
+    (tmp_path / "tokenwise.toml").write_text(
+        'timezone = "Europe/Berlin"\nport = 8080\n'
+        '[[accounts]]\nname = "openai-eu"\nvendor = "openai"\nkey = "sk-admin-eu"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PORT", "9000")
+    settings = Settings()
+    assert settings.timezone == "Europe/Berlin" and settings.port == 9000
+    assert settings.accounts[0].name == "openai-eu"
+    assert "sk-admin-eu" not in repr(settings) and "sk-admin-eu" in settings.secret_values()
+
+
+def test_secrets_never_print(monkeypatch):
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-very-secret")
+    settings = Settings()
+    assert "xoxb-very-secret" not in repr(settings) and "xoxb-very-secret" not in str(settings.model_dump())
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("TOKENWISE_TIMEZONE", "Nowhere/City"), ("DATABASE_URL", "mysql://x")]
+)
+def test_invalid_values_are_refused(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings()
