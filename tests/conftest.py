@@ -75,7 +75,8 @@ def _truncate_all(engine) -> None:
         tables = (
             conn.execute(
                 text(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                    "SELECT tablename FROM pg_tables "
+                    "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
                 )
             )
             .scalars()

@@ -148,6 +148,8 @@ class VendorHttp:
             raise SourceError(
                 self.source, endpoint, f"{_describe(error)} after {self.max_retries + 1} attempts"
             ) from None
+        except httpx.HTTPError as error:  # not retried, e.g. a body that cannot be decoded
+            raise SourceError(self.source, endpoint, f"broken response ({type(error).__name__})") from None
 
     def json(
         self, method: str, path: str, *, endpoint: str | None = None, ok: tuple[int, ...] = (200,), **kw: Any
