@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -62,8 +61,10 @@ def _engine(settings: Settings, *, migrate: bool = True):
         ) from None
 
 
-def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _setup_logging(settings: Settings, level: str = "INFO") -> None:
+    from bot.observability import configure_logging
+
+    configure_logging(level=level, secrets=settings.secret_values())
 
 
 @db_app.command("upgrade")
@@ -139,6 +140,7 @@ def sync(
 ) -> None:
     """Run one sync pass over every enabled source (or one)."""
     settings = load_settings()
+    _setup_logging(settings, "WARNING")
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
     if start and end and end <= start:
         raise fail("--until must be after --since")
@@ -253,7 +255,7 @@ def run(
     from bot.web import build_web_app
 
     settings = load_settings()
-    _setup_logging()
+    _setup_logging(settings)
     engine = _engine(settings)
     runtime = build_runtime(settings, engine)
     socket_mode = settings.slack_app_token is not None

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     timezone: str = Field(default="UTC", validation_alias="TOKENWISE_TIMEZONE")
     admins: str = Field(default="", validation_alias="TOKENWISE_ADMINS")
     min_group_size: int = Field(default=5, ge=1, validation_alias="TOKENWISE_MIN_GROUP_SIZE")
+    # Team membership older than this is re-read from Slack before it is used.
+    team_refresh_minutes: int = Field(default=360, ge=1, validation_alias="TOKENWISE_TEAM_REFRESH_MINUTES")
     workspace_id: str = Field(default="default", validation_alias="TOKENWISE_WORKSPACE_ID")
 
     # Ingestion
@@ -104,6 +106,11 @@ class Settings(BaseSettings):
     )
     github_delivery_token: SecretStr | None = _env("GITHUB_DELIVERY_TOKEN")
     github_delivery_org: str | None = _env("GITHUB_DELIVERY_ORG")
+    # Comma lists of repo names or globs ("api", "acme/web", "infra-*"); deny wins, empty allow = all.
+    github_delivery_repos_allow: str = Field(default="", validation_alias="GITHUB_DELIVERY_REPOS_ALLOW")
+    github_delivery_repos_deny: str = Field(default="", validation_alias="GITHUB_DELIVERY_REPOS_DENY")
+    # Spend in a week with no merged PR within this many days after it is "idle" (recap).
+    github_delivery_idle_days: int = Field(default=14, ge=1, validation_alias="GITHUB_DELIVERY_IDLE_DAYS")
     openrouter_management_key: SecretStr | None = _env("OPENROUTER_MANAGEMENT_KEY")
     openrouter_base_url: str = Field(
         default="https://openrouter.ai/api/v1", validation_alias="OPENROUTER_BASE_URL"

@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bot.db.models import utcnow
+from bot.observability import SOURCE_LAG, RequestContextMiddleware, metrics_text
 from bot.runtime import Runtime
 from bot.services.status import source_statuses
 
@@ -33,6 +35,10 @@ def health(runtime: Runtime) -> tuple[bool, dict]:
             )
     except Exception as error:  # report, never raise: this is what a load balancer polls
         return False, {"status": "unavailable", "database": f"unreachable ({type(error).__name__})"}
+    now = utcnow()
+    for s in statuses:
+        if s.last_success_at is not None:
+            SOURCE_LAG.labels(source=s.source).set((now - s.last_success_at).total_seconds())
     sources = {
         s.source: {
             "last_success_at": s.last_success_at.isoformat() if s.last_success_at else None,
@@ -49,9 +55,18 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp, *, scheduler=None) -> Starle
     async def slack_events(request: Request) -> Response:
         return await handler.handle(request)
 
-    async def healthz(request: Request) -> Response:
+    async def ready(request: Request) -> Response:
+        """Ready: the database answers (what a load balancer should route on)."""
         ok, body = await asyncio.to_thread(health, runtime)
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    async def live(request: Request) -> Response:
+        """Live: the process serves requests (restart it only when this fails)."""
+        return JSONResponse({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        await asyncio.to_thread(health, runtime)  # refreshes the per-source lag gauges
+        return Response(metrics_text(), media_type="text/plain; version=0.0.4")
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -63,10 +78,15 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp, *, scheduler=None) -> Starle
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/healthz", ready, methods=["GET"]),
+            Route("/healthz/ready", ready, methods=["GET"]),
+            Route("/healthz/live", live, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
+    # Slack payloads are small (a few KB); anything near 1 MB is not Slack.
+    return RequestContextMiddleware(app, max_body_bytes=1_000_000)

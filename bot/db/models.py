@@ -18,6 +18,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes even for timezone-aware columns; they are UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 def _ts(**kw) -> Column:
     return Column(DateTime(timezone=True), **kw)
 
@@ -270,3 +277,93 @@ class AuditLog(SQLModel, table=True):
     action: str = Field(max_length=64)
     target: str = Field(default="", max_length=200)
     detail: str = Field(default="", sa_type=Text)
+
+
+class Team(SQLModel, table=True):
+    """A Slack user group or a channel's members, as last read from Slack."""
+
+    __tablename__ = "team"
+    __table_args__ = (UniqueConstraint("workspace_id", "kind", "slack_id", name="uq_team_slack"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # usergroup | channel
+    slack_id: str = Field(max_length=32)  # S... or C.../G...
+    name: str = Field(default="", max_length=200)
+    # None until the first successful read of the members from Slack.
+    refreshed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class TeamMembership(SQLModel, table=True):
+    """One stretch of a person's membership: usage counts for the team on days in
+    ``[joined_on, left_on)``. Leaving closes the stretch; rejoining opens a new one, so a
+    person's history stays with them and never moves to a team they joined later."""
+
+    __tablename__ = "team_membership"
+    __table_args__ = (
+        Index("ix_team_membership_team", "workspace_id", "team_id", "person_id"),
+        Index("ix_team_membership_person", "workspace_id", "person_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    team_id: int = Field(foreign_key="team.id")
+    person_id: int = Field(foreign_key="person.id")
+    joined_on: date
+    left_on: date | None = None  # exclusive; None while still a member
+
+
+class RoleGrant(SQLModel, table=True):
+    """A role an admin granted: today only ``manager`` of a team. Keyed by Slack user id so a
+    manager needs no person record (no usage, no visible email)."""
+
+    __tablename__ = "role_grant"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "role", "slack_user_id", "team_id", name="uq_role_grant"),
+        Index("ix_role_grant_team", "workspace_id", "team_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    role: str = Field(max_length=16)  # manager
+    slack_user_id: str = Field(max_length=32)
+    team_id: int = Field(foreign_key="team.id")
+    granted_by: str = Field(default="", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class PullRequest(SQLModel, table=True):
+    """One merged pull request from the code host (``github_delivery``), with its AI-assisted mark.
+
+    ``ai_confidence`` is "high" (a co-author trailer, a "Generated with" line, a label or a coding
+    agent as author) or "none" as synced; "low" (the author used an AI tool while the PR was
+    worked on) is decided at query time from other vendors' rows (bot/services/ai_detection.py).
+    Rows are replaced per source and window of merge days, like usage and activity rows.
+    """
+
+    __tablename__ = "pull_request"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "repo", "number", name="uq_pull_request_key"),
+        Index("ix_pull_request_person_merged", "workspace_id", "person_id", "merged_at"),
+        Index("ix_pull_request_source_merged", "workspace_id", "source", "merged_at"),
+        Index("ix_pull_request_actor", "workspace_id", "actor"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    workspace_id: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    repo: str = Field(max_length=200)  # "owner/name"
+    number: int = Field(sa_type=BigInteger)
+    actor: str = Field(max_length=400)  # the credited author, e.g. "github:octocat"
+    person_id: int | None = Field(default=None)
+    opened_at: datetime = Field(sa_column=_ts(nullable=False))
+    merged_at: datetime = Field(sa_column=_ts(nullable=False))
+    first_commit_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    additions: int = Field(default=0, sa_type=BigInteger)
+    deletions: int = Field(default=0, sa_type=BigInteger)
+    ai_confidence: str = Field(default="none", max_length=8)  # high | low | none
+    ai_rule: str = Field(default="", max_length=64)  # which rule fired, e.g. "label:ai-assisted"
+    sync_run_id: int | None = Field(default=None, sa_type=BigInteger)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select
+
+from bot.db.models import RoleGrant, TeamMembership
 from bot.settings import Settings
 
 
@@ -14,3 +19,118 @@ def is_admin(settings: Settings, *, user_id: str, email: str | None, slack_admin
 def admins_hint(settings: Settings) -> str:
     named = [e for e in settings.admin_entries if not e.startswith(("u", "w")) or "@" in e]
     return "a workspace admin" + (f" or {', '.join(sorted(named)[:3])}" if named else "")
+
+
+# -- who sees whose numbers ------------------------------------------------------------------
+# Every command that shows someone else's data asks here, and only here. A refusal is the same
+# whatever the target's state (no person record, no usage, unknown): it never tells a viewer
+# whether there is anything to see.
+
+PERSON_WHO_CAN = "them, their managers and admins"
+TEAM_WHO_CAN = "its members (when it has at least {min} people), its managers and admins"
+
+
+@dataclass(frozen=True)
+class Viewer:
+    user_id: str  # Slack user id
+    is_admin: bool
+    person_id: int | None  # None when the viewer has no person record (no visible email)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str  # self | admin | manager | member | denied | too_small
+    who_can: str  # plain words for the refusal: who may see it
+
+    @property
+    def sees_individuals(self) -> bool:
+        """Admins and managers see members one by one; members see aggregates only."""
+        return self.allowed and self.reason in ("admin", "manager")
+
+
+def _managed_team_ids(conn: Connection, workspace_id: str, user_id: str) -> list[int]:
+    return list(
+        conn.execute(
+            select(RoleGrant.team_id).where(
+                RoleGrant.workspace_id == workspace_id,
+                RoleGrant.slack_user_id == user_id,
+                RoleGrant.role == "manager",
+            )
+        ).scalars()
+    )
+
+
+def manages_person(conn: Connection, workspace_id: str, user_id: str, person_id: int) -> bool:
+    """True when ``person_id`` is a current member of a team ``user_id`` manages."""
+    team_ids = _managed_team_ids(conn, workspace_id, user_id)
+    if not team_ids:
+        return False
+    return (
+        conn.execute(
+            select(TeamMembership.id).where(
+                TeamMembership.workspace_id == workspace_id,
+                TeamMembership.team_id.in_(team_ids),
+                TeamMembership.person_id == person_id,
+                TeamMembership.left_on.is_(None),
+            )
+        ).first()
+        is not None
+    )
+
+
+def can_view_person(
+    conn: Connection, workspace_id: str, viewer: Viewer, target_person_id: int | None
+) -> Decision:
+    """The person themself, managers of a team they currently belong to, and admins."""
+    if target_person_id is not None and viewer.person_id == target_person_id:
+        return Decision(True, "self", PERSON_WHO_CAN)
+    if viewer.is_admin:
+        return Decision(True, "admin", PERSON_WHO_CAN)
+    if target_person_id is not None and manages_person(conn, workspace_id, viewer.user_id, target_person_id):
+        return Decision(True, "manager", PERSON_WHO_CAN)
+    return Decision(False, "denied", PERSON_WHO_CAN)
+
+
+def can_view_team(
+    conn: Connection, workspace_id: str, viewer: Viewer, team_id: int, *, min_group_size: int
+) -> Decision:
+    """Admins and the team's managers see it with its members; a current member sees the
+    aggregate when the team is at least ``min_group_size`` people (smaller aggregates would
+    all but name the others)."""
+    who = TEAM_WHO_CAN.format(min=min_group_size)
+    if viewer.is_admin:
+        return Decision(True, "admin", who)
+    if team_id in _managed_team_ids(conn, workspace_id, viewer.user_id):
+        return Decision(True, "manager", who)
+    if viewer.person_id is not None:
+        member = conn.execute(
+            select(TeamMembership.id).where(
+                TeamMembership.team_id == team_id,
+                TeamMembership.person_id == viewer.person_id,
+                TeamMembership.left_on.is_(None),
+            )
+        ).first()
+        if member is not None:
+            size = conn.execute(
+                select(func.count(func.distinct(TeamMembership.person_id))).where(
+                    TeamMembership.team_id == team_id, TeamMembership.left_on.is_(None)
+                )
+            ).scalar_one()
+            if size >= min_group_size:
+                return Decision(True, "member", who)
+            return Decision(False, "too_small", who)
+    return Decision(False, "denied", who)
+
+
+def can_manage_roles(viewer: Viewer) -> bool:
+    return viewer.is_admin
+
+
+def can_read_audit(viewer: Viewer, *, own: bool) -> bool:
+    """Everyone may see who looked at their own numbers; the whole log is for admins."""
+    return own or viewer.is_admin
+
+
+def can_export(viewer: Viewer) -> bool:
+    return viewer.is_admin

@@ -20,6 +20,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "org": ("[period]", "org totals per vendor, unattributed spend included (admins)"),
     "status": ("", "sources: last sync, lag, errors and the biggest unlinked actors"),
     "link": ("<vendor> <external id> @user | github <login>", "link a vendor identity to a person"),
+    "team": ("<@group | #channel> [period] | refresh <@group | #channel>", "a team's aggregates and trend"),
+    "role": ("add|remove manager @user <@group | #channel> | list", "who manages which team (admins grant)"),
+    "privacy": ("[names on|off]", "your privacy settings: may channel posts show your name"),
+    "audit": ("me | @user", "who looked at your numbers (`me`); the audit log (admins)"),
+    "forget": ("me", "erase your identity, keep the org's totals (asks first)"),
+    "export": ("[period]", "CSV of per-person daily usage and value, sent to you (admins)"),
     "help": ("", "this help"),
 }
 

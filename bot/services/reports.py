@@ -239,3 +239,113 @@ def today_in(tz) -> date:
     from datetime import datetime
 
     return datetime.now(tz).date()
+
+
+# -- teams ---------------------------------------------------------------------------------
+# A team's numbers are the sum of its members' personal numbers (billed and estimated, like
+# ``/tokens me``), counted only on the days each person belonged to the team. The membership
+# test is an EXISTS, so overlapping stretches could never count a row twice.
+
+
+def _on_team(table, team_id: int):
+    from sqlalchemy import or_
+
+    from bot.db.models import TeamMembership as M
+
+    return (
+        select(M.id)
+        .where(
+            M.team_id == team_id,
+            M.person_id == table.person_id,
+            M.joined_on <= table.day,
+            or_(M.left_on.is_(None), M.left_on > table.day),
+        )
+        .exists()
+    )
+
+
+def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Period) -> SpendReport:
+    """Spend per vendor, value signals, active people and the previous period of one team."""
+    scope = (UsageDaily.workspace_id == workspace_id, _on_team(UsageDaily, team_id))
+    rows = conn.execute(
+        select(*_usage_columns(False))
+        .where(*scope, *_in_period(UsageDaily, period))
+        .group_by(UsageDaily.vendor)
+    ).all()
+    previous_total = conn.execute(
+        select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(
+            *scope, *_in_period(UsageDaily, period.previous())
+        )
+    ).scalar_one()
+    value = conn.execute(
+        select(*_value_columns())
+        .where(
+            ActivityDaily.workspace_id == workspace_id,
+            _on_team(ActivityDaily, team_id),
+            *_in_period(ActivityDaily, period),
+        )
+        .group_by(ActivityDaily.vendor)
+    ).all()
+    active = conn.execute(
+        select(func.count(func.distinct(UsageDaily.person_id))).where(*scope, *_in_period(UsageDaily, period))
+    ).scalar_one()
+    return SpendReport(period, _vendor_rows(rows), _value_rows(value), int(previous_total), int(active))
+
+
+def team_models(
+    conn: Connection, *, workspace_id: str, team_id: int, period: Period, limit: int = 5
+) -> list[tuple[str, str, int]]:
+    rows = conn.execute(
+        select(UsageDaily.vendor, UsageDaily.model, func.sum(UsageDaily.cost_micros))
+        .where(
+            UsageDaily.workspace_id == workspace_id,
+            _on_team(UsageDaily, team_id),
+            *_in_period(UsageDaily, period),
+            UsageDaily.model != "",
+        )
+        .group_by(UsageDaily.vendor, UsageDaily.model)
+        .order_by(func.sum(UsageDaily.cost_micros).desc(), UsageDaily.model)
+        .limit(limit)
+    ).all()
+    return [(vendor, model, int(cost or 0)) for vendor, model, cost in rows]
+
+
+def team_member_spend(
+    conn: Connection, *, workspace_id: str, team_id: int, period: Period
+) -> list[tuple[int, int]]:
+    """(person id, spend) of each member with spend on their team days, biggest first.
+    Individual numbers: only for the team's managers and admins."""
+    rows = conn.execute(
+        select(UsageDaily.person_id, func.sum(UsageDaily.cost_micros))
+        .where(
+            UsageDaily.workspace_id == workspace_id,
+            _on_team(UsageDaily, team_id),
+            *_in_period(UsageDaily, period),
+        )
+        .group_by(UsageDaily.person_id)
+        .order_by(func.sum(UsageDaily.cost_micros).desc(), UsageDaily.person_id)
+    ).all()
+    return [(int(person_id), int(cost or 0)) for person_id, cost in rows]
+
+
+def weekly_spend(
+    conn: Connection, *, workspace_id: str, person_ids: list[int], first_week: date, weeks: int
+) -> list[tuple[date, int]]:
+    """Spend per Monday-start week for ``weeks`` weeks from ``first_week`` (zeros included)."""
+    from datetime import timedelta
+
+    end = first_week + timedelta(days=7 * weeks)
+    rows = conn.execute(
+        select(UsageDaily.day, func.sum(UsageDaily.cost_micros))
+        .where(
+            UsageDaily.workspace_id == workspace_id,
+            UsageDaily.person_id.in_(person_ids),
+            UsageDaily.day >= first_week,
+            UsageDaily.day < end,
+        )
+        .group_by(UsageDaily.day)
+    ).all()
+    totals = [0] * weeks
+    for day, cost in rows:
+        totals[(day - first_week).days // 7] += int(cost or 0)
+    return [(first_week + timedelta(days=7 * i), totals[i]) for i in range(weeks)]

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select
 
-from bot.db.models import SyncRun, SyncState
+from bot.db.models import SyncRun, SyncState, as_utc
 from bot.services.people import UnlinkedActor, biggest_unlinked
 
 
@@ -63,9 +63,9 @@ def source_statuses(
                 enabled=name in enabled,
                 lag=enabled.get(name),
                 watermark=state.watermark if state else None,
-                last_success_at=state.last_success_at if state else None,
+                last_success_at=as_utc(state.last_success_at) if state else None,
                 last_error=state.last_error if state else None,
-                last_error_at=state.last_error_at if state else None,
+                last_error_at=as_utc(state.last_error_at) if state else None,
                 consecutive_failures=state.consecutive_failures if state else 0,
                 last_rows=rows,
             )

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.db import store
 from bot.db.models import SyncRun, SyncState, utcnow
+from bot.observability import SYNC_ROWS, SYNC_RUNS
 from bot.sources.base import Batch, Connector, SourceError, fold
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,9 @@ def _upsert_state(conn, workspace_id: str, source: str, **values) -> None:
 
 
 def _finish(engine: Engine, run_id: int, workspace_id: str, source: str, outcome: SyncOutcome) -> None:
+    SYNC_RUNS.labels(source=source, status=outcome.status).inc()
+    SYNC_ROWS.labels(source=source, table="usage").inc(outcome.usage_rows)
+    SYNC_ROWS.labels(source=source, table="activity").inc(outcome.activity_rows)
     now = utcnow()
     with engine.begin() as conn:
         conn.execute(

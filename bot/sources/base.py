@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
 from bot.money import Money
@@ -126,12 +126,38 @@ class IdentityHint:
 
 
 @dataclass(slots=True)
+class PullRequestRecord:
+    """One merged pull request from a code host (delivery sources), stored in ``pull_request``.
+
+    Its UTC merge day must fall inside the batch window; times are timezone-aware.
+    """
+
+    repo: str  # "owner/name"
+    number: int
+    actor: str  # who is credited (the author, or the human who assigned a coding agent)
+    opened_at: datetime
+    merged_at: datetime
+    first_commit_at: datetime | None = None
+    additions: int = 0
+    deletions: int = 0
+    ai_confidence: str = "none"  # high | none here; "low" is decided at query time
+    ai_rule: str = ""
+
+    @property
+    def day(self) -> date:
+        return self.merged_at.astimezone(UTC).date()
+
+
+@dataclass(slots=True)
 class Batch:
     window_start: date
     window_end: date  # exclusive
     usage: list[UsageRecord] = field(default_factory=list)
     activity: list[ActivityRecord] = field(default_factory=list)
     identities: list[IdentityHint] = field(default_factory=list)
+    #: None: this source has no pull requests and the engine leaves ``pull_request`` alone. A list
+    #: (even empty) replaces the source's pull requests merged in the window, like the other rows.
+    pull_requests: list[PullRequestRecord] | None = None
 
 
 @runtime_checkable

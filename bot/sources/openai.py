@@ -21,6 +21,8 @@ from bot.sources.http import VendorHttp
 MAX_PAGES = 10_000  # loop guard: a vendor cursor that never ends is an error, not a hang
 # What reading an unexpected value raises (missing key, wrong type, bad number): a SourceError instead.
 PARSE_ERRORS = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
+# Grouping fields of usage/costs results (null unless grouped by): a result's identity in its bucket.
+DIMENSIONS = ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier", "line_item")
 
 
 def _epoch(day: date) -> int:
@@ -68,7 +70,6 @@ class OpenAIConnector:
         seen: set[str] = set()
         # One result per (bucket, grouping values): seeing one twice means the data moved under the
         # cursor (pages changed while paging) and folding it would count those tokens/dollars twice.
-        groups = [value for name, value in params if name == "group_by"]
         rows: set[tuple] = set()
         for _ in range(MAX_PAGES):
             query = list(params) + ([("page", page)] if page else [])
@@ -80,7 +81,7 @@ class OpenAIConnector:
                 if not isinstance(results or [], list) or not all(isinstance(r, dict) for r in results or []):
                     raise SourceError(self.name, endpoint, "unexpected response shape (bucket results)")
                 for result in results or []:
-                    row = (bucket.get("start_time"), *(str(result.get(g)) for g in groups))
+                    row = (bucket.get("start_time"), *(str(result.get(d)) for d in DIMENSIONS))
                     if row in rows:
                         raise SourceError(
                             self.name, endpoint, "a result appeared twice (pages changed while paging)"

@@ -18,6 +18,7 @@ SOURCE_MODULES: dict[str, str] = {
     "cursor": "bot.sources.cursor",
     "windsurf": "bot.sources.windsurf",
     "github_copilot": "bot.sources.github_copilot",
+    "github_delivery": "bot.sources.github_delivery",
     "openrouter": "bot.sources.openrouter",
 }
 

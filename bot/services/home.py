@@ -1,0 +1,63 @@
+"""What the App Home dashboard shows one person: this month, the last eight weeks, top models,
+and (for managers) their teams' aggregates. Data only; bot/slack/blocks/home.py draws it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from sqlalchemy import Connection
+
+from bot.services import reports, teams
+from bot.services.periods import Period, calendar_period, week_start
+from bot.services.reports import SpendReport
+
+TREND_WEEKS = 8
+MAX_TEAMS = 15  # keeps the Home tab well inside 100 blocks
+
+
+@dataclass(frozen=True)
+class TeamSummary:
+    team: teams.TeamRef
+    members: int
+    report: SpendReport
+
+
+@dataclass
+class Dashboard:
+    who: str
+    month: SpendReport
+    models: list[tuple[str, str, int]]
+    weeks: list[tuple[date, int]]
+    teams: list[TeamSummary] = field(default_factory=list)
+    more_teams: int = 0
+
+
+def trend_start(today: date, weeks: int = TREND_WEEKS) -> date:
+    """Monday of the first of ``weeks`` weeks ending with the current one."""
+    return week_start(today) - timedelta(days=7 * (weeks - 1))
+
+
+def load_dashboard(
+    conn: Connection, *, workspace_id: str, person_id: int, who: str, slack_user_id: str, today: date
+) -> Dashboard:
+    month: Period = calendar_period("month", today)
+    report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person_id], period=month)
+    models = reports.model_breakdown(conn, workspace_id=workspace_id, person_ids=[person_id], period=month)
+    weeks = reports.weekly_spend(
+        conn,
+        workspace_id=workspace_id,
+        person_ids=[person_id],
+        first_week=trend_start(today),
+        weeks=TREND_WEEKS,
+    )
+    managed = teams.managed_teams(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
+    summaries = [
+        TeamSummary(
+            team,
+            teams.member_count(conn, team_id=team.id),
+            reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=month),
+        )
+        for team in managed[:MAX_TEAMS]
+    ]
+    return Dashboard(who, report, models, weeks, summaries, max(0, len(managed) - MAX_TEAMS))

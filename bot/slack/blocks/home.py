@@ -1,0 +1,141 @@
+"""The App Home tab: a personal dashboard (pure: data in, a ``views.publish`` view out).
+
+Home tabs allow 100 blocks; this view uses about 15 plus two per managed team (at most 15).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from bot.services.home import Dashboard, TeamSummary
+from bot.slack.blocks.common import (
+    MAX_VIEW_BLOCKS,
+    Block,
+    context,
+    divider,
+    escape,
+    fields_section,
+    header,
+    section,
+    validate,
+)
+from bot.slack.blocks.format import change, count, usd
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, _value_lines
+
+SPARK = "▁▂▃▄▅▆▇█"
+BAR_WIDTH = 16
+
+COMMANDS = (
+    ("/tokens me [period]", "your numbers for any period"),
+    ("/tokens team @group [period]", "a team's aggregates (members, managers, admins)"),
+    ("/tokens privacy names on|off", "whether channel posts may show your name"),
+    ("/tokens audit me", "who looked at your numbers"),
+    ("/tokens forget me", "erase your identity, keep the org's totals"),
+    ("/tokens help", "every command"),
+)
+
+
+def sparkline(values: list[int]) -> str:
+    """One character per value, scaled to the largest (all zero: the lowest bar)."""
+    top = max(values, default=0)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(SPARK[min(len(SPARK) - 1, (v * (len(SPARK) - 1) + top // 2) // top)] for v in values)
+
+
+def bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
+    filled = 0 if top <= 0 else round(width * value / top)
+    if value > 0 and filled == 0:
+        filled = 1  # any spend is visible
+    return "█" * filled + "░" * (width - filled)
+
+
+def trend_block(weeks: list[tuple[date, int]]) -> Block:
+    values = [micros for _, micros in weeks]
+    top = max(values, default=0)
+    lines = [f"{start:%b %d}  {bar(micros, top)}  {usd(micros)}" for start, micros in weeks]
+    return section(
+        f"*Last {len(weeks)} weeks*  {sparkline(values)}\n```" + "\n".join(lines) + "```",
+    )
+
+
+def _team_block(summary: TeamSummary) -> Block:
+    report = summary.report
+    total = report.total_micros
+    per_person = usd(total // report.active_people) if report.active_people else "n/a"
+    compare = change(total, report.previous_total_micros, f"previous {report.period.days} days")
+    return section(
+        f"*{summary.team.mention}* · {summary.members} members\n"
+        f"*{usd(total)}* this month · {report.active_people} active · {per_person} per active person\n"
+        f"{compare}"
+    )
+
+
+def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
+    month = dashboard.month
+    total = usd(month.total_micros)
+    compare = change(month.total_micros, month.previous_total_micros, f"previous {month.period.days} days")
+    blocks: list[Block] = [
+        header(f"Your AI spend: {month.period.label}"),
+        section(
+            f"*{total}* this month"
+            + (" _(includes estimates)_" if month.estimated_micros else "")
+            + f"\n{compare}"
+        ),
+    ]
+    if month.vendors:
+        blocks.append(section("*Per vendor*\n" + "\n".join(_spend_lines(month, org=False))))
+        blocks.append(
+            fields_section([f"*Tokens*\n{count(month.tokens)}", f"*Requests*\n{count(month.requests)}"])
+        )
+    else:
+        blocks.append(section("No AI spend recorded this month yet."))
+    blocks.append(trend_block(dashboard.weeks))
+    value_lines = _value_lines(month.value)
+    blocks.append(section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded.")))
+    if dashboard.models:
+        top = "\n".join(
+            f"{i}. {escape(model)}: {usd(cost)}" for i, (_, model, cost) in enumerate(dashboard.models, 1)
+        )
+        blocks.append(section(f"*Top models*\n{top}"))
+    if dashboard.teams:
+        blocks.append(divider())
+        blocks.append(header("Teams you manage"))
+        for summary in dashboard.teams:
+            blocks.append(_team_block(summary))
+        tail = f"{dashboard.more_teams} more: " if dashboard.more_teams else ""
+        blocks.append(context(f"{tail}`/tokens team @group` shows a team's members and models."))
+    blocks.append(divider())
+    blocks.append(section("*Commands*\n" + "\n".join(f"`{cmd}`: {what}" for cmd, what in COMMANDS)))
+    blocks.append(
+        context(
+            ESTIMATE_NOTE,
+            f"Only you can see this tab. Updated {now.astimezone(tz):%Y-%m-%d %H:%M %Z}.",
+        )
+    )
+    return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
+
+
+def build_home_not_linked(*, admins_hint: str) -> dict:
+    text = (
+        "I have no AI usage linked to you yet: your Slack email does not match a vendor account, "
+        f"or I cannot see your email. Ask an admin ({admins_hint}) to link you, or claim your GitHub "
+        "login with `/tokens link github <login>`."
+    )
+    return {
+        "type": "home",
+        "blocks": [
+            header("Tokenwise"),
+            section(f":mag: {text}"),
+            divider(),
+            section("*Commands*\n" + "\n".join(f"`{cmd}`: {what}" for cmd, what in COMMANDS)),
+        ],
+    }
+
+
+def validate_view(view: dict) -> list[str]:
+    problems = validate(view.get("blocks", []), max_blocks=MAX_VIEW_BLOCKS)
+    if view.get("type") != "home":
+        problems.append(f"view type {view.get('type')!r} is not 'home'")
+    return problems

@@ -1,0 +1,104 @@
+"""Builders for ``/tokens privacy``, ``audit``, ``forget`` and ``export`` answers (pure)."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from bot.services.privacy import AuditEntry, ForgetResult
+from bot.slack.blocks.common import Message, button, context, escape, header, message, section
+from bot.slack.blocks.format import local_time
+
+FORGET_CONFIRM = "tokenwise_forget_confirm"
+FORGET_CANCEL = "tokenwise_forget_cancel"
+
+ACTION_WORDS = {
+    "view.person": "viewed the numbers of",
+    "view.team_member": "viewed, in a team view, the numbers of",
+    "export.usage": "exported everyone's usage",
+    "person.forget": "forgot",
+    "privacy.names": "changed the name setting of",
+    "role.add": "granted a role:",
+    "role.remove": "removed a role:",
+    "link.admin": "linked",
+    "link.self": "linked",
+}
+
+
+def build_privacy_status(*, show_name: bool, min_group_size: int, changed: bool = False) -> Message:
+    state = "may show your name" if show_name else "never show your name"
+    lead = "Saved: channel posts now " if changed else "Channel posts "
+    text = f"{lead}{state}."
+    rules = (
+        "Your own numbers are only ever shown to you (ephemeral answers and your App Home), to "
+        "managers of your teams and to admins; every view by someone else is audited "
+        "(`/tokens audit me`). Channels get aggregates only, for groups of at least "
+        f"{min_group_size} people; smaller groups are folded into \"others\"."
+    )
+    return message(
+        text,
+        [
+            section(f":lock: {text}"),
+            section(rules),
+            context("`/tokens privacy names on` or `off` · `/tokens forget me` erases your identity"),
+        ],
+    )
+
+
+def _target_text(target: str, labels: dict[int, tuple[str | None, str]]) -> str:
+    if target.startswith("person:") and target[7:].isdigit():
+        slack_id, label = labels.get(int(target[7:]), (None, f"person {target[7:]}"))
+        return f"<@{slack_id}>" if slack_id else escape(label)
+    return f"`{escape(target[:80])}`" if target else ""
+
+
+def build_audit(
+    entries: list[AuditEntry], *, title: str, labels: dict[int, tuple[str | None, str]], tz: ZoneInfo, empty: str
+) -> Message:
+    if not entries:
+        return message(f"{title}: {empty}", [header(title), section(empty)])
+    lines = []
+    for entry in entries:
+        words = ACTION_WORDS.get(entry.action, f"`{escape(entry.action)}`")
+        actor = f"<@{entry.actor_user_id}>" if entry.actor_user_id[:1] in ("U", "W") else escape(entry.actor_user_id)
+        target = "" if entry.action == "export.usage" else " " + _target_text(entry.target, labels)
+        detail = f" _({escape(entry.detail[:120])})_" if entry.detail else ""
+        lines.append(f"{local_time(entry.at, tz)}: {actor or 'someone'} {words}{target}{detail}")
+    return message(
+        f"{title}: {len(entries)} entries",
+        [header(title), section("\n".join(lines)), context("Newest first; the audit log never holds the numbers.")],
+    )
+
+
+def build_forget_prompt(person_id: int) -> Message:
+    text = (
+        "This erases who you are from Tokenwise: your email, name, Slack id, vendor links, team "
+        "memberships and roles. What was spent stays in the org's totals without your name. "
+        "It cannot be undone. Usage your vendor accounts report later is linked to you again "
+        "unless an admin removes those accounts."
+    )
+    return message(
+        "Forget me? " + text,
+        [
+            section(f":warning: *Forget me?*\n{text}"),
+            {
+                "type": "actions",
+                "elements": [
+                    button("Yes, forget me", FORGET_CONFIRM, str(person_id), style="danger"),
+                    button("Cancel", FORGET_CANCEL, "cancel"),
+                ],
+            },
+        ],
+    )
+
+
+def build_forgotten(result: ForgetResult) -> Message:
+    text = (
+        f"Done: you are forgotten. {result.usage_rows:,} usage rows and {result.activity_rows:,} activity "
+        f"rows were anonymised, {result.identities:,} vendor links deleted."
+    )
+    return message(text, [section(f":wastebasket: {text}")])
+
+
+def build_export_sent(*, rows: int, period_label: str) -> Message:
+    text = f"I sent you the CSV ({rows:,} rows, {period_label}) in a direct message."
+    return message(text, [section(f":page_facing_up: {text}"), context("This export was audited.")])
