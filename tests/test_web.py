@@ -26,7 +26,9 @@ def client(sqlite_url, httpserver):
     engine = make_engine(sqlite_url)
     today = date(2026, 11, 20)
     run_all(engine, demo_connectors(today)[:1], workspace_id="default", since=date(2026, 11, 1), today=today)
-    settings = Settings(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url)
+    settings = Settings(
+        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url
+    )
     runtime = Runtime(settings=settings, engine=engine)
     with TestClient(build_web_app(runtime, build_app(runtime))) as test_client:
         yield test_client
@@ -54,7 +56,9 @@ def test_request_ids_and_body_limit(client):
 
 def test_ready_is_503_when_the_database_is_gone(tmp_path, httpserver):
     fake = start_fake_slack(httpserver)
-    settings = Settings(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url)
+    settings = Settings(
+        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url
+    )
     engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1")
     runtime = Runtime(settings=settings, engine=engine)
     with TestClient(build_web_app(runtime, build_app(runtime))) as test_client:

@@ -1,5 +1,5 @@
 """OpenAI: Usage API (completions) for tokens per user, Costs API for billed dollars per API key,
-users and project API keys to join ids to emails. See docs/sources.md#openai.
+users and project API keys to join ids to emails. See docs/sources/openai.md.
 
 Attribution: tokens go to the OpenAI user when the usage row carries a ``user_id`` (else to the
 API key); billed dollars go to the API key, whose owner is the person. Costs arrive as dollars
