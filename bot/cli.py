@@ -239,6 +239,34 @@ def people_import(
     console.print(f"imported {result.people} people and {result.links} identity links")
 
 
+@people_app.command("forget")
+def people_forget(
+    email: Annotated[str, typer.Argument(help="The person's email.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Erase a person's identity; their spend stays in org totals, anonymised (docs/privacy.md)."""
+    from bot.services.people import find_by_email
+    from bot.services.privacy import forget_person
+
+    settings = load_settings()
+    engine = _engine(settings)
+    with engine.connect() as conn:
+        person = find_by_email(conn, workspace_id=settings.workspace_id, email=email)
+    if person is None or person.forgotten_at is not None:
+        raise fail(f"no person with the email {email!r}")
+    if not yes and not typer.confirm(f"Forget {email}? This cannot be undone.", err=True):
+        raise fail("nothing changed", 1)
+    with engine.begin() as conn:
+        result = forget_person(
+            conn, workspace_id=settings.workspace_id, person_id=person.id, actor_user_id="cli"
+        )
+    console.print(
+        f"forgot person {result.person_id}: {result.usage_rows} usage and {result.activity_rows} activity "
+        f"rows anonymised, {result.identities} identities deleted",
+        highlight=False,
+    )
+
+
 @app.command()
 def run(
     no_scheduler: Annotated[
@@ -284,6 +312,39 @@ def run(
         limit_concurrency=1000,
         proxy_headers=True,
     )
+
+
+@app.command()
+def scheduler(
+    once: Annotated[bool, typer.Option("--once", help="Run every job once for the current tick, then exit.")] = False,
+) -> None:
+    """Run the scheduled jobs alone (no Slack server): pair with `tokenwise run --no-scheduler`."""
+    import signal
+    import threading
+
+    from bot.runtime import build_runtime
+    from bot.scheduler import build_scheduler, sync_job
+
+    settings = load_settings()
+    _setup_logging(settings)
+    runtime = build_runtime(settings, _engine(settings))
+    if once:
+        outcomes = sync_job(runtime)
+        for outcome in outcomes:
+            console.print(f"{outcome.source}: {outcome.status}", highlight=False)
+        if any(o.status == "failed" for o in outcomes):
+            raise typer.Exit(1)
+        return
+    jobs = build_scheduler(runtime)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    jobs.start()
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        jobs.shutdown(wait=True)
 
 
 def main() -> None:  # pragma: no cover

@@ -7,13 +7,13 @@ ORM adds. Works the same on SQLite and PostgreSQL (both dialects implement ``on_
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.db.models import ActivityDaily, Identity, Person, UsageDaily
-from bot.sources.base import ACTIVITY_FIELDS, ActivityRecord, IdentityHint, UsageRecord
+from bot.db.models import ActivityDaily, Identity, Person, PullRequest, UsageDaily
+from bot.sources.base import ACTIVITY_FIELDS, ActivityRecord, IdentityHint, PullRequestRecord, UsageRecord
 
 USAGE_KEY = ("workspace_id", "source", "day", "actor", "model", "cost_basis", "kind")
 USAGE_VALUES = (
@@ -32,6 +32,20 @@ USAGE_VALUES = (
 )
 ACTIVITY_KEY = ("workspace_id", "source", "day", "actor")
 ACTIVITY_VALUES = ("vendor", "person_id", *ACTIVITY_FIELDS, "merge_minutes_median", "sync_run_id")
+PULL_REQUEST_KEY = ("workspace_id", "repo", "number")
+PULL_REQUEST_VALUES = (
+    "source",
+    "actor",
+    "person_id",
+    "opened_at",
+    "merged_at",
+    "first_commit_at",
+    "additions",
+    "deletions",
+    "ai_confidence",
+    "ai_rule",
+    "sync_run_id",
+)
 
 
 def _insert(conn: Connection, table):
@@ -218,10 +232,59 @@ def delete_stale(
         )
 
 
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite keeps the wall clock and drops the offset: store UTC so comparisons hold everywhere.
+    return None if moment is None else moment.astimezone(UTC)
+
+
+def replace_pull_requests(
+    conn: Connection,
+    records: Sequence[PullRequestRecord],
+    *,
+    workspace_id: str,
+    source: str,
+    run_id: int,
+    people: dict[str, int],
+    start: date,
+    end: date,
+) -> None:
+    """Upsert the batch's merged PRs; this source's PRs merged in ``[start, end)`` that the run
+    did not rewrite are gone upstream (or now filtered out) and are deleted, as in delete_stale."""
+    rows = {
+        (r.repo, r.number): {
+            "workspace_id": workspace_id,
+            "source": source,
+            "repo": r.repo,
+            "number": r.number,
+            "actor": r.actor,
+            "person_id": people.get(r.actor),
+            "opened_at": _utc(r.opened_at),
+            "merged_at": _utc(r.merged_at),
+            "first_commit_at": _utc(r.first_commit_at),
+            "additions": r.additions,
+            "deletions": r.deletions,
+            "ai_confidence": r.ai_confidence,
+            "ai_rule": r.ai_rule,
+            "sync_run_id": run_id,
+        }
+        for r in records
+    }
+    upsert(conn, PullRequest.__table__, list(rows.values()), PULL_REQUEST_KEY, PULL_REQUEST_VALUES)
+    conn.execute(
+        delete(PullRequest).where(
+            PullRequest.workspace_id == workspace_id,
+            PullRequest.source == source,
+            PullRequest.merged_at >= datetime(start.year, start.month, start.day, tzinfo=UTC),
+            PullRequest.merged_at < datetime(end.year, end.month, end.day, tzinfo=UTC),
+            PullRequest.sync_run_id != run_id,
+        )
+    )
+
+
 def reattribute(conn: Connection, *, workspace_id: str, actor: str, person_id: int | None) -> int:
     """Point every stored row of ``actor`` at ``person_id`` (linking re-attributes history)."""
     changed = 0
-    for table in (UsageDaily, ActivityDaily):
+    for table in (UsageDaily, ActivityDaily, PullRequest):
         result = conn.execute(
             update(table)
             .where(table.workspace_id == workspace_id, table.actor == actor)

@@ -2,23 +2,24 @@
 
 THE RULE TABLE (``RULES`` below; the first rule that fires wins, in this order):
 
-| rule                 | confidence | fires when                                                                 |
-|----------------------|------------|----------------------------------------------------------------------------|
-| ``co_author_trailer``| high       | a ``Co-authored-by:`` trailer (commit message or PR body) names an AI tool: |
-|                      |            | its address is the tool's (``noreply@anthropic.com``, ``cursoragent@…``),  |
-|                      |            | or the name is exactly the tool's ("Claude", "Copilot", "Cursor Agent") and |
-|                      |            | the address is absent or a no-reply one. "Claude Martin <cm@corp.com>" is  |
-|                      |            | a person, not a tool.                                                      |
-| ``generated_with``   | high       | a line "Generated with/by/using <tool>" (e.g. "🤖 Generated with [Claude   |
-|                      |            | Code](…)") in the PR body or a commit message                             |
-| ``label``            | high       | a PR label from ``AI_LABELS`` (``ai-assisted``, ``ai-generated``, …;       |
-|                      |            | case, spaces and underscores do not matter)                                |
-| ``agent_author``     | high       | the PR was opened by a coding agent account (``AGENT_LOGINS``: Copilot,    |
-|                      |            | devin-ai-integration[bot], …). Agents are never excluded as bots.         |
-| ``ai_usage``         | low        | none of the above, but the credited author has AI-tool usage or activity  |
-|                      |            | from another vendor (not a seat) on a UTC day from the PR's first commit  |
-|                      |            | (or its opening) to its merge. Decided at query time, since vendor data   |
-|                      |            | arrives later than GitHub's; never stored.                                 |
+  rule               confidence  fires when
+  -----------------  ----------  ---------------------------------------------------------------
+  co_author_trailer  high        a ``Co-authored-by:`` trailer (commit message or PR body) names
+                                 an AI tool: the address is the tool's (noreply@anthropic.com,
+                                 cursoragent@cursor.com, ...), or the name is exactly the tool's
+                                 ("Claude", "Copilot", "Cursor Agent") with no address or a
+                                 no-reply one. "Claude Martin <cm@corp.com>" is a colleague.
+  generated_with     high        a line "Generated with/by/using <tool>" (e.g. "🤖 Generated with
+                                 [Claude Code](...)") in the PR body or a commit message
+  label              high        a PR label in ``AI_LABELS`` (ai-assisted, ai-generated, ...;
+                                 case, spaces and underscores do not matter)
+  agent_author       high        the PR was opened by a coding agent account (``AGENT_LOGINS``:
+                                 Copilot, devin-ai-integration[bot], ...); never a bot here
+  ai_usage           low         none of the above, but the credited author has AI-tool usage or
+                                 activity from another vendor (seats do not count) on a UTC day
+                                 from the PR's first commit (or its opening) to its merge.
+                                 Decided at query time (vendor data lands later than GitHub's),
+                                 never stored.
 
 ``pull_request.ai_rule`` records ``<rule>:<what matched>``, e.g. ``co_author_trailer:claude``,
 ``label:ai-assisted``, ``agent_author:copilot``. To change what counts, edit the tables below (or
@@ -180,8 +181,10 @@ class Detection:
 
 NOT_DETECTED = Detection(NONE, "")
 
-_TRAILER = re.compile(r"^[ \t>]*co-authored-by:[ \t]*(?P<name>[^<\n]*?)[ \t]*(?:<(?P<email>[^>\n]*)>)?[ \t]*$",
-                      re.IGNORECASE | re.MULTILINE)
+_TRAILER = re.compile(
+    r"^[ \t>]*co-authored-by:[ \t]*(?P<name>[^<\n]*?)[ \t]*(?:<(?P<email>[^>\n]*)>)?[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
 _GENERATED = re.compile(
     r"^[^\w\n]*generated\s+(?:with|by|using)\s+\[?(?P<tool>"
     + "|".join(tool.replace(" ", r"\s+") for tool in GENERATED_TOOLS)
@@ -241,9 +244,7 @@ def is_excluded(login: str, account_type: str | None = None) -> bool:
         return True  # nobody to credit
     if agent_tool(lowered):
         return False
-    return (
-        (account_type or "").strip().lower() == "bot" or lowered.endswith("[bot]") or lowered in BOT_LOGINS
-    )
+    return (account_type or "").strip().lower() == "bot" or lowered.endswith("[bot]") or lowered in BOT_LOGINS
 
 
 def detect(facts: PullRequestFacts, rules: tuple[Rule, ...] = RULES) -> Detection:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import store
+from bot.db.locks import job_lock
 from bot.db.models import SyncRun, SyncState, utcnow
 from bot.observability import SYNC_ROWS, SYNC_RUNS
 from bot.sources.base import Batch, Connector, SourceError, fold
@@ -102,13 +103,15 @@ def _store_batch(
 ) -> tuple[int, int]:
     usage = fold(batch.usage)
     activity = fold(batch.activity)
-    for record in usage + activity:
+    pull_requests = batch.pull_requests
+    for record in [*usage, *activity, *(pull_requests or [])]:
         if not (batch.window_start <= record.day < batch.window_end):
             raise SourceError(
                 connector.name, "batch", f"record for {record.day} outside {batch.window_start}.."
             )
     with engine.begin() as conn:
         actors = {r.actor for r in usage} | {r.actor for r in activity}
+        actors |= {r.actor for r in pull_requests or []}
         people = store.resolve_actors(conn, workspace_id, actors, batch.identities, identity_map)
         common = {
             "workspace_id": workspace_id,
@@ -138,6 +141,17 @@ def _store_batch(
             end=batch.window_end,
             run_id=run_id,
         )
+        if pull_requests is not None:  # only delivery sources deal in pull requests
+            store.replace_pull_requests(
+                conn,
+                pull_requests,
+                workspace_id=workspace_id,
+                source=connector.name,
+                run_id=run_id,
+                people=people,
+                start=batch.window_start,
+                end=batch.window_end,
+            )
         watermark = min(batch.window_end, today)
         _upsert_state(conn, workspace_id, connector.name, watermark=watermark)
     return len(usage), len(activity)
@@ -195,7 +209,15 @@ def _finish(engine: Engine, run_id: int, workspace_id: str, source: str, outcome
             )
 
 
-def run_source(
+def run_source(engine: Engine, connector: Connector, *, workspace_id: str, **kwargs) -> SyncOutcome:
+    """Sync one source, unless another process is syncing it right now (PostgreSQL lock)."""
+    with job_lock(engine, f"sync:{workspace_id}:{connector.name}") as granted:
+        if not granted:
+            return SyncOutcome(connector.name, "skipped", error="another process is syncing this source")
+        return _run_source(engine, connector, workspace_id=workspace_id, **kwargs)
+
+
+def _run_source(
     engine: Engine,
     connector: Connector,
     *,

@@ -242,16 +242,20 @@ def feature_modules() -> list:
 
 
 async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Message:
-    """``/tokens @user``: the person themself or an admin (managers come with the roles issue)."""
+    """``/tokens @user``: whoever ``access.can_view_person`` allows (themself, their managers,
+    admins). The refusal is the same whatever the target's state, so it reveals nothing."""
     target = command.target_user
     if target == ctx.caller.user_id:
         return await handle_me(ctx, ParsedCommand("me", command.args))
-    if not ctx.caller.is_admin:
-        return build_error(
-            f"<@{target}>'s numbers are visible to them, their managers and admins "
-            f"({admins_hint(ctx.runtime)})."
-        )
     period = _one_period(ctx, command.args, "me")
+    refusal = build_error(
+        f"<@{target}>'s numbers are visible to {access.PERSON_WHO_CAN} ({admins_hint(ctx.runtime)})."
+    )
+    if not ctx.caller.is_admin:
+        from bot.slack.handlers.teams import refresh_managed_teams  # late: handlers import this module
+
+        if not await refresh_managed_teams(ctx):
+            return refusal  # manages no team: can_view_person would refuse; spare the target lookups
     slack_user = await ctx.directory.user(ctx.client, target)
     person = await ctx.db(people.find_by_slack_id, workspace_id=ctx.caller.workspace_id, slack_user_id=target)
     if person is None and slack_user and slack_user.email:
@@ -263,8 +267,22 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
             name=slack_user.name,
             write=True,
         )
+    viewer_person = await caller_person(ctx)
+    viewer = access.Viewer(
+        ctx.caller.user_id, ctx.caller.is_admin, viewer_person.id if viewer_person else None
+    )
+    decision = await ctx.db(
+        access.can_view_person, ctx.caller.workspace_id, viewer, person.id if person else None
+    )
+    if not decision.allowed:
+        return refusal
     if person is None:
-        return build_error(f"I have no usage linked to <@{target}>.")
+        if slack_user is None:
+            return build_error(f"I cannot find <@{target}> in this workspace.")
+        return build_error(
+            f"I have no usage linked to <@{target}>"
+            + (" (a deactivated account)." if slack_user.deleted else ".")
+        )
     workspace_id = ctx.caller.workspace_id
 
     def load(conn):
@@ -274,7 +292,7 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
                 actor_user_id=ctx.caller.user_id,
                 action="view.person",
                 target=f"person:{person.id}",
-                detail=f"period={period.start}..{period.last_day}",
+                detail=f"period={period.start}..{period.last_day} as={decision.reason}",
             )
         )
         report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)

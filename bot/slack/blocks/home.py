@@ -93,7 +93,9 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
         blocks.append(section("No AI spend recorded this month yet."))
     blocks.append(trend_block(dashboard.weeks))
     value_lines = _value_lines(month.value)
-    blocks.append(section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded.")))
+    blocks.append(
+        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
+    )
     if dashboard.models:
         top = "\n".join(
             f"{i}. {escape(model)}: {usd(cost)}" for i, (_, model, cost) in enumerate(dashboard.models, 1)

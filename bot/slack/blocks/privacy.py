@@ -32,7 +32,7 @@ def build_privacy_status(*, show_name: bool, min_group_size: int, changed: bool 
         "Your own numbers are only ever shown to you (ephemeral answers and your App Home), to "
         "managers of your teams and to admins; every view by someone else is audited "
         "(`/tokens audit me`). Channels get aggregates only, for groups of at least "
-        f"{min_group_size} people; smaller groups are folded into \"others\"."
+        f'{min_group_size} people; smaller groups are folded into "others".'
     )
     return message(
         text,
@@ -52,21 +52,48 @@ def _target_text(target: str, labels: dict[int, tuple[str | None, str]]) -> str:
 
 
 def build_audit(
-    entries: list[AuditEntry], *, title: str, labels: dict[int, tuple[str | None, str]], tz: ZoneInfo, empty: str
+    entries: list[AuditEntry],
+    *,
+    title: str,
+    labels: dict[int, tuple[str | None, str]],
+    tz: ZoneInfo,
+    empty: str,
+    about: str = "",
 ) -> Message:
+    intro = [context(about)] if about else []
     if not entries:
-        return message(f"{title}: {empty}", [header(title), section(empty)])
+        return message(f"{title}: {empty}", [header(title), *intro, section(empty)])
     lines = []
     for entry in entries:
         words = ACTION_WORDS.get(entry.action, f"`{escape(entry.action)}`")
-        actor = f"<@{entry.actor_user_id}>" if entry.actor_user_id[:1] in ("U", "W") else escape(entry.actor_user_id)
+        actor = (
+            f"<@{entry.actor_user_id}>"
+            if entry.actor_user_id[:1] in ("U", "W")
+            else escape(entry.actor_user_id)
+        )
         target = "" if entry.action == "export.usage" else " " + _target_text(entry.target, labels)
         detail = f" _({escape(entry.detail[:120])})_" if entry.detail else ""
         lines.append(f"{local_time(entry.at, tz)}: {actor or 'someone'} {words}{target}{detail}")
     return message(
         f"{title}: {len(entries)} entries",
-        [header(title), section("\n".join(lines)), context("Newest first; the audit log never holds the numbers.")],
+        [
+            header(title),
+            *intro,
+            *(section(chunk) for chunk in _chunks(lines)),
+            context("Newest first; the audit log never holds the numbers."),
+        ],
     )
+
+
+def _chunks(lines: list[str], limit: int = 2900) -> list[str]:
+    """Lines packed into section-sized texts (a section holds 3,000 characters)."""
+    chunks: list[str] = []
+    for line in lines:
+        if chunks and len(chunks[-1]) + 1 + len(line) <= limit:
+            chunks[-1] += "\n" + line
+        else:
+            chunks.append(line[:limit])
+    return chunks
 
 
 def build_forget_prompt(person_id: int) -> Message:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from bot.services.commands import SUBCOMMANDS, usage_line
-from bot.services.reports import SpendReport, Value
+from bot.services.reports import SpendReport, Value, per_item_micros
 from bot.services.status import StatusReport
 from bot.slack.blocks.common import (
     Message,
@@ -98,7 +98,9 @@ def _value_lines(values: list[Value]) -> list[str]:
         if v.pull_requests:
             parts.append(f"{count(v.pull_requests)} PRs by the tool")
         if v.prs_merged:
-            parts.append(f"{count(v.prs_merged)} PRs merged")
+            # ai_prs_merged counts PRs marked AI-assisted on GitHub (trailer, label, agent).
+            share = rate(min(1.0, v.ai_prs_merged / v.prs_merged))
+            parts.append(f"{count(v.prs_merged)} PRs merged ({share} AI-assisted)")
         if v.sessions:
             parts.append(f"{count(v.sessions)} sessions")
         if parts:
@@ -134,6 +136,9 @@ def build_me(
     else:
         blocks.append(section("No AI spend recorded for this period."))
     value_lines = _value_lines(report.value)
+    merged = report.value_total().prs_merged
+    if merged and report.total_micros > 0:
+        value_lines.append(f"Spend per merged PR: *{usd(per_item_micros(report.total_micros, merged) or 0)}*")
     blocks.append(divider())
     blocks.append(
         section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))

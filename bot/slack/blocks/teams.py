@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from bot.services.reports import SpendReport
 from bot.services.teams import Grant, TeamRef
-from bot.slack.blocks.common import Message, context, divider, escape, fields_section, header, message, section
+from bot.slack.blocks.common import (
+    Message,
+    context,
+    divider,
+    escape,
+    fields_section,
+    header,
+    message,
+    section,
+)
 from bot.slack.blocks.format import change, count, period_text, usd
 from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, _value_lines
 
@@ -49,14 +58,18 @@ def build_team(
             section("*Per model*\n" + "\n".join(f"{escape(model)}: {usd(cost)}" for _, model, cost in models))
         )
     value_lines = _value_lines(report.value)
-    blocks.append(section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded.")))
+    blocks.append(
+        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
+    )
     if member_spend is not None:
         lines = [f"{label}: {usd(cost)}" for label, cost in member_spend[:MAX_MEMBER_LINES]]
         if len(member_spend) > MAX_MEMBER_LINES:
             lines.append(f"…and {len(member_spend) - MAX_MEMBER_LINES} more")
         blocks.append(divider())
         blocks.append(
-            section("*Members with spend* (you manage this team)\n" + ("\n".join(lines) if lines else "None."))
+            section(
+                "*Members with spend* (you manage this team)\n" + ("\n".join(lines) if lines else "None.")
+            )
         )
     footer = [ESTIMATE_NOTE]
     footer.append(

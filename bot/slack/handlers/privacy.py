@@ -1,0 +1,218 @@
+"""``/tokens privacy``, ``audit``, ``forget`` and ``export``, and the forget confirmation button."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
+
+from bot.runtime import Runtime
+from bot.services import access, people, privacy
+from bot.services.commands import CommandError, ParsedCommand, mentioned_user, usage_line
+from bot.slack.blocks.common import Message, message, section
+from bot.slack.blocks.privacy import (
+    FORGET_CANCEL,
+    FORGET_CONFIRM,
+    build_audit,
+    build_export_sent,
+    build_forget_prompt,
+    build_forgotten,
+    build_privacy_status,
+)
+from bot.slack.blocks.reports import build_error, build_not_linked
+from bot.slack.commands import CommandContext, _one_period, admins_hint, caller_person
+from bot.slack.directory import SlackDirectory
+from bot.slack.handlers.teams import run_db
+
+log = logging.getLogger(__name__)
+
+
+async def handle_privacy(ctx: CommandContext, command: ParsedCommand) -> Message:
+    args = [a.lower() for a in command.args]
+    if args and (len(args) != 2 or args[0] != "names" or args[1] not in ("on", "off")):
+        raise CommandError("Say `names on` or `names off`.", usage_line("privacy"))
+    person = await caller_person(ctx)
+    if person is None:
+        return build_not_linked(admins_hint=admins_hint(ctx.runtime))
+    min_size = ctx.runtime.settings.min_group_size
+    if not args:
+        return build_privacy_status(show_name=person.show_name_in_channels, min_group_size=min_size)
+    show = args[1] == "on"
+    workspace_id = ctx.caller.workspace_id
+
+    def apply(conn):
+        privacy.set_show_name(conn, person_id=person.id, show=show)
+        privacy.record(
+            conn,
+            workspace_id=workspace_id,
+            actor_user_id=ctx.caller.user_id,
+            action="privacy.names",
+            target=privacy.person_target(person.id),
+            detail="on" if show else "off",
+        )
+
+    await ctx.db(apply, write=True)
+    return build_privacy_status(show_name=show, min_group_size=min_size, changed=True)
+
+
+async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
+    args = command.args
+    caller = ctx.caller
+    workspace_id = caller.workspace_id
+    tz = ctx.runtime.settings.tz
+    viewer = access.Viewer(caller.user_id, caller.is_admin, None)
+    if len(args) > 1:
+        raise CommandError("`/tokens audit` takes `me` or one person.", usage_line("audit"))
+    own = bool(args) and (args[0].lower() == "me" or mentioned_user(args[0]) == caller.user_id)
+    if not access.can_read_audit(viewer, own=own):
+        return build_error(
+            f"The audit log is for admins ({admins_hint(ctx.runtime)}). "
+            "`/tokens audit me` shows who looked at your numbers."
+        )
+    if own:
+        person = await caller_person(ctx)
+        if person is None:
+            return build_not_linked(admins_hint=admins_hint(ctx.runtime))
+
+        def load_own(conn):
+            entries = privacy.audit_entries(
+                conn, workspace_id=workspace_id, person_id=person.id, views_only=True
+            )
+            entries = [e for e in entries if e.actor_user_id != caller.user_id]
+            return entries, privacy.people_labels(conn, person_ids=[person.id])
+
+        entries, labels = await ctx.db(load_own)
+        return build_audit(
+            entries,
+            title="Who looked at your numbers",
+            labels=labels,
+            tz=tz,
+            empty="Nobody but you has looked at your numbers.",
+        )
+    user = mentioned_user(args[0]) if args else None
+    if args and user is None:
+        raise CommandError(f"I could not read `{args[0][:50]}` as a person.", usage_line("audit"))
+    person = None
+    if user is not None:
+        person = await ctx.db(people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=user)
+
+    def load(conn):
+        entries = privacy.audit_entries(
+            conn, workspace_id=workspace_id, person_id=person.id if person else None, user_id=user
+        )
+        targets = [
+            int(e.target[7:]) for e in entries if e.target.startswith("person:") and e.target[7:].isdigit()
+        ]
+        return entries, privacy.people_labels(conn, person_ids=targets)
+
+    entries, labels = await ctx.db(load)
+    if user is None:
+        return build_audit(entries, title="Audit log", labels=labels, tz=tz, empty="Nothing recorded yet.")
+    return build_audit(
+        entries,
+        title="Audit log for one person",
+        labels=labels,
+        tz=tz,
+        empty=f"Nothing recorded about or by <@{user}>.",
+        about=f"Views of <@{user}>'s numbers and what <@{user}> did.",
+    )
+
+
+async def handle_forget(ctx: CommandContext, command: ParsedCommand) -> Message:
+    if [a.lower() for a in command.args] != ["me"]:
+        raise CommandError(
+            "You can only ask me to forget you: `/tokens forget me`. Admins forget others with "
+            "`tokenwise people forget <email>`.",
+            usage_line("forget"),
+        )
+    person = await ctx.db(
+        people.find_by_slack_id, workspace_id=ctx.caller.workspace_id, slack_user_id=ctx.caller.user_id
+    )
+    if person is None:
+        return message(
+            "I hold nothing linked to your Slack account, so there is nothing to forget.",
+            [section("I hold nothing linked to your Slack account, so there is nothing to forget.")],
+        )
+    return build_forget_prompt(person.id)
+
+
+async def handle_export(ctx: CommandContext, command: ParsedCommand) -> Message:
+    caller = ctx.caller
+    if not access.can_export(access.Viewer(caller.user_id, caller.is_admin, None)):
+        return build_error(f"Exports are for admins ({admins_hint(ctx.runtime)}).")
+    period = _one_period(ctx, command.args, "export")
+    workspace_id = caller.workspace_id
+
+    def load(conn):
+        return privacy.export_csv(conn, workspace_id=workspace_id, period=period)
+
+    content, rows = await ctx.db(load)
+    filename = f"tokenwise-usage-{period.start}-{period.last_day}.csv"
+    try:
+        opened = await ctx.client.conversations_open(users=caller.user_id)
+        channel = opened["channel"]["id"]
+        await ctx.client.files_upload_v2(
+            channel=channel,
+            content=content,
+            filename=filename,
+            title=f"Tokenwise usage {period.label}",
+            initial_comment=f"Per-person daily usage and value, {period.label} ({rows:,} rows).",
+        )
+    except SlackApiError as error:
+        code = error.response.get("error") if error.response is not None else "unknown"
+        log.warning("export upload failed: %s", code)
+        return build_error(f"I could not send you the file (`{code}`). Nothing was exported.")
+    await ctx.db(
+        privacy.record,
+        workspace_id=workspace_id,
+        actor_user_id=caller.user_id,
+        action="export.usage",
+        target="org",
+        detail=f"period={period.start}..{period.last_day} rows={rows}",
+        write=True,
+    )
+    return build_export_sent(rows=rows, period_label=period.label)
+
+
+HANDLERS = {
+    "privacy": handle_privacy,
+    "audit": handle_audit,
+    "forget": handle_forget,
+    "export": handle_export,
+}
+
+
+def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
+    async def on_forget_confirm(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
+        await ack()
+        user_id = (body.get("user") or {}).get("id", "")
+        workspace_id = runtime.workspace_for((body.get("team") or {}).get("id"))
+        value = ((body.get("actions") or [{}])[0]).get("value", "")
+        person = await run_db(
+            runtime, people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=user_id
+        )
+        # Only ever the clicker's own record, and only the one the prompt was shown for.
+        if person is None or str(person.id) != value:
+            text = "Nothing to forget: this prompt is out of date. Run `/tokens forget me` again."
+            await respond(text=text, blocks=[section(text)], replace_original=True, response_type="ephemeral")
+            return
+        result = await run_db(
+            runtime,
+            privacy.forget_person,
+            workspace_id=workspace_id,
+            person_id=person.id,
+            actor_user_id=user_id,
+            write=True,
+        )
+        directory.forget(user_id)
+        reply = build_forgotten(result)
+        await respond(**reply.as_kwargs(), replace_original=True, response_type="ephemeral")
+
+    async def on_forget_cancel(ack: AsyncAck, respond: AsyncRespond) -> None:
+        await ack()
+        text = "Cancelled: nothing was forgotten."
+        await respond(text=text, blocks=[section(text)], replace_original=True, response_type="ephemeral")
+
+    app.action(FORGET_CONFIRM)(on_forget_confirm)
+    app.action(FORGET_CANCEL)(on_forget_cancel)

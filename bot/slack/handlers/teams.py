@@ -1,0 +1,392 @@
+"""``/tokens team`` and ``/tokens role``, plus reading team members from Slack.
+
+A team is a user group (``usergroups.users.list``) or a channel's members
+(``conversations.members``, paginated). Members are matched to people by their Slack id, or by
+the email ``users.info`` shows for ids not seen before; the dated membership is kept by
+``bot.services.teams``. Membership older than ``TOKENWISE_TEAM_REFRESH_MINUTES`` is re-read when
+used; ``team_refresh_job`` re-reads all stale teams for the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.runtime import Runtime
+from bot.services import access, privacy, reports, teams
+from bot.services.commands import (
+    CommandError,
+    ParsedCommand,
+    mentioned_channel,
+    mentioned_group,
+    mentioned_user,
+    usage_line,
+)
+from bot.services.teams import SlackMember, TeamRef
+from bot.slack.blocks.common import Message, escape
+from bot.slack.blocks.format import local_time
+from bot.slack.blocks.reports import build_error
+from bot.slack.blocks.teams import build_done, build_roles, build_team
+from bot.slack.commands import CommandContext, _one_period, admins_hint, caller_person
+from bot.slack.directory import SlackDirectory
+
+log = logging.getLogger(__name__)
+
+MEMBERS_PAGE_SIZE = 200
+MAX_MEMBER_PAGES = 250  # 50,000 members: far beyond any team, stops a cursor loop
+LOOKUP_CONCURRENCY = 8
+
+READ_ERRORS = {
+    "not_in_channel": "I am not in {mention}. Invite me there (`/invite @tokenwise`) and try again.",
+    "channel_not_found": (
+        "I cannot see {mention}: it does not exist or it is private and I am not in it. "
+        "Invite me there (`/invite @tokenwise`) and try again."
+    ),
+    "no_such_subteam": "I cannot find that user group; it may have been deleted.",
+    "subteam_not_found": "I cannot find that user group; it may have been deleted.",
+    "missing_scope": (
+        "I lack the Slack permission to read {mention} (`usergroups:read`, `channels:read`, "
+        "`groups:read`); reinstall the app from its manifest."
+    ),
+}
+
+
+class TeamReadError(Exception):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+async def run_db(runtime: Runtime, fn: Callable, *args, write: bool = False, **kwargs):
+    """Data-layer work in a worker thread, for listeners that have no ``CommandContext``."""
+
+    def work():
+        with runtime.engine.begin() if write else runtime.engine.connect() as conn:
+            return fn(conn, *args, **kwargs)
+
+    return await asyncio.to_thread(work)
+
+
+def team_target(token: str) -> tuple[str, str, str] | None:
+    """``<!subteam^S1|@eng>`` or ``<#C1|eng>`` -> (kind, Slack id, name)."""
+    if slack_id := mentioned_group(token):
+        label = token[token.find("|") + 1 : -1] if "|" in token else ""
+        return teams.USERGROUP, slack_id, label.removeprefix("@")
+    if slack_id := mentioned_channel(token):
+        label = token[token.find("|") + 1 : -1] if "|" in token else ""
+        return teams.CHANNEL, slack_id, label
+    return None
+
+
+def _not_a_team(token: str) -> CommandError:
+    return CommandError(
+        f"`{token[:50]}` is not a user group or a channel. Pick one from Slack's @ or # list.",
+        usage_line("team"),
+    )
+
+
+async def read_member_ids(client: AsyncWebClient, team: TeamRef) -> list[str]:
+    try:
+        if team.kind == teams.USERGROUP:
+            response = await client.usergroups_users_list(usergroup=team.slack_id)
+            return list(dict.fromkeys(response.get("users") or []))
+        found: list[str] = []
+        cursor = None
+        for _ in range(MAX_MEMBER_PAGES):
+            response = await client.conversations_members(
+                channel=team.slack_id, limit=MEMBERS_PAGE_SIZE, **({"cursor": cursor} if cursor else {})
+            )
+            found.extend(response.get("members") or [])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                break
+        return list(dict.fromkeys(found))
+    except SlackApiError as error:
+        code = (error.response.get("error") if error.response is not None else None) or "unknown"
+        template = READ_ERRORS.get(code, "Slack would not give me the members of {mention} (`{code}`).")
+        raise TeamReadError(template.format(mention=team.mention, code=code), code) from None
+
+
+async def refresh_team(
+    runtime: Runtime, client: AsyncWebClient, directory: SlackDirectory, workspace_id: str, team: TeamRef
+) -> teams.RefreshResult:
+    """Re-read the members from Slack and record who joined and who left (raises TeamReadError,
+    in which case nothing changes)."""
+    ids = await read_member_ids(client, team)
+    known = await run_db(runtime, teams.known_people, workspace_id=workspace_id, slack_user_ids=ids)
+    unknown = [uid for uid in ids if uid not in known]
+    gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+    async def look_up(uid: str):
+        async with gate:
+            return await directory.user(client, uid)
+
+    users = await asyncio.gather(*(look_up(uid) for uid in unknown))
+    new_members = [
+        SlackMember(u.id, u.email, u.name) for u in users if u is not None and not u.deleted and not u.is_bot
+    ]
+    return await run_db(
+        runtime,
+        teams.apply_refresh,
+        workspace_id=workspace_id,
+        team_id=team.id,
+        known=known,
+        new_members=new_members,
+        today=runtime.today(),
+        write=True,
+    )
+
+
+def _max_age(runtime: Runtime) -> timedelta:
+    return timedelta(minutes=runtime.settings.team_refresh_minutes)
+
+
+async def refresh_stale_teams(
+    runtime: Runtime,
+    client: AsyncWebClient,
+    directory: SlackDirectory,
+    *,
+    workspace_id: str,
+    only: list[TeamRef] | None = None,
+) -> int:
+    """Re-read every stale team (or the stale ones of ``only``); failures are logged and keep
+    the last membership. Returns how many were refreshed."""
+    candidates = (
+        only if only is not None else await run_db(runtime, teams.all_teams, workspace_id=workspace_id)
+    )
+    now = datetime.now(UTC)
+    done = 0
+    for team in candidates:
+        if not teams.is_stale(team, now=now, max_age=_max_age(runtime)):
+            continue
+        try:
+            await refresh_team(runtime, client, directory, workspace_id, team)
+            done += 1
+        except TeamReadError as error:
+            log.warning("team %s %s: %s", team.kind, team.slack_id, error.code)
+    return done
+
+
+async def refresh_managed_teams(ctx: CommandContext) -> list[TeamRef]:
+    """Before a manager's access is decided, make sure their teams' membership is current (a
+    person who left yesterday must not stay visible until someone happens to refresh)."""
+    workspace_id = ctx.caller.workspace_id
+    managed = await ctx.db(teams.managed_teams, workspace_id=workspace_id, slack_user_id=ctx.caller.user_id)
+    if managed:
+        await refresh_stale_teams(
+            ctx.runtime, ctx.client, ctx.directory, workspace_id=workspace_id, only=managed
+        )
+    return managed
+
+
+def team_refresh_job(runtime: Runtime) -> int:
+    """Scheduler entry point (a sync thread): re-read every stale team from Slack."""
+    from bot.slack.app import make_web_client
+
+    async def run() -> int:
+        return await refresh_stale_teams(
+            runtime, make_web_client(runtime), SlackDirectory(), workspace_id=runtime.settings.workspace_id
+        )
+
+    return asyncio.run(run())
+
+
+def _person_label(labels: dict[int, tuple[str | None, str]], person_id: int) -> str:
+    slack_id, name = labels.get(person_id, (None, f"person {person_id}"))
+    return f"<@{slack_id}>" if slack_id else escape(name)
+
+
+async def _viewer(ctx: CommandContext) -> access.Viewer:
+    person = await caller_person(ctx)
+    return access.Viewer(ctx.caller.user_id, ctx.caller.is_admin, person.id if person else None)
+
+
+async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
+    args = list(command.args)
+    force = bool(args) and args[0].lower() == "refresh"
+    if force:
+        args = args[1:]
+        if len(args) != 1:
+            raise CommandError("`/tokens team refresh` takes one user group or channel.", usage_line("team"))
+    if not args:
+        raise CommandError(
+            "Name a user group or a channel, e.g. `/tokens team @platform 30d`.", usage_line("team")
+        )
+    target = team_target(args[0])
+    if target is None:
+        raise _not_a_team(args[0])
+    period = _one_period(ctx, args[1:], "team")
+    kind, slack_id, name = target
+    workspace_id = ctx.caller.workspace_id
+    settings = ctx.runtime.settings
+    team = await ctx.db(
+        teams.ensure_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id, name=name, write=True
+    )
+    notes: list[str] = []
+    result = None
+    if force or teams.is_stale(team, now=datetime.now(UTC), max_age=_max_age(ctx.runtime)):
+        try:
+            result = await refresh_team(ctx.runtime, ctx.client, ctx.directory, workspace_id, team)
+        except TeamReadError as error:
+            if team.refreshed_at is None or force:
+                return build_error(error.message)
+            notes.append(
+                f"I could not re-read the members ({error.message}); membership as of "
+                f"{local_time(team.refreshed_at, settings.tz)}."
+            )
+    if result is not None and result.not_counted:
+        notes.append(
+            f"{result.not_counted} member(s) have no email visible to me, so I cannot match them to "
+            "usage; they are not counted."
+        )
+    members = await ctx.db(teams.member_count, team_id=team.id)
+    if force:
+        assert result is not None
+        return build_done(
+            f"Refreshed {team.mention}: {result.members} members counted "
+            f"({result.joined} joined, {result.left} left)." + (f" {notes[-1]}" if result.not_counted else "")
+        )
+    if members == 0:
+        extra = f" {notes[-1]}" if notes else ""
+        return build_error(f"{team.mention} has no members I can count, so there is nothing to show.{extra}")
+    viewer = await _viewer(ctx)
+    decision = await ctx.db(
+        access.can_view_team, workspace_id, viewer, team.id, min_group_size=settings.min_group_size
+    )
+    if not decision.allowed:
+        if decision.reason == "too_small":
+            return build_error(
+                f"{team.mention} has fewer than {settings.min_group_size} people I can count, so its "
+                f"numbers are shown only to its managers and admins ({admins_hint(ctx.runtime)})."
+            )
+        return build_error(
+            f"The numbers of {team.mention} are visible to {decision.who_can} ({admins_hint(ctx.runtime)})."
+        )
+
+    def load(conn):
+        report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
+        models = reports.team_models(conn, workspace_id=workspace_id, team_id=team.id, period=period)
+        member_spend = None
+        if decision.sees_individuals:
+            spend = reports.team_member_spend(conn, workspace_id=workspace_id, team_id=team.id, period=period)
+            labels = privacy.people_labels(conn, person_ids=[pid for pid, _ in spend])
+            member_spend = [(_person_label(labels, pid), cost) for pid, cost in spend]
+            privacy.record_views(
+                conn,
+                workspace_id=workspace_id,
+                actor_user_id=ctx.caller.user_id,
+                action="view.team_member",
+                person_ids=[pid for pid, _ in spend],
+                detail=f"team={team.label} period={period.start}..{period.last_day}",
+            )
+        return report, models, member_spend
+
+    report, models, member_spend = await ctx.db(load, write=decision.sees_individuals)
+    return build_team(
+        report, team=team, members=members, models=models, member_spend=member_spend, notes=notes
+    )
+
+
+async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
+    args = command.args
+    caller = ctx.caller
+    workspace_id = caller.workspace_id
+    if not args or args[0].lower() == "list":
+        if len(args) > 1:
+            raise CommandError("`/tokens role list` takes no arguments.", usage_line("role"))
+        grants = await ctx.db(
+            teams.list_grants,
+            workspace_id=workspace_id,
+            slack_user_id=None if caller.is_admin else caller.user_id,
+        )
+        return build_roles(grants, admin_view=caller.is_admin)
+    verb = args[0].lower()
+    if verb not in ("add", "remove") or len(args) != 4:
+        raise CommandError("I need add or remove, a role, a person and a team.", usage_line("role"))
+    if not access.can_manage_roles(access.Viewer(caller.user_id, caller.is_admin, None)):
+        return build_error(f"Only admins grant and remove roles ({admins_hint(ctx.runtime)}).")
+    role = args[1].lower()
+    if role not in teams.ROLES:
+        raise CommandError(f"`{args[1][:30]}` is not a role; the role is `manager`.", usage_line("role"))
+    user = mentioned_user(args[2])
+    if user is None:
+        raise CommandError(
+            f"I could not read `{args[2][:50]}` as a person. Pick them from Slack's @ list.",
+            usage_line("role"),
+        )
+    target = team_target(args[3])
+    if target is None:
+        raise _not_a_team(args[3])
+    kind, slack_id, name = target
+    if verb == "remove":
+        team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
+
+        def revoke(conn):
+            removed = team is not None and teams.revoke_role(
+                conn, workspace_id=workspace_id, role=role, slack_user_id=user, team_id=team.id
+            )
+            if removed:
+                privacy.record(
+                    conn,
+                    workspace_id=workspace_id,
+                    actor_user_id=caller.user_id,
+                    action="role.remove",
+                    target=f"team:{team.id}",
+                    detail=f"{role} {user}",
+                )
+            return removed
+
+        if not await ctx.db(revoke, write=True):
+            mention = f"<!subteam^{slack_id}>" if kind == teams.USERGROUP else f"<#{slack_id}>"
+            return build_error(f"<@{user}> is not a {role} of {mention}; nothing changed.")
+        return build_done(f"<@{user}> no longer manages {team.mention}.")
+    slack_user = await ctx.directory.user(ctx.client, user)
+    if slack_user is None:
+        return build_error(f"I cannot find <@{user}> in this workspace; nothing changed.")
+    if slack_user.deleted or slack_user.is_bot:
+        return build_error(f"<@{user}> is a deactivated account or a bot and cannot manage a team.")
+    team = await ctx.db(
+        teams.ensure_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id, name=name, write=True
+    )
+    note = ""
+    if team.refreshed_at is None:
+        try:
+            await refresh_team(ctx.runtime, ctx.client, ctx.directory, workspace_id, team)
+        except TeamReadError as error:
+            note = f" Note: {error.message} Until I can, they see no members."
+
+    def grant(conn):
+        new = teams.grant_role(
+            conn,
+            workspace_id=workspace_id,
+            role=role,
+            slack_user_id=user,
+            team_id=team.id,
+            granted_by=caller.user_id,
+        )
+        if new:
+            privacy.record(
+                conn,
+                workspace_id=workspace_id,
+                actor_user_id=caller.user_id,
+                action="role.add",
+                target=f"team:{team.id}",
+                detail=f"{role} {user}",
+            )
+        return new
+
+    new = await ctx.db(grant, write=True)
+    if not new:
+        return build_done(f"<@{user}> already manages {team.mention}; nothing changed.{note}")
+    return build_done(
+        f"<@{user}> now manages {team.mention} and can see its members' numbers one by one.{note}"
+    )
+
+
+HANDLERS = {"team": handle_team, "role": handle_role}

@@ -1,0 +1,737 @@
+"""GitHub delivery: the value the AI vendors do not grade themselves. Per person per UTC day:
+pull requests opened and merged (and how many of those were AI-assisted), commits on default
+branches, reviews given, lines changed and the median time from first commit to merge; plus one
+``pull_request`` row per merged PR with its AI-assisted mark. See docs/sources/github_delivery.md.
+
+REST endpoints (``Accept: application/vnd.github+json``, ``X-GitHub-Api-Version: 2022-11-28``):
+
+- ``GET /orgs/{org}/repos`` (all pages), filtered by GITHUB_DELIVERY_REPOS_ALLOW / _DENY;
+- ``GET /repos/{repo}/pulls?state=all&sort=updated&direction=desc``: pages are followed through
+  the ``Link`` header only until a pull request was last updated before the window;
+- ``GET /repos/{repo}/commits?sha=<default branch>&since=&until=`` (skipped when nothing was
+  pushed to the repo since the window started; 409 is an empty repository);
+- per merged PR ``GET /repos/{repo}/pulls/{n}`` (lines, labels, body) and ``.../commits``
+  (first commit, trailers); per PR touched in the window ``.../reviews``.
+
+Every GET is conditional: the parsed (slimmed) body of each URL is kept with its ETag in a
+bounded in-process cache, and a ``304 Not Modified`` (which GitHub does not count against the
+rate limit) reuses it. A 403/429 with ``Retry-After``, a "secondary rate limit" 403 and an
+exhausted primary limit that resets within TOKENWISE_HTTP_MAX_BACKOFF are waited out and retried
+here (VendorHttp itself retries 429/5xx only). The search API is not used.
+
+Bots (dependabot, renovate, any ``[bot]`` or type Bot account) are left out; coding agents are
+not: a PR opened by an agent (Copilot, devin-ai-integration[bot], ...) is credited to its first
+human assignee, else to the agent account. Actors are ``github:<login lower-case>``, shared with
+the github_copilot source; GitHub gives no email, so people are linked by login
+(``/tokens link github <login>``).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import statistics
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+
+from bot.services.ai_detection import (
+    HIGH,
+    PullRequestFacts,
+    agent_tool,
+    detect,
+    is_excluded,
+)
+from bot.settings import Settings
+from bot.sources.base import (
+    ActivityRecord,
+    Batch,
+    IdentityHint,
+    PullRequestRecord,
+    SourceError,
+    split_window,
+)
+from bot.sources.http import VendorHttp, decode_json, error_summary, retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+VENDOR = "github_delivery"
+API_VERSION = "2022-11-28"
+MAX_PAGES = 10_000  # loop guard per listing
+BODY_LIMIT = 65_536  # PR body kept for detection (bounded: the cache holds it)
+MESSAGE_LIMIT = 16_384  # per commit message
+REVIEW_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED"})
+SECONDARY_WAIT = 60.0  # GitHub: "wait at least one minute" when no Retry-After is given
+
+
+def actor_of(login: str) -> str:
+    return f"github:{login.strip().lower()}"
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- parsing (schema drift: unknown fields ignored, optional ones may be missing) ---------------
+@dataclass(frozen=True, slots=True)
+class Account:
+    login: str
+    type: str = "User"
+
+
+@dataclass(frozen=True, slots=True)
+class Repo:
+    full_name: str
+    name: str
+    default_branch: str | None
+    pushed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PullSummary:
+    number: int
+    author: Account | None  # None: a deleted ("ghost") account
+    assignees: tuple[Account, ...]
+    created_at: datetime
+    updated_at: datetime
+    merged_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PullDetail:
+    additions: int
+    deletions: int
+    body: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PullCommit:
+    message: str
+    authored_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    reviewer: Account | None
+    state: str
+    submitted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BranchCommit:
+    author: Account | None  # None: the commit email is not linked to a GitHub account
+    committed_at: datetime
+
+
+def _moment(value: Any, field: str) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{field} is not a timestamp")
+    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _required_moment(value: Any, field: str) -> datetime:
+    moment = _moment(value, field)
+    if moment is None:
+        raise ValueError(f"{field} is missing")
+    return moment
+
+
+def _count(value: Any, field: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise ValueError(f"{field} is not a number")
+    number = Decimal(value)  # a non-numeric string raises InvalidOperation (an ArithmeticError)
+    if not number.is_finite() or number != number.to_integral_value() or number < 0:
+        raise ValueError(f"{field} is not a whole number: {value!r}")
+    return int(number)
+
+
+def _account(value: Any) -> Account | None:
+    if not isinstance(value, dict):
+        return None
+    login = value.get("login")
+    if not isinstance(login, str) or not login.strip():
+        return None
+    kind = value.get("type")
+    return Account(login.strip(), kind if isinstance(kind, str) else "User")
+
+
+def _objects(body: Any, what: str) -> list[dict]:
+    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+        raise ValueError(f"expected a JSON array of {what}")
+    return body
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def parse_repos(body: Any) -> tuple[Repo, ...]:
+    repos = []
+    for item in _objects(body, "repositories"):
+        full_name = item.get("full_name")
+        if not isinstance(full_name, str) or "/" not in full_name:
+            raise ValueError("a repository has no full_name")
+        branch = item.get("default_branch")
+        repos.append(
+            Repo(
+                full_name=full_name,
+                name=str(item.get("name") or full_name.split("/", 1)[1]),
+                default_branch=branch if isinstance(branch, str) and branch else None,
+                pushed_at=_moment(item.get("pushed_at"), "pushed_at"),
+            )
+        )
+    return tuple(repos)
+
+
+def parse_pulls(body: Any) -> tuple[PullSummary, ...]:
+    pulls = []
+    for item in _objects(body, "pull requests"):
+        number = item.get("number")
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise ValueError("a pull request has no number")
+        assignees = item.get("assignees") or []
+        if not isinstance(assignees, list):
+            raise ValueError(f"#{number}: assignees is not a list")
+        pulls.append(
+            PullSummary(
+                number=number,
+                author=_account(item.get("user")),
+                assignees=tuple(a for a in map(_account, assignees) if a is not None),
+                created_at=_required_moment(item.get("created_at"), f"#{number} created_at"),
+                updated_at=_required_moment(item.get("updated_at"), f"#{number} updated_at"),
+                merged_at=_moment(item.get("merged_at"), f"#{number} merged_at"),
+            )
+        )
+    return tuple(pulls)
+
+
+def parse_pull(body: Any) -> PullDetail:
+    if not isinstance(body, dict):
+        raise ValueError("expected a pull request object")
+    labels = body.get("labels") or []
+    if not isinstance(labels, list):
+        raise ValueError("labels is not a list")
+    return PullDetail(
+        additions=_count(body.get("additions"), "additions"),
+        deletions=_count(body.get("deletions"), "deletions"),
+        body=_text(body.get("body"), BODY_LIMIT),
+        labels=tuple(
+            label["name"]
+            for label in labels
+            if isinstance(label, dict) and isinstance(label.get("name"), str)
+        ),
+    )
+
+
+def parse_pull_commits(body: Any) -> tuple[PullCommit, ...]:
+    commits = []
+    for item in _objects(body, "commits"):
+        commit = item.get("commit")
+        if not isinstance(commit, dict):
+            raise ValueError("a commit has no commit object")
+        author = commit.get("author") if isinstance(commit.get("author"), dict) else {}
+        commits.append(
+            PullCommit(
+                message=_text(commit.get("message"), MESSAGE_LIMIT),
+                authored_at=_moment(author.get("date"), "commit.author.date"),
+            )
+        )
+    return tuple(commits)
+
+
+def parse_reviews(body: Any) -> tuple[Review, ...]:
+    return tuple(
+        Review(
+            reviewer=_account(item.get("user")),
+            state=str(item.get("state") or "").upper(),
+            submitted_at=_moment(item.get("submitted_at"), "submitted_at"),
+        )
+        for item in _objects(body, "reviews")
+    )
+
+
+def parse_branch_commits(body: Any) -> tuple[BranchCommit, ...]:
+    commits = []
+    for item in _objects(body, "commits"):
+        commit = item.get("commit")
+        if not isinstance(commit, dict):
+            raise ValueError("a commit has no commit object")
+        committer = commit.get("committer") if isinstance(commit.get("committer"), dict) else {}
+        author = commit.get("author") if isinstance(commit.get("author"), dict) else {}
+        when = _moment(committer.get("date"), "commit.committer.date") or _moment(
+            author.get("date"), "commit.author.date"
+        )
+        if when is None:
+            raise ValueError(f"commit {item.get('sha')!r} has no date")
+        commits.append(BranchCommit(author=_account(item.get("author")), committed_at=when))
+    return tuple(commits)
+
+
+# -- conditional requests ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Page:
+    body: Any  # what the parser made of the response
+    next_url: str | None
+
+
+class EtagCache:
+    """ETag and parsed page per request URL, least recently used first out (thread-safe).
+
+    Lives in the process, so consecutive sync runs of the bot revalidate instead of re-download;
+    a restart starts cold. Bodies are slimmed by the parsers before they are kept.
+    """
+
+    def __init__(self, max_entries: int = 20_000) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[str, Page]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> tuple[str, Page] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[str, str], etag: str, page: Page) -> None:
+        with self._lock:
+            self._entries[key] = (etag, page)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+SHARED_CACHE = EtagCache()
+
+
+def _patterns(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in (text or "").split(",") if part.strip())
+
+
+def credited_author(pr: PullSummary) -> Account | None:
+    """Who a PR counts for: its author; for a coding agent, its first human assignee (else the
+    agent); None for bots and deleted accounts."""
+    author = pr.author
+    if author is None:
+        return None
+    if agent_tool(author.login):
+        human = next(
+            (a for a in pr.assignees if not agent_tool(a.login) and not is_excluded(a.login, a.type)), None
+        )
+        return human or author
+    return None if is_excluded(author.login, author.type) else author
+
+
+class GitHubDeliveryConnector:
+    vendor: ClassVar[str] = VENDOR
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        token: str,
+        org: str | None,
+        base_url: str,
+        settings: Settings,
+        repos_allow: str = "",
+        repos_deny: str = "",
+        cache: EtagCache | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self.org = (org or "").strip() or None
+        self.lag = timedelta(0)  # GitHub's API is live
+        self.trailing_days = 14  # PRs merge, get labelled and reviewed late
+        self.max_window_days = 7
+        self.allow = _patterns(repos_allow)
+        self.deny = _patterns(repos_deny)
+        self.cache = SHARED_CACHE if cache is None else cache
+        self.max_retries = settings.http_max_retries
+        self.max_backoff = settings.http_max_backoff_seconds
+        self._sleep = sleep
+        self.http = VendorHttp(
+            source=name,
+            base_url=base_url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+            },
+            timeout=settings.http_timeout_seconds,
+            max_retries=settings.http_max_retries,
+            max_backoff=settings.http_max_backoff_seconds,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- HTTP ----------------------------------------------------------------------------
+    def _fail(self, endpoint: str, response: httpx.Response) -> SourceError:
+        status = response.status_code
+        if status == 401:
+            hint = "the token was rejected (check GITHUB_DELIVERY_TOKEN, or GITHUB_COPILOT_TOKEN if unset)"
+        elif status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
+            reset = response.headers.get("x-ratelimit-reset")
+            hint = f"GitHub API rate limit exhausted (resets at epoch {reset})"
+        elif status == 403:
+            hint = (
+                "the token lacks access (fine-grained: 'Pull requests: read', 'Contents: read', "
+                "'Metadata: read' on the org's repositories; classic: repo + read:org)"
+            )
+        elif status == 404:
+            hint = "check GITHUB_DELIVERY_ORG and that the token can see this repository"
+        else:
+            hint = ""
+        summary = error_summary(response)
+        return SourceError(self.name, endpoint, f"HTTP {status}: {summary}" + (f"; {hint}" if hint else ""))
+
+    def _rate_limit_wait(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before retrying a rate-limited response, or None when it is not one
+        (or the wait is longer than we are willing to block a sync for)."""
+        if response.status_code not in (403, 429):
+            return None
+        hinted = retry_after_seconds(response)
+        if hinted is not None:
+            return min(hinted, self.max_backoff)
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            try:
+                wait = float(response.headers.get("x-ratelimit-reset", "")) - time.time()
+            except ValueError:
+                return None
+            return max(0.0, wait) if wait <= self.max_backoff else None
+        if "secondary rate limit" in error_summary(response).lower():
+            return min(SECONDARY_WAIT, self.max_backoff)
+        return None
+
+    def _get(
+        self,
+        path: str,
+        params: dict[str, Any] | None,
+        endpoint: str,
+        parse: Callable[[Any], Any],
+        *,
+        empty: tuple[int, ...] = (),
+    ) -> Page | None:
+        """One conditional GET: a fresh parsed page, the cached one on 304, None on ``empty``."""
+        url = str(self.http.client.build_request("GET", path.lstrip("/"), params=params).url)
+        key = (self.name, url)
+        cached = self.cache.get(key)
+        headers = {"If-None-Match": cached[0]} if cached else {}
+        response: httpx.Response | None = None
+        for attempt in range(self.max_retries + 1):
+            response = self.http.request("GET", path, params=params, headers=headers, endpoint=endpoint)
+            if response.status_code == 304:
+                if cached is not None:
+                    return cached[1]
+                headers = {}  # we sent no validator we still hold: ask for the body
+                continue
+            wait = self._rate_limit_wait(response)
+            if wait is None:
+                break
+            if attempt == self.max_retries:
+                raise SourceError(
+                    self.name, endpoint, f"still rate limited after {self.max_retries + 1} attempts"
+                )
+            log.warning(
+                "%s %s: rate limited (HTTP %d), waiting %.1fs",
+                self.name,
+                endpoint,
+                response.status_code,
+                wait,
+            )
+            self._sleep(wait)
+        assert response is not None
+        if response.status_code in empty:
+            return None
+        if response.status_code != 200:
+            raise self._fail(endpoint, response)
+        body = decode_json(response, self.name, endpoint)
+        try:
+            parsed = parse(body)
+        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as error:
+            raise SourceError(self.name, endpoint, f"unexpected response: {error}") from None
+        page = Page(parsed, response.links.get("next", {}).get("url"))
+        etag = response.headers.get("etag")
+        if etag:
+            self.cache.put(key, etag, page)
+        return page
+
+    def _pages(
+        self,
+        path: str,
+        params: dict[str, Any] | None,
+        endpoint: str,
+        parse: Callable[[Any], Any],
+        *,
+        empty: tuple[int, ...] = (),
+    ) -> Iterator[Any]:
+        """Each page's parsed body, following ``Link: rel="next"`` on the API's own host only."""
+        base = self.http.client.base_url
+        url, query = path, params
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
+            page = self._get(url, query, endpoint, parse, empty=empty)
+            if page is None:
+                return
+            yield page.body
+            if not page.next_url:
+                return
+            target = httpx.URL(page.next_url)
+            if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+                raise SourceError(self.name, endpoint, "Link rel=next points to another host")
+            if page.next_url in seen:
+                raise SourceError(self.name, endpoint, "Link rel=next repeats a page")
+            seen.add(page.next_url)
+            url, query = page.next_url, None
+        raise SourceError(self.name, endpoint, f"more than {MAX_PAGES} pages")
+
+    # -- endpoints -----------------------------------------------------------------------
+    def _repo_path(self, repo: Repo, suffix: str = "") -> str:
+        owner, name = repo.full_name.split("/", 1)
+        return f"repos/{quote(owner, safe='')}/{quote(name, safe='')}" + (f"/{suffix}" if suffix else "")
+
+    def _wanted(self, repo: Repo) -> bool:
+        names = (repo.name.lower(), repo.full_name.lower())
+        if any(fnmatch.fnmatchcase(n, p) for n in names for p in self.deny):
+            return False
+        return not self.allow or any(fnmatch.fnmatchcase(n, p) for n in names for p in self.allow)
+
+    def repos(self) -> list[Repo]:
+        if not self.org:
+            raise SourceError(
+                self.name,
+                "settings",
+                "no GitHub organisation: set GITHUB_DELIVERY_ORG (or `org` in the [[accounts]] entry)",
+            )
+        endpoint = f"orgs/{quote(self.org, safe='')}/repos"
+        found: list[Repo] = []
+        for page in self._pages(endpoint, {"type": "all", "per_page": 100}, endpoint, parse_repos):
+            found.extend(repo for repo in page if self._wanted(repo))
+        return found
+
+    def pulls_since(self, repo: Repo, since: datetime) -> list[PullSummary]:
+        """Pull requests updated at or after ``since``, newest first; older pages are never asked for."""
+        endpoint = self._repo_path(repo, "pulls")
+        params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": 100}
+        found: list[PullSummary] = []
+        for page in self._pages(endpoint, params, endpoint, parse_pulls):
+            found.extend(pr for pr in page if pr.updated_at >= since)
+            if any(pr.updated_at < since for pr in page):
+                break
+        return found
+
+    def branch_commits(self, repo: Repo, start: datetime, end: datetime) -> list[BranchCommit]:
+        """Commits on the default branch with a committer date in ``[start, end)``."""
+        if not repo.default_branch or repo.pushed_at is None or repo.pushed_at < start:
+            return []  # nothing was pushed since the window began
+        endpoint = self._repo_path(repo, "commits")
+        params = {
+            "sha": repo.default_branch,
+            "since": _iso(start),
+            "until": _iso(end),
+            "per_page": 100,
+        }
+        found: list[BranchCommit] = []
+        for page in self._pages(endpoint, params, endpoint, parse_branch_commits, empty=(409,)):
+            found.extend(c for c in page if start <= c.committed_at < end)
+        return found
+
+    def pull_detail(self, repo: Repo, number: int) -> PullDetail:
+        endpoint = self._repo_path(repo, f"pulls/{number}")
+        page = self._get(endpoint, None, endpoint, parse_pull)
+        assert page is not None
+        return page.body
+
+    def pull_commits(self, repo: Repo, number: int) -> list[PullCommit]:
+        endpoint = self._repo_path(repo, f"pulls/{number}/commits")
+        return [
+            c for page in self._pages(endpoint, {"per_page": 100}, endpoint, parse_pull_commits) for c in page
+        ]
+
+    def reviews(self, repo: Repo, number: int) -> list[Review]:
+        endpoint = self._repo_path(repo, f"pulls/{number}/reviews")
+        return [r for page in self._pages(endpoint, {"per_page": 100}, endpoint, parse_reviews) for r in page]
+
+    # -- fetch ---------------------------------------------------------------------------
+    def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
+        start, end = _midnight(window_start), _midnight(window_end)
+        repos = self.repos()
+        # One listing pass for the whole window (it is sorted by update time, newest first);
+        # the batches below cut it into windows and fetch per-PR details only as needed.
+        listed = [(repo, self.pulls_since(repo, start)) for repo in repos]
+        commits = [commit for repo in repos for commit in self.branch_commits(repo, start, end)]
+        reviews: dict[tuple[str, int], list[Review]] = {}
+        log.info(
+            "%s: %d repositories, %d pull requests updated since %s",
+            self.name,
+            len(repos),
+            sum(len(pulls) for _, pulls in listed),
+            window_start,
+        )
+        for batch_start, batch_end in split_window(window_start, window_end, self.max_window_days):
+            yield self._batch(batch_start, batch_end, listed, commits, reviews)
+
+    def _batch(
+        self,
+        batch_start: date,
+        batch_end: date,
+        listed: list[tuple[Repo, list[PullSummary]]],
+        commits: list[BranchCommit],
+        reviews: dict[tuple[str, int], list[Review]],
+    ) -> Batch:
+        low, high = _midnight(batch_start), _midnight(batch_end)
+        records: dict[tuple[date, str], ActivityRecord] = {}
+        minutes: dict[tuple[date, str], list[int]] = {}
+        names: dict[str, str] = {}  # actor -> login as GitHub spells it
+
+        def record(moment: datetime, login: str) -> ActivityRecord:
+            actor = actor_of(login)
+            names.setdefault(actor, login)
+            key = (moment.date(), actor)
+            if key not in records:
+                records[key] = ActivityRecord(day=key[0], actor=actor)
+            return records[key]
+
+        pulls: list[PullRequestRecord] = []
+        for repo, summaries in listed:
+            for pr in summaries:
+                if pr.created_at < high and pr.updated_at >= low:
+                    key = (repo.full_name, pr.number)
+                    if key not in reviews:
+                        reviews[key] = self.reviews(repo, pr.number)
+                    for moment, login in self._reviews_given(pr, reviews[key], low, high):
+                        record(moment, login).reviews += 1
+                credited = credited_author(pr)
+                if credited is None:
+                    continue
+                if low <= pr.created_at < high:
+                    record(pr.created_at, credited.login).prs_opened += 1
+                if pr.merged_at is not None and low <= pr.merged_at < high:
+                    merged = self._merged(repo, pr, credited)
+                    pulls.append(merged)
+                    stats = record(pr.merged_at, credited.login)
+                    stats.prs_merged += 1
+                    stats.ai_prs_merged += merged.ai_confidence == HIGH
+                    stats.lines_added += merged.additions
+                    stats.lines_removed += merged.deletions
+                    started = merged.first_commit_at or merged.opened_at
+                    elapsed = max(0, int((merged.merged_at - started).total_seconds() // 60))
+                    minutes.setdefault(stats.key(), []).append(elapsed)
+        for commit in commits:
+            author = commit.author
+            if author is None or is_excluded(author.login, author.type):
+                continue
+            if low <= commit.committed_at < high:
+                record(commit.committed_at, author.login).commits += 1
+        for key, values in minutes.items():
+            records[key].merge_minutes_median = int(statistics.median(values))  # whole minutes, down
+        return Batch(
+            batch_start,
+            batch_end,
+            activity=list(records.values()),
+            identities=[IdentityHint(actor, None, login) for actor, login in names.items()],
+            pull_requests=pulls,
+        )
+
+    @staticmethod
+    def _reviews_given(
+        pr: PullSummary, reviews: list[Review], low: datetime, high: datetime
+    ) -> list[tuple[datetime, str]]:
+        """One review per reviewer per PR per UTC day: replies in a thread are not extra reviews,
+        and an author answering their own review is not reviewing."""
+        author = pr.author.login.lower() if pr.author else ""
+        given: dict[tuple[date, str], tuple[datetime, str]] = {}
+        for review in reviews:
+            reviewer, when = review.reviewer, review.submitted_at
+            if reviewer is None or when is None or review.state not in REVIEW_STATES:
+                continue
+            if not (low <= when < high) or reviewer.login.lower() == author:
+                continue
+            if is_excluded(reviewer.login, reviewer.type):
+                continue
+            given.setdefault((when.date(), reviewer.login.lower()), (when, reviewer.login))
+        return list(given.values())
+
+    def _merged(self, repo: Repo, pr: PullSummary, credited: Account) -> PullRequestRecord:
+        assert pr.merged_at is not None and pr.author is not None
+        detail = self.pull_detail(repo, pr.number)
+        commits = self.pull_commits(repo, pr.number)
+        detection = detect(
+            PullRequestFacts(
+                author_login=pr.author.login,
+                author_type=pr.author.type,
+                labels=detail.labels,
+                body=detail.body,
+                commit_messages=tuple(c.message for c in commits),
+            )
+        )
+        return PullRequestRecord(
+            repo=repo.full_name,
+            number=pr.number,
+            actor=actor_of(credited.login),
+            opened_at=pr.created_at,
+            merged_at=pr.merged_at,
+            first_commit_at=min((c.authored_at for c in commits if c.authored_at), default=None),
+            additions=detail.additions,
+            deletions=detail.deletions,
+            ai_confidence=detection.confidence,
+            ai_rule=detection.rule,
+        )
+
+
+def from_settings(settings: Settings) -> list[GitHubDeliveryConnector]:
+    found = []
+    token = settings.github_delivery_token or settings.github_copilot_token
+    if token:
+        found.append(
+            GitHubDeliveryConnector(
+                name=VENDOR,
+                token=token.get_secret_value(),
+                org=settings.github_delivery_org or settings.github_copilot_org,
+                base_url=settings.github_api_base_url,
+                settings=settings,
+                repos_allow=settings.github_delivery_repos_allow,
+                repos_deny=settings.github_delivery_repos_deny,
+            )
+        )
+    for account in settings.accounts:
+        if account.vendor == VENDOR:
+            found.append(
+                GitHubDeliveryConnector(
+                    name=account.name,
+                    token=account.key.get_secret_value(),
+                    org=account.org,  # never the main org: that would count it twice
+                    base_url=account.base_url or settings.github_api_base_url,
+                    settings=settings,
+                    repos_allow=settings.github_delivery_repos_allow,
+                    repos_deny=settings.github_delivery_repos_deny,
+                )
+            )
+    return found
