@@ -42,14 +42,14 @@ def load_settings(**overrides) -> Settings:
         raise fail(f"invalid configuration: {where}: {first['msg']}") from None
 
 
-def _engine(settings: Settings, *, migrate: bool = True):
+def _engine(settings: Settings, *, migrate: bool = True, engine=None):
     from sqlalchemy.exc import OperationalError
 
     from bot.db.engine import make_engine
     from bot.db.migrate import upgrade
 
     try:
-        engine = make_engine(settings.resolved_database_url)
+        engine = engine or make_engine(settings.resolved_database_url)
         if migrate:
             upgrade(engine)
         return engine
@@ -284,13 +284,15 @@ def run(
 
     settings = load_settings()
     _setup_logging(settings)
-    engine = _engine(settings)
+    # Check the whole configuration before touching data: a bad setting must not migrate anything.
+    engine = _engine(settings, migrate=False)
     runtime = build_runtime(settings, engine)
     socket_mode = settings.slack_app_token is not None
     try:
         bolt = build_app(runtime, socket_mode=socket_mode)
     except ConfigError as error:
         raise fail(str(error)) from None
+    _engine(settings, engine=engine)
     scheduler = None if no_scheduler else build_scheduler(runtime)
     if socket_mode:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -316,7 +318,9 @@ def run(
 
 @app.command()
 def scheduler(
-    once: Annotated[bool, typer.Option("--once", help="Run every job once for the current tick, then exit.")] = False,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every job once for the current tick, then exit.")
+    ] = False,
 ) -> None:
     """Run the scheduled jobs alone (no Slack server): pair with `tokenwise run --no-scheduler`."""
     import signal

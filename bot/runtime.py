@@ -20,6 +20,10 @@ class Runtime:
 
     def workspace_for(self, team_id: str | None) -> str:
         """Single-workspace installs keep all data under one id; OAuth installs use the team id."""
+        if self.settings.multi_workspace:
+            if not team_id:  # never fall back to a shared id: that would mix workspaces' data
+                raise ValueError("a multi-workspace install needs the request's team id")
+            return team_id
         return self.settings.workspace_id
 
     def today(self) -> date:

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = _env("SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = _env("SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Multi-workspace install (Slack OAuth): on when SLACK_CLIENT_ID is set (SLACK_BOT_TOKEN unused).
+    slack_client_id: str | None = _env("SLACK_CLIENT_ID")
+    slack_client_secret: SecretStr | None = _env("SLACK_CLIENT_SECRET")
+    slack_redirect_uri: str | None = _env("SLACK_REDIRECT_URI")
     port: int = Field(default=3000, validation_alias="PORT")
     host: str = Field(default="0.0.0.0", validation_alias="TOKENWISE_HOST")
 
@@ -121,6 +125,9 @@ class Settings(BaseSettings):
     )
     accounts: list[SourceAccount] = Field(default_factory=list)
 
+    # Fernet key(s) for vendor keys stored per workspace; comma-separated, the first encrypts.
+    secret_key: SecretStr | None = _env("TOKENWISE_SECRET_KEY")
+
     # Demo source: on only when asked for (``tokenwise demo`` or TOKENWISE_DEMO=1).
     demo: bool = Field(default=False, validation_alias="TOKENWISE_DEMO")
 
@@ -135,6 +142,30 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment wins over the file, so a deployment can override one value of a shared toml.
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any, info) -> Any:
+        # `export OPENAI_ADMIN_KEY=` means "not set", not "an empty key".
+        field = cls.model_fields.get(info.field_name)
+        if isinstance(value, str) and not value.strip() and field is not None and field.default is None:
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _well_formed_secrets(self) -> Settings:
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                secret = value.get_secret_value()
+                if any(ch.isspace() for ch in secret) or not secret.isprintable():
+                    alias = field.validation_alias
+                    label = alias.choices[0] if isinstance(alias, AliasChoices) else (alias or name.upper())
+                    # Never echo the value: say what is wrong with it.
+                    raise ValueError(
+                        f"{label} is malformed: it contains spaces, line breaks or control characters"
+                    )
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -167,6 +198,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'tokenwise.db'}"
+
+    @property
+    def multi_workspace(self) -> bool:
+        """OAuth installs: every workspace that installs the app gets its own data and bot token."""
+        return bool(self.slack_client_id)
 
     @property
     def admin_entries(self) -> set[str]:

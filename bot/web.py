@@ -1,7 +1,8 @@
 """The HTTP server (Starlette under uvicorn): Slack's request path and health.
 
 ``POST /slack/events`` carries slash commands, events and interactivity; Bolt verifies the
-signature on the raw body before anything else runs.
+signature on the raw body before anything else runs. In a multi-workspace install
+``GET /slack/install`` and ``GET /slack/oauth_redirect`` run Slack's OAuth flow.
 """
 
 from __future__ import annotations
@@ -78,8 +79,15 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp, *, scheduler=None) -> Starle
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
 
+    oauth_routes = []
+    if bolt.oauth_flow is not None:  # multi-workspace install: Bolt serves both pages
+        oauth_routes = [
+            Route(bolt.oauth_flow.install_path, slack_events, methods=["GET"]),
+            Route(bolt.oauth_flow.redirect_uri_path, slack_events, methods=["GET"]),
+        ]
     app = Starlette(
         routes=[
+            *oauth_routes,
             Route("/slack/events", slack_events, methods=["POST"]),
             Route("/healthz", ready, methods=["GET"]),
             Route("/healthz/ready", ready, methods=["GET"]),

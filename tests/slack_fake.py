@@ -37,6 +37,11 @@ class FakeSlack:
     failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     uploads: list[bytes] = field(default_factory=list)
+    # Team members: user group id -> user ids; channel id -> user ids or {"error": code}.
+    usergroups: dict = field(
+        default_factory=lambda: json.loads(fixture_path("slack", "usergroups.json").read_text())
+    )
+    channels: dict = field(default_factory=lambda: json.loads(fixture_path("slack", "channels.json").read_text()))
     ts_counter: int = 0
 
     @property
@@ -120,6 +125,25 @@ class FakeSlack:
         if method in ("chat.postMessage", "chat.postEphemeral", "chat.update"):
             self.ts_counter += 1
             return {"ok": True, "channel": params.get("channel"), "ts": f"1700000000.{self.ts_counter:06d}"}
+        if method == "usergroups.users.list":
+            members = self.usergroups.get(params.get("usergroup", ""))
+            if members is None:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": members}
+        if method == "conversations.members":
+            members = self.channels.get(params.get("channel", ""))
+            if members is None:
+                return {"ok": False, "error": "channel_not_found"}
+            if isinstance(members, dict):
+                return {"ok": False, "error": members["error"]}
+            start = int(params.get("cursor") or 0)
+            limit = int(params.get("limit") or 100)
+            rest = members[start + limit :]
+            return {
+                "ok": True,
+                "members": members[start : start + limit],
+                "response_metadata": {"next_cursor": str(start + limit) if rest else ""},
+            }
         if method == "views.publish":
             return {"ok": True, "view": {"id": "V1"}}
         if method == "files.getUploadURLExternal":

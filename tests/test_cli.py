@@ -86,3 +86,30 @@ def test_scheduled_ticks_run_each_source_once(sqlite_url):
     assert [o.status for o in second] == ["skipped"] * 4
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(SyncRun)).scalar() == 4
+
+
+def test_malformed_key_refuses_to_start_before_touching_data(tmp_path, monkeypatch):
+    db = tmp_path / "never.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-abc\nsecond-line")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "OPENAI_ADMIN_KEY is malformed" in result.output and "second-line" not in result.output
+    assert not db.exists()
+
+
+def test_run_without_slack_credentials_refuses_before_migrating(tmp_path, monkeypatch):
+    db = tmp_path / "never.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2 and "SLACK_BOT_TOKEN is not set" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2 and "SLACK_SIGNING_SECRET is not set" in result.output
+    assert not db.exists() or db.stat().st_size == 0
+
+
+def test_blank_key_means_not_set(monkeypatch):
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "   ")
+    assert Settings().openai_admin_key is None

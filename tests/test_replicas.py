@@ -26,7 +26,10 @@ def _spawn(db_url: str, tmp_path) -> subprocess.Popen:
     }
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "scheduler", "--once"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -40,7 +43,9 @@ def test_two_schedulers_produce_one_sync_run_per_source(db_url, tmp_path):
     with engine.connect() as conn:
         runs = conn.execute(select(SyncRun.source, SyncRun.status)).all()
         rows = conn.execute(select(func.count()).select_from(UsageDaily)).scalar()
-    assert sorted(runs) == sorted((f"demo-{v}", "ok") for v in ("openai", "claude_code", "cursor", "github_copilot"))
+    assert sorted(runs) == sorted(
+        (f"demo-{v}", "ok") for v in ("openai", "claude_code", "cursor", "github_copilot")
+    )
     combined = "\n".join(outputs)
     assert combined.count(": ok") == 4 and combined.count(": skipped") == 4
     assert rows > 0
@@ -48,9 +53,12 @@ def test_two_schedulers_produce_one_sync_run_per_source(db_url, tmp_path):
 
 def test_advisory_lock_is_exclusive(db_url):
     engine = make_engine(db_url)
-    with job_lock(engine, "job-a") as first:
-        with job_lock(engine, "job-a") as second, job_lock(engine, "job-b") as other:
-            expected = engine.dialect.name != "postgresql"  # SQLite: one process, always granted
-            assert first is True and second is expected and other is True
+    expected = engine.dialect.name != "postgresql"  # SQLite: one process, always granted
+    with (
+        job_lock(engine, "job-a") as first,
+        job_lock(engine, "job-a") as second,
+        job_lock(engine, "job-b") as other,
+    ):
+        assert first is True and second is expected and other is True
     with job_lock(engine, "job-a") as again:
         assert again is True

@@ -28,5 +28,6 @@ def job_lock(engine: Engine, name: str) -> Iterator[bool]:
         yield True
         return
     with engine.connect() as conn, conn.begin():
-        granted = conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(name)}).scalar()
+        query = text("SELECT pg_try_advisory_xact_lock(:key)")
+        granted = conn.execute(query, {"key": lock_key(name)}).scalar()
         yield bool(granted)

@@ -367,3 +367,87 @@ class PullRequest(SQLModel, table=True):
     ai_confidence: str = Field(default="none", max_length=8)  # high | low | none
     ai_rule: str = Field(default="", max_length=64)  # which rule fired, e.g. "label:ai-assisted"
     sync_run_id: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Workspace(SQLModel, table=True):
+    """A Slack workspace that installed the app (multi-workspace mode). Jobs run only for
+    ``active`` ones; uninstalling marks the row ``inactive`` and keeps the workspace's data.
+    The installation itself (bot token) lives in slack_sdk's ``slack_bots`` table."""
+
+    __tablename__ = "workspace"
+    __table_args__ = (UniqueConstraint("workspace_id", name="uq_workspace_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)  # the Slack team id
+    enterprise_id: str | None = Field(default=None, max_length=32)  # Enterprise Grid; find_bot needs it
+    name: str = Field(default="", max_length=200)
+    status: str = Field(default="active", max_length=16)  # active | inactive
+    installed_by: str = Field(default="", max_length=32)
+    installed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    uninstalled_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class SourceSecret(SQLModel, table=True):
+    """A vendor key an admin entered in Slack (``/tokens sources``), Fernet-encrypted with
+    TOKENWISE_SECRET_KEY. It overrides the environment's key for that source in its workspace."""
+
+    __tablename__ = "source_secret"
+    __table_args__ = (UniqueConstraint("workspace_id", "source", name="uq_source_secret"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    encrypted_key: str = Field(sa_type=Text)  # Fernet token (base64 text); never the key itself
+    base_url: str | None = Field(default=None, max_length=500)  # None = the source's default
+    updated_by: str = Field(default="", max_length=32)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class BudgetRequest(SQLModel, table=True):
+    """A person asking for more budget (``/tokens budget request``) and its decision.
+
+    Deciding is ``UPDATE ... WHERE status = 'pending'``: exactly one click wins, a replayed or
+    second click finds the request decided and changes nothing."""
+
+    __tablename__ = "budget_request"
+    __table_args__ = (
+        Index("ix_budget_request_person", "workspace_id", "person_id", "created_at"),
+        Index("ix_budget_request_status", "workspace_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    person_id: int = Field(foreign_key="person.id")
+    requester_user_id: str = Field(max_length=32)
+    # The budget it asks to raise; no foreign key so clearing a budget keeps its requests' history.
+    budget_id: int | None = Field(default=None)
+    amount_micros: int = Field(sa_type=BigInteger)
+    reason: str = Field(default="", sa_type=Text)
+    status: str = Field(default="pending", max_length=16)  # pending | approved | denied
+    decided_by: str = Field(default="", max_length=32)
+    decided_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    granted_micros: int | None = Field(default=None, sa_type=BigInteger)
+    scope: str = Field(default="", max_length=16)  # period | permanent (approved only)
+    period_start: date | None = None  # the budget period an approval for one period applies to
+    # JSON list of [channel, ts] of the DMs sent to deciders, so each can be updated once decided.
+    notified: str = Field(default="[]", sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class BudgetOverride(SQLModel, table=True):
+    """Extra ceiling for one period of one budget (an approved request for that period only)."""
+
+    __tablename__ = "budget_override"
+    __table_args__ = (
+        Index("ix_budget_override_budget", "workspace_id", "budget_id", "period_start"),
+        UniqueConstraint("workspace_id", "request_id", name="uq_budget_override_request"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    budget_id: int = Field(foreign_key="budget.id")
+    period_start: date
+    extra_micros: int = Field(sa_type=BigInteger)
+    request_id: int | None = Field(default=None)
+    created_by: str = Field(default="", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))

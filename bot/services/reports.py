@@ -268,7 +268,7 @@ def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Pe
     """Spend per vendor, value signals, active people and the previous period of one team."""
     scope = (UsageDaily.workspace_id == workspace_id, _on_team(UsageDaily, team_id))
     rows = conn.execute(
-        select(*_usage_columns(False))
+        select(*_usage_columns(org=False))
         .where(*scope, *_in_period(UsageDaily, period))
         .group_by(UsageDaily.vendor)
     ).all()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.db import store
 from bot.db.locks import job_lock
@@ -214,7 +214,16 @@ def run_source(engine: Engine, connector: Connector, *, workspace_id: str, **kwa
     with job_lock(engine, f"sync:{workspace_id}:{connector.name}") as granted:
         if not granted:
             return SyncOutcome(connector.name, "skipped", error="another process is syncing this source")
-        return _run_source(engine, connector, workspace_id=workspace_id, **kwargs)
+        try:
+            return _run_source(engine, connector, workspace_id=workspace_id, **kwargs)
+        except DBAPIError as error:  # even the run's own row could not be written
+            message = f"{connector.name}: database error: {database_reason(error)}"
+            log.error("sync %s", message)
+            return SyncOutcome(connector.name, "failed", error=message)
+
+
+def database_reason(error: DBAPIError) -> str:
+    return str(error.orig).splitlines()[0] if error.orig else type(error).__name__
 
 
 def _run_source(
@@ -271,6 +280,21 @@ def _run_source(
             if progress:
                 progress(connector.name, start, end, batch.window_end)
         outcome = SyncOutcome(connector.name, "ok", start, end, usage_rows, activity_rows, run_id=run_id)
+    except DBAPIError as error:
+        # Locked by another writer after the busy timeout, disk full, server gone: the batch's
+        # transaction rolled back, so nothing partial is stored; say what the database said.
+        reason = database_reason(error)
+        log.error("sync %s: database error: %s", connector.name, reason)
+        outcome = SyncOutcome(
+            connector.name,
+            "failed",
+            start,
+            end,
+            usage_rows,
+            activity_rows,
+            f"{connector.name}: database error: {reason}",
+            run_id,
+        )
     except SourceError as error:
         log.warning("sync %s failed: %s", connector.name, error)
         outcome = SyncOutcome(
@@ -282,7 +306,10 @@ def _run_source(
         outcome = SyncOutcome(
             connector.name, "failed", start, end, usage_rows, activity_rows, message, run_id
         )
-    _finish(engine, run_id, workspace_id, connector.name, outcome)
+    try:
+        _finish(engine, run_id, workspace_id, connector.name, outcome)
+    except DBAPIError as error:  # the database that failed the batch may fail the bookkeeping too
+        log.error("sync %s: could not record the run's outcome: %s", connector.name, type(error).__name__)
     return outcome
 
 

@@ -36,6 +36,11 @@ class SlackMember:
     name: str = ""
 
 
+def mention(kind: str, slack_id: str) -> str:
+    """Slack markup that renders the group or channel for the reader."""
+    return f"<!subteam^{slack_id}>" if kind == USERGROUP else f"<#{slack_id}>"
+
+
 @dataclass(frozen=True)
 class TeamRef:
     id: int
@@ -46,10 +51,7 @@ class TeamRef:
 
     @property
     def mention(self) -> str:
-        """Slack markup that renders the group or channel for the reader."""
-        if self.kind == USERGROUP:
-            return f"<!subteam^{self.slack_id}>"
-        return f"<#{self.slack_id}>"
+        return mention(self.kind, self.slack_id)
 
     @property
     def label(self) -> str:
@@ -186,6 +188,26 @@ def apply_refresh(
         conn.execute(update(TeamMembership).where(TeamMembership.id.in_(leaving)).values(left_on=today))
     conn.execute(update(Team).where(Team.id == team_id).values(refreshed_at=utcnow()))
     return RefreshResult(len(person_ids), len(joining), len(leaving), not_counted)
+
+
+def record_refresh(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    kind: str,
+    slack_id: str,
+    name: str,
+    known: dict[str, int],
+    new_members: Iterable[SlackMember],
+    today: date,
+) -> tuple[TeamRef, RefreshResult]:
+    """Create the team on its first successful read (a failed read leaves no trace) and record
+    its members."""
+    team = ensure_team(conn, workspace_id=workspace_id, kind=kind, slack_id=slack_id, name=name)
+    result = apply_refresh(
+        conn, workspace_id=workspace_id, team_id=team.id, known=known, new_members=new_members, today=today
+    )
+    return team_by_id(conn, team.id), result
 
 
 def member_count(conn: Connection, *, team_id: int) -> int:

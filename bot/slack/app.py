@@ -25,7 +25,8 @@ class ConfigError(ValueError):
 
 def make_web_client(runtime: Runtime, token: str | None = None) -> AsyncWebClient:
     settings = runtime.settings
-    if token is None and settings.slack_bot_token:
+    # Multi-workspace: no default token; Bolt hands each listener a client with its workspace's.
+    if token is None and settings.slack_bot_token and not settings.multi_workspace:
         token = settings.slack_bot_token.get_secret_value()
     return AsyncWebClient(
         token=token,
@@ -39,14 +40,33 @@ def make_web_client(runtime: Runtime, token: str | None = None) -> AsyncWebClien
     )
 
 
+def _oauth_settings(runtime: Runtime, *, socket_mode: bool):
+    from bot.slack.oauth import oauth_settings
+
+    settings = runtime.settings
+    if not settings.slack_client_secret:
+        raise ConfigError("SLACK_CLIENT_ID is set but SLACK_CLIENT_SECRET is not (Basic Information)")
+    if socket_mode:
+        raise ConfigError(
+            "multi-workspace install (SLACK_CLIENT_ID) needs HTTP mode for /slack/install: unset SLACK_APP_TOKEN"
+        )
+    if settings.slack_bot_token:
+        log.warning("SLACK_CLIENT_ID is set: multi-workspace install, so SLACK_BOT_TOKEN is not used")
+    return oauth_settings(runtime)
+
+
 def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     settings = runtime.settings
-    if not settings.slack_bot_token:
+    oauth = None
+    if settings.multi_workspace:
+        oauth = _oauth_settings(runtime, socket_mode=socket_mode)
+    elif not settings.slack_bot_token:
         raise ConfigError("SLACK_BOT_TOKEN is not set: create the app from manifest.yml and install it first")
     if not socket_mode and not settings.slack_signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set (Basic Information -> App Credentials)")
     app = AsyncApp(
         client=make_web_client(runtime),
+        oauth_settings=oauth,
         signing_secret=settings.slack_signing_secret.get_secret_value()
         if settings.slack_signing_secret
         else None,
@@ -56,6 +76,10 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
         logger=logging.getLogger("bot.slack.bolt"),
     )
     directory = SlackDirectory()
+    if oauth is not None:
+        from bot.slack.oauth import register_uninstall
+
+        register_uninstall(app, runtime, oauth.installation_store)
     commands.register(app, runtime, directory)
 
     @app.error

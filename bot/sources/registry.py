@@ -4,11 +4,12 @@ accounts of one vendor come from ``[[accounts]]`` in tokenwise.toml."""
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 
 from bot.settings import Settings
 from bot.sources.base import Connector
+from bot.sources.overrides import VendorSecret, apply_overrides
 
 # Source name -> module exposing ``from_settings(settings) -> list[Connector]``.
 SOURCE_MODULES: dict[str, str] = {
@@ -43,11 +44,15 @@ def enabled_connectors(
     only: str | None = None,
     today: date | None = None,
     include_demo: bool | None = None,
+    secret_overrides: Mapping[str, VendorSecret] | None = None,
 ) -> list[Connector]:
-    """Connectors for every enabled source (or just ``only``, which may also be an account name)."""
+    """Connectors for every enabled source (or just ``only``, which may also be an account name).
+    ``secret_overrides`` (source -> key stored by a workspace, ``bot.services.secrets``) win over
+    the environment's keys."""
     from bot.services.sync import utc_today
     from bot.sources.demo import demo_connectors
 
+    settings = apply_overrides(settings, secret_overrides or {})
     connectors: list[Connector] = []
     for name in SOURCE_MODULES:
         connectors.extend(_factory(name)(settings))

@@ -91,16 +91,16 @@ def _not_a_team(token: str) -> CommandError:
     )
 
 
-async def read_member_ids(client: AsyncWebClient, team: TeamRef) -> list[str]:
+async def read_member_ids(client: AsyncWebClient, kind: str, slack_id: str) -> list[str]:
     try:
-        if team.kind == teams.USERGROUP:
-            response = await client.usergroups_users_list(usergroup=team.slack_id)
+        if kind == teams.USERGROUP:
+            response = await client.usergroups_users_list(usergroup=slack_id)
             return list(dict.fromkeys(response.get("users") or []))
         found: list[str] = []
         cursor = None
         for _ in range(MAX_MEMBER_PAGES):
             response = await client.conversations_members(
-                channel=team.slack_id, limit=MEMBERS_PAGE_SIZE, **({"cursor": cursor} if cursor else {})
+                channel=slack_id, limit=MEMBERS_PAGE_SIZE, **({"cursor": cursor} if cursor else {})
             )
             found.extend(response.get("members") or [])
             cursor = (response.get("response_metadata") or {}).get("next_cursor")
@@ -110,15 +110,21 @@ async def read_member_ids(client: AsyncWebClient, team: TeamRef) -> list[str]:
     except SlackApiError as error:
         code = (error.response.get("error") if error.response is not None else None) or "unknown"
         template = READ_ERRORS.get(code, "Slack would not give me the members of {mention} (`{code}`).")
-        raise TeamReadError(template.format(mention=team.mention, code=code), code) from None
+        raise TeamReadError(template.format(mention=teams.mention(kind, slack_id), code=code), code) from None
 
 
 async def refresh_team(
-    runtime: Runtime, client: AsyncWebClient, directory: SlackDirectory, workspace_id: str, team: TeamRef
-) -> teams.RefreshResult:
-    """Re-read the members from Slack and record who joined and who left (raises TeamReadError,
-    in which case nothing changes)."""
-    ids = await read_member_ids(client, team)
+    runtime: Runtime,
+    client: AsyncWebClient,
+    directory: SlackDirectory,
+    workspace_id: str,
+    kind: str,
+    slack_id: str,
+    name: str = "",
+) -> tuple[TeamRef, teams.RefreshResult]:
+    """Re-read the members from Slack and record who joined and who left. Raises TeamReadError,
+    in which case nothing is stored (not even a new team)."""
+    ids = await read_member_ids(client, kind, slack_id)
     known = await run_db(runtime, teams.known_people, workspace_id=workspace_id, slack_user_ids=ids)
     unknown = [uid for uid in ids if uid not in known]
     gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
@@ -133,9 +139,11 @@ async def refresh_team(
     ]
     return await run_db(
         runtime,
-        teams.apply_refresh,
+        teams.record_refresh,
         workspace_id=workspace_id,
-        team_id=team.id,
+        kind=kind,
+        slack_id=slack_id,
+        name=name,
         known=known,
         new_members=new_members,
         today=runtime.today(),
@@ -166,7 +174,7 @@ async def refresh_stale_teams(
         if not teams.is_stale(team, now=now, max_age=_max_age(runtime)):
             continue
         try:
-            await refresh_team(runtime, client, directory, workspace_id, team)
+            await refresh_team(runtime, client, directory, workspace_id, team.kind, team.slack_id)
             done += 1
         except TeamReadError as error:
             log.warning("team %s %s: %s", team.kind, team.slack_id, error.code)
@@ -225,16 +233,16 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     kind, slack_id, name = target
     workspace_id = ctx.caller.workspace_id
     settings = ctx.runtime.settings
-    team = await ctx.db(
-        teams.ensure_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id, name=name, write=True
-    )
+    team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
     notes: list[str] = []
     result = None
-    if force or teams.is_stale(team, now=datetime.now(UTC), max_age=_max_age(ctx.runtime)):
+    if team is None or force or teams.is_stale(team, now=datetime.now(UTC), max_age=_max_age(ctx.runtime)):
         try:
-            result = await refresh_team(ctx.runtime, ctx.client, ctx.directory, workspace_id, team)
+            team, result = await refresh_team(
+                ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id, name
+            )
         except TeamReadError as error:
-            if team.refreshed_at is None or force:
+            if team is None or force:
                 return build_error(error.message)
             notes.append(
                 f"I could not re-read the members ({error.message}); membership as of "
@@ -351,15 +359,23 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
         return build_error(f"I cannot find <@{user}> in this workspace; nothing changed.")
     if slack_user.deleted or slack_user.is_bot:
         return build_error(f"<@{user}> is a deactivated account or a bot and cannot manage a team.")
-    team = await ctx.db(
-        teams.ensure_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id, name=name, write=True
-    )
+    team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
     note = ""
-    if team.refreshed_at is None:
+    if team is None or team.refreshed_at is None:
         try:
-            await refresh_team(ctx.runtime, ctx.client, ctx.directory, workspace_id, team)
+            team, _ = await refresh_team(
+                ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id, name
+            )
         except TeamReadError as error:
-            note = f" Note: {error.message} Until I can, they see no members."
+            note = f" Note: {error.message} Until I can read its members, they see no one."
+            team = await ctx.db(
+                teams.ensure_team,
+                workspace_id=workspace_id,
+                kind=kind,
+                slack_id=slack_id,
+                name=name,
+                write=True,
+            )
 
     def grant(conn):
         new = teams.grant_role(

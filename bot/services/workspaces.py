@@ -1,0 +1,67 @@
+"""Which Slack workspaces Tokenwise serves, for scheduled jobs.
+
+Single-workspace installs (SLACK_BOT_TOKEN) serve exactly ``Settings.workspace_id``. Multi-
+workspace installs (Slack OAuth) serve every workspace whose ``workspace`` row is ``active``: the
+OAuth redirect activates it, ``app_uninstalled`` / ``tokens_revoked`` deactivate it. Deactivating
+keeps the workspace's data (a reinstall picks it up again); only its bot token is deleted.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, select
+
+from bot.db.models import Workspace, utcnow
+from bot.settings import Settings
+
+ACTIVE = "active"
+INACTIVE = "inactive"
+
+
+def activate(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    enterprise_id: str | None,
+    name: str,
+    installed_by: str,
+) -> None:
+    table = Workspace.__table__
+    values = {
+        "enterprise_id": enterprise_id,
+        "name": (name or "")[:200],
+        "status": ACTIVE,
+        "installed_by": (installed_by or "")[:32],
+        "installed_at": utcnow(),
+        "uninstalled_at": None,
+    }
+    found = conn.execute(select(Workspace.id).where(Workspace.workspace_id == workspace_id)).first()
+    if found is None:
+        conn.execute(table.insert().values(workspace_id=workspace_id, **values))
+    else:
+        conn.execute(table.update().where(Workspace.id == found.id).values(**values))
+
+
+def deactivate(conn: Connection, *, workspace_id: str) -> bool:
+    """True when the workspace was active (so callers log the change once)."""
+    result = conn.execute(
+        Workspace.__table__.update()
+        .where(Workspace.workspace_id == workspace_id, Workspace.status == ACTIVE)
+        .values(status=INACTIVE, uninstalled_at=utcnow())
+    )
+    return result.rowcount > 0
+
+
+def get(conn: Connection, workspace_id: str) -> Workspace | None:
+    row = conn.execute(select(Workspace).where(Workspace.workspace_id == workspace_id)).first()
+    return Workspace.model_validate(row._mapping) if row is not None else None
+
+
+def active_workspace_ids(conn: Connection, settings: Settings) -> list[str]:
+    """The workspaces a scheduled job runs for, in a stable order."""
+    if not settings.multi_workspace:
+        return [settings.workspace_id]
+    return list(
+        conn.execute(
+            select(Workspace.workspace_id).where(Workspace.status == ACTIVE).order_by(Workspace.workspace_id)
+        ).scalars()
+    )
