@@ -181,7 +181,7 @@ def test_engine_stores_replaces_and_reattributes_pull_requests(engine):
     other = Batch(
         date(2026, 3, 1),
         date(2026, 3, 8),
-        usage=[UsageRecord(date(2026, 3, 2), "email:zed@acme.test", cost=Money.from_usd("1"))],
+        usage=[UsageRecord(date(2026, 3, 2), "email:yan@acme.test", cost=Money.from_usd("1"))],
     )
     other_source = _FakeDelivery([other])
     other_source.name = other_source.vendor = "cursor"

@@ -185,3 +185,29 @@ def test_healthz_reports_database_and_sources(client):
     assert response.status_code == 200
     body = response.json()
     assert body["database"] == "ok" and "demo-openai" in body["sources"]
+
+
+def test_slow_answers_ack_first_then_follow_through_the_response_url(client, fake_slack, monkeypatch):
+    from bot.slack import commands
+
+    monkeypatch.setattr(commands, "ACK_BUDGET_SECONDS", 0.0)
+    reply = send(client, "me 30d", response_url=fake_slack.server.url_for("/response_url/1"))
+    assert "Working on it" in reply["text"] and reply["response_type"] == "ephemeral"
+    followed = fake_slack.wait_for("response_url")[0].params
+    assert followed["response_type"] == "ephemeral" and "Your AI spend" in followed["text"]
+
+
+def test_expired_response_url_does_not_break_the_bot(client, fake_slack, monkeypatch, caplog):
+    from bot.slack import commands
+
+    monkeypatch.setattr(commands, "ACK_BUDGET_SECONDS", 0.0)
+    send(client, "me", response_url="http://127.0.0.1:9/expired")  # nothing listens: the URL is dead
+    monkeypatch.setattr(commands, "ACK_BUDGET_SECONDS", 2.0)
+    assert "Your AI spend" in all_text(send(client, "me 30d"))
+
+
+def test_socket_mode_needs_no_signing_secret(seeded_engine, fake_slack):
+    settings = Settings(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN="xapp-1", SLACK_API_URL=fake_slack.api_url)
+    runtime = Runtime(settings=settings, engine=seeded_engine)
+    app = build_app(runtime, socket_mode=True)
+    assert app.client.base_url == fake_slack.api_url
