@@ -126,6 +126,7 @@ class Facts:
         self.probe_month: dict[int, int] = dict.fromkeys(probes, 0)
         self.team = set(team)
         self.team_month_micros = 0
+        self.team_daily: dict[str, int] = {}
         self.last_day = ""
 
     def add(self, day: synth.DayRows) -> None:
@@ -133,6 +134,7 @@ class Facts:
         self.activity_rows += len(day.activity)
         in_month = synth.REPORT_MONTH_START <= day.day < synth.REPORT_MONTH_END
         probes, team = self.probe_month, self.team
+        team_day = 0
         for row in day.usage:
             cost = row[14]
             self.cost_micros += cost
@@ -144,6 +146,9 @@ class Facts:
                     probes[person] += cost
                 if person in team:
                     self.team_month_micros += cost
+            if row[5] in team:
+                team_day += cost
+        self.team_daily[day.day.isoformat()] = team_day
         self.last_day = day.day.isoformat()
 
     def as_json(self) -> dict:
@@ -155,6 +160,7 @@ class Facts:
             "probe_month_micros": {str(k): v for k, v in self.probe_month.items()},
             "team": sorted(self.team),
             "team_month_micros": self.team_month_micros,
+            "team_daily_micros": self.team_daily,
             "last_day": self.last_day,
         }
 
@@ -272,6 +278,10 @@ def drop_database(kind: str, url: str, pg_admin_url: str | None) -> None:
     admin.dispose()
 
 
+def _current(facts: dict, probes: list[int], team: list[int]) -> bool:
+    return facts.get("probes") == probes and facts.get("team") == team and "team_daily_micros" in facts
+
+
 def get_db(
     kind: str,
     *,
@@ -292,7 +302,7 @@ def get_db(
         url = f"sqlite:///{path}"
         if path.exists() and sidecar.exists():
             facts = json.loads(sidecar.read_text())
-            if facts.get("probes") == probes and facts.get("team") == team:
+            if _current(facts, probes, team):
                 engine = make_engine(url)
                 upgrade(engine)  # a cached file follows migrations added since it was built
                 drift = ensure_model_indexes(engine)
@@ -316,7 +326,7 @@ def get_db(
             exists = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).first()
         if exists and sidecar.exists():
             facts = json.loads(sidecar.read_text())
-            if facts.get("probes") == probes and facts.get("team") == team:
+            if _current(facts, probes, team):
                 admin.dispose()
                 engine = make_engine(url)
                 upgrade(engine)

@@ -44,6 +44,18 @@ def cursor_available() -> str | None:
 # -- child: one source's backfill through the engine ---------------------------------------
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak resident set. VmHWM, not getrusage's ru_maxrss: Linux carries
+    ru_maxrss across exec, so a child would report the parent's size at fork."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _connector(source: str, vendor_url: str):
     from bot.settings import Settings
 
@@ -75,7 +87,7 @@ def child(argv: list[str]) -> None:
 
     engine = make_engine(args.db_url)
     connector = _connector(args.source, args.vendor_url)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss_before = peak_rss_bytes()
     end = args.start + timedelta(days=args.days)
     started = time.perf_counter()
     outcome = run_source(engine, connector, workspace_id=synth.WORKSPACE, since=args.start, until=end, today=end)
@@ -91,7 +103,7 @@ def child(argv: list[str]) -> None:
                 "usage_rows": outcome.usage_rows,
                 "seconds": seconds,
                 "rss_start_bytes": rss_before,
-                "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                "peak_rss_bytes": peak_rss_bytes(),
             }
         )
     )

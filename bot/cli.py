@@ -23,6 +23,8 @@ db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 people_app = typer.Typer(help="People and identities.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(people_app, name="people")
+secrets_app = typer.Typer(help="Vendor keys stored per workspace (encrypted).", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 
 console = Console()
 err = Console(stderr=True)
@@ -349,6 +351,28 @@ def scheduler(
         pass
     finally:
         jobs.shutdown(wait=True)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every stored vendor key with the first key of TOKENWISE_SECRET_KEY."""
+    from bot.services.secrets import SecretKeyError, keyring, rotate
+
+    settings = load_settings()
+    try:
+        fernet = keyring(settings)
+    except SecretKeyError as error:
+        raise fail(str(error)) from None
+    engine = _engine(settings)
+    with engine.begin() as conn:
+        rotated, failed = rotate(conn, fernet)
+    console.print(f"re-encrypted {rotated} stored key(s) with the first TOKENWISE_SECRET_KEY")
+    if failed:
+        raise fail(
+            f"{failed} stored key(s) open with none of the configured keys: add the old key back "
+            "(after the new one) and run this again, or enter those keys again with /tokens sources",
+            1,
+        )
 
 
 def main() -> None:  # pragma: no cover

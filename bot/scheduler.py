@@ -45,7 +45,18 @@ def sync_job(runtime: Runtime, *, now: datetime | None = None) -> list[SyncOutco
             outcome.usage_rows,
             outcome.activity_rows,
         )
+    budget_job(runtime)  # fresh numbers: a threshold crossed by this sync is told now
     return outcomes
+
+
+def budget_job(runtime: Runtime) -> None:
+    """Budget alerts, early warnings and floor nudges; never fails the caller (a sync)."""
+    try:
+        from bot.slack.handlers.budgets import budget_check_job  # late: Slack is needed only to send
+
+        budget_check_job(runtime)
+    except Exception:
+        log.exception("budget check failed")
 
 
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -60,5 +71,12 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         id="sync",
         name="sync every source",
         next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        budget_job,
+        IntervalTrigger(minutes=runtime.settings.budget_check_minutes, timezone=UTC),
+        args=[runtime],
+        id="budgets",
+        name="budget alerts, forecasts and floor nudges",
     )
     return scheduler

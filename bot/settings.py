@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     # Ingestion
     sync_interval_minutes: int = Field(default=60, ge=1, validation_alias="TOKENWISE_SYNC_INTERVAL_MINUTES")
+    # Budget alerts are also checked after every sync; this is the extra schedule between syncs.
+    budget_check_minutes: int = Field(default=30, ge=1, validation_alias="TOKENWISE_BUDGET_CHECK_MINUTES")
     trailing_days: int | None = Field(default=None, ge=0, validation_alias="TOKENWISE_TRAILING_DAYS")
     backfill_days: int = Field(default=30, ge=1, validation_alias="TOKENWISE_BACKFILL_DAYS")
     http_timeout_seconds: float = Field(default=30.0, gt=0, validation_alias="TOKENWISE_HTTP_TIMEOUT")

@@ -20,6 +20,11 @@ from tests.conftest import fixture_path
 
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"
+# Multi-workspace install: the app's credentials, and what oauth.v2.access issues for team T2.
+CLIENT_ID = "1111.2222"
+CLIENT_SECRET = "test-client-secret"
+OAUTH_CODE = "oauth-code-t2"
+T2_BOT_TOKEN = "xoxb-t2"
 
 
 @dataclass
@@ -41,8 +46,16 @@ class FakeSlack:
     usergroups: dict = field(
         default_factory=lambda: json.loads(fixture_path("slack", "usergroups.json").read_text())
     )
-    channels: dict = field(default_factory=lambda: json.loads(fixture_path("slack", "channels.json").read_text()))
+    channels: dict = field(
+        default_factory=lambda: json.loads(fixture_path("slack", "channels.json").read_text())
+    )
     ts_counter: int = 0
+    # bot token -> its auth.test identity; oauth.v2.access adds T2's token.
+    tokens: dict[str, dict] = field(
+        default_factory=lambda: {
+            BOT_TOKEN: {"team_id": "T1", "team": "Test", "user_id": "UBOT", "bot_id": "BBOT"}
+        }
+    )
 
     @property
     def api_url(self) -> str:
@@ -95,23 +108,47 @@ class FakeSlack:
             return Response(
                 json.dumps({"ok": False, "error": error}), status, headers, content_type="application/json"
             )
-        if request.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
+        if method == "oauth.v2.access":  # authenticated by the app's client id and secret
+            return self._json(self.oauth_v2_access(request, params))
+        token = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if token not in self.tokens:
             return self._json({"ok": False, "error": "invalid_auth"})
-        return self._json(self.answer(method, params))
+        return self._json(self.answer(method, params, token))
 
     def _json(self, body: dict) -> Response:
         return Response(json.dumps(body), 200, content_type="application/json")
 
-    def answer(self, method: str, params: dict) -> dict:
-        if method == "auth.test":
-            return {
-                "ok": True,
-                "user_id": "UBOT",
-                "bot_id": "BBOT",
-                "team_id": "T1",
-                "team": "Test",
-                "url": "x",
+    def oauth_v2_access(self, request: Request, params: dict) -> dict:
+        """The documented response for a bot-only install of team T2 (docs.slack.dev,
+        oauth.v2.access); the client id and secret arrive as HTTP Basic auth."""
+        auth = request.authorization
+        if auth is None or (auth.username, auth.password) != (CLIENT_ID, CLIENT_SECRET):
+            return {"ok": False, "error": "invalid_client_id"}
+        if params.get("code") != OAUTH_CODE:
+            return {"ok": False, "error": "invalid_code"}
+        with self.lock:
+            self.tokens[T2_BOT_TOKEN] = {
+                "team_id": "T2",
+                "team": "Second",
+                "user_id": "UBOT2",
+                "bot_id": "BBOT2",
             }
+        return {
+            "ok": True,
+            "access_token": T2_BOT_TOKEN,
+            "token_type": "bot",
+            "scope": "commands,chat:write,im:write,users:read,users:read.email",
+            "bot_user_id": "UBOT2",
+            "app_id": "A1",
+            "team": {"name": "Second", "id": "T2"},
+            "enterprise": None,
+            "authed_user": {"id": "UADMIN"},
+            "is_enterprise_install": False,
+        }
+
+    def answer(self, method: str, params: dict, token: str = BOT_TOKEN) -> dict:
+        if method == "auth.test":
+            return {"ok": True, **self.tokens[token], "url": "x"}
         if method == "users.info":
             user = self.users.get(params.get("user", ""))
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
@@ -146,6 +183,8 @@ class FakeSlack:
             }
         if method == "views.publish":
             return {"ok": True, "view": {"id": "V1"}}
+        if method == "views.open":
+            return {"ok": True, "view": {"id": "V2", **(params.get("view") or {})}}
         if method == "files.getUploadURLExternal":
             return {"ok": True, "upload_url": self.server.url_for("/upload/F1"), "file_id": "F1"}
         if method == "files.completeUploadExternal":
@@ -173,11 +212,13 @@ def signed_headers(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | 
     }
 
 
-def command_body(text: str, *, user_id: str = "UANA", response_url: str = "", channel_id: str = "C1") -> str:
+def command_body(
+    text: str, *, user_id: str = "UANA", response_url: str = "", channel_id: str = "C1", team_id: str = "T1"
+) -> str:
     return urllib.parse.urlencode(
         {
             "token": "legacy",
-            "team_id": "T1",
+            "team_id": team_id,
             "team_domain": "test",
             "channel_id": channel_id,
             "channel_name": "general",

@@ -31,7 +31,9 @@ def _people(conn, *names: str) -> list[int]:
     ids = []
     for name in names:
         conn.execute(
-            Person.__table__.insert().values(workspace_id="w", email=f"{name}@x.io", slack_user_id=f"U{name.upper()}")
+            Person.__table__.insert().values(
+                workspace_id="w", email=f"{name}@x.io", slack_user_id=f"U{name.upper()}"
+            )
         )
         ids.append(conn.execute(select(Person.id).where(Person.email == f"{name}@x.io")).scalar_one())
     return ids
@@ -49,7 +51,9 @@ def org(engine):
         teams.apply_refresh(
             conn, workspace_id="w", team_id=small.id, known={"UA": a, "UB": b}, new_members=[], today=D0
         )
-        teams.grant_role(conn, workspace_id="w", role="manager", slack_user_id="UM", team_id=big.id, granted_by="UX")
+        teams.grant_role(
+            conn, workspace_id="w", role="manager", slack_user_id="UM", team_id=big.id, granted_by="UX"
+        )
     return {"a": a, "b": b, "c": c, "f": f, "big": big.id, "small": small.id}
 
 
@@ -64,7 +68,10 @@ def test_can_view_person(engine, org):
         assert decide(Viewer("UADMIN", True, None), f).reason == "admin"
         assert decide(Viewer("UM", False, None), b).reason == "manager"
         manager_on_outsider = decide(Viewer("UM", False, None), f)
-        assert not manager_on_outsider.allowed and manager_on_outsider.who_can == "them, their managers and admins"
+        assert (
+            not manager_on_outsider.allowed
+            and manager_on_outsider.who_can == "them, their managers and admins"
+        )
         assert decide(Viewer("UA", False, a), b).reason == "denied"  # teammates do not see each other
         assert decide(Viewer("UA", False, a), None).reason == "denied"  # no person: same refusal
         assert decide(Viewer("UNONE", False, None), None).allowed is False
@@ -150,7 +157,10 @@ def test_user_view_allows_self_managers_and_admins_and_audits_others(client, see
     with seeded.connect() as conn:
         ana = person_id(conn, "ana@example.com")
     views = _views(seeded)
-    assert [(actor, target) for actor, target, _ in views] == [("UBEN", f"person:{ana}"), ("ULISTED", f"person:{ana}")]
+    assert [(actor, target) for actor, target, _ in views] == [
+        ("UBEN", f"person:{ana}"),
+        ("ULISTED", f"person:{ana}"),
+    ]
     assert views[0][2].endswith("as=manager") and views[1][2].endswith("as=admin")
 
 

@@ -34,13 +34,19 @@ def _facts(**kw) -> PullRequestFacts:
         ("Co-authored-by: Copilot <198982749+Copilot@users.noreply.github.com>", "copilot"),
         ("Co-authored-by: Cursor Agent <cursoragent@cursor.com>", "cursor"),
         ("Co-authored-by: Codex <noreply@openai.com>", "codex"),
-        ("Co-authored-by: devin-ai-integration[bot] <158243242+devin-ai-integration[bot]@users.noreply.github.com>",
-         "devin"),
+        (
+            "Co-authored-by: devin-ai-integration[bot] "
+            "<158243242+devin-ai-integration[bot]@users.noreply.github.com>",
+            "devin",
+        ),
         ("Co-authored-by: aider (anthropic/claude-sonnet-4) <noreply@aider.chat>", "aider"),
-        ("Co-authored-by: gemini-code-assist[bot] <176961590+gemini-code-assist[bot]@users.noreply.github.com>",
-         "gemini"),
+        (
+            "Co-authored-by: gemini-code-assist[bot] "
+            "<176961590+gemini-code-assist[bot]@users.noreply.github.com>",
+            "gemini",
+        ),
     ],
-)  # fmt: skip
+)
 def test_co_author_trailer_fires(trailer, tool):
     detection = detect(_facts(commit_messages=("Fix the thing\n\n" + trailer,)))
     assert detection == Detection(HIGH, f"co_author_trailer:{tool}")

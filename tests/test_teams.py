@@ -122,17 +122,41 @@ def test_team_report_has_vendors_models_value_and_the_previous_period(engine):
         _usage(conn, None, D0, 70_000_000)  # unattributed: never a team's
         conn.execute(
             ActivityDaily.__table__.insert().values(
-                workspace_id="w", source="cursor", vendor="cursor", day=D0, actor="p", person_id=b,
-                lines_accepted=40, **{f: 0 for f in (
-                    "lines_suggested", "lines_added", "lines_removed", "suggestions_shown", "acceptances",
-                    "rejections", "commits", "pull_requests", "prs_opened", "prs_merged", "ai_prs_merged",
-                    "reviews", "sessions", "requests")},
+                workspace_id="w",
+                source="cursor",
+                vendor="cursor",
+                day=D0,
+                actor="p",
+                person_id=b,
+                lines_accepted=40,
+                **{
+                    f: 0
+                    for f in (
+                        "lines_suggested",
+                        "lines_added",
+                        "lines_removed",
+                        "suggestions_shown",
+                        "acceptances",
+                        "rejections",
+                        "commits",
+                        "pull_requests",
+                        "prs_opened",
+                        "prs_merged",
+                        "ai_prs_merged",
+                        "reviews",
+                        "sessions",
+                        "requests",
+                    )
+                },
             )
         )
     with engine.connect() as conn:
         report = reports.team_report(conn, workspace_id="w", team_id=team.id, period=period)
         models = reports.team_models(conn, workspace_id="w", team_id=team.id, period=period)
-    assert [(v.vendor, v.cost_micros) for v in report.vendors] == [("openai", 3_000_000), ("cursor", 1_000_000)]
+    assert [(v.vendor, v.cost_micros) for v in report.vendors] == [
+        ("openai", 3_000_000),
+        ("cursor", 1_000_000),
+    ]
     assert report.previous_total_micros == 2_000_000
     assert report.value_total().lines_accepted == 40
     assert models == [("openai", "o3", 3_000_000), ("cursor", "claude-sonnet-4", 1_000_000)]
@@ -149,8 +173,14 @@ def test_a_person_in_several_teams_counts_in_each(engine):
         _usage(conn, b, D0, 1_000_000)
     period = Period(D0, D0 + timedelta(days=1), "day")
     with engine.connect() as conn:
-        assert reports.team_report(conn, workspace_id="w", team_id=one.id, period=period).total_micros == 5_000_000
-        assert reports.team_report(conn, workspace_id="w", team_id=two.id, period=period).total_micros == 4_000_000
+        assert (
+            reports.team_report(conn, workspace_id="w", team_id=one.id, period=period).total_micros
+            == 5_000_000
+        )
+        assert (
+            reports.team_report(conn, workspace_id="w", team_id=two.id, period=period).total_micros
+            == 4_000_000
+        )
         assert [t.slack_id for t in teams.teams_of(conn, workspace_id="w", person_id=a)] == ["S1", "C2"]
 
 
@@ -302,7 +332,9 @@ def test_refresh_on_demand_records_leavers_and_manager_loses_sight(client, seede
     assert "visible to them, their managers and admins" in refused and "$" not in refused
     with seeded.connect() as conn:
         chen = person_id(conn, "chen@example.com")
-        left = conn.execute(select(TeamMembership.left_on).where(TeamMembership.person_id == chen)).scalar_one()
+        left = conn.execute(
+            select(TeamMembership.left_on).where(TeamMembership.person_id == chen)
+        ).scalar_one()
     assert left == TODAY
     forced = all_text(send(client, f"team refresh {PLATFORM}", user_id="UANA"))
     assert "Refreshed <!subteam^SPLATFORM>: 7 members counted (0 joined, 0 left)" in forced

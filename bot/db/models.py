@@ -451,3 +451,18 @@ class BudgetOverride(SQLModel, table=True):
     request_id: int | None = Field(default=None)
     created_by: str = Field(default="", max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class RecapVote(SQLModel, table=True):
+    """One vote per person per posted recap ("worth it" / "not sure" / "not worth it");
+    voting again changes the choice."""
+
+    __tablename__ = "recap_vote"
+    __table_args__ = (UniqueConstraint("delivery_id", "user_id", name="uq_recap_vote"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    delivery_id: int = Field(foreign_key="recap_delivery.id")
+    user_id: str = Field(max_length=32)  # Slack user id of the voter
+    choice: str = Field(max_length=16)  # worth | unsure | not_worth
+    voted_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))

@@ -134,3 +134,90 @@ def can_read_audit(viewer: Viewer, *, own: bool) -> bool:
 
 def can_export(viewer: Viewer) -> bool:
     return viewer.is_admin
+
+
+# -- budgets ---------------------------------------------------------------------------------
+# Budget targets as access sees them: "person" (person_id), "team" (team_id: a user group or a
+# channel) and "org".
+
+BUDGET_WHO_CAN_SET = "admins (any budget) and managers (their teams and their teams' members)"
+
+
+def can_manage_budget(
+    conn: Connection,
+    workspace_id: str,
+    viewer: Viewer,
+    *,
+    kind: str,
+    team_id: int | None = None,
+    person_id: int | None = None,
+) -> Decision:
+    """Set or clear a budget: admins anything; managers their teams and their current members."""
+    if viewer.is_admin:
+        return Decision(True, "admin", BUDGET_WHO_CAN_SET)
+    if (
+        kind == "team"
+        and team_id is not None
+        and team_id in _managed_team_ids(conn, workspace_id, viewer.user_id)
+    ):
+        return Decision(True, "manager", BUDGET_WHO_CAN_SET)
+    if (
+        kind == "person"
+        and person_id is not None
+        and manages_person(conn, workspace_id, viewer.user_id, person_id)
+    ):
+        return Decision(True, "manager", BUDGET_WHO_CAN_SET)
+    return Decision(False, "denied", BUDGET_WHO_CAN_SET)
+
+
+def can_view_budget(
+    conn: Connection,
+    workspace_id: str,
+    viewer: Viewer,
+    *,
+    kind: str,
+    team_id: int | None = None,
+    person_id: int | None = None,
+) -> Decision:
+    """See a budget: whoever may set it, plus everyone it applies to (the person; the team's
+    current members; everyone for the org budget). ``member`` means "applies to you": callers
+    still apply the team-size rule (``can_view_team``) before showing a team's spend."""
+    who = "the people it applies to, their managers and admins"
+    if kind == "person" and person_id is not None and viewer.person_id == person_id:
+        return Decision(True, "self", who)
+    manage = can_manage_budget(conn, workspace_id, viewer, kind=kind, team_id=team_id, person_id=person_id)
+    if manage.allowed:
+        return Decision(True, manage.reason, who)
+    if kind == "org":
+        return Decision(True, "member", who)
+    if kind == "team" and team_id is not None and viewer.person_id is not None:
+        member = conn.execute(
+            select(TeamMembership.id).where(
+                TeamMembership.team_id == team_id,
+                TeamMembership.person_id == viewer.person_id,
+                TeamMembership.left_on.is_(None),
+            )
+        ).first()
+        if member is not None:
+            return Decision(True, "member", who)
+    return Decision(False, "denied", who)
+
+
+def can_decide_budget_request(
+    conn: Connection,
+    workspace_id: str,
+    viewer: Viewer,
+    *,
+    person_id: int,
+    kind: str,
+    team_id: int | None = None,
+) -> Decision:
+    """Approve or deny someone's request for more: an admin, or a manager of that person who
+    may also change the budget being raised. Nobody decides their own request but an admin."""
+    who = "their managers and admins"
+    if viewer.is_admin:
+        return Decision(True, "admin", who)
+    if viewer.person_id == person_id or not manages_person(conn, workspace_id, viewer.user_id, person_id):
+        return Decision(False, "denied", who)
+    manage = can_manage_budget(conn, workspace_id, viewer, kind=kind, team_id=team_id, person_id=person_id)
+    return Decision(manage.allowed, manage.reason if manage.allowed else "denied", who)

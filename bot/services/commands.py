@@ -26,6 +26,12 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("me | @user", "who looked at your numbers (`me`); the audit log (admins)"),
     "forget": ("me", "erase your identity, keep the org's totals (asks first)"),
     "export": ("[period]", "CSV of per-person daily usage and value, sent to you (admins)"),
+    "budget": (
+        "[show [target]] | list | set <target> <amount>[/period] [vendor] [floor <amount>] [include seats] "
+        "| clear <target> [vendor] | request <amount> <reason>",
+        "budgets per person, team or org: alerts, forecasts, floors; ask your manager for more",
+    ),
+    "sources": ("", "vendor keys for this workspace, stored encrypted (admins)"),
     "help": ("", "this help"),
 }
 

@@ -451,7 +451,7 @@ def ai_tool_days(
             condition,
         )
         if table is UsageDaily:
-            pass
+            query = query.where(UsageDaily.kind != SEAT)
         for person_id, day in conn.execute(query.distinct()).all():
             found.setdefault(int(person_id), set()).add(day)
     return found

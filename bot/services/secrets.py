@@ -114,7 +114,9 @@ class SecretChange:
     remove: bool = False
 
     def __repr__(self) -> str:  # the key must never reach a log through a repr
-        return f"SecretChange(source={self.source!r}, key={'***' if self.key else None}, remove={self.remove})"
+        return (
+            f"SecretChange(source={self.source!r}, key={'***' if self.key else None}, remove={self.remove})"
+        )
 
 
 def clean_base_url(source: str, value: str | None) -> str | None:
@@ -190,7 +192,9 @@ def apply_changes(
             action = "secret.base_url"
         elif existing is None and change.base_url:
             # Raised inside the caller's transaction: nothing of this submission is stored.
-            raise SecretInputError(change.source, "key", "Enter the key too: a base URL alone enables nothing.")
+            raise SecretInputError(
+                change.source, "key", "Enter the key too: a base URL alone enables nothing."
+            )
         else:
             continue
         conn.execute(
@@ -242,7 +246,9 @@ def rotate(conn: Connection, fernet: MultiFernet) -> tuple[int, int]:
         except InvalidToken:
             failed += 1
             continue
-        conn.execute(SourceSecret.__table__.update().where(SourceSecret.id == row.id).values(encrypted_key=token))
+        conn.execute(
+            SourceSecret.__table__.update().where(SourceSecret.id == row.id).values(encrypted_key=token)
+        )
         rotated += 1
     return rotated, failed
 

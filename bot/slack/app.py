@@ -48,7 +48,8 @@ def _oauth_settings(runtime: Runtime, *, socket_mode: bool):
         raise ConfigError("SLACK_CLIENT_ID is set but SLACK_CLIENT_SECRET is not (Basic Information)")
     if socket_mode:
         raise ConfigError(
-            "multi-workspace install (SLACK_CLIENT_ID) needs HTTP mode for /slack/install: unset SLACK_APP_TOKEN"
+            "a multi-workspace install (SLACK_CLIENT_ID) serves /slack/install over HTTP: "
+            "unset SLACK_APP_TOKEN"
         )
     if settings.slack_bot_token:
         log.warning("SLACK_CLIENT_ID is set: multi-workspace install, so SLACK_BOT_TOKEN is not used")

@@ -17,10 +17,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.models import AuditLog, Person
 from bot.runtime import Runtime
-from bot.services import access, people, reports
+from bot.services import access, budgets, people, reports
 from bot.services.commands import CommandError, ParsedCommand, parse, usage_line
 from bot.services.periods import PeriodError, parse_period
 from bot.services.status import status_report
+from bot.slack.blocks.budgets import with_budgets
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import (
     build_error,
@@ -117,12 +118,21 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
         models = reports.model_breakdown(
             conn, workspace_id=workspace_id, person_ids=[person.id], period=period
         )
-        return report, models
+        owned = budgets.statuses_for_person(
+            conn,
+            workspace_id=workspace_id,
+            viewer=access.Viewer(ctx.caller.user_id, ctx.caller.is_admin, person.id),
+            person_id=person.id,
+            today=ctx.runtime.today(),
+            min_group_size=ctx.runtime.settings.min_group_size,
+        )
+        return report, models, owned
 
-    report, models = await ctx.db(load)
-    return build_me(
+    report, models, owned = await ctx.db(load)
+    reply = build_me(
         report, who=person.display_name or person.email or "you", models=models, tz=ctx.runtime.settings.tz
     )
+    return with_budgets(reply, owned)  # the budgets that apply now, whatever the period asked
 
 
 async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
@@ -267,7 +277,10 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
             name=slack_user.name,
             write=True,
         )
-    viewer_person = await caller_person(ctx)
+    # Read-only: matching the viewer is not needed here (viewing yourself was handled above).
+    viewer_person = await ctx.db(
+        people.find_by_slack_id, workspace_id=ctx.caller.workspace_id, slack_user_id=ctx.caller.user_id
+    )
     viewer = access.Viewer(
         ctx.caller.user_id, ctx.caller.is_admin, viewer_person.id if viewer_person else None
     )

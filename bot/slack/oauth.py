@@ -164,7 +164,9 @@ def oauth_settings(runtime: Runtime) -> AsyncOAuthSettings:
 
     return AsyncOAuthSettings(
         client_id=settings.slack_client_id,
-        client_secret=settings.slack_client_secret.get_secret_value() if settings.slack_client_secret else None,
+        client_secret=settings.slack_client_secret.get_secret_value()
+        if settings.slack_client_secret
+        else None,
         scopes=list(BOT_SCOPES),
         user_scopes=[],
         redirect_uri=settings.slack_redirect_uri,

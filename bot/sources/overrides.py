@@ -47,7 +47,9 @@ CONFIGURABLE: dict[str, ConfigurableSource] = {
         ConfigurableSource(
             "openrouter", "OpenRouter", "openrouter_management_key", "openrouter_base_url", "management key"
         ),
-        ConfigurableSource("windsurf", "Windsurf", "windsurf_service_key", "windsurf_base_url", "service key"),
+        ConfigurableSource(
+            "windsurf", "Windsurf", "windsurf_service_key", "windsurf_base_url", "service key"
+        ),
     )
 }
 

@@ -79,14 +79,19 @@ def _serve(httpserver) -> None:
         API_PULLS,
         "pulls-api-page1.json",
         query=PULLS_QUERY,
-        headers={"ETag": '"api-pulls-1"', "Link": f'<{pulls}&page=2>; rel="next", <{pulls}&page=3>; rel="last"'},
+        headers={
+            "ETag": '"api-pulls-1"',
+            "Link": f'<{pulls}&page=2>; rel="next", <{pulls}&page=3>; rel="last"',
+        },
     )
     _json(
         httpserver,
         API_PULLS,
         "pulls-api-page2.json",
         query={**PULLS_QUERY, "page": "2"},
-        headers={"Link": f'<{pulls}&page=3>; rel="next", <{pulls}&page=3>; rel="last", <{pulls}>; rel="first"'},
+        headers={
+            "Link": f'<{pulls}&page=3>; rel="next", <{pulls}&page=3>; rel="last", <{pulls}>; rel="first"'
+        },
     )
     _json(httpserver, API_PULLS, "pulls-api-page3.json", query={**PULLS_QUERY, "page": "3"})
     # A secondary rate limit on the first ask, then the page.
@@ -107,9 +112,7 @@ def _serve(httpserver) -> None:
     _json(httpserver, "/repos/acme/api/pulls/101", "pull-api-101.json", headers={"ETag": '"pr101-v1"'})
     for repo, number in (("api", 100), ("api", 102), ("api", 104), ("web", 7), ("web", 6)):
         _json(httpserver, f"/repos/acme/{repo}/pulls/{number}", f"pull-{repo}-{number}.json")
-        _json(
-            httpserver, f"/repos/acme/{repo}/pulls/{number}/commits", f"pull-commits-{repo}-{number}.json"
-        )
+        _json(httpserver, f"/repos/acme/{repo}/pulls/{number}/commits", f"pull-commits-{repo}-{number}.json")
     _json(httpserver, "/repos/acme/api/pulls/101/commits", "pull-commits-api-101.json")
     for repo, number in (("api", 101), ("api", 102), ("api", 103), ("api", 104), ("api", 105), ("web", 7)):
         _json(httpserver, f"/repos/acme/{repo}/pulls/{number}/reviews", f"reviews-{repo}-{number}.json")
@@ -182,12 +185,52 @@ EXPECTED_ACTIVITY = [
 
 EXPECTED_PULLS = [
     ("acme/api", 100, "github:alice", 7, 7, "none", "", "2026-02-26T10:00", "2026-03-01T12:00"),
-    ("acme/api", 101, "github:alice", 120, 30, "high", "co_author_trailer:claude", "2026-03-02T08:00", "2026-03-03T15:30"),
-    ("acme/api", 102, "github:bob", 10, 5, "high", "label:ai-assisted", "2026-03-04T09:00", "2026-03-05T10:00"),
-    ("acme/api", 104, "github:carol", 40, 2, "high", "agent_author:copilot", "2026-03-05T11:05", "2026-03-05T16:00"),
+    (
+        "acme/api",
+        101,
+        "github:alice",
+        120,
+        30,
+        "high",
+        "co_author_trailer:claude",
+        "2026-03-02T08:00",
+        "2026-03-03T15:30",
+    ),
+    (
+        "acme/api",
+        102,
+        "github:bob",
+        10,
+        5,
+        "high",
+        "label:ai-assisted",
+        "2026-03-04T09:00",
+        "2026-03-05T10:00",
+    ),
+    (
+        "acme/api",
+        104,
+        "github:carol",
+        40,
+        2,
+        "high",
+        "agent_author:copilot",
+        "2026-03-05T11:05",
+        "2026-03-05T16:00",
+    ),
     ("acme/web", 6, "github:erin", 5, 1, "none", "", "2026-03-02T09:00", "2026-03-02T18:00"),
-    ("acme/web", 7, "github:dave", 300, 100, "high", "generated_with:claude code", "2026-03-03T07:00", "2026-03-07T10:00"),
-]  # fmt: skip
+    (
+        "acme/web",
+        7,
+        "github:dave",
+        300,
+        100,
+        "high",
+        "generated_with:claude code",
+        "2026-03-03T07:00",
+        "2026-03-07T10:00",
+    ),
+]
 
 
 def _activity(engine) -> list[tuple]:
@@ -259,7 +302,9 @@ def test_end_to_end_exact_counts_attribution_and_rerun(engine, httpserver):
             )
         ).one()
         alice_rows = conn.execute(
-            select(func.count()).where(ActivityDaily.person_id == alice, ActivityDaily.actor == "github:alice")
+            select(func.count()).where(
+                ActivityDaily.person_id == alice, ActivityDaily.actor == "github:alice"
+            )
         ).scalar()
         alice_prs = conn.execute(select(PullRequest.number).where(PullRequest.person_id == alice)).scalars()
         unlinked_prs = conn.execute(select(func.count()).where(PullRequest.person_id.is_(None))).scalar()
@@ -391,7 +436,9 @@ def test_missing_permission_is_a_clear_error(httpserver):
 def test_bad_shape_names_the_endpoint(httpserver):
     httpserver.expect_request(WEB_PULLS).respond_with_json({"message": "not a list"})
     _serve(httpserver)
-    with pytest.raises(SourceError, match=r"repos/acme/web/pulls: unexpected response: expected a JSON array"):
+    with pytest.raises(
+        SourceError, match=r"repos/acme/web/pulls: unexpected response: expected a JSON array"
+    ):
         list(_connector(httpserver, cache=EtagCache()).fetch(date(2026, 3, 1), date(2026, 3, 8)))
 
 

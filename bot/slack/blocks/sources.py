@@ -48,7 +48,9 @@ def _modal(title: str, blocks: list[Block], *, submit: str | None, metadata: str
     return view
 
 
-def _input(block_id: str, label: str, *, placeholder: str, initial: str | None = None, hint: str = "") -> Block:
+def _input(
+    block_id: str, label: str, *, placeholder: str, initial: str | None = None, hint: str = ""
+) -> Block:
     element: dict = {
         "type": "plain_text_input",
         "action_id": VALUE_ACTION,
@@ -107,9 +109,7 @@ def build_sources_modal(statuses: dict[str, SecretStatus], *, channel_id: str) -
                 "element": {
                     "type": "checkboxes",
                     "action_id": VALUE_ACTION,
-                    "options": [
-                        {"text": _plain(CONFIGURABLE[s].label, 75), "value": s} for s in stored[:10]
-                    ],
+                    "options": [{"text": _plain(CONFIGURABLE[s].label, 75), "value": s} for s in stored[:10]],
                 },
             }
         )

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.runtime import Runtime
-from bot.services import access, privacy, reports, teams
+from bot.services import access, people, privacy, reports, teams
 from bot.services.commands import (
     CommandError,
     ParsedCommand,
@@ -32,7 +32,7 @@ from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time
 from bot.slack.blocks.reports import build_error
 from bot.slack.blocks.teams import build_done, build_roles, build_team
-from bot.slack.commands import CommandContext, _one_period, admins_hint, caller_person
+from bot.slack.commands import CommandContext, _one_period, admins_hint
 from bot.slack.directory import SlackDirectory
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,10 @@ def _person_label(labels: dict[int, tuple[str | None, str]], person_id: int) -> 
 
 
 async def _viewer(ctx: CommandContext) -> access.Viewer:
-    person = await caller_person(ctx)
+    # Read-only: a refresh has already matched every member with a visible email to a person.
+    person = await ctx.db(
+        people.find_by_slack_id, workspace_id=ctx.caller.workspace_id, slack_user_id=ctx.caller.user_id
+    )
     return access.Viewer(ctx.caller.user_id, ctx.caller.is_admin, person.id if person else None)
 
 

@@ -1,0 +1,260 @@
+"""B2 (/tokens me), B3 (/tokens org, team report) and B4 (weekly recap content) on the bench
+databases. Slash commands go through the real Starlette + Bolt app in process (httpx
+ASGITransport), signed like Slack signs them, with users.info answered by a loopback fake; the
+team report and the recap are timed at the service layer, where their SQL runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import httpx
+from sqlalchemy import Connection, case, func, select
+
+from bench import synth
+from bench.slack import ADMIN, FakeSlack, app_settings, command_body, reply_text, signed_headers
+from bench.stats import summarize
+from bot.db.engine import make_engine
+from bot.db.models import UsageDaily
+from bot.money import format_usd
+from bot.services import reports
+from bot.services.periods import Period, parse_period
+
+#: The recap's week: the last full Monday-start week of the data.
+RECAP_WEEK = date(2025, 12, 22)
+TEAM_SLACK_ID = "SBENCHTEAM"
+
+
+def report_period() -> Period:
+    return parse_period(synth.REPORT_MONTH, synth.REPORT_MONTH_END)
+
+
+@dataclass
+class AppClient:
+    """The real web app over ASGI, built like ``tokenwise run`` builds it."""
+
+    fake: FakeSlack
+    database_url: str
+
+    def __post_init__(self) -> None:
+        from bot.runtime import Runtime
+        from bot.slack.app import build_app
+        from bot.web import build_web_app
+
+        settings = app_settings(self.fake, self.database_url)
+        self.engine = make_engine(self.database_url)
+        runtime = Runtime(settings=settings, engine=self.engine, source_lags={})
+        self.web = build_web_app(runtime, build_app(runtime))
+
+    async def command(self, client: httpx.AsyncClient, text: str, user_id: str) -> tuple[float, dict]:
+        """One signed slash command; (milliseconds from dispatch to response body, reply)."""
+        body = command_body(text, user_id)
+        headers = signed_headers(body)
+        started = time.perf_counter()
+        response = await client.post("/slack/events", content=body, headers=headers)
+        payload = response.content
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"/tokens {text} as {user_id}: HTTP {response.status_code} {payload[:200]!r}")
+        import json
+
+        return elapsed, json.loads(payload)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _client(app: AppClient) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app.web), base_url="http://bench")
+
+
+def measure_me(database_url: str, facts: dict, fake: FakeSlack, requests: int) -> dict:
+    """B2: ``/tokens me <month>`` by the probe people, sequentially; checks every answer's total."""
+    probes = [int(p) for p in facts["probes"]]
+    expected = {int(k): v for k, v in facts["probe_month_micros"].items()}
+    app = AppClient(fake, database_url)
+    problems: list[str] = []
+
+    async def go() -> list[float]:
+        async with _client(app) as client:
+            for probe in probes:  # warm-up: users.info once per person, then cached
+                _, reply = await app.command(client, f"me {synth.REPORT_MONTH}", synth.slack_id(probe))
+                want = format_usd(expected[probe])
+                if want not in reply_text(reply):
+                    problems.append(f"/tokens me for person {probe}: {want} not in the answer")
+            timings = []
+            for number in range(requests):
+                probe = probes[number % len(probes)]
+                elapsed, _ = await app.command(client, f"me {synth.REPORT_MONTH}", synth.slack_id(probe))
+                timings.append(elapsed)
+            return timings
+
+    before = fake.calls.get("users.info", 0)
+    timings = asyncio.run(go())
+    app.close()
+    users_info = fake.calls.get("users.info", 0) - before
+    if users_info > len(probes):
+        problems.append(f"users.info called {users_info} times for {len(probes)} people (not cached)")
+    return {**summarize(timings), "probes": len(probes), "problems": problems}
+
+
+def measure_org(database_url: str, facts: dict, fake: FakeSlack, requests: int, budget_s: float) -> dict:
+    """B3: ``/tokens org <month>`` as an admin; checks the org total in the answer."""
+    app = AppClient(fake, database_url)
+    problems: list[str] = []
+
+    async def go() -> list[float]:
+        async with _client(app) as client:
+            _, reply = await app.command(client, f"org {synth.REPORT_MONTH}", ADMIN)
+            want = format_usd(facts["org_month_micros"])
+            if want not in reply_text(reply):
+                problems.append(f"/tokens org: {want} not in the answer: {reply_text(reply)[:300]}")
+            return await _repeat(lambda: app.command(client, f"org {synth.REPORT_MONTH}", ADMIN), requests, budget_s)
+
+    timings = asyncio.run(go())
+    app.close()
+    return {**summarize(timings), "problems": problems}
+
+
+async def _repeat(call: Callable, count: int, budget_s: float) -> list[float]:
+    """Run ``call`` ``count`` times, or fewer (at least 5) when the time budget runs out."""
+    timings: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(timings) < count and (len(timings) < 5 or time.perf_counter() < deadline):
+        elapsed, _ = await call()
+        timings.append(elapsed)
+    return timings
+
+
+def _repeat_sync(fn: Callable[[], object], count: int, budget_s: float) -> tuple[list[float], object]:
+    timings: list[float] = []
+    result = None
+    deadline = time.perf_counter() + budget_s
+    while len(timings) < count and (len(timings) < 5 or time.perf_counter() < deadline):
+        started = time.perf_counter()
+        result = fn()
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings, result
+
+
+def ensure_team(database_url: str, members: list[int]) -> int | None:
+    """The bench team (a user group of ``members``) in the database; None without team tables."""
+    try:
+        from bot.db.models import Team, TeamMembership
+    except ImportError:
+        return None
+    from bot.services.teams import EARLIEST
+
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        team_id = conn.execute(
+            select(Team.id).where(Team.workspace_id == synth.WORKSPACE, Team.slack_id == TEAM_SLACK_ID)
+        ).scalar()
+        if team_id is None:
+            team_id = conn.execute(
+                Team.__table__.insert().values(
+                    workspace_id=synth.WORKSPACE, kind="usergroup", slack_id=TEAM_SLACK_ID, name="bench-team"
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                TeamMembership.__table__.insert(),
+                [
+                    {"workspace_id": synth.WORKSPACE, "team_id": team_id, "person_id": p, "joined_on": EARLIEST}
+                    for p in members
+                ],
+            )
+    engine.dispose()
+    return int(team_id)
+
+
+def measure_team(database_url: str, facts: dict, requests: int, budget_s: float) -> dict:
+    """B3: a 500-person team's report, as ``/tokens team`` loads it for an admin (report, top
+    models, per-member spend); falls back to person_report over the same people without teams."""
+    members = [int(p) for p in facts["team"]]
+    period = report_period()
+    team_id = ensure_team(database_url, members)
+    engine = make_engine(database_url)
+    problems: list[str] = []
+    with engine.connect() as conn:
+        if team_id is not None and hasattr(reports, "team_report"):
+            method = "reports.team_report + team_models + team_member_spend"
+
+            def load():
+                report = reports.team_report(conn, workspace_id=synth.WORKSPACE, team_id=team_id, period=period)
+                reports.team_models(conn, workspace_id=synth.WORKSPACE, team_id=team_id, period=period)
+                reports.team_member_spend(conn, workspace_id=synth.WORKSPACE, team_id=team_id, period=period)
+                return report
+        else:
+            method = "reports.person_report + model_breakdown over the 500 people (no team module)"
+
+            def load():
+                report = reports.person_report(
+                    conn, workspace_id=synth.WORKSPACE, person_ids=members, period=period
+                )
+                reports.model_breakdown(conn, workspace_id=synth.WORKSPACE, person_ids=members, period=period)
+                return report
+
+        timings, report = _repeat_sync(load, requests, budget_s)
+    engine.dispose()
+    if report.total_micros != facts["team_month_micros"]:
+        problems.append(f"team total {report.total_micros}, generated {facts['team_month_micros']}")
+    return {**summarize(timings), "members": len(members), "method": method, "problems": problems}
+
+
+def recap_content(conn: Connection, *, workspace_id: str, person_ids: list[int], week_start: date) -> dict:
+    """What a weekly recap shows, in one grouped query: this week, last week and the average of
+    the four weeks before this one, per (vendor, model); per vendor is summed from it."""
+    this_week, last_week = week_start, week_start - timedelta(days=7)
+    first = week_start - timedelta(days=28)
+    cost = UsageDaily.cost_micros
+    rows = conn.execute(
+        select(
+            UsageDaily.vendor,
+            UsageDaily.model,
+            func.sum(case((UsageDaily.day >= this_week, cost), else_=0)),
+            func.sum(case(((UsageDaily.day >= last_week) & (UsageDaily.day < this_week), cost), else_=0)),
+            func.sum(case((UsageDaily.day < this_week, cost), else_=0)),
+        )
+        .where(
+            UsageDaily.workspace_id == workspace_id,
+            UsageDaily.person_id.in_(person_ids),
+            UsageDaily.day >= first,
+            UsageDaily.day < week_start + timedelta(days=7),
+        )
+        .group_by(UsageDaily.vendor, UsageDaily.model)
+    ).all()
+    # Averages are taken last (integer micros, floored) so per-vendor ones are not sums of floors.
+    totals = {(vendor, model): (int(a), int(b), int(c)) for vendor, model, a, b, c in rows}
+    by_vendor: dict[str, list[int]] = {}
+    for (vendor, _), values in totals.items():
+        entry = by_vendor.setdefault(vendor, [0, 0, 0])
+        for i in range(3):
+            entry[i] += values[i]
+    models = {key: (a, b, c // 4) for key, (a, b, c) in totals.items()}
+    vendors = {key: (a, b, c // 4) for key, (a, b, c) in by_vendor.items()}
+    return {"models": models, "vendors": vendors}
+
+
+def measure_recap(database_url: str, facts: dict, requests: int, budget_s: float) -> dict:
+    """B4: the weekly recap's numbers for the 500-person team (no recap module yet)."""
+    members = [int(p) for p in facts["team"]]
+    engine = make_engine(database_url)
+    problems: list[str] = []
+    with engine.connect() as conn:
+        timings, content = _repeat_sync(
+            lambda: recap_content(conn, workspace_id=synth.WORKSPACE, person_ids=members, week_start=RECAP_WEEK),
+            requests,
+            budget_s,
+        )
+    engine.dispose()
+    daily = facts.get("team_daily_micros", {})
+    if daily:
+        week = sum(daily.get((RECAP_WEEK + timedelta(days=i)).isoformat(), 0) for i in range(7))
+        got = sum(v[0] for v in content["vendors"].values())
+        if got != week:
+            problems.append(f"recap this-week total {got}, generated {week}")
+    return {**summarize(timings), "models": len(content["models"]), "problems": problems}
