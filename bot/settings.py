@@ -7,6 +7,7 @@ deprecation path. Secrets are ``SecretStr`` so they never print in a repr, a log
 from __future__ import annotations
 
 import zoneinfo
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -34,6 +35,16 @@ class SourceAccount(BaseModel):
     vendor: str
     key: SecretStr
     base_url: str | None = None
+    org: str | None = None
+
+
+@dataclass(frozen=True)
+class VendorAccount:
+    """One account of a vendor, resolved from the main keys or from ``[[accounts]]``."""
+
+    name: str
+    key: str
+    base_url: str
     org: str | None = None
 
 
@@ -209,6 +220,34 @@ class Settings(BaseSettings):
     @property
     def admin_entries(self) -> set[str]:
         return {entry.strip().lower() for entry in self.admins.split(",") if entry.strip()}
+
+    def vendor_accounts(
+        self,
+        vendor: str,
+        *,
+        key: SecretStr | None,
+        base_url: str,
+        org: str | None = None,
+        name: str | None = None,
+    ) -> list[VendorAccount]:
+        """The main account (when its key is set) plus every ``[[accounts]]`` entry of ``vendor``.
+
+        Extra accounts never inherit the main org: that would count the same org twice.
+        """
+        found = []
+        if key is not None:
+            found.append(VendorAccount(name or vendor, key.get_secret_value(), base_url, org))
+        for account in self.accounts:
+            if account.vendor == vendor:
+                found.append(
+                    VendorAccount(
+                        account.name,
+                        account.key.get_secret_value(),
+                        account.base_url or base_url,
+                        account.org,
+                    )
+                )
+        return found
 
     def secret_values(self) -> list[str]:
         """Every configured secret, so log filters and tests can check none leaks."""

@@ -263,6 +263,18 @@ def test_forget_me_asks_first_then_forgets_on_the_button(client, seeded, fake_sl
         assert conn.execute(select(func.count()).where(Person.email == "ben@example.com")).scalar() == 0
 
 
+def test_forget_me_finds_people_by_email_before_their_first_command(client, seeded):
+    with seeded.connect() as conn:
+        assert (
+            conn.execute(select(Person.slack_user_id).where(Person.email == "chen@example.com")).scalar()
+            is None
+        )
+    prompt = send(client, "forget me", user_id="UCHEN")
+    with seeded.connect() as conn:
+        chen = person_id(conn, "chen@example.com")
+    assert _button(prompt, FORGET_CONFIRM)["value"] == str(chen)
+
+
 def test_forget_cancel_and_bad_input(client, seeded, fake_slack):
     assert "only ask me to forget you" in all_text(send(client, "forget <@UBEN>", user_id="UADMIN"))
     assert "only ask me to forget you" in all_text(send(client, "forget", user_id="UBEN"))

@@ -43,3 +43,21 @@ def test_invalid_values_are_refused(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_extra_accounts_become_their_own_sources(monkeypatch, tmp_path):
+    from bot.sources.registry import enabled_connectors
+
+    (tmp_path / "tokenwise.toml").write_text(
+        '[[accounts]]\nname = "openai-eu"\nvendor = "openai"\nkey = "sk-admin-eu"\nbase_url = "http://eu.example/v1"\n'
+        '[[accounts]]\nname = "anthropic-labs"\nvendor = "anthropic"\nkey = "sk-ant-admin-labs"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-main")
+    connectors = enabled_connectors(Settings())
+    names = sorted(c.name for c in connectors)
+    assert names == ["anthropic-labs", "anthropic-labs-claude-code", "openai", "openai-eu"]
+    eu = next(c for c in connectors if c.name == "openai-eu")
+    assert str(eu.http.client.base_url) == "http://eu.example/v1/"
+    for connector in connectors:
+        connector.close()

@@ -243,6 +243,11 @@ def test_member_sees_team_aggregates_only(client, fake_slack, seeded):
         assert conn.execute(select(func.count()).select_from(AuditLog)).scalar() == 0
 
 
+def test_a_member_without_a_visible_email_is_told_why(client, seeded):
+    text = all_text(send(client, f"team {PLATFORM}", user_id="UNOMAIL"))
+    assert "cannot see your email" in text and "$" not in text
+
+
 def test_non_members_and_small_teams_are_refused_without_numbers(client, seeded):
     refused = all_text(send(client, f"team {PLATFORM}", user_id="UIVAN"))
     assert "visible to its members" in refused and "$" not in refused

@@ -30,7 +30,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db.models import (
     ActivityDaily,
-    Budget,
     Identity,
     Person,
     PullRequest,
@@ -46,7 +45,7 @@ from bot.money import format_usd
 from bot.services import privacy, reports, teams
 from bot.services.ai_detection import DELIVERY_VENDORS
 from bot.services.commands import CommandError, mentioned_channel, mentioned_group
-from bot.services.periods import Period, calendar_period
+from bot.services.periods import Period
 from bot.services.recap_rules import (
     MEASURES,
     VALUE_SIGNALS,
@@ -376,7 +375,9 @@ def load_recap(
     else:
         facts.members = len(scope.person_ids or ())
     lines = _aggregate(facts, usage, activity)
-    facts.budgets = _budgets(conn, workspace_id=workspace_id, scope=scope, end=end)
+    facts.budgets = _budgets(
+        conn, workspace_id=workspace_id, scope=scope, today=today or end - timedelta(days=1)
+    )
     facts.idle_seats = _idle_seats(
         conn, workspace_id=workspace_id, scope=scope, start=this_start, end=end, idle_actors=idle_seat_actors
     )
@@ -616,52 +617,26 @@ def _efficiency(facts: RecapFacts) -> list[EfficiencyLine]:
     return found
 
 
-def _budgets(conn: Connection, *, workspace_id: str, scope: Scope, end: date) -> list[BudgetStatus]:
-    """The team's budgets (``budget`` rows aimed at its group or channel), spent so far in the
-    budget period holding the recap's last day, approved one-period extras included."""
-    if scope.budget_target is None:
+def _budgets(conn: Connection, *, workspace_id: str, scope: Scope, today: date) -> list[BudgetStatus]:
+    """The team's own budgets (aimed at its group or channel) as ``bot.services.budgets`` sees
+    them today: spend so far in the current period against the ceiling, extras included."""
+    if scope.budget_target is None or scope.team_id is None:
         return []
+    from bot.services import budgets
+
     kind, target = scope.budget_target
-    rows = conn.execute(
-        select(Budget.__table__).where(
-            Budget.workspace_id == workspace_id, Budget.target_kind == kind, Budget.target_id == target
-        )
-    ).all()
+    rows = budgets.budgets_of_target(conn, workspace_id=workspace_id, kind=kind, target_id=target)
+    if not rows:
+        return []
+    team = teams.team_by_id(conn, scope.team_id)
     found = []
-    for budget in rows:
-        try:
-            period = calendar_period(budget.period, end - timedelta(days=1))
-        except ValueError:
-            continue
-        query = select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(
-            UsageDaily.workspace_id == workspace_id,
-            scope.clause(UsageDaily),
-            UsageDaily.day >= period.start,
-            UsageDaily.day < min(period.end, end),
-        )
-        if budget.vendor:
-            query = query.where(UsageDaily.vendor == budget.vendor)
-        if not budget.include_seats:
-            query = query.where(UsageDaily.kind != SEAT)
-        spent = int(conn.execute(query).scalar_one())
-        amount = int(budget.amount_micros) + _budget_extra(conn, budget.id, period.start)
+    for status in budgets.statuses(
+        conn, workspace_id=workspace_id, budgets=[(b, team) for b in rows], today=today
+    ):
+        budget = status.budget
         label = f"{budget.period}ly budget" + (f" ({budget.vendor})" if budget.vendor else "")
-        found.append(BudgetStatus(label, period.label, spent, amount))
+        found.append(BudgetStatus(label, status.period.label, status.spent_micros, status.ceiling_micros))
     return found
-
-
-def _budget_extra(conn: Connection, budget_id: int, period_start: date) -> int:
-    try:
-        from bot.db.models import BudgetOverride
-    except ImportError:  # budgets ship separately; without overrides the ceiling is the amount
-        return 0
-    return int(
-        conn.execute(
-            select(func.coalesce(func.sum(BudgetOverride.extra_micros), 0)).where(
-                BudgetOverride.budget_id == budget_id, BudgetOverride.period_start == period_start
-            )
-        ).scalar_one()
-    )
 
 
 def _idle_seats(
@@ -778,7 +753,9 @@ def chart_alt_text(recap: Recap) -> str:
     )
     if measure:
         key, plural = measure
-        text += f". {plural[0].upper()}{plural[1:]} per week: " + ", ".join(f"{w.measure(key):,}" for w in weeks)
+        text += f". {plural[0].upper()}{plural[1:]} per week: " + ", ".join(
+            f"{w.measure(key):,}" for w in weeks
+        )
     return text[:1000] + "."
 
 

@@ -412,24 +412,9 @@ def from_settings(settings: Settings) -> list[AnthropicConnector]:
     The same key enables the ``claude_code`` source (see ``bot.sources.claude_code.from_settings``),
     so the Claude Code overlap rule is always on.
     """
-    found = []
-    if settings.anthropic_admin_key:
-        found.append(
-            AnthropicConnector(
-                name="anthropic",
-                key=settings.anthropic_admin_key.get_secret_value(),
-                base_url=settings.anthropic_admin_base_url,
-                settings=settings,
-            )
+    return [
+        AnthropicConnector(name=account.name, key=account.key, base_url=account.base_url, settings=settings)
+        for account in settings.vendor_accounts(
+            "anthropic", key=settings.anthropic_admin_key, base_url=settings.anthropic_admin_base_url
         )
-    for account in settings.accounts:
-        if account.vendor == "anthropic":
-            found.append(
-                AnthropicConnector(
-                    name=account.name,
-                    key=account.key.get_secret_value(),
-                    base_url=account.base_url or settings.anthropic_admin_base_url,
-                    settings=settings,
-                )
-            )
-    return found
+    ]

@@ -16,6 +16,7 @@ linked to the key's creator when exactly one organisation key has that name.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import ClassVar
 
@@ -164,24 +165,18 @@ class ClaudeCodeConnector:
 def from_settings(settings: Settings) -> list[ClaudeCodeConnector]:
     """ANTHROPIC_ADMIN_KEY enables this source next to ``anthropic``; so does every ``[[accounts]]``
     entry with vendor "anthropic" (as ``<name>-claude-code``) or vendor "claude_code"."""
-    found = []
-    if settings.anthropic_admin_key:
-        found.append(
-            ClaudeCodeConnector(
-                name="claude_code",
-                key=settings.anthropic_admin_key.get_secret_value(),
-                base_url=settings.anthropic_admin_base_url,
-                settings=settings,
-            )
-        )
-    for account in settings.accounts:
-        if account.vendor in ("anthropic", "claude_code"):
-            found.append(
-                ClaudeCodeConnector(
-                    name=account.name if account.vendor == "claude_code" else f"{account.name}-claude-code",
-                    key=account.key.get_secret_value(),
-                    base_url=account.base_url or settings.anthropic_admin_base_url,
-                    settings=settings,
-                )
-            )
-    return found
+    main = settings.vendor_accounts(
+        "anthropic",
+        key=settings.anthropic_admin_key,
+        base_url=settings.anthropic_admin_base_url,
+        name="claude_code",
+    )
+    renamed = [
+        account if account.name == "claude_code" else replace(account, name=f"{account.name}-claude-code")
+        for account in main
+    ]
+    own = settings.vendor_accounts("claude_code", key=None, base_url=settings.anthropic_admin_base_url)
+    return [
+        ClaudeCodeConnector(name=account.name, key=account.key, base_url=account.base_url, settings=settings)
+        for account in renamed + own
+    ]

@@ -329,24 +329,9 @@ def _freeze(value: Any) -> Any:
 
 
 def from_settings(settings: Settings) -> list[CursorConnector]:
-    found = []
-    if settings.cursor_admin_key:
-        found.append(
-            CursorConnector(
-                name="cursor",
-                key=settings.cursor_admin_key.get_secret_value(),
-                base_url=settings.cursor_admin_base_url,
-                settings=settings,
-            )
+    return [
+        CursorConnector(name=account.name, key=account.key, base_url=account.base_url, settings=settings)
+        for account in settings.vendor_accounts(
+            "cursor", key=settings.cursor_admin_key, base_url=settings.cursor_admin_base_url
         )
-    for account in settings.accounts:
-        if account.vendor == "cursor":
-            found.append(
-                CursorConnector(
-                    name=account.name,
-                    key=account.key.get_secret_value(),
-                    base_url=account.base_url or settings.cursor_admin_base_url,
-                    settings=settings,
-                )
-            )
-    return found
+    ]

@@ -442,26 +442,19 @@ class GitHubCopilotConnector:
 
 
 def from_settings(settings: Settings) -> list[GitHubCopilotConnector]:
-    found = []
-    if settings.github_copilot_token:
-        found.append(
-            GitHubCopilotConnector(
-                name=VENDOR,
-                token=settings.github_copilot_token.get_secret_value(),
-                org=settings.github_copilot_org,
-                base_url=settings.github_api_base_url,
-                settings=settings,
-            )
+    accounts = settings.vendor_accounts(
+        VENDOR,
+        key=settings.github_copilot_token,
+        base_url=settings.github_api_base_url,
+        org=settings.github_copilot_org,
+    )
+    return [
+        GitHubCopilotConnector(
+            name=account.name,
+            token=account.key,
+            org=account.org,
+            base_url=account.base_url,
+            settings=settings,
         )
-    for account in settings.accounts:
-        if account.vendor == VENDOR:
-            found.append(
-                GitHubCopilotConnector(
-                    name=account.name,
-                    token=account.key.get_secret_value(),
-                    org=account.org,  # never the main org: that would count it twice
-                    base_url=account.base_url or settings.github_api_base_url,
-                    settings=settings,
-                )
-            )
-    return found
+        for account in accounts
+    ]

@@ -707,31 +707,21 @@ class GitHubDeliveryConnector:
 
 
 def from_settings(settings: Settings) -> list[GitHubDeliveryConnector]:
-    found = []
-    token = settings.github_delivery_token or settings.github_copilot_token
-    if token:
-        found.append(
-            GitHubDeliveryConnector(
-                name=VENDOR,
-                token=token.get_secret_value(),
-                org=settings.github_delivery_org or settings.github_copilot_org,
-                base_url=settings.github_api_base_url,
-                settings=settings,
-                repos_allow=settings.github_delivery_repos_allow,
-                repos_deny=settings.github_delivery_repos_deny,
-            )
+    accounts = settings.vendor_accounts(
+        VENDOR,
+        key=settings.github_delivery_token or settings.github_copilot_token,
+        base_url=settings.github_api_base_url,
+        org=settings.github_delivery_org or settings.github_copilot_org,
+    )
+    return [
+        GitHubDeliveryConnector(
+            name=account.name,
+            token=account.key,
+            org=account.org,
+            base_url=account.base_url,
+            settings=settings,
+            repos_allow=settings.github_delivery_repos_allow,
+            repos_deny=settings.github_delivery_repos_deny,
         )
-    for account in settings.accounts:
-        if account.vendor == VENDOR:
-            found.append(
-                GitHubDeliveryConnector(
-                    name=account.name,
-                    token=account.key.get_secret_value(),
-                    org=account.org,  # never the main org: that would count it twice
-                    base_url=account.base_url or settings.github_api_base_url,
-                    settings=settings,
-                    repos_allow=settings.github_delivery_repos_allow,
-                    repos_deny=settings.github_delivery_repos_deny,
-                )
-            )
-    return found
+        for account in accounts
+    ]

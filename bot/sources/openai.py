@@ -233,24 +233,9 @@ class OpenAIConnector:
 
 
 def from_settings(settings: Settings) -> list[OpenAIConnector]:
-    found = []
-    if settings.openai_admin_key:
-        found.append(
-            OpenAIConnector(
-                name="openai",
-                key=settings.openai_admin_key.get_secret_value(),
-                base_url=settings.openai_admin_base_url,
-                settings=settings,
-            )
+    return [
+        OpenAIConnector(name=account.name, key=account.key, base_url=account.base_url, settings=settings)
+        for account in settings.vendor_accounts(
+            "openai", key=settings.openai_admin_key, base_url=settings.openai_admin_base_url
         )
-    for account in settings.accounts:
-        if account.vendor == "openai":
-            found.append(
-                OpenAIConnector(
-                    name=account.name,
-                    key=account.key.get_secret_value(),
-                    base_url=account.base_url or settings.openai_admin_base_url,
-                    settings=settings,
-                )
-            )
-    return found
+    ]

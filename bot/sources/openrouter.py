@@ -295,24 +295,9 @@ class OpenRouterConnector:
 
 
 def from_settings(settings: Settings) -> list[OpenRouterConnector]:
-    found = []
-    if settings.openrouter_management_key:
-        found.append(
-            OpenRouterConnector(
-                name=VENDOR,
-                key=settings.openrouter_management_key.get_secret_value(),
-                base_url=settings.openrouter_base_url,
-                settings=settings,
-            )
+    return [
+        OpenRouterConnector(name=account.name, key=account.key, base_url=account.base_url, settings=settings)
+        for account in settings.vendor_accounts(
+            VENDOR, key=settings.openrouter_management_key, base_url=settings.openrouter_base_url
         )
-    for account in settings.accounts:
-        if account.vendor == VENDOR:
-            found.append(
-                OpenRouterConnector(
-                    name=account.name,
-                    key=account.key.get_secret_value(),
-                    base_url=account.base_url or settings.openrouter_base_url,
-                    settings=settings,
-                )
-            )
-    return found
+    ]

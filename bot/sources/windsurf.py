@@ -253,24 +253,9 @@ class WindsurfConnector:
 
 
 def from_settings(settings: Settings) -> list[WindsurfConnector]:
-    found = []
-    if settings.windsurf_service_key:
-        found.append(
-            WindsurfConnector(
-                name="windsurf",
-                key=settings.windsurf_service_key.get_secret_value(),
-                base_url=settings.windsurf_base_url,
-                settings=settings,
-            )
+    return [
+        WindsurfConnector(name=account.name, key=account.key, base_url=account.base_url, settings=settings)
+        for account in settings.vendor_accounts(
+            "windsurf", key=settings.windsurf_service_key, base_url=settings.windsurf_base_url
         )
-    for account in settings.accounts:
-        if account.vendor == "windsurf":
-            found.append(
-                WindsurfConnector(
-                    name=account.name,
-                    key=account.key.get_secret_value(),
-                    base_url=account.base_url or settings.windsurf_base_url,
-                    settings=settings,
-                )
-            )
-    return found
+    ]

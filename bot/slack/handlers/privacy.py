@@ -126,9 +126,7 @@ async def handle_forget(ctx: CommandContext, command: ParsedCommand) -> Message:
             "`tokenwise people forget <email>`.",
             usage_line("forget"),
         )
-    person = await ctx.db(
-        people.find_by_slack_id, workspace_id=ctx.caller.workspace_id, slack_user_id=ctx.caller.user_id
-    )
+    person = await caller_person(ctx)  # matches by email too: usage may predate any /tokens use
     if person is None:
         return message(
             "I hold nothing linked to your Slack account, so there is nothing to forget.",

@@ -271,6 +271,11 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         access.can_view_team, workspace_id, viewer, team.id, min_group_size=settings.min_group_size
     )
     if not decision.allowed:
+        if viewer.person_id is None and not (ctx.caller.slack and ctx.caller.slack.email):
+            return build_error(
+                "I cannot see your email in Slack, so I cannot tell which teams you belong to. "
+                f"Ask an admin ({admins_hint(ctx.runtime)}) to link you, e.g. with `tokenwise people import`."
+            )
         if decision.reason == "too_small":
             return build_error(
                 f"{team.mention} has fewer than {settings.min_group_size} people I can count, so its "
