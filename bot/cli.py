@@ -222,6 +222,69 @@ def demo(
     )
 
 
+@app.command()
+def recap(
+    channel: Annotated[str, typer.Option(help="The channel the recap is for (its id, e.g. C0123ABC).")],
+    preview: Annotated[
+        bool, typer.Option("--preview", help="Print the recap here; nothing is posted or recorded.")
+    ] = False,
+    group: Annotated[
+        str | None, typer.Option(help="A user group id (S...): the recap covers its members.")
+    ] = None,
+    chart: Annotated[
+        Path | None, typer.Option(help="Also write the 8-week chart (PNG) to this file.")
+    ] = None,
+    database_url: Annotated[str | None, typer.Option(help="Override DATABASE_URL.")] = None,
+) -> None:
+    """Print the weekly recap of a channel's members (or a user group) for the last 7 days.
+
+    Without Slack, a team whose members were never read from Slack is everyone in the database
+    (after `tokenwise demo`: the demo org)."""
+    import re
+    from datetime import datetime
+
+    from bot.services import recap as recaps
+    from bot.services import teams
+    from bot.slack.blocks.recap import build_recap
+    from bot.terminal import render
+
+    if not preview:
+        raise fail(
+            "only --preview works here: subscribed recaps are posted on schedule (/tokens recap subscribe)"
+        )
+    for name, value in (("--channel", channel), ("--group", group)):
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", value.lstrip("#@")):
+            raise fail(f"{name} must be a Slack id such as C0123ABC, not {value!r}")
+    channel, group = channel.lstrip("#"), (group or "").lstrip("@") or None
+    overrides = {"database_url": database_url} if database_url else {}
+    settings = load_settings(**overrides)
+    engine = _engine(settings)
+    today = datetime.now(settings.tz).date()
+    kind, slack_id = (teams.USERGROUP, group) if group else (teams.CHANNEL, channel)
+    with engine.connect() as conn:
+        team = teams.get_team(conn, workspace_id=settings.workspace_id, kind=kind, slack_id=slack_id)
+        if team is not None and team.refreshed_at is not None and teams.member_count(conn, team_id=team.id):
+            scope = recaps.team_scope(team)
+        else:
+            who = f"@{group}" if group else f"#{channel}"
+            scope = recaps.people_scope(
+                conn, workspace_id=settings.workspace_id, label=f"{who} (everyone in the database)"
+            )
+        report = recaps.load_recap(
+            conn,
+            workspace_id=settings.workspace_id,
+            scope=scope,
+            end=today,
+            min_group_size=settings.min_group_size,
+            idle_days=settings.github_delivery_idle_days,
+            today=today,
+        )
+    render(build_recap(report, preview=True), console, title=f"tokenwise recap --channel {channel} --preview")
+    if chart is not None:
+        chart.write_bytes(recaps.render_chart(report))
+        console.print(f"chart written to {chart} ({recaps.chart_alt_text(report)})", highlight=False)
+
+
 @people_app.command("import")
 def people_import(
     file: Annotated[Path, typer.Argument(help="CSV: email, slack_id, github, other ids")],

@@ -59,6 +59,29 @@ def budget_job(runtime: Runtime) -> None:
         log.exception("budget check failed")
 
 
+RECAP_CHECK_MINUTES = 5
+
+
+def team_refresh_job(runtime: Runtime) -> None:
+    """Re-read team memberships from Slack so leavers stop counting from the day they left."""
+    try:
+        from bot.slack.handlers.teams import team_refresh_job as refresh  # late: needs Slack
+
+        refresh(runtime)
+    except Exception:
+        log.exception("team refresh failed")
+
+
+def recap_job(runtime: Runtime) -> None:
+    """Post the weekly recaps that are due; the ledger makes a catch-up after downtime safe."""
+    try:
+        from bot.slack.handlers.recap import recap_job as deliver  # late: Slack is needed only to post
+
+        deliver(runtime)
+    except Exception:
+        log.exception("recap delivery failed")
+
+
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         timezone=UTC,
@@ -78,5 +101,20 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         args=[runtime],
         id="budgets",
         name="budget alerts, forecasts and floor nudges",
+    )
+    scheduler.add_job(
+        recap_job,
+        IntervalTrigger(minutes=RECAP_CHECK_MINUTES, timezone=UTC),
+        args=[runtime],
+        id="recaps",
+        name="weekly recaps due (each posted once per subscription and week)",
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        team_refresh_job,
+        IntervalTrigger(minutes=runtime.settings.team_refresh_minutes, timezone=UTC),
+        args=[runtime],
+        id="teams",
+        name="re-read stale team memberships from Slack",
     )
     return scheduler

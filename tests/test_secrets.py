@@ -171,7 +171,7 @@ def test_admin_saves_a_key_encrypted_and_it_is_never_shown_or_logged(client, eng
     assert row.encrypted_key != VENDOR_KEY and VENDOR_KEY not in row.encrypted_key
     assert Fernet(KEY_1.encode()).decrypt(row.encrypted_key.encode()).decode() == VENDOR_KEY
     assert (row.base_url, row.updated_by, row.workspace_id) == (VENDOR_URL, "UADMIN", "default")
-    (confirmation,) = fake_slack.calls_to("chat.postEphemeral")
+    (confirmation,) = fake_slack.wait_for("chat.postEphemeral")  # sent after the ack
     assert confirmation.params["channel"] == "C1" and "OpenAI" in confirmation.params["text"]
 
     command(client, "sources", "UADMIN")  # reopening shows "set", never the key

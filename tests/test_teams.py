@@ -269,8 +269,10 @@ def test_manager_sees_members_one_by_one_and_each_view_is_audited(client, seeded
         views = conn.execute(
             select(AuditLog.actor_user_id, AuditLog.target).where(AuditLog.action == "view.team_member")
         ).all()
-        chen = person_id(conn, "chen@example.com")
-    assert ("UBEN", f"person:{chen}") in views and len(views) == 8  # every member has spend in the demo
+        chen, ben = person_id(conn, "chen@example.com"), person_id(conn, "ben@example.com")
+    # Every member has spend in the demo; the manager's own line is not a view of someone else.
+    assert ("UBEN", f"person:{chen}") in views and len(views) == 7
+    assert ("UBEN", f"person:{ben}") not in views
 
 
 def test_channel_members_are_read_page_by_page_and_bots_skipped(client, fake_slack, monkeypatch):
@@ -324,6 +326,8 @@ def test_role_add_list_remove(client, seeded):
         actions = conn.execute(select(AuditLog.action, AuditLog.detail).order_by(AuditLog.id)).all()
         assert conn.execute(select(func.count()).select_from(RoleGrant)).scalar() == 0
     assert actions == [("role.add", "manager UBEN"), ("role.remove", "manager UBEN")]
+    log = all_text(send(client, "audit", user_id="UADMIN"))
+    assert "<@UADMIN> granted a role: <!subteam^SPLATFORM> _(manager UBEN)_" in log
 
 
 def test_refresh_on_demand_records_leavers_and_manager_loses_sight(client, seeded, fake_slack):

@@ -1136,9 +1136,10 @@ def claim_alert(
                 threshold=threshold,
                 status="claimed",
                 claimed_at=utcnow(),
-            )
+            ).returning(AlertSent.id)
         )
-        if result.rowcount == 1:
+        # RETURNING, not rowcount: with implicit RETURNING PostgreSQL drivers report rowcount -1.
+        if result.first() is not None:
             claimed.append((kind, threshold))
     return claimed
 

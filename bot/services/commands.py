@@ -32,6 +32,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "budgets per person, team or org: alerts, forecasts, floors; ask your manager for more",
     ),
     "sources": ("", "vendor keys for this workspace, stored encrypted (admins)"),
+    "recap": (
+        "subscribe [#channel] [@group] [day] [time] [skip-empty] | list | unsubscribe [#channel] [@group] "
+        "| preview [#channel] [@group]",
+        "the weekly recap in a channel: spend beside value, the case for and against, a vote",
+    ),
     "help": ("", "this help"),
 }
 

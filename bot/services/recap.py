@@ -1065,6 +1065,7 @@ def _insert(conn: Connection, table):
 def claim(conn: Connection, sub: Subscription, week_start: date, now: datetime) -> Claim | None:
     """Take the week's delivery of ``sub``, or None when another process has it, it is done, or
     it failed too often. Commit right after: the committed row is what keeps others away."""
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT that SQLAlchemy sends with it.
     inserted = conn.execute(
         _insert(conn, RecapDelivery.__table__)
         .values(
@@ -1077,14 +1078,15 @@ def claim(conn: Connection, sub: Subscription, week_start: date, now: datetime) 
             claimed_at=now,
         )
         .on_conflict_do_nothing(index_elements=["subscription_id", "week_start"])
-    )
+        .returning(RecapDelivery.__table__.c.id)
+    ).first()
+    if inserted is not None:
+        return Claim(inserted.id, sub, week_start, 1)
     row = conn.execute(
         select(RecapDelivery.__table__).where(
             RecapDelivery.subscription_id == sub.id, RecapDelivery.week_start == week_start
         )
     ).one()
-    if inserted.rowcount == 1:
-        return Claim(row.id, sub, week_start, 1)
     claimed_at = as_utc(row.claimed_at)
     if row.attempts >= MAX_ATTEMPTS:
         return None

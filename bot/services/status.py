@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, select
@@ -36,6 +36,8 @@ class SourceStatus:
 class StatusReport:
     sources: list[SourceStatus]
     unlinked: list[UnlinkedActor]
+    #: Weekly recaps that failed (or hang) in the last two weeks (bot.services.recap).
+    recaps: list = field(default_factory=list)
 
 
 def source_statuses(
@@ -74,7 +76,10 @@ def source_statuses(
 
 
 def status_report(conn: Connection, *, workspace_id: str, enabled: dict[str, timedelta]) -> StatusReport:
+    from bot.services.recap import delivery_problems
+
     return StatusReport(
         source_statuses(conn, workspace_id=workspace_id, enabled=enabled),
         biggest_unlinked(conn, workspace_id=workspace_id),
+        delivery_problems(conn, workspace_id=workspace_id),
     )

@@ -109,7 +109,7 @@ def floor_text(status: BudgetStatus) -> str:
     if status.spent_micros >= floor:
         return f"floor {usd(floor)} reached"
     if status.past_mid_period and status.spent_micros < expected:
-        return f"below the floor's pace ({usd(floor)}; {usd(expected)} expected by now)"
+        return f"below the pace of its {usd(floor)} floor ({usd(expected)} expected by now)"
     return f"floor {usd(floor)}"
 
 
@@ -239,17 +239,18 @@ def _whose(status: BudgetStatus, audience: str) -> str:
     return f"the {adjective}{vendors} AI budget of {target_text(budget, status.team, status.person_label)}"
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 def build_threshold_alert(status: BudgetStatus, *, threshold: int, audience: str) -> Message:
     whose = _whose(status, audience)
     ceiling = usd(status.ceiling_micros)
     head = f"{status.percent}% of {whose} is used" if status.percent < 100 else f"{whose} is used up"
     period = period_name(status.period, status.budget.period)
-    text = (
-        f"{head[0].upper()}{head[1:]}: {usd(status.spent_micros)} of {ceiling} in {period} "
-        f"(the {threshold}% alert)."
-    )
+    text = _sentence(f"{head}: {usd(status.spent_micros)} of {ceiling} in {period} (the {threshold}% alert)")
     icon = ":rotating_light:" if threshold >= 100 else ":warning:"
-    details = [forecast_text(status).capitalize() + ".", reset_text(status.period).capitalize() + "."]
+    details = [_sentence(forecast_text(status)), _sentence(reset_text(status.period))]
     if audience == b.PERSON:
         details.append("Need more? `/tokens budget request <amount> <reason>` asks your manager.")
     return message(

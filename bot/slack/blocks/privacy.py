@@ -44,10 +44,13 @@ def build_privacy_status(*, show_name: bool, min_group_size: int, changed: bool 
     )
 
 
-def _target_text(target: str, labels: dict[int, tuple[str | None, str]]) -> str:
-    if target.startswith("person:") and target[7:].isdigit():
-        slack_id, label = labels.get(int(target[7:]), (None, f"person {target[7:]}"))
+def _target_text(target: str, labels: dict[int, tuple[str | None, str]], teams: dict[int, str]) -> str:
+    kind, _, number = target.partition(":")
+    if kind == "person" and number.isdigit():
+        slack_id, label = labels.get(int(number), (None, f"person {number}"))
         return f"<@{slack_id}>" if slack_id else escape(label)
+    if kind == "team" and number.isdigit() and int(number) in teams:
+        return teams[int(number)]
     return f"`{escape(target[:80])}`" if target else ""
 
 
@@ -59,6 +62,7 @@ def build_audit(
     tz: ZoneInfo,
     empty: str,
     about: str = "",
+    teams: dict[int, str] | None = None,
 ) -> Message:
     intro = [context(about)] if about else []
     if not entries:
@@ -71,11 +75,13 @@ def build_audit(
             if entry.actor_user_id[:1] in ("U", "W")
             else escape(entry.actor_user_id)
         )
-        target = "" if entry.action == "export.usage" else " " + _target_text(entry.target, labels)
+        target = (
+            "" if entry.action == "export.usage" else " " + _target_text(entry.target, labels, teams or {})
+        )
         detail = f" _({escape(entry.detail[:120])})_" if entry.detail else ""
         lines.append(f"{local_time(entry.at, tz)}: {actor or 'someone'} {words}{target}{detail}")
     return message(
-        f"{title}: {len(entries)} entries",
+        f"{title}: {len(entries)} {'entry' if len(entries) == 1 else 'entries'}",
         [
             header(title),
             *intro,

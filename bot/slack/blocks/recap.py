@@ -26,6 +26,7 @@ from bot.services.recap import (
 )
 from bot.services.recap_rules import Finding, PersonFact
 from bot.slack.blocks.common import (
+    MAX_SECTION_TEXT,
     Block,
     Message,
     button,
@@ -172,11 +173,21 @@ def _people_text(finding: Finding, people: dict[int, PersonInfo], managers: bool
     return " Who: " + "; ".join(parts) + "."
 
 
-def _findings(findings: list[Finding], recap: Recap, empty: str) -> str:
+def _findings(title: str, findings: list[Finding], recap: Recap, empty: str) -> list[Block]:
+    """The findings under their title, in as many sections as 3,000 characters each allow (a
+    finding is never cut in the middle of its numbers)."""
     if not findings:
-        return empty
-    lines = [f"• {escape(f.text)}{_people_text(f, recap.people, bool(recap.managers))}" for f in findings]
-    return "\n".join(lines)
+        return [section(f"{title}\n{empty}")]
+    blocks: list[Block] = []
+    text = title
+    for finding in findings:
+        line = f"• {escape(finding.text)}{_people_text(finding, recap.people, bool(recap.managers))}"
+        if len(text) + 1 + len(line) > MAX_SECTION_TEXT:
+            blocks.append(section(text))
+            text = ""
+        text = f"{text}\n{line}" if text else line
+    blocks.append(section(text))
+    return blocks
 
 
 def tally_text(tally: Tally | None) -> str:
@@ -284,16 +295,20 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
         blocks.append(section("*Efficiency*: spend divided by each measure, side by side; no single score."))
         blocks.append(fields_section([_efficiency_field(line) for line in recap.efficiency]))
     blocks.append(divider())
-    blocks.append(
-        section(
-            ":white_check_mark: *The case for*\n"
-            + _findings(recap.case_for, recap, "Nothing in this week's data makes the case for.")
+    blocks.extend(
+        _findings(
+            ":white_check_mark: *The case for*",
+            recap.case_for,
+            recap,
+            "Nothing in this week's data makes the case for.",
         )
     )
-    blocks.append(
-        section(
-            ":warning: *The case against*\n"
-            + _findings(recap.case_against, recap, "No warning signs in this week's data.")
+    blocks.extend(
+        _findings(
+            ":warning: *The case against*",
+            recap.case_against,
+            recap,
+            "No warning signs in this week's data.",
         )
     )
     blocks.append(divider())
@@ -353,13 +368,19 @@ def build_manager_detail(recap: Recap) -> Message | None:
         )
     )
     for finding, rows in details[:20]:
-        lines = []
+        head = f"*{escape(finding.text)}*"
+        lines: list[str] = []
+        used = len(head) + 40  # room for the "…and N more" line
         for info, fact in rows[:MAX_DETAIL_PEOPLE]:
             name = (info.name if info and info.name else None) or f"person {fact.person_id}"
-            lines.append(f"• {escape(name)}: {escape(fact.note) if fact.note else usd(fact.micros)}")
-        if len(rows) > MAX_DETAIL_PEOPLE:
-            lines.append(f"…and {len(rows) - MAX_DETAIL_PEOPLE} more")
-        blocks.append(section(f"*{escape(finding.text)}*\n" + "\n".join(lines)))
+            line = f"• {escape(name)}: {escape(fact.note) if fact.note else usd(fact.micros)}"
+            if used + len(line) + 1 > MAX_SECTION_TEXT:
+                break
+            lines.append(line)
+            used += len(line) + 1
+        if len(rows) > len(lines):
+            lines.append(f"…and {len(rows) - len(lines)} more")
+        blocks.append(section(head + "\n" + "\n".join(lines)))
     blocks.append(
         context("Only you see this. Each person can see that you were shown it (`/tokens audit me`).")
     )

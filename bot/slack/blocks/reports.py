@@ -215,5 +215,17 @@ def build_status(report: StatusReport, *, tz: ZoneInfo) -> Message:
                 "*Biggest unlinked actors* (link with `/tokens link <vendor> <id> @user`)\n" + "\n".join(rows)
             )
         )
+    if report.recaps:
+        rows = []
+        for problem in report.recaps[:10]:
+            team = f"<!subteam^{problem.group_id}>" if problem.group_id else "channel members"
+            then = "retrying" if problem.retrying else "not retried; `/tokens recap list`"
+            rows.append(
+                f":x: <#{problem.channel_id}> ({team}), week of {problem.week_start:%b %-d}: "
+                f"{problem.status} after {problem.attempts} attempt(s), {then}: "
+                f"`{escape((problem.error or 'interrupted')[:200])}`"
+            )
+        blocks.append(divider())
+        blocks.append(section("*Weekly recaps not delivered*\n" + "\n".join(rows)))
     healthy = sum(1 for s in report.sources if s.healthy and s.enabled)
     return message(f"Tokenwise sources: {healthy} of {len(report.sources)} healthy", blocks)

@@ -8,7 +8,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot.runtime import Runtime
-from bot.services import access, people, privacy
+from bot.services import access, people, privacy, teams
 from bot.services.commands import CommandError, ParsedCommand, mentioned_user, usage_line
 from bot.slack.blocks.common import Message, message, section
 from bot.slack.blocks.privacy import (
@@ -101,18 +101,24 @@ async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
         entries = privacy.audit_entries(
             conn, workspace_id=workspace_id, person_id=person.id if person else None, user_id=user
         )
-        targets = [
-            int(e.target[7:]) for e in entries if e.target.startswith("person:") and e.target[7:].isdigit()
-        ]
-        return entries, privacy.people_labels(conn, person_ids=targets)
+        found = [e.target.partition(":") for e in entries]
+        person_ids = [int(n) for kind, _, n in found if kind == "person" and n.isdigit()]
+        team_ids = {int(n) for kind, _, n in found if kind == "team" and n.isdigit()}
+        team_labels = {
+            t.id: t.mention for t in teams.all_teams(conn, workspace_id=workspace_id) if t.id in team_ids
+        }
+        return entries, privacy.people_labels(conn, person_ids=person_ids), team_labels
 
-    entries, labels = await ctx.db(load)
+    entries, labels, team_labels = await ctx.db(load)
     if user is None:
-        return build_audit(entries, title="Audit log", labels=labels, tz=tz, empty="Nothing recorded yet.")
+        return build_audit(
+            entries, title="Audit log", labels=labels, teams=team_labels, tz=tz, empty="Nothing recorded yet."
+        )
     return build_audit(
         entries,
         title="Audit log for one person",
         labels=labels,
+        teams=team_labels,
         tz=tz,
         empty=f"Nothing recorded about or by <@{user}>.",
         about=f"Views of <@{user}>'s numbers and what <@{user}> did.",

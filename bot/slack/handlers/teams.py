@@ -298,7 +298,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
                 workspace_id=workspace_id,
                 actor_user_id=ctx.caller.user_id,
                 action="view.team_member",
-                person_ids=[pid for pid, _ in spend],
+                person_ids=[pid for pid, _ in spend if pid != viewer.person_id],
                 detail=f"team={team.label} period={period.start}..{period.last_day}",
             )
         return report, models, member_spend
