@@ -363,3 +363,39 @@ def test_people_see_who_looked_at_their_numbers(client, seeded):
     everything = all_text(send(client, "audit", user_id="UADMIN"))
     assert "<@UANA>" in everything and "<@UBEN>" in everything
     assert "$" not in everything
+
+
+def test_forgotten_person_stays_forgotten_after_the_next_sync(engine):
+    """A re-sync of the trailing window must neither double count nor bring the person back."""
+    from datetime import date
+
+    from sqlalchemy import func, select
+
+    from bot.db.models import Person, UsageDaily
+    from bot.services.privacy import forget_person
+    from bot.services.sync import run_source
+    from bot.sources.demo import PEOPLE, demo_connectors
+
+    today = date(2026, 11, 20)
+    window = dict(workspace_id="W", since=date(2026, 11, 1), until=date(2026, 11, 21), today=today)
+    run_source(engine, demo_connectors(today)[0], **window)
+
+    def totals():
+        with engine.connect() as conn:
+            return conn.execute(select(func.count(), func.sum(UsageDaily.cost_micros))).one()
+
+    before = totals()
+    with engine.begin() as conn:
+        ana = conn.execute(select(Person.id).where(Person.email == PEOPLE[0].email)).scalar_one()
+        forget_person(conn, workspace_id="W", person_id=ana, actor_user_id="UADMIN")
+    run_source(engine, demo_connectors(today)[0], **window)
+    assert totals() == before
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(Person.email == PEOPLE[0].email)).scalar() == 0
+        assert conn.execute(
+            select(func.count()).where(UsageDaily.actor == f"email:{PEOPLE[0].email}")
+        ).scalar() == 0
+        forgotten = conn.execute(
+            select(func.count()).where(UsageDaily.actor.like("forgotten:%"), UsageDaily.person_id.is_(None))
+        ).scalar()
+    assert forgotten > 0

@@ -380,3 +380,36 @@ def test_modal_builders_stay_within_slack_limits():
         from bot.slack.blocks.common import validate
 
         assert validate(view["blocks"], max_blocks=100) == []
+
+
+def test_the_sync_runs_each_active_workspace_with_its_own_keys(engine):
+    from bot.db.models import SyncRun
+    from bot.services import workspaces
+
+    with engine.begin() as conn:
+        for workspace_id in ("T2", "T3"):
+            workspaces.activate(
+                conn, workspace_id=workspace_id, enterprise_id=None, name="", installed_by="U"
+            )
+        workspaces.deactivate(conn, workspace_id="T3")  # uninstalled: never synced
+        for workspace_id in ("T2", "T3"):
+            secrets.apply_changes(
+                conn,
+                secrets.keyring(settings_with(KEY_1)),
+                workspace_id=workspace_id,
+                changes=[SecretChange("openai", key=VENDOR_KEY, base_url=VENDOR_URL)],  # nothing listens
+                updated_by="UADMIN",
+            )
+    multi = Settings(
+        SLACK_CLIENT_ID="1.2",
+        TOKENWISE_SECRET_KEY=KEY_1,
+        TOKENWISE_HTTP_MAX_RETRIES=0,
+        CURSOR_ADMIN_KEY="key_env_cursor",  # TOKENWISE_WORKSPACE_ID's ("default"), not installed here
+    )
+    outcomes = workspaces.sync_every_workspace(multi, engine, tick="sync:test")
+    assert {w: [(o.source, o.status) for o in runs] for w, runs in outcomes.items()} == {
+        "T2": [("openai", "failed")]
+    }
+    assert VENDOR_KEY not in (outcomes["T2"][0].error or "")
+    with engine.connect() as conn:
+        assert conn.execute(select(SyncRun.workspace_id, SyncRun.source)).all() == [("T2", "openai")]

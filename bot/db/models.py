@@ -466,3 +466,17 @@ class RecapVote(SQLModel, table=True):
     user_id: str = Field(max_length=32)  # Slack user id of the voter
     choice: str = Field(max_length=16)  # worth | unsure | not_worth
     voted_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class ForgottenActor(SQLModel, table=True):
+    """Tombstone of a forgotten person's vendor actor: later syncs store that actor's rows under
+    the same anonymous alias instead of re-identifying the person. Only a keyed hash is kept."""
+
+    __tablename__ = "forgotten_actor"
+    __table_args__ = (UniqueConstraint("workspace_id", "actor_hash", name="uq_forgotten_actor"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    actor_hash: str = Field(max_length=64)
+    alias: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))

@@ -6,13 +6,14 @@ ORM adds. Works the same on SQLite and PostgreSQL (both dialects implement ``on_
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.db.models import ActivityDaily, Identity, Person, PullRequest, UsageDaily
+from bot.db.models import ActivityDaily, ForgottenActor, Identity, Person, PullRequest, UsageDaily
 from bot.sources.base import ACTIVITY_FIELDS, ActivityRecord, IdentityHint, PullRequestRecord, UsageRecord
 
 USAGE_KEY = ("workspace_id", "source", "day", "actor", "model", "cost_basis", "kind")
@@ -292,3 +293,44 @@ def reattribute(conn: Connection, *, workspace_id: str, actor: str, person_id: i
         )
         changed += result.rowcount or 0
     return changed
+
+
+def actor_hash(workspace_id: str, actor: str) -> str:
+    """What a tombstone keeps of a forgotten actor: a hash, never the email or id itself."""
+    return hashlib.sha256(f"{workspace_id}\x00{actor}".encode()).hexdigest()
+
+
+def add_tombstones(conn: Connection, workspace_id: str, aliases: dict[str, str]) -> None:
+    """Remember forgotten actors (actor -> anonymous alias) so later syncs keep them anonymous."""
+    rows = [
+        {"workspace_id": workspace_id, "actor_hash": actor_hash(workspace_id, actor), "alias": alias}
+        for actor, alias in aliases.items()
+    ]
+    insert_ignore(conn, ForgottenActor.__table__, rows, ("workspace_id", "actor_hash"))
+
+
+def anonymise_forgotten(
+    conn: Connection, workspace_id: str, records: Sequence, hints: Sequence[IdentityHint]
+):
+    """Give records of forgotten actors their alias and drop hints that would re-identify them."""
+    tombstones = dict(
+        conn.execute(
+            select(ForgottenActor.actor_hash, ForgottenActor.alias).where(
+                ForgottenActor.workspace_id == workspace_id
+            )
+        ).all()
+    )
+    if not tombstones:
+        return hints
+    for record in records:
+        alias = tombstones.get(actor_hash(workspace_id, record.actor))
+        if alias:
+            record.actor = alias
+    kept = []
+    for hint in hints:
+        if actor_hash(workspace_id, hint.actor) in tombstones:
+            continue
+        if hint.email and actor_hash(workspace_id, f"email:{hint.email.strip().lower()}") in tombstones:
+            continue
+        kept.append(hint)
+    return kept

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, case, delete, func, or_, select, update
 
+from bot.db import store
 from bot.db.models import (
     ActivityDaily,
     AuditLog,
@@ -235,7 +236,13 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
                 .distinct()
             ).scalars()
         )
+    identity_actors = conn.execute(
+        select(Identity.actor).where(Identity.workspace_id == workspace_id, Identity.person_id == person_id)
+    ).scalars()
+    actors.update(identity_actors)
     replacement = {actor: f"{FORGOTTEN_PREFIX}{secrets.token_hex(8)}" for actor in sorted(actors)}
+    # Tombstones keep the next syncs from bringing the person back under their vendor ids.
+    store.add_tombstones(conn, workspace_id, replacement)
     counts = {}
     for table in (UsageDaily, ActivityDaily):
         changed = 0

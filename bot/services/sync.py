@@ -110,9 +110,12 @@ def _store_batch(
                 connector.name, "batch", f"record for {record.day} outside {batch.window_start}.."
             )
     with engine.begin() as conn:
+        hints = store.anonymise_forgotten(
+            conn, workspace_id, [*usage, *activity, *(pull_requests or [])], batch.identities
+        )
         actors = {r.actor for r in usage} | {r.actor for r in activity}
         actors |= {r.actor for r in pull_requests or []}
-        people = store.resolve_actors(conn, workspace_id, actors, batch.identities, identity_map)
+        people = store.resolve_actors(conn, workspace_id, actors, hints, identity_map)
         common = {
             "workspace_id": workspace_id,
             "source": connector.name,

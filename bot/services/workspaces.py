@@ -8,10 +8,18 @@ keeps the workspace's data (a reinstall picks it up again); only its bot token i
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, select
+import logging
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, select
 
 from bot.db.models import Workspace, utcnow
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.services.sync import SyncOutcome
+
+log = logging.getLogger(__name__)
 
 ACTIVE = "active"
 INACTIVE = "inactive"
@@ -65,3 +73,23 @@ def active_workspace_ids(conn: Connection, settings: Settings) -> list[str]:
             select(Workspace.workspace_id).where(Workspace.status == ACTIVE).order_by(Workspace.workspace_id)
         ).scalars()
     )
+
+
+def sync_every_workspace(settings: Settings, engine: Engine, **run_kwargs) -> dict[str, list[SyncOutcome]]:
+    """One sync pass per active workspace, each with its own connectors (its stored keys over the
+    environment's; see ``bot.services.secrets.connectors_for_workspace``). A workspace whose
+    stored keys cannot be read is logged and skipped; the others still sync."""
+    from bot.services.secrets import SecretKeyError, connectors_for_workspace
+    from bot.services.sync import run_all
+
+    with engine.connect() as conn:
+        workspace_ids = active_workspace_ids(conn, settings)
+    outcomes: dict[str, list[SyncOutcome]] = {}
+    for workspace_id in workspace_ids:
+        try:
+            connectors = connectors_for_workspace(settings, engine, workspace_id)
+        except SecretKeyError as error:  # its message names the problem, never a key
+            log.error("workspace %s not synced: %s", workspace_id, error)
+            continue
+        outcomes[workspace_id] = run_all(engine, connectors, workspace_id=workspace_id, **run_kwargs)
+    return outcomes

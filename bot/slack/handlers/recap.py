@@ -67,21 +67,23 @@ def invite_hint(channel_id: str) -> str:
     )
 
 
-async def channel_problem(client: AsyncWebClient, channel_id: str) -> str | None:
-    """Why the bot cannot post in ``channel_id`` (not a member, archived, unknown), or None."""
+async def channel_problem(client: AsyncWebClient, channel_id: str) -> tuple[str | None, str]:
+    """(Why the bot cannot post in ``channel_id`` (not a member, archived, unknown) or None,
+    the channel's name when Slack told it)."""
     try:
         response = await client.conversations_info(channel=channel_id)
     except SlackApiError as error:
         code = (error.response.get("error") if error.response is not None else None) or "unknown"
         if code in ("not_in_channel", "channel_not_found"):
-            return invite_hint(channel_id)
-        return f"Slack would not tell me about <#{channel_id}> (`{code}`)."
+            return invite_hint(channel_id), ""
+        return f"Slack would not tell me about <#{channel_id}> (`{code}`).", ""
     channel = response.get("channel") or {}
+    name = channel.get("name") or ""
     if channel.get("is_archived"):
-        return f"<#{channel_id}> is archived."
+        return f"<#{channel_id}> is archived.", name
     if channel.get("is_member") is False and not channel.get("is_im"):
-        return invite_hint(channel_id)
-    return None
+        return invite_hint(channel_id), name
+    return None, name
 
 
 async def fresh_team(
@@ -163,9 +165,11 @@ async def _subscribe(ctx: CommandContext, args: list[str]) -> Message:
     channel, kind, slack_id, name = _target(ctx, request)
     if not await _may_manage(ctx, kind, slack_id):
         return _refusal(ctx, kind, slack_id)
-    problem = await channel_problem(ctx.client, channel)
+    problem, channel_name = await channel_problem(ctx.client, channel)
     if problem:
         return build_error(problem)
+    if kind == teams.CHANNEL and not name:
+        name = channel_name  # the channel typed in, not mentioned: its name for the recap's header
     try:
         _, note = await fresh_team(
             ctx.runtime, ctx.client, ctx.directory, ctx.caller.workspace_id, kind, slack_id, name
