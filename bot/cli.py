@@ -95,14 +95,27 @@ def _sync(
     until: date | None,
     include_demo=None,
 ):
+    from bot.services.secrets import SecretKeyError, connectors_for_workspace
     from bot.services.sync import run_all
-    from bot.sources.registry import UnknownSourceError, enabled_connectors
+    from bot.services.workspaces import active_workspace_ids
+    from bot.sources.registry import UnknownSourceError
 
-    try:
-        connectors = enabled_connectors(settings, only=source, include_demo=include_demo)
-    except UnknownSourceError as error:
-        raise fail(str(error)) from None
-    if not connectors:
+    # Every active workspace syncs with its own connectors (stored keys over the environment's).
+    with engine.connect() as conn:
+        workspace_ids = active_workspace_ids(conn, settings)
+    plan, refusals = [], []
+    for workspace_id in workspace_ids:
+        try:
+            connectors = connectors_for_workspace(
+                settings, engine, workspace_id, only=source, include_demo=include_demo
+            )
+        except (UnknownSourceError, SecretKeyError) as error:
+            refusals.append(str(error))
+            continue
+        plan.append((workspace_id, connectors))
+    if not any(connectors for _, connectors in plan):
+        if refusals:
+            raise fail(refusals[0])
         raise fail("no source is enabled: set a vendor key (see README, Sources) or run `tokenwise demo`")
     progress = Progress(
         TextColumn("{task.description:<18}"),
@@ -120,17 +133,19 @@ def _sync(
             tasks[name] = progress.add_task(name, total=(end - start).days)
         progress.update(tasks[name], completed=(min(done, end) - start).days)
 
+    outcomes = []
     with progress:
-        outcomes = run_all(
-            engine,
-            connectors,
-            workspace_id=settings.workspace_id,
-            since=since,
-            until=until,
-            backfill_days=settings.backfill_days,
-            trailing_days=settings.trailing_days,
-            progress=report,
-        )
+        for workspace_id, connectors in plan:
+            outcomes += run_all(
+                engine,
+                connectors,
+                workspace_id=workspace_id,
+                since=since,
+                until=until,
+                backfill_days=settings.backfill_days,
+                trailing_days=settings.trailing_days,
+                progress=report,
+            )
     return outcomes
 
 

@@ -13,8 +13,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.runtime import Runtime
-from bot.services.sync import SyncOutcome, run_all
-from bot.sources.registry import enabled_connectors
+from bot.services.sync import SyncOutcome
+from bot.services.workspaces import sync_every_workspace
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,15 @@ def tick_name(kind: str, moment: datetime, interval_minutes: int) -> str:
 def sync_job(runtime: Runtime, *, now: datetime | None = None) -> list[SyncOutcome]:
     settings = runtime.settings
     tick = tick_name("sync", now or datetime.now(UTC), settings.sync_interval_minutes)
-    outcomes = run_all(
+    # Each workspace syncs with its own connectors: its stored keys over the environment's.
+    by_workspace = sync_every_workspace(
+        settings,
         runtime.engine,
-        enabled_connectors(settings),
-        workspace_id=settings.workspace_id,
         backfill_days=settings.backfill_days,
         trailing_days=settings.trailing_days,
         tick=tick,
     )
+    outcomes = [outcome for found in by_workspace.values() for outcome in found]
     for outcome in outcomes:
         log.info(
             "sync %s %s: %d usage rows, %d activity rows",

@@ -247,10 +247,8 @@ def test_request_is_approved_by_a_manager_through_signed_interactivity(client, f
     assert overrides == [(150_000_000, request_id)]
     told = fake.wait_for("chat.postMessage", 2)[-1].params
     assert told["channel"] == "DUANA"
-    assert (
-        "Approved by <@UBEN>: +$150.00" in told["text"]
-        and "Your ceiling is now $550.00 (was $400.00)" in told["text"]
-    )
+    assert told["text"].startswith("Approved by <@UBEN>: +$150.00 on your personal budget for")
+    assert "This period's ceiling: $400.00 → $550.00" in told["text"]
     update = fake.wait_for("chat.update", updates_before + 1)[-1].params
     assert update["channel"] == "DUBEN" and "actions" not in [b["type"] for b in update["blocks"]]
 
@@ -285,7 +283,7 @@ def test_request_denied_by_an_admin_and_a_permanent_raise(client, fake, seeded):
     with seeded.connect() as conn:
         assert conn.execute(select(Budget.amount_micros)).scalar_one() == 450_000_000
     told = fake.wait_for("chat.postMessage", 4)[-1].params
-    assert "$400.00 → $450.00 per month" in told["text"]
+    assert "from now on. The budget: $400.00 → $450.00 per month." in told["text"]
 
 
 def test_request_without_a_budget_or_anyone_to_ask(client, fake, seeded):

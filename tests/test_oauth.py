@@ -196,6 +196,12 @@ def test_commands_from_an_installed_workspace_use_its_token_and_its_data(client,
     assert "$12.34" in text and "$99" not in text
     lookups = fake_slack.calls_to("users.info")
     assert lookups and all(c.headers["Authorization"] == f"Bearer {T2_BOT_TOKEN}" for c in lookups)
+    send_command(client, "help", team_id="T2")
+    # auth.test once at install and once for the first command; later commands reuse the answer.
+    checks = [
+        c for c in fake_slack.calls_to("auth.test") if c.headers["Authorization"] == f"Bearer {T2_BOT_TOKEN}"
+    ]
+    assert len(checks) == 2
     with engine.connect() as conn:
         linked = (
             conn.execute(select(Person.workspace_id).where(Person.slack_user_id == "UANA")).scalars().all()

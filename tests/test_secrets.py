@@ -172,7 +172,7 @@ def test_admin_saves_a_key_encrypted_and_it_is_never_shown_or_logged(client, eng
     assert Fernet(KEY_1.encode()).decrypt(row.encrypted_key.encode()).decode() == VENDOR_KEY
     assert (row.base_url, row.updated_by, row.workspace_id) == (VENDOR_URL, "UADMIN", "default")
     (confirmation,) = fake_slack.wait_for("chat.postEphemeral")  # sent after the ack
-    assert confirmation.params["channel"] == "C1" and "OpenAI" in confirmation.params["text"]
+    assert confirmation.params["channel"] == "C1" and "OpenAI key saved" in confirmation.params["text"]
 
     command(client, "sources", "UADMIN")  # reopening shows "set", never the key
     view = fake_slack.calls_to("views.open")[-1].params["view"]
@@ -225,6 +225,8 @@ def test_remove_and_base_url_changes(client, engine, fake_slack):
     )
     after = stored(engine)
     assert set(after) == {"openai"}
+    said = fake_slack.wait_for("chat.postEphemeral", count=2)[-1].params["text"]
+    assert "OpenAI base URL changed, Cursor key removed" in said
     assert (
         after["openai"].base_url == "https://eu.api.openai.com/v1" and after["openai"].encrypted_key == before
     )
@@ -365,6 +367,19 @@ def test_each_workspace_syncs_with_its_own_keys(engine):
 
 
 # -- builders as data ---------------------------------------------------------------------------
+
+
+def test_saved_confirmation_names_changes_never_values():
+    from bot.slack.blocks.sources import build_saved
+
+    nothing = build_saved([], sync_minutes=60)
+    assert nothing.text.startswith("Nothing changed")
+    saved = build_saved([("anthropic", "secret.set"), ("windsurf", "secret.remove")], sync_minutes=30)
+    assert "Anthropic + Claude Code key saved, Windsurf key removed" in saved.text
+    assert "within 30 minutes" in saved.text
+    from bot.slack.blocks.common import validate
+
+    assert validate(saved.blocks) == [] and validate(nothing.blocks) == []
 
 
 def test_modal_builders_stay_within_slack_limits():

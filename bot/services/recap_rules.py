@@ -259,7 +259,8 @@ def value_outgrew_spend(facts: RecapFacts) -> Finding | None:
         return None
     key, plural, this, base, change, lead = best
     text = (
-        f"{plural[0].upper()}{plural[1:]} {pct(change)} vs the 4-week average ({this:,} vs {base:,.1f} a week) "
+        f"{plural[0].upper()}{plural[1:]} {pct(change)} vs the 4-week average "
+        f"({this:,} vs {base:,.1f} a week) "
         f"while spend moved {pct(spend_change)} ({format_usd(facts.this.spend_micros)} vs "
         f"{format_usd(round(spend_base))})."
     )

@@ -153,9 +153,10 @@ def apply_changes(
     workspace_id: str,
     changes: list[SecretChange],
     updated_by: str,
-) -> list[str]:
-    """Store, re-point or remove keys; returns the sources changed. Audited without values."""
-    changed: list[str] = []
+) -> list[tuple[str, str]]:
+    """Store, re-point or remove keys; returns (source, action) per change, action being
+    ``secret.set``, ``secret.base_url`` or ``secret.remove``. Audited without values."""
+    changed: list[tuple[str, str]] = []
     now = utcnow()
     for change in changes:
         if change.source not in CONFIGURABLE:
@@ -206,7 +207,7 @@ def apply_changes(
                 detail="",
             )
         )
-        changed.append(change.source)
+        changed.append((change.source, action))
     return changed
 
 

@@ -30,11 +30,13 @@ class SlackDirectory:
     def __init__(self, ttl_seconds: float = 600.0, max_entries: int = 20_000) -> None:
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._cache: dict[str, tuple[float, SlackUser | None]] = {}
+        # Keyed by the bot token too: the same user id can be an admin in one workspace only.
+        self._cache: dict[tuple[str, str], tuple[float, SlackUser | None]] = {}
 
     async def user(self, client: AsyncWebClient, user_id: str) -> SlackUser | None:
         now = time.monotonic()
-        cached = self._cache.get(user_id)
+        key = (client.token or "", user_id)
+        cached = self._cache.get(key)
         if cached and cached[0] > now:
             return cached[1]
         try:
@@ -57,8 +59,9 @@ class SlackDirectory:
             user = None
         if len(self._cache) >= self.max_entries:
             self._cache.clear()
-        self._cache[user_id] = (now + self.ttl, user)
+        self._cache[key] = (now + self.ttl, user)
         return user
 
     def forget(self, user_id: str) -> None:
-        self._cache.pop(user_id, None)
+        for key in [k for k in self._cache if k[1] == user_id]:
+            self._cache.pop(key, None)

@@ -162,7 +162,7 @@ def oauth_settings(runtime: Runtime) -> AsyncOAuthSettings:
         log.warning("Slack install failed: %s", args.reason)
         return await args.default.failure(args)
 
-    return AsyncOAuthSettings(
+    oauth = AsyncOAuthSettings(
         client_id=settings.slack_client_id,
         client_secret=settings.slack_client_secret.get_secret_value()
         if settings.slack_client_secret
@@ -183,6 +183,10 @@ def oauth_settings(runtime: Runtime) -> AsyncOAuthSettings:
         callback_options=AsyncCallbackOptions(success=success, failure=failure),
         logger=logging.getLogger("bot.slack.oauth"),
     )
+    # Every request still looks the bot up (an uninstalled workspace is refused at once); only
+    # the auth.test answer per token is remembered, sparing a Slack round trip per command.
+    oauth.authorize.cache_enabled = True
+    return oauth
 
 
 def _in_transaction(runtime: Runtime, fn) -> Any:

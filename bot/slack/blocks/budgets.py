@@ -302,11 +302,21 @@ def build_floor_nudge(status: BudgetStatus, *, audience: str, peers: PeerPace | 
 # -- requests for more -------------------------------------------------------------------------
 
 
+def budget_name(status: BudgetStatus, whose: str) -> str:
+    """``your personal budget``, ``the budget of @platform``, ``the org budget``."""
+    vendors = f" {vendor_name(status.budget.vendor)}" if status.budget.vendor else ""
+    if status.budget.target_kind == b.PERSON:
+        return f"{whose} personal{vendors} budget"
+    if status.budget.target_kind == b.ORG:
+        return f"the org{vendors} budget"
+    return f"the{vendors} budget of {target_text(status.budget, status.team)}"
+
+
 def build_request_sent(request: RequestRow, *, status: BudgetStatus, deciders: Sequence[str]) -> Message:
     names = ", ".join(f"<@{u}>" for u in deciders[:10])
+    amount = "" if status.budget.target_kind == b.ORG else f" ({amount_text(status.budget)})"
     text = (
-        f"Asked {names} for {usd(request.amount_micros)} more on "
-        f"{target_text(status.budget, status.team, 'your budget')} ({amount_text(status.budget)}). "
+        f"Asked {names} for {usd(request.amount_micros)} more on {budget_name(status, 'your')}{amount}. "
         "You will get a DM with the decision."
     )
     return message(text, [section(f":envelope: {text}"), context(f"Request #{request.id} · audited.")])
@@ -315,9 +325,7 @@ def build_request_sent(request: RequestRow, *, status: BudgetStatus, deciders: S
 def build_request_dm(request: RequestRow, *, requester: str, status: BudgetStatus) -> Message:
     """What a decider gets: the request, the budget's status, an amount field, a scope choice
     and Approve / Deny."""
-    budget = status.budget
-    on = target_text(budget, status.team, "their budget")
-    text = f"{requester} asks for {usd(request.amount_micros)} more on {on}."
+    text = f"{requester} asks for {usd(request.amount_micros)} more on {budget_name(status, 'their')}."
     blocks: list[Block] = [
         section(f":inbox_tray: {text}\n>{escape(clip(request.reason, 500))}"),
         section(status_line(status)),
@@ -398,29 +406,37 @@ def build_already_decided(request: RequestRow) -> Message:
 
 
 def build_decision_dm(result: DecisionResult) -> Message:
-    """To the requester: the decision, with the before and after of their ceiling."""
+    """To the requester: the decision, with the before and after of the ceiling (not for the org
+    budget: org dollars are for admins)."""
     request = result.request
     by = f"<@{request.decided_by}>"
-    if request.status == b.APPROVED and result.budget_after is not None and result.period is not None:
-        period = period_name(result.period, result.budget_after.period)
+    budget = result.budget_after
+    if request.status == b.APPROVED and budget is not None and result.period is not None:
+        granted = usd(request.granted_micros or 0)
+        which = (
+            "your personal budget"
+            if budget.target_kind == b.PERSON
+            else (
+                "the org budget"
+                if budget.target_kind == b.ORG
+                else f"the budget of {target_text(budget, None)}"
+            )
+        )
         if request.scope == b.SCOPE_PERIOD:
-            text = (
-                f"Approved by {by}: +{usd(request.granted_micros or 0)} for {period} only. "
-                "Your ceiling is now "
-                f"{usd(result.ceiling_after or 0)} (was {usd(result.ceiling_before or 0)}) until it "
-                f"{reset_text(result.period)}."
-            )
+            period = period_name(result.period, budget.period)
+            text = f"Approved by {by}: +{granted} on {which} for {period} only."
+            change = f"{usd(result.ceiling_before or 0)} → {usd(result.ceiling_after or 0)}"
+            detail = f"This period's ceiling: {change}, until it {reset_text(result.period)}."
         else:
-            text = (
-                f"Approved by {by}: the budget rises by {usd(request.granted_micros or 0)} from now on, "
-                f"{usd(result.budget_before.amount_micros if result.budget_before else 0)} → "
-                f"{usd(result.budget_after.amount_micros)} per {result.budget_after.period}."
-            )
+            text = f"Approved by {by}: +{granted} on {which} from now on."
+            before = result.budget_before.amount_micros if result.budget_before else 0
+            detail = f"The budget: {usd(before)} → {usd(budget.amount_micros)} per {budget.period}."
+        if budget.target_kind != b.ORG:
+            text = f"{text} {detail}"
         icon = ":white_check_mark:"
     else:
         text = (
-            f"Denied by {by}: your request for {usd(request.amount_micros)} more. "
-            "Your ceiling stays as it was."
+            f"Denied by {by}: your request for {usd(request.amount_micros)} more. The budget stays as it was."
         )
         icon = ":no_entry_sign:"
     return message(text, [section(f"{icon} {text}"), context(f"Request #{request.id} · {SEE_ME}")])

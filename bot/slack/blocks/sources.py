@@ -143,12 +143,20 @@ def build_refused_view(text: str) -> dict:
     return _modal("Vendor keys", [section(f":no_entry: {text}")], submit=None)
 
 
-def build_saved(labels: list[str], *, sync_minutes: int) -> Message:
-    if labels:
-        text = (
-            f":lock: Saved for {', '.join(labels)}. Keys are stored encrypted; the next sync "
-            f"(within {sync_minutes} minutes) uses them."
-        )
-    else:
-        text = "Nothing changed: every key was left blank."
-    return message(text, [section(text)])
+ACTION_WORDS = {
+    "secret.set": "key saved",
+    "secret.base_url": "base URL changed",
+    "secret.remove": "key removed",
+}
+
+
+def build_saved(changes: list[tuple[str, str]], *, sync_minutes: int) -> Message:
+    """The confirmation after a submission: which sources changed, never a value."""
+    if not changes:
+        text = "Nothing changed: no new key, base URL or removal was entered."
+        return message(text, [section(text)])
+    done = ", ".join(
+        f"{CONFIGURABLE[source].label} {ACTION_WORDS.get(action, action)}" for source, action in changes
+    )
+    text = f":lock: Vendor keys: {done}. The next sync (within {sync_minutes} minutes) uses them."
+    return message(text, [section(text), context("Keys are stored encrypted and are never shown again.")])

@@ -8,7 +8,6 @@ module reads Slack (mentions, members, who clicked) and writes to it (replies an
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,6 +17,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.db.models import Person
 from bot.observability import ALERTS
 from bot.runtime import Runtime
 from bot.services import access, budgets, people, privacy, teams
@@ -43,7 +43,7 @@ def _error(error: BudgetError) -> CommandError:
     return CommandError(str(error), _usage())
 
 
-async def _viewer(ctx: CommandContext) -> tuple[access.Viewer, object]:
+async def _viewer(ctx: CommandContext) -> tuple[access.Viewer, Person | None]:
     person = await caller_person(ctx)
     return access.Viewer(ctx.caller.user_id, ctx.caller.is_admin, person.id if person else None), person
 
@@ -246,8 +246,10 @@ async def _clear(ctx: CommandContext, args: list[str]) -> Message:
     )
     if target.kind == budgets.PERSON:
         person = await _person_target(ctx, target, create=False)
-        if person is None:
-            return nothing
+        if person is None:  # no person record: certainly no budget (a manager learns only that)
+            if caller.is_admin:
+                return nothing
+            raise _refuse_manage(ctx, target, managed)
         target_id = str(person.id)
     elif target.kind == budgets.ORG:
         target_id = budgets.ORG
@@ -667,17 +669,13 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
 
 
 async def bot_client(runtime: Runtime, workspace_id: str) -> AsyncWebClient | None:
-    """The one place scheduled DMs get a Slack client: the OAuth install's per-workspace token
-    when ``bot_client_for`` exists, else SLACK_BOT_TOKEN; None when neither is configured."""
-    from bot.slack import app as slack_app
+    """The workspace's bot client for scheduled DMs; None when it has no installation/token."""
+    from bot.slack.clients import WorkspaceNotInstalled, bot_client_for
 
-    factory = getattr(slack_app, "bot_client_for", None)
-    if factory is not None:
-        client = factory(runtime, workspace_id)
-        return await client if inspect.isawaitable(client) else client
-    if runtime.settings.slack_bot_token is None:
+    try:
+        return await bot_client_for(runtime, workspace_id)
+    except WorkspaceNotInstalled:
         return None
-    return slack_app.make_web_client(runtime)
 
 
 def _audience(alert: DueAlert) -> str:

@@ -103,6 +103,16 @@ async def fresh_team(
         team, _ = await refresh_team(runtime, client, directory, workspace_id, kind, slack_id, name)
         return team, ""
     await refresh_stale_teams(runtime, client, directory, workspace_id=workspace_id, only=[team])
+    if name and name != team.name:  # renamed since (or first seen without a name): the header shows it
+        await run_db(
+            runtime,
+            teams.ensure_team,
+            workspace_id=workspace_id,
+            kind=kind,
+            slack_id=slack_id,
+            name=name,
+            write=True,
+        )
     refreshed = await run_db(runtime, teams.team_by_id, team.id)
     stale = teams.is_stale(
         refreshed, now=datetime.now(UTC), max_age=timedelta(minutes=runtime.settings.team_refresh_minutes)

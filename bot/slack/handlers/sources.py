@@ -150,10 +150,12 @@ async def save_sources(
     except SecretInputError as error:
         return {"response_action": "errors", "errors": {_error_block(error): error.message}}, None
     log.info(
-        "vendor keys changed in workspace %s by %s: %s", workspace_id, user_id, ", ".join(changed) or "none"
+        "vendor keys changed in workspace %s by %s: %s",
+        workspace_id,
+        user_id,
+        ", ".join(f"{source} {action}" for source, action in changed) or "none",
     )
-    labels = [CONFIGURABLE[s].label for s in changed]
-    return {}, build_saved(labels, sync_minutes=runtime.settings.sync_interval_minutes)
+    return {}, build_saved(changed, sync_minutes=runtime.settings.sync_interval_minutes)
 
 
 async def _confirm(client: AsyncWebClient, body: dict, reply: Message) -> None:
