@@ -392,9 +392,10 @@ def test_forgotten_person_stays_forgotten_after_the_next_sync(engine):
     assert totals() == before
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).where(Person.email == PEOPLE[0].email)).scalar() == 0
-        assert conn.execute(
-            select(func.count()).where(UsageDaily.actor == f"email:{PEOPLE[0].email}")
-        ).scalar() == 0
+        assert (
+            conn.execute(select(func.count()).where(UsageDaily.actor == f"email:{PEOPLE[0].email}")).scalar()
+            == 0
+        )
         forgotten = conn.execute(
             select(func.count()).where(UsageDaily.actor.like("forgotten:%"), UsageDaily.person_id.is_(None))
         ).scalar()
