@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -159,7 +159,7 @@ async def handle_status(ctx: CommandContext, command: ParsedCommand) -> Message:
         status_report, workspace_id=ctx.caller.workspace_id, enabled=ctx.runtime.source_lags
     )
     if not ctx.caller.is_admin:
-        report = type(report)(report.sources, [])  # unlinked actors carry spend: admins only
+        report = replace(report, unlinked=[])  # unlinked actors carry spend: admins only
     return build_status(report, tz=ctx.runtime.settings.tz)
 
 
