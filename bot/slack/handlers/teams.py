@@ -194,13 +194,25 @@ async def refresh_managed_teams(ctx: CommandContext) -> list[TeamRef]:
 
 
 def team_refresh_job(runtime: Runtime) -> int:
-    """Scheduler entry point (a sync thread): re-read every stale team from Slack."""
-    from bot.slack.app import make_web_client
+    """Scheduler entry point (a sync thread): re-read every stale team from Slack, in every active
+    workspace with that workspace's own bot token."""
+    from bot.services.workspaces import active_workspace_ids
+    from bot.slack.clients import WorkspaceNotInstalled, bot_client_for
+
+    with runtime.engine.connect() as conn:
+        workspace_ids = active_workspace_ids(conn, runtime.settings)
 
     async def run() -> int:
-        return await refresh_stale_teams(
-            runtime, make_web_client(runtime), SlackDirectory(), workspace_id=runtime.settings.workspace_id
-        )
+        refreshed = 0
+        for workspace_id in workspace_ids:
+            try:
+                client = await bot_client_for(runtime, workspace_id)
+            except WorkspaceNotInstalled:
+                continue  # uninstalled since: nothing to read, nobody to tell
+            refreshed += await refresh_stale_teams(
+                runtime, client, SlackDirectory(), workspace_id=workspace_id
+            )
+        return refreshed
 
     return asyncio.run(run())
 
