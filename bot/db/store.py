@@ -7,8 +7,9 @@ ORM adds. Works the same on SQLite and PostgreSQL (both dialects implement ``on_
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from itertools import islice
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -63,6 +64,113 @@ def upsert(conn: Connection, table, rows: Sequence[dict], key: Sequence[str], va
         index_elements=list(key), set_={name: stmt.excluded[name] for name in values}
     )
     conn.execute(stmt, list(rows))
+
+
+USAGE_COLUMNS = (*USAGE_KEY, *USAGE_VALUES)
+ACTIVITY_COLUMNS = (*ACTIVITY_KEY, *ACTIVITY_VALUES)
+#: Rows per executemany in bulk_upsert: large enough to amortise the call, small enough that a
+#: year's backfill never holds more than this many converted rows at once.
+BULK_CHUNK = 5000
+
+
+def bulk_upsert(
+    conn: Connection,
+    table_name: str,
+    rows: Iterable[tuple],
+    columns: Sequence[str],
+    key: Sequence[str],
+    values: Sequence[str],
+    *,
+    chunk: int = BULK_CHUNK,
+) -> int:
+    """The ingest hot path: driver-level executemany of plain tuples, ``chunk`` rows at a time.
+
+    Same statement as :func:`upsert` (one ``INSERT ... ON CONFLICT DO UPDATE``, identical on
+    SQLite and PostgreSQL), but without SQLAlchemy's per-row parameter processing (a sixth of
+    the engine's time in the B1 profile) and without materialising every row of a batch as a
+    dict (~1 KB each). Tuples must follow ``columns`` and hold driver-ready values (see
+    :func:`usage_tuples`). Returns the number of rows written.
+    """
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{name} = excluded.{name}" for name in values)
+    )
+    written = 0
+    iterator = iter(rows)
+    while part := list(islice(iterator, chunk)):
+        conn.exec_driver_sql(sql, part)
+        written += len(part)
+    return written
+
+
+def _day_param(conn: Connection):
+    # SQLAlchemy stores Date on SQLite as ISO text; psycopg adapts date objects itself.
+    return date.isoformat if conn.dialect.name == "sqlite" else (lambda day: day)
+
+
+def usage_tuples(
+    conn: Connection,
+    records: Iterable[UsageRecord],
+    *,
+    workspace_id: str,
+    source: str,
+    vendor: str,
+    run_id: int,
+    people: dict[str, int],
+) -> Iterator[tuple]:
+    """:func:`usage_rows` as lazily built tuples in ``USAGE_COLUMNS`` order, for bulk_upsert."""
+    day = _day_param(conn)
+    for r in records:
+        cost = r.cost
+        yield (
+            workspace_id,
+            source,
+            day(r.day),
+            r.actor,
+            r.model,
+            r.cost_basis,
+            r.kind,
+            vendor,
+            people.get(r.actor),
+            r.input_tokens,
+            r.output_tokens,
+            r.cache_read_tokens,
+            r.cache_write_tokens,
+            r.requests,
+            cost.micros,
+            cost.raw_amount,
+            cost.raw_unit,
+            r.in_org_total,
+            run_id,
+        )
+
+
+def activity_tuples(
+    conn: Connection,
+    records: Iterable[ActivityRecord],
+    *,
+    workspace_id: str,
+    source: str,
+    vendor: str,
+    run_id: int,
+    people: dict[str, int],
+) -> Iterator[tuple]:
+    """:func:`activity_rows` as lazily built tuples in ``ACTIVITY_COLUMNS`` order."""
+    day = _day_param(conn)
+    for r in records:
+        yield (
+            workspace_id,
+            source,
+            day(r.day),
+            r.actor,
+            vendor,
+            people.get(r.actor),
+            *(getattr(r, name) for name in ACTIVITY_FIELDS),
+            r.merge_minutes_median,
+            run_id,
+        )
 
 
 def insert_ignore(conn: Connection, table, rows: Sequence[dict], key: Sequence[str]) -> None:

@@ -122,17 +122,20 @@ def _store_batch(
             "vendor": connector.vendor,
             "run_id": run_id,
         }
-        store.upsert(
+        # Tuples built lazily and written in chunks: the ingest hot path (docs/benchmarks.md, B1/B6).
+        store.bulk_upsert(
             conn,
-            store.UsageDaily.__table__,
-            store.usage_rows(usage, people=people, **common),
+            store.UsageDaily.__tablename__,
+            store.usage_tuples(conn, usage, people=people, **common),
+            store.USAGE_COLUMNS,
             store.USAGE_KEY,
             store.USAGE_VALUES,
         )
-        store.upsert(
+        store.bulk_upsert(
             conn,
-            store.ActivityDaily.__table__,
-            store.activity_rows(activity, people=people, **common),
+            store.ActivityDaily.__tablename__,
+            store.activity_tuples(conn, activity, people=people, **common),
+            store.ACTIVITY_COLUMNS,
             store.ACTIVITY_KEY,
             store.ACTIVITY_VALUES,
         )

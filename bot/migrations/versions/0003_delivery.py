@@ -1,7 +1,7 @@
 """pull_request: merged pull requests from the code host, with their AI-assisted mark
 
 Revision ID: 0003_delivery
-Revises: 0001
+Revises: 0002_teams
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0003_delivery"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_teams"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """multi-workspace install: workspace, source_secret, and slack_sdk's installation tables
 
 Revision ID: 0004_oauth
-Revises: 0001
+Revises: 0003_delivery
 
 ``slack_bots``, ``slack_installations`` and ``slack_oauth_states`` have exactly the columns and
 indexes slack_sdk's SQLAlchemy stores define (``SQLAlchemyInstallationStore.build_*_table``,
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0004_oauth"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003_delivery"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """budget requests and per-period budget overrides (budget and alert_sent exist since 0001)
 
 Revision ID: 0005_budgets
-Revises: 0001
+Revises: 0004_oauth
 Create Date: 2026-11-28 12:00:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0005_budgets"
-down_revision: str | None = "0001"
+down_revision: str | None = "0004_oauth"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """recap_vote: one vote per person per posted weekly recap
 
 Revision ID: 0006_recap
-Revises: 0001
+Revises: 0005_budgets
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0006_recap"
-down_revision: str | None = "0001"
+down_revision: str | None = "0005_budgets"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

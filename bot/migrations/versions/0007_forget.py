@@ -1,7 +1,7 @@
 """tombstones for forgotten actors
 
 Revision ID: 0007_forget
-Revises: 0001
+Revises: 0006_recap
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_forget"
-down_revision: str | None = "0001"
+down_revision: str | None = "0006_recap"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
