@@ -40,7 +40,7 @@ from bot.money import MICROS_PER_USD, format_usd, usd_to_micros
 from bot.services import access, privacy, teams
 from bot.services.commands import mentioned_channel, mentioned_group, mentioned_user
 from bot.services.periods import Period, calendar_period
-from bot.services.reports import _on_team  # the one definition of "counts for the team that day"
+from bot.services.reports import on_team  # the one definition of "counts for the team that day"
 from bot.services.teams import TeamRef
 from bot.settings import Settings
 from bot.sources.base import SEAT
@@ -773,7 +773,7 @@ def _spend_scope(workspace_id: str, budget: BudgetRow, team: TeamRef | None):
     elif budget.target_kind in TEAM_KINDS:
         if team is None:
             return None  # the team was never read from Slack: nobody's spend counts for it
-        clauses.append(_on_team(UsageDaily, team.id))
+        clauses.append(on_team(UsageDaily, team.id))
     else:
         # The org counts each dollar once (estimates billed by another source are left out).
         clauses.append(UsageDaily.in_org_total.is_(True))
@@ -1203,7 +1203,7 @@ def peer_pace(
     team, others = best
     clauses = [
         UsageDaily.workspace_id == workspace_id,
-        _on_team(UsageDaily, team.id),
+        on_team(UsageDaily, team.id),
         UsageDaily.day >= period.start,
         UsageDaily.day < period.end,
     ]

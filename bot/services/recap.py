@@ -110,7 +110,7 @@ class Scope:
 
     def clause(self, table):
         if self.team_id is not None:
-            return reports._on_team(table, self.team_id)
+            return reports.on_team(table, self.team_id)
         return table.person_id.in_(list(self.person_ids or ()))
 
 

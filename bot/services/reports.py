@@ -247,7 +247,8 @@ def today_in(tz) -> date:
 # test is an EXISTS, so overlapping stretches could never count a row twice.
 
 
-def _on_team(table, team_id: int):
+def on_team(table, team_id: int):
+    """The one definition of "this row counts for the team": the person was a member that day."""
     from sqlalchemy import and_, or_
 
     from bot.db.models import TeamMembership as M
@@ -273,7 +274,7 @@ def _on_team(table, team_id: int):
 
 def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Period) -> SpendReport:
     """Spend per vendor, value signals, active people and the previous period of one team."""
-    scope = (UsageDaily.workspace_id == workspace_id, _on_team(UsageDaily, team_id))
+    scope = (UsageDaily.workspace_id == workspace_id, on_team(UsageDaily, team_id))
     rows = conn.execute(
         select(*_usage_columns(org=False))
         .where(*scope, *_in_period(UsageDaily, period))
@@ -288,7 +289,7 @@ def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Pe
         select(*_value_columns())
         .where(
             ActivityDaily.workspace_id == workspace_id,
-            _on_team(ActivityDaily, team_id),
+            on_team(ActivityDaily, team_id),
             *_in_period(ActivityDaily, period),
         )
         .group_by(ActivityDaily.vendor)
@@ -306,7 +307,7 @@ def team_models(
         select(UsageDaily.vendor, UsageDaily.model, func.sum(UsageDaily.cost_micros))
         .where(
             UsageDaily.workspace_id == workspace_id,
-            _on_team(UsageDaily, team_id),
+            on_team(UsageDaily, team_id),
             *_in_period(UsageDaily, period),
             UsageDaily.model != "",
         )
@@ -326,7 +327,7 @@ def team_member_spend(
         select(UsageDaily.person_id, func.sum(UsageDaily.cost_micros))
         .where(
             UsageDaily.workspace_id == workspace_id,
-            _on_team(UsageDaily, team_id),
+            on_team(UsageDaily, team_id),
             *_in_period(UsageDaily, period),
         )
         .group_by(UsageDaily.person_id)

@@ -21,6 +21,15 @@ ACTION_WORDS = {
     "role.remove": "removed a role:",
     "link.admin": "linked",
     "link.self": "linked",
+    "view.budget": "viewed the budget of",
+    "view.recap_detail": "was sent, as a manager, the recap detail about",
+    "budget.set": "set a budget for",
+    "budget.clear": "cleared a budget of",
+    "budget.request": "asked for a larger budget:",
+    "budget.request.approve": "decided a budget request:",
+    "budget.request.refused": "was refused deciding a budget request:",
+    "recap.subscribe": "subscribed a channel to the weekly recap:",
+    "recap.unsubscribe": "unsubscribed a channel from the weekly recap:",
 }
 
 
