@@ -64,6 +64,8 @@ def machine(kind: str, pg_url: str | None) -> dict:
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "sqlite": sqlite3.sqlite_version,
+        # Other work on the machine skews every figure: the 1-minute load average, before and after.
+        "loadavg_start": os.getloadavg()[0],
     }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -190,6 +192,7 @@ def run(args: argparse.Namespace, console: Console) -> dict:
         problems.extend(b1.pop("problems"))
         result["b1"] = b1
     result["seconds"] = time.perf_counter() - started
+    result["machine"]["loadavg_end"] = os.getloadavg()[0]
     return result
 
 

@@ -52,6 +52,9 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
+        # Late answers (the ack said "working on it") arrive on the response_url: token -> (when, body).
+        self.late: dict[str, tuple[float, dict]] = {}
+        self.late_arrived = threading.Condition(self.lock)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -72,7 +75,17 @@ class FakeSlack:
                 else:
                     params = {k: v[0] for k, v in urllib.parse.parse_qs(raw).items()}
                 params.update({k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).items()})
-                method = urllib.parse.urlparse(self.path).path.removeprefix("/api/")
+                path = urllib.parse.urlparse(self.path).path
+                if path.startswith("/response_url/"):
+                    with fake.lock:
+                        fake.late[path.removeprefix("/response_url/")] = (time.perf_counter(), json.loads(raw or "{}"))
+                        fake.late_arrived.notify_all()
+                    self.send_response(200)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                    return
+                method = path.removeprefix("/api/")
                 with fake.lock:
                     fake.calls[method] = fake.calls.get(method, 0) + 1
                 body = json.dumps(fake.answer(method, params, self.headers.get("Authorization"))).encode()
@@ -103,12 +116,21 @@ class FakeSlack:
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}
         return {"ok": True}
 
+    def response_url(self, token: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/response_url/{token}"
+
+    def wait_late(self, token: str, timeout: float = 120.0) -> tuple[float, dict]:
+        with self.lock:
+            if not self.late_arrived.wait_for(lambda: token in self.late, timeout):
+                raise TimeoutError(f"no late answer on response_url {token} within {timeout:.0f} s")
+            return self.late.pop(token)
+
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
 
 
-def command_body(text: str, user_id: str) -> str:
+def command_body(text: str, user_id: str, response_url: str = "http://127.0.0.1:9/response_url/none") -> str:
     return urllib.parse.urlencode(
         {
             "token": "legacy",
@@ -120,7 +142,7 @@ def command_body(text: str, user_id: str) -> str:
             "user_name": user_id.lower(),
             "command": "/tokens",
             "text": text,
-            "response_url": "http://127.0.0.1:9/response_url/none",
+            "response_url": response_url,
             "trigger_id": "123.456.abc",
             "api_app_id": "A1",
         }
