@@ -91,3 +91,51 @@ def test_org_counts_billed_once_and_person_sees_estimates(engine):
     assert org.previous_total_micros == 1_000_000  # the 31 days before March hold Feb 10
     assert me.total_micros == 6_500_000 and me.estimated_micros == 4_000_000
     assert top == [("claude_code", "claude-sonnet-4", 4_000_000), ("cursor", "gpt-5", 2_500_000)]
+
+
+def test_tokens_two_sources_report_count_once_in_the_total(engine):
+    with engine.begin() as conn:
+        person = store.ensure_people(conn, "W", {"ana@example.com": "Ana"})["ana@example.com"]
+        rows = [
+            _row(
+                source="claude_code",
+                vendor="claude_code",
+                actor="email:ana@example.com",
+                person_id=person,
+                cost_basis="estimated",
+                in_org_total=False,
+                cost_micros=4_000_000,
+                input_tokens=1000,
+                output_tokens=200,
+                model="claude-sonnet-4",
+            ),
+            # Anthropic's usage report holds the same Claude Code traffic: tokens, no dollars.
+            _row(
+                source="anthropic",
+                vendor="anthropic",
+                actor="anthropic_user:u1",
+                person_id=person,
+                cost_basis="estimated",
+                in_org_total=False,
+                input_tokens=1000,
+                output_tokens=200,
+                raw_unit="tokens_only",
+                model="claude-sonnet-4",
+            ),
+            _row(
+                source="anthropic",
+                vendor="anthropic",
+                actor="anthropic_user:u1",
+                person_id=person,
+                cost_basis="estimated",
+                in_org_total=False,
+                input_tokens=50,
+                model="claude-haiku",
+            ),
+        ]
+        store.upsert(conn, UsageDaily.__table__, rows, store.USAGE_KEY, store.USAGE_VALUES)
+    with engine.connect() as conn:
+        me = person_report(conn, workspace_id="W", person_ids=[person], period=parse_period("2026-03", DAY))
+    by_vendor = {v.vendor: v for v in me.vendors}
+    assert by_vendor["anthropic"].tokens == 1250 and by_vendor["anthropic"].overlap_tokens == 1200
+    assert me.tokens == 1200 + 50

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, case, func, select
 
 from bot.db.models import ActivityDaily, UsageDaily
 from bot.services.periods import Period
-from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT
+from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT, TOKENS_ONLY
 
 VALUE_FIELDS = ACTIVITY_FIELDS
 
@@ -33,6 +33,9 @@ class VendorSpend:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     requests: int = 0
+    #: Tokens another source also reports (rows with the ``tokens_only`` unit, e.g. Anthropic usage
+    #: that Claude Code covers): shown under this vendor, counted once in the total.
+    overlap_tokens: int = 0
 
     @property
     def tokens(self) -> int:
@@ -95,7 +98,8 @@ class SpendReport:
 
     @property
     def tokens(self) -> int:
-        return sum(v.tokens for v in self.vendors)
+        """Distinct tokens: a token two sources report (see ``overlap_tokens``) counts once."""
+        return sum(v.tokens - v.overlap_tokens for v in self.vendors)
 
     @property
     def requests(self) -> int:
@@ -130,6 +134,18 @@ def _usage_columns(*, org: bool):
         func.sum(UsageDaily.cache_read_tokens),
         func.sum(UsageDaily.cache_write_tokens),
         func.sum(UsageDaily.requests),
+        func.sum(
+            case(
+                (
+                    UsageDaily.raw_unit == TOKENS_ONLY,
+                    UsageDaily.input_tokens
+                    + UsageDaily.output_tokens
+                    + UsageDaily.cache_read_tokens
+                    + UsageDaily.cache_write_tokens,
+                ),
+                else_=0,
+            )
+        ),
     ]
     return cols
 

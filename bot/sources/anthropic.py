@@ -31,6 +31,7 @@ from bot.settings import Settings
 from bot.sources.base import (
     BILLED,
     ESTIMATED,
+    TOKENS_ONLY,
     Batch,
     IdentityHint,
     SourceError,
@@ -49,8 +50,6 @@ USERS_ENDPOINT = "v1/organizations/users"
 KEYS_ENDPOINT = "v1/organizations/api_keys"
 CLAUDE_CODE_ENDPOINT = "v1/organizations/usage_report/claude_code"
 
-#: Raw unit of a usage row whose dollars are carried by Claude Code's estimate instead.
-TOKENS_ONLY = "tokens_only"
 #: Raw unit of a usage row for a model missing from the price table.
 UNPRICED = "unpriced"
 

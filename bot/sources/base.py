@@ -19,6 +19,9 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from bot.money import Money
 
+#: Raw unit of a usage row whose dollars and tokens another source reports too (Anthropic usage
+#: that Claude Code covers): it carries no dollars, and reports count its tokens once.
+TOKENS_ONLY = "tokens_only"
 BILLED = "billed"
 ESTIMATED = "estimated"
 USAGE = "usage"
