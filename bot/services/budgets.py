@@ -967,21 +967,6 @@ def admin_user_ids(conn: Connection, *, workspace_id: str, settings: Settings) -
     return list(dict.fromkeys(ids))
 
 
-def team_managers(conn: Connection, *, workspace_id: str, team_id: int) -> list[str]:
-    return list(
-        conn.execute(
-            select(RoleGrant.slack_user_id)
-            .where(
-                RoleGrant.workspace_id == workspace_id,
-                RoleGrant.team_id == team_id,
-                RoleGrant.role == teams.MANAGER,
-            )
-            .distinct()
-            .order_by(RoleGrant.slack_user_id)
-        ).scalars()
-    )
-
-
 def managers_of_person(conn: Connection, *, workspace_id: str, person_id: int) -> list[str]:
     """Managers of every team the person currently belongs to."""
     return list(
@@ -1017,7 +1002,7 @@ def alert_recipients(
         slack_id = slack_id_of(conn, person_id=budget.person_id)
         return [slack_id] if slack_id else []
     if team is not None:
-        managers = team_managers(conn, workspace_id=workspace_id, team_id=team.id)
+        managers = teams.team_managers(conn, workspace_id=workspace_id, team_id=team.id)
         if managers:
             return managers
     return admin_user_ids(conn, workspace_id=workspace_id, settings=settings)
@@ -1038,7 +1023,7 @@ def deciders(
     if budget.target_kind == ORG:
         found = []
     elif team is not None:
-        found = team_managers(conn, workspace_id=workspace_id, team_id=team.id)
+        found = teams.team_managers(conn, workspace_id=workspace_id, team_id=team.id)
     else:
         found = managers_of_person(conn, workspace_id=workspace_id, person_id=person_id)
     found = [u for u in found if u != own]

@@ -36,7 +36,6 @@ from bot.db.models import (
     RecapDelivery,
     RecapSubscription,
     RecapVote,
-    RoleGrant,
     TeamMembership,
     UsageDaily,
     as_utc,
@@ -403,7 +402,7 @@ def load_recap(
         people=people,
         people_with_data=len(shown),
         min_group_size=min_group_size,
-        managers=team_managers(conn, workspace_id=workspace_id, team_id=scope.team_id)
+        managers=teams.team_managers(conn, workspace_id=workspace_id, team_id=scope.team_id)
         if scope.team_id is not None
         else [],
     )
@@ -984,20 +983,6 @@ def unsubscribe(
         detail=f"group={group_id or '-'}",
     )
     return True
-
-
-def team_managers(conn: Connection, *, workspace_id: str, team_id: int) -> list[str]:
-    return sorted(
-        conn.execute(
-            select(RoleGrant.slack_user_id)
-            .where(
-                RoleGrant.workspace_id == workspace_id,
-                RoleGrant.team_id == team_id,
-                RoleGrant.role == teams.MANAGER,
-            )
-            .distinct()
-        ).scalars()
-    )
 
 
 def can_manage(

@@ -331,3 +331,19 @@ def all_teams(conn: Connection, *, workspace_id: str) -> list[TeamRef]:
         select(Team.__table__).where(Team.workspace_id == workspace_id).order_by(Team.id)
     ).all()
     return [_team(r) for r in rows]
+
+
+def team_managers(conn: Connection, *, workspace_id: str, team_id: int) -> list[str]:
+    """Slack ids of the team's managers, sorted (who gets a team's alerts and recap details)."""
+    return list(
+        conn.execute(
+            select(RoleGrant.slack_user_id)
+            .where(
+                RoleGrant.workspace_id == workspace_id,
+                RoleGrant.team_id == team_id,
+                RoleGrant.role == MANAGER,
+            )
+            .distinct()
+            .order_by(RoleGrant.slack_user_id)
+        ).scalars()
+    )
