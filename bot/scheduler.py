@@ -6,6 +6,7 @@ unique key, so any number of replicas running this scheduler produce one run per
 
 from __future__ import annotations
 
+import importlib
 import logging
 from datetime import UTC, datetime
 
@@ -50,37 +51,31 @@ def sync_job(runtime: Runtime, *, now: datetime | None = None) -> list[SyncOutco
     return outcomes
 
 
-def budget_job(runtime: Runtime) -> None:
-    """Budget alerts, early warnings and floor nudges; never fails the caller (a sync)."""
-    try:
-        from bot.slack.handlers.budgets import budget_check_job  # late: Slack is needed only to send
-
-        budget_check_job(runtime)
-    except Exception:
-        log.exception("budget check failed")
-
-
 RECAP_CHECK_MINUTES = 5
+
+
+def _slack_job(module: str, function: str, runtime: Runtime, what: str) -> None:
+    """Jobs that talk to Slack are imported late (a sync-only process never loads Bolt) and never
+    raise into the scheduler or into the sync that called them."""
+    try:
+        getattr(importlib.import_module(module), function)(runtime)
+    except Exception:
+        log.exception("%s failed", what)
+
+
+def budget_job(runtime: Runtime) -> None:
+    """Budget alerts, early warnings and floor nudges."""
+    _slack_job("bot.slack.handlers.budgets", "budget_check_job", runtime, "budget check")
 
 
 def team_refresh_job(runtime: Runtime) -> None:
     """Re-read team memberships from Slack so leavers stop counting from the day they left."""
-    try:
-        from bot.slack.handlers.teams import team_refresh_job as refresh  # late: needs Slack
-
-        refresh(runtime)
-    except Exception:
-        log.exception("team refresh failed")
+    _slack_job("bot.slack.handlers.teams", "team_refresh_job", runtime, "team refresh")
 
 
 def recap_job(runtime: Runtime) -> None:
     """Post the weekly recaps that are due; the ledger makes a catch-up after downtime safe."""
-    try:
-        from bot.slack.handlers.recap import recap_job as deliver  # late: Slack is needed only to post
-
-        deliver(runtime)
-    except Exception:
-        log.exception("recap delivery failed")
+    _slack_job("bot.slack.handlers.recap", "recap_job", runtime, "recap delivery")
 
 
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
