@@ -90,3 +90,15 @@ def test_message_caps_blocks_and_validate_catches_overflows():
     assert len(msg.blocks) == MAX_MESSAGE_BLOCKS and "left out" in str(msg.blocks[-1])
     assert validate([{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}])
     assert section("y" * 5000)["text"]["text"].endswith("…")
+
+
+def test_spend_per_merged_and_ai_assisted_pr():
+    from bot.slack.blocks.reports import delivery_lines
+
+    report = _report()
+    report.value.append(Value("github_delivery", prs_merged=4, ai_prs_merged=2))
+    assert delivery_lines(report) == [
+        "Spend per merged PR: *$4.34*",  # $17.34 / 4 = $4.335, half-even to the cent
+        "Spend per AI-assisted merged PR: *$8.67*",
+    ]
+    assert delivery_lines(SpendReport(PERIOD)) == []

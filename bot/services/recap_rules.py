@@ -72,6 +72,7 @@ MEASURES: tuple[tuple[str, str, str], ...] = (
     ("commits", "AI commit", "AI commits"),
     ("pull_requests", "AI pull request", "AI pull requests"),
     ("prs_merged", "merged PR", "merged PRs"),
+    ("ai_prs_merged", "AI-assisted merged PR", "AI-assisted merged PRs"),
 )
 
 #: Activity fields that are value (work produced or kept), as opposed to use (sessions, requests).
@@ -97,8 +98,8 @@ class WeekTotal:
         return self.spend_micros - self.seat_micros
 
     def measure(self, key: str) -> int:
-        if key == "prs_merged":
-            return self.ai.prs_merged + self.delivery.prs_merged
+        if key in ("prs_merged", "ai_prs_merged"):
+            return getattr(self.ai, key) + getattr(self.delivery, key)
         return getattr(self.ai, key)
 
 

@@ -108,6 +108,20 @@ def _value_lines(values: list[Value]) -> list[str]:
     return lines
 
 
+def delivery_lines(report: SpendReport) -> list[str]:
+    """Spend per merged PR and per AI-assisted merged PR (from the code host), when there are any."""
+    total = report.value_total()
+    lines = []
+    if report.total_micros > 0:
+        for label, merged in (
+            ("merged PR", total.prs_merged),
+            ("AI-assisted merged PR", total.ai_prs_merged),
+        ):
+            if merged:
+                lines.append(f"Spend per {label}: *{usd(per_item_micros(report.total_micros, merged) or 0)}*")
+    return lines
+
+
 def build_me(
     report: SpendReport, *, who: str, models: list[tuple[str, str, int]], tz: ZoneInfo, self_view: bool = True
 ) -> Message:
@@ -135,10 +149,7 @@ def build_me(
         )
     else:
         blocks.append(section("No AI spend recorded for this period."))
-    value_lines = _value_lines(report.value)
-    merged = report.value_total().prs_merged
-    if merged and report.total_micros > 0:
-        value_lines.append(f"Spend per merged PR: *{usd(per_item_micros(report.total_micros, merged) or 0)}*")
+    value_lines = _value_lines(report.value) + delivery_lines(report)
     blocks.append(divider())
     blocks.append(
         section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
