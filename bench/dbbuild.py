@@ -21,9 +21,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel
 
 import bot.db.models as models
+from bench import synth
 from bot.db.engine import make_engine
 from bot.db.migrate import upgrade
-from bench import synth
 
 #: Bump when the generator or the load changes, so cached databases are rebuilt.
 GEN_VERSION = 1
@@ -103,7 +103,8 @@ def _secondary_indexes(conn, kind: str) -> list[tuple[str, str]]:
 
 def _insert_people(engine: Engine, people: int, seed: int) -> None:
     person_rows = [
-        {**row, "show_name_in_channels": False, "created_at": models.utcnow()} for row in synth.people_rows(people)
+        {**row, "show_name_in_channels": False, "created_at": models.utcnow()}
+        for row in synth.people_rows(people)
     ]
     identities = [
         {**row, "label": "", "created_at": models.utcnow()} for row in synth.identity_rows(seed, people)
@@ -200,7 +201,8 @@ def _load_rows(engine: Engine, kind: str, seed: int, people: int, facts: Facts, 
             if number % 30 == 0:
                 raw.commit()
                 rate = facts.usage_rows / (time.perf_counter() - started)
-                log(f"  {people} people: day {number}/{synth.DAYS}, {facts.usage_rows:,} usage rows ({rate:,.0f}/s)")
+                done = f"day {number}/{synth.DAYS}, {facts.usage_rows:,} usage rows ({rate:,.0f}/s)"
+                log(f"  {people} people: {done}")
         raw.commit()
         if kind == "sqlite":
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -350,8 +352,9 @@ def get_db(
     return BenchDb(kind, url, people, seed, data, time.perf_counter() - started, drift)
 
 
-def check_db(db: BenchDb) -> list[str]:
-    """Compare the stored rows with what the generator produced; return the differences."""
+def check_db(db: BenchDb) -> dict:
+    """Compare the stored rows with what the generator produced: the stored figures and a
+    ``problems`` list of differences."""
     engine = make_engine(db.url)
     problems = []
     with engine.connect() as conn:
@@ -366,4 +369,4 @@ def check_db(db: BenchDb) -> list[str]:
         problems.append(f"cost: stored {cost}, generated {db.facts['cost_micros']}")
     if activity != db.facts["activity_rows"]:
         problems.append(f"activity rows: stored {activity}, generated {db.facts['activity_rows']}")
-    return problems
+    return {"usage_rows": count, "cost_micros": int(cost), "activity_rows": activity, "problems": problems}

@@ -90,7 +90,9 @@ def child(argv: list[str]) -> None:
     rss_before = peak_rss_bytes()
     end = args.start + timedelta(days=args.days)
     started = time.perf_counter()
-    outcome = run_source(engine, connector, workspace_id=synth.WORKSPACE, since=args.start, until=end, today=end)
+    outcome = run_source(
+        engine, connector, workspace_id=synth.WORKSPACE, since=args.start, until=end, today=end
+    )
     seconds = time.perf_counter() - started
     connector.close()
     engine.dispose()
@@ -189,7 +191,7 @@ def baseline(kind: str, url: str, expected: Expected, start: date, days: int, so
                     position += 1
                 batch = rows[first:position]
                 if kind == "postgres":
-                    batch = [r[:3] + (date.fromisoformat(r[3]),) + r[4:] for r in batch]
+                    batch = [(*r[:3], date.fromisoformat(r[3]), *r[4:]) for r in batch]
                 cursor.executemany(sql, batch)
                 raw.commit()
         seconds = time.perf_counter() - started
@@ -314,6 +316,10 @@ def run(
             "rows_per_s": want[0] / result["seconds"],
             "peak_rss_mb": result["peak_rss_bytes"] / 2**20,
             "start_rss_mb": result["rss_start_bytes"] / 2**20,
+            # (rows, cost micros, input, output, cache read, cache write tokens, requests, actors)
+            "generated": list(want),
+            "stored_by_engine": list(got),
+            "stored_by_plain_upsert": list(plain),
         }
     unlinked, persons = attribution(engine_url)
     if unlinked:
@@ -340,6 +346,8 @@ def run(
         "per_source": per_source,
         "peak_rss_mb": max(r["peak_rss_bytes"] for r in children) / 2**20,
         "people_created": persons,
+        "people_expected": len(expected.people),
+        "unattributed_rows": unlinked,
         "problems": problems,
     }
 

@@ -32,8 +32,21 @@ def free_port() -> int:
 
 def _clean_env() -> dict[str, str]:
     """The parent's environment without any real Slack or vendor credentials."""
-    prefixes = ("SLACK_", "OPENAI_", "ANTHROPIC_", "CURSOR_", "GITHUB_", "OPENROUTER_", "WINDSURF_", "TOKENWISE_")
-    return {k: v for k, v in os.environ.items() if not k.startswith(prefixes) and k not in ("DATABASE_URL", "PORT")}
+    prefixes = (
+        "SLACK_",
+        "OPENAI_",
+        "ANTHROPIC_",
+        "CURSOR_",
+        "GITHUB_",
+        "OPENROUTER_",
+        "WINDSURF_",
+        "TOKENWISE_",
+    )
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(prefixes) and k not in ("DATABASE_URL", "PORT")
+    }
 
 
 class Server:

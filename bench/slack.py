@@ -74,11 +74,19 @@ class FakeSlack:
                     params = json.loads(raw or "{}")
                 else:
                     params = {k: v[0] for k, v in urllib.parse.parse_qs(raw).items()}
-                params.update({k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).items()})
+                params.update(
+                    {
+                        k: v[0]
+                        for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query).items()
+                    }
+                )
                 path = urllib.parse.urlparse(self.path).path
                 if path.startswith("/response_url/"):
                     with fake.lock:
-                        fake.late[path.removeprefix("/response_url/")] = (time.perf_counter(), json.loads(raw or "{}"))
+                        fake.late[path.removeprefix("/response_url/")] = (
+                            time.perf_counter(),
+                            json.loads(raw or "{}"),
+                        )
                         fake.late_arrived.notify_all()
                     self.send_response(200)
                     self.send_header("Content-Length", "2")
@@ -110,7 +118,14 @@ class FakeSlack:
         if authorization != f"Bearer {BOT_TOKEN}":
             return {"ok": False, "error": "invalid_auth"}
         if method == "auth.test":
-            return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "team": "Bench", "url": "x"}
+            return {
+                "ok": True,
+                "user_id": "UBOT",
+                "bot_id": "BBOT",
+                "team_id": "T1",
+                "team": "Bench",
+                "url": "x",
+            }
         if method == "users.info":
             user = user_record(params.get("user", ""))
             return {"ok": True, "user": user} if user else {"ok": False, "error": "user_not_found"}

@@ -246,7 +246,9 @@ def make_person(seed: int, index: int) -> SynthPerson:
                 chosen.append(model)
         for rank, model in enumerate(chosen):
             # The main model is used most days; the others now and then.
-            chance = shape.daily * (1.0 if rank == 0 else 0.7 / rank**0.5) * min(1.6, 0.7 + person.intensity / 2)
+            chance = (
+                shape.daily * (1.0 if rank == 0 else 0.7 / rank**0.5) * min(1.6, 0.7 + person.intensity / 2)
+            )
             person.habits.append(Habit(shape, model, min(chance, 0.98)))
     return person
 
@@ -380,12 +382,18 @@ def generate(seed: int, people: int, days: int = DAYS, start: date = START) -> I
                     shape = habit.shape
                     used_sources.add(shape.source)
                     row = _usage_row(
-                        shape, text, actor_of(shape, person.index), person.index, habit.model, rng, person.intensity
+                        shape,
+                        text,
+                        actor_of(shape, person.index),
+                        person.index,
+                        habit.model,
+                        rng,
+                        person.intensity,
                     )
                     if shape.cost_actor:
-                        usage.append(row[:14] + (0, "0.000000") + row[16:])
+                        usage.append((*row[:14], 0, "0.000000", *row[16:]))
                         cost_actor = shape.cost_actor.format(n=person.index)
-                        usage.append(row[:4] + (cost_actor,) + row[5:9] + (0, 0, 0, 0, 0) + row[14:])
+                        usage.append((*row[:4], cost_actor, *row[5:9], 0, 0, 0, 0, 0, *row[14:]))
                     else:
                         usage.append(row)
             for shape in person.sources:

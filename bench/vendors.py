@@ -99,8 +99,26 @@ class DayData:
     rows: dict[str, list[tuple]]  # source -> expected stored rows (synth.USAGE_COLUMNS order)
 
 
-def _row(source: str, day: str, actor: str, person: int, model: str, tokens: tuple, cost: int, raw: str, unit: str):
-    return (WORKSPACE, source, source, day, actor, person, model, "billed", "usage", *tokens, cost, raw, unit, True, None)
+def _row(
+    source: str, day: str, actor: str, person: int, model: str, tokens: tuple, cost: int, raw: str, unit: str
+):
+    return (
+        WORKSPACE,
+        source,
+        source,
+        day,
+        actor,
+        person,
+        model,
+        "billed",
+        "usage",
+        *tokens,
+        cost,
+        raw,
+        unit,
+        True,
+        None,
+    )
 
 
 def generate(seed: int, people: int, start: date, days: int) -> Iterator[DayData]:
@@ -147,8 +165,17 @@ def generate(seed: int, people: int, start: date, days: int) -> Iterator[DayData
                     }
                 )
                 openai_rows.append(
-                    _row("openai", iso, f"openai_user:user-{person.index}", person.index, name,
-                         (total_in - cached, output, cached, 0, requests), 0, "0", "usd")
+                    _row(
+                        "openai",
+                        iso,
+                        f"openai_user:user-{person.index}",
+                        person.index,
+                        name,
+                        (total_in - cached, output, cached, 0, requests),
+                        0,
+                        "0",
+                        "usd",
+                    )
                 )
                 # Dollars per line item, exact to the micro-dollar (six decimals in the JSON).
                 input_micros = (total_in - cached) * price_in + cached * price_in // 2
@@ -168,8 +195,17 @@ def generate(seed: int, people: int, start: date, days: int) -> Iterator[DayData
                     )
                 total = input_micros + output_micros
                 openai_rows.append(
-                    _row("openai", iso, f"openai_key:key-{person.index}", person.index, name,
-                         (0, 0, 0, 0, 0), total, _usd_sum(input_micros, output_micros), "usd")
+                    _row(
+                        "openai",
+                        iso,
+                        f"openai_key:key-{person.index}",
+                        person.index,
+                        name,
+                        (0, 0, 0, 0, 0),
+                        total,
+                        _usd_sum(input_micros, output_micros),
+                        "usd",
+                    )
                 )
             for model, chance in person.cursor:
                 if rng.random() >= chance * factor:
@@ -209,10 +245,21 @@ def generate(seed: int, people: int, start: date, days: int) -> Iterator[DayData
                         }
                     )
                 cursor_rows.append(
-                    _row("cursor", iso, f"email:{person.email}", person.index, name,
-                         (sums[1], sums[2], sums[3], sums[4], count), sums[0], "", "usd_cents")
+                    _row(
+                        "cursor",
+                        iso,
+                        f"email:{person.email}",
+                        person.index,
+                        name,
+                        (sums[1], sums[2], sums[3], sums[4], count),
+                        sums[0],
+                        "",
+                        "usd_cents",
+                    )
                 )
-        yield DayData(day, usage_results, cost_results, events, {"openai": openai_rows, "cursor": cursor_rows})
+        yield DayData(
+            day, usage_results, cost_results, events, {"openai": openai_rows, "cursor": cursor_rows}
+        )
 
 
 def _usd_sum(*micros: int) -> str:
@@ -254,7 +301,10 @@ class VendorData:
         openai_people, cursor_people = set(), set()
         for data in generate(seed, people, start, days):
             begin, end = epoch(data.day), epoch(data.day + timedelta(days=1))
-            for store, results in ((self.usage_buckets, data.usage_results), (self.cost_buckets, data.cost_results)):
+            for store, results in (
+                (self.usage_buckets, data.usage_results),
+                (self.cost_buckets, data.cost_results),
+            ):
                 body = b",".join(_encode(r) for r in results)
                 head = f'{{"object":"bucket","start_time":{begin},"end_time":{end},"results":['.encode()
                 store[begin] = (head + body + b"]}", len(results))
@@ -284,7 +334,12 @@ class VendorData:
             ]
         elif path == "organization/projects":
             items = [
-                {"id": f"proj-{n}", "object": "organization.project", "name": f"Project {n}", "status": "active"}
+                {
+                    "id": f"proj-{n}",
+                    "object": "organization.project",
+                    "name": f"Project {n}",
+                    "status": "active",
+                }
                 for n in range(PROJECTS)
             ]
         else:
@@ -297,8 +352,13 @@ class VendorData:
                     "id": f"key-{n}",
                     "owner": {
                         "type": "user",
-                        "user": {"object": "organization.project.user", "id": f"user-{n}",
-                                 "name": f"Person {n}", "email": f"p{n}@{DOMAIN}", "role": "member"},
+                        "user": {
+                            "object": "organization.project.user",
+                            "id": f"user-{n}",
+                            "name": f"Person {n}",
+                            "email": f"p{n}@{DOMAIN}",
+                            "role": "member",
+                        },
                     },
                 }
                 for n in self.openai_people
@@ -331,7 +391,8 @@ class VendorData:
             results += count
             cursor += 86400
         more = cursor < end
-        tail = f'],"has_more":{"true" if more else "false"},"next_page":{json.dumps(f"page_{cursor}" if more else None)}}}'
+        next_page = json.dumps(f"page_{cursor}" if more else None)
+        tail = f'],"has_more":{"true" if more else "false"},"next_page":{next_page}}}'
         return b'{"object":"page","data":[' + b",".join(parts) + tail.encode()
 
     # Cursor ---------------------------------------------------------------------------
