@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     )
     # Cursor's Admin API allows 20 requests per minute per team; pace below it.
     cursor_requests_per_minute: int = Field(default=20, ge=1, validation_alias="CURSOR_REQUESTS_PER_MINUTE")
+    # One /activity call per key per day adds up: modest pacing by default.
+    openrouter_requests_per_minute: int = Field(
+        default=120, ge=1, validation_alias="OPENROUTER_REQUESTS_PER_MINUTE"
+    )
     github_copilot_token: SecretStr | None = _env("GITHUB_COPILOT_TOKEN")
     github_copilot_org: str | None = _env("GITHUB_COPILOT_ORG")
     github_api_base_url: str = Field(default="https://api.github.com", validation_alias="GITHUB_API_BASE_URL")

@@ -43,7 +43,6 @@ from bot.services.periods import Period
 from bot.services.reports import org_report, person_report
 from bot.settings import Settings
 from bot.slack.app import build_app
-from bot.sources import openrouter
 from bot.web import build_web_app
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
 from tests.sources.test_cursor import _events_handler
@@ -225,6 +224,7 @@ class FakeVendors:
             "CURSOR_ADMIN_KEY": CURSOR_KEY,
             "CURSOR_ADMIN_BASE_URL": url("/cursor"),
             "CURSOR_REQUESTS_PER_MINUTE": "60000",
+            "OPENROUTER_REQUESTS_PER_MINUTE": "60000",
             "GITHUB_COPILOT_TOKEN": GITHUB_TOKEN,
             "GITHUB_COPILOT_ORG": "acme",
             "GITHUB_API_BASE_URL": url("/github"),
@@ -389,9 +389,6 @@ def configured(db_url, vendors, monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", db_url)
     for name, value in vendors.env().items():
         monkeypatch.setenv(name, value)
-    # OpenRouter paces itself at 120 requests a minute (0.5 s apart): a 30-day backfill would
-    # spend 15 s sleeping here.
-    monkeypatch.setattr(openrouter, "PER_MINUTE", 60_000)
     people = tmp_path / "people.csv"
     people.write_text(
         f"email,name,github,openrouter_key\nmira@example.com,Mira Costa,Mira-GH,\n"

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 VENDOR = "openrouter"
 UNATTRIBUTED = "openrouter:unattributed"
 HISTORY_DAYS = 30  # /activity serves the last 30 completed UTC days
-PER_MINUTE = 120  # modest pacing: one /activity call per key per day adds up
 MAX_KEYS_PER_DAY = 300  # bound on per-key calls; the rest of the day stays in "unattributed"
 KEYS_PAGE_MAX = 10_000  # loop guard for /keys offset pagination
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
@@ -107,7 +106,7 @@ class OpenRouterConnector:
             timeout=settings.http_timeout_seconds,
             max_retries=settings.http_max_retries,
             max_backoff=settings.http_max_backoff_seconds,
-            per_minute=PER_MINUTE,
+            per_minute=settings.openrouter_requests_per_minute,
             transport=transport,
         )
 
