@@ -33,3 +33,28 @@ def test_demo_sync_is_idempotent(engine):
     assert unattributed == 0
     assert runs == 8
     assert activity > 500
+
+
+def test_sources_with_a_billed_total_are_reconciled_after_a_good_run(engine):
+    class Reconciling:
+        def __init__(self, inner, fail=False):
+            self.inner, self.fail, self.checked = inner, fail, []
+            self.vendor, self.name, self.lag = inner.vendor, inner.name, inner.lag
+            self.trailing_days, self.max_window_days = inner.trailing_days, inner.max_window_days
+
+        def fetch(self, start, end):
+            if self.fail:
+                raise RuntimeError("boom")
+            return self.inner.fetch(start, end)
+
+        def reconcile(self, engine, *, workspace_id):
+            self.checked.append(workspace_id)
+            raise ValueError("a reconciliation problem is only a warning")
+
+        def close(self):
+            pass
+
+    good, bad = Reconciling(demo_connectors(TODAY)[0]), Reconciling(demo_connectors(TODAY)[1], fail=True)
+    outcomes = run_all(engine, [good, bad], workspace_id="W", since=date(2026, 11, 10), today=TODAY)
+    assert [o.status for o in outcomes] == ["ok", "failed"]
+    assert good.checked == ["W"] and bad.checked == []

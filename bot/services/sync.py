@@ -330,7 +330,23 @@ def run_all(
     outcomes = []
     for connector in connectors:
         try:
-            outcomes.append(run_source(engine, connector, workspace_id=workspace_id, **kwargs))
+            outcome = run_source(engine, connector, workspace_id=workspace_id, **kwargs)
+            outcomes.append(outcome)
+            if outcome.status == "ok":
+                _reconcile(engine, connector, workspace_id)
         finally:
             connector.close()
     return outcomes
+
+
+def _reconcile(engine: Engine, connector: Connector, workspace_id: str) -> None:
+    """Sources that also report a billed total (Cursor's cycle-to-date spend) check the stored
+    rows against it after a good run; the connector logs each member whose figures disagree.
+    A failed check is a warning, never a failed sync."""
+    check = getattr(connector, "reconcile", None)
+    if check is None:
+        return
+    try:
+        check(engine, workspace_id=workspace_id)
+    except Exception as error:
+        log.warning("%s: reconciliation skipped: %s", connector.name, type(error).__name__)
