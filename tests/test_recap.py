@@ -609,3 +609,15 @@ def test_unsubscribe_removes_the_ledger_and_votes(engine):
             conn.execute(select(RecapDelivery.id)).all() == []
             and conn.execute(select(RecapVote.id)).all() == []
         )
+
+
+def test_tokens_another_source_also_reports_count_once(engine, known):
+    p, team = known
+    before = load(engine, team).facts.weeks[0].tokens
+    # Anthropic's usage report repeating Claude Code's tokens (no dollars): must not add tokens.
+    overlap = usage_row(
+        p[6], THIS + timedelta(days=2), 0, vendor="anthropic", model="claude-opus-4", tokens=777
+    )
+    with engine.begin() as conn:
+        conn.execute(UsageDaily.__table__.insert(), [{**overlap, "raw_unit": "tokens_only"}])
+    assert load(engine, team).facts.weeks[0].tokens == before == 6_000_000

@@ -59,7 +59,7 @@ from bot.services.recap_rules import (
     evaluate,
 )
 from bot.services.reports import Value, per_item_micros
-from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT
+from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT, TOKENS_ONLY
 
 WEEKS = 8  # the chart's span; the rules look back as far
 SHOWN_WEEKS = 5  # this week and the four the average is taken over: who counts for a line
@@ -328,11 +328,15 @@ def load_recap(
                 UsageDaily.cost_basis,
                 UsageDaily.kind,
                 func.sum(UsageDaily.cost_micros),
+                # Tokens another source also reports (TOKENS_ONLY rows) count once: theirs.
                 func.sum(
-                    UsageDaily.input_tokens
-                    + UsageDaily.output_tokens
-                    + UsageDaily.cache_read_tokens
-                    + UsageDaily.cache_write_tokens
+                    case(
+                        (UsageDaily.raw_unit == TOKENS_ONLY, 0),
+                        else_=UsageDaily.input_tokens
+                        + UsageDaily.output_tokens
+                        + UsageDaily.cache_read_tokens
+                        + UsageDaily.cache_write_tokens,
+                    )
                 ),
                 func.sum(UsageDaily.requests),
             ).where(
