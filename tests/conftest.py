@@ -7,6 +7,7 @@ template file, so every test starts from an empty, fully migrated schema.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -39,6 +40,17 @@ def _clean_env(monkeypatch):
         ) or (name.startswith("TOKENWISE_") or name in ("DATABASE_URL", "PORT")):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(Path(__file__).parent)  # no stray tokenwise.toml from the repo root
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """CLI commands configure the root logger onto the runner's stream, which closes after the
+    command: put the test's logging back so later log lines do not hit a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
