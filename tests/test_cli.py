@@ -113,3 +113,15 @@ def test_run_without_slack_credentials_refuses_before_migrating(tmp_path, monkey
 def test_blank_key_means_not_set(monkeypatch):
     monkeypatch.setenv("OPENAI_ADMIN_KEY", "   ")
     assert Settings().openai_admin_key is None
+
+
+def test_scheduler_runs_every_job():
+    from bot.scheduler import build_scheduler
+
+    runtime = Runtime(settings=Settings(), engine=make_engine("sqlite://"))
+    assert sorted(job.id for job in build_scheduler(runtime).get_jobs()) == [
+        "budgets",
+        "recaps",
+        "sync",
+        "teams",
+    ]

@@ -121,7 +121,8 @@ def settings_with(key: str | None) -> Settings:
 
 def test_admin_opens_the_modal_with_the_commands_trigger(client, fake_slack):
     response = command(client, "sources", "UADMIN")
-    assert response.text == ""  # the modal is the answer; nothing is posted in the channel
+    body = response.json()  # the modal is the answer; the channel only gets an ephemeral note
+    assert body["response_type"] == "ephemeral" and "form" in body["text"]
     (opened,) = fake_slack.calls_to("views.open")
     assert opened.params["trigger_id"] == "123.456.abc"
     view = opened.params["view"]

@@ -18,8 +18,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
-from functools import partial
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -30,32 +28,17 @@ from bot.services.sync import run_source
 from bot.settings import Settings
 from bot.sources import openai as openai_source
 from bot.sources.base import Batch, SourceError
+from tests.sources.test_openai import (
+    COSTS,
+    FIXTURES,
+    KEY,
+    USAGE,
+    USERS,
+    FakeOpenAI,
+    Fault,
+    json_response,
+)
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "openai"
-KEY = "sk-admin-FAULTKEY-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
-API = "/v1/organization"
-USAGE = f"{API}/usage/completions"
-COSTS = f"{API}/costs"
-USERS = f"{API}/users"
-PROJECTS = f"{API}/projects"
-PAGES: dict[str, tuple[str, dict[str | None, str]]] = {
-    USAGE: (
-        "page",
-        {
-            None: "usage_completions_page1.json",
-            "page_AAAA": "usage_completions_page2.json",
-            "page_BBBB": "usage_completions_page3.json",
-        },
-    ),
-    COSTS: ("page", {None: "costs_page1.json", "page_COST2": "costs_page2.json"}),
-    USERS: ("after", {None: "users_page1.json", "user-bob": "users_page2.json"}),
-    PROJECTS: ("after", {None: "projects_page1.json", "proj_a": "projects_page2.json"}),
-    f"{API}/projects/proj_a/api_keys": (
-        "after",
-        {None: "api_keys_proj_a_page1.json", "key_alice": "api_keys_proj_a_page2.json"},
-    ),
-    f"{API}/projects/proj_b/api_keys": ("after", {None: "api_keys_proj_b.json"}),
-}
 TODAY = date(2026, 3, 4)
 RUN = {"backfill_days": 3, "today": TODAY}  # window [2026-03-01, 2026-03-05), like a scheduled run
 CLEAN_TOTAL_MICROS = 3_612_455  # tests/sources/test_openai.py checks the rows one by one
@@ -68,62 +51,6 @@ def _epoch(day: date) -> int:
 
 def fixture(name: str) -> dict:
     return json.loads((FIXTURES / name).read_bytes())
-
-
-def json_response(body: object, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(json.dumps(body), status=status, headers=headers, content_type="application/json")
-
-
-class FakeOpenAI:
-    """Fixture pages behind the real paths; ``faults[(path, cursor)]`` answers first when it returns
-    a response. Buckets outside the requested [start_time, end_time) are dropped."""
-
-    def __init__(self, httpserver) -> None:
-        self.server = httpserver
-        self.faults: dict[tuple[str, str | None], Callable[[Request], Response | None]] = {}
-        for path in PAGES:
-            httpserver.expect_request(path, method="GET").respond_with_handler(partial(self._serve, path))
-
-    def base_url(self) -> str:
-        return self.server.url_for("/v1")
-
-    def _serve(self, path: str, request: Request) -> Response:
-        cursor_name, pages = PAGES[path]
-        cursor = request.args.get(cursor_name)
-        fault = self.faults.get((path, cursor))
-        if fault is not None:
-            answer = fault(request)
-            if answer is not None:
-                return answer
-        if request.headers.get("Authorization") != f"Bearer {KEY}":
-            return json_response({"error": {"message": "Incorrect API key provided"}}, 401)
-        name = pages.get(cursor)
-        if name is None:
-            return json_response({"error": {"message": f"invalid cursor {cursor}"}}, 400)
-        body = fixture(name)
-        if "start_time" in request.args:
-            start, end = int(request.args["start_time"]), int(request.args["end_time"])
-            body["data"] = [b for b in body["data"] if start <= b["start_time"] < end]
-        return json_response(body)
-
-    def hits(self, path: str, cursor: str | None) -> int:
-        name = PAGES[path][0]
-        return sum(1 for req, _ in self.server.log if req.path == path and req.args.get(name) == cursor)
-
-
-class Fault:
-    """Answer the first ``times`` requests (every one when None) with ``make(request)``."""
-
-    def __init__(self, make: Callable[[Request], Response | None], times: int | None = None) -> None:
-        self.make = make
-        self.times = times
-        self.calls = 0
-
-    def __call__(self, request: Request) -> Response | None:
-        if self.times is not None and self.calls >= self.times:
-            return None
-        self.calls += 1
-        return self.make(request)
 
 
 def make_connector(base_url: str, **overrides) -> openai_source.OpenAIConnector:

@@ -3,13 +3,10 @@ PostgreSQL gets a pre-pinged pool so a restarted server is reconnected transpare
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -43,19 +40,3 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = SQLITE_B
         max_overflow=10,
         pool_recycle=1800,
     )
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    with Session(engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise

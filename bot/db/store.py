@@ -120,7 +120,7 @@ def usage_tuples(
     run_id: int,
     people: dict[str, int],
 ) -> Iterator[tuple]:
-    """:func:`usage_rows` as lazily built tuples in ``USAGE_COLUMNS`` order, for bulk_upsert."""
+    """Usage records as lazily built tuples in ``USAGE_COLUMNS`` order, for bulk_upsert."""
     day = _day_param(conn)
     for r in records:
         cost = r.cost
@@ -157,7 +157,7 @@ def activity_tuples(
     run_id: int,
     people: dict[str, int],
 ) -> Iterator[tuple]:
-    """:func:`activity_rows` as lazily built tuples in ``ACTIVITY_COLUMNS`` order."""
+    """Activity records as lazily built tuples in ``ACTIVITY_COLUMNS`` order, for bulk_upsert."""
     day = _day_param(conn)
     for r in records:
         yield (
@@ -261,68 +261,6 @@ def resolve_actors(
         else load_identity_map(conn, workspace_id).items()
     )
     return identity_map
-
-
-def usage_rows(
-    records: Iterable[UsageRecord],
-    *,
-    workspace_id: str,
-    source: str,
-    vendor: str,
-    run_id: int,
-    people: dict[str, int],
-) -> list[dict]:
-    return [
-        {
-            "workspace_id": workspace_id,
-            "source": source,
-            "vendor": vendor,
-            "day": r.day,
-            "actor": r.actor,
-            "person_id": people.get(r.actor),
-            "model": r.model,
-            "cost_basis": r.cost_basis,
-            "kind": r.kind,
-            "input_tokens": r.input_tokens,
-            "output_tokens": r.output_tokens,
-            "cache_read_tokens": r.cache_read_tokens,
-            "cache_write_tokens": r.cache_write_tokens,
-            "requests": r.requests,
-            "cost_micros": r.cost.micros,
-            "raw_amount": r.cost.raw_amount,
-            "raw_unit": r.cost.raw_unit,
-            "in_org_total": r.in_org_total,
-            "sync_run_id": run_id,
-        }
-        for r in records
-    ]
-
-
-def activity_rows(
-    records: Iterable[ActivityRecord],
-    *,
-    workspace_id: str,
-    source: str,
-    vendor: str,
-    run_id: int,
-    people: dict[str, int],
-) -> list[dict]:
-    rows = []
-    for r in records:
-        row = {
-            "workspace_id": workspace_id,
-            "source": source,
-            "vendor": vendor,
-            "day": r.day,
-            "actor": r.actor,
-            "person_id": people.get(r.actor),
-            "merge_minutes_median": r.merge_minutes_median,
-            "sync_run_id": run_id,
-        }
-        for name in ACTIVITY_FIELDS:
-            row[name] = getattr(r, name)
-        rows.append(row)
-    return rows
 
 
 def delete_stale(

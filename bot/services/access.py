@@ -16,11 +16,6 @@ def is_admin(settings: Settings, *, user_id: str, email: str | None, slack_admin
     return slack_admin or user_id.lower() in entries or bool(email and email.lower() in entries)
 
 
-def admins_hint(settings: Settings) -> str:
-    named = [e for e in settings.admin_entries if not e.startswith(("u", "w")) or "@" in e]
-    return "a workspace admin" + (f" or {', '.join(sorted(named)[:3])}" if named else "")
-
-
 # -- who sees whose numbers ------------------------------------------------------------------
 # Every command that shows someone else's data asks here, and only here. A refusal is the same
 # whatever the target's state (no person record, no usage, unknown): it never tells a viewer

@@ -917,13 +917,6 @@ def get_subscription(
     return _subscription(row) if row else None
 
 
-def subscription_by_id(conn: Connection, subscription_id: int) -> Subscription | None:
-    row = conn.execute(
-        select(RecapSubscription.__table__).where(RecapSubscription.id == subscription_id)
-    ).first()
-    return _subscription(row) if row else None
-
-
 def subscribe(
     conn: Connection,
     *,

@@ -244,19 +244,6 @@ def model_breakdown(
     return [(vendor, model, int(cost or 0)) for vendor, model, cost in rows]
 
 
-def change_ratio(current: int, previous: int) -> float | None:
-    """Relative change for display only (money itself stays integer)."""
-    if previous == 0:
-        return None
-    return (current - previous) / previous
-
-
-def today_in(tz) -> date:
-    from datetime import datetime
-
-    return datetime.now(tz).date()
-
-
 # -- teams ---------------------------------------------------------------------------------
 # A team's numbers are the sum of its members' personal numbers (billed and estimated, like
 # ``/tokens me``), counted only on the days each person belonged to the team. The membership

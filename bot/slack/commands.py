@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.db.models import AuditLog, Person
+from bot.db.models import Person
 from bot.runtime import Runtime
-from bot.services import access, budgets, people, reports
-from bot.services.commands import CommandError, ParsedCommand, parse, usage_line
+from bot.services import access, budgets, people, privacy, reports
+from bot.services.commands import CommandError, ParsedCommand, mentioned_user, parse, usage_line
 from bot.services.periods import PeriodError, parse_period
 from bot.services.status import status_report
 from bot.slack.blocks.budgets import with_budgets
@@ -69,7 +69,7 @@ class CommandContext:
 Handler = Callable[[CommandContext, ParsedCommand], Awaitable[Message]]
 
 
-def _one_period(ctx: CommandContext, args: list[str], name: str):
+def one_period(ctx: CommandContext, args: list[str], name: str):
     if len(args) > 1:
         raise CommandError(f"`/tokens {name}` takes at most one period.", usage_line(name))
     try:
@@ -107,7 +107,7 @@ async def handle_help(ctx: CommandContext, command: ParsedCommand) -> Message:
 
 
 async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
-    period = _one_period(ctx, command.args, "me")
+    period = one_period(ctx, command.args, "me")
     person = await caller_person(ctx)
     if person is None:
         return build_not_linked(admins_hint=admins_hint(ctx.runtime))
@@ -140,7 +140,7 @@ async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
         return build_error(
             f"Org totals are for admins ({admins_hint(ctx.runtime)}). `/tokens me` shows your own numbers."
         )
-    period = _one_period(ctx, command.args, "org")
+    period = one_period(ctx, command.args, "org")
     workspace_id = ctx.caller.workspace_id
 
     def load(conn):
@@ -164,8 +164,6 @@ async def handle_status(ctx: CommandContext, command: ParsedCommand) -> Message:
 
 
 async def handle_link(ctx: CommandContext, command: ParsedCommand) -> Message:
-    from bot.services.commands import mentioned_user
-
     args = command.args
     caller = ctx.caller
     if len(args) == 2 and args[0].lower() == "github":
@@ -212,14 +210,13 @@ async def handle_link(ctx: CommandContext, command: ParsedCommand) -> Message:
         changed = people.link_actor(
             conn, workspace_id=caller.workspace_id, actor=actor, person_id=target_person.id, origin=origin
         )
-        conn.execute(
-            AuditLog.__table__.insert().values(
-                workspace_id=caller.workspace_id,
-                actor_user_id=caller.user_id,
-                action=f"link.{origin}",
-                target=actor[:200],
-                detail=f"person={target_person.id}",
-            )
+        privacy.record(
+            conn,
+            workspace_id=caller.workspace_id,
+            actor_user_id=caller.user_id,
+            action=f"link.{origin}",
+            target=actor,
+            detail=f"person={target_person.id}",
         )
         return changed
 
@@ -257,7 +254,7 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
     target = command.target_user
     if target == ctx.caller.user_id:
         return await handle_me(ctx, ParsedCommand("me", command.args))
-    period = _one_period(ctx, command.args, "me")
+    period = one_period(ctx, command.args, "me")
     refusal = build_error(
         f"<@{target}>'s numbers are visible to {access.PERSON_WHO_CAN} ({admins_hint(ctx.runtime)})."
     )
@@ -299,14 +296,13 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
     workspace_id = ctx.caller.workspace_id
 
     def load(conn):
-        conn.execute(
-            AuditLog.__table__.insert().values(
-                workspace_id=workspace_id,
-                actor_user_id=ctx.caller.user_id,
-                action="view.person",
-                target=f"person:{person.id}",
-                detail=f"period={period.start}..{period.last_day} as={decision.reason}",
-            )
+        privacy.record(
+            conn,
+            workspace_id=workspace_id,
+            actor_user_id=ctx.caller.user_id,
+            action="view.person",
+            target=f"person:{person.id}",
+            detail=f"period={period.start}..{period.last_day} as={decision.reason}",
         )
         report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
         models = reports.model_breakdown(

@@ -121,6 +121,11 @@ class FakeOpenAI:
             raw = window_filter(raw, int(request.args["start_time"]), request.args.get("end_time"))
         return Response(raw, status=200, content_type="application/json")
 
+    def hits(self, path: str, cursor: str | None) -> int:
+        """Requests made for one page (``cursor`` None: the first)."""
+        name = PAGES[path][0]
+        return sum(1 for req, _ in self.server.log if req.path == path and req.args.get(name) == cursor)
+
     def requests(self, path: str | None = None) -> list[tuple[str, dict[str, list[str]]]]:
         return [
             (req.path, req.args.to_dict(flat=False))

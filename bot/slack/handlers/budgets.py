@@ -110,6 +110,17 @@ async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -
     return team
 
 
+async def _managed_or_refuse(ctx: CommandContext, target: TargetRef) -> list[teams.TeamRef]:
+    """Admins change any budget; anyone else only budgets within teams they manage (never the
+    org's). Returns the caller's managed teams (empty for admins)."""
+    if ctx.caller.is_admin:
+        return []
+    managed = await refresh_managed_teams(ctx)
+    if target.kind == budgets.ORG or not managed:
+        raise _refuse_manage(ctx, target, managed)
+    return managed
+
+
 def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[teams.TeamRef]) -> Refusal:
     hint = admins_hint(ctx.runtime)
     if target.kind == budgets.ORG:
@@ -169,11 +180,7 @@ async def _set(ctx: CommandContext, args: list[str]) -> Message:
     caller = ctx.caller
     workspace_id = caller.workspace_id
     target = spec.target
-    managed: list[teams.TeamRef] = []
-    if not caller.is_admin:
-        managed = await refresh_managed_teams(ctx)
-        if target.kind == budgets.ORG or not managed:
-            raise _refuse_manage(ctx, target, managed)
+    managed = await _managed_or_refuse(ctx, target)
     viewer, _ = await _viewer(ctx)
     person = team = None
     if target.kind == budgets.PERSON:
@@ -234,11 +241,7 @@ async def _clear(ctx: CommandContext, args: list[str]) -> Message:
     vendor = budgets.parse_vendor(args[1]) if len(args) == 2 else None
     caller = ctx.caller
     workspace_id = caller.workspace_id
-    managed: list[teams.TeamRef] = []
-    if not caller.is_admin:
-        managed = await refresh_managed_teams(ctx)
-        if target.kind == budgets.ORG or not managed:
-            raise _refuse_manage(ctx, target, managed)
+    managed = await _managed_or_refuse(ctx, target)
     viewer, _ = await _viewer(ctx)
     person = team = None
     nothing = build_error(

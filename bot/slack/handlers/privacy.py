@@ -21,7 +21,7 @@ from bot.slack.blocks.privacy import (
     build_privacy_status,
 )
 from bot.slack.blocks.reports import build_error, build_not_linked
-from bot.slack.commands import CommandContext, _one_period, admins_hint, caller_person
+from bot.slack.commands import CommandContext, admins_hint, caller_person, one_period
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import run_db
 
@@ -145,7 +145,7 @@ async def handle_export(ctx: CommandContext, command: ParsedCommand) -> Message:
     caller = ctx.caller
     if not access.can_export(access.Viewer(caller.user_id, caller.is_admin, None)):
         return build_error(f"Exports are for admins ({admins_hint(ctx.runtime)}).")
-    period = _one_period(ctx, command.args, "export")
+    period = one_period(ctx, command.args, "export")
     workspace_id = caller.workspace_id
 
     def load(conn):

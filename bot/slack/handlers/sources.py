@@ -25,7 +25,7 @@ from bot.services import access
 from bot.services import secrets as secret_store
 from bot.services.commands import usage_line
 from bot.services.secrets import SecretChange, SecretInputError, clean_base_url, clean_key
-from bot.slack.blocks.common import Message
+from bot.slack.blocks.common import Message, section
 from bot.slack.blocks.reports import build_error
 from bot.slack.blocks.sources import (
     CALLBACK_ID,
@@ -158,6 +158,9 @@ async def save_sources(
     return {}, build_saved(changed, sync_minutes=runtime.settings.sync_interval_minutes)
 
 
+OPENED = ":key: Opened the vendor keys form. Keys you enter are stored encrypted and never shown back."
+
+
 async def _confirm(client: AsyncWebClient, body: dict, reply: Message) -> None:
     """Ephemeral in the channel the command came from; a DM when that is not possible."""
     user_id = (body.get("user") or {}).get("id", "")
@@ -184,10 +187,9 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
         except Exception:
             log.exception("/tokens sources failed for user %s", body.get("user_id"))
             reply = build_error("Something went wrong on my side; it has been logged. Please try again.")
-        if reply is None:
-            await ack()
-        else:
-            await ack(**reply.as_kwargs(), response_type="ephemeral")
+        if reply is None:  # the modal is open; say so, ephemerally, so the command never looks ignored
+            reply = Message(OPENED, [section(OPENED)])
+        await ack(**reply.as_kwargs(), response_type="ephemeral")
 
     async def handle_submission(ack: AsyncAck, body: dict, client: AsyncWebClient) -> None:
         try:

@@ -32,7 +32,7 @@ from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time
 from bot.slack.blocks.reports import build_error
 from bot.slack.blocks.teams import build_done, build_roles, build_team
-from bot.slack.commands import CommandContext, _one_period, admins_hint
+from bot.slack.commands import CommandContext, admins_hint, one_period
 from bot.slack.directory import SlackDirectory
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     target = team_target(args[0])
     if target is None:
         raise _not_a_team(args[0])
-    period = _one_period(ctx, args[1:], "team")
+    period = one_period(ctx, args[1:], "team")
     kind, slack_id, name = target
     workspace_id = ctx.caller.workspace_id
     settings = ctx.runtime.settings
