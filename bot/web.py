@@ -23,8 +23,11 @@ from bot.db.models import utcnow
 from bot.observability import SOURCE_LAG, RequestContextMiddleware, metrics_text
 from bot.runtime import Runtime
 from bot.services.status import source_statuses
+from bot.slack.commands import drain_background
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_DRAIN_SECONDS = 10.0
 
 
 def health(runtime: Runtime) -> tuple[bool, dict]:
@@ -78,6 +81,8 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp, *, scheduler=None) -> Starle
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            # Late answers and button effects already acked to Slack: let them finish.
+            await drain_background(SHUTDOWN_DRAIN_SECONDS)
 
     oauth_routes = []
     if bolt.oauth_flow is not None:  # multi-workspace install: Bolt serves both pages

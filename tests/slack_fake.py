@@ -40,6 +40,8 @@ class FakeSlack:
     users: dict = field(default_factory=lambda: json.loads(fixture_path("slack", "users.json").read_text()))
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
+    # method (or "response_url") -> seconds every answer to it takes: a slow Slack.
+    delays: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     uploads: list[bytes] = field(default_factory=list)
     # Team members: user group id -> user ids; channel id -> user ids or {"error": code}.
@@ -66,6 +68,9 @@ class FakeSlack:
     ):
         self.failures.setdefault(method, []).append((status, error, retry_after))
 
+    def slow(self, method: str, seconds: float) -> None:
+        self.delays[method] = seconds
+
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -85,6 +90,7 @@ class FakeSlack:
             self.uploads.append(request.get_data())
             return Response("OK", 200)
         if request.path.startswith("/response_url/"):
+            time.sleep(self.delays.get("response_url", 0))
             params = request.get_json(silent=True) or {}
             with self.lock:
                 self.calls.append(Call("response_url", params, dict(request.headers)))
@@ -102,6 +108,7 @@ class FakeSlack:
             self.calls.append(Call(method, params, dict(request.headers)))
             scripted = self.failures.get(method)
             failure = scripted.pop(0) if scripted else None
+        time.sleep(self.delays.get(method, 0))
         if failure:
             status, error, retry_after = failure
             headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}

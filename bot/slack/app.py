@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -74,6 +76,9 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
         request_verification_enabled=not socket_mode,
         ignoring_self_events_enabled=True,
         raise_error_for_unhandled_request=False,
+        # Respond as soon as the listener returns, not on Bolt's 10 ms poll of ack(): every
+        # listener acks and returns fast and leaves slow work to commands.in_background.
+        process_before_response=True,
         logger=logging.getLogger("bot.slack.bolt"),
     )
     directory = SlackDirectory()
@@ -84,7 +89,14 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     commands.register(app, runtime, directory)
 
     @app.error
-    async def handle_errors(error, body, logger):  # never a 500 to Slack
+    async def handle_errors(error, request: AsyncBoltRequest, response: BoltResponse | None, logger):
         logger.exception("unhandled Slack listener error: %s", type(error).__name__)
+        if response is None:  # Bolt has already answered Slack
+            return None
+        # Never a 500 to Slack: keep what the listener acked (its message), or an empty 200.
+        acked = request.context.ack.response
+        if acked is not None:
+            return BoltResponse(status=200, body=acked.body, headers=acked.headers)
+        return BoltResponse(status=200, body="")
 
     return app

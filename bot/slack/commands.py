@@ -2,7 +2,13 @@
 
 The answer goes in the ack when it is ready within ``ACK_BUDGET_SECONDS`` (the usual case: a
 few indexed queries); otherwise the ack says "working on it" and the answer follows through the
-``response_url``. Every failure becomes an ephemeral message; nothing reaches Slack as a 500.
+``response_url`` from a background task. Every failure becomes an ephemeral message; nothing
+reaches Slack as a 500.
+
+The app runs with ``process_before_response=True``: Bolt sends the HTTP response (or the Socket
+Mode envelope's ack) when the listener returns, not as soon as it acks. So every listener returns
+right after its ack and hands any slow tail (Slack Web API calls, database writes, a late answer)
+to ``in_background``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,35 @@ from bot.slack.directory import SlackDirectory, SlackUser
 log = logging.getLogger(__name__)
 
 ACK_BUDGET_SECONDS = 2.0
+
+# The event loop keeps only weak references to tasks: a task nobody holds can be garbage-collected
+# mid-flight. Listeners' background work is held here until it finishes.
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+async def _logged(work: Awaitable, what: str) -> None:
+    try:
+        await work
+    except Exception:  # nobody awaits a background task: log it, never raise into Bolt
+        log.exception("%s failed", what)
+
+
+def in_background(work: Awaitable, what: str) -> asyncio.Task:
+    """Run ``work`` after the listener has returned (and Slack has its response); a failure is
+    logged with ``what``."""
+    task = asyncio.get_running_loop().create_task(_logged(work, what))
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
+
+
+async def drain_background(timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for this loop's background work (a graceful shutdown lets
+    late answers and button effects finish)."""
+    loop = asyncio.get_running_loop()
+    pending = [task for task in _BACKGROUND if task.get_loop() is loop]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
 
 
 @dataclass
@@ -353,20 +388,23 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
         if hasattr(module, "register"):
             module.register(app, runtime, directory)
 
+    async def deliver_late(task: asyncio.Task, respond: AsyncRespond, user_id: str) -> None:
+        reply = await task
+        try:
+            await respond(**reply.as_kwargs(), response_type="ephemeral", replace_original=True)
+        except Exception:  # an expired response_url is logged, nothing more
+            log.warning("could not deliver a late /tokens answer to user %s", user_id)
+
     async def handle_tokens_command(
         ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         task = asyncio.ensure_future(answer(runtime, directory, client, body))
-        try:
-            reply = await asyncio.wait_for(asyncio.shield(task), ACK_BUDGET_SECONDS)
-        except TimeoutError:
-            await ack(text=":hourglass_flowing_sand: Working on it…", response_type="ephemeral")
-            reply = await task
-            try:
-                await respond(**reply.as_kwargs(), response_type="ephemeral", replace_original=True)
-            except Exception:  # an expired response_url must not crash the listener
-                log.warning("could not deliver a late /tokens answer to user %s", body.get("user_id"))
+        done, _ = await asyncio.wait((task,), timeout=ACK_BUDGET_SECONDS)
+        if done:
+            await ack(**task.result().as_kwargs(), response_type="ephemeral")
             return
-        await ack(**reply.as_kwargs(), response_type="ephemeral")
+        await ack(text=":hourglass_flowing_sand: Working on it…", response_type="ephemeral")
+        user_id = body.get("user_id", "")
+        in_background(deliver_late(task, respond, user_id), f"late /tokens answer for {user_id}")
 
     app.command("/tokens")(handle_tokens_command)

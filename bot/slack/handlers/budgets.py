@@ -26,7 +26,7 @@ from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_error, build_not_linked
-from bot.slack.commands import CommandContext, admins_hint, caller_person
+from bot.slack.commands import CommandContext, admins_hint, caller_person, in_background
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import TeamReadError, refresh_managed_teams, refresh_team, run_db
 
@@ -644,23 +644,25 @@ async def decide(
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
+    async def answer_click(body: dict, client: AsyncWebClient, respond: AsyncRespond, approve: bool) -> None:
+        try:
+            reply, replace_original = await decide(runtime, directory, client, body, approve=approve)
+        except Exception:
+            log.exception("budget decision failed")
+            reply, replace_original = (
+                views.build_action_error("Something went wrong; nothing changed."),
+                False,
+            )
+        try:
+            await respond(**reply.as_kwargs(), replace_original=replace_original, response_type="ephemeral")
+        except Exception:
+            log.warning("could not answer a budget decision click")
+
     def listener(approve: bool) -> Callable:
         async def on_click(ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond) -> None:
             await ack()
-            try:
-                reply, replace_original = await decide(runtime, directory, client, body, approve=approve)
-            except Exception:
-                log.exception("budget decision failed")
-                reply, replace_original = (
-                    views.build_action_error("Something went wrong; nothing changed."),
-                    False,
-                )
-            try:
-                await respond(
-                    **reply.as_kwargs(), replace_original=replace_original, response_type="ephemeral"
-                )
-            except Exception:
-                log.warning("could not answer a budget decision click")
+            # The decision DMs the requester and updates every manager's message: after the response.
+            in_background(answer_click(body, client, respond, approve), "budget decision click")
 
         return on_click
 

@@ -18,7 +18,7 @@ from bot.runtime import Runtime
 from bot.services import people, teams
 from bot.services.home import load_dashboard
 from bot.slack.blocks.home import build_home, build_home_not_linked
-from bot.slack.commands import admins_hint
+from bot.slack.commands import admins_hint, in_background
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import refresh_stale_teams, run_db
 
@@ -96,6 +96,10 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
             return
         user_id = event.get("user", "")
         workspace_id = runtime.workspace_for(body.get("team_id"))
+        # Slack counts an event as delivered when the response comes: publish after it.
+        in_background(publish(client, user_id, workspace_id, event_id), f"App Home for {user_id}")
+
+    async def publish(client: AsyncWebClient, user_id: str, workspace_id: str, event_id: str) -> None:
         try:
             view = await home_view(runtime, client, directory, user_id=user_id, workspace_id=workspace_id)
             await client.views_publish(user_id=user_id, view=view)

@@ -21,7 +21,7 @@ from bot.slack.blocks.privacy import (
     build_privacy_status,
 )
 from bot.slack.blocks.reports import build_error, build_not_linked
-from bot.slack.commands import CommandContext, admins_hint, caller_person, one_period
+from bot.slack.commands import CommandContext, admins_hint, caller_person, in_background, one_period
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import run_db
 
@@ -188,8 +188,7 @@ HANDLERS = {
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
-    async def on_forget_confirm(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
-        await ack()
+    async def forget(body: dict, respond: AsyncRespond) -> None:
         user_id = (body.get("user") or {}).get("id", "")
         workspace_id = runtime.workspace_for((body.get("team") or {}).get("id"))
         value = ((body.get("actions") or [{}])[0]).get("value", "")
@@ -213,10 +212,18 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
         reply = build_forgotten(result)
         await respond(**reply.as_kwargs(), replace_original=True, response_type="ephemeral")
 
+    async def on_forget_confirm(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
+        await ack()
+        # Anonymising a person's history can take a while: after Slack has its response.
+        in_background(forget(body, respond), "forget confirmation")
+
     async def on_forget_cancel(ack: AsyncAck, respond: AsyncRespond) -> None:
         await ack()
         text = "Cancelled: nothing was forgotten."
-        await respond(text=text, blocks=[section(text)], replace_original=True, response_type="ephemeral")
+        in_background(
+            respond(text=text, blocks=[section(text)], replace_original=True, response_type="ephemeral"),
+            "forget cancellation",
+        )
 
     app.action(FORGET_CONFIRM)(on_forget_confirm)
     app.action(FORGET_CANCEL)(on_forget_cancel)

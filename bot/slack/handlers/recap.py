@@ -45,7 +45,7 @@ from bot.slack.blocks.recap import (
     with_tally,
 )
 from bot.slack.blocks.reports import build_error
-from bot.slack.commands import CommandContext, admins_hint, caller_person
+from bot.slack.commands import CommandContext, admins_hint, caller_person, in_background
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import TeamReadError, refresh_stale_teams, refresh_team, run_db
 
@@ -303,6 +303,10 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
 
     async def on_vote(ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond) -> None:
         await ack()
+        # Recording the vote and re-drawing the tally (chat.update) happen after the response.
+        in_background(vote(body, client, respond), "recap vote")
+
+    async def vote(body: dict, client: AsyncWebClient, respond: AsyncRespond) -> None:
         action = (body.get("actions") or [{}])[0]
         choice = str(action.get("action_id", "")).removeprefix(VOTE_PREFIX)
         value = str(action.get("value", ""))

@@ -38,7 +38,7 @@ from bot.slack.blocks.sources import (
     key_block_id,
     url_block_id,
 )
-from bot.slack.commands import admins_hint
+from bot.slack.commands import admins_hint, in_background
 from bot.slack.directory import SlackDirectory
 from bot.sources.overrides import CONFIGURABLE
 
@@ -202,8 +202,8 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
             }
             reply = None
         await ack(**response)
-        if reply is not None:
-            await _confirm(client, body, reply)
+        if reply is not None:  # after the response: the modal closes without waiting for chat.*
+            in_background(_confirm(client, body, reply), "vendor keys confirmation")
 
     app.command("/tokens", matchers=[is_sources_command])(handle_command)
     app.view(CALLBACK_ID)(handle_submission)
