@@ -22,6 +22,7 @@ from sqlmodel import SQLModel
 
 import bot.db.models as models
 from bench import synth
+from bot.db import rollups
 from bot.db.engine import make_engine
 from bot.db.migrate import upgrade
 
@@ -224,6 +225,10 @@ def _build(engine: Engine, kind: str, seed: int, people: int, probes: list[int],
     with engine.begin() as conn:
         for _, sql in indexes:
             conn.exec_driver_sql(sql)
+    # The rows were bulk-loaded beside the sync engine, which keeps the rollups: compute them once.
+    log(f"  {people} people: computing the daily rollups")
+    with engine.begin() as conn:
+        rollups.rebuild(conn)
     if kind == "postgres":
         # A production database has been vacuumed and analysed by autovacuum long before it holds
         # a year of data; a fresh bulk load has not, so do it once here.

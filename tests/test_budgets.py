@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bot.db import rollups
 from bot.db.models import AuditLog, Budget, Person, UsageDaily
 from bot.services import access, budgets, teams
 from bot.services.budgets import BudgetError, BudgetStatus
@@ -372,6 +373,7 @@ def _usage(conn, pid, day, micros, *, vendor="openai", kind="usage", in_org_tota
             in_org_total=in_org_total,
         )
     )
+    rollups.rebuild(conn)  # written directly: bring the rollups in step
 
 
 def _team(conn, slack_id: str, members: dict[str, int], *, kind=teams.USERGROUP) -> teams.TeamRef:

@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import func, select
 
+from bot.db import rollups
 from bot.db.models import AlertSent, Person, UsageDaily
 from bot.observability import REGISTRY
 from bot.runtime import Runtime
@@ -77,6 +78,7 @@ def _spend(conn, pid: int | None, day: date, micros: int, *, vendor: str = "open
             in_org_total=True,
         )
     )
+    rollups.rebuild(conn)  # written directly: bring the rollups in step
 
 
 def _budget(conn, kind: str, target_id: str, *words: str, team=None):

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.db import store
+from bot.db import rollups, store
 from bot.db.models import ActivityDaily, Person, PullRequest, UsageDaily
 from bot.money import Money
 from bot.services.periods import parse_period
@@ -46,6 +46,7 @@ def _usage(conn, person_id, day, micros, *, vendor="cursor", kind="usage", token
             input_tokens=tokens,
         )
     )
+    rollups.rebuild(conn)  # written directly: bring the rollups in step
 
 
 def _activity(conn, person_id, day, *, vendor, **signals) -> None:
@@ -60,6 +61,7 @@ def _activity(conn, person_id, day, *, vendor, **signals) -> None:
             **signals,
         )
     )
+    rollups.rebuild(conn)  # written directly: bring the rollups in step
 
 
 def _pr(conn, number, person_id, first_commit, merged, confidence="none", rule="", workspace="W") -> None:

@@ -65,3 +65,78 @@ def _slack_sdk_owned(item) -> bool:
     kind, thing = item[0], item[1]
     table = thing if kind.endswith("_table") else getattr(thing, "table", None)
     return table is not None and table.name in SLACK_SDK_TABLES
+
+
+def test_the_rollup_migration_fills_the_rollups_from_stored_rows(empty_engine):
+    """A database upgraded from before the rollups answers exactly as the daily rows say."""
+    from datetime import date
+
+    from sqlalchemy import insert, select
+
+    from bot.db import rollups
+    from bot.db.models import ActivityDaily, UsageDaily, UsageOrgDaily, UsagePersonDaily
+
+    upgrade(empty_engine, "0007_forget")
+
+    def row(day, actor, person_id, cost_micros, input_tokens=0, raw_unit="usd"):
+        return dict(
+            workspace_id="W",
+            source="anthropic",
+            vendor="anthropic",
+            model="claude",
+            raw_amount="0",
+            day=date(2026, 3, day),
+            actor=actor,
+            person_id=person_id,
+            cost_micros=cost_micros,
+            input_tokens=input_tokens,
+            raw_unit=raw_unit,
+        )
+
+    with empty_engine.begin() as conn:
+        conn.execute(
+            insert(UsageDaily.__table__),
+            [
+                row(2, "a", 1, 5),
+                row(2, "b", 1, 7),
+                row(2, "c", None, 11),
+                row(3, "a", 1, 0, 9, "tokens_only"),
+            ],
+        )
+        conn.execute(
+            insert(ActivityDaily.__table__),
+            [
+                dict(
+                    workspace_id="W",
+                    source="cursor",
+                    vendor="cursor",
+                    day=date(2026, 3, 2),
+                    actor="a",
+                    commits=3,
+                )
+            ],
+        )
+    upgrade(empty_engine)
+    with empty_engine.connect() as conn:
+        migrated = {
+            t.__tablename__: sorted(map(tuple, conn.execute(select(t.__table__)))) for t in rollups.ROLLUPS
+        }
+        rollups.rebuild(conn)
+        rebuilt = {
+            t.__tablename__: sorted(map(tuple, conn.execute(select(t.__table__)))) for t in rollups.ROLLUPS
+        }
+        conn.rollback()
+    assert migrated == rebuilt
+    with empty_engine.connect() as conn:
+        person = conn.execute(
+            select(
+                UsagePersonDaily.day, UsagePersonDaily.cost_micros, UsagePersonDaily.input_tokens
+            ).order_by(UsagePersonDaily.day)
+        ).all()
+        org = conn.execute(
+            select(
+                UsageOrgDaily.tokens_only, UsageOrgDaily.cost_micros, UsageOrgDaily.unattributed_micros
+            ).order_by(UsageOrgDaily.day)
+        ).all()
+    assert [tuple(r) for r in person] == [(date(2026, 3, 2), 12, 0), (date(2026, 3, 3), 0, 9)]
+    assert [tuple(r) for r in org] == [(False, 23, 11), (True, 0, 0)]

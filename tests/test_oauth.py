@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy import MetaData, inspect, select
 from starlette.testclient import TestClient
 
+from bot.db import rollups
 from bot.db.models import Person, UsageDaily, Workspace
 from bot.runtime import Runtime
 from bot.services import workspaces
@@ -191,6 +192,7 @@ def test_commands_from_an_installed_workspace_use_its_token_and_its_data(client,
                     raw_amount=str(micros / 1e6),
                 )
             )
+            rollups.rebuild(conn)  # written directly: bring the rollups in step
     reply = send_command(client, "me 7d", team_id="T2").json()
     text = json.dumps(reply)
     assert "$12.34" in text and "$99" not in text

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
+from bot.db import rollups
 from bot.db.models import ActivityDaily, Budget, Person, RecapDelivery, RecapVote, UsageDaily
 from bot.services import recap, teams
 from bot.services.commands import CommandError
@@ -135,6 +136,7 @@ def known(engine):
         rows_u.append(usage_row(p[7], THIS + timedelta(days=3), 500 * USD))  # left the team: not counted
         rows_u.append(usage_row(p[8], THIS + timedelta(days=3), 900 * USD))  # not a member
         conn.execute(UsageDaily.__table__.insert(), rows_u)
+        rollups.rebuild(conn)  # written directly: bring the rollups in step
         fields = {
             f: 0
             for f in (
@@ -156,6 +158,7 @@ def known(engine):
             )
         }
         conn.execute(ActivityDaily.__table__.insert(), [{**fields, **r} for r in rows_a])
+        rollups.rebuild(conn)  # written directly: bring the rollups in step
         conn.execute(
             Budget.__table__.insert().values(
                 workspace_id=W,
@@ -393,6 +396,7 @@ def test_block_kit_limits_with_500_people_and_20_models(engine):
                 usage_row(pid, THIS, 4 * USD, vendor="github_copilot", model="", tokens=0, kind="seat")
             )
         conn.execute(UsageDaily.__table__.insert(), rows)
+        rollups.rebuild(conn)  # written directly: bring the rollups in step
     r = load(engine, team, min_group_size=5)
     assert len(r.families) == 20 and r.people_with_data == 500
     assert {f.rule for f in r.case_against} >= {"idle_burn", "person_spike", "team_spike", "idle_seats"}
@@ -620,4 +624,5 @@ def test_tokens_another_source_also_reports_count_once(engine, known):
     )
     with engine.begin() as conn:
         conn.execute(UsageDaily.__table__.insert(), [{**overlap, "raw_unit": "tokens_only"}])
+        rollups.rebuild(conn)  # written directly: bring the rollups in step
     assert load(engine, team).facts.weeks[0].tokens == before == 6_000_000

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+from bot.db import rollups
 from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Identity, UsageDaily
 from bot.runtime import Runtime
@@ -140,6 +141,7 @@ def test_admin_links_identity_and_history_is_reattributed(client, seeded_engine)
                 in_org_total=True,
             )
         )
+        rollups.rebuild(conn)  # written directly: bring the rollups in step
     refused = all_text(send(client, "link openrouter abc <@UBEN|ben>"))
     assert "Only admins" in refused
     done = all_text(send(client, "link openrouter abc <@UBEN|ben>", user_id="UADMIN"))

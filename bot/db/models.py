@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -144,6 +153,91 @@ class ActivityDaily(SQLModel, table=True):
     requests: int = Field(default=0, sa_type=BigInteger)
     merge_minutes_median: int | None = Field(default=None)
     sync_run_id: int | None = Field(default=None, sa_type=BigInteger)
+
+
+# -- rollups ------------------------------------------------------------------------------
+# usage_daily and activity_daily summed per UTC day without the actor, maintained by
+# bot.db.rollups in the same transaction as every write to the daily tables. The org, team,
+# recap and budget views read these: a month of the org is ~1,000 rollup rows instead of ~830,000
+# usage rows, and a team's month is a few range scans of rows stored in (person, day) order
+# (docs/benchmarks.md, B3/B4). ``WITHOUT ROWID`` on SQLite keeps each table in its key's order.
+
+_ROLLUP_TABLE_ARGS = {"sqlite_with_rowid": False}
+#: What a usage rollup row is per (besides workspace, day and, for people, the person).
+USAGE_ROLLUP_KEY = ("source", "vendor", "model", "cost_basis", "kind", "in_org_total", "tokens_only")
+
+
+def _sum():
+    return Field(default=0, sa_type=BigInteger)
+
+
+class _UsageRollupColumns(SQLModel):
+    workspace_id: str = Field(max_length=64)
+    day: date
+    source: str = Field(max_length=64)
+    vendor: str = Field(max_length=32)
+    model: str = Field(max_length=200)
+    cost_basis: str = Field(max_length=16)
+    kind: str = Field(max_length=16)
+    in_org_total: bool
+    tokens_only: bool  # raw_unit == "tokens_only": tokens another source also reports
+    cost_micros: int = _sum()
+    input_tokens: int = _sum()
+    output_tokens: int = _sum()
+    cache_read_tokens: int = _sum()
+    cache_write_tokens: int = _sum()
+    requests: int = _sum()
+
+
+class UsagePersonDaily(_UsageRollupColumns, table=True):
+    """Usage attributed to a person, per (person, UTC day, source, model, basis, kind)."""
+
+    __tablename__ = "usage_person_daily"
+    __table_args__ = (
+        # Stored in (person, day) order: a team's or a person's period is a few range scans.
+        PrimaryKeyConstraint("workspace_id", "person_id", "day", *USAGE_ROLLUP_KEY),
+        # Refreshing a source's window scans by day.
+        Index("ix_usage_person_daily_day", "workspace_id", "day", "source", "person_id"),
+        _ROLLUP_TABLE_ARGS,
+    )
+
+    person_id: int
+
+
+class UsageOrgDaily(_UsageRollupColumns, table=True):
+    """All usage of the workspace, attributed or not, per (UTC day, source, model, basis, kind)."""
+
+    __tablename__ = "usage_org_daily"
+    __table_args__ = (PrimaryKeyConstraint("workspace_id", "day", *USAGE_ROLLUP_KEY), _ROLLUP_TABLE_ARGS)
+
+    unattributed_micros: int = _sum()  # part of cost_micros on rows with no person
+
+
+class ActivityOrgDaily(SQLModel, table=True):
+    """All value signals of the workspace per (UTC day, source)."""
+
+    __tablename__ = "activity_org_daily"
+    __table_args__ = (PrimaryKeyConstraint("workspace_id", "day", "source", "vendor"), _ROLLUP_TABLE_ARGS)
+
+    workspace_id: str = Field(max_length=64)
+    day: date
+    source: str = Field(max_length=64)
+    vendor: str = Field(max_length=32)
+    lines_suggested: int = _sum()
+    lines_accepted: int = _sum()
+    lines_added: int = _sum()
+    lines_removed: int = _sum()
+    suggestions_shown: int = _sum()
+    acceptances: int = _sum()
+    rejections: int = _sum()
+    commits: int = _sum()
+    pull_requests: int = _sum()
+    prs_opened: int = _sum()
+    prs_merged: int = _sum()
+    ai_prs_merged: int = _sum()
+    reviews: int = _sum()
+    sessions: int = _sum()
+    requests: int = _sum()
 
 
 class SyncState(SQLModel, table=True):

@@ -14,6 +14,7 @@ from itertools import islice
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.db import rollups
 from bot.db.models import ActivityDaily, ForgottenActor, Identity, Person, PullRequest, UsageDaily
 from bot.sources.base import ACTIVITY_FIELDS, ActivityRecord, IdentityHint, PullRequestRecord, UsageRecord
 
@@ -330,8 +331,10 @@ def replace_pull_requests(
 
 def reattribute(conn: Connection, *, workspace_id: str, actor: str, person_id: int | None) -> int:
     """Point every stored row of ``actor`` at ``person_id`` (linking re-attributes history)."""
-    changed = 0
-    for table in (UsageDaily, ActivityDaily, PullRequest):
+    changed = rollups.repoint_usage(
+        conn, workspace_id=workspace_id, where=(UsageDaily.actor == actor,), values={"person_id": person_id}
+    )
+    for table in (ActivityDaily, PullRequest):
         result = conn.execute(
             update(table)
             .where(table.workspace_id == workspace_id, table.actor == actor)

@@ -33,7 +33,8 @@ from bot.db.models import (
     Person,
     RoleGrant,
     TeamMembership,
-    UsageDaily,
+    UsageOrgDaily,
+    UsagePersonDaily,
     utcnow,
 )
 from bot.money import MICROS_PER_USD, format_usd, usd_to_micros
@@ -763,21 +764,24 @@ class BudgetStatus:
 
 
 def _spend_scope(workspace_id: str, budget: BudgetRow, team: TeamRef | None):
-    clauses = [UsageDaily.workspace_id == workspace_id]
+    """The rollup a budget's spend is read from, and the clauses that pick its rows."""
+    # People and teams: every row of their people (the person rollup); the org: each dollar once
+    # (estimates billed by another source left out), from the org rollup.
+    table = UsageOrgDaily if budget.target_kind not in (PERSON, *TEAM_KINDS) else UsagePersonDaily
+    clauses = [table.workspace_id == workspace_id]
     if budget.vendor:
-        clauses.append(UsageDaily.vendor == budget.vendor)
+        clauses.append(table.vendor == budget.vendor)
     if not budget.include_seats:
-        clauses.append(UsageDaily.kind != SEAT)
+        clauses.append(table.kind != SEAT)
     if budget.target_kind == PERSON:
-        clauses.append(UsageDaily.person_id == int(budget.target_id))
+        clauses.append(table.person_id == int(budget.target_id))
     elif budget.target_kind in TEAM_KINDS:
         if team is None:
             return None  # the team was never read from Slack: nobody's spend counts for it
-        clauses.append(on_team(UsageDaily, team.id))
+        clauses.append(on_team(table, team.id))
     else:
-        # The org counts each dollar once (estimates billed by another source are left out).
-        clauses.append(UsageDaily.in_org_total.is_(True))
-    return clauses
+        clauses.append(table.in_org_total.is_(True))
+    return table, clauses
 
 
 def daily_spend(
@@ -786,10 +790,11 @@ def daily_spend(
     scope = _spend_scope(workspace_id, budget, team)
     if scope is None:
         return {}
+    table, clauses = scope
     rows = conn.execute(
-        select(UsageDaily.day, func.sum(UsageDaily.cost_micros))
-        .where(*scope, UsageDaily.day >= start, UsageDaily.day < end)
-        .group_by(UsageDaily.day)
+        select(table.day, func.sum(table.cost_micros))
+        .where(*clauses, table.day >= start, table.day < end)
+        .group_by(table.day)
     ).all()
     return {day: int(total or 0) for day, total in rows}
 
@@ -1187,19 +1192,19 @@ def peer_pace(
         return None
     team, others = best
     clauses = [
-        UsageDaily.workspace_id == workspace_id,
-        on_team(UsageDaily, team.id),
-        UsageDaily.day >= period.start,
-        UsageDaily.day < period.end,
+        UsagePersonDaily.workspace_id == workspace_id,
+        on_team(UsagePersonDaily, team.id),
+        UsagePersonDaily.day >= period.start,
+        UsagePersonDaily.day < period.end,
     ]
     if budget.vendor:
-        clauses.append(UsageDaily.vendor == budget.vendor)
+        clauses.append(UsagePersonDaily.vendor == budget.vendor)
     if not budget.include_seats:
-        clauses.append(UsageDaily.kind != SEAT)
+        clauses.append(UsagePersonDaily.kind != SEAT)
     if exclude is not None:
-        clauses.append(UsageDaily.person_id != exclude)
+        clauses.append(UsagePersonDaily.person_id != exclude)
     total = conn.execute(
-        select(func.coalesce(func.sum(UsageDaily.cost_micros), 0)).where(*clauses)
+        select(func.coalesce(func.sum(UsagePersonDaily.cost_micros), 0)).where(*clauses)
     ).scalar_one()
     return PeerPace(team, others, int(total) // others)
 

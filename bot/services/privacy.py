@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import Connection, case, delete, func, or_, select, update
 
-from bot.db import store
+from bot.db import rollups, store
 from bot.db.models import (
     ActivityDaily,
     AuditLog,
@@ -247,9 +247,18 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
     for table in (UsageDaily, ActivityDaily):
         changed = 0
         for actor, new_actor in replacement.items():
+            where = (table.person_id == person_id, table.actor == actor)
+            if table is UsageDaily:  # the org keeps the spend, now unattributed, in its rollups
+                changed += rollups.repoint_usage(
+                    conn,
+                    workspace_id=workspace_id,
+                    where=where,
+                    values={"person_id": None, "actor": new_actor},
+                )
+                continue
             result = conn.execute(
                 update(table)
-                .where(table.workspace_id == workspace_id, table.person_id == person_id, table.actor == actor)
+                .where(table.workspace_id == workspace_id, *where)
                 .values(person_id=None, actor=new_actor)
             )
             changed += result.rowcount or 0

@@ -38,6 +38,7 @@ from bot.db.models import (
     RecapVote,
     TeamMembership,
     UsageDaily,
+    UsagePersonDaily,
     as_utc,
 )
 from bot.money import format_usd
@@ -59,7 +60,7 @@ from bot.services.recap_rules import (
     evaluate,
 )
 from bot.services.reports import Value, per_item_micros
-from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT, TOKENS_ONLY
+from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT
 
 WEEKS = 8  # the chart's span; the rules look back as far
 SHOWN_WEEKS = 5  # this week and the four the average is taken over: who counts for a line
@@ -317,39 +318,39 @@ def load_recap(
     """The recap of ``scope`` for the week ``[end - 7, end)``: lines, facts and findings."""
     starts = week_starts(end)
     first, this_start = starts[-1], starts[0]
-    wk = _week_index(UsageDaily, starts)
+    wk = _week_index(UsagePersonDaily, starts)
     usage = conn.execute(
         _grouped(
             select(
                 wk,
-                UsageDaily.person_id,
-                UsageDaily.vendor,
-                UsageDaily.model,
-                UsageDaily.cost_basis,
-                UsageDaily.kind,
-                func.sum(UsageDaily.cost_micros),
+                UsagePersonDaily.person_id,
+                UsagePersonDaily.vendor,
+                UsagePersonDaily.model,
+                UsagePersonDaily.cost_basis,
+                UsagePersonDaily.kind,
+                func.sum(UsagePersonDaily.cost_micros),
                 # Tokens another source also reports (TOKENS_ONLY rows) count once: theirs.
                 func.sum(
                     case(
-                        (UsageDaily.raw_unit == TOKENS_ONLY, 0),
-                        else_=UsageDaily.input_tokens
-                        + UsageDaily.output_tokens
-                        + UsageDaily.cache_read_tokens
-                        + UsageDaily.cache_write_tokens,
+                        (UsagePersonDaily.tokens_only.is_(True), 0),
+                        else_=UsagePersonDaily.input_tokens
+                        + UsagePersonDaily.output_tokens
+                        + UsagePersonDaily.cache_read_tokens
+                        + UsagePersonDaily.cache_write_tokens,
                     )
                 ),
-                func.sum(UsageDaily.requests),
+                func.sum(UsagePersonDaily.requests),
             ).where(
-                UsageDaily.workspace_id == workspace_id,
-                scope.clause(UsageDaily),
-                UsageDaily.day >= first,
-                UsageDaily.day < end,
+                UsagePersonDaily.workspace_id == workspace_id,
+                scope.clause(UsagePersonDaily),
+                UsagePersonDaily.day >= first,
+                UsagePersonDaily.day < end,
             ),
-            UsageDaily.person_id,
-            UsageDaily.vendor,
-            UsageDaily.model,
-            UsageDaily.cost_basis,
-            UsageDaily.kind,
+            UsagePersonDaily.person_id,
+            UsagePersonDaily.vendor,
+            UsagePersonDaily.model,
+            UsagePersonDaily.cost_basis,
+            UsagePersonDaily.kind,
         )
     ).all()
     awk = _week_index(ActivityDaily, starts)
@@ -657,15 +658,15 @@ def _idle_seats(
     ``idle_actors`` (e.g. GitHub's own ``last_activity_at`` through
     ``GitHubCopilotConnector.idle_seats``) decides for the vendors whose actors it names."""
     seats = conn.execute(
-        select(UsageDaily.person_id, UsageDaily.vendor, func.sum(UsageDaily.cost_micros))
+        select(UsagePersonDaily.person_id, UsagePersonDaily.vendor, func.sum(UsagePersonDaily.cost_micros))
         .where(
-            UsageDaily.workspace_id == workspace_id,
-            scope.clause(UsageDaily),
-            UsageDaily.kind == SEAT,
-            UsageDaily.day >= start,
-            UsageDaily.day < end,
+            UsagePersonDaily.workspace_id == workspace_id,
+            scope.clause(UsagePersonDaily),
+            UsagePersonDaily.kind == SEAT,
+            UsagePersonDaily.day >= start,
+            UsagePersonDaily.day < end,
         )
-        .group_by(UsageDaily.person_id, UsageDaily.vendor)
+        .group_by(UsagePersonDaily.person_id, UsagePersonDaily.vendor)
     ).all()
     if not seats:
         return []

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from bot.db import store
+from bot.db import rollups, store
 from bot.db.locks import job_lock
 from bot.db.models import SyncRun, SyncState, utcnow
 from bot.observability import SYNC_ROWS, SYNC_RUNS
@@ -146,6 +146,14 @@ def _store_batch(
             start=batch.window_start,
             end=batch.window_end,
             run_id=run_id,
+        )
+        # The views read the rollups: recompute this slice of them in the same transaction.
+        rollups.refresh_window(
+            conn,
+            workspace_id=workspace_id,
+            source=connector.name,
+            start=batch.window_start,
+            end=batch.window_end,
         )
         if pull_requests is not None:  # only delivery sources deal in pull requests
             store.replace_pull_requests(

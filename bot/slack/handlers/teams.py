@@ -302,7 +302,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         models = reports.team_models(conn, workspace_id=workspace_id, team_id=team.id, period=period)
         member_spend = None
         if decision.sees_individuals:
-            spend = reports.team_member_spend(conn, workspace_id=workspace_id, team_id=team.id, period=period)
+            spend = report.member_spend
             labels = privacy.people_labels(conn, person_ids=[pid for pid, _ in spend])
             member_spend = [(_person_label(labels, pid), cost) for pid, cost in spend]
             privacy.record_views(

@@ -1,0 +1,175 @@
+"""Keep the daily rollups (``usage_person_daily``, ``usage_org_daily``, ``activity_org_daily``)
+equal to what summing ``usage_daily`` / ``activity_daily`` would give.
+
+The rollups are derived data: every writer of the daily tables calls in here inside its own
+transaction, so a reader never sees one without the other.
+
+- A sync batch replaces a (source, day window) slice: :func:`refresh_window` recomputes exactly
+  that slice of each rollup from the daily rows (a grouped ``INSERT ... SELECT``).
+- Re-pointing rows at another person (a link, a forget) goes through :func:`repoint_usage`,
+  which moves the people's rows in ``usage_person_daily`` and the unattributed part of
+  ``usage_org_daily`` without re-reading the whole org.
+- :func:`rebuild` recomputes everything (the migration that adds them, bulk loads, tests that
+  write daily rows directly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
+
+from bot.db.models import ActivityDaily, ActivityOrgDaily, UsageDaily, UsageOrgDaily, UsagePersonDaily
+from bot.sources.base import ACTIVITY_FIELDS, TOKENS_ONLY
+
+#: What the usage rollups group by (besides workspace, person and day), in key order.
+USAGE_GROUP = ("source", "vendor", "model", "cost_basis", "kind", "in_org_total")
+USAGE_SUMS = (
+    "cost_micros",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "requests",
+)
+ROLLUPS = (UsagePersonDaily, UsageOrgDaily, ActivityOrgDaily)
+
+
+def _tokens_only():
+    return case((UsageDaily.raw_unit == TOKENS_ONLY, True), else_=False)
+
+
+def _usage_group():
+    return [getattr(UsageDaily, name) for name in USAGE_GROUP]
+
+
+def _sums(table, names):
+    return [func.sum(getattr(table, name)) for name in names]
+
+
+def _insert_person_rows(conn: Connection, *where) -> None:
+    tokens_only = _tokens_only()
+    rows = (
+        select(UsageDaily.workspace_id, UsageDaily.person_id, UsageDaily.day, *_usage_group(), tokens_only)
+        .add_columns(*_sums(UsageDaily, USAGE_SUMS))
+        .where(UsageDaily.person_id.is_not(None), *where)
+        .group_by(UsageDaily.workspace_id, UsageDaily.person_id, UsageDaily.day, *_usage_group(), tokens_only)
+    )
+    columns = ["workspace_id", "person_id", "day", *USAGE_GROUP, "tokens_only", *USAGE_SUMS]
+    conn.execute(UsagePersonDaily.__table__.insert().from_select(columns, rows))
+
+
+def _insert_org_rows(conn: Connection, *where) -> None:
+    tokens_only = _tokens_only()
+    unattributed = func.sum(case((UsageDaily.person_id.is_(None), UsageDaily.cost_micros), else_=0))
+    rows = (
+        select(UsageDaily.workspace_id, UsageDaily.day, *_usage_group(), tokens_only)
+        .add_columns(*_sums(UsageDaily, USAGE_SUMS), unattributed)
+        .where(*where)
+        .group_by(UsageDaily.workspace_id, UsageDaily.day, *_usage_group(), tokens_only)
+    )
+    columns = ["workspace_id", "day", *USAGE_GROUP, "tokens_only", *USAGE_SUMS, "unattributed_micros"]
+    conn.execute(UsageOrgDaily.__table__.insert().from_select(columns, rows))
+
+
+def _insert_activity_rows(conn: Connection, *where) -> None:
+    group = (ActivityDaily.workspace_id, ActivityDaily.day, ActivityDaily.source, ActivityDaily.vendor)
+    rows = select(*group, *_sums(ActivityDaily, ACTIVITY_FIELDS)).where(*where).group_by(*group)
+    columns = ["workspace_id", "day", "source", "vendor", *ACTIVITY_FIELDS]
+    conn.execute(ActivityOrgDaily.__table__.insert().from_select(columns, rows))
+
+
+def _slice(table, workspace_id: str, source: str, start: date, end: date):
+    return (table.workspace_id == workspace_id, table.source == source, table.day >= start, table.day < end)
+
+
+def refresh_window(conn: Connection, *, workspace_id: str, source: str, start: date, end: date) -> None:
+    """Recompute the rollups for one source's days ``[start, end)`` (after a sync batch wrote them)."""
+    for rollup in ROLLUPS:
+        conn.execute(delete(rollup).where(*_slice(rollup, workspace_id, source, start, end)))
+    usage = _slice(UsageDaily, workspace_id, source, start, end)
+    _insert_person_rows(conn, *usage)
+    _insert_org_rows(conn, *usage)
+    _insert_activity_rows(conn, *_slice(ActivityDaily, workspace_id, source, start, end))
+
+
+def rebuild(conn: Connection, workspace_id: str | None = None) -> None:
+    """Recompute every rollup row (of one workspace, or all) from the daily tables."""
+    for rollup in ROLLUPS:
+        query = delete(rollup)
+        conn.execute(query if workspace_id is None else query.where(rollup.workspace_id == workspace_id))
+    usage = () if workspace_id is None else (UsageDaily.workspace_id == workspace_id,)
+    activity = () if workspace_id is None else (ActivityDaily.workspace_id == workspace_id,)
+    _insert_person_rows(conn, *usage)
+    _insert_org_rows(conn, *usage)
+    _insert_activity_rows(conn, *activity)
+
+
+def repoint_usage(conn: Connection, *, workspace_id: str, where: Iterable, values: dict) -> int:
+    """``UPDATE usage_daily SET <values> WHERE <where>`` (``values`` holds the new ``person_id``
+    and maybe a new actor), keeping the rollups in step. Returns the number of rows changed.
+
+    Only attribution moves: the org's totals stay, its unattributed part changes where rows go
+    from nobody to somebody or back, and the people involved get their rows recomputed.
+    """
+    where = (UsageDaily.workspace_id == workspace_id, *where)
+    new_person = values["person_id"]
+    spans = conn.execute(
+        select(UsageDaily.source, UsageDaily.person_id, func.min(UsageDaily.day), func.max(UsageDaily.day))
+        .where(*where)
+        .group_by(UsageDaily.source, UsageDaily.person_id)
+    ).all()
+    if not spans:
+        return 0
+    _move_unattributed(conn, workspace_id, where, new_person)
+    changed = conn.execute(update(UsageDaily).where(*where).values(**values)).rowcount or 0
+    people = {person for _, person, _, _ in spans if person is not None}
+    if new_person is not None:
+        people.add(new_person)
+    by_source: dict[str, tuple[date, date]] = {}
+    for source, _, first, last in spans:
+        low, high = by_source.get(source, (first, last))
+        by_source[source] = (min(low, first), max(high, last))
+    ids = sorted(people)
+    for source, (first, last) in sorted(by_source.items()):
+        end = last + timedelta(days=1)
+        conn.execute(
+            delete(UsagePersonDaily).where(
+                *_slice(UsagePersonDaily, workspace_id, source, first, end),
+                UsagePersonDaily.person_id.in_(ids),
+            )
+        )
+        _insert_person_rows(
+            conn, *_slice(UsageDaily, workspace_id, source, first, end), UsageDaily.person_id.in_(ids)
+        )
+    return changed
+
+
+def _move_unattributed(conn: Connection, workspace_id: str, where, new_person: int | None) -> None:
+    # Per org rollup row touched: the cost that was unattributed before, and what will be after.
+    tokens_only = _tokens_only()
+    was = func.sum(case((UsageDaily.person_id.is_(None), UsageDaily.cost_micros), else_=0))
+    will_be = func.sum(UsageDaily.cost_micros) if new_person is None else func.sum(0)
+    rows = conn.execute(
+        select(UsageDaily.day, *_usage_group(), tokens_only, will_be - was)
+        .where(*where)
+        .group_by(UsageDaily.day, *_usage_group(), tokens_only)
+    ).all()
+    key = ("day", *USAGE_GROUP, "tokens_only")
+    moves = [{**{f"k_{k}": v for k, v in zip(key, row[:-1], strict=True)}, "delta": row[-1]} for row in rows]
+    moves = [move for move in moves if move["delta"]]
+    if not moves:
+        return
+    table = UsageOrgDaily.__table__
+    conn.execute(
+        update(table)
+        .where(
+            and_(
+                table.c.workspace_id == workspace_id,
+                *(table.c[k] == bindparam(f"k_{k}") for k in key),
+            )
+        )
+        .values(unattributed_micros=table.c.unattributed_micros + bindparam("delta")),
+        moves,
+    )
