@@ -1193,7 +1193,7 @@ def peer_pace(
     team, others = best
     clauses = [
         UsagePersonDaily.workspace_id == workspace_id,
-        on_team(UsagePersonDaily, team.id),
+        on_team(UsagePersonDaily, team.id, within=(period.start, period.end)),
         UsagePersonDaily.day >= period.start,
         UsagePersonDaily.day < period.end,
     ]

@@ -18,6 +18,7 @@ Weeks: a recap scheduled on local date D covers the seven days ``[D - 7, D)``; t
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from collections.abc import Collection, Iterable, Sequence
@@ -108,9 +109,10 @@ class Scope:
     person_ids: tuple[int, ...] | None = None
     budget_target: tuple[str, str] | None = None  # (budget.target_kind, budget.target_id)
 
-    def clause(self, table):
+    def clause(self, table, within: tuple[date, date] | None = None):
+        """Rows of the scope's people; ``within`` as in ``reports.on_team``."""
         if self.team_id is not None:
-            return reports.on_team(table, self.team_id)
+            return reports.on_team(table, self.team_id, within)
         return table.person_id.in_(list(self.person_ids or ()))
 
 
@@ -153,6 +155,7 @@ _O_SERIES = re.compile(r"^(o\d)(?:-(mini|pro))?(?:-|$)")
 _DATE_SUFFIX = re.compile(r"(-\d{8}|-\d{4}-\d{2}-\d{2}|@\d{8}|-latest)$")
 
 
+@functools.lru_cache(maxsize=4096)  # a recap asks for the same few dozen models ~30,000 times
 def model_family(model: str) -> str:
     """A readable family for a model id: versions and dates folded, sizes kept
     (``claude-3-5-sonnet-20241022`` -> "Claude Sonnet", ``gpt-4.1-mini`` -> "GPT-4.1 mini")."""
@@ -342,7 +345,7 @@ def load_recap(
                 func.sum(UsagePersonDaily.requests),
             ).where(
                 UsagePersonDaily.workspace_id == workspace_id,
-                scope.clause(UsagePersonDaily),
+                scope.clause(UsagePersonDaily, within=(first, end)),
                 UsagePersonDaily.day >= first,
                 UsagePersonDaily.day < end,
             ),
@@ -363,7 +366,7 @@ def load_recap(
                 *(func.sum(getattr(ActivityDaily, name)) for name in ACTIVITY_FIELDS),
             ).where(
                 ActivityDaily.workspace_id == workspace_id,
-                scope.clause(ActivityDaily),
+                scope.clause(ActivityDaily, within=(first, end)),
                 ActivityDaily.day >= first,
                 ActivityDaily.day < end,
             ),
@@ -661,7 +664,7 @@ def _idle_seats(
         select(UsagePersonDaily.person_id, UsagePersonDaily.vendor, func.sum(UsagePersonDaily.cost_micros))
         .where(
             UsagePersonDaily.workspace_id == workspace_id,
-            scope.clause(UsagePersonDaily),
+            scope.clause(UsagePersonDaily, within=(start, end)),
             UsagePersonDaily.kind == SEAT,
             UsagePersonDaily.day >= start,
             UsagePersonDaily.day < end,

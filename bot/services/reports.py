@@ -264,14 +264,18 @@ def model_breakdown(
 # test is an EXISTS, so overlapping stretches could never count a row twice.
 
 
-def on_team(table, team_id: int):
-    """The one definition of "this row counts for the team": the person was a member that day."""
+def on_team(table, team_id: int, within: tuple[date, date] | None = None):
+    """The one definition of "this row counts for the team": the person was a member that day.
+
+    ``within``: the query reads only days in ``[start, end)``; members whose stretch covers all
+    of it then count without the per-row test (most of a team, most of the time).
+    """
     from sqlalchemy import and_, or_
 
     from bot.db.models import TeamMembership as M
 
     # The (uncorrelated) IN list lets the database walk the members' rows through the
-    # (workspace, person, day) index instead of testing every row of the period, and workspace_id
+    # (workspace, person, day) key instead of testing every row of the period, and workspace_id
     # lets the EXISTS use ix_team_membership_team: without them a 500-person team's report over
     # 10M rows took minutes (docs/benchmarks.md, B3).
     members = select(M.person_id).where(M.team_id == team_id)
@@ -286,13 +290,20 @@ def on_team(table, team_id: int):
         )
         .exists()
     )
-    return and_(table.person_id.in_(members), on_team_that_day)
+    if within is None:
+        return and_(table.person_id.in_(members), on_team_that_day)
+    start, end = within
+    throughout = select(M.person_id).where(
+        M.team_id == team_id, M.joined_on <= start, or_(M.left_on.is_(None), M.left_on >= end)
+    )
+    return and_(table.person_id.in_(members), or_(table.person_id.in_(throughout), on_team_that_day))
 
 
 def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Period) -> SpendReport:
     """Spend per vendor, value signals, active people, the previous period and each member's
     spend (``member_spend``: individual numbers, for the team's managers and admins only)."""
     previous = period.previous()
+    first = min(previous.start, period.start)
     table = UsagePersonDaily
     current = case((table.day >= period.start, 1), else_=0).label("current")
     # One pass over both periods, grouped per person and vendor (a few thousand rows for 500
@@ -301,8 +312,8 @@ def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Pe
         select(current, table.person_id, *_usage_columns(table))
         .where(
             table.workspace_id == workspace_id,
-            on_team(table, team_id),
-            table.day >= min(previous.start, period.start),
+            on_team(table, team_id, within=(first, period.end)),
+            table.day >= first,
             table.day < period.end,
         )
         .group_by(literal_column("current"), table.person_id, table.vendor)
@@ -323,7 +334,7 @@ def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Pe
         select(*_value_columns())
         .where(
             ActivityDaily.workspace_id == workspace_id,
-            on_team(ActivityDaily, team_id),
+            on_team(ActivityDaily, team_id, within=(period.start, period.end)),
             *_in_period(ActivityDaily, period),
         )
         .group_by(ActivityDaily.vendor)
@@ -346,7 +357,7 @@ def team_models(
         select(UsagePersonDaily.vendor, UsagePersonDaily.model, func.sum(UsagePersonDaily.cost_micros))
         .where(
             UsagePersonDaily.workspace_id == workspace_id,
-            on_team(UsagePersonDaily, team_id),
+            on_team(UsagePersonDaily, team_id, within=(period.start, period.end)),
             *_in_period(UsagePersonDaily, period),
             UsagePersonDaily.model != "",
         )
