@@ -143,12 +143,18 @@ async def handle_help(ctx: CommandContext, command: ParsedCommand) -> Message:
 
 async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
     period = one_period(ctx, command.args, "me")
-    person = await caller_person(ctx)
-    if person is None:
-        return build_not_linked(admins_hint=admins_hint(ctx.runtime))
-    workspace_id = ctx.caller.workspace_id
+    caller = ctx.caller
+    workspace_id = caller.workspace_id
+    today, min_group_size = ctx.runtime.today(), ctx.runtime.settings.min_group_size
 
-    def load(conn):
+    def load(conn, person: Person | None = None):
+        # The person and their numbers in one worker-thread call: each hand-off costs about as
+        # much as a query under load (docs/benchmarks.md, B5).
+        person = person or people.find_by_slack_id(
+            conn, workspace_id=workspace_id, slack_user_id=caller.user_id
+        )
+        if person is None:
+            return None
         report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
         models = reports.model_breakdown(
             conn, workspace_id=workspace_id, person_ids=[person.id], period=period
@@ -156,14 +162,20 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
         owned = budgets.statuses_for_person(
             conn,
             workspace_id=workspace_id,
-            viewer=access.Viewer(ctx.caller.user_id, ctx.caller.is_admin, person.id),
+            viewer=access.Viewer(caller.user_id, caller.is_admin, person.id),
             person_id=person.id,
-            today=ctx.runtime.today(),
-            min_group_size=ctx.runtime.settings.min_group_size,
+            today=today,
+            min_group_size=min_group_size,
         )
-        return report, models, owned
+        return person, report, models, owned
 
-    report, models, owned = await ctx.db(load)
+    loaded = await ctx.db(load)
+    if loaded is None:  # not linked by Slack id yet: match by email (a write), once per person
+        person = await caller_person(ctx)
+        if person is None:
+            return build_not_linked(admins_hint=admins_hint(ctx.runtime))
+        loaded = await ctx.db(load, person)
+    person, report, models, owned = loaded
     reply = build_me(
         report, who=person.display_name or person.email or "you", models=models, tz=ctx.runtime.settings.tz
     )
