@@ -207,13 +207,12 @@ def measure_team(database_url: str, facts: dict, requests: int, budget_s: float)
     problems: list[str] = []
     with engine.connect() as conn:
         if team_id is not None and hasattr(reports, "team_report"):
-            method = "reports.team_report (with per-member spend) + team_models"
+            method = "reports.team_report (vendors, models, per-member spend, value, previous period)"
 
             def load():
                 report = reports.team_report(
                     conn, workspace_id=synth.WORKSPACE, team_id=team_id, period=period
                 )
-                reports.team_models(conn, workspace_id=synth.WORKSPACE, team_id=team_id, period=period)
                 return report
         else:
             method = "reports.person_report + model_breakdown over the 500 people (no team module)"

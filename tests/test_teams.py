@@ -155,7 +155,7 @@ def test_team_report_has_vendors_models_value_and_the_previous_period(engine):
         rollups.rebuild(conn)  # written directly: bring the rollups in step
     with engine.connect() as conn:
         report = reports.team_report(conn, workspace_id="w", team_id=team.id, period=period)
-        models = reports.team_models(conn, workspace_id="w", team_id=team.id, period=period)
+        models = report.models
     assert [(v.vendor, v.cost_micros) for v in report.vendors] == [
         ("openai", 3_000_000),
         ("cursor", 1_000_000),

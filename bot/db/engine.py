@@ -35,6 +35,10 @@ def make_engine(url: str, *, echo: bool = False, busy_timeout_ms: int = SQLITE_B
     return create_engine(
         url,
         echo=echo,
+        # JIT compilation costs ~0.5 s per query and pays off only for queries that run for
+        # seconds; the planner's cost estimate for a team's rollup scan crosses jit_above_cost and
+        # the compile then took 550 of 850 ms (docs/benchmarks.md, B3). Our queries are short.
+        connect_args={"options": "-c jit=off"},
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,

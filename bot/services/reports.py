@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date
 
-from sqlalchemy import Connection, case, func, literal_column, select
+from sqlalchemy import Connection, case, func, select
 
 from bot.db.models import (
     ActivityDaily,
@@ -93,8 +93,6 @@ class SpendReport:
     value: list[Value] = field(default_factory=list)
     previous_total_micros: int = 0
     active_people: int = 0
-    #: (person id, spend) biggest first; filled by team_report only, shown only to those allowed.
-    member_spend: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def total_micros(self) -> int:
@@ -299,37 +297,50 @@ def on_team(table, team_id: int, within: tuple[date, date] | None = None):
     return and_(table.person_id.in_(members), or_(table.person_id.in_(throughout), on_team_that_day))
 
 
-def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Period) -> SpendReport:
-    """Spend per vendor, value signals, active people, the previous period and each member's
-    spend (``member_spend``: individual numbers, for the team's managers and admins only)."""
-    previous = period.previous()
-    first = min(previous.start, period.start)
+@dataclass
+class TeamReport(SpendReport):
+    #: Top (vendor, model, cost) of the period.
+    models: list[tuple[str, str, int]] = field(default_factory=list)
+    #: (person id, spend) biggest first: individual numbers, for the team's managers and admins.
+    member_spend: list[tuple[int, int]] = field(default_factory=list)
+
+
+def team_report(
+    conn: Connection, *, workspace_id: str, team_id: int, period: Period, top_models: int = 5
+) -> TeamReport:
+    """Spend per vendor and model, value signals, active people, each member's spend and the
+    previous period's total of one team."""
     table = UsagePersonDaily
-    current = case((table.day >= period.start, 1), else_=0).label("current")
-    # One pass over both periods, grouped per person and vendor (a few thousand rows for 500
-    # people), folded below: four scans of the team's rows became one (docs/benchmarks.md, B3).
+    # One pass over the period, grouped per person, vendor and model (a few thousand rows for 500
+    # people) and folded below: five scans of the team's rows became one (docs/benchmarks.md, B3).
     rows = conn.execute(
-        select(current, table.person_id, *_usage_columns(table))
+        select(table.person_id, table.model, *_usage_columns(table))
         .where(
             table.workspace_id == workspace_id,
-            on_team(table, team_id, within=(first, period.end)),
-            table.day >= first,
-            table.day < period.end,
+            on_team(table, team_id, within=(period.start, period.end)),
+            *_in_period(table, period),
         )
-        .group_by(literal_column("current"), table.person_id, table.vendor)
+        .group_by(table.person_id, table.vendor, table.model)
     ).all()
     vendors: dict[str, VendorSpend] = {}
+    models: dict[tuple[str, str], int] = {}
     member_spend: dict[int, int] = {}
-    previous_total = 0
-    for in_period, person_id, vendor, *sums in rows:
+    for person_id, model, vendor, *sums in rows:
         sums = [int(x or 0) for x in sums]
-        if not in_period:
-            previous_total += sums[0]
-            continue
         member_spend[int(person_id)] = member_spend.get(int(person_id), 0) + sums[0]
+        if model:
+            models[vendor, model] = models.get((vendor, model), 0) + sums[0]
         total = vendors.setdefault(vendor, VendorSpend(vendor))
         for name, amount in zip(VENDOR_SUMS, sums, strict=True):
             setattr(total, name, getattr(total, name) + amount)
+    previous = period.previous()
+    previous_total = conn.execute(
+        select(func.coalesce(func.sum(table.cost_micros), 0)).where(
+            table.workspace_id == workspace_id,
+            on_team(table, team_id, within=(previous.start, previous.end)),
+            *_in_period(table, previous),
+        )
+    ).scalar_one()
     value = conn.execute(
         select(*_value_columns())
         .where(
@@ -339,33 +350,16 @@ def team_report(conn: Connection, *, workspace_id: str, team_id: int, period: Pe
         )
         .group_by(ActivityDaily.vendor)
     ).all()
-    report = SpendReport(
+    top = sorted(models.items(), key=lambda item: (-item[1], item[0][1]))[:top_models]
+    return TeamReport(
         period,
         sorted(vendors.values(), key=lambda v: (-v.cost_micros, v.vendor)),
         _value_rows(value),
-        previous_total,
+        int(previous_total),
         len(member_spend),
+        models=[(vendor, model, cost) for (vendor, model), cost in top],
+        member_spend=sorted(member_spend.items(), key=lambda item: (-item[1], item[0])),
     )
-    report.member_spend = sorted(member_spend.items(), key=lambda item: (-item[1], item[0]))
-    return report
-
-
-def team_models(
-    conn: Connection, *, workspace_id: str, team_id: int, period: Period, limit: int = 5
-) -> list[tuple[str, str, int]]:
-    rows = conn.execute(
-        select(UsagePersonDaily.vendor, UsagePersonDaily.model, func.sum(UsagePersonDaily.cost_micros))
-        .where(
-            UsagePersonDaily.workspace_id == workspace_id,
-            on_team(UsagePersonDaily, team_id, within=(period.start, period.end)),
-            *_in_period(UsagePersonDaily, period),
-            UsagePersonDaily.model != "",
-        )
-        .group_by(UsagePersonDaily.vendor, UsagePersonDaily.model)
-        .order_by(func.sum(UsagePersonDaily.cost_micros).desc(), UsagePersonDaily.model)
-        .limit(limit)
-    ).all()
-    return [(vendor, model, int(cost or 0)) for vendor, model, cost in rows]
 
 
 def weekly_spend(

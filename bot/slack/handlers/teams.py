@@ -299,7 +299,6 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
 
     def load(conn):
         report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
-        models = reports.team_models(conn, workspace_id=workspace_id, team_id=team.id, period=period)
         member_spend = None
         if decision.sees_individuals:
             spend = report.member_spend
@@ -313,11 +312,11 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
                 person_ids=[pid for pid, _ in spend if pid != viewer.person_id],
                 detail=f"team={team.label} period={period.start}..{period.last_day}",
             )
-        return report, models, member_spend
+        return report, member_spend
 
-    report, models, member_spend = await ctx.db(load, write=decision.sees_individuals)
+    report, member_spend = await ctx.db(load, write=decision.sees_individuals)
     return build_team(
-        report, team=team, members=members, models=models, member_spend=member_spend, notes=notes
+        report, team=team, members=members, models=report.models, member_spend=member_spend, notes=notes
     )
 
 
