@@ -35,7 +35,7 @@ from bot.sources.base import (
     email_actor,
     split_window,
 )
-from bot.sources.http import VendorHttp
+from bot.sources.http import VendorHttp, collector_paused
 
 log = logging.getLogger(__name__)
 
@@ -203,9 +203,10 @@ class CursorConnector:
             yield ActivityRecord(day=day, actor=_actor(row.get("email")), **values)
 
     # -- billed usage --------------------------------------------------------------------
-    def _events(self, start: date, end: date) -> Iterator[dict]:
-        """Every usage event of ``[start, end)``, all pages, each event once."""
-        seen = _SeenEvents()
+    def _usage(self, start: date, end: date) -> list[UsageRecord]:
+        """Every usage event of ``[start, end)``, all pages, each event once, summed per
+        (UTC day, actor, model)."""
+        totals = _EventTotals(self.name, start, end)
         for page in range(1, MAX_PAGES + 1):
             payload = {
                 "startDate": epoch_ms(start),
@@ -213,85 +214,22 @@ class CursorConnector:
                 "page": page,
                 "pageSize": self.events_page_size,
             }
-            body = self._dict(self.http.json("POST", EVENTS, json=payload), EVENTS, "usageEvents")
-            events = body["usageEvents"]
-            for event in events:
-                if not isinstance(event, dict):
-                    raise SourceError(self.name, EVENTS, "unexpected event shape")
-                # New events arriving while we page shift the pages by one: an event may come
-                # twice. Events have no id, so the full content is the identity.
-                if seen.add(event):
-                    yield event
-            pagination = body.get("pagination") or {}
-            has_next = pagination.get("hasNextPage")
-            if has_next is None:
-                has_next = page < _count(pagination.get("numPages"), EVENTS, self.name)
+            # A page is read into the totals and dropped before the collector runs again.
+            with collector_paused():
+                body = self._dict(self.http.json("POST", EVENTS, json=payload), EVENTS, "usageEvents")
+                events = body["usageEvents"]
+                totals.add(events)
+                pagination = body.get("pagination") or {}
+                has_next = pagination.get("hasNextPage")
+                if has_next is None:
+                    has_next = page < _count(pagination.get("numPages"), EVENTS, self.name)
+                empty = not events
+                del body, events, pagination
             if not has_next:
-                return
-            if not events:
+                return totals.records()
+            if empty:
                 raise SourceError(self.name, EVENTS, f"page {page} is empty but hasNextPage is true")
         raise SourceError(self.name, EVENTS, f"more than {MAX_PAGES} pages")
-
-    def _usage(self, start: date, end: date) -> list[UsageRecord]:
-        """Events summed per (UTC day, actor, model) as they stream in (the hot loop of a backfill:
-        about a million events a year at 5,000 people, so the common shapes take fast paths and
-        anything unusual goes through the same checked helpers as before)."""
-        source = self.name
-        start_ms, end_ms = epoch_ms(start), epoch_ms(end)
-        # (days since 1970-01-01, actor, model) -> [cents, input, output, cache read, cache write, requests]
-        totals: dict[tuple[int, str, str], list] = {}
-        actors: dict[str, str] = {}
-        for event in self._events(start, end):
-            stamp = event.get("timestamp")
-            millis = stamp if type(stamp) is int else _millis(stamp, source)
-            if not (start_ms <= millis < end_ms):  # the same test as start <= UTC day < end
-                _day_of_ms(stamp, EVENTS, source)  # out of range is skipped, unreadable still fails
-                continue
-            email = event.get("userEmail")
-            if type(email) is str:
-                actor = actors.get(email)
-                if actor is None:
-                    actor = actors[email] = _actor(email)
-            else:
-                actor = _actor(email)
-            model = event.get("model") or ""
-            key = (millis // MS_PER_DAY, actor, model if type(model) is str else str(model))
-            entry = totals.get(key)
-            if entry is None:
-                entry = totals[key] = [_ZERO, 0, 0, 0, 0, 0]
-            tokens = event.get("tokenUsage")
-            if isinstance(tokens, dict):
-                cents = tokens.get("totalCents")
-                if cents is not None:
-                    entry[0] += cents if type(cents) is Decimal else _cents(cents, EVENTS, source)
-                for slot, name in _TOKEN_SLOTS:
-                    value = tokens.get(name)
-                    if value is not None:
-                        entry[slot] += value if type(value) is int else _count(value, EVENTS, source)
-            entry[5] += 1
-        epoch_day = date(1970, 1, 1)
-        days: dict[int, date] = {}
-        records = []
-        for (number, actor, model), (cents, inp, out, cache_read, cache_write, requests) in totals.items():
-            day = days.get(number)
-            if day is None:
-                day = days[number] = epoch_day + timedelta(days=number)
-            records.append(
-                UsageRecord(
-                    day=day,
-                    actor=actor,
-                    model=model,
-                    cost=Money.from_cents(cents),
-                    cost_basis=BILLED,
-                    kind=USAGE,
-                    input_tokens=inp,
-                    output_tokens=out,
-                    cache_read_tokens=cache_read,
-                    cache_write_tokens=cache_write,
-                    requests=requests,
-                )
-            )
-        return records
 
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
         hints = self.identities()
@@ -374,6 +312,87 @@ def _freeze(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_freeze(v) for v in value)
     return value
+
+
+class _EventTotals:
+    """Usage events summed per (UTC day, actor, model) as the pages come in, each event once.
+
+    The hot loop of a backfill (about a million events a year at 5,000 people): the usual shapes
+    (digit-string timestamps, int tokens, Decimal cents) take fast paths, anything else goes
+    through the same checked helpers (and errors) as the rest of the module.
+    """
+
+    def __init__(self, source: str, start: date, end: date) -> None:
+        self.source = source
+        self.start_ms, self.end_ms = epoch_ms(start), epoch_ms(end)
+        # (days since 1970-01-01, actor, model) -> [cents, input, output, cache read, cache write, requests]
+        self.totals: dict[tuple[int, str, str], list] = {}
+        self.actors: dict[str, str] = {}  # userEmail -> actor
+        self.seen = _SeenEvents()
+
+    def add(self, events: list) -> None:
+        source, totals, actors, seen = self.source, self.totals, self.actors, self.seen
+        start_ms, end_ms = self.start_ms, self.end_ms
+        for event in events:
+            if not isinstance(event, dict):
+                raise SourceError(source, EVENTS, "unexpected event shape")
+            # New events arriving while we page shift the pages by one: an event may come
+            # twice. Events have no id, so the full content is the identity.
+            if not seen.add(event):
+                continue
+            stamp = event.get("timestamp")
+            millis = stamp if type(stamp) is int else _millis(stamp, source)
+            if not (start_ms <= millis < end_ms):  # the same test as start <= UTC day < end
+                _day_of_ms(stamp, EVENTS, source)  # out of range is skipped, unreadable still fails
+                continue
+            email = event.get("userEmail")
+            if type(email) is str:
+                actor = actors.get(email)
+                if actor is None:
+                    actor = actors[email] = _actor(email)
+            else:
+                actor = _actor(email)
+            model = event.get("model") or ""
+            key = (millis // MS_PER_DAY, actor, model if type(model) is str else str(model))
+            entry = totals.get(key)
+            if entry is None:
+                entry = totals[key] = [_ZERO, 0, 0, 0, 0, 0]
+            tokens = event.get("tokenUsage")
+            if isinstance(tokens, dict):
+                cents = tokens.get("totalCents")
+                if cents is not None:
+                    entry[0] += cents if type(cents) is Decimal else _cents(cents, EVENTS, source)
+                for slot, name in _TOKEN_SLOTS:
+                    value = tokens.get(name)
+                    if value is not None:
+                        entry[slot] += value if type(value) is int else _count(value, EVENTS, source)
+            entry[5] += 1
+
+    def records(self) -> list[UsageRecord]:
+        epoch_day = date(1970, 1, 1)
+        days: dict[int, date] = {}
+        records = []
+        for (number, actor, model), entry in self.totals.items():
+            cents, inp, out, cache_read, cache_write, requests = entry
+            day = days.get(number)
+            if day is None:
+                day = days[number] = epoch_day + timedelta(days=number)
+            records.append(
+                UsageRecord(
+                    day=day,
+                    actor=actor,
+                    model=model,
+                    cost=Money.from_cents(cents),
+                    cost_basis=BILLED,
+                    kind=USAGE,
+                    input_tokens=inp,
+                    output_tokens=out,
+                    cache_read_tokens=cache_read,
+                    cache_write_tokens=cache_write,
+                    requests=requests,
+                )
+            )
+        return records
 
 
 class _SeenEvents:

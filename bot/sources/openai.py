@@ -9,18 +9,22 @@ estimated here and nothing is counted twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar
 
-from bot.money import Money
+from bot.money import USD, Money, to_decimal, usd_to_micros
 from bot.settings import Settings
 from bot.sources.base import Batch, IdentityHint, SourceError, UsageRecord, split_window
-from bot.sources.http import VendorHttp
+from bot.sources.http import VendorHttp, collector_paused
 
 MAX_PAGES = 10_000  # loop guard: a vendor cursor that never ends is an error, not a hang
 # What reading an unexpected value raises (missing key, wrong type, bad number): a SourceError instead.
 PARSE_ERRORS = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
+#: Usage rows carry no dollars; one shared (immutable) zero instead of a new Money per row.
+NO_COST = Money.zero()
 # Grouping fields of usage/costs results (null unless grouped by): a result's identity in its bucket.
 DIMENSIONS = ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier", "line_item")
 
@@ -65,7 +69,14 @@ class OpenAIConnector:
         self.http.close()
 
     # -- pagination helpers -------------------------------------------------------------
-    def _buckets(self, endpoint: str, params: list[tuple[str, Any]]) -> Iterator[dict]:
+    def _buckets(
+        self, endpoint: str, params: list[tuple[str, Any]], read: Callable[[dict], Iterator[UsageRecord]]
+    ) -> Iterator[UsageRecord]:
+        """The records ``read`` makes of every bucket of every page.
+
+        A page (up to thousands of results) is read into records and dropped with the collector
+        paused, so the collector never scans it (see :func:`collector_paused`).
+        """
         page: str | None = None
         seen: set[str] = set()
         # One result per (bucket, grouping values): seeing one twice means the data moved under the
@@ -73,23 +84,29 @@ class OpenAIConnector:
         rows: set[tuple] = set()
         for _ in range(MAX_PAGES):
             query = list(params) + ([("page", page)] if page else [])
-            body = self.http.json("GET", endpoint, params=query)
-            if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-                raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
-            for bucket in body["data"]:
-                results = bucket.get("results") if isinstance(bucket, dict) else None
-                if not isinstance(results or [], list) or not all(isinstance(r, dict) for r in results or []):
-                    raise SourceError(self.name, endpoint, "unexpected response shape (bucket results)")
-                for result in results or []:
-                    row = (bucket.get("start_time"), *(str(result.get(d)) for d in DIMENSIONS))
-                    if row in rows:
-                        raise SourceError(
-                            self.name, endpoint, "a result appeared twice (pages changed while paging)"
-                        )
-                    rows.add(row)
-            yield from body["data"]
-            page = body.get("next_page")
-            if not body.get("has_more"):
+            with collector_paused():
+                body = self.http.json("GET", endpoint, params=query)
+                if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+                    raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
+                for bucket in body["data"]:
+                    results = bucket.get("results") if isinstance(bucket, dict) else None
+                    if not isinstance(results or [], list) or not all(
+                        isinstance(r, dict) for r in results or []
+                    ):
+                        raise SourceError(self.name, endpoint, "unexpected response shape (bucket results)")
+                    start_time = bucket.get("start_time")
+                    for result in results or []:
+                        row = (start_time, *map(str, map(result.get, DIMENSIONS)))  # C loops: 5,000 a page
+                        if row in rows:
+                            raise SourceError(
+                                self.name, endpoint, "a result appeared twice (pages changed while paging)"
+                            )
+                        rows.add(row)
+                records = [record for bucket in body["data"] for record in read(bucket)]
+                page, more = body.get("next_page"), body.get("has_more")
+                del body
+            yield from records
+            if not more:
                 return
             if not page or page in seen:
                 raise SourceError(
@@ -153,36 +170,45 @@ class OpenAIConnector:
             ("group_by", "api_key_id"),
             ("group_by", "model"),
         ]
-        for bucket in self._buckets("organization/usage/completions", params):
-            day = _day(bucket["start_time"])
-            if not start <= day < end:
-                raise SourceError(self.name, "organization/usage/completions", f"bucket {day} outside window")
-            for result in bucket.get("results") or []:
-                if result.get("user_id"):
-                    actor = f"openai_user:{result['user_id']}"
-                elif result.get("api_key_id"):
-                    actor = f"openai_key:{result['api_key_id']}"
-                else:
-                    actor = "openai:unattributed"
-                cached = _int(result.get("input_cached_tokens"))
-                cache_write = _int(result.get("input_cache_write_tokens"))
-                uncached = result.get("input_uncached_tokens")
-                # OpenAI's input_tokens folds cached and cache-write tokens in; store them apart.
-                uncached = (
-                    _int(uncached)
-                    if uncached is not None
-                    else _int(result.get("input_tokens")) - cached - cache_write
-                )
-                yield UsageRecord(
-                    day=day,
-                    actor=actor,
-                    model=result.get("model") or "",
-                    input_tokens=max(uncached, 0),
-                    output_tokens=_int(result.get("output_tokens")),
-                    cache_read_tokens=cached,
-                    cache_write_tokens=cache_write,
-                    requests=_int(result.get("num_model_requests")),
-                )
+        read = partial(self._usage_of, start, end)
+        yield from self._buckets("organization/usage/completions", params, read)
+
+    def _usage_of(self, start: date, end: date, bucket: dict) -> Iterator[UsageRecord]:
+        day = _day(bucket["start_time"])
+        if not start <= day < end:
+            raise SourceError(self.name, "organization/usage/completions", f"bucket {day} outside window")
+        for result in bucket.get("results") or []:
+            get = result.get
+            if get("user_id"):
+                actor = f"openai_user:{result['user_id']}"
+            elif get("api_key_id"):
+                actor = f"openai_key:{result['api_key_id']}"
+            else:
+                actor = "openai:unattributed"
+            # Token counts are JSON ints; anything else takes _int's reading (and its errors).
+            cached = get("input_cached_tokens")
+            cached = cached if type(cached) is int else _int(cached)
+            cache_write = get("input_cache_write_tokens")
+            cache_write = cache_write if type(cache_write) is int else _int(cache_write)
+            uncached = get("input_uncached_tokens")
+            # OpenAI's input_tokens folds cached and cache-write tokens in; store them apart.
+            if uncached is None:
+                uncached = _int(get("input_tokens")) - cached - cache_write
+            elif type(uncached) is not int:
+                uncached = _int(uncached)
+            output = get("output_tokens")
+            requests = get("num_model_requests")
+            yield UsageRecord(
+                day=day,
+                actor=actor,
+                model=get("model") or "",
+                cost=NO_COST,
+                input_tokens=max(uncached, 0),
+                output_tokens=output if type(output) is int else _int(output),
+                cache_read_tokens=cached,
+                cache_write_tokens=cache_write,
+                requests=requests if type(requests) is int else _int(requests),
+            )
 
     def _costs(self, start: date, end: date) -> Iterator[UsageRecord]:
         params = [
@@ -193,26 +219,41 @@ class OpenAIConnector:
             ("group_by", "api_key_id"),
             ("group_by", "line_item"),
         ]
-        for bucket in self._buckets("organization/costs", params):
-            day = _day(bucket["start_time"])
-            if not start <= day < end:
-                raise SourceError(self.name, "organization/costs", f"bucket {day} outside window")
-            for result in bucket.get("results") or []:
-                amount = result.get("amount") or {}
-                currency = str(amount.get("currency") or "usd").lower()
+        models: dict[str, str] = {}  # line item -> model: a few dozen distinct ones
+        read = partial(self._costs_of, start, end, models)
+        yield from self._buckets("organization/costs", params, read)
+
+    def _costs_of(
+        self, start: date, end: date, models: dict[str, str], bucket: dict
+    ) -> Iterator[UsageRecord]:
+        day = _day(bucket["start_time"])
+        if not start <= day < end:
+            raise SourceError(self.name, "organization/costs", f"bucket {day} outside window")
+        for result in bucket.get("results") or []:
+            amount = result.get("amount") or {}
+            currency = amount.get("currency")
+            if currency != "usd":
+                currency = str(currency or "usd").lower()
                 if currency != "usd":
                     raise SourceError(self.name, "organization/costs", f"unsupported currency {currency!r}")
-                if amount.get("value") is None:
-                    continue
-                key_id = result.get("api_key_id")
-                project_id = result.get("project_id")
-                actor = f"openai_key:{key_id}" if key_id else f"openai_project:{project_id or 'org'}"
-                yield UsageRecord(
-                    day=day,
-                    actor=actor,
-                    model=model_of_line_item(result.get("line_item")),
-                    cost=Money.from_usd(amount["value"]),
-                )
+            value = amount.get("value")
+            if value is None:
+                continue
+            # Money.from_usd, without its generic checks for the common Decimal value.
+            dollars = value if type(value) is Decimal else to_decimal(value)
+            key_id = result.get("api_key_id")
+            actor = (
+                f"openai_key:{key_id}" if key_id else f"openai_project:{result.get('project_id') or 'org'}"
+            )
+            line_item = result.get("line_item")
+            model = models.get(line_item) if type(line_item) is str else None
+            if model is None:
+                model = model_of_line_item(line_item)
+                if type(line_item) is str:
+                    models[line_item] = model
+            yield UsageRecord(
+                day=day, actor=actor, model=model, cost=Money(usd_to_micros(dollars), str(dollars), USD)
+            )
 
     def _read(self, endpoint: str, records: Iterator[UsageRecord]) -> list[UsageRecord]:
         """All records of one endpoint; a value that cannot be read fails the run naming the endpoint."""
