@@ -176,6 +176,7 @@ def run(args: argparse.Namespace, console: Console) -> dict:
                     people=users,
                     clients=size.load_clients,
                     seconds=size.load_seconds,
+                    workers=args.workers,
                     log_dir=log_dir,
                     log=log,
                 )
@@ -276,7 +277,7 @@ def verdicts(result: dict) -> list[tuple[str, str, str, bool | None]]:
         app, bare = result["b5"]["app"], result["b5"]["bare"]
         rows.append(
             (
-                f"B5 HTTP /tokens me, {result['b5']['clients']} clients",
+                f"B5 HTTP /tokens me, {result['b5']['clients']} clients, {result['b5']['workers']} worker(s)",
                 f"{app['rps']:,.0f} req/s · p99 {_ms(app['p99_ms'])} · {app['errors']} errors"
                 f" (bare Starlette {bare['rps']:,.0f} req/s, p99 {_ms(bare['p99_ms'])})",
                 f">= {t['b5_rps']} req/s, p99 <= {t['b5_p99_ms']} ms, 0 errors",
@@ -311,6 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=str(dbbuild.CACHE_DIR))
     parser.add_argument("--results-dir", default=str(RESULTS_DIR))
     parser.add_argument("--profile", action="store_true", help="record the ingest children with py-spy")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="B5: uvicorn worker processes for tokenwise run and the bare ceiling (default: one per CPU)",
+    )
     args = parser.parse_args(argv)
     console = Console()
     result = run(args, console)

@@ -11,6 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from bot.web import serve_workers
+
 ANSWER = {"response_type": "ephemeral", "text": "Your AI spend: $0.00", "blocks": []}
 
 
@@ -25,10 +27,13 @@ app = Starlette(routes=[Route("/slack/events", slack_events, methods=["POST"])])
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # The same uvicorn options as bot/cli.py's ``run``.
-    uvicorn.run(
-        app,
+    # The same uvicorn options as bot/cli.py's ``run``, and the same server for several workers.
+    serve = uvicorn.run if args.workers == 1 else serve_workers
+    serve(
+        "bench.bare_app:app",
+        workers=args.workers,
         host="127.0.0.1",
         port=args.port,
         log_level="info",

@@ -1,6 +1,7 @@
-"""B5: signed ``/tokens me`` over loopback HTTP against ``tokenwise run`` (uvicorn, a subprocess
-with the bench database and the fake Slack), N keep-alive clients for T seconds; then the same
-load against a bare Starlette endpoint under the same uvicorn settings, as the ceiling.
+"""B5: signed ``/tokens me`` over loopback HTTP against ``tokenwise run --workers W`` (uvicorn, a
+subprocess with the bench database and the fake Slack), N keep-alive clients for T seconds; then
+the same load against a bare Starlette endpoint under the same uvicorn settings and worker count,
+as the ceiling.
 
 The load generator speaks HTTP/1.1 on raw asyncio streams: an HTTP client library would spend
 more CPU than the server on this 2-core machine and measure itself.
@@ -81,18 +82,20 @@ class Server:
         self.workdir.cleanup()
 
 
-def tokenwise_server(fake: FakeSlack, database_url: str, log_path: Path) -> Server:
+def tokenwise_server(fake: FakeSlack, database_url: str, log_path: Path, workers: int) -> Server:
     port = free_port()
     script = Path(sys.executable).parent / "tokenwise"
     command = [str(script)] if script.exists() else [sys.executable, "-c", "from bot.cli import main; main()"]
     env = {**_clean_env(), **server_env(fake, database_url), "PYTHONPATH": str(REPO)}
-    return Server([*command, "run", "--no-scheduler", "--port", str(port)], env, port, log_path)
+    options = ["--no-scheduler", "--port", str(port), "--workers", str(workers)]
+    return Server([*command, "run", *options], env, port, log_path)
 
 
-def bare_server(log_path: Path) -> Server:
+def bare_server(log_path: Path, workers: int) -> Server:
     port = free_port()
     env = {**_clean_env(), "PYTHONPATH": str(REPO)}
-    return Server([sys.executable, "-m", "bench.bare_app", "--port", str(port)], env, port, log_path)
+    command = [sys.executable, "-m", "bench.bare_app", "--port", str(port), "--workers", str(workers)]
+    return Server(command, env, port, log_path)
 
 
 def _request(port: int, text: str, user_id: str) -> bytes:
@@ -170,35 +173,65 @@ def run(
     people: list[int],
     clients: int,
     seconds: float,
+    workers: int,
     log_dir: Path,
     log,
 ) -> dict:
     users = [synth.slack_id(p) for p in people]
     text = f"me {synth.REPORT_MONTH}"
     log_dir.mkdir(parents=True, exist_ok=True)
-    log(f"B5: tokenwise run under uvicorn, {clients} clients for {seconds:.0f} s")
-    server = tokenwise_server(fake, database_url, log_dir / "b5-tokenwise.log")
+    log(f"B5: tokenwise run under uvicorn, {workers} worker(s), {clients} clients for {seconds:.0f} s")
+    server = tokenwise_server(fake, database_url, log_dir / "b5-tokenwise.log", workers)
     try:
-        # Warm-up: every user once (users.info is cached after the first call), unmeasured.
-        asyncio.run(_warm(server.port, users, text))
+        warmed = _warm(server.port, users, text, workers, fake)
         app = asyncio.run(_load(server.port, users, text, clients, seconds, b"Your AI spend"))
     finally:
         server.close()
-    log(f"B5: bare Starlette endpoint, {clients} clients for {seconds:.0f} s")
-    bare = bare_server(log_dir / "b5-bare.log")
+    log(f"B5: bare Starlette endpoint, {workers} worker(s), {clients} clients for {seconds:.0f} s")
+    bare = bare_server(log_dir / "b5-bare.log", workers)
     try:
         asyncio.run(_load(bare.port, users, text, clients, 1.0, b""))
         ceiling = asyncio.run(_load(bare.port, users, text, clients, seconds, b"Your AI spend"))
     finally:
         bare.close()
-    return {"clients": clients, "seconds": seconds, "users": len(users), "app": app, "bare": ceiling}
+    return {
+        "clients": clients,
+        "seconds": seconds,
+        "users": len(users),
+        "workers": workers,
+        "warm_users_info": warmed,
+        "app": app,
+        "bare": ceiling,
+    }
 
 
-async def _warm(port: int, users: list[str], text: str) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        for user in users:
-            writer.write(_request(port, text, user))
-            await _read_response(reader)
-    finally:
-        writer.close()
+def _warm(port: int, users: list[str], text: str, workers: int, fake: FakeSlack) -> int:
+    """Unmeasured: every user at least once in each worker, so users.info is cached everywhere.
+    A connection stays with the worker that accepted it, and which one does is the kernel's
+    choice, so this sends rounds of two connections per worker (each through every user, from
+    staggered starts so no two ask about one user at once) until a round asks Slack nothing new
+    and each worker could have asked about every user (at most 60 s). Returns the calls made."""
+    before = fake.calls.get("users.info", 0)
+    deadline = time.monotonic() + 60
+    connections = 2 * workers
+
+    async def one_connection(number: int) -> None:
+        start = number * len(users) // connections
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for user in users[start:] + users[:start]:
+                writer.write(_request(port, text, user))
+                await _read_response(reader)
+        finally:
+            writer.close()
+
+    async def round_() -> None:
+        await asyncio.gather(*(one_connection(n) for n in range(connections)))
+
+    while True:
+        calls = fake.calls.get("users.info", 0)
+        asyncio.run(round_())
+        made = fake.calls.get("users.info", 0) - before
+        quiet = fake.calls.get("users.info", 0) == calls
+        if (quiet and made >= len(users) * workers) or time.monotonic() > deadline:
+            return made

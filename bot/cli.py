@@ -353,6 +353,14 @@ def run(
         bool, typer.Option("--no-scheduler", help="Serve Slack only; run jobs elsewhere.")
     ] = False,
     port: Annotated[int | None, typer.Option(help="HTTP port (default PORT or 3000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="HTTP worker processes (default TOKENWISE_WORKERS or 1); the jobs run once, "
+            "in the supervising process.",
+        ),
+    ] = None,
 ) -> None:
     """Serve Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
     import uvicorn
@@ -360,14 +368,17 @@ def run(
     from bot.runtime import build_runtime
     from bot.scheduler import build_scheduler
     from bot.slack.app import ConfigError, build_app
-    from bot.web import build_web_app
+    from bot.web import build_web_app, serve_workers
 
     settings = load_settings()
     _setup_logging(settings)
+    workers = workers or settings.workers
     # Check the whole configuration before touching data: a bad setting must not migrate anything.
     engine = _engine(settings, migrate=False)
     runtime = build_runtime(settings, engine)
     socket_mode = settings.slack_app_token is not None
+    if socket_mode and workers > 1:
+        raise fail("--workers (TOKENWISE_WORKERS) is for HTTP mode; Socket Mode runs one process")
     try:
         bolt = build_app(runtime, socket_mode=socket_mode)
     except ConfigError as error:
@@ -384,9 +395,7 @@ def run(
 
         asyncio.run(serve_socket())
         return
-    web = build_web_app(runtime, bolt, scheduler=scheduler)
-    uvicorn.run(
-        web,
+    options = dict(
         host=settings.host,
         port=port or settings.port,
         log_level="info",
@@ -394,6 +403,18 @@ def run(
         limit_concurrency=1000,
         proxy_headers=True,
     )
+    if workers == 1:
+        uvicorn.run(build_web_app(runtime, bolt, scheduler=scheduler), **options)
+        return
+    # Each worker is a fresh (spawned) process that builds its own app from the environment
+    # (bot.web.create_app); the jobs run here, in the supervisor, so exactly once.
+    if scheduler is not None:
+        scheduler.start()
+    try:
+        serve_workers("bot.web:create_app", factory=True, workers=workers, **options)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
 
 
 @app.command()

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     slack_redirect_uri: str | None = _env("SLACK_REDIRECT_URI")
     port: int = Field(default=3000, validation_alias="PORT")
     host: str = Field(default="0.0.0.0", validation_alias="TOKENWISE_HOST")
+    # HTTP worker processes for `tokenwise run` (one per core uses them all; jobs stay in one process).
+    workers: int = Field(default=1, ge=1, validation_alias="TOKENWISE_WORKERS")
 
     # Org
     timezone: str = Field(default="UTC", validation_alias="TOKENWISE_TIMEZONE")
