@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from sqlalchemy import Engine, func, select
 
 from bot.db.models import UsageDaily
-from bot.money import Money, to_decimal
+from bot.money import USD_CENTS, Money, cents_to_micros, to_decimal
 from bot.settings import Settings
 from bot.sources.base import (
     BILLED,
@@ -65,8 +65,7 @@ _ACTIVITY_MAP: dict[str, tuple[str, ...]] = {
 
 MS_PER_DAY = 86_400_000
 _ZERO = Decimal(0)
-# tokenUsage field -> slot in a (day, actor, model) running total; slot 0 is cents, 5 requests.
-_TOKEN_SLOTS = ((1, "inputTokens"), (2, "outputTokens"), (3, "cacheReadTokens"), (4, "cacheWriteTokens"))
+_PENDING = Money.zero("usd_cents")  # a record's cost until its window's cents are summed
 _NESTED = "tokenUsage"
 _ABSENT = object()
 
@@ -226,7 +225,7 @@ class CursorConnector:
                 empty = not events
                 del body, events, pagination
             if not has_next:
-                return totals.records()
+                return totals.usage()
             if empty:
                 raise SourceError(self.name, EVENTS, f"page {page} is empty but hasNextPage is true")
         raise SourceError(self.name, EVENTS, f"more than {MAX_PAGES} pages")
@@ -325,13 +324,36 @@ class _EventTotals:
     def __init__(self, source: str, start: date, end: date) -> None:
         self.source = source
         self.start_ms, self.end_ms = epoch_ms(start), epoch_ms(end)
-        # (days since 1970-01-01, actor, model) -> [cents, input, output, cache read, cache write, requests]
-        self.totals: dict[tuple[int, str, str], list] = {}
+        # (days since 1970-01-01, actor, model) -> index of its record and of its cents. The
+        # records themselves are the running totals (no list per row: a window has ~40,000).
+        self.index: dict[tuple[int, str, str], int] = {}
+        self.records: list[UsageRecord] = []
+        self.cents: list[Decimal] = []
+        self.days: dict[int, date] = {}
         self.actors: dict[str, str] = {}  # userEmail -> actor
         self.seen = _SeenEvents()
 
+    def _record(self, key: tuple[int, str, str]) -> int:
+        number, actor, model = key
+        day = self.days.get(number)
+        if day is None:
+            day = self.days[number] = date(1970, 1, 1) + timedelta(days=number)
+        self.records.append(
+            UsageRecord(day=day, actor=actor, model=model, cost=_PENDING, cost_basis=BILLED, kind=USAGE)
+        )
+        self.cents.append(_ZERO)
+        index = self.index[key] = len(self.records) - 1
+        return index
+
     def add(self, events: list) -> None:
-        source, totals, actors, seen = self.source, self.totals, self.actors, self.seen
+        source, index, records, cents, actors, seen = (
+            self.source,
+            self.index,
+            self.records,
+            self.cents,
+            self.actors,
+            self.seen,
+        )
         start_ms, end_ms = self.start_ms, self.end_ms
         for event in events:
             if not isinstance(event, dict):
@@ -354,45 +376,37 @@ class _EventTotals:
                 actor = _actor(email)
             model = event.get("model") or ""
             key = (millis // MS_PER_DAY, actor, model if type(model) is str else str(model))
-            entry = totals.get(key)
-            if entry is None:
-                entry = totals[key] = [_ZERO, 0, 0, 0, 0, 0]
+            at = index.get(key)
+            if at is None:
+                at = self._record(key)
+            record = records[at]
             tokens = event.get("tokenUsage")
             if isinstance(tokens, dict):
-                cents = tokens.get("totalCents")
-                if cents is not None:
-                    entry[0] += cents if type(cents) is Decimal else _cents(cents, EVENTS, source)
-                for slot, name in _TOKEN_SLOTS:
-                    value = tokens.get(name)
-                    if value is not None:
-                        entry[slot] += value if type(value) is int else _count(value, EVENTS, source)
-            entry[5] += 1
+                get = tokens.get
+                value = get("totalCents")
+                if value is not None:
+                    cents[at] += value if type(value) is Decimal else _cents(value, EVENTS, source)
+                value = get("inputTokens")
+                if value is not None:
+                    record.input_tokens += value if type(value) is int else _count(value, EVENTS, source)
+                value = get("outputTokens")
+                if value is not None:
+                    record.output_tokens += value if type(value) is int else _count(value, EVENTS, source)
+                value = get("cacheReadTokens")
+                if value is not None:
+                    record.cache_read_tokens += value if type(value) is int else _count(value, EVENTS, source)
+                value = get("cacheWriteTokens")
+                if value is not None:
+                    record.cache_write_tokens += (
+                        value if type(value) is int else _count(value, EVENTS, source)
+                    )
+            record.requests += 1
 
-    def records(self) -> list[UsageRecord]:
-        epoch_day = date(1970, 1, 1)
-        days: dict[int, date] = {}
-        records = []
-        for (number, actor, model), entry in self.totals.items():
-            cents, inp, out, cache_read, cache_write, requests = entry
-            day = days.get(number)
-            if day is None:
-                day = days[number] = epoch_day + timedelta(days=number)
-            records.append(
-                UsageRecord(
-                    day=day,
-                    actor=actor,
-                    model=model,
-                    cost=Money.from_cents(cents),
-                    cost_basis=BILLED,
-                    kind=USAGE,
-                    input_tokens=inp,
-                    output_tokens=out,
-                    cache_read_tokens=cache_read,
-                    cache_write_tokens=cache_write,
-                    requests=requests,
-                )
-            )
-        return records
+    def usage(self) -> list[UsageRecord]:
+        """The window's records, each with its cents converted once (as Money.from_cents)."""
+        for record, total in zip(self.records, self.cents, strict=True):
+            record.cost = Money(cents_to_micros(total), str(total), USD_CENTS)
+        return self.records
 
 
 class _SeenEvents:
