@@ -215,13 +215,12 @@ def measure_team(database_url: str, facts: dict, requests: int, budget_s: float)
                 )
                 return report
         else:
-            method = "reports.person_report + model_breakdown over the 500 people (no team module)"
+            method = "reports.person_report over the 500 people (no team module)"
 
             def load():
                 report = reports.person_report(
                     conn, workspace_id=synth.WORKSPACE, person_ids=members, period=period
                 )
-                reports.model_breakdown(conn, workspace_id=synth.WORKSPACE, person_ids=members, period=period)
                 return report
 
         timings, report = _repeat_sync(load, requests, budget_s)

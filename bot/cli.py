@@ -215,14 +215,9 @@ def demo(
         me = reports.person_report(
             conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period
         )
-        me_models = reports.model_breakdown(
-            conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period
-        )
         org = reports.org_report(conn, workspace_id=settings.workspace_id, period=period)
-        org_models = reports.model_breakdown(
-            conn, workspace_id=settings.workspace_id, person_ids=None, period=period
-        )
-    me_message = build_me(me, who=person.display_name, models=me_models, tz=settings.tz)
+        org_models = reports.org_models(conn, workspace_id=settings.workspace_id, period=period)
+    me_message = build_me(me, who=person.display_name, models=me.models, tz=settings.tz)
     org_message = build_org(org, models=org_models)
     render(me_message, console, title=f"/tokens me 30d  (as {person.display_name})")
     render(org_message, console, title="/tokens org 30d  (admin)")

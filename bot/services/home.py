@@ -43,7 +43,7 @@ def load_dashboard(
 ) -> Dashboard:
     month: Period = calendar_period("month", today)
     report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person_id], period=month)
-    models = reports.model_breakdown(conn, workspace_id=workspace_id, person_ids=[person_id], period=month)
+    models = report.models
     weeks = reports.weekly_spend(
         conn,
         workspace_id=workspace_id,

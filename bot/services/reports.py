@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, case, func, literal_column, select
 
 from bot.db.models import (
     ActivityDaily,
@@ -93,6 +93,8 @@ class SpendReport:
     value: list[Value] = field(default_factory=list)
     previous_total_micros: int = 0
     active_people: int = 0
+    #: Top (vendor, model, cost) of the period (personal and team reports).
+    models: list[tuple[str, str, int]] = field(default_factory=list)
 
     @property
     def total_micros(self) -> int:
@@ -175,22 +177,52 @@ def _in_period(table, period: Period):
     return (table.day >= period.start, table.day < period.end)
 
 
+def _top_models(models: dict[tuple[str, str], int], limit: int) -> list[tuple[str, str, int]]:
+    top = sorted(models.items(), key=lambda item: (-item[1], item[0][1]))[:limit]
+    return [(vendor, model, cost) for (vendor, model), cost in top]
+
+
+def _add_vendor(vendors: dict[str, VendorSpend], vendor: str, sums: list[int]) -> None:
+    total = vendors.setdefault(vendor, VendorSpend(vendor))
+    for name, amount in zip(VENDOR_SUMS, sums, strict=True):
+        setattr(total, name, getattr(total, name) + amount)
+
+
+def _sorted_vendors(vendors: dict[str, VendorSpend]) -> list[VendorSpend]:
+    return sorted(vendors.values(), key=lambda v: (-v.cost_micros, v.vendor))
+
+
 def person_report(
-    conn: Connection, *, workspace_id: str, person_ids: list[int], period: Period
+    conn: Connection, *, workspace_id: str, person_ids: list[int], period: Period, top_models: int = 5
 ) -> SpendReport:
-    """Spend and value of one person (or several identities' people) over ``period``."""
-    scope = (UsagePersonDaily.workspace_id == workspace_id, UsagePersonDaily.person_id.in_(person_ids))
-    rows = conn.execute(
-        select(*_usage_columns(UsagePersonDaily))
-        .where(*scope, *_in_period(UsagePersonDaily, period))
-        .group_by(UsagePersonDaily.vendor)
-    ).all()
+    """Spend, top models and value of one person (or several identities' people) over ``period``,
+    and the previous period's total."""
+    table = UsagePersonDaily
     previous = period.previous()
-    previous_total = conn.execute(
-        select(func.coalesce(func.sum(UsagePersonDaily.cost_micros), 0)).where(
-            *scope, *_in_period(UsagePersonDaily, previous)
+    current = case((table.day >= period.start, 1), else_=0).label("current")
+    # One range scan over both periods per (vendor, model): the vendors, the models and the
+    # previous total that took three queries (docs/benchmarks.md, B2/B5).
+    rows = conn.execute(
+        select(current, table.model, *_usage_columns(table))
+        .where(
+            table.workspace_id == workspace_id,
+            table.person_id.in_(person_ids),
+            table.day >= min(previous.start, period.start),
+            table.day < period.end,
         )
-    ).scalar_one()
+        .group_by(literal_column("current"), table.vendor, table.model)
+    ).all()
+    vendors: dict[str, VendorSpend] = {}
+    models: dict[tuple[str, str], int] = {}
+    previous_total = 0
+    for in_period, model, vendor, *sums in rows:
+        sums = [int(x or 0) for x in sums]
+        if not in_period:
+            previous_total += sums[0]
+            continue
+        if model:
+            models[vendor, model] = models.get((vendor, model), 0) + sums[0]
+        _add_vendor(vendors, vendor, sums)
     value = conn.execute(
         select(*_value_columns())
         .where(
@@ -200,7 +232,14 @@ def person_report(
         )
         .group_by(ActivityDaily.vendor)
     ).all()
-    return SpendReport(period, _vendor_rows(rows), _value_rows(value), int(previous_total), len(person_ids))
+    return SpendReport(
+        period,
+        _sorted_vendors(vendors),
+        _value_rows(value),
+        previous_total,
+        len(person_ids),
+        models=_top_models(models, top_models),
+    )
 
 
 def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendReport:
@@ -239,20 +278,23 @@ def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendR
     return SpendReport(period, _vendor_rows(rows), _value_rows(value), int(previous_total), int(active))
 
 
-def model_breakdown(
-    conn: Connection, *, workspace_id: str, person_ids: list[int] | None, period: Period, limit: int = 5
+def org_models(
+    conn: Connection, *, workspace_id: str, period: Period, limit: int = 5
 ) -> list[tuple[str, str, int]]:
-    """Top (vendor, model, cost) in the period, for a person set or (None) the whole org."""
-    table = UsageOrgDaily if person_ids is None else UsagePersonDaily
-    cost = func.sum(table.cost_micros)
-    query = select(table.vendor, table.model, cost).where(
-        table.workspace_id == workspace_id, *_in_period(table, period), table.model != ""
-    )
-    if person_ids is None:
-        query = query.where(table.in_org_total.is_(True))
-    else:
-        query = query.where(table.person_id.in_(person_ids))
-    rows = conn.execute(query.group_by(table.vendor, table.model).order_by(cost.desc()).limit(limit)).all()
+    """Top (vendor, model, cost) of the whole org in the period, each dollar once."""
+    cost = func.sum(UsageOrgDaily.cost_micros)
+    rows = conn.execute(
+        select(UsageOrgDaily.vendor, UsageOrgDaily.model, cost)
+        .where(
+            UsageOrgDaily.workspace_id == workspace_id,
+            *_in_period(UsageOrgDaily, period),
+            UsageOrgDaily.model != "",
+            UsageOrgDaily.in_org_total.is_(True),
+        )
+        .group_by(UsageOrgDaily.vendor, UsageOrgDaily.model)
+        .order_by(cost.desc(), UsageOrgDaily.model)
+        .limit(limit)
+    ).all()
     return [(vendor, model, int(cost or 0)) for vendor, model, cost in rows]
 
 
@@ -299,8 +341,6 @@ def on_team(table, team_id: int, within: tuple[date, date] | None = None):
 
 @dataclass
 class TeamReport(SpendReport):
-    #: Top (vendor, model, cost) of the period.
-    models: list[tuple[str, str, int]] = field(default_factory=list)
     #: (person id, spend) biggest first: individual numbers, for the team's managers and admins.
     member_spend: list[tuple[int, int]] = field(default_factory=list)
 
@@ -330,9 +370,7 @@ def team_report(
         member_spend[int(person_id)] = member_spend.get(int(person_id), 0) + sums[0]
         if model:
             models[vendor, model] = models.get((vendor, model), 0) + sums[0]
-        total = vendors.setdefault(vendor, VendorSpend(vendor))
-        for name, amount in zip(VENDOR_SUMS, sums, strict=True):
-            setattr(total, name, getattr(total, name) + amount)
+        _add_vendor(vendors, vendor, sums)
     previous = period.previous()
     previous_total = conn.execute(
         select(func.coalesce(func.sum(table.cost_micros), 0)).where(
@@ -350,14 +388,13 @@ def team_report(
         )
         .group_by(ActivityDaily.vendor)
     ).all()
-    top = sorted(models.items(), key=lambda item: (-item[1], item[0][1]))[:top_models]
     return TeamReport(
         period,
-        sorted(vendors.values(), key=lambda v: (-v.cost_micros, v.vendor)),
+        _sorted_vendors(vendors),
         _value_rows(value),
         int(previous_total),
         len(member_spend),
-        models=[(vendor, model, cost) for (vendor, model), cost in top],
+        models=_top_models(models, top_models),
         member_spend=sorted(member_spend.items(), key=lambda item: (-item[1], item[0])),
     )
 

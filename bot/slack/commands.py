@@ -156,9 +156,7 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
         if person is None:
             return None
         report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
-        models = reports.model_breakdown(
-            conn, workspace_id=workspace_id, person_ids=[person.id], period=period
-        )
+        models = report.models
         owned = budgets.statuses_for_person(
             conn,
             workspace_id=workspace_id,
@@ -192,7 +190,7 @@ async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
 
     def load(conn):
         report = reports.org_report(conn, workspace_id=workspace_id, period=period)
-        models = reports.model_breakdown(conn, workspace_id=workspace_id, person_ids=None, period=period)
+        models = reports.org_models(conn, workspace_id=workspace_id, period=period)
         return report, models
 
     report, models = await ctx.db(load)
@@ -352,9 +350,7 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
             detail=f"period={period.start}..{period.last_day} as={decision.reason}",
         )
         report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
-        models = reports.model_breakdown(
-            conn, workspace_id=workspace_id, person_ids=[person.id], period=period
-        )
+        models = report.models
         return report, models
 
     report, models = await ctx.db(load, write=True)
