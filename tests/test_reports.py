@@ -138,6 +138,8 @@ def test_tokens_two_sources_report_count_once_in_the_total(engine):
         rollups.rebuild(conn)  # written directly: bring the rollups in step
     with engine.connect() as conn:
         me = person_report(conn, workspace_id="W", person_ids=[person], period=parse_period("2026-03", DAY))
+        org = org_report(conn, workspace_id="W", period=parse_period("2026-03", DAY))
     by_vendor = {v.vendor: v for v in me.vendors}
     assert by_vendor["anthropic"].tokens == 1250 and by_vendor["anthropic"].overlap_tokens == 1200
     assert me.tokens == 1200 + 50
+    assert org.tokens == 1200 + 50  # the org rollup keeps the tokens-only flag too

@@ -20,11 +20,18 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
 
-from bot.db.models import ActivityDaily, ActivityOrgDaily, UsageDaily, UsageOrgDaily, UsagePersonDaily
+from bot.db.models import (
+    USAGE_ROLLUP_KEY,
+    ActivityDaily,
+    ActivityOrgDaily,
+    UsageDaily,
+    UsageOrgDaily,
+    UsagePersonDaily,
+)
 from bot.sources.base import ACTIVITY_FIELDS, TOKENS_ONLY
 
-#: What the usage rollups group by (besides workspace, person and day), in key order.
-USAGE_GROUP = ("source", "vendor", "model", "cost_basis", "kind", "in_org_total")
+#: The usage rollups' key columns read as they are from usage_daily (``tokens_only`` is computed).
+USAGE_GROUP = USAGE_ROLLUP_KEY[:-1]
 USAGE_SUMS = (
     "cost_micros",
     "input_tokens",
