@@ -95,27 +95,23 @@ def test_two_workers_serve_slack_and_the_jobs_run_once(tmp_path, sqlite_url, htt
                 runs = conn.execute(select(SyncRun.source, SyncRun.status)).all()
             return {source for source, status in runs if status == "ok"} >= DEMO_SOURCES
 
-        _wait_until(synced, 90, "the scheduled sync of the demo sources")
+        _wait_until(synced, 240, "the scheduled sync of the demo sources")
 
         def both_workers_up():
             return len(set(re.findall(r"Started server process \[(\d+)\]", log_path.read_text()))) == 2
 
-        _wait_until(both_workers_up, 60, "two uvicorn workers")
-        # Keep-alive requests are not held back by Nagle's algorithm (uvicorn issue #3149): with
-        # it each would wait ~40 ms for the client's delayed ACK.
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        took = []
+        _wait_until(both_workers_up, 240, "two uvicorn workers")
+        # Keep-alive requests on one connection are served (TCP_NODELAY on the workers' socket,
+        # uvicorn issue #3149, is asserted directly by the socket test below, not by timing).
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for _ in range(15):
-            started = time.perf_counter()
             connection.request("GET", "/healthz/live")
             assert connection.getresponse().read() == b'{"status":"ok"}'
-            took.append(time.perf_counter() - started)
         connection.close()
-        assert sorted(took)[len(took) // 2] < 0.03, took
         for _ in range(6):  # a new connection each time: the kernel spreads them over the workers
             body = command_body("me 30d")
             url = f"http://127.0.0.1:{port}/slack/events"
-            response = httpx.post(url, content=body, headers=signed_headers(body), timeout=10)
+            response = httpx.post(url, content=body, headers=signed_headers(body), timeout=30)
             assert response.status_code == 200, response.text
             assert "Your AI spend" in json.dumps(response.json())
     finally:
