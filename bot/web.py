@@ -127,6 +127,10 @@ def serve_workers(app: str, *, workers: int, **options) -> None:
     port and spawns N worker processes, each importing ``app`` (an import string) afresh."""
     from uvicorn.supervisors import Multiprocess
 
+    # A worker answers the supervisor's health check only once it has imported and built the app;
+    # on a busy 2-core machine that takes longer than uvicorn's 5 s, and the supervisor would kill
+    # and respawn it forever.
+    options.setdefault("timeout_worker_healthcheck", 60)
     config = _Config(app, workers=workers, **options)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: the supervisor stops its workers
         Multiprocess(config, sockets=[config.bind_socket()]).run()
