@@ -11,7 +11,11 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug import Response
 
-from bot.db.models import ActivityDaily, Identity, Person, SyncState, UsageDaily
+from bot.db.models import ActivityDaily, Identity, Person, SyncState, TeamMembership, UsageDaily
+from bot.services import budgets, teams
+from bot.services.periods import Period
+from bot.services.recap import load_recap, team_scope
+from bot.services.reports import org_report, team_report
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
@@ -493,6 +497,78 @@ def test_metered_usage_is_billed_per_user_and_model_and_the_day_adds_up_to_the_o
     again = run_source(engine, connector, **kwargs)  # a re-sync never double counts
     assert again.status == "ok", again.error
     assert _billed(engine) == BILLED_JUNE
+    connector.close()
+
+
+def test_metered_usage_counts_in_the_team_budget_and_recap_views(engine, httpserver):
+    """The views read the rollups with no Copilot special case: check each one sees the billed
+    credits (octocat $4.053457, DevOne $0.50, $0.75 nobody's) beside the seats."""
+    _june(httpserver)
+    octocat, devone = _link(engine, "octocat", "octo@example.com"), _link(engine, "devone", "dev@example.com")
+    connector = _connector(httpserver)
+    outcome = run_source(
+        engine, connector, workspace_id="W", since=JUNE_1, until=date(2026, 6, 3), today=date(2026, 6, 4)
+    )
+    assert outcome.status == "ok", outcome.error
+    credits = {octocat: 4_053_457, devone: 500_000}
+    june = Period(JUNE_1, date(2026, 6, 3), "June 1-2")
+    with engine.begin() as conn:
+        seats = dict(
+            conn.execute(
+                select(UsageDaily.person_id, func.sum(UsageDaily.cost_micros))
+                .where(UsageDaily.kind == "seat")
+                .group_by(UsageDaily.person_id)
+            ).all()
+        )
+        team = teams.ensure_team(
+            conn, workspace_id="W", kind=teams.CHANNEL, slack_id="CPLAT", name="platform"
+        )
+        for person in (octocat, devone):
+            conn.execute(
+                TeamMembership.__table__.insert().values(
+                    workspace_id="W", team_id=team.id, person_id=person, joined_on=date(2026, 1, 1)
+                )
+            )
+        team_copilot = {
+            v.vendor: v for v in team_report(conn, workspace_id="W", team_id=team.id, period=june).vendors
+        }["github_copilot"]
+        org_copilot = {v.vendor: v for v in org_report(conn, workspace_id="W", period=june).vendors}[
+            "github_copilot"
+        ]
+        budget = budgets.BudgetRow(
+            id=0,
+            target_kind=budgets.PERSON,
+            target_id=str(octocat),
+            vendor="github_copilot",
+            period="month",
+            amount_micros=10_000_000,
+            floor_micros=None,
+            thresholds=(80,),
+            include_seats=False,
+        )
+        spent = budgets.daily_spend(
+            conn, workspace_id="W", budget=budget, team=None, start=JUNE_1, end=date(2026, 7, 1)
+        )
+        recap_lines = {
+            line.label: line
+            for line in load_recap(
+                conn,
+                workspace_id="W",
+                scope=team_scope(team),
+                end=date(2026, 6, 3),
+                min_group_size=1,
+                today=date(2026, 6, 4),
+            ).vendors
+        }
+    assert team_copilot.cost_micros == sum(credits.values()) + seats[octocat] + seats[devone]
+    assert team_copilot.seat_micros == seats[octocat] + seats[devone]
+    # The org: the team plus what is nobody's, the leftover credits and hubot's seat.
+    assert org_copilot.unattributed_micros == 750_000 + seats[None]
+    assert org_copilot.cost_micros == team_copilot.cost_micros + org_copilot.unattributed_micros
+    assert spent == {JUNE_1: 2_373_457, JUNE_2: 1_680_000}  # credits only: the budget leaves seats out
+    copilot_line = recap_lines["github_copilot"]
+    assert copilot_line.this_micros == team_copilot.cost_micros
+    assert copilot_line.seat_micros == team_copilot.seat_micros
     connector.close()
 
 
