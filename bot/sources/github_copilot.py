@@ -75,7 +75,11 @@ NO_BILLING_ACCESS = frozenset({403, 404})
 
 
 class BillingUnavailable(SourceError):
-    """The token or the org cannot read the billing usage reports (403/404)."""
+    """The token or the org cannot read a billing usage report (403/404)."""
+
+    def __init__(self, source: str, endpoint: str, message: str, status: int) -> None:
+        super().__init__(source, endpoint, message)
+        self.status = status
 
 
 def actor_of(login: str) -> str:
@@ -239,14 +243,15 @@ class GitHubCopilotConnector:
         self.downloads.close()
 
     # -- helpers -------------------------------------------------------------------------
-    def _org_path(self, suffix: str) -> str:
+    def _org_path(self, suffix: str, root: str = "orgs") -> str:
+        """``{root}/{org}/{suffix}``: the billing reports live under ``organizations/``."""
         if not self.org:
             raise SourceError(
                 self.name,
                 "settings",
                 "no GitHub organisation: set GITHUB_COPILOT_ORG (or `org` in the [[accounts]] entry)",
             )
-        return f"orgs/{quote(self.org, safe='')}/{suffix}"
+        return f"{root}/{quote(self.org, safe='')}/{suffix}"
 
     def _fail(self, endpoint: str, response: httpx.Response) -> SourceError:
         status = response.status_code
@@ -264,6 +269,7 @@ class GitHubCopilotConnector:
                 "billing manager: fine-grained 'Administration' organization permission (read), and "
                 "the org on GitHub's enhanced billing platform); seats, activity and CLI tokens were "
                 "stored, metered usage (AI credits) was not",
+                status,
             )
         elif status == 403:
             hint = (
@@ -483,8 +489,7 @@ class GitHubCopilotConnector:
     ) -> dict[tuple[str, str, str], Decimal]:
         """Net USD per line item (product, SKU, model) of one billing report for ``day``: the
         org's, or one user's. Raises BillingUnavailable on 403/404."""
-        self._org_path("")  # a clear error when no org is configured
-        endpoint = f"organizations/{quote(self.org or '', safe='')}/settings/billing/{report}/usage"
+        endpoint = self._org_path(f"settings/billing/{report}/usage", root="organizations")
         params: dict[str, Any] = {"year": day.year, "month": day.month, "day": day.day}
         if user:
             params["user"] = user
@@ -517,11 +522,21 @@ class GitHubCopilotConnector:
         """``day``'s metered usage: one billed row per (user, model) with a non-zero net amount,
         and what the users do not account for as ``github_copilot:unattributed``.
 
-        Per-user reports are asked only when the org's day has net usage. Should the users' net
+        Per-user reports are asked only when the org's day has net usage; a 404 on a later report
+        (after the first answered) means the org has none of it. Should the users' net
         for a model add up to more than the org's (an allowance pooled at org level), those rows
         are dropped and the org's figure is stored unattributed: the bill stays exact.
         """
-        org = {report: self.billing_lines(report, day) for report in BILLING_REPORTS}
+        org: dict[str, dict[tuple[str, str, str], Decimal]] = {}
+        for report in BILLING_REPORTS:
+            try:
+                org[report] = self.billing_lines(report, day)
+            except BillingUnavailable as error:
+                if not org or error.status != 404:
+                    raise
+                # Billing answered the first report: this one (legacy premium requests) is gone.
+                log.info("%s: no %s usage report (404) for %s", self.name, report, day)
+                org[report] = {}
         reports = [report for report in BILLING_REPORTS if any(org[report].values())]
         if not reports:
             return []
@@ -535,8 +550,17 @@ class GitHubCopilotConnector:
                 )
                 continue
             per_user[login] = {model: net for model, net in net_by_model(lines).items() if net}
+        org_totals = net_by_model(org)
+        beyond = {model for nets in per_user.values() for model in nets} - org_totals.keys()
+        if beyond:
+            log.warning(
+                "%s: users' Copilot usage of %s on %s is not in the org's; not stored",
+                self.name,
+                sorted(beyond),
+                day,
+            )
         records: list[UsageRecord] = []
-        for model, total in net_by_model(org).items():
+        for model, total in org_totals.items():
             users = [
                 (login, Money.from_usd(nets[model])) for login, nets in per_user.items() if model in nets
             ]

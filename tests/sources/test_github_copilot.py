@@ -598,6 +598,26 @@ def test_no_billing_access_keeps_seats_syncing_and_the_billed_rows_and_fails_cle
     connector.close()
 
 
+def test_a_missing_legacy_report_is_no_premium_requests(httpserver):
+    """The AI-credit report answered; the premium-request report answers 404: no legacy usage."""
+    _report(httpserver, "2026-06-02", ["users-2026-06-02.ndjson"])
+    _seats(httpserver)
+    _billing(httpserver, "ai_credit", JUNE_2, "billing-ai_credit-2026-06-02-org-page2.json")
+    _billing(httpserver, "ai_credit", JUNE_2, "billing-ai_credit-2026-06-02-octocat.json", user="octocat")
+    httpserver.expect_request(f"{BILLING}/premium_request/usage").respond_with_json(
+        {"message": "Not Found"}, status=404
+    )
+    connector = _connector(httpserver)
+    (batch,) = connector.fetch(JUNE_2, JUNE_2 + timedelta(days=1))
+    billed = sorted(
+        (u.actor, u.model, u.cost.micros) for u in batch.usage if u.kind == "usage" and u.cost.micros
+    )
+    # The org's day is Opus $0.60 only: octocat's GPT-5 line is beyond it and not stored.
+    assert billed == [("github:octocat", "Claude Opus 4.8", 600_000)]
+    assert batch.complete_kinds == frozenset({"usage"})
+    connector.close()
+
+
 def test_billing_answer_for_another_day_or_without_amounts_fails_and_stores_nothing(engine, httpserver):
     _report(httpserver, "2026-06-01", ["users-2026-06-01.ndjson"])
     _seats(httpserver)
