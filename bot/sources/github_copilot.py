@@ -237,6 +237,7 @@ class GitHubCopilotConnector:
         self.prices = {
             plan.lower(): Decimal(price) for plan, price in settings.copilot_seat_price_usd.items()
         }
+        self.billing = settings.github_copilot_billing
 
     def close(self) -> None:
         self.http.close()
@@ -267,8 +268,8 @@ class GitHubCopilotConnector:
                 endpoint,
                 f"HTTP {status}: {summary}; no access to Copilot's billing usage (needs an org owner or "
                 "billing manager: fine-grained 'Administration' organization permission (read), and "
-                "the org on GitHub's enhanced billing platform); seats, activity and CLI tokens were "
-                "stored, metered usage (AI credits) was not",
+                "the org on GitHub's enhanced billing platform; GITHUB_COPILOT_BILLING=false if it has "
+                "none); seats, activity and CLI tokens were stored, metered usage (AI credits) was not",
                 status,
             )
         elif status == 403:
@@ -618,7 +619,9 @@ class GitHubCopilotConnector:
             for batch_day, batch_records in [*((empty, []) for empty in pending), (day, records)]:
                 batch = self._batch(batch_day, batch_records, seats, endpoint, first)
                 first = False
-                if no_billing is None:
+                if not self.billing:  # metered usage switched off: the usage rows are all there is
+                    batch.complete_kinds = frozenset({USAGE})
+                elif no_billing is None:
                     try:
                         batch.usage.extend(self.billed_usage(batch_day, self._metered_users(batch_records)))
                         batch.complete_kinds = frozenset({USAGE})

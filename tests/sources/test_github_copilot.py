@@ -618,6 +618,16 @@ def test_a_missing_legacy_report_is_no_premium_requests(httpserver):
     connector.close()
 
 
+def test_billing_switched_off_asks_no_billing_report(httpserver):
+    _report(httpserver, "2026-06-01", ["users-2026-06-01.ndjson"])
+    _seats(httpserver)
+    connector = _connector(httpserver, GITHUB_COPILOT_BILLING=False)
+    (batch,) = connector.fetch(JUNE_1, JUNE_2)
+    assert not any(r.path.startswith(BILLING) for r, _ in httpserver.log)
+    assert {u.kind for u in batch.usage} == {"seat"} and batch.complete_kinds == frozenset({"usage"})
+    connector.close()
+
+
 def test_billing_answer_for_another_day_or_without_amounts_fails_and_stores_nothing(engine, httpserver):
     _report(httpserver, "2026-06-01", ["users-2026-06-01.ndjson"])
     _seats(httpserver)
