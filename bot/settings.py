@@ -127,6 +127,9 @@ class Settings(BaseSettings):
         },
         validation_alias="COPILOT_SEAT_PRICES",
     )
+    # Read Copilot's metered usage (AI credits) from the billing usage reports; off for orgs that
+    # have none to read (GitHub Enterprise Server, no enhanced billing platform).
+    github_copilot_billing: bool = Field(default=True, validation_alias="GITHUB_COPILOT_BILLING")
     github_delivery_token: SecretStr | None = _env("GITHUB_DELIVERY_TOKEN")
     github_delivery_org: str | None = _env("GITHUB_DELIVERY_ORG")
     # Comma lists of repo names or globs ("api", "acme/web", "infra-*"); deny wins, empty allow = all.

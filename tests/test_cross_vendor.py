@@ -198,6 +198,8 @@ class FakeVendors:
         self.iso = {name: day.isoformat() for name, day in days.items()}
         self.calls: dict[str, int] = {}
         self.leaks: list[str] = []  # requests to the blob store that carried the GitHub token
+        # Copilot's billing usage reports: (report, day, user or None) -> fixture; else no usage.
+        self.copilot_billing: dict[tuple[str, str, str | None], str] = {}
         routes = {
             "openai": self.openai,
             "anthropic": self.anthropic,
@@ -311,6 +313,8 @@ class FakeVendors:
     def github(self, request: Request) -> Response:
         if request.headers.get("Authorization") != f"Bearer {GITHUB_TOKEN}":
             return json_response({"message": "Bad credentials"}, 401)
+        if request.path.startswith("/github/organizations/acme/settings/billing/"):
+            return self.copilot_billing_report(request)
         if request.path == "/github/orgs/acme/repos":
             # GITHUB_COPILOT_TOKEN also enables github_delivery (documented): an org with no repos.
             return self.shared("github_delivery", "empty-list.json")
@@ -324,6 +328,14 @@ class FakeVendors:
             link = self.server.url_for(f"/copilot-blob/{day}") + "?sig=signed"
             return json_response({"download_links": [link], "report_day": day})
         return json_response({"message": "Not Found"}, 404)
+
+    def copilot_billing_report(self, request: Request) -> Response:
+        report = request.path.removeprefix("/github/organizations/acme/settings/billing/").split("/")[0]
+        period = {name: int(request.args[name]) for name in ("year", "month", "day")}
+        day = date(period["year"], period["month"], period["day"]).isoformat()
+        user = request.args.get("user")
+        name = self.copilot_billing.get((report, day, user.lower() if user else None), "billing_empty.json")
+        return json_response({"timePeriod": period, **json.loads(self.text("github_copilot", name))})
 
     def copilot_blob(self, request: Request) -> Response:
         if "Authorization" in request.headers:
@@ -593,3 +605,75 @@ def test_tokens_me_and_status_show_every_vendor(configured, days, vendors, https
         line = rf":white_check_mark: \*{source}\*\nlast success \d{{4}}-\d{{2}}-\d{{2}} \d{{2}}:\d{{2}} UTC"
         assert re.search(line, status_text), (source, status_text)
     assert "last success never" not in status_text
+
+
+# -- GitHub Copilot's metered usage (AI credits), billed per person ---------------------------------
+# D1: the org's AI credits net $1.25 on Claude Sonnet 4.6 (GPT-5 is within the included allowance:
+# net $0); Mira-GH accounts for $1.00 of it, the $0.25 left is nobody's. Billed, in the org total.
+MIRA_COPILOT_CREDITS = 1_000_000
+COPILOT_CREDITS_UNATTRIBUTED = 250_000
+
+
+def test_copilot_ai_credits_are_billed_to_the_person_in_tokens_me_and_the_org(
+    configured, days, vendors, httpserver
+):
+    engine = configured
+    d1 = days["D1"].isoformat()
+    vendors.copilot_billing = {
+        ("ai_credit", d1, None): "billing_ai_credit_D1_org.json",
+        ("ai_credit", d1, "mira-gh"): "billing_ai_credit_D1_mira.json",
+    }
+    cli_sync(days, vendors)
+    seats = expected(days)["mira"]["github_copilot"]  # Mira's seat on D1 and D2 (estimated)
+    mira_copilot = seats + MIRA_COPILOT_CREDITS
+    org_copilot = 2 * seats + MIRA_COPILOT_CREDITS + COPILOT_CREDITS_UNATTRIBUTED
+    today = datetime.now(UTC).date()
+    wide = Period(today - timedelta(days=40), today + timedelta(days=1), "wide")
+    with engine.connect() as conn:
+        mira = find_by_email(conn, workspace_id=WORKSPACE, email=MIRA)
+        me = person_report(conn, workspace_id=WORKSPACE, person_ids=[mira.id], period=wide)
+        org = org_report(conn, workspace_id=WORKSPACE, period=wide)
+    copilot = {v.vendor: v for v in me.vendors}["github_copilot"]
+    assert (copilot.cost_micros, copilot.estimated_micros, copilot.seat_micros) == (
+        mira_copilot,
+        seats,
+        seats,
+    )
+    assert me.total_micros == MIRA_TOTAL_WITHOUT_SEATS + mira_copilot
+    org_spend = {v.vendor: v for v in org.vendors}["github_copilot"]
+    assert org_spend.cost_micros == org_copilot
+    assert org_spend.unattributed_micros == seats + COPILOT_CREDITS_UNATTRIBUTED  # hubot's seat + leftover
+    assert org.total_micros == ORG_TOTAL_WITHOUT_SEATS + org_copilot
+
+    fake = start_fake_slack(httpserver)
+    for user_id, name, email, admin in (
+        ("UMIRA", "mira", "Mira@example.com", False),
+        ("UADMIN", "ada", "ada@example.com", True),
+    ):
+        fake.users[user_id] = {
+            "id": user_id,
+            "name": name,
+            "real_name": name,
+            "is_admin": admin,
+            "is_owner": False,
+            "deleted": False,
+            "profile": {"email": email, "real_name": name},
+        }
+    settings = Settings(
+        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url
+    )
+    runtime = build_runtime(settings, engine)
+    period = f"{days['D1']}..{days['D2']}"
+    with TestClient(build_web_app(runtime, build_app(runtime))) as client:
+        reply = send(client, f"me {period}", user_id="UMIRA")
+        org_reply = send(client, f"org {period}", user_id="UADMIN")
+    text = all_text(reply)
+    assert f"*{format_usd(MIRA_TOTAL_WITHOUT_SEATS + mira_copilot)}*" in text
+    seat_usd = format_usd(seats)
+    assert f"*GitHub Copilot*: {format_usd(mira_copilot)} _({seat_usd} est., {seat_usd} seats)_" in text, text
+    assert org_reply["response_type"] == "ephemeral"
+    org_text = all_text(org_reply)
+    assert f"*GitHub Copilot*: {format_usd(org_copilot)} _(" in org_text, org_text
+    assert f"{format_usd(seats + COPILOT_CREDITS_UNATTRIBUTED)} unattributed" in org_text
+    assert f"*{format_usd(ORG_TOTAL_WITHOUT_SEATS + org_copilot)}*" in org_text, org_text
+    assert fake.calls_to("chat.postMessage") == []

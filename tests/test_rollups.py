@@ -48,11 +48,13 @@ class _OneSource:
     trailing_days = 1
     max_window_days = 31
 
-    def __init__(self, usage):
+    def __init__(self, usage, complete_kinds=None):
         self.usage = usage
+        self.complete_kinds = complete_kinds
 
     def fetch(self, start, end):
-        yield Batch(start, end, usage=[r for r in self.usage if start <= r.day < end])
+        usage = [r for r in self.usage if start <= r.day < end]
+        yield Batch(start, end, usage=usage, complete_kinds=self.complete_kinds)
 
     def close(self):
         pass
@@ -83,6 +85,33 @@ def test_rows_gone_upstream_leave_the_rollups(engine):
     assert run_source(engine, _OneSource([kept]), **WINDOW).status == "ok"
     with engine.connect() as conn:
         assert org_report(conn, workspace_id="W", period=NOVEMBER).total_micros == 2_000_000
+    assert_rollups_match_daily_tables(engine)
+
+
+def test_a_batch_complete_for_usage_only_keeps_seats_it_no_longer_sees(engine):
+    """Batch.complete_kinds: unwritten usage rows go; a seat row goes only when the batch wrote a
+    seat row for the same (day, actor) (here: another plan), else it stays; the rollups follow."""
+    day = date(2026, 11, 3)
+    seat = dict(cost_basis="estimated", kind="seat")
+    first = [
+        UsageRecord(day, "github:a", model="copilot-business", cost=Money.from_usd("0.6"), **seat),
+        UsageRecord(day, "github:b", model="copilot-business", cost=Money.from_usd("0.6"), **seat),
+        UsageRecord(day, "github:b", model="gpt-5", cost=Money.from_usd("1")),
+    ]
+    only_usage = frozenset({"usage"})
+    assert run_source(engine, _OneSource(first, only_usage), **WINDOW).status == "ok"
+    again = [UsageRecord(day, "github:a", model="copilot-enterprise", cost=Money.from_usd("1.3"), **seat)]
+    for _ in range(2):
+        assert run_source(engine, _OneSource(again, only_usage), **WINDOW).status == "ok"
+        with engine.connect() as conn:
+            rows = conn.execute(select(UsageDaily.actor, UsageDaily.model).order_by(UsageDaily.actor)).all()
+            total = org_report(conn, workspace_id="W", period=NOVEMBER).total_micros
+        # a's seat replaced (not doubled), b's seat kept, b's usage gone upstream.
+        assert [tuple(r) for r in rows] == [
+            ("github:a", "copilot-enterprise"),
+            ("github:b", "copilot-business"),
+        ]
+        assert total == 1_900_000
     assert_rollups_match_daily_tables(engine)
 
 

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from itertools import islice
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 
 from bot.db import rollups
 from bot.db.models import ActivityDaily, ForgottenActor, Identity, Person, PullRequest, UsageDaily
@@ -265,19 +266,44 @@ def resolve_actors(
 
 
 def delete_stale(
-    conn: Connection, *, workspace_id: str, source: str, start: date, end: date, run_id: int
+    conn: Connection,
+    *,
+    workspace_id: str,
+    source: str,
+    start: date,
+    end: date,
+    run_id: int,
+    complete_kinds: frozenset[str] | None = None,
 ) -> None:
-    """Rows of this source in the window that the current run did not write are gone upstream."""
+    """Rows of this source in the window that the current run did not write are gone upstream.
+
+    With ``complete_kinds`` (``Batch.complete_kinds``), usage rows of the other kinds go only
+    where the run wrote a row of the same day, actor and kind; the rest of them are kept.
+    """
     for table in (UsageDaily, ActivityDaily):
-        conn.execute(
-            delete(table).where(
-                table.workspace_id == workspace_id,
-                table.source == source,
-                table.day >= start,
-                table.day < end,
-                table.sync_run_id != run_id,
+        stale = [
+            table.workspace_id == workspace_id,
+            table.source == source,
+            table.day >= start,
+            table.day < end,
+            table.sync_run_id != run_id,
+        ]
+        if table is UsageDaily and complete_kinds is not None:
+            written = aliased(UsageDaily)
+            same_slice = (
+                select(written.id)
+                .where(
+                    written.workspace_id == workspace_id,
+                    written.source == source,
+                    written.day == UsageDaily.day,
+                    written.actor == UsageDaily.actor,
+                    written.kind == UsageDaily.kind,
+                    written.sync_run_id == run_id,
+                )
+                .exists()
             )
-        )
+            stale.append(or_(UsageDaily.kind.in_(sorted(complete_kinds)), same_slice))
+        conn.execute(delete(table).where(*stale))
 
 
 def _utc(moment: datetime | None) -> datetime | None:

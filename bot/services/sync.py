@@ -146,6 +146,7 @@ def _store_batch(
             start=batch.window_start,
             end=batch.window_end,
             run_id=run_id,
+            complete_kinds=batch.complete_kinds,
         )
         # The views read the rollups: recompute this slice of them in the same transaction.
         rollups.refresh_window(

@@ -3,7 +3,9 @@
 A connector turns a vendor's admin API into ``Batch`` objects. A batch covers a *complete*
 window of UTC days ``[window_start, window_end)``: the sync engine stores it in one transaction
 and replaces whatever that source had stored for those days, so a re-fetch of a revised window
-never double counts and a failure mid-window stores nothing partial.
+never double counts and a failure mid-window stores nothing partial. A batch that cannot see
+everything it once stored (a seat list holds today's seats only) says which usage kinds it is
+complete for (``Batch.complete_kinds``); the engine keeps the source's other stored rows.
 
 Actors are namespaced strings (``openai_user:user-abc``, ``openai_key:key_1``, ``email:a@b.c``,
 ``github:octocat``). ``email:`` actors create people automatically; other namespaces are joined
@@ -161,6 +163,12 @@ class Batch:
     #: None: this source has no pull requests and the engine leaves ``pull_request`` alone. A list
     #: (even empty) replaces the source's pull requests merged in the window, like the other rows.
     pull_requests: list[PullRequestRecord] | None = None
+    #: The usage kinds (``USAGE``, ``SEAT``) this batch is complete for; None: every kind. For these
+    #: the engine deletes the source's rows in the window that the run did not write. For any other
+    #: kind it replaces only the (day, actor) slices the batch wrote a row of that kind for, and
+    #: keeps the rest: a seat observed on an earlier day stays when today's seat list no longer
+    #: has it. Activity rows and pull requests are always replaced.
+    complete_kinds: frozenset[str] | None = None
 
 
 @runtime_checkable

@@ -12,7 +12,19 @@ Seats: ``GET /orgs/{org}/copilot/billing/seats`` (Link-header pagination). GitHu
 prices, so each seat costs ``COPILOT_SEAT_PRICES[plan_type]`` per month, spread over the days of
 that month (integer micro-USD, cumulative rounding so a full month sums to the exact price),
 ``cost_basis="estimated"``, ``kind="seat"``. Nothing else in Tokenwise bills Copilot seats, so
-these rows count in org totals (``in_org_total=True``) and are never double counted.
+these rows count in org totals (``in_org_total=True``) and are never double counted. The seat
+list holds today's seats only, so batches are not complete for seats (``complete_kinds``): a
+seat stored for a day stays when a later run no longer sees it.
+
+Metered usage beyond the seat (AI credits since June 2026; premium requests on legacy plans):
+``GET /organizations/{org}/settings/billing/{ai_credit,premium_request}/usage?year&month&day``
+answers line items per product, SKU and model, with no user and no day in them, so each day is
+asked once for the org and then once per user active in that day's metrics report
+(``&user=<login>``); ``netAmount`` (USD, what the org pays after the included allowance) becomes
+a billed usage row per user and model, and what the users do not account for becomes
+``github_copilot:unattributed``, so a day's stored dollars equal GitHub's org total. A 403/404
+there (no billing access) leaves the seat, activity and CLI rows syncing, keeps the stored
+billed rows, and fails the run with a clear error at its end.
 
 Actors are ``github:<login lower-case>``; GitHub gives no email, so people are linked by an
 admin (``/tokens link github <login> @user``) or a CSV import.
@@ -32,11 +44,12 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.money import Money, micros_to_usd, usd_to_micros
+from bot.money import USD, Money, micros_to_usd, to_decimal, usd_to_micros
 from bot.settings import Settings
 from bot.sources.base import (
     ESTIMATED,
     SEAT,
+    USAGE,
     ActivityRecord,
     Batch,
     IdentityHint,
@@ -52,8 +65,21 @@ VENDOR = "github_copilot"
 API_VERSION = "2022-11-28"
 SEAT_UNIT = "estimate:copilot-seat-list-price"
 CLI_MODEL = "copilot-cli"
-MAX_PAGES = 10_000  # loop guard for the seat list
+MAX_PAGES = 10_000  # loop guard for Link-header pagination
 EXPIRED_STATUS = frozenset({403, 404, 410})
+UNATTRIBUTED = "github_copilot:unattributed"  # not "github:": a GitHub login could be that word
+#: The billing usage reports with Copilot's metered usage, in order of precedence: a line item
+#: (product, SKU, model) that both report for the same user and day is counted once, the first.
+BILLING_REPORTS = ("ai_credit", "premium_request")
+NO_BILLING_ACCESS = frozenset({403, 404})
+
+
+class BillingUnavailable(SourceError):
+    """The token or the org cannot read a billing usage report (403/404)."""
+
+    def __init__(self, source: str, endpoint: str, message: str, status: int) -> None:
+        super().__init__(source, endpoint, message)
+        self.status = status
 
 
 def actor_of(login: str) -> str:
@@ -95,6 +121,44 @@ def _moment(value: Any) -> datetime | None:
         return None
     moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def net_usd(item: dict) -> Decimal:
+    """What the org pays for one billing line item, in USD.
+
+    ``netAmount`` (after the included allowance, ``discountAmount``) when present; a line with
+    only ``grossAmount`` is gross minus its discount. A line with neither raises ValueError, so
+    an unknown shape never becomes a silent $0.
+    """
+    net = item.get("netAmount")
+    if net is not None:
+        return to_decimal(net)
+    gross = item.get("grossAmount")
+    if gross is None:
+        raise ValueError("usage item without netAmount or grossAmount")
+    discount = item.get("discountAmount")
+    return to_decimal(gross) - (to_decimal(discount) if discount is not None else Decimal(0))
+
+
+def line_key(item: dict) -> tuple[str, str, str]:
+    """A billing line item's identity: (product, SKU, model), as reported."""
+    product, sku, model = (str(item.get(name) or "").strip() for name in ("product", "sku", "model"))
+    return product, sku, model
+
+
+def net_by_model(reports: dict[str, dict[tuple[str, str, str], Decimal]]) -> dict[str, Decimal]:
+    """Net USD per model over the billing reports; a line item that two reports both carry counts
+    once (``BILLING_REPORTS`` order). A line without a model is named after its SKU."""
+    seen: set[tuple[str, str, str]] = set()
+    totals: dict[str, Decimal] = {}
+    for report in BILLING_REPORTS:
+        for key, net in reports.get(report, {}).items():
+            if key in seen:
+                continue
+            seen.add(key)
+            model = key[2] or key[1] or key[0] or "unknown"
+            totals[model] = totals.get(model, Decimal(0)) + net
+    return totals
 
 
 def parse_report(content: bytes) -> list[dict]:
@@ -173,20 +237,22 @@ class GitHubCopilotConnector:
         self.prices = {
             plan.lower(): Decimal(price) for plan, price in settings.copilot_seat_price_usd.items()
         }
+        self.billing = settings.github_copilot_billing
 
     def close(self) -> None:
         self.http.close()
         self.downloads.close()
 
     # -- helpers -------------------------------------------------------------------------
-    def _org_path(self, suffix: str) -> str:
+    def _org_path(self, suffix: str, root: str = "orgs") -> str:
+        """``{root}/{org}/{suffix}``: the billing reports live under ``organizations/``."""
         if not self.org:
             raise SourceError(
                 self.name,
                 "settings",
                 "no GitHub organisation: set GITHUB_COPILOT_ORG (or `org` in the [[accounts]] entry)",
             )
-        return f"orgs/{quote(self.org, safe='')}/{suffix}"
+        return f"{root}/{quote(self.org, safe='')}/{suffix}"
 
     def _fail(self, endpoint: str, response: httpx.Response) -> SourceError:
         status = response.status_code
@@ -196,6 +262,16 @@ class GitHubCopilotConnector:
         elif status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
             reset = response.headers.get("x-ratelimit-reset")
             hint = f"GitHub API rate limit exhausted (resets at epoch {reset})"
+        elif "/settings/billing/" in endpoint and status in NO_BILLING_ACCESS:
+            return BillingUnavailable(
+                self.name,
+                endpoint,
+                f"HTTP {status}: {summary}; no access to Copilot's billing usage (needs an org owner or "
+                "billing manager: fine-grained 'Administration' organization permission (read), and "
+                "the org on GitHub's enhanced billing platform; GITHUB_COPILOT_BILLING=false if it has "
+                "none); seats, activity and CLI tokens were stored, metered usage (AI credits) was not",
+                status,
+            )
         elif status == 403:
             hint = (
                 "the token lacks access (needs read:org / manage_billing:copilot, or the fine-grained "
@@ -320,34 +396,37 @@ class GitHubCopilotConnector:
         )
 
     # -- seats ---------------------------------------------------------------------------
-    def seats(self) -> list[dict]:
-        """Every Copilot seat of the org (all pages, following the Link header)."""
-        endpoint = self._org_path("copilot/billing/seats")
+    def _pages(self, endpoint: str, params: dict[str, Any], field: str) -> Iterator[tuple[Any, list[dict]]]:
+        """Each page's body and its list ``field``, following ``Link: rel="next"`` (same host only)."""
         base = self.http.client.base_url
         url: str = endpoint
-        params: dict[str, Any] | None = {"per_page": 100}
+        query: dict[str, Any] | None = params
         seen: set[str] = set()
-        found: list[dict] = []
         for _ in range(MAX_PAGES):
-            response = self.http.request("GET", url, params=params, endpoint=endpoint)
+            response = self.http.request("GET", url, params=query, endpoint=endpoint)
             if response.status_code != 200:
                 raise self._fail(endpoint, response)
             body = decode_json(response, self.name, endpoint)
-            page = body.get("seats") if isinstance(body, dict) else None
-            if not isinstance(page, list) or not all(isinstance(seat, dict) for seat in page):
-                raise SourceError(self.name, endpoint, "unexpected response shape (no seats list)")
-            found.extend(page)
+            page = body.get(field) if isinstance(body, dict) else None
+            if not isinstance(page, list) or not all(isinstance(entry, dict) for entry in page):
+                raise SourceError(self.name, endpoint, f"unexpected response shape (no {field} list)")
+            yield body, page
             next_url = response.links.get("next", {}).get("url")
             if not next_url:
-                return found
+                return
             target = httpx.URL(next_url)
             if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
                 raise SourceError(self.name, endpoint, "Link rel=next points to another host")
             if next_url in seen:
                 raise SourceError(self.name, endpoint, "Link rel=next repeats a page")
             seen.add(next_url)
-            url, params = next_url, None
+            url, query = next_url, None
         raise SourceError(self.name, endpoint, f"more than {MAX_PAGES} pages")
+
+    def seats(self) -> list[dict]:
+        """Every Copilot seat of the org (all pages, following the Link header)."""
+        endpoint = self._org_path("copilot/billing/seats")
+        return [seat for _, page in self._pages(endpoint, {"per_page": 100}, "seats") for seat in page]
 
     def _price(self, plan: str) -> Decimal:
         price = self.prices.get(plan, self.prices.get("unknown"))
@@ -405,12 +484,131 @@ class GitHubCopilotConnector:
                 idle.add(login.strip().lower())
         return sorted(idle)
 
+    # -- metered usage (billing usage reports) -------------------------------------------
+    def billing_lines(
+        self, report: str, day: date, user: str | None = None
+    ) -> dict[tuple[str, str, str], Decimal]:
+        """Net USD per line item (product, SKU, model) of one billing report for ``day``: the
+        org's, or one user's. Raises BillingUnavailable on 403/404."""
+        endpoint = self._org_path(f"settings/billing/{report}/usage", root="organizations")
+        params: dict[str, Any] = {"year": day.year, "month": day.month, "day": day.day}
+        if user:
+            params["user"] = user
+        lines: dict[tuple[str, str, str], Decimal] = {}
+        for body, items in self._pages(endpoint, params, "usageItems"):
+            self._check_period(endpoint, body, day, user)
+            for item in items:
+                try:
+                    net = net_usd(item)
+                except (ValueError, TypeError) as error:
+                    raise SourceError(self.name, endpoint, f"bad usage item: {error}") from None
+                key = line_key(item)
+                lines[key] = lines.get(key, Decimal(0)) + net
+        return lines
+
+    def _check_period(self, endpoint: str, body: dict, day: date, user: str | None) -> None:
+        """The answer is for the asked day (and user): a month's figures on one day would be wrong.
+        ``timePeriod.day`` may be absent (the documented example has only ``year``)."""
+        period = body.get("timePeriod")
+        period = period if isinstance(period, dict) else {}
+        for name, want in (("year", day.year), ("month", day.month), ("day", day.day)):
+            got = period.get(name)
+            if got is not None and str(got).strip().lstrip("0") != str(want):
+                raise SourceError(self.name, endpoint, f"asked for {day}, got timePeriod {period}")
+        answered = body.get("user")
+        if user and isinstance(answered, str) and answered.strip().lower() != user.strip().lower():
+            raise SourceError(self.name, endpoint, "the report is for another user than asked")
+
+    def billed_usage(self, day: date, logins: list[str]) -> list[UsageRecord]:
+        """``day``'s metered usage: one billed row per (user, model) with a non-zero net amount,
+        and what the users do not account for as ``github_copilot:unattributed``.
+
+        Per-user reports are asked only when the org's day has net usage; a 404 on a later report
+        (after the first answered) means the org has none of it. Should the users' net
+        for a model add up to more than the org's (an allowance pooled at org level), those rows
+        are dropped and the org's figure is stored unattributed: the bill stays exact.
+        """
+        org: dict[str, dict[tuple[str, str, str], Decimal]] = {}
+        for report in BILLING_REPORTS:
+            try:
+                org[report] = self.billing_lines(report, day)
+            except BillingUnavailable as error:
+                if not org or error.status != 404:
+                    raise
+                # Billing answered the first report: this one (legacy premium requests) is gone.
+                log.info("%s: no %s usage report (404) for %s", self.name, report, day)
+                org[report] = {}
+        reports = [report for report in BILLING_REPORTS if any(org[report].values())]
+        if not reports:
+            return []
+        per_user: dict[str, dict[str, Decimal]] = {}
+        for login in logins:
+            try:
+                lines = {report: self.billing_lines(report, day, login) for report in reports}
+            except BillingUnavailable:  # the org's report answered: this login is unknown to billing
+                log.warning(
+                    "%s: no billing report for user %s on %s; left unattributed", self.name, login, day
+                )
+                continue
+            per_user[login] = {model: net for model, net in net_by_model(lines).items() if net}
+        org_totals = net_by_model(org)
+        beyond = {model for nets in per_user.values() for model in nets} - org_totals.keys()
+        if beyond:
+            log.warning(
+                "%s: users' Copilot usage of %s on %s is not in the org's; not stored",
+                self.name,
+                sorted(beyond),
+                day,
+            )
+        records: list[UsageRecord] = []
+        for model, total in org_totals.items():
+            users = [
+                (login, Money.from_usd(nets[model])) for login, nets in per_user.items() if model in nets
+            ]
+            rest = usd_to_micros(total) - sum(cost.micros for _, cost in users)
+            if rest < 0:
+                log.warning(
+                    "%s: users' Copilot usage of %r on %s exceeds the org's; stored unattributed",
+                    self.name,
+                    model,
+                    day,
+                )
+                users, rest = [], usd_to_micros(total)
+            records.extend(
+                UsageRecord(day=day, actor=actor_of(login), model=model, cost=cost) for login, cost in users
+            )
+            if rest:
+                raw = total - sum((per_user[login][model] for login, _ in users), Decimal(0))
+                records.append(
+                    UsageRecord(day=day, actor=UNATTRIBUTED, model=model, cost=Money(rest, str(raw), USD))
+                )
+        return records
+
+    @staticmethod
+    def _metered_users(records: list[dict]) -> list[str]:
+        """The day's report users who may have metered usage: all but those whose record says
+        ``ai_credits_used: 0`` (newer reports)."""
+        logins: dict[str, str] = {}
+        for record in records:
+            login = record.get("user_login")
+            used = record.get("ai_credits_used")
+            if not isinstance(login, str) or not login.strip():
+                continue
+            try:
+                if used is not None and to_decimal(used) == 0:
+                    continue
+            except (ValueError, TypeError):
+                pass  # not a number: ask the billing report
+            logins.setdefault(login.strip().lower(), login.strip())
+        return sorted(logins.values(), key=str.lower)
+
     # -- fetch ---------------------------------------------------------------------------
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
         endpoint = self._org_path("copilot/metrics/reports/users-1-day")
         seats: list[dict] | None = None
         pending: list[date] = []  # 204 days: empty if a later day has a report, else held back
         first = True
+        no_billing: BillingUnavailable | None = None  # once denied, not asked again this run
         for day, _ in split_window(window_start, window_end, self.max_window_days):
             records = self.report(day)
             if records is None:
@@ -418,18 +616,37 @@ class GitHubCopilotConnector:
                 continue
             if seats is None:
                 seats = self.seats()
-            for empty_day in pending:
-                yield self._batch(empty_day, [], seats, endpoint, first)
+            for batch_day, batch_records in [*((empty, []) for empty in pending), (day, records)]:
+                batch = self._batch(batch_day, batch_records, seats, endpoint, first)
                 first = False
+                if not self.billing:  # metered usage switched off: the usage rows are all there is
+                    batch.complete_kinds = frozenset({USAGE})
+                elif no_billing is None:
+                    try:
+                        batch.usage.extend(self.billed_usage(batch_day, self._metered_users(batch_records)))
+                        batch.complete_kinds = frozenset({USAGE})
+                    except BillingUnavailable as error:
+                        log.warning("%s", error)
+                        no_billing = error
+                yield batch
             pending = []
-            yield self._batch(day, records, seats, endpoint, first)
-            first = False
         if pending:
             log.info("%s: no Copilot report yet from %s; will ask again next run", self.name, pending[0])
+        if no_billing is not None:
+            raise no_billing  # after the batches: the seat and activity rows are stored
 
     def _batch(self, day: date, records: list[dict], seats: list[dict], endpoint: str, first: bool) -> Batch:
+        """The day's activity, CLI tokens and seat costs. Complete for no usage kind until the
+        metered usage is added: seats seen earlier stay, and so do billed rows if billing fails."""
         activity, usage, hints = self._day_records(day, records, endpoint)
-        batch = Batch(day, day + timedelta(days=1), usage=usage, activity=activity, identities=hints)
+        batch = Batch(
+            day,
+            day + timedelta(days=1),
+            usage=usage,
+            activity=activity,
+            identities=hints,
+            complete_kinds=frozenset(),
+        )
         batch.usage.extend(self.seat_costs(day, seats))
         if first:
             known = {hint.actor for hint in hints}
