@@ -100,12 +100,14 @@ class UsageDaily(SQLModel, table=True):
     actor: str = Field(max_length=400)
     person_id: int | None = Field(default=None)
     model: str = Field(default="", max_length=200)
-    cost_basis: str = Field(default="billed", max_length=16)  # billed | estimated
+    cost_basis: str = Field(default="billed", max_length=16)  # billed | estimated | unpriced
     kind: str = Field(default="usage", max_length=16)  # usage | seat
     input_tokens: int = Field(default=0, sa_type=BigInteger)
     output_tokens: int = Field(default=0, sa_type=BigInteger)
     cache_read_tokens: int = Field(default=0, sa_type=BigInteger)
+    # Every prompt-cache write (5-minute and 1-hour); cache_write_1h_tokens is the 1-hour part of it.
     cache_write_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_1h_tokens: int = Field(default=0, sa_type=BigInteger)
     requests: int = Field(default=0, sa_type=BigInteger)
     cost_micros: int = Field(default=0, sa_type=BigInteger)
     raw_amount: str = Field(default="0", max_length=64)
@@ -186,6 +188,7 @@ class _UsageRollupColumns(SQLModel):
     output_tokens: int = _sum()
     cache_read_tokens: int = _sum()
     cache_write_tokens: int = _sum()
+    cache_write_1h_tokens: int = _sum()  # the 1-hour part of cache_write_tokens
     requests: int = _sum()
 
 

@@ -19,7 +19,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import anthropic, claude_code
 from bot.sources.base import SourceError
-from bot.sources.prices import ESTIMATE_UNIT, PRICE_TABLE_VERSION, PRICES, estimate, price_for
+from bot.sources.prices import ESTIMATE_UNIT
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEY = "sk-ant-admin01-test-secret"
@@ -100,33 +100,6 @@ def _by_key(batch):
     return {(r.day.isoformat(), r.actor, r.model, r.cost_basis): r for r in batch.usage}
 
 
-# -- price table ----------------------------------------------------------------------------
-def test_price_table_longest_prefix_and_unknown_models():
-    assert PRICE_TABLE_VERSION
-    assert ESTIMATE_UNIT.removeprefix("estimate:") == PRICE_TABLE_VERSION
-    assert all(key == key.lower() for key in PRICES)
-    assert price_for("claude-opus-4-1-20250805")["input"] == Decimal("15")
-    assert price_for("claude-opus-4-5-20251101")["input"] == Decimal("5")
-    assert price_for("gpt-4o-mini-2024-07-18")["output"] == Decimal("0.60")
-    assert price_for("GPT-4o-2024-08-06")["output"] == Decimal("10")
-    assert price_for("o3-mini")["input"] == Decimal("1.10")
-    assert price_for("o3-2025-04-16")["input"] == Decimal("2")
-    assert price_for("gpt-5-mini-2025-08-07")["input"] == Decimal("0.25")
-    assert price_for("anthropic/claude-3-5-haiku")["input"] == Decimal("0.80")
-    assert price_for("claude-experimental-9") is None
-    assert estimate("llama-3", 1000, 1000) is None
-    assert estimate("", 1000) is None
-
-
-def test_estimate_is_exact_micro_dollars():
-    cost = estimate("claude-sonnet-4-20250514", 1_000_000, 200_000, 2_000_000, 500_000)
-    # 1M x $3 + 0.2M x $15 + 2M x $0.30 + 0.5M x $3.75
-    assert cost == Money(8_475_000, "8.475", ESTIMATE_UNIT)
-    assert estimate("gpt-4.1-nano", input=1).micros == 0  # $0.0000001 rounds half-even to 0
-    assert estimate("gpt-4.1-nano", input=1).raw_amount == "0.0000001"
-    assert estimate("claude-opus-4", output=3).micros == 225  # 3 x $75 / 1M = $0.000225
-
-
 # -- parsing --------------------------------------------------------------------------------
 def test_fetch_parses_usage_costs_and_identities(httpserver):
     api = FakeAdminApi(httpserver)
@@ -141,6 +114,7 @@ def test_fetch_parses_usage_costs_and_identities(httpserver):
         alice_day1.cache_read_tokens,
         alice_day1.cache_write_tokens,  # 1h + 5m cache creation
     ) == (1_000_000, 200_000, 2_000_000, 500_000)
+    assert alice_day1.cache_write_1h_tokens == 100_000  # of which 1-hour writes
     # Alice used Claude Code through the API that day: tokens stay, dollars come from Claude Code.
     assert alice_day1.cost == Money(0, "0", anthropic.TOKENS_ONLY)
     assert alice_day1.in_org_total is False
@@ -152,14 +126,16 @@ def test_fetch_parses_usage_costs_and_identities(httpserver):
     ci_day1 = rows[("2025-08-01", "anthropic_key:apikey_02", "claude-opus-4-1-20250805", "estimated")]
     assert ci_day1.cost == Money(225_000, "0.225", ESTIMATE_UNIT)
     assert (ci_day1.cache_read_tokens, ci_day1.cache_write_tokens) == (0, 0)  # null and omitted fields
-    console = rows[("2025-08-01", "anthropic:console", "claude-experimental-9", "estimated")]
-    assert console.cost == Money(0, "0", anthropic.UNPRICED)
+    # A model with no price: its tokens are kept, its row says "unpriced", never an estimated $0.
+    console = rows[("2025-08-01", "anthropic:console", "claude-experimental-9", "unpriced")]
+    assert console.cost == Money(0, "0", "unpriced")
     assert (console.input_tokens, console.cache_write_tokens) == (700, 30)
 
-    # Day 2: two rows of one account/model are summed before estimating.
+    # Day 2: a standard and a batch row of one account/model, each priced at its tier, then summed:
+    # (60k x $3 + 6k x $15) + (40k x $3 + 4k x $15) x 50% = $0.27 + $0.09.
     alice_day2 = rows[("2025-08-02", "anthropic_user:user_01", "claude-sonnet-4-20250514", "estimated")]
     assert (alice_day2.input_tokens, alice_day2.output_tokens) == (100_000, 10_000)
-    assert alice_day2.cost == Money(450_000, "0.45", ESTIMATE_UNIT)
+    assert alice_day2.cost == Money(360_000, "0.36", ESTIMATE_UNIT)
     # ci-bot is a Claude Code api_actor on day 2 (joined on the key name).
     ci_day2 = rows[("2025-08-02", "anthropic_key:apikey_02", "claude-opus-4-20250514", "estimated")]
     assert ci_day2.cost.raw_unit == anthropic.TOKENS_ONLY and ci_day2.input_tokens == 20_000
@@ -170,7 +146,7 @@ def test_fetch_parses_usage_costs_and_identities(httpserver):
 
     billed = [r for r in batch.usage if r.cost_basis == "billed"]
     assert all(r.in_org_total for r in billed)
-    assert all(not r.in_org_total for r in batch.usage if r.cost_basis == "estimated")
+    assert all(not r.in_org_total for r in batch.usage if r.cost_basis in ("estimated", "unpriced"))
     assert {(r.day.isoformat(), r.actor, r.model, r.cost.raw_amount, r.cost.micros) for r in billed} == {
         ("2025-08-01", "anthropic_workspace:default", "claude-sonnet-4-20250514", "123.45", 1_234_500),
         ("2025-08-01", "anthropic_workspace:default", "claude-sonnet-4-20250514", "300.5", 3_005_000),
@@ -194,7 +170,7 @@ def test_fetch_parses_usage_costs_and_identities(httpserver):
     usage = api.calls("usage_report/messages")[0]
     assert usage.headers["x-api-key"] == KEY
     assert usage.headers["anthropic-version"] == "2023-06-01"
-    assert usage.args.getlist("group_by[]") == ["account_id", "api_key_id", "model"]
+    assert usage.args.getlist("group_by[]") == ["account_id", "api_key_id", "model", "service_tier"]
     assert (
         b"group_by%5B%5D=account_id" in usage.query_string or b"group_by[]=account_id" in usage.query_string
     )
@@ -221,7 +197,8 @@ def test_claude_code_report_missing_means_no_overlap(httpserver):
     (batch,) = _fetch(_connector(httpserver))
     rows = _by_key(batch)
     alice_day1 = rows[("2025-08-01", "anthropic_user:user_01", "claude-sonnet-4-20250514", "estimated")]
-    assert alice_day1.cost == Money(8_475_000, "8.475", ESTIMATE_UNIT)
+    # 1M x $3 + 0.2M x $15 + 2M x $0.30 + 0.4M 5-minute writes x $3.75 + 0.1M 1-hour writes x $6
+    assert alice_day1.cost == Money(8_700_000, "8.7", ESTIMATE_UNIT)
 
 
 def test_claude_code_report_error_fails_the_run(httpserver):
@@ -319,11 +296,12 @@ def test_end_to_end_totals_and_idempotence(engine, httpserver):
         assert outcome.status == "ok", outcome.error
         assert [tuple(row) for row in _usage_totals(engine, "anthropic")] == [
             ("billed", 14_696_290, 0, 0, 0, 0, 3),  # cost lines of one workspace/model/day fold
-            ("estimated", 1_475_000, 2_170_700, 218_070, 2_000_000, 500_030, 7),
+            ("estimated", 1_385_000, 2_170_000, 218_000, 2_000_000, 500_000, 6),
+            ("unpriced", 0, 700, 70, 0, 30, 1),  # counted, never a silent estimated $0
         ]
         assert _org_total(engine) == 14_696_290  # billed only: estimates are not org dollars
         assert _person_totals(engine) == {
-            "alice@example.com": 450_000,
+            "alice@example.com": 360_000,
             "bob@example.com": 800_000,
             "carol@example.com": 225_000,
         }
@@ -352,7 +330,7 @@ def test_with_claude_code_no_dollar_is_counted_twice(engine, httpserver):
     assert _org_total(engine) == 14_696_290
     # People: Anthropic estimates only where Claude Code did not report the same usage.
     assert _person_totals(engine) == {
-        "alice@example.com": 450_000 + 9_527_000,  # day-1 API usage is Claude Code's estimate only
+        "alice@example.com": 360_000 + 9_527_000,  # day-1 API usage is Claude Code's estimate only
         "bob@example.com": 800_000 + 300_000,  # his Claude Code ran on a subscription
         "carol@example.com": 225_000 + 450_000,  # ci-bot: day 1 Anthropic estimate, day 2 Claude Code
     }
