@@ -39,6 +39,14 @@ ANTHROPIC_PAGES = {
     ("cost_report", None): "cost_1.json",
     ("cost_report", "cost_page_2"): "cost_2.json",
 }
+#: Requests for days from 2026 on (the Usage & Cost Analytics API's range) read these instead.
+ANALYTICS_PAGES = {
+    ("analytics/cost", None): "cost_1.json",
+    ("analytics/cost", "acost_p2"): "cost_2.json",
+    ("usage_report/messages", None): "usage.json",
+    ("cost_report", None): "legacy_cost.json",
+    ("usage_report/claude_code", None): "claude_code_2026-11-02.json",
+}
 
 
 class FakeAdminApi:
@@ -58,6 +66,13 @@ class FakeAdminApi:
         if self.queued.get(path):
             return self.queued[path].pop(0)
         cursor = request.args.get("page") or request.args.get("after_id")
+        if request.args.get("starting_at", "").startswith("2026"):
+            if path == "usage_report/claude_code" and request.args["starting_at"] != "2026-11-02":
+                return _file("claude_code", "day_empty.json")
+            name = ANALYTICS_PAGES.get((path, cursor))
+            if name is None:
+                return Response(f"no fixture for {path} {cursor}", status=418)
+            return _file("anthropic/analytics", name)
         if path == "usage_report/claude_code":
             name = CLAUDE_CODE_PAGES.get((request.args["starting_at"], cursor), "day_empty.json")
             return _file("claude_code", name)
@@ -360,3 +375,171 @@ def test_rate_limit_is_retried_after_retry_after(engine, httpserver):
     assert outcome.status == "ok", outcome.error
     assert [r.args.get("page") for r in api.calls("usage_report/messages")] == [None, None, "page_2"]
     assert _org_total(engine) == 14_696_290
+
+
+# -- the Usage & Cost Analytics API (billed per actor) ----------------------------------------
+NOV = (date(2026, 11, 2), date(2026, 11, 4))
+NOV_TODAY = date(2026, 11, 4)
+NOV_WINDOW = {"since": NOV[0], "until": NOV[1], "today": NOV_TODAY}
+BETA_REFUSED = (
+    '{"type": "error", "error": {"type": "invalid_request_error", "message": "Unknown anthropic-beta value"}}'
+)
+
+
+def _on(connector, today=NOV_TODAY):
+    connector.analytics.today = lambda: today
+    return connector
+
+
+def test_analytics_bills_each_actor_and_keeps_the_tokens(httpserver):
+    api = FakeAdminApi(httpserver)
+    (batch,) = _fetch(_on(_connector(httpserver)), *NOV)
+    rows = {(r.day.isoformat(), r.actor, r.model): r for r in batch.usage}
+    assert {r.cost_basis for r in batch.usage} == {"billed"}
+    assert all(r.in_org_total for r in batch.usage)
+    assert all(r.cost.raw_unit == "usd_cents" for r in batch.usage)  # fractional cents, kept exact
+
+    # Alice's Opus 4.7 day: billed 812.3456 cents (post-discount), her Usage-report tokens on it.
+    alice = rows[("2026-11-02", "anthropic_user:user_01", "claude-opus-4-7")]
+    assert alice.cost == Money(8_123_456, "812.3456", "usd_cents")
+    assert (alice.input_tokens, alice.output_tokens, alice.cache_read_tokens) == (300_000, 50_000, 1_000_000)
+    assert (alice.cache_write_tokens, alice.cache_write_1h_tokens) == (300_000, 200_000)
+
+    def micros(day, actor, model):
+        return rows[(f"2026-11-{day}", actor, model)].cost.micros
+
+    assert micros("02", "anthropic_user:user_01", "web_search") == 10_000_000  # a cost with no model
+    ci = rows[("2026-11-02", "anthropic_key:apikey_02", "claude-sonnet-5-5")]  # an API key actor
+    assert (ci.cost.micros, ci.input_tokens) == (1_505_000, 40_000)
+    assert micros("02", "anthropic_service_account:svac_01", "claude-haiku-5-5") == 200_000
+    assert micros("02", "anthropic:unattributed", "claude-opus-4-7") == 52_500  # no actor
+    assert rows[("2026-11-03", "anthropic_user:user_09", "claude-opus-5-5")].cost.raw_amount == "0.0125"
+    assert micros("03", "anthropic_user:user_09", "claude-opus-5-5") == 125
+    # A bare tagged id; priority-tier usage, billed (not guessed: it has no list price).
+    bob_key = rows[("2026-11-03", "anthropic_key:apikey_03", "claude-haiku-4-5-20251001")]
+    assert (bob_key.cost.micros, bob_key.input_tokens) == (999_900, 70_000)
+    # Tokens of a key with no cost row of its own: kept, no dollars.
+    stray = rows[("2026-11-02", "anthropic_key:apikey_05", "claude-haiku-5-5")]
+    assert (stray.cost.micros, stray.input_tokens, stray.output_tokens) == (0, 1000, 100)
+    assert ("2026-11-02", "anthropic_user:user_02", "claude-sonnet-5") not in rows  # null amount: skipped
+    assert len(rows) == 8
+
+    hints = {h.actor: (h.email, h.name) for h in batch.identities}
+    assert hints["anthropic_user:user_09"] == (
+        "erin@example.com",
+        "Erin Evans",
+    )  # deleted: email from the row
+    assert hints["anthropic_user:user_01"] == ("alice@example.com", "Alice Adams")
+    assert "anthropic_service_account:svac_01" not in hints  # service accounts stay unattributed
+
+    cost = api.calls("analytics/cost")
+    assert [r.args.get("page") for r in cost] == [None, "acost_p2"]
+    assert all(r.headers["anthropic-beta"] == "analytics-usage-cost-2026-08-24" for r in cost)
+    assert cost[0].headers["x-api-key"] == KEY and cost[0].headers["anthropic-version"] == "2023-06-01"
+    assert cost[0].args.getlist("group_by[]") == ["actor", "model"]
+    assert (cost[0].args["starting_at"], cost[0].args["ending_at"]) == (
+        "2026-11-02T00:00:00Z",
+        "2026-11-04T00:00:00Z",
+    )
+    assert cost[0].args["time_bucket_width"] == "1d"
+    # Billed per actor: neither the workspace Cost report nor the Claude Code overlap is read.
+    assert api.calls("cost_report") == [] and api.calls("usage_report/claude_code") == []
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Response('{"error": {"type": "permission_error", "message": "forbidden"}}', status=403),
+        Response('{"error": {"type": "not_found_error", "message": "not found"}}', status=404),
+        Response(BETA_REFUSED, status=400),
+    ],
+    ids=["403", "404", "beta refused"],
+)
+def test_analytics_refused_falls_back_to_the_legacy_reports_once_per_run(httpserver, caplog, refusal):
+    api = FakeAdminApi(httpserver)
+    api.queue("analytics/cost", refusal)
+    connector = _on(_connector(httpserver))
+    with caplog.at_level("WARNING", logger="bot.sources.anthropic"):
+        (batch,) = list(connector.fetch(*NOV))
+        (again,) = _fetch(connector, *NOV)  # the same run: not asked again
+    assert len(api.calls("analytics/cost")) == 1
+    assert [r.getMessage() for r in caplog.records if "Analytics API" in r.getMessage()] == [
+        f"anthropic: Usage & Cost Analytics API not available (HTTP {refusal.status_code}: "
+        f"{json.loads(refusal.get_data())['error']['message']}); using the legacy usage and cost "
+        "reports (estimated per person) for this run"
+    ]
+    rows = {(r.day.isoformat(), r.actor, r.model, r.cost_basis): r for r in batch.usage}
+    assert rows == {(r.day.isoformat(), r.actor, r.model, r.cost_basis): r for r in again.usage}
+    # Legacy: workspace dollars billed, people estimated (Claude Code's estimate for Alice's API day).
+    assert (
+        rows[("2026-11-02", "anthropic_workspace:default", "claude-opus-4-7", "billed")].cost.micros
+        == 20_005_000
+    )
+    alice = rows[("2026-11-02", "anthropic_user:user_01", "claude-opus-4-7", "estimated")]
+    assert alice.cost.raw_unit == "tokens_only" and alice.cache_write_1h_tokens == 200_000
+    # Sonnet 5.5 on the batch tier: (40k x $2 + 8k x $10) x 50%.
+    assert (
+        rows[("2026-11-02", "anthropic_key:apikey_02", "claude-sonnet-5-5", "estimated")].cost.micros
+        == 80_000
+    )
+    assert rows[("2026-11-02", "anthropic_key:apikey_05", "claude-haiku-5-5", "estimated")].cost.micros == 150
+    # Priority tier has no list price: unpriced, tokens kept.
+    priority = rows[("2026-11-03", "anthropic_key:apikey_03", "claude-haiku-4-5-20251001", "unpriced")]
+    assert (priority.cost, priority.input_tokens) == (Money(0, "0", "unpriced"), 70_000)
+
+
+def test_analytics_errors_that_are_not_a_refusal_fail_the_run(httpserver):
+    api = FakeAdminApi(httpserver)
+    api.queue("analytics/cost", Response('{"error": {"message": "group_by[] is invalid"}}', status=400))
+    with pytest.raises(SourceError, match=r"analytics/cost: HTTP 400: group_by\[\] is invalid"):
+        _fetch(_on(_connector(httpserver)), *NOV)
+    api.queued.clear()
+    broken = json.loads((FIXTURES / "anthropic" / "analytics" / "cost_2.json").read_text())
+    broken["data"][0]["cost"]["currency"] = "EUR"
+    api.queue("analytics/cost", _file("anthropic/analytics", "cost_1.json"))
+    api.queue("analytics/cost", Response(json.dumps(broken), content_type="application/json"))
+    with pytest.raises(SourceError, match="analytics/cost: unsupported currency 'EUR'"):
+        _fetch(_on(_connector(httpserver)), *NOV)
+
+
+def test_days_older_than_the_analytics_api_keeps_use_the_legacy_reports(httpserver):
+    api = FakeAdminApi(httpserver)
+    # A year and a day later the window is outside "the last 365 days": not even asked.
+    (batch,) = _fetch(_on(_connector(httpserver), today=date(2027, 11, 3)), *NOV)
+    assert api.calls("analytics/cost") == []
+    assert {r.cost_basis for r in batch.usage} == {"billed", "estimated", "unpriced"}
+    (batch,) = _fetch(_on(_connector(httpserver)))  # 2025: before the API's first day
+    assert api.calls("analytics/cost") == []
+
+
+def test_analytics_end_to_end_billed_people_and_claude_code_counted_once(engine, httpserver):
+    """Both sources of one admin key over the analytics days, twice: the org total is what Anthropic
+    bills, each person's Anthropic dollars are their billed cost, and Claude Code's estimates for
+    API users add no dollars (a subscription user's estimate stays, nothing else holds it)."""
+    api = FakeAdminApi(httpserver)
+    settings = _settings(httpserver)
+    for _ in range(2):
+        for module in (anthropic, claude_code):
+            (connector,) = module.from_settings(settings)
+            outcome = run_source(engine, _on(connector), workspace_id="W", **NOV_WINDOW)
+            connector.close()
+            assert outcome.status == "ok", outcome.error
+        assert _org_total(engine) == 20_880_981
+        assert _person_totals(engine) == {
+            "alice@example.com": 8_123_456 + 10_000_000,  # billed; her Claude Code rows carry tokens only
+            "bob@example.com": 999_900 + 32_000,  # billed key + his subscription Claude Code estimate
+            "carol@example.com": 1_505_000,  # ci-bot's creator
+            "erin@example.com": 125,
+        }
+    with engine.connect() as conn:
+        claude = conn.execute(
+            select(UsageDaily.actor, UsageDaily.raw_unit, UsageDaily.cost_micros, UsageDaily.input_tokens)
+            .where(UsageDaily.source == "claude_code")
+            .order_by(UsageDaily.actor)
+        ).all()
+    assert [tuple(r) for r in claude] == [
+        ("email:alice@example.com", "tokens_only", 0, 300_000),
+        ("email:bob@example.com", "usd_cents", 32_000, 10_000),
+    ]
+    # The Claude Code source asked the Analytics API once for its whole run (per run, not per day).
+    assert len([r for r in api.calls("analytics/cost") if r.args.get("page") is None]) == 4
