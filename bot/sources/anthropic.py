@@ -556,9 +556,16 @@ class AnthropicConnector:
                 return fold(billed + tokens), hints
         return self._estimated(self._tokens(start, end)) + list(self._costs(start, end)), []
 
+    def windows(self, window_start: date, window_end: date) -> Iterator[tuple[date, date]]:
+        """Batches of at most ``max_window_days``, cut where the Analytics API's range begins, so
+        each day is billed the same way here as in ``claude_code`` (which decides per day)."""
+        first = self.analytics.first_day()
+        for start, end in split_window(window_start, window_end, self.max_window_days):
+            yield from ((start, first), (first, end)) if start < first < end else ((start, end),)
+
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
         hints = self.identities()
-        for start, end in split_window(window_start, window_end, self.max_window_days):
+        for start, end in self.windows(window_start, window_end):
             usage, billed_hints = self._window(start, end)
             yield Batch(start, end, usage=usage, identities=hints + billed_hints)
             hints = []  # the directory's identities go with the first batch only

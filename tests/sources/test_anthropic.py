@@ -380,6 +380,7 @@ def test_rate_limit_is_retried_after_retry_after(engine, httpserver):
 # -- the Usage & Cost Analytics API (billed per actor) ----------------------------------------
 NOV = (date(2026, 11, 2), date(2026, 11, 4))
 NOV_TODAY = date(2026, 11, 4)
+NOV_SPLIT = (date(2026, 11, 3), date(2026, 11, 4))
 NOV_WINDOW = {"since": NOV[0], "until": NOV[1], "today": NOV_TODAY}
 BETA_REFUSED = (
     '{"type": "error", "error": {"type": "invalid_request_error", "message": "Unknown anthropic-beta value"}}'
@@ -510,6 +511,11 @@ def test_days_older_than_the_analytics_api_keeps_use_the_legacy_reports(httpserv
     assert {r.cost_basis for r in batch.usage} == {"billed", "estimated", "unpriced"}
     (batch,) = _fetch(_on(_connector(httpserver)))  # 2025: before the API's first day
     assert api.calls("analytics/cost") == []
+    # A window across the start of the range is cut there: each day billed one way, as Claude Code
+    # (which decides per day) sees it too.
+    connector = _on(_connector(httpserver), today=date(2027, 11, 2))  # the range starts 2026-11-03
+    assert list(connector.windows(*NOV)) == [(date(2026, 11, 2), date(2026, 11, 3)), NOV_SPLIT]
+    connector.close()
 
 
 def test_analytics_end_to_end_billed_people_and_claude_code_counted_once(engine, httpserver):
