@@ -78,7 +78,14 @@ class Identity(SQLModel, table=True):
 
 
 class UsageDaily(SQLModel, table=True):
-    """Spend and tokens per (source, UTC day, actor, model, cost basis, kind)."""
+    """Spend and tokens per (source, UTC day, actor, model, cost basis, kind).
+
+    ``cost_basis``: ``billed`` (the vendor's bill), ``estimated`` (tokens x the price table, raw unit
+    ``estimate:<version>``) or ``unpriced`` (tokens of a model with no price: cost 0, counted and
+    shown as unpriced, never as money). ``cache_write_tokens`` counts every prompt-cache write;
+    ``cache_write_1h_tokens`` is the part of it written for one hour (priced 2x input by
+    Anthropic, against 1.25x for 5-minute writes), 0 where a vendor does not say.
+    """
 
     __tablename__ = "usage_daily"
     __table_args__ = (

@@ -274,11 +274,7 @@ class CostAnalytics:
             ("group_by[]", "model"),
         ]
         headers = {"anthropic-beta": ANALYTICS_BETA}
-        for row in reports(
-            self.http, ANALYTICS_COST_ENDPOINT, params, refused=_beta_refused, headers=headers
-        ):
-            self.available = True
-            yield row
+        yield from reports(self.http, ANALYTICS_COST_ENDPOINT, params, refused=_beta_refused, headers=headers)
 
     def covers(self, day: date) -> bool:
         """Whether ``day`` is billed through the API, asking it once if nobody has yet."""
