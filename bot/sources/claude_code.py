@@ -9,8 +9,8 @@ dollars depends on what the same key can read:
 
 - the Usage & Cost Analytics API (days it covers): the ``anthropic`` source stores the person's
   billed cost, so records of API customers here keep their tokens and value signals but carry no
-  dollars (raw unit ``tokens_only``). Subscription records keep their estimate (not billed per
-  token, so nothing else holds it).
+  dollars (raw unit ``tokens_only``; the raw amount keeps Claude Code's estimate in cents).
+  Subscription records keep their estimate (not billed per token, so nothing else holds it).
 - otherwise: these estimates *are* the person's Claude Code dollars; the ``anthropic`` source drops
   the dollars of its own usage rows for people (or key names) that appear here on the same day.
 
@@ -106,7 +106,9 @@ def parse_record(
                 day=day,
                 actor=actor,
                 model=item.get("model") or "",
-                cost=Money(0, "0", TOKENS_ONLY) if tokens_only else money,
+                # Billed elsewhere: no dollars here, but Claude Code's own estimate (cents) stays
+                # in the raw amount, so estimate and bill can still be compared.
+                cost=Money(0, money.raw_amount, TOKENS_ONLY) if tokens_only else money,
                 cost_basis=ESTIMATED,
                 input_tokens=count(tokens.get("input")),
                 output_tokens=count(tokens.get("output")),

@@ -323,7 +323,7 @@ def test_api_customers_carry_tokens_only_when_anthropic_bills_them(httpserver):
     day, _ = _november(httpserver)
     rows = {r.actor: r for r in day.usage}
     alice = rows["email:alice@example.com"]  # customer_type "api": in Anthropic's bill per actor
-    assert alice.cost == Money(0, "0", "tokens_only")
+    assert alice.cost == Money(0, "900", "tokens_only")  # no dollars; Claude Code's 900 cents kept
     assert (alice.input_tokens, alice.cache_read_tokens, alice.cache_write_tokens) == (
         300_000,
         1_000_000,
