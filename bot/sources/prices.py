@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 PER_MILLION = Decimal(1_000_000)
 STANDARD = "standard"
-#: Raw unit of a usage row whose model (or service tier) has no price in the current table.
-UNPRICED_UNIT = UNPRICED
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,4 +318,4 @@ def estimate_or_unpriced(
             tier_note,
             tokens,
         )
-    return Money(0, "0", UNPRICED_UNIT), UNPRICED
+    return Money(0, "0", UNPRICED), UNPRICED  # the basis doubles as the raw unit
