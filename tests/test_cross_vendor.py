@@ -197,6 +197,8 @@ class FakeVendors:
         self.days = days
         self.iso = {name: day.isoformat() for name, day in days.items()}
         self.calls: dict[str, int] = {}
+        #: Serve Anthropic's Usage & Cost Analytics API (else 404, like an organisation without it).
+        self.anthropic_analytics = False
         self.leaks: list[str] = []  # requests to the blob store that carried the GitHub token
         # Copilot's billing usage reports: (report, day, user or None) -> fixture; else no usage.
         self.copilot_billing: dict[tuple[str, str, str | None], str] = {}
@@ -287,7 +289,18 @@ class FakeVendors:
             return self.shared("claude_code", "day_empty.json")
         if path in ("users", "api_keys"):
             return self.json_file("anthropic", f"{path}.json")
-        name = {"usage_report/messages": "usage.json", "cost_report": "cost.json"}.get(path)
+        if path == "analytics/cost" and self.anthropic_analytics:
+            if request.headers.get("anthropic-beta") != "analytics-usage-cost-2026-08-24":
+                return json_response(
+                    {"error": {"message": "this endpoint needs an anthropic-beta header"}}, 400
+                )
+        elif path == "analytics/cost":
+            return json_response({"type": "error", "error": {"type": "not_found_error"}}, 404)
+        name = {
+            "usage_report/messages": "usage.json",
+            "cost_report": "cost.json",
+            "analytics/cost": "analytics_cost.json",
+        }.get(path)
         if name is None:
             return json_response({"type": "error", "error": {"type": "not_found_error"}}, 404)
         body = json.loads(self.text("anthropic", name))
@@ -677,3 +690,77 @@ def test_copilot_ai_credits_are_billed_to_the_person_in_tokens_me_and_the_org(
     assert f"{format_usd(seats + COPILOT_CREDITS_UNATTRIBUTED)} unattributed" in org_text
     assert f"*{format_usd(ORG_TOTAL_WITHOUT_SEATS + org_copilot)}*" in org_text, org_text
     assert fake.calls_to("chat.postMessage") == []
+
+
+# -- Anthropic billed per person (Usage & Cost Analytics API) ---------------------------------------
+# analytics_cost.json, post-discount fractional cents per actor: Mira's account D1 390.1234 (her
+# Claude Code day, list 600) = 3_901_234; her key D2 72 = 720_000; Ben's account D1 22.5 = 225_000;
+# a service account D2 10.5 = 105_000 (nobody's).
+MIRA_ANTHROPIC_BILLED = 4_621_234  # 3_901_234 + 720_000
+BEN_ANTHROPIC_BILLED = 225_000
+ORG_ANTHROPIC_BILLED = 4_951_234  # + 105_000 for the service account
+
+
+def test_anthropic_billed_per_person_through_the_analytics_api(configured, days, vendors, httpserver):
+    """The same org with an admin key that reads the Analytics API: each person's Anthropic dollars
+    are billed (not estimated), Claude Code's estimate for Mira's API day adds nothing (its tokens
+    count once), and the org total is Anthropic's bill, exactly, in /tokens me and in the org view."""
+    engine = configured
+    vendors.anthropic_analytics = True
+    cli_sync(days, vendors)
+    want = expected(days)
+    mira_total = (
+        MIRA_TOTAL_WITHOUT_SEATS - MIRA_ANTHROPIC - MIRA_CLAUDE_CODE + MIRA_ANTHROPIC_BILLED
+    ) + want["mira"]["github_copilot"]
+    today = datetime.now(UTC).date()
+    wide = Period(today - timedelta(days=40), today + timedelta(days=1), "wide")
+    with engine.connect() as conn:
+        mira = find_by_email(conn, workspace_id=WORKSPACE, email=MIRA)
+        ben = find_by_email(conn, workspace_id=WORKSPACE, email=BEN)
+        me = person_report(conn, workspace_id=WORKSPACE, person_ids=[mira.id], period=wide)
+        spend = {v.vendor: v for v in me.vendors}
+        assert spend["anthropic"].cost_micros == MIRA_ANTHROPIC_BILLED
+        assert spend["anthropic"].estimated_micros == 0  # billed, not estimated
+        assert spend["claude_code"].cost_micros == 0  # its estimate is in Anthropic's bill
+        assert spend["anthropic"].tokens == 2_200_000  # the Usage report's tokens, on the billed rows
+        assert me.total_micros == mira_total
+        assert me.estimated_micros == want["mira"]["github_copilot"]  # only the seats are estimates now
+        ben_report = person_report(conn, workspace_id=WORKSPACE, person_ids=[ben.id], period=wide)
+        assert {v.vendor: v.cost_micros for v in ben_report.vendors}["anthropic"] == BEN_ANTHROPIC_BILLED
+
+        org = org_report(conn, workspace_id=WORKSPACE, period=wide)
+        by_vendor = {v.vendor: v for v in org.vendors}
+        assert by_vendor["anthropic"].cost_micros == ORG_ANTHROPIC_BILLED
+        assert by_vendor["anthropic"].covered_micros == 0  # nothing estimated beside the bill
+        assert by_vendor["anthropic"].unattributed_micros == 105_000  # the service account only
+        assert by_vendor["claude_code"].cost_micros == 0
+        assert (
+            org.total_micros
+            == ORG_TOTAL_WITHOUT_SEATS
+            - ORG_ANTHROPIC
+            + ORG_ANTHROPIC_BILLED
+            + (want["org"]["github_copilot"])
+        )
+
+    fake = start_fake_slack(httpserver)
+    fake.users["UMIRA"] = {
+        "id": "UMIRA",
+        "name": "mira",
+        "real_name": "Mira Costa",
+        "is_admin": False,
+        "is_owner": False,
+        "deleted": False,
+        "profile": {"email": "mira@example.com", "real_name": "Mira Costa"},
+    }
+    settings = Settings(
+        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url
+    )
+    runtime = build_runtime(settings, engine)
+    with TestClient(build_web_app(runtime, build_app(runtime))) as client:
+        reply = send(client, f"me {days['D1']}..{days['D2']}", user_id="UMIRA")
+    assert reply["response_type"] == "ephemeral"
+    text = all_text(reply)
+    assert f"*{format_usd(mira_total)}*" in text
+    assert f"*Anthropic API*: {format_usd(MIRA_ANTHROPIC_BILLED)} · 2.20M tokens" in text, text
+    # Claude Code: tokens and value signals, no estimated dollars beside the bill.
+    assert "*Claude Code*: $0.00 · 1.20M tokens" in text, text

@@ -71,7 +71,7 @@ def test_the_rollup_migration_fills_the_rollups_from_stored_rows(empty_engine):
     """A database upgraded from before the rollups answers exactly as the daily rows say."""
     from datetime import date
 
-    from sqlalchemy import insert, select
+    from sqlalchemy import MetaData, Table, insert, select
 
     from bot.db import rollups
     from bot.db.models import ActivityDaily, UsageDaily, UsageOrgDaily, UsagePersonDaily
@@ -93,9 +93,14 @@ def test_the_rollup_migration_fills_the_rollups_from_stored_rows(empty_engine):
             raw_unit=raw_unit,
         )
 
+    # usage_daily as it was at 0007: without the columns later revisions added.
+    later = {"cache_write_1h_tokens"}
+    usage_0007 = Table(
+        "usage_daily", MetaData(), *(c._copy() for c in UsageDaily.__table__.columns if c.name not in later)
+    )
     with empty_engine.begin() as conn:
         conn.execute(
-            insert(UsageDaily.__table__),
+            insert(usage_0007),
             [
                 row(2, "a", 1, 5),
                 row(2, "b", 1, 7),

@@ -78,7 +78,14 @@ class Identity(SQLModel, table=True):
 
 
 class UsageDaily(SQLModel, table=True):
-    """Spend and tokens per (source, UTC day, actor, model, cost basis, kind)."""
+    """Spend and tokens per (source, UTC day, actor, model, cost basis, kind).
+
+    ``cost_basis``: ``billed`` (the vendor's bill), ``estimated`` (tokens x the price table, raw unit
+    ``estimate:<version>``) or ``unpriced`` (tokens of a model with no price: cost 0, counted and
+    shown as unpriced, never as money). ``cache_write_tokens`` counts every prompt-cache write;
+    ``cache_write_1h_tokens`` is the part of it written for one hour (priced 2x input by
+    Anthropic, against 1.25x for 5-minute writes), 0 where a vendor does not say.
+    """
 
     __tablename__ = "usage_daily"
     __table_args__ = (
@@ -100,12 +107,14 @@ class UsageDaily(SQLModel, table=True):
     actor: str = Field(max_length=400)
     person_id: int | None = Field(default=None)
     model: str = Field(default="", max_length=200)
-    cost_basis: str = Field(default="billed", max_length=16)  # billed | estimated
+    cost_basis: str = Field(default="billed", max_length=16)  # billed | estimated | unpriced
     kind: str = Field(default="usage", max_length=16)  # usage | seat
     input_tokens: int = Field(default=0, sa_type=BigInteger)
     output_tokens: int = Field(default=0, sa_type=BigInteger)
     cache_read_tokens: int = Field(default=0, sa_type=BigInteger)
+    # Every prompt-cache write (5-minute and 1-hour); cache_write_1h_tokens is the 1-hour part of it.
     cache_write_tokens: int = Field(default=0, sa_type=BigInteger)
+    cache_write_1h_tokens: int = Field(default=0, sa_type=BigInteger)
     requests: int = Field(default=0, sa_type=BigInteger)
     cost_micros: int = Field(default=0, sa_type=BigInteger)
     raw_amount: str = Field(default="0", max_length=64)
@@ -186,6 +195,7 @@ class _UsageRollupColumns(SQLModel):
     output_tokens: int = _sum()
     cache_read_tokens: int = _sum()
     cache_write_tokens: int = _sum()
+    cache_write_1h_tokens: int = _sum()  # the 1-hour part of cache_write_tokens
     requests: int = _sum()
 
 

@@ -38,6 +38,7 @@ USAGE_SUMS = (
     "output_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "requests",
 )
 ROLLUPS = (UsagePersonDaily, UsageOrgDaily, ActivityOrgDaily)

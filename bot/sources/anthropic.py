@@ -1,32 +1,39 @@
-"""Anthropic (Console organisations, Admin API): the Usage report for tokens per account / API key
-/ model, the Cost report for billed dollars per workspace, and users and API keys to join ids to
-emails. See docs/sources/anthropic.md.
+"""Anthropic (Console organisations, Admin API): billed dollars per person from the Usage & Cost
+Analytics API when the key can read it, else the legacy Usage and Cost reports; tokens per account
+/ API key / model from the Usage report; users and API keys to join ids to emails. See
+docs/sources/anthropic.md.
 
-Money: the Cost report is the truth (``cost_basis="billed"``, ``in_org_total=True``); it has no
-per-person grouping, so its rows belong to ``anthropic_workspace:<id|default>``. Usage rows carry
-the tokens per person plus an estimate from ``bot.sources.prices`` with ``in_org_total=False``
-(the billed rows already hold those dollars).
+Money, with the Analytics API (``analytics/cost``, beta, from 2026-01-01 and within 365 days): its
+post-discount cost per actor (user, API key, service account), model and day is the truth
+(``cost_basis="billed"``, ``in_org_total=True``), so a person's Anthropic dollars are billed, not
+estimated. The Usage report's tokens ride on the same (billed) rows with no dollars of their own.
+Claude Code's own estimates for API users then carry tokens only (``bot.sources.claude_code``).
 
-A person's own total must not count Claude Code twice: Claude Code's API traffic is in the Usage
-report *and* in Claude Code Analytics (the ``claude_code`` source, enabled by the same admin key),
-which estimates it per email. So for every day this connector also reads Claude Code Analytics,
-and a usage row whose person (or key name) had Claude Code API usage that day keeps its tokens but
-carries no dollars (raw unit ``tokens_only``): that person's Anthropic dollars for the day come
-from Claude Code's own estimate.
+Money, without it (the key or organisation is refused, or the window is older): the Cost report
+is the truth per workspace (``anthropic_workspace:<id|default>``); Usage rows carry the tokens per
+person plus an estimate from ``bot.sources.prices`` with ``in_org_total=False``, or ``unpriced``
+when the model has no price. A person's own total must not count Claude Code twice: for every day
+this connector also reads Claude Code Analytics, and a usage row whose person (or key name) had
+Claude Code API usage that day keeps its tokens but carries no dollars (raw unit
+``tokens_only``): that person's Anthropic dollars for the day come from Claude Code's estimate.
 
 The Admin API helpers here (client, RFC 3339 days, report and list pagination, the users / keys
-directory, Claude Code day records) are shared with ``bot.sources.claude_code``.
+directory, Claude Code day records, the Analytics API probe) are shared with
+``bot.sources.claude_code``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
-from bot.money import Money, to_decimal
+import httpx
+
+from bot.money import USD_CENTS, Money, to_decimal
 from bot.settings import Settings
 from bot.sources.base import (
     BILLED,
@@ -36,10 +43,13 @@ from bot.sources.base import (
     IdentityHint,
     SourceError,
     UsageRecord,
+    fold,
     split_window,
 )
-from bot.sources.http import VendorHttp, decode_json, error_summary
-from bot.sources.prices import estimate
+from bot.sources.http import VendorHttp, decode_json, error_summary, redact
+from bot.sources.prices import estimate_or_unpriced
+
+log = logging.getLogger(__name__)
 
 ANTHROPIC_VERSION = "2023-06-01"
 MAX_PAGES = 10_000  # loop guard: a vendor cursor that never ends is an error, not a hang
@@ -49,9 +59,11 @@ COST_ENDPOINT = "v1/organizations/cost_report"
 USERS_ENDPOINT = "v1/organizations/users"
 KEYS_ENDPOINT = "v1/organizations/api_keys"
 CLAUDE_CODE_ENDPOINT = "v1/organizations/usage_report/claude_code"
-
-#: Raw unit of a usage row for a model missing from the price table.
-UNPRICED = "unpriced"
+ANALYTICS_COST_ENDPOINT = "v1/organizations/analytics/cost"
+ANALYTICS_BETA = "analytics-usage-cost-2026-08-24"
+#: The Analytics API answers from this day on, and at most 365 days back.
+ANALYTICS_FIRST_DAY = date(2026, 1, 1)
+ANALYTICS_MAX_AGE = timedelta(days=364)  # a whole UTC day inside "the last 365 days"
 
 PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, InvalidOperation)
 
@@ -99,29 +111,41 @@ def count(value: Any) -> int:
     return int(number)
 
 
+class Refused(Exception):
+    """The first page of a report was refused: the endpoint is not available to this key."""
+
+
 def reports(
-    http: VendorHttp, endpoint: str, params: list[tuple[str, Any]], *, missing: tuple[int, ...] = ()
+    http: VendorHttp,
+    endpoint: str,
+    params: list[tuple[str, Any]],
+    *,
+    missing: tuple[int, ...] = (),
+    refused: Callable[[httpx.Response], bool] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Iterator[dict]:
     """Every ``data`` item of a ``page``/``next_page``/``has_more`` report, all pages.
 
     A first page answered with a status in ``missing`` (e.g. 404: the report is not available to
-    this organisation) yields nothing; any other non-200 status is a SourceError.
+    this organisation) yields nothing; one that ``refused`` says is a refusal raises ``Refused``;
+    any other non-200 status is a SourceError.
     """
     page: str | None = None
     seen: set[str] = set()
     for _ in range(MAX_PAGES):
         query = list(params) + ([("page", page)] if page else [])
-        if missing and page is None:
-            response = http.request("GET", endpoint, params=query)
+        if (missing or refused) and page is None:
+            response = http.request("GET", endpoint, params=query, headers=headers)
             if response.status_code in missing:
                 return
+            summary = redact(error_summary(response), http.secrets) if response.status_code != 200 else ""
+            if refused is not None and refused(response):
+                raise Refused(f"HTTP {response.status_code}: {summary}")
             if response.status_code != 200:
-                raise SourceError(
-                    http.source, endpoint, f"HTTP {response.status_code}: {error_summary(response)}"
-                )
+                raise SourceError(http.source, endpoint, f"HTTP {response.status_code}: {summary}")
             body = decode_json(response, http.source, endpoint)
         else:
-            body = http.json("GET", endpoint, params=query)
+            body = http.json("GET", endpoint, params=query, headers=headers)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise SourceError(http.source, endpoint, "unexpected response shape (no data list)")
         yield from body["data"]
@@ -202,6 +226,101 @@ def claude_code_records(http: VendorHttp, day: date, *, missing: tuple[int, ...]
         yield record
 
 
+# -- the Usage & Cost Analytics API ----------------------------------------------------------
+def _beta_refused(response: httpx.Response) -> bool:
+    """403 / 404 (the key or organisation cannot read it), or a 400 that names the beta header."""
+    if response.status_code in (403, 404):
+        return True
+    return response.status_code == 400 and "beta" in error_summary(response).lower()
+
+
+class CostAnalytics:
+    """Whether this key reads billed cost from the Usage & Cost Analytics API.
+
+    Found out once per run (a connector lives for one run): the first refusal is logged once and
+    remembered, and everything after it uses the legacy reports. Days before the API's first day,
+    or older than it keeps, always use the legacy reports.
+    """
+
+    def __init__(self, http: VendorHttp, today: Callable[[], date]) -> None:
+        self.http = http
+        self.today = today
+        self.available: bool | None = None  # None: not asked yet
+
+    def first_day(self) -> date:
+        return max(ANALYTICS_FIRST_DAY, self.today() - ANALYTICS_MAX_AGE)
+
+    def may_cover(self, day: date) -> bool:
+        """The API may answer for ``day`` onwards (unknown until asked, False once refused)."""
+        return self.available is not False and day >= self.first_day()
+
+    def refuse(self, reason: str) -> None:
+        if self.available is not False:
+            log.warning(
+                "%s: Usage & Cost Analytics API not available (%s); using the legacy usage and cost "
+                "reports (estimated per person) for this run",
+                self.http.source,
+                reason,
+            )
+        self.available = False
+
+    def rows(self, start: date, end: date) -> Iterator[dict]:
+        """Cost rows per UTC day, actor and model for ``[start, end)``; raises Refused."""
+        params: list[tuple[str, Any]] = [
+            ("starting_at", rfc3339(start)),
+            ("ending_at", rfc3339(end)),
+            ("time_bucket_width", "1d"),
+            ("group_by[]", "actor"),
+            ("group_by[]", "model"),
+        ]
+        headers = {"anthropic-beta": ANALYTICS_BETA}
+        yield from reports(self.http, ANALYTICS_COST_ENDPOINT, params, refused=_beta_refused, headers=headers)
+
+    def covers(self, day: date) -> bool:
+        """Whether ``day`` is billed through the API, asking it once if nobody has yet."""
+        if not self.may_cover(day):
+            return False
+        if self.available is None:
+            try:
+                next(self.rows(day, day + timedelta(days=1)), None)  # the first page answers it
+                self.available = True
+            except Refused as refusal:
+                self.refuse(str(refusal))
+        return bool(self.available)
+
+
+def utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+def analytics_actor(value: Any) -> tuple[str, IdentityHint | None]:
+    """An Analytics API ``group.actor`` -> (actor, identity hint from the actor's own email).
+
+    Documented as an object (``{"type": "user_actor", "user_id", "email_address", "name"}``, or a
+    service-account / API-key actor with its tagged id); a bare tagged id (``user_…``, ``svac_…``,
+    ``apikey_…``) is read too. No actor (e.g. federated identities) is ``anthropic:unattributed``.
+    """
+    actor = value if isinstance(value, dict) else {}
+    tagged = value if isinstance(value, str) else None
+    tagged = tagged or actor.get("user_id") or actor.get("service_account_id") or actor.get("api_key_id")
+    tagged = tagged or actor.get("id")
+    if not isinstance(tagged, str) or not tagged:
+        return "anthropic:unattributed", None
+    kind = actor.get("type") or ""
+    if tagged.startswith("svac_") or kind == "service_account_actor" or "service_account_id" in actor:
+        return f"anthropic_service_account:{tagged}", None
+    if tagged.startswith("apikey_") or kind in ("api_actor", "api_key_actor") or "api_key_id" in actor:
+        return f"anthropic_key:{tagged}", None
+    name = f"anthropic_user:{tagged}"
+    email = actor.get("email_address")
+    hint = (
+        IdentityHint(name, email.strip().lower(), actor.get("name") or "")
+        if isinstance(email, str) and email.strip()
+        else None
+    )
+    return name, hint
+
+
 # -- the Usage and Cost connector -----------------------------------------------------------
 @dataclass
 class ClaudeCodeCover:
@@ -234,6 +353,7 @@ class AnthropicConnector:
         settings: Settings,
         claude_code_enabled: bool = True,
         transport=None,
+        today: Callable[[], date] = utc_today,
     ) -> None:
         self.name = name
         self.lag = timedelta(minutes=5)
@@ -241,6 +361,7 @@ class AnthropicConnector:
         self.max_window_days = 31  # the Usage report's largest 1d page
         self.claude_code_enabled = claude_code_enabled
         self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
+        self.analytics = CostAnalytics(self.http, today)
         self._directory: Directory | None = None
 
     def close(self) -> None:
@@ -300,7 +421,9 @@ class AnthropicConnector:
         return False
 
     # -- data ----------------------------------------------------------------------------
-    def _usage(self, start: date, end: date) -> list[UsageRecord]:
+    def _tokens(self, start: date, end: date) -> dict[tuple[date, str, str, str], list[int]]:
+        """Usage-report tokens per (day, actor, model, service tier):
+        [input, output, cache read, cache write (all), cache write (1 hour)]."""
         params: list[tuple[str, Any]] = [
             ("starting_at", rfc3339(start)),
             ("ending_at", rfc3339(end)),
@@ -309,8 +432,9 @@ class AnthropicConnector:
             ("group_by[]", "account_id"),
             ("group_by[]", "api_key_id"),
             ("group_by[]", "model"),
+            ("group_by[]", "service_tier"),
         ]
-        tokens: dict[tuple[date, str, str], list[int]] = {}
+        tokens: dict[tuple[date, str, str, str], list[int]] = {}
         for bucket in reports(self.http, USAGE_ENDPOINT, params):
             try:
                 day = parse_day(bucket["starting_at"])
@@ -323,44 +447,42 @@ class AnthropicConnector:
                     else:
                         actor = "anthropic:console"  # Console / Workbench usage
                     creation = result.get("cache_creation") or {}
+                    one_hour = count(creation.get("ephemeral_1h_input_tokens"))
                     counts = (
                         count(result.get("uncached_input_tokens")),
                         count(result.get("output_tokens")),
                         count(result.get("cache_read_input_tokens")),
-                        count(creation.get("ephemeral_1h_input_tokens"))
-                        + count(creation.get("ephemeral_5m_input_tokens")),
+                        one_hour + count(creation.get("ephemeral_5m_input_tokens")),
+                        one_hour,
                     )
-                    total = tokens.setdefault((day, actor, result.get("model") or ""), [0, 0, 0, 0])
+                    key = (day, actor, result.get("model") or "", result.get("service_tier") or "standard")
+                    total = tokens.setdefault(key, [0, 0, 0, 0, 0])
                     for i, value in enumerate(counts):
                         total[i] += value
             except PARSE_ERRORS as error:
                 raise SourceError(
                     self.name, USAGE_ENDPOINT, f"cannot parse bucket ({type(error).__name__})"
                 ) from None
-        covers = {day: self.claude_code_cover(day) for day in sorted({day for day, _, _ in tokens})}
+        return tokens
+
+    def _estimated(self, tokens: dict[tuple[date, str, str, str], list[int]]) -> list[UsageRecord]:
+        """Legacy path: the tokens with an estimate (or unpriced, or tokens only for Claude Code users)."""
+        covers = {day: self.claude_code_cover(day) for day in sorted({key[0] for key in tokens})}
         records = []
-        for (day, actor, model), (inp, out, read, write) in tokens.items():
+        for (day, actor, model, tier), (inp, out, read, write, write_1h) in tokens.items():
             if self._covered(actor, covers[day]):
-                cost = Money(0, "0", TOKENS_ONLY)
+                cost, basis = Money(0, "0", TOKENS_ONLY), ESTIMATED
             else:
-                cost = estimate(model, inp, out, read, write) or Money(0, "0", UNPRICED)
-            records.append(
-                UsageRecord(
-                    day=day,
-                    actor=actor,
-                    model=model,
-                    cost=cost,
-                    cost_basis=ESTIMATED,
-                    input_tokens=inp,
-                    output_tokens=out,
-                    cache_read_tokens=read,
-                    cache_write_tokens=write,
-                    in_org_total=False,
+                cost, basis = estimate_or_unpriced(
+                    self.name, model, inp, out, read, write, write_1h, tier=tier
                 )
+            records.append(
+                _usage_row(day, actor, model, cost, basis, (inp, out, read, write, write_1h), False)
             )
-        return records
+        return fold(records)
 
     def _costs(self, start: date, end: date) -> Iterator[UsageRecord]:
+        """Legacy path: the Cost report's billed dollars per workspace."""
         params: list[tuple[str, Any]] = [
             ("starting_at", rfc3339(start)),
             ("ending_at", rfc3339(end)),
@@ -373,9 +495,7 @@ class AnthropicConnector:
                 day = parse_day(bucket["starting_at"])
                 _inside(self.name, COST_ENDPOINT, day, start, end)
                 for result in bucket.get("results") or []:
-                    currency = str(result.get("currency") or "USD").upper()
-                    if currency != "USD":
-                        raise SourceError(self.name, COST_ENDPOINT, f"unsupported currency {currency!r}")
+                    _usd(self.name, COST_ENDPOINT, result.get("currency"))
                     if result.get("amount") is None:
                         continue
                     yield UsageRecord(
@@ -390,14 +510,86 @@ class AnthropicConnector:
                     self.name, COST_ENDPOINT, f"cannot parse bucket ({type(error).__name__})"
                 ) from None
 
+    def _billed(self, start: date, end: date) -> tuple[list[UsageRecord], list[IdentityHint]]:
+        """Analytics path: billed cost per day, actor and model (raises Refused)."""
+        records: list[UsageRecord] = []
+        hints: dict[str, IdentityHint] = {}
+        for row in self.analytics.rows(start, end):
+            try:
+                day = parse_day(row["starting_at"])
+                _inside(self.name, ANALYTICS_COST_ENDPOINT, day, start, end)
+                cost = row.get("cost") or {}
+                _usd(self.name, ANALYTICS_COST_ENDPOINT, cost.get("currency"))
+                if cost.get("amount") is None:
+                    continue
+                group = row.get("group") or {}
+                actor, hint = analytics_actor(group.get("actor"))
+                if hint:
+                    hints[actor] = hint
+                model = group.get("model") or group.get("cost_type") or group.get("product") or ""
+                records.append(
+                    UsageRecord(day=day, actor=actor, model=model, cost=Money.from_cents(cost["amount"]))
+                )
+            except PARSE_ERRORS as error:
+                raise SourceError(
+                    self.name, ANALYTICS_COST_ENDPOINT, f"cannot parse row ({type(error).__name__})"
+                ) from None
+        return records, list(hints.values())
+
+    def _window(self, start: date, end: date) -> tuple[list[UsageRecord], list[IdentityHint]]:
+        if self.analytics.may_cover(start):
+            try:
+                billed, hints = self._billed(start, end)
+            except Refused as refusal:
+                self.analytics.refuse(str(refusal))
+            else:
+                self.analytics.available = True
+                # The tokens ride on the actors' billed rows: no dollars of their own.
+                tokens = [
+                    _usage_row(day, actor, model, Money.zero(USD_CENTS), BILLED, counts, True)
+                    for (day, actor, model, _), counts in self._tokens(start, end).items()
+                ]
+                return fold(billed + tokens), hints
+        return self._estimated(self._tokens(start, end)) + list(self._costs(start, end)), []
+
+    def windows(self, window_start: date, window_end: date) -> Iterator[tuple[date, date]]:
+        """Batches of at most ``max_window_days``, cut where the Analytics API's range begins, so
+        each day is billed the same way here as in ``claude_code`` (which decides per day)."""
+        first = self.analytics.first_day()
+        for start, end in split_window(window_start, window_end, self.max_window_days):
+            yield from ((start, first), (first, end)) if start < first < end else ((start, end),)
+
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
         hints = self.identities()
-        for start, end in split_window(window_start, window_end, self.max_window_days):
-            batch = Batch(start, end, identities=hints)
-            batch.usage.extend(self._usage(start, end))
-            batch.usage.extend(self._costs(start, end))
-            yield batch
-            hints = []  # identities go with the first batch only
+        for start, end in self.windows(window_start, window_end):
+            usage, billed_hints = self._window(start, end)
+            yield Batch(start, end, usage=usage, identities=hints + billed_hints)
+            hints = []  # the directory's identities go with the first batch only
+
+
+def _usage_row(
+    day: date, actor: str, model: str, cost: Money, basis: str, counts, in_org_total: bool
+) -> UsageRecord:
+    inp, out, read, write, write_1h = counts
+    return UsageRecord(
+        day=day,
+        actor=actor,
+        model=model,
+        cost=cost,
+        cost_basis=basis,
+        input_tokens=inp,
+        output_tokens=out,
+        cache_read_tokens=read,
+        cache_write_tokens=write,
+        cache_write_1h_tokens=write_1h,
+        in_org_total=in_org_total,
+    )
+
+
+def _usd(source: str, endpoint: str, currency: Any) -> None:
+    code = str(currency or "USD").upper()
+    if code != "USD":
+        raise SourceError(source, endpoint, f"unsupported currency {code!r}")
 
 
 def _inside(source: str, endpoint: str, day: date, start: date, end: date) -> None:

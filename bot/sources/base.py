@@ -26,6 +26,7 @@ from bot.money import Money
 TOKENS_ONLY = "tokens_only"
 BILLED = "billed"
 ESTIMATED = "estimated"
+UNPRICED = "unpriced"  # tokens whose model has no price: counted and shown, never a silent $0
 USAGE = "usage"
 SEAT = "seat"
 
@@ -54,7 +55,10 @@ class UsageRecord:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
+    #: Every prompt-cache write, whatever its lifetime; ``cache_write_1h_tokens`` is the part of it
+    #: written for one hour (Anthropic prices those at 2x input, 5-minute writes at 1.25x).
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     requests: int = 0
     in_org_total: bool = True
 
@@ -68,6 +72,7 @@ class UsageRecord:
         self.output_tokens += other.output_tokens
         self.cache_read_tokens += other.cache_read_tokens
         self.cache_write_tokens += other.cache_write_tokens
+        self.cache_write_1h_tokens += other.cache_write_1h_tokens
         self.requests += other.requests
 
 

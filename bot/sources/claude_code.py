@@ -3,11 +3,16 @@ Code's own cost estimate per model and the value signals (sessions, lines, commi
 tool accept / reject). See docs/sources/claude_code.md.
 
 Money: ``estimated_cost.amount`` is a JSON number in US cents (parsed as Decimal, kept exact) and
-stored as ``cost_basis="estimated"`` with ``in_org_total=False``: the same dollars are billed in
-Anthropic's Cost report (the ``anthropic`` source), which alone makes the org total. For a
-person these estimates *are* their Claude Code dollars; the ``anthropic`` source drops the dollars
-of its own usage rows for people (or key names) that appear here on the same day, so nothing is
-counted twice.
+stored as ``cost_basis="estimated"`` with ``in_org_total=False``: the same dollars are billed by
+Anthropic (the ``anthropic`` source), which alone makes the org total. Who carries a person's
+dollars depends on what the same key can read:
+
+- the Usage & Cost Analytics API (days it covers): the ``anthropic`` source stores the person's
+  billed cost, so records of API customers here keep their tokens and value signals but carry no
+  dollars (raw unit ``tokens_only``; the raw amount keeps Claude Code's estimate in cents).
+  Subscription records keep their estimate (not billed per token, so nothing else holds it).
+- otherwise: these estimates *are* the person's Claude Code dollars; the ``anthropic`` source drops
+  the dollars of its own usage rows for people (or key names) that appear here on the same day.
 
 Actors: ``user_actor`` -> ``email:<email>``; ``api_actor`` -> ``claude_code_key:<key name>``,
 linked to the key's creator when exactly one organisation key has that name.
@@ -15,7 +20,7 @@ linked to the key's creator when exactly one organisation key has that name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import ClassVar
@@ -25,15 +30,18 @@ from bot.settings import Settings
 from bot.sources.anthropic import (
     CLAUDE_CODE_ENDPOINT,
     PARSE_ERRORS,
+    CostAnalytics,
     Directory,
     admin_http,
     claude_code_records,
     count,
     load_directory,
     parse_day,
+    utc_today,
 )
 from bot.sources.base import (
     ESTIMATED,
+    TOKENS_ONLY,
     ActivityRecord,
     Batch,
     IdentityHint,
@@ -58,9 +66,16 @@ def actor_of(record: dict) -> str:
     return UNATTRIBUTED
 
 
-def parse_record(record: dict, day: date) -> tuple[list[UsageRecord], ActivityRecord]:
-    """One analytics record -> per-model estimated usage rows and one activity row."""
+def parse_record(
+    record: dict, day: date, *, billed: bool = False
+) -> tuple[list[UsageRecord], ActivityRecord]:
+    """One analytics record -> per-model estimated usage rows and one activity row.
+
+    ``billed``: Anthropic's billed cost per person covers this day, so an API customer's rows keep
+    their tokens but no dollars.
+    """
     actor = actor_of(record)
+    tokens_only = billed and (record.get("customer_type") or "api") == "api"
     if record.get("date") is not None and parse_day(record["date"]) != day:
         raise ValueError(f"record dated {record['date']!r} in the report for {day}")
     metrics = record.get("core_metrics") or {}
@@ -85,12 +100,15 @@ def parse_record(record: dict, day: date) -> tuple[list[UsageRecord], ActivityRe
         if currency != "USD":
             raise ValueError(f"unsupported currency {currency!r}")
         amount = cost.get("amount")
+        money = Money.from_cents(0 if amount is None else amount)
         usage.append(
             UsageRecord(
                 day=day,
                 actor=actor,
                 model=item.get("model") or "",
-                cost=Money.from_cents(0 if amount is None else amount),
+                # Billed elsewhere: no dollars here, but Claude Code's own estimate (cents) stays
+                # in the raw amount, so estimate and bill can still be compared.
+                cost=Money(0, money.raw_amount, TOKENS_ONLY) if tokens_only else money,
                 cost_basis=ESTIMATED,
                 input_tokens=count(tokens.get("input")),
                 output_tokens=count(tokens.get("output")),
@@ -105,12 +123,22 @@ def parse_record(record: dict, day: date) -> tuple[list[UsageRecord], ActivityRe
 class ClaudeCodeConnector:
     vendor: ClassVar[str] = "claude_code"
 
-    def __init__(self, *, name: str, key: str, base_url: str, settings: Settings, transport=None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str,
+        key: str,
+        base_url: str,
+        settings: Settings,
+        transport=None,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
         self.name = name
         self.lag = timedelta(hours=1)
         self.trailing_days = 3
         self.max_window_days = 1  # the report answers one UTC day per request series
         self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
+        self.analytics = CostAnalytics(self.http, today)
         self._directory: Directory | None = None
 
     def close(self) -> None:
@@ -139,9 +167,10 @@ class ClaudeCodeConnector:
 
     def _day(self, day: date) -> Batch:
         batch = Batch(day, day + timedelta(days=1))
+        billed = self.analytics.covers(day)
         try:
             for record in claude_code_records(self.http, day):
-                usage, activity = parse_record(record, day)
+                usage, activity = parse_record(record, day, billed=billed)
                 batch.usage.extend(usage)
                 batch.activity.append(activity)
         except PARSE_ERRORS as error:

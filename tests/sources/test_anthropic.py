@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import anthropic, claude_code
 from bot.sources.base import SourceError
-from bot.sources.prices import ESTIMATE_UNIT, PRICE_TABLE_VERSION, PRICES, estimate, price_for
+from bot.sources.prices import ESTIMATE_UNIT
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEY = "sk-ant-admin01-test-secret"
@@ -40,6 +39,14 @@ ANTHROPIC_PAGES = {
     ("cost_report", None): "cost_1.json",
     ("cost_report", "cost_page_2"): "cost_2.json",
 }
+#: Requests for days from 2026 on (the Usage & Cost Analytics API's range) read these instead.
+ANALYTICS_PAGES = {
+    ("analytics/cost", None): "cost_1.json",
+    ("analytics/cost", "acost_p2"): "cost_2.json",
+    ("usage_report/messages", None): "usage.json",
+    ("cost_report", None): "legacy_cost.json",
+    ("usage_report/claude_code", None): "claude_code_2026-11-02.json",
+}
 
 
 class FakeAdminApi:
@@ -59,6 +66,13 @@ class FakeAdminApi:
         if self.queued.get(path):
             return self.queued[path].pop(0)
         cursor = request.args.get("page") or request.args.get("after_id")
+        if request.args.get("starting_at", "").startswith("2026"):
+            if path == "usage_report/claude_code" and request.args["starting_at"] != "2026-11-02":
+                return _file("claude_code", "day_empty.json")
+            name = ANALYTICS_PAGES.get((path, cursor))
+            if name is None:
+                return Response(f"no fixture for {path} {cursor}", status=418)
+            return _file("anthropic/analytics", name)
         if path == "usage_report/claude_code":
             name = CLAUDE_CODE_PAGES.get((request.args["starting_at"], cursor), "day_empty.json")
             return _file("claude_code", name)
@@ -100,33 +114,6 @@ def _by_key(batch):
     return {(r.day.isoformat(), r.actor, r.model, r.cost_basis): r for r in batch.usage}
 
 
-# -- price table ----------------------------------------------------------------------------
-def test_price_table_longest_prefix_and_unknown_models():
-    assert PRICE_TABLE_VERSION
-    assert ESTIMATE_UNIT.removeprefix("estimate:") == PRICE_TABLE_VERSION
-    assert all(key == key.lower() for key in PRICES)
-    assert price_for("claude-opus-4-1-20250805")["input"] == Decimal("15")
-    assert price_for("claude-opus-4-5-20251101")["input"] == Decimal("5")
-    assert price_for("gpt-4o-mini-2024-07-18")["output"] == Decimal("0.60")
-    assert price_for("GPT-4o-2024-08-06")["output"] == Decimal("10")
-    assert price_for("o3-mini")["input"] == Decimal("1.10")
-    assert price_for("o3-2025-04-16")["input"] == Decimal("2")
-    assert price_for("gpt-5-mini-2025-08-07")["input"] == Decimal("0.25")
-    assert price_for("anthropic/claude-3-5-haiku")["input"] == Decimal("0.80")
-    assert price_for("claude-experimental-9") is None
-    assert estimate("llama-3", 1000, 1000) is None
-    assert estimate("", 1000) is None
-
-
-def test_estimate_is_exact_micro_dollars():
-    cost = estimate("claude-sonnet-4-20250514", 1_000_000, 200_000, 2_000_000, 500_000)
-    # 1M x $3 + 0.2M x $15 + 2M x $0.30 + 0.5M x $3.75
-    assert cost == Money(8_475_000, "8.475", ESTIMATE_UNIT)
-    assert estimate("gpt-4.1-nano", input=1).micros == 0  # $0.0000001 rounds half-even to 0
-    assert estimate("gpt-4.1-nano", input=1).raw_amount == "0.0000001"
-    assert estimate("claude-opus-4", output=3).micros == 225  # 3 x $75 / 1M = $0.000225
-
-
 # -- parsing --------------------------------------------------------------------------------
 def test_fetch_parses_usage_costs_and_identities(httpserver):
     api = FakeAdminApi(httpserver)
@@ -141,6 +128,7 @@ def test_fetch_parses_usage_costs_and_identities(httpserver):
         alice_day1.cache_read_tokens,
         alice_day1.cache_write_tokens,  # 1h + 5m cache creation
     ) == (1_000_000, 200_000, 2_000_000, 500_000)
+    assert alice_day1.cache_write_1h_tokens == 100_000  # of which 1-hour writes
     # Alice used Claude Code through the API that day: tokens stay, dollars come from Claude Code.
     assert alice_day1.cost == Money(0, "0", anthropic.TOKENS_ONLY)
     assert alice_day1.in_org_total is False
@@ -152,14 +140,16 @@ def test_fetch_parses_usage_costs_and_identities(httpserver):
     ci_day1 = rows[("2025-08-01", "anthropic_key:apikey_02", "claude-opus-4-1-20250805", "estimated")]
     assert ci_day1.cost == Money(225_000, "0.225", ESTIMATE_UNIT)
     assert (ci_day1.cache_read_tokens, ci_day1.cache_write_tokens) == (0, 0)  # null and omitted fields
-    console = rows[("2025-08-01", "anthropic:console", "claude-experimental-9", "estimated")]
-    assert console.cost == Money(0, "0", anthropic.UNPRICED)
+    # A model with no price: its tokens are kept, its row says "unpriced", never an estimated $0.
+    console = rows[("2025-08-01", "anthropic:console", "claude-experimental-9", "unpriced")]
+    assert console.cost == Money(0, "0", "unpriced")
     assert (console.input_tokens, console.cache_write_tokens) == (700, 30)
 
-    # Day 2: two rows of one account/model are summed before estimating.
+    # Day 2: a standard and a batch row of one account/model, each priced at its tier, then summed:
+    # (60k x $3 + 6k x $15) + (40k x $3 + 4k x $15) x 50% = $0.27 + $0.09.
     alice_day2 = rows[("2025-08-02", "anthropic_user:user_01", "claude-sonnet-4-20250514", "estimated")]
     assert (alice_day2.input_tokens, alice_day2.output_tokens) == (100_000, 10_000)
-    assert alice_day2.cost == Money(450_000, "0.45", ESTIMATE_UNIT)
+    assert alice_day2.cost == Money(360_000, "0.36", ESTIMATE_UNIT)
     # ci-bot is a Claude Code api_actor on day 2 (joined on the key name).
     ci_day2 = rows[("2025-08-02", "anthropic_key:apikey_02", "claude-opus-4-20250514", "estimated")]
     assert ci_day2.cost.raw_unit == anthropic.TOKENS_ONLY and ci_day2.input_tokens == 20_000
@@ -170,7 +160,7 @@ def test_fetch_parses_usage_costs_and_identities(httpserver):
 
     billed = [r for r in batch.usage if r.cost_basis == "billed"]
     assert all(r.in_org_total for r in billed)
-    assert all(not r.in_org_total for r in batch.usage if r.cost_basis == "estimated")
+    assert all(not r.in_org_total for r in batch.usage if r.cost_basis in ("estimated", "unpriced"))
     assert {(r.day.isoformat(), r.actor, r.model, r.cost.raw_amount, r.cost.micros) for r in billed} == {
         ("2025-08-01", "anthropic_workspace:default", "claude-sonnet-4-20250514", "123.45", 1_234_500),
         ("2025-08-01", "anthropic_workspace:default", "claude-sonnet-4-20250514", "300.5", 3_005_000),
@@ -194,7 +184,7 @@ def test_fetch_parses_usage_costs_and_identities(httpserver):
     usage = api.calls("usage_report/messages")[0]
     assert usage.headers["x-api-key"] == KEY
     assert usage.headers["anthropic-version"] == "2023-06-01"
-    assert usage.args.getlist("group_by[]") == ["account_id", "api_key_id", "model"]
+    assert usage.args.getlist("group_by[]") == ["account_id", "api_key_id", "model", "service_tier"]
     assert (
         b"group_by%5B%5D=account_id" in usage.query_string or b"group_by[]=account_id" in usage.query_string
     )
@@ -221,7 +211,8 @@ def test_claude_code_report_missing_means_no_overlap(httpserver):
     (batch,) = _fetch(_connector(httpserver))
     rows = _by_key(batch)
     alice_day1 = rows[("2025-08-01", "anthropic_user:user_01", "claude-sonnet-4-20250514", "estimated")]
-    assert alice_day1.cost == Money(8_475_000, "8.475", ESTIMATE_UNIT)
+    # 1M x $3 + 0.2M x $15 + 2M x $0.30 + 0.4M 5-minute writes x $3.75 + 0.1M 1-hour writes x $6
+    assert alice_day1.cost == Money(8_700_000, "8.7", ESTIMATE_UNIT)
 
 
 def test_claude_code_report_error_fails_the_run(httpserver):
@@ -319,11 +310,12 @@ def test_end_to_end_totals_and_idempotence(engine, httpserver):
         assert outcome.status == "ok", outcome.error
         assert [tuple(row) for row in _usage_totals(engine, "anthropic")] == [
             ("billed", 14_696_290, 0, 0, 0, 0, 3),  # cost lines of one workspace/model/day fold
-            ("estimated", 1_475_000, 2_170_700, 218_070, 2_000_000, 500_030, 7),
+            ("estimated", 1_385_000, 2_170_000, 218_000, 2_000_000, 500_000, 6),
+            ("unpriced", 0, 700, 70, 0, 30, 1),  # counted, never a silent estimated $0
         ]
         assert _org_total(engine) == 14_696_290  # billed only: estimates are not org dollars
         assert _person_totals(engine) == {
-            "alice@example.com": 450_000,
+            "alice@example.com": 360_000,
             "bob@example.com": 800_000,
             "carol@example.com": 225_000,
         }
@@ -352,7 +344,7 @@ def test_with_claude_code_no_dollar_is_counted_twice(engine, httpserver):
     assert _org_total(engine) == 14_696_290
     # People: Anthropic estimates only where Claude Code did not report the same usage.
     assert _person_totals(engine) == {
-        "alice@example.com": 450_000 + 9_527_000,  # day-1 API usage is Claude Code's estimate only
+        "alice@example.com": 360_000 + 9_527_000,  # day-1 API usage is Claude Code's estimate only
         "bob@example.com": 800_000 + 300_000,  # his Claude Code ran on a subscription
         "carol@example.com": 225_000 + 450_000,  # ci-bot: day 1 Anthropic estimate, day 2 Claude Code
     }
@@ -383,3 +375,177 @@ def test_rate_limit_is_retried_after_retry_after(engine, httpserver):
     assert outcome.status == "ok", outcome.error
     assert [r.args.get("page") for r in api.calls("usage_report/messages")] == [None, None, "page_2"]
     assert _org_total(engine) == 14_696_290
+
+
+# -- the Usage & Cost Analytics API (billed per actor) ----------------------------------------
+NOV = (date(2026, 11, 2), date(2026, 11, 4))
+NOV_TODAY = date(2026, 11, 4)
+NOV_SPLIT = (date(2026, 11, 3), date(2026, 11, 4))
+NOV_WINDOW = {"since": NOV[0], "until": NOV[1], "today": NOV_TODAY}
+BETA_REFUSED = (
+    '{"type": "error", "error": {"type": "invalid_request_error", "message": "Unknown anthropic-beta value"}}'
+)
+
+
+def _on(connector, today=NOV_TODAY):
+    connector.analytics.today = lambda: today
+    return connector
+
+
+def test_analytics_bills_each_actor_and_keeps_the_tokens(httpserver):
+    api = FakeAdminApi(httpserver)
+    (batch,) = _fetch(_on(_connector(httpserver)), *NOV)
+    rows = {(r.day.isoformat(), r.actor, r.model): r for r in batch.usage}
+    assert {r.cost_basis for r in batch.usage} == {"billed"}
+    assert all(r.in_org_total for r in batch.usage)
+    assert all(r.cost.raw_unit == "usd_cents" for r in batch.usage)  # fractional cents, kept exact
+
+    # Alice's Opus 4.7 day: billed 812.3456 cents (post-discount), her Usage-report tokens on it.
+    alice = rows[("2026-11-02", "anthropic_user:user_01", "claude-opus-4-7")]
+    assert alice.cost == Money(8_123_456, "812.3456", "usd_cents")
+    assert (alice.input_tokens, alice.output_tokens, alice.cache_read_tokens) == (300_000, 50_000, 1_000_000)
+    assert (alice.cache_write_tokens, alice.cache_write_1h_tokens) == (300_000, 200_000)
+
+    def micros(day, actor, model):
+        return rows[(f"2026-11-{day}", actor, model)].cost.micros
+
+    assert micros("02", "anthropic_user:user_01", "web_search") == 10_000_000  # a cost with no model
+    ci = rows[("2026-11-02", "anthropic_key:apikey_02", "claude-sonnet-5-5")]  # an API key actor
+    assert (ci.cost.micros, ci.input_tokens) == (1_505_000, 40_000)
+    assert micros("02", "anthropic_service_account:svac_01", "claude-haiku-5-5") == 200_000
+    assert micros("02", "anthropic:unattributed", "claude-opus-4-7") == 52_500  # no actor
+    assert rows[("2026-11-03", "anthropic_user:user_09", "claude-opus-5-5")].cost.raw_amount == "0.0125"
+    assert micros("03", "anthropic_user:user_09", "claude-opus-5-5") == 125
+    # A bare tagged id; priority-tier usage, billed (not guessed: it has no list price).
+    bob_key = rows[("2026-11-03", "anthropic_key:apikey_03", "claude-haiku-4-5-20251001")]
+    assert (bob_key.cost.micros, bob_key.input_tokens) == (999_900, 70_000)
+    # Tokens of a key with no cost row of its own: kept, no dollars.
+    stray = rows[("2026-11-02", "anthropic_key:apikey_05", "claude-haiku-5-5")]
+    assert (stray.cost.micros, stray.input_tokens, stray.output_tokens) == (0, 1000, 100)
+    assert ("2026-11-02", "anthropic_user:user_02", "claude-sonnet-5") not in rows  # null amount: skipped
+    assert len(rows) == 8
+
+    hints = {h.actor: (h.email, h.name) for h in batch.identities}
+    assert hints["anthropic_user:user_09"] == (
+        "erin@example.com",
+        "Erin Evans",
+    )  # deleted: email from the row
+    assert hints["anthropic_user:user_01"] == ("alice@example.com", "Alice Adams")
+    assert "anthropic_service_account:svac_01" not in hints  # service accounts stay unattributed
+
+    cost = api.calls("analytics/cost")
+    assert [r.args.get("page") for r in cost] == [None, "acost_p2"]
+    assert all(r.headers["anthropic-beta"] == "analytics-usage-cost-2026-08-24" for r in cost)
+    assert cost[0].headers["x-api-key"] == KEY and cost[0].headers["anthropic-version"] == "2023-06-01"
+    assert cost[0].args.getlist("group_by[]") == ["actor", "model"]
+    assert (cost[0].args["starting_at"], cost[0].args["ending_at"]) == (
+        "2026-11-02T00:00:00Z",
+        "2026-11-04T00:00:00Z",
+    )
+    assert cost[0].args["time_bucket_width"] == "1d"
+    # Billed per actor: neither the workspace Cost report nor the Claude Code overlap is read.
+    assert api.calls("cost_report") == [] and api.calls("usage_report/claude_code") == []
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Response('{"error": {"type": "permission_error", "message": "forbidden"}}', status=403),
+        Response('{"error": {"type": "not_found_error", "message": "not found"}}', status=404),
+        Response(BETA_REFUSED, status=400),
+    ],
+    ids=["403", "404", "beta refused"],
+)
+def test_analytics_refused_falls_back_to_the_legacy_reports_once_per_run(httpserver, caplog, refusal):
+    api = FakeAdminApi(httpserver)
+    api.queue("analytics/cost", refusal)
+    connector = _on(_connector(httpserver))
+    with caplog.at_level("WARNING", logger="bot.sources.anthropic"):
+        (batch,) = list(connector.fetch(*NOV))
+        (again,) = _fetch(connector, *NOV)  # the same run: not asked again
+    assert len(api.calls("analytics/cost")) == 1
+    assert [r.getMessage() for r in caplog.records if "Analytics API" in r.getMessage()] == [
+        f"anthropic: Usage & Cost Analytics API not available (HTTP {refusal.status_code}: "
+        f"{json.loads(refusal.get_data())['error']['message']}); using the legacy usage and cost "
+        "reports (estimated per person) for this run"
+    ]
+    rows = {(r.day.isoformat(), r.actor, r.model, r.cost_basis): r for r in batch.usage}
+    assert rows == {(r.day.isoformat(), r.actor, r.model, r.cost_basis): r for r in again.usage}
+    # Legacy: workspace dollars billed, people estimated (Claude Code's estimate for Alice's API day).
+    assert (
+        rows[("2026-11-02", "anthropic_workspace:default", "claude-opus-4-7", "billed")].cost.micros
+        == 20_005_000
+    )
+    alice = rows[("2026-11-02", "anthropic_user:user_01", "claude-opus-4-7", "estimated")]
+    assert alice.cost.raw_unit == "tokens_only" and alice.cache_write_1h_tokens == 200_000
+    # Sonnet 5.5 on the batch tier: (40k x $2 + 8k x $10) x 50%.
+    assert (
+        rows[("2026-11-02", "anthropic_key:apikey_02", "claude-sonnet-5-5", "estimated")].cost.micros
+        == 80_000
+    )
+    assert rows[("2026-11-02", "anthropic_key:apikey_05", "claude-haiku-5-5", "estimated")].cost.micros == 150
+    # Priority tier has no list price: unpriced, tokens kept.
+    priority = rows[("2026-11-03", "anthropic_key:apikey_03", "claude-haiku-4-5-20251001", "unpriced")]
+    assert (priority.cost, priority.input_tokens) == (Money(0, "0", "unpriced"), 70_000)
+
+
+def test_analytics_errors_that_are_not_a_refusal_fail_the_run(httpserver):
+    api = FakeAdminApi(httpserver)
+    api.queue("analytics/cost", Response('{"error": {"message": "group_by[] is invalid"}}', status=400))
+    with pytest.raises(SourceError, match=r"analytics/cost: HTTP 400: group_by\[\] is invalid"):
+        _fetch(_on(_connector(httpserver)), *NOV)
+    api.queued.clear()
+    broken = json.loads((FIXTURES / "anthropic" / "analytics" / "cost_2.json").read_text())
+    broken["data"][0]["cost"]["currency"] = "EUR"
+    api.queue("analytics/cost", _file("anthropic/analytics", "cost_1.json"))
+    api.queue("analytics/cost", Response(json.dumps(broken), content_type="application/json"))
+    with pytest.raises(SourceError, match="analytics/cost: unsupported currency 'EUR'"):
+        _fetch(_on(_connector(httpserver)), *NOV)
+
+
+def test_days_older_than_the_analytics_api_keeps_use_the_legacy_reports(httpserver):
+    api = FakeAdminApi(httpserver)
+    # A year and a day later the window is outside "the last 365 days": not even asked.
+    (batch,) = _fetch(_on(_connector(httpserver), today=date(2027, 11, 3)), *NOV)
+    assert api.calls("analytics/cost") == []
+    assert {r.cost_basis for r in batch.usage} == {"billed", "estimated", "unpriced"}
+    (batch,) = _fetch(_on(_connector(httpserver)))  # 2025: before the API's first day
+    assert api.calls("analytics/cost") == []
+    # A window across the start of the range is cut there: each day billed one way, as Claude Code
+    # (which decides per day) sees it too.
+    connector = _on(_connector(httpserver), today=date(2027, 11, 2))  # the range starts 2026-11-03
+    assert list(connector.windows(*NOV)) == [(date(2026, 11, 2), date(2026, 11, 3)), NOV_SPLIT]
+    connector.close()
+
+
+def test_analytics_end_to_end_billed_people_and_claude_code_counted_once(engine, httpserver):
+    """Both sources of one admin key over the analytics days, twice: the org total is what Anthropic
+    bills, each person's Anthropic dollars are their billed cost, and Claude Code's estimates for
+    API users add no dollars (a subscription user's estimate stays, nothing else holds it)."""
+    api = FakeAdminApi(httpserver)
+    settings = _settings(httpserver)
+    for _ in range(2):
+        for module in (anthropic, claude_code):
+            (connector,) = module.from_settings(settings)
+            outcome = run_source(engine, _on(connector), workspace_id="W", **NOV_WINDOW)
+            connector.close()
+            assert outcome.status == "ok", outcome.error
+        assert _org_total(engine) == 20_880_981
+        assert _person_totals(engine) == {
+            "alice@example.com": 8_123_456 + 10_000_000,  # billed; her Claude Code rows carry tokens only
+            "bob@example.com": 999_900 + 32_000,  # billed key + his subscription Claude Code estimate
+            "carol@example.com": 1_505_000,  # ci-bot's creator
+            "erin@example.com": 125,
+        }
+    with engine.connect() as conn:
+        claude = conn.execute(
+            select(UsageDaily.actor, UsageDaily.raw_unit, UsageDaily.cost_micros, UsageDaily.input_tokens)
+            .where(UsageDaily.source == "claude_code")
+            .order_by(UsageDaily.actor)
+        ).all()
+    assert [tuple(r) for r in claude] == [
+        ("email:alice@example.com", "tokens_only", 0, 300_000),
+        ("email:bob@example.com", "usd_cents", 32_000, 10_000),
+    ]
+    # The Claude Code source asked the Analytics API once for its whole run (per run, not per day).
+    assert len([r for r in api.calls("analytics/cost") if r.args.get("page") is None]) == 4

@@ -29,6 +29,8 @@ DAYS = {
     ("2025-08-01", "cc_p2"): ("claude_code", "day_2025-08-01_2.json"),
     ("2025-08-02", None): ("claude_code", "day_2025-08-02.json"),
     ("2025-08-03", None): ("claude_code", "day_empty.json"),
+    ("2026-11-02", None): ("anthropic/analytics", "claude_code_2026-11-02.json"),
+    ("2026-11-03", None): ("claude_code", "day_empty.json"),
 }
 LISTS = {
     ("users", None): "users_1.json",
@@ -56,6 +58,8 @@ class FakeAdminApi:
         cursor = request.args.get("page") or request.args.get("after_id")
         if path == "usage_report/claude_code":
             found = DAYS.get((request.args.get("starting_at"), cursor))
+        elif path == "analytics/cost":
+            found = ("anthropic/analytics", "cost_1.json")
         else:
             found = ("anthropic", LISTS[(path, cursor)]) if (path, cursor) in LISTS else None
         if found is None:
@@ -305,3 +309,50 @@ def test_rate_limit_is_retried_after_retry_after(engine, httpserver):
     starts = [r.args["starting_at"] for r in api.calls("usage_report/claude_code")]
     assert starts[:3] == ["2025-08-01"] * 3
     assert _totals(engine)[0][0] == 10_277_000
+
+
+# -- when Anthropic bills each person (Usage & Cost Analytics API) -----------------------------
+def _november(httpserver):
+    connector = _connector(httpserver)
+    connector.analytics.today = lambda: date(2026, 11, 4)
+    return _fetch(connector, date(2026, 11, 2), date(2026, 11, 4))
+
+
+def test_api_customers_carry_tokens_only_when_anthropic_bills_them(httpserver):
+    api = FakeAdminApi(httpserver)
+    day, _ = _november(httpserver)
+    rows = {r.actor: r for r in day.usage}
+    alice = rows["email:alice@example.com"]  # customer_type "api": in Anthropic's bill per actor
+    assert alice.cost == Money(0, "900", "tokens_only")  # no dollars; Claude Code's 900 cents kept
+    assert (alice.input_tokens, alice.cache_read_tokens, alice.cache_write_tokens) == (
+        300_000,
+        1_000_000,
+        300_000,
+    )
+    assert alice.cost_basis == "estimated" and alice.in_org_total is False
+    bob = rows["email:bob@example.com"]  # a subscription: no token bill holds it, the estimate stays
+    assert bob.cost == Money(32_000, "3.2", "usd_cents")
+    assert {a.actor: a.commits for a in day.activity}["email:alice@example.com"] == 2  # value signals kept
+    # Asked once for the run (first page of one day), with the beta header.
+    (probe,) = api.calls("analytics/cost")
+    assert probe.headers["anthropic-beta"] == "analytics-usage-cost-2026-08-24"
+    assert (probe.args["starting_at"], probe.args["ending_at"]) == (
+        "2026-11-02T00:00:00Z",
+        "2026-11-03T00:00:00Z",
+    )
+
+
+def test_estimates_stay_when_the_analytics_api_is_refused(httpserver):
+    api = FakeAdminApi(httpserver)
+    api.queue("analytics/cost", Response('{"error": {"type": "permission_error"}}', status=403))
+    day, _ = _november(httpserver)
+    rows = {r.actor: r for r in day.usage}
+    assert rows["email:alice@example.com"].cost == Money(9_000_000, "900", "usd_cents")
+    assert len(api.calls("analytics/cost")) == 1  # remembered for the run
+
+
+def test_days_before_the_analytics_api_are_not_asked_about(httpserver):
+    api = FakeAdminApi(httpserver)
+    batches = _fetch(_connector(httpserver))  # 2025
+    assert api.calls("analytics/cost") == []
+    assert all(r.cost.raw_unit == "usd_cents" for b in batches for r in b.usage)
