@@ -100,11 +100,19 @@ def configure_logging(
 
 
 class RequestContextMiddleware:
-    """Pure ASGI middleware: request id, latency metric, and a request body size limit."""
+    """Pure ASGI middleware: request id, latency metric, and a request body size limit.
 
-    def __init__(self, app, *, max_body_bytes: int = 1_000_000) -> None:
+    The body is read whole (at most ``max_body_bytes``, declared or chunked) before the app runs,
+    so an oversized request is a 413 before anything parses it. The latency metric's label is
+    the kind of a known Slack path (``slack_kinds``) or "other": a path never becomes a label.
+    """
+
+    def __init__(
+        self, app, *, max_body_bytes: int = 1_000_000, slack_kinds: dict[str, str] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.slack_kinds = dict(slack_kinds or {})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -114,41 +122,50 @@ class RequestContextMiddleware:
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex[:16]
         token = request_id.set(rid)
         started = time.perf_counter()
-        declared = headers.get(b"content-length")
         try:
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            body = await self._read_body(headers, receive)
+            if body is None:
                 await _plain(send, 413, b"request body too large")
                 return
-            received = 0
+            replayed = False
 
-            async def limited_receive():
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        raise BodyTooLarge
-                return message
+            async def replay():
+                nonlocal replayed
+                if replayed:  # the body was read already: what follows is the disconnect
+                    return await receive()
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
 
             async def send_with_id(message):
                 if message["type"] == "http.response.start":
                     message.setdefault("headers", []).append((b"x-request-id", rid.encode("latin-1")))
                 await send(message)
 
-            try:
-                await self.app(scope, limited_receive, send_with_id)
-            except BodyTooLarge:
-                await _plain(send, 413, b"request body too large")
+            await self.app(scope, replay, send_with_id)
         finally:
-            if scope.get("path", "").startswith("/slack/"):
-                SLACK_LATENCY.labels(kind=scope["path"].rsplit("/", 1)[-1]).observe(
-                    time.perf_counter() - started
-                )
+            path = scope.get("path", "")
+            if path.startswith("/slack/"):
+                kind = self.slack_kinds.get(path, "other")
+                SLACK_LATENCY.labels(kind=kind).observe(time.perf_counter() - started)
             request_id.reset(token)
 
-
-class BodyTooLarge(Exception):
-    pass
+    async def _read_body(self, headers: dict, receive) -> bytes | None:
+        """The whole request body, or None when it is (or says it is) over the limit."""
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            return None
+        chunks, received = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
 
 async def _plain(send, status: int, body: bytes) -> None:
