@@ -135,6 +135,13 @@ def clean_base_url(source: str, value: str | None) -> str | None:
     return None if value == default_base_url(source).rstrip("/") else value
 
 
+def origin(source: str, base_url: str | None) -> tuple[str, str, int]:
+    """(scheme, host, port) a stored key is sent to: its base URL's, or the vendor default's."""
+    parts = urlsplit(base_url or default_base_url(source))
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
 def clean_key(source: str, value: str | None) -> str | None:
     value = (value or "").strip()
     if not value:
@@ -185,6 +192,14 @@ def apply_changes(
                 conn.execute(SourceSecret.__table__.update().where(*where).values(**values))
             action = "secret.set"
         elif existing is not None and (change.base_url or None) != existing.base_url:
+            if origin(change.source, change.base_url) != origin(change.source, existing.base_url):
+                # The key was entered for one host: only the person who holds it may send it to
+                # another, else whoever may edit this form could point the key at their own server.
+                raise SecretInputError(
+                    change.source,
+                    "key",
+                    "Paste the key again: a stored key goes to a new host only when it is re-entered.",
+                )
             conn.execute(
                 SourceSecret.__table__.update()
                 .where(*where)
