@@ -78,7 +78,7 @@ def test_json_logs_carry_request_id_and_mask_secrets(capsys):
     except RuntimeError:
         log.exception("failed")
     lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
-    assert lines[0]["message"] == "calling with ***" and lines[0]["request_id"] == "-"
+    assert lines[0]["message"] == "calling with [redacted]" and lines[0]["request_id"] == "-"
     assert "topsecret" not in json.dumps(lines) and "RuntimeError" in lines[1]["message"]
     logging.getLogger().handlers.clear()
 

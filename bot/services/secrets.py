@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection, Engine, delete, select
 
 from bot.db.models import AuditLog, SourceSecret, utcnow
+from bot.observability import remember_secrets
 from bot.settings import Settings
 from bot.sources.base import Connector
 from bot.sources.overrides import CONFIGURABLE, VendorSecret, default_base_url, without_environment_keys
@@ -150,6 +151,7 @@ def clean_key(source: str, value: str | None) -> str | None:
         raise SecretInputError(source, "key", f"That is longer than any vendor key ({MAX_KEY_LENGTH:,} max).")
     if any(ch.isspace() for ch in value) or not value.isprintable():
         raise SecretInputError(source, "key", "A key has no spaces or line breaks; paste it again.")
+    remember_secrets(value)  # masked from here on, before any client sends it
     return value
 
 
@@ -249,6 +251,7 @@ def load_overrides(conn: Connection, fernet: MultiFernet, *, workspace_id: str) 
                 workspace_id,
             )
             continue
+        remember_secrets(key)
         found[row.source] = VendorSecret(key=key, base_url=row.base_url)
     return found
 
