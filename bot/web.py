@@ -36,15 +36,15 @@ MAX_BODY_BYTES = 1_000_000  # Slack payloads are a few KB; anything near 1 MB is
 
 
 def slack_signature_valid(verifier: SignatureVerifier | None, body: bytes, headers) -> bool:
-    """Slack's v0 signature over the raw body, checked before anything reads the body.
+    """Slack's v0 signature over the raw body, checked before anything parses the body.
 
     Every malformed header (missing, non-numeric or stale timestamp, missing signature, a body
     that is not UTF-8) is simply "not signed": the caller answers 401 and nothing else runs.
     """
     timestamp = headers.get("x-slack-request-timestamp") or ""
     signature = headers.get("x-slack-signature") or ""
-    if verifier is None or not signature or not (timestamp.isascii() and timestamp.isdigit()):
-        return False
+    if verifier is None or not signature or not (signature + timestamp).isascii() or not timestamp.isdigit():
+        return False  # compare_digest raises on non-ASCII text; int() on a non-number
     try:  # is_valid also refuses a timestamp more than 5 minutes away (replays)
         return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
     except UnicodeDecodeError:

@@ -119,6 +119,11 @@ def raw_headers(**headers: str) -> Callable[[], dict]:
             id="negative-timestamp",
         ),
         pytest.param(HELP, raw_headers(**{"x-slack-request-timestamp": "1"}), id="no-signature"),
+        pytest.param(
+            HELP,
+            lambda: {**signed_headers(HELP), "x-slack-signature": "v0=\xff".encode("latin-1")},
+            id="non-ascii-signature",
+        ),
         pytest.param(HELP.replace("help", "export"), signed_for(HELP), id="body-not-the-signed-one"),
         pytest.param(HELP, signed_for(HELP, secret="someone-elses-secret"), id="wrong-secret"),
         pytest.param(HELP, signed_for(HELP, timestamp=1_000_000_000), id="stale-timestamp"),
