@@ -46,6 +46,16 @@ KEYS = {
     "WINDSURF_SERVICE_KEY": "ws-service/Key+With=Signs0123",  # JSON body field service_key
 }
 TODAY = date(2026, 11, 20)
+CONNECTORS = {  # every connector in bot/sources/ that calls a vendor
+    "openai",
+    "anthropic",
+    "claude_code",
+    "cursor",
+    "windsurf",
+    "github_copilot",
+    "github_delivery",
+    "openrouter",
+}
 
 
 def b64(text: str, *, urlsafe: bool = False, padded: bool = True) -> str:
@@ -149,13 +159,7 @@ def test_no_connector_lets_an_echoed_credential_out_in_any_form(engine, vendor, 
         for form in ECHOES:
             vendor.form = form
             connectors = enabled_connectors(settings)
-            assert {c.vendor for c in connectors} >= {
-                "openai",
-                "anthropic",
-                "cursor",
-                "openrouter",
-                "windsurf",
-            }
+            assert {c.name for c in connectors} == CONNECTORS
             outcomes = run_all(engine, connectors, workspace_id="default", since=TODAY, today=TODAY)
             assert outcomes and all(o.status == "failed" for o in outcomes), form
             texts += [o.error or "" for o in outcomes]
@@ -187,3 +191,37 @@ def test_no_connector_lets_an_echoed_credential_out_in_any_form(engine, vendor, 
         if form in text
     ]
     assert leaks == []
+
+
+def test_a_signed_links_signature_and_a_body_field_are_masked_too():
+    """What no header carries: a download link's signature (Copilot's signed report links) and a
+    key in the JSON body (Windsurf's service_key), echoed back URL-encoded and in base64."""
+    from bot.sources.base import SourceError
+    from bot.sources.http import VendorHttp
+
+    signature, body_key = "sv=2026&sig=AbC/dEf+GhI=jKl0123", "body-key/with+plus=0123456789"
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    try:
+
+        def echo(request: Request) -> Response:
+            echoed = [quote(value, safe="") for value in request.args.values()]
+            if request.is_json:
+                echoed.append(b64(request.get_json()["service_key"], urlsafe=True, padded=False))
+            return Response(json.dumps({"error": {"message": " ".join(echoed)}}), status=403)
+
+        server.expect_request(re.compile(".*")).respond_with_handler(echo)
+        http = VendorHttp(source="test", base_url=server.url_for("/"), max_retries=0)
+        sig = signature.split("sig=")[1]
+        link_url = server.url_for(f"/report.json?{signature.replace('+', '%2B')}")
+        with pytest.raises(SourceError) as link:
+            http.json("GET", link_url, endpoint="report")
+        with pytest.raises(SourceError) as posted:
+            http.json("POST", "usage", json={"service_key": body_key, "group": "all"})
+        http.close()
+    finally:
+        server.clear()
+        server.stop()
+    texts = [str(link.value), str(posted.value)]
+    assert "[redacted]" in texts[0] and "[redacted]" in texts[1]
+    assert not [t for t in texts for form in [*revealing(sig), *revealing(body_key)] if form in t]
