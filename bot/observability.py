@@ -115,7 +115,7 @@ class SecretMask:
             # Longest first, so a secret inside a longer form never leaves that form's rest.
             ordered = sorted(forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(map(re.escape, ordered)))
-        _install_record_masking()
+            _install_record_masking()
 
     def mask(self, text: str) -> str:
         pattern = self._pattern
