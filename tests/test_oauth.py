@@ -350,3 +350,139 @@ def test_migrated_installation_tables_are_slack_sdks(engine):
         indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes(name)}
         for index in table.indexes:
             assert indexes[index.name] == [c.name for c in index.columns], index.name
+
+
+# -- the workspace comes from Bolt's authorization, never from the body (issue 14, item 15) ------
+T3_BOT_TOKEN = "xoxb-t3"
+
+
+def install_second_workspace(runtime, engine, fake_slack) -> None:
+    """T3, installed beside T2 (as its own OAuth flow would leave it)."""
+    from slack_sdk.oauth.installation_store import Installation
+
+    from bot.slack.oauth import installation_store
+
+    installation_store(runtime).save(
+        Installation(
+            app_id="A1",
+            team_id="T3",
+            bot_token=T3_BOT_TOKEN,
+            bot_id="BBOT3",
+            bot_user_id="UBOT3",
+            user_id="U3",
+        )
+    )
+    fake_slack.tokens[T3_BOT_TOKEN] = {
+        "team_id": "T3",
+        "team": "Third",
+        "user_id": "UBOT3",
+        "bot_id": "BBOT3",
+    }
+    with engine.begin() as conn:
+        workspaces.activate(conn, workspace_id="T3", enterprise_id=None, name="Third", installed_by="U3")
+
+
+def spend_in(engine, workspace_id: str, micros: int) -> None:
+    with engine.begin() as conn:
+        person_id = conn.execute(
+            Person.__table__.insert().values(
+                workspace_id=workspace_id, email="ana@example.com", display_name="Ana"
+            )
+        ).inserted_primary_key[0]
+        conn.execute(
+            UsageDaily.__table__.insert().values(
+                workspace_id=workspace_id,
+                source="openai",
+                vendor="openai",
+                day=TODAY - timedelta(days=1),
+                actor="email:ana@example.com",
+                person_id=person_id,
+                model="gpt-4o",
+                cost_micros=micros,
+                raw_amount=str(micros / 1e6),
+            )
+        )
+        rollups.rebuild(conn)
+
+
+def test_app_home_reads_the_authorized_workspace_not_the_bodys_team_id(client, runtime, engine, fake_slack):
+    install(client)
+    install_second_workspace(runtime, engine, fake_slack)
+    spend_in(engine, "T2", 12_340_000)
+    spend_in(engine, "T3", 99_000_000)
+    # Signed with the app's secret, authorized as T2 (Bolt reads `authorizations`), but the
+    # top-level team_id names T3: the home tab must show T2's numbers, never T3's.
+    body = json.dumps(
+        {
+            "token": "legacy",
+            "team_id": "T3",
+            "api_app_id": "A1",
+            "authorizations": [{"enterprise_id": None, "team_id": "T2", "user_id": "UBOT2", "is_bot": True}],
+            "event": {"type": "app_home_opened", "user": "UANA", "tab": "home", "channel": "D1"},
+            "type": "event_callback",
+            "event_id": "EvForged",
+            "event_time": 1_700_000_000,
+        }
+    )
+    headers = {**signed_headers(body), "content-type": "application/json"}
+    assert client.post("/slack/events", content=body, headers=headers).status_code == 200
+    published = fake_slack.wait_for("views.publish")[-1]
+    assert published.headers["Authorization"] == f"Bearer {T2_BOT_TOKEN}"
+    text = json.dumps(published.params)
+    assert "$12.34" in text and "$99" not in text
+    with engine.connect() as conn:
+        linked = (
+            conn.execute(select(Person.workspace_id).where(Person.slack_user_id == "UANA")).scalars().all()
+        )
+    assert linked == ["T2"]  # nothing written in T3 either
+
+
+def test_sources_modal_writes_the_authorized_workspace_not_the_bodys_team(engine, fake_slack):
+    from cryptography.fernet import Fernet
+
+    from bot.db.models import SourceSecret
+    from bot.services import secrets
+    from bot.slack.blocks.sources import key_block_id
+
+    settings = oauth_settings(
+        fake_slack, TOKENWISE_ADMINS="UANA", TOKENWISE_SECRET_KEY=Fernet.generate_key().decode()
+    )
+    runtime = Runtime(settings=settings, engine=engine)
+    with TestClient(build_web_app(runtime, build_app(runtime)), base_url="https://testserver") as client:
+        install(client)
+        install_second_workspace(runtime, engine, fake_slack)
+        fernet = secrets.keyring(settings)
+        with engine.begin() as conn:  # T3's own admin stored T3's key
+            change = secrets.SecretChange("openai", key="sk-t3-own-key-0123456789")
+            secrets.apply_changes(conn, fernet, workspace_id="T3", changes=[change], updated_by="U3")
+        payload = {
+            "type": "view_submission",
+            "team": {"id": "T3", "domain": "third"},
+            "user": {"id": "UANA", "team_id": "T3"},
+            "api_app_id": "A1",
+            "trigger_id": "1.2.3",
+            "view": {
+                "id": "V9",
+                "team_id": "T3",
+                "app_installed_team_id": "T2",  # what Bolt authorizes by
+                "type": "modal",
+                "callback_id": "tokenwise_sources",
+                "private_metadata": json.dumps({"channel": "C1"}),
+                "state": {
+                    "values": {
+                        key_block_id("openai"): {
+                            "value": {"type": "plain_text_input", "value": "sk-t2-attacker-key"}
+                        }
+                    }
+                },
+            },
+        }
+        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        assert client.post("/slack/events", content=body, headers=signed_headers(body)).status_code == 200
+        with engine.connect() as conn:
+            stored = {r.workspace_id: r for r in conn.execute(select(SourceSecret.__table__)).all()}
+            t3 = secrets.load_overrides(conn, fernet, workspace_id="T3")
+            t2 = secrets.load_overrides(conn, fernet, workspace_id="T2")
+        assert set(stored) == {"T2", "T3"}
+        assert t3["openai"].key == "sk-t3-own-key-0123456789"  # T3's key untouched
+        assert t2["openai"].key == "sk-t2-attacker-key"  # written where Bolt authorized

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import urllib.parse
 
 import pytest
 from cryptography.fernet import Fernet
+from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
@@ -19,6 +21,7 @@ from bot.db.models import AuditLog, SourceSecret
 from bot.runtime import Runtime
 from bot.services import secrets
 from bot.services.secrets import SecretChange, SecretInputError, SecretKeyError
+from bot.services.sync import run_all
 from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.blocks.sources import (
@@ -221,16 +224,14 @@ def test_remove_and_base_url_changes(client, engine, fake_slack):
     submit(
         client,
         submission(
-            {url_block_id("openai"): "https://eu.api.openai.com/v1/"}, user_id="UADMIN", remove=["cursor"]
+            {url_block_id("openai"): "https://api.openai.com/v2/"}, user_id="UADMIN", remove=["cursor"]
         ),
     )
     after = stored(engine)
     assert set(after) == {"openai"}
     said = fake_slack.wait_for("chat.postEphemeral", count=2)[-1].params["text"]
-    assert "OpenAI base URL changed, Cursor key removed" in said
-    assert (
-        after["openai"].base_url == "https://eu.api.openai.com/v1" and after["openai"].encrypted_key == before
-    )
+    assert "OpenAI base URL changed, Cursor key removed" in said  # same host: the key may follow
+    assert after["openai"].base_url == "https://api.openai.com/v2" and after["openai"].encrypted_key == before
     reply = submit(
         client, submission({key_block_id("openai"): "sk-new"}, user_id="UADMIN", remove=["openai"])
     ).json()
@@ -238,9 +239,63 @@ def test_remove_and_base_url_changes(client, engine, fake_slack):
     command(client, "sources", "UADMIN")
     view = fake_slack.calls_to("views.open")[-1].params["view"]
     url_input = next(b for b in view["blocks"] if b.get("block_id") == url_block_id("openai"))
-    assert url_input["element"]["initial_value"] == "https://eu.api.openai.com/v1"
+    assert url_input["element"]["initial_value"] == "https://api.openai.com/v2"
     remove = next(b for b in view["blocks"] if b.get("block_id") == "remove")
     assert [o["value"] for o in remove["element"]["options"]] == ["openai"]
+
+
+@pytest.mark.parametrize(
+    "new_url",
+    ["https://eu.api.openai.com/v1", "http://127.0.0.1:8080/v1", "https://api.openai.com:8443/v1"],
+)
+def test_a_stored_key_never_moves_to_another_host_without_being_entered_again(client, engine, new_url):
+    submit(client, submission({key_block_id("openai"): VENDOR_KEY}, user_id="UADMIN"))
+    before = stored(engine)["openai"]
+    reply = submit(client, submission({url_block_id("openai"): new_url}, user_id="UADMIN")).json()
+    assert reply["response_action"] == "errors"
+    assert "Paste the key again" in reply["errors"][key_block_id("openai")]
+    after = stored(engine)["openai"]
+    assert (after.base_url, after.encrypted_key) == (before.base_url, before.encrypted_key)
+
+
+@pytest.fixture
+def two_vendors():
+    """Two loopback vendor hosts (two ports) that refuse every call and record it."""
+    servers = [HTTPServer(host="127.0.0.1", port=0) for _ in range(2)]
+    for server in servers:
+        server.start()
+        server.expect_request(re.compile(".*")).respond_with_json({"error": {"message": "no"}}, status=401)
+    yield servers
+    for server in servers:
+        server.clear()
+        server.stop()
+
+
+def test_the_old_key_is_never_sent_to_the_new_host(client, engine, two_vendors):
+    """Moving the stored key's base URL from the first host to the second is refused, the sync
+    keeps calling the first, and the second never sees the key."""
+    first, second = two_vendors
+    first_url, second_url = first.url_for("/v1"), second.url_for("/v1")
+    values = {key_block_id("openai"): VENDOR_KEY, url_block_id("openai"): first_url}
+    submit(client, submission(values, user_id="UADMIN"))
+    reply = submit(client, submission({url_block_id("openai"): second_url}, user_id="UADMIN")).json()
+    assert reply["response_action"] == "errors"
+    settings = Settings(TOKENWISE_SECRET_KEY=KEY_1)
+
+    def sync() -> None:
+        run_all(engine, secrets.connectors_for_workspace(settings, engine, "default"), workspace_id="default")
+
+    sync()
+    sent = [request.headers.get("Authorization", "") for request, _ in first.log]
+    assert sent and all(header == f"Bearer {VENDOR_KEY}" for header in sent)  # the sync ran, to the first
+    assert second.log == []
+    # Entering a key with the new URL moves it: from then on only the second host is called.
+    values = {key_block_id("openai"): "sk-other-key-0123456789", url_block_id("openai"): second_url}
+    submit(client, submission(values, user_id="UADMIN"))
+    calls_to_first = len(first.log)
+    sync()
+    assert second.log and len(first.log) == calls_to_first
+    assert all(VENDOR_KEY not in str(request.headers) for request, _ in second.log)
 
 
 # -- encryption and rotation --------------------------------------------------------------------

@@ -18,6 +18,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection, Engine, delete, select
 
 from bot.db.models import AuditLog, SourceSecret, utcnow
+from bot.observability import remember_secrets
 from bot.settings import Settings
 from bot.sources.base import Connector
 from bot.sources.overrides import CONFIGURABLE, VendorSecret, default_base_url, without_environment_keys
@@ -135,6 +136,13 @@ def clean_base_url(source: str, value: str | None) -> str | None:
     return None if value == default_base_url(source).rstrip("/") else value
 
 
+def origin(source: str, base_url: str | None) -> tuple[str, str, int]:
+    """(scheme, host, port) a stored key is sent to: its base URL's, or the vendor default's."""
+    parts = urlsplit(base_url or default_base_url(source))
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
 def clean_key(source: str, value: str | None) -> str | None:
     value = (value or "").strip()
     if not value:
@@ -143,6 +151,7 @@ def clean_key(source: str, value: str | None) -> str | None:
         raise SecretInputError(source, "key", f"That is longer than any vendor key ({MAX_KEY_LENGTH:,} max).")
     if any(ch.isspace() for ch in value) or not value.isprintable():
         raise SecretInputError(source, "key", "A key has no spaces or line breaks; paste it again.")
+    remember_secrets(value)  # masked from here on, before any client sends it
     return value
 
 
@@ -185,6 +194,14 @@ def apply_changes(
                 conn.execute(SourceSecret.__table__.update().where(*where).values(**values))
             action = "secret.set"
         elif existing is not None and (change.base_url or None) != existing.base_url:
+            if origin(change.source, change.base_url) != origin(change.source, existing.base_url):
+                # The key was entered for one host: only the person who holds it may send it to
+                # another, else whoever may edit this form could point the key at their own server.
+                raise SecretInputError(
+                    change.source,
+                    "key",
+                    "Paste the key again: a stored key goes to a new host only when it is re-entered.",
+                )
             conn.execute(
                 SourceSecret.__table__.update()
                 .where(*where)
@@ -234,6 +251,7 @@ def load_overrides(conn: Connection, fernet: MultiFernet, *, workspace_id: str) 
                 workspace_id,
             )
             continue
+        remember_secrets(key)
         found[row.source] = VendorSecret(key=key, base_url=row.base_url)
     return found
 

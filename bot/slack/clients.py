@@ -12,6 +12,7 @@ import asyncio
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.observability import remember_secrets
 from bot.runtime import Runtime
 from bot.services import workspaces
 
@@ -32,7 +33,10 @@ def _bot_token(runtime: Runtime, workspace_id: str) -> str | None:
     if workspace is None or workspace.status != workspaces.ACTIVE:
         return None
     bot = installation_store(runtime).find_bot(enterprise_id=workspace.enterprise_id, team_id=workspace_id)
-    return bot.bot_token if bot is not None else None
+    if bot is None:
+        return None
+    remember_secrets(bot.bot_token or "")
+    return bot.bot_token
 
 
 async def bot_client_for(runtime: Runtime, workspace_id: str) -> AsyncWebClient:

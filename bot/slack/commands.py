@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.models import Person
@@ -76,9 +76,8 @@ async def drain_background(timeout: float) -> None:
 @dataclass
 class Caller:
     user_id: str
-    team_id: str
     channel_id: str
-    workspace_id: str
+    workspace_id: str  # the installation Bolt authorized (authorized_workspace), never the body's
     slack: SlackUser | None
     is_admin: bool
 
@@ -357,16 +356,27 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
     return build_me(report, who=f"<@{target}>", models=models, tz=ctx.runtime.settings.tz, self_view=False)
 
 
-async def answer(runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict) -> Message:
+def authorized_workspace(runtime: Runtime, context: AsyncBoltContext) -> str:
+    """The workspace a request may read and write: the installation Bolt authorized it with
+    (``context.authorize_result``, whose team id comes from the installation's token). Never a
+    team id read from the body: Bolt picks its installation by fields a listener does not read
+    (``authorizations``, ``view.app_installed_team_id``), so the body's ``team_id`` or
+    ``team.id`` can name another workspace than the one that verified the request."""
+    result = context.authorize_result
+    return runtime.workspace_for(result.team_id if result is not None else None)
+
+
+async def answer(
+    runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict, workspace_id: str
+) -> Message:
     user_id = body.get("user_id", "")
     try:
         command = parse(body.get("text"))
         slack_user = await directory.user(client, user_id)
         caller = Caller(
             user_id=user_id,
-            team_id=body.get("team_id", ""),
             channel_id=body.get("channel_id", ""),
-            workspace_id=runtime.workspace_for(body.get("team_id")),
+            workspace_id=workspace_id,
             slack=slack_user,
             is_admin=access.is_admin(
                 runtime.settings,
@@ -404,9 +414,10 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
             log.warning("could not deliver a late /tokens answer to user %s", user_id)
 
     async def handle_tokens_command(
-        ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond
+        ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext
     ) -> None:
-        task = asyncio.ensure_future(answer(runtime, directory, client, body))
+        workspace_id = authorized_workspace(runtime, context)
+        task = asyncio.ensure_future(answer(runtime, directory, client, body, workspace_id))
         done, _ = await asyncio.wait((task,), timeout=ACK_BUDGET_SECONDS)
         if done:
             await ack(**task.result().as_kwargs(), response_type="ephemeral")

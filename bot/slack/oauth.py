@@ -27,6 +27,7 @@ from slack_sdk.oauth.installation_store.sqlalchemy import SQLAlchemyInstallation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
+from bot.observability import remember_secrets
 from bot.runtime import Runtime
 from bot.services import workspaces
 
@@ -78,12 +79,15 @@ class ThreadedInstallationStore(AsyncInstallationStore):
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
-        return await self._run(
+        bot = await self._run(
             self.store.find_bot,
             enterprise_id=enterprise_id,
             team_id=team_id,
             is_enterprise_install=is_enterprise_install,
         )
+        if bot is not None:  # each workspace's bot token is masked like a configured one
+            remember_secrets(bot.bot_token or "")
+        return bot
 
     async def async_find_installation(
         self,

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
 from bot.money import Money
+from bot.observability import mask_secrets
 
 #: Raw unit of a usage row whose dollars and tokens another source reports too (Anthropic usage
 #: that Claude Code covers): it carries no dollars, and reports count its tokens once.
@@ -32,10 +33,13 @@ SEAT = "seat"
 
 
 class SourceError(Exception):
-    """A source's run failed; the message names the endpoint and never contains a secret."""
+    """A source's run failed; the message names the endpoint and never contains a secret: any
+    credential a vendor client sent is masked out of it (``bot.observability.SECRETS``), so a
+    vendor's echo of the key cannot reach sync_state, ``/tokens status`` or a log."""
 
     def __init__(self, source: str, endpoint: str, message: str) -> None:
-        super().__init__(f"{source}: {endpoint}: {message}")
+        endpoint = mask_secrets(endpoint)
+        super().__init__(mask_secrets(f"{source}: {endpoint}: {message}"))
         self.source = source
         self.endpoint = endpoint
 

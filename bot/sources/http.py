@@ -1,6 +1,13 @@
 """The HTTP client every connector uses: bounded retries on 429, 5xx and transport errors
 (honouring ``Retry-After``), request pacing for vendors with per-minute limits, JSON parsed with
-Decimal so money stays exact, and errors that name the endpoint but never the key."""
+Decimal so money stays exact, and errors that name the endpoint but never the key.
+
+Every credential a client sends (an auth-like header's value and its last word, HTTP Basic's
+user and password, a body, form or query field named like a key, token, secret or signature) is
+handed to ``bot.observability.SECRETS`` before it is sent: from then on that value is masked, in
+every encoding, out of log records, ``SourceError`` messages and error summaries, whichever
+connector builds the text. A vendor that echoes the key back (raw, in a Basic header's base64,
+URL-encoded) shows ``[redacted]``."""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from bot.observability import mask_secrets, remember_secrets
 from bot.sources.base import SourceError
 
 log = logging.getLogger(__name__)
@@ -88,6 +96,7 @@ class VendorHttp:
     ) -> None:
         self.source = source
         self.secrets = _secrets_of(headers, auth)
+        remember_secrets(*self.secrets)
         self.max_retries = max_retries
         self.max_backoff = max_backoff
         self.pacer = Pacer(per_minute)
@@ -116,6 +125,7 @@ class VendorHttp:
     ) -> httpx.Response:
         """Send with retries; returns the final non-retryable response (any status)."""
         endpoint = endpoint or path.split("?")[0]
+        remember_secrets(*_fields_sent(path, kwargs))
 
         def attempt() -> httpx.Response:
             self.pacer.wait()
@@ -160,7 +170,7 @@ class VendorHttp:
         endpoint = endpoint or path.split("?")[0]
         response = self.request(method, path, endpoint=endpoint, **kw)
         if response.status_code not in ok:
-            summary = redact(error_summary(response), self.secrets)  # vendors may echo the key back
+            summary = error_summary(response)
             raise SourceError(self.source, endpoint, f"HTTP {response.status_code}: {summary}")
         return decode_json(response, self.source, endpoint)
 
@@ -196,37 +206,56 @@ def collector_paused() -> Iterator[None]:
 
 
 def error_summary(response: httpx.Response) -> str:
-    """A short, key-free description of an error body (vendors put a message in different places)."""
+    """A short, key-free description of an error body (vendors put a message in different places).
+    Masked before it is cut short: a cut through an echoed key would leave a part unmasked."""
+    return mask_secrets(_error_text(response))[:200] or response.reason_phrase
+
+
+def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return (response.text or "").strip()[:200] or response.reason_phrase
+        return (response.text or "").strip()
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
-            return str(error.get("message") or error.get("type") or error)[:200]
+            return str(error.get("message") or error.get("type") or error)
         if error:
-            return str(body.get("message") or error)[:200]
+            return str(body.get("message") or error)
         if body.get("message"):
-            return str(body["message"])[:200]
-    return str(body)[:200]
+            return str(body["message"])
+    return str(body)
+
+
+CREDENTIAL_WORDS = ("auth", "key", "token", "secret", "password", "credential", "sig")
+
+
+def _is_credential_name(name: object) -> bool:
+    return isinstance(name, str) and any(word in name.lower() for word in CREDENTIAL_WORDS)
 
 
 def _secrets_of(headers: Mapping[str, str] | None, auth: Any) -> list[str]:
     """The credentials this client sends (auth-like header values, their last word, basic-auth parts)."""
     found: list[str] = []
     for name, value in (headers or {}).items():
-        if any(word in name.lower() for word in ("auth", "key", "token", "secret")):
+        if _is_credential_name(name):
             found += [value, value.split()[-1] if value.split() else value]
     if isinstance(auth, tuple):
         found += [str(part) for part in auth]
     return sorted({s for s in found if len(s) >= 8}, key=len, reverse=True)
 
 
-def redact(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "[redacted]")
-    return text
+def _fields_sent(path: str, kwargs: Mapping[str, Any]) -> list[str]:
+    """Credential-named values one request carries: in its JSON or form body, its query
+    parameters, or the query string of a full URL (a signed download link)."""
+    pairs: list[tuple[Any, Any]] = list(httpx.URL(path).params.multi_items())
+    for field in ("json", "data", "params"):
+        value = kwargs.get(field)
+        if isinstance(value, Mapping):
+            pairs += list(value.items())
+        elif isinstance(value, list | tuple):
+            pairs += [item for item in value if isinstance(item, tuple) and len(item) == 2]
+    return [str(value) for name, value in pairs if _is_credential_name(name) and isinstance(value, str)]
 
 
 def _describe(error: BaseException | None) -> str:

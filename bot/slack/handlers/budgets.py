@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -26,7 +26,7 @@ from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_error, build_not_linked
-from bot.slack.commands import CommandContext, admins_hint, caller_person, in_background
+from bot.slack.commands import CommandContext, admins_hint, authorized_workspace, caller_person, in_background
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import TeamReadError, refresh_managed_teams, refresh_team, run_db
 
@@ -538,12 +538,17 @@ def _state_value(body: dict, block_id: str, action_id: str) -> dict:
 
 
 async def decide(
-    runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict, *, approve: bool
+    runtime: Runtime,
+    directory: SlackDirectory,
+    client: AsyncWebClient,
+    body: dict,
+    *,
+    approve: bool,
+    workspace_id: str,
 ) -> tuple[Message, bool]:
     """The click's answer and whether it replaces the clicked message (True) or is an extra
     ephemeral note (False). Every check happens before anything is written."""
     user_id = (body.get("user") or {}).get("id", "")
-    workspace_id = runtime.workspace_for((body.get("team") or {}).get("id"))
     value = ((body.get("actions") or [{}])[0]).get("value", "")
     if not value.isdigit():
         return views.build_action_error("This button is not a request I know; nothing changed."), False
@@ -644,9 +649,13 @@ async def decide(
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
-    async def answer_click(body: dict, client: AsyncWebClient, respond: AsyncRespond, approve: bool) -> None:
+    async def answer_click(
+        body: dict, client: AsyncWebClient, respond: AsyncRespond, approve: bool, workspace_id: str
+    ) -> None:
         try:
-            reply, replace_original = await decide(runtime, directory, client, body, approve=approve)
+            reply, replace_original = await decide(
+                runtime, directory, client, body, approve=approve, workspace_id=workspace_id
+            )
         except Exception:
             log.exception("budget decision failed")
             reply, replace_original = (
@@ -659,10 +668,17 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
             log.warning("could not answer a budget decision click")
 
     def listener(approve: bool) -> Callable:
-        async def on_click(ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond) -> None:
+        async def on_click(
+            ack: AsyncAck,
+            body: dict,
+            client: AsyncWebClient,
+            respond: AsyncRespond,
+            context: AsyncBoltContext,
+        ) -> None:
             await ack()
+            workspace_id = authorized_workspace(runtime, context)
             # The decision DMs the requester and updates every manager's message: after the response.
-            in_background(answer_click(body, client, respond, approve), "budget decision click")
+            in_background(answer_click(body, client, respond, approve, workspace_id), "budget decision click")
 
         return on_click
 

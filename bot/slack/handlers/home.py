@@ -11,14 +11,14 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.runtime import Runtime
 from bot.services import people, teams
 from bot.services.home import load_dashboard
 from bot.slack.blocks.home import build_home, build_home_not_linked
-from bot.slack.commands import admins_hint, in_background
+from bot.slack.commands import admins_hint, authorized_workspace, in_background
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import refresh_stale_teams, run_db
 
@@ -88,14 +88,16 @@ async def home_view(
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
     recent = RecentEvents()
 
-    async def on_app_home_opened(body: dict, event: dict, client: AsyncWebClient) -> None:
+    async def on_app_home_opened(
+        body: dict, event: dict, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         if event.get("tab") != "home":
             return  # the Messages tab needs nothing from us
         event_id = body.get("event_id") or ""
         if event_id and recent.seen(event_id):
             return
         user_id = event.get("user", "")
-        workspace_id = runtime.workspace_for(body.get("team_id"))
+        workspace_id = authorized_workspace(runtime, context)
         # Slack counts an event as delivered when the response comes: publish after it.
         in_background(publish(client, user_id, workspace_id, event_id), f"App Home for {user_id}")
 

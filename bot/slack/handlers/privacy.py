@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
 from bot.runtime import Runtime
@@ -21,7 +21,14 @@ from bot.slack.blocks.privacy import (
     build_privacy_status,
 )
 from bot.slack.blocks.reports import build_error, build_not_linked
-from bot.slack.commands import CommandContext, admins_hint, caller_person, in_background, one_period
+from bot.slack.commands import (
+    CommandContext,
+    admins_hint,
+    authorized_workspace,
+    caller_person,
+    in_background,
+    one_period,
+)
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import run_db
 
@@ -188,9 +195,8 @@ HANDLERS = {
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
-    async def forget(body: dict, respond: AsyncRespond) -> None:
+    async def forget(body: dict, respond: AsyncRespond, workspace_id: str) -> None:
         user_id = (body.get("user") or {}).get("id", "")
-        workspace_id = runtime.workspace_for((body.get("team") or {}).get("id"))
         value = ((body.get("actions") or [{}])[0]).get("value", "")
         person = await run_db(
             runtime, people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=user_id
@@ -212,10 +218,13 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
         reply = build_forgotten(result)
         await respond(**reply.as_kwargs(), replace_original=True, response_type="ephemeral")
 
-    async def on_forget_confirm(ack: AsyncAck, body: dict, respond: AsyncRespond) -> None:
+    async def on_forget_confirm(
+        ack: AsyncAck, body: dict, respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
         await ack()
+        workspace_id = authorized_workspace(runtime, context)
         # Anonymising a person's history can take a while: after Slack has its response.
-        in_background(forget(body, respond), "forget confirmation")
+        in_background(forget(body, respond, workspace_id), "forget confirmation")
 
     async def on_forget_cancel(ack: AsyncAck, respond: AsyncRespond) -> None:
         await ack()

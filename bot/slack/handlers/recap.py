@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -45,7 +45,7 @@ from bot.slack.blocks.recap import (
     with_tally,
 )
 from bot.slack.blocks.reports import build_error
-from bot.slack.commands import CommandContext, admins_hint, caller_person, in_background
+from bot.slack.commands import CommandContext, admins_hint, authorized_workspace, caller_person, in_background
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import TeamReadError, refresh_stale_teams, refresh_team, run_db
 
@@ -301,12 +301,15 @@ HANDLERS = {"recap": handle_recap}
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
     locks: dict[int, asyncio.Lock] = {}
 
-    async def on_vote(ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def on_vote(
+        ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
         await ack()
+        workspace_id = authorized_workspace(runtime, context)
         # Recording the vote and re-drawing the tally (chat.update) happen after the response.
-        in_background(vote(body, client, respond), "recap vote")
+        in_background(vote(body, client, respond, workspace_id), "recap vote")
 
-    async def vote(body: dict, client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def vote(body: dict, client: AsyncWebClient, respond: AsyncRespond, workspace_id: str) -> None:
         action = (body.get("actions") or [{}])[0]
         choice = str(action.get("action_id", "")).removeprefix(VOTE_PREFIX)
         value = str(action.get("value", ""))
@@ -316,7 +319,6 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
             await respond(**note.as_kwargs(), response_type="ephemeral", replace_original=False)
             return
         delivery_id = int(value)
-        workspace_id = runtime.workspace_for((body.get("team") or {}).get("id"))
         if len(locks) > 1000:
             locks.clear()  # old recaps: a new lock per recap is cheap
         # One vote at a time per recap in this process, so the last chat.update shows the last tally.

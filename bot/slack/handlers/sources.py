@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -38,7 +38,7 @@ from bot.slack.blocks.sources import (
     key_block_id,
     url_block_id,
 )
-from bot.slack.commands import admins_hint, in_background
+from bot.slack.commands import admins_hint, authorized_workspace, in_background
 from bot.slack.directory import SlackDirectory
 from bot.sources.overrides import CONFIGURABLE
 
@@ -77,7 +77,7 @@ def _db(runtime: Runtime, fn, *args, write: bool = False, **kwargs):
 
 
 async def open_sources(
-    runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict
+    runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict, workspace_id: str
 ) -> Message | None:
     """Opens the modal (None: nothing to say in the channel) or returns an ephemeral refusal."""
     if len((body.get("text") or "").split()) > 1:
@@ -86,7 +86,6 @@ async def open_sources(
     if not await _is_admin(directory, client, runtime, user_id):
         return build_error(_refusal(runtime))
     if secret_store.has_keyring(runtime.settings):
-        workspace_id = runtime.workspace_for(body.get("team_id"))
         statuses = await _db(runtime, secret_store.statuses, workspace_id=workspace_id)
         view = build_sources_modal(statuses, channel_id=body.get("channel_id", ""))
     else:
@@ -123,7 +122,7 @@ def _error_block(error: SecretInputError) -> str:
 
 
 async def save_sources(
-    runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict
+    runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict, workspace_id: str
 ) -> tuple[dict, Message | None]:
     """(the ack's arguments, the confirmation to send after it)."""
     user_id = (body.get("user") or {}).get("id", "")
@@ -134,8 +133,6 @@ async def save_sources(
         fernet = secret_store.keyring(runtime.settings)
     except secret_store.SecretKeyError:
         return {"response_action": "update", "view": build_no_secret_key_modal()}, None
-    team_id = (body.get("team") or {}).get("id") or view.get("team_id")
-    workspace_id = runtime.workspace_for(team_id)
     try:
         changes = read_submission((view.get("state") or {}).get("values") or {})
         changed = await _db(
@@ -181,9 +178,13 @@ async def _confirm(client: AsyncWebClient, body: dict, reply: Message) -> None:
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
-    async def handle_command(ack: AsyncAck, body: dict, client: AsyncWebClient) -> None:
+    async def handle_command(
+        ack: AsyncAck, body: dict, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         try:
-            reply = await open_sources(runtime, directory, client, body)
+            reply = await open_sources(
+                runtime, directory, client, body, authorized_workspace(runtime, context)
+            )
         except Exception:
             log.exception("/tokens sources failed for user %s", body.get("user_id"))
             reply = build_error("Something went wrong on my side; it has been logged. Please try again.")
@@ -191,9 +192,12 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
             reply = Message(OPENED, [section(OPENED)])
         await ack(**reply.as_kwargs(), response_type="ephemeral")
 
-    async def handle_submission(ack: AsyncAck, body: dict, client: AsyncWebClient) -> None:
+    async def handle_submission(
+        ack: AsyncAck, body: dict, client: AsyncWebClient, context: AsyncBoltContext
+    ) -> None:
         try:
-            response, reply = await save_sources(runtime, directory, client, body)
+            workspace_id = authorized_workspace(runtime, context)
+            response, reply = await save_sources(runtime, directory, client, body, workspace_id)
         except Exception:
             log.exception("saving vendor keys failed for user %s", (body.get("user") or {}).get("id"))
             response = {
