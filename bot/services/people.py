@@ -209,7 +209,9 @@ def pending_claims(conn: Connection, *, workspace_id: str, limit: int = 20) -> t
     """The oldest pending claims (at most ``limit``) and how many are pending in all."""
     where = (IdentityClaim.workspace_id == workspace_id, IdentityClaim.status == PENDING)
     total = conn.execute(select(func.count()).select_from(IdentityClaim).where(*where)).scalar_one()
-    rows = conn.execute(select(IdentityClaim).where(*where).order_by(IdentityClaim.id).limit(limit)).scalars()
+    rows = conn.execute(
+        select(IdentityClaim.__table__).where(*where).order_by(IdentityClaim.id).limit(limit)
+    ).all()
     found = []
     for claim in rows:
         owner = identity_owner(conn, workspace_id=workspace_id, actor=claim.actor)
@@ -257,7 +259,7 @@ def decide_claim(
     ).rowcount
     if won != 1:
         return None
-    claim = conn.execute(select(IdentityClaim).where(IdentityClaim.id == claim_id)).scalars().one()
+    claim = conn.execute(select(IdentityClaim.__table__).where(IdentityClaim.id == claim_id)).one()
     changed = 0
     if approve:
         changed = link_actor(
