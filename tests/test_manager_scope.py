@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Budget, ManagerScope, Person, RoleGrant, Team, TeamMembership
 from bot.money import format_usd
-from bot.services import access, teams
+from bot.services import access, budgets, teams
 from bot.services.periods import parse_period
 from tests.slack_fake import start_fake_slack
 from tests.teams_support import (
@@ -21,6 +21,7 @@ from tests.teams_support import (
     add_team_users,
     all_text,
     person_id,
+    post_event,
     seed_demo,
     send,
     slack_client,
@@ -200,6 +201,25 @@ def test_user_group_managers_reach_the_groups_members(client, seeded, fake_slack
     fake_slack.usergroups["SPLATFORM"].append("UIVAN")
     send(client, f"team refresh {PLATFORM}", user_id="UADMIN")
     assert "AI spend of <@UIVAN>" in all_text(send(client, "<@UIVAN|ivan> 30d", user_id="UBEN"))
+
+
+def test_app_home_hides_a_team_total_over_someone_the_grant_does_not_reach(client, seeded, fake_slack):
+    """Team total minus the members the manager may look up one by one would be the invitee's spend."""
+    _grant_ben(client)
+    _invite_ivan(client, fake_slack)
+    post_event(
+        client, {"type": "app_home_opened", "user": "UBEN", "channel": "D1", "tab": "home"}, event_id="Ev1"
+    )
+    view = fake_slack.wait_for("views.publish")[0].params["view"]
+    team_block = next(
+        b["text"]["text"] for b in view["blocks"] if "<#CPRIVATE>" in b.get("text", {}).get("text", "")
+    )
+    assert "1 member(s) joined after you were made its manager" in team_block and "$" not in team_block
+    with seeded.connect() as conn:
+        ivan = person_id(conn, "ivan@example.com")
+        assert budgets.managers_of_person(conn, workspace_id="default", person_id=ivan) == []
+        send(client, f"team approve <@UIVAN|ivan> {PRIVATE}", user_id="UADMIN")
+        assert budgets.managers_of_person(conn, workspace_id="default", person_id=ivan) == ["UBEN"]
 
 
 # -- the rule itself, on the database ----------------------------------------------------------

@@ -72,25 +72,32 @@ def _in_scope(grant_id, person_id):
     )
 
 
+def _grants_reaching(workspace_id: str, person_id: int, *columns):
+    """SELECT ``columns`` of the manager grants whose reach includes ``person_id``."""
+    return (
+        select(*columns)
+        .join(Team, Team.id == RoleGrant.team_id)
+        .join(TeamMembership, TeamMembership.team_id == RoleGrant.team_id)
+        .where(
+            RoleGrant.workspace_id == workspace_id,
+            RoleGrant.role == "manager",
+            TeamMembership.person_id == person_id,
+            TeamMembership.left_on.is_(None),
+            _in_scope(RoleGrant.id, person_id),
+        )
+    )
+
+
 def manages_person(conn: Connection, workspace_id: str, user_id: str, person_id: int) -> bool:
     """True when ``person_id`` is within the scope of one of ``user_id``'s manager grants."""
-    return (
-        conn.execute(
-            select(RoleGrant.id)
-            .join(Team, Team.id == RoleGrant.team_id)
-            .join(TeamMembership, TeamMembership.team_id == RoleGrant.team_id)
-            .where(
-                RoleGrant.workspace_id == workspace_id,
-                RoleGrant.slack_user_id == user_id,
-                RoleGrant.role == "manager",
-                TeamMembership.person_id == person_id,
-                TeamMembership.left_on.is_(None),
-                _in_scope(RoleGrant.id, person_id),
-            )
-            .limit(1)
-        ).first()
-        is not None
-    )
+    query = _grants_reaching(workspace_id, person_id, RoleGrant.id).where(RoleGrant.slack_user_id == user_id)
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def managers_of(conn: Connection, workspace_id: str, person_id: int) -> list[str]:
+    """Slack ids of the managers whose grant reaches ``person_id``, sorted."""
+    query = _grants_reaching(workspace_id, person_id, RoleGrant.slack_user_id).distinct()
+    return list(conn.execute(query.order_by(RoleGrant.slack_user_id)).scalars())
 
 
 def unapproved_members(conn: Connection, workspace_id: str, user_id: str, team_id: int) -> list[int]:
