@@ -195,6 +195,20 @@ def test_a_refused_manager_is_told_why_and_a_revoked_grant_leaves_no_scope(clien
         assert conn.execute(select(func.count()).select_from(RoleGrant)).scalar_one() == 0
 
 
+def test_granting_again_over_the_channel_as_it_is_covers_the_joiners(client, seeded, fake_slack):
+    _grant_ben(client)
+    _invite_ivan(client, fake_slack)
+    assert "AI spend of <@UIVAN>" not in all_text(send(client, "<@UIVAN|ivan> 30d", user_id="UBEN"))
+    again = all_text(send(client, f"role add manager <@UBEN|ben> {PRIVATE}", user_id="UADMIN"))
+    assert "the grant now also reaches the 1 member(s) who joined since" in again
+    assert "AI spend of <@UIVAN>" in all_text(send(client, "<@UIVAN|ivan> 30d", user_id="UBEN"))
+    unchanged = all_text(send(client, f"role add manager <@UBEN|ben> {PRIVATE}", user_id="UADMIN"))
+    assert "already manages <#CPRIVATE>; nothing changed" in unchanged
+    with seeded.connect() as conn:
+        details = conn.execute(select(AuditLog.detail).where(AuditLog.action == "role.add")).scalars().all()
+    assert details == ["manager UBEN", "manager UBEN +1 member(s)"]
+
+
 def test_user_group_managers_reach_the_groups_members(client, seeded, fake_slack):
     """User groups are managed by admins in Slack: their current members are the scope."""
     send(client, f"role add manager <@UBEN|ben> {PLATFORM}", user_id="UADMIN")

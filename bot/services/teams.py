@@ -291,22 +291,41 @@ def grant_role(
         ],
         ("workspace_id", "role", "slack_user_id", "team_id"),
     )
+    # The grant reaches the members it was made over; later joiners need an admin's approval.
+    cover_members(
+        conn, workspace_id=workspace_id, slack_user_id=slack_user_id, team_id=team_id, by=granted_by
+    )
+    return True
+
+
+def cover_members(conn: Connection, *, workspace_id: str, slack_user_id: str, team_id: int, by: str) -> int:
+    """Bring the team's current members into the reach of ``slack_user_id``'s manager grant
+    (an admin granting over the team as it is now). Returns how many were not covered yet."""
     grant_id = conn.execute(
         select(RoleGrant.id).where(
             RoleGrant.workspace_id == workspace_id,
-            RoleGrant.role == role,
+            RoleGrant.role == MANAGER,
             RoleGrant.slack_user_id == slack_user_id,
             RoleGrant.team_id == team_id,
         )
     ).scalar_one()
-    # The grant reaches the members it was made over; later joiners need an admin's approval.
-    current = conn.execute(
-        select(TeamMembership.person_id)
-        .where(TeamMembership.team_id == team_id, TeamMembership.left_on.is_(None))
-        .distinct()
-    ).scalars()
-    _add_scope(conn, workspace_id, [grant_id], list(current), reason="grant", added_by=granted_by)
-    return True
+    uncovered = list(
+        conn.execute(
+            select(TeamMembership.person_id)
+            .where(
+                TeamMembership.team_id == team_id,
+                TeamMembership.left_on.is_(None),
+                ~select(ManagerScope.id)
+                .where(
+                    ManagerScope.role_grant_id == grant_id, ManagerScope.person_id == TeamMembership.person_id
+                )
+                .exists(),
+            )
+            .distinct()
+        ).scalars()
+    )
+    _add_scope(conn, workspace_id, [grant_id], uncovered, reason="grant", added_by=by)
+    return len(uncovered)
 
 
 def _add_scope(

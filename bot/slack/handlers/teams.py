@@ -502,14 +502,19 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
         return build_error(f"<@{user}> is a deactivated account or a bot and cannot manage a team.")
     team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
     note = ""
-    if team is None or team.refreshed_at is None:
+    # The grant reaches the members it is made over (docs/privacy.md, "Manager scope"): read
+    # them now unless just read.
+    if team is None or teams.is_stale(team, now=datetime.now(UTC), max_age=_max_age(ctx.runtime)):
         try:
             team, _ = await refresh_team(
                 ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id, name
             )
         except TeamReadError as error:
-            note = f" Note: {error.message} Until I can read its members, they see no one."
-            team = await ctx.db(
+            if team is not None and team.refreshed_at is not None:
+                note = f" Note: {error.message} The grant covers its members as last read."
+            else:
+                note = f" Note: {error.message} Until I can read its members, they see no one."
+            team = team or await ctx.db(
                 teams.ensure_team,
                 workspace_id=workspace_id,
                 kind=kind,
@@ -538,8 +543,30 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
             )
         return new
 
+    def regrant(conn) -> int:
+        # Granting again over the team as it is now covers the members who joined since.
+        covered = teams.cover_members(
+            conn, workspace_id=workspace_id, slack_user_id=user, team_id=team.id, by=caller.user_id
+        )
+        if covered:
+            privacy.record(
+                conn,
+                workspace_id=workspace_id,
+                actor_user_id=caller.user_id,
+                action="role.add",
+                target=f"team:{team.id}",
+                detail=f"{role} {user} +{covered} member(s)",
+            )
+        return covered
+
     new = await ctx.db(grant, write=True)
     if not new:
+        covered = await ctx.db(regrant, write=True)
+        if covered:
+            return build_done(
+                f"<@{user}> already manages {team.mention}; the grant now also reaches the {covered} "
+                f"member(s) who joined since.{note}"
+            )
         return build_done(f"<@{user}> already manages {team.mention}; nothing changed.{note}")
     return build_done(
         f"<@{user}> now manages {team.mention} and can see its members' numbers one by one.{note}"
