@@ -523,7 +523,7 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
                 write=True,
             )
 
-    def grant(conn):
+    def grant(conn) -> tuple[bool, int]:
         new = teams.grant_role(
             conn,
             workspace_id=workspace_id,
@@ -532,36 +532,27 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
             team_id=team.id,
             granted_by=caller.user_id,
         )
-        if new:
-            privacy.record(
-                conn,
-                workspace_id=workspace_id,
-                actor_user_id=caller.user_id,
-                action="role.add",
-                target=f"team:{team.id}",
-                detail=f"{role} {user}",
-            )
-        return new
-
-    def regrant(conn) -> int:
         # Granting again over the team as it is now covers the members who joined since.
-        covered = teams.cover_members(
-            conn, workspace_id=workspace_id, slack_user_id=user, team_id=team.id, by=caller.user_id
+        covered = (
+            0
+            if new
+            else teams.cover_members(
+                conn, workspace_id=workspace_id, slack_user_id=user, team_id=team.id, by=caller.user_id
+            )
         )
-        if covered:
+        if new or covered:
             privacy.record(
                 conn,
                 workspace_id=workspace_id,
                 actor_user_id=caller.user_id,
                 action="role.add",
                 target=f"team:{team.id}",
-                detail=f"{role} {user} +{covered} member(s)",
+                detail=f"{role} {user}" + (f" +{covered} member(s)" if covered else ""),
             )
-        return covered
+        return new, covered
 
-    new = await ctx.db(grant, write=True)
+    new, covered = await ctx.db(grant, write=True)
     if not new:
-        covered = await ctx.db(regrant, write=True)
         if covered:
             return build_done(
                 f"<@{user}> already manages {team.mention}; the grant now also reaches the {covered} "
