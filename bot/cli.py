@@ -298,9 +298,12 @@ def recap(
 @people_app.command("import")
 def people_import(
     file: Annotated[Path, typer.Argument(help="CSV: email, slack_id, github, other ids")],
+    move: Annotated[
+        bool, typer.Option("--move", help="Move ids that belong to someone else, with their history.")
+    ] = False,
 ) -> None:
-    """Create people and link their vendor identities from a CSV file."""
-    from bot.services.people import LinkError, import_csv
+    """Create people and link their vendor identities from a CSV file (all or nothing)."""
+    from bot.services.people import IdentityOwned, LinkError, import_csv
 
     if not file.is_file():
         raise fail(f"{file} does not exist")
@@ -308,7 +311,9 @@ def people_import(
     engine = _engine(settings)
     try:
         with engine.begin() as conn:
-            result = import_csv(conn, workspace_id=settings.workspace_id, path=file)
+            result = import_csv(conn, workspace_id=settings.workspace_id, path=file, move=move)
+    except IdentityOwned as error:
+        raise fail(f"{file.name}: {error}; nothing imported (re-run with --move to move it)") from None
     except (LinkError, UnicodeDecodeError) as error:
         raise fail(str(error)) from None
     console.print(f"imported {result.people} people and {result.links} identity links")

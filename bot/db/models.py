@@ -437,6 +437,47 @@ class RoleGrant(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
 
 
+class ManagerScope(SQLModel, table=True):
+    """A person within one manager grant's reach (docs/privacy.md, "Manager scope"): a member
+    of the team when the admin made the grant (``reason`` "grant"), or a later joiner an admin
+    approved (``reason`` "approved"). Channel teams need a row; user groups do not (their
+    membership is managed by admins in Slack)."""
+
+    __tablename__ = "manager_scope"
+    __table_args__ = (
+        UniqueConstraint("role_grant_id", "person_id", name="uq_manager_scope"),
+        Index("ix_manager_scope_person", "workspace_id", "person_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    role_grant_id: int = Field(foreign_key="role_grant.id")
+    person_id: int = Field(foreign_key="person.id")
+    reason: str = Field(max_length=16)  # grant | approved
+    added_by: str = Field(default="", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class IdentityClaim(SQLModel, table=True):
+    """Someone claiming a vendor identity for themself (``/tokens link github <login>``) that
+    could not be verified: it waits for an admin. Deciding is ``UPDATE ... WHERE status =
+    'pending'``, so a claim is decided exactly once; nothing is re-attributed while pending."""
+
+    __tablename__ = "identity_claim"
+    __table_args__ = (Index("ix_identity_claim_status", "workspace_id", "status", "actor"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    actor: str = Field(max_length=400)
+    person_id: int = Field(foreign_key="person.id")
+    claimer_user_id: str = Field(max_length=32)
+    status: str = Field(default="pending", max_length=16)  # pending | approved | denied
+    why_pending: str = Field(default="", max_length=200)  # what verification could not confirm
+    decided_by: str = Field(default="", max_length=32)
+    decided_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
 class PullRequest(SQLModel, table=True):
     """One merged pull request from the code host (``github_delivery``), with its AI-assisted mark.
 

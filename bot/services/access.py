@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, exists, func, or_, select
 
-from bot.db.models import RoleGrant, TeamMembership
+from bot.db.models import ManagerScope, RoleGrant, Team, TeamMembership
 from bot.settings import Settings
 
 
@@ -56,28 +56,83 @@ def _managed_team_ids(conn: Connection, workspace_id: str, user_id: str) -> list
     )
 
 
-def manages_person(conn: Connection, workspace_id: str, user_id: str, person_id: int) -> bool:
-    """True when ``person_id`` is a current member of a team ``user_id`` manages."""
-    team_ids = _managed_team_ids(conn, workspace_id, user_id)
-    if not team_ids:
-        return False
+# -- manager scope ---------------------------------------------------------------------------
+# A manager's reach is what an admin granted, never whatever a channel holds today (docs/privacy.md,
+# "Manager scope"). Through one grant a manager reaches a person who is a current member of the
+# grant's team and either the team is a user group (its members are managed in Slack by admins),
+# or the person was a member when the grant was made, or an admin approved them since
+# (``/tokens team approve``). Inviting someone into a channel therefore gives no reach.
+
+
+def _in_scope(grant_id, person_id):
+    """SQL condition: ``person_id`` is within the reach of grant ``grant_id``."""
+    return or_(
+        Team.kind == "usergroup",
+        exists().where(ManagerScope.role_grant_id == grant_id, ManagerScope.person_id == person_id),
+    )
+
+
+def _grants_reaching(workspace_id: str, person_id: int, *columns):
+    """SELECT ``columns`` of the manager grants whose reach includes ``person_id``."""
     return (
+        select(*columns)
+        .join(Team, Team.id == RoleGrant.team_id)
+        .join(TeamMembership, TeamMembership.team_id == RoleGrant.team_id)
+        .where(
+            RoleGrant.workspace_id == workspace_id,
+            RoleGrant.role == "manager",
+            TeamMembership.person_id == person_id,
+            TeamMembership.left_on.is_(None),
+            _in_scope(RoleGrant.id, person_id),
+        )
+    )
+
+
+def manages_person(conn: Connection, workspace_id: str, user_id: str, person_id: int) -> bool:
+    """True when ``person_id`` is within the scope of one of ``user_id``'s manager grants."""
+    query = _grants_reaching(workspace_id, person_id, RoleGrant.id).where(RoleGrant.slack_user_id == user_id)
+    return conn.execute(query.limit(1)).first() is not None
+
+
+def managers_of(conn: Connection, workspace_id: str, person_id: int) -> list[str]:
+    """Slack ids of the managers whose grant reaches ``person_id``, sorted."""
+    query = _grants_reaching(workspace_id, person_id, RoleGrant.slack_user_id).distinct()
+    return list(conn.execute(query.order_by(RoleGrant.slack_user_id)).scalars())
+
+
+def unapproved_members(conn: Connection, workspace_id: str, user_id: str, team_id: int) -> list[int]:
+    """Current members of ``team_id`` outside ``user_id``'s manager grant (joined a channel
+    after the grant, not approved by an admin); empty when they manage it all (or not at all)."""
+    grant = (
+        select(RoleGrant.id)
+        .where(
+            RoleGrant.workspace_id == workspace_id,
+            RoleGrant.slack_user_id == user_id,
+            RoleGrant.role == "manager",
+            RoleGrant.team_id == team_id,
+        )
+        .scalar_subquery()
+    )
+    return list(
         conn.execute(
-            select(TeamMembership.id).where(
-                TeamMembership.workspace_id == workspace_id,
-                TeamMembership.team_id.in_(team_ids),
-                TeamMembership.person_id == person_id,
+            select(TeamMembership.person_id)
+            .join(Team, Team.id == TeamMembership.team_id)
+            .where(
+                TeamMembership.team_id == team_id,
                 TeamMembership.left_on.is_(None),
+                exists().where(RoleGrant.id == grant),
+                ~_in_scope(grant, TeamMembership.person_id),
             )
-        ).first()
-        is not None
+            .distinct()
+            .order_by(TeamMembership.person_id)
+        ).scalars()
     )
 
 
 def can_view_person(
     conn: Connection, workspace_id: str, viewer: Viewer, target_person_id: int | None
 ) -> Decision:
-    """The person themself, managers of a team they currently belong to, and admins."""
+    """The person themself, managers whose grant reaches them (``manages_person``), and admins."""
     if target_person_id is not None and viewer.person_id == target_person_id:
         return Decision(True, "self", PERSON_WHO_CAN)
     if viewer.is_admin:
@@ -96,7 +151,11 @@ def can_view_team(
     who = TEAM_WHO_CAN.format(min=min_group_size)
     if viewer.is_admin:
         return Decision(True, "admin", who)
-    if team_id in _managed_team_ids(conn, workspace_id, viewer.user_id):
+    # A manager sees members one by one only when the grant reaches every current member;
+    # otherwise they see the team as its members do, until an admin approves the joiners.
+    if team_id in _managed_team_ids(conn, workspace_id, viewer.user_id) and not unapproved_members(
+        conn, workspace_id, viewer.user_id, team_id
+    ):
         return Decision(True, "manager", who)
     if viewer.person_id is not None:
         member = conn.execute(
@@ -147,7 +206,8 @@ def can_manage_budget(
     team_id: int | None = None,
     person_id: int | None = None,
 ) -> Decision:
-    """Set or clear a budget: admins anything; managers their teams and their current members."""
+    """Set or clear a budget: admins anything; managers their teams and the people their grant
+    reaches (``manages_person``)."""
     if viewer.is_admin:
         return Decision(True, "admin", BUDGET_WHO_CAN_SET)
     if (

@@ -31,8 +31,6 @@ from bot.db.models import (
     BudgetOverride,
     BudgetRequest,
     Person,
-    RoleGrant,
-    TeamMembership,
     UsageOrgDaily,
     UsagePersonDaily,
     utcnow,
@@ -973,23 +971,8 @@ def admin_user_ids(conn: Connection, *, workspace_id: str, settings: Settings) -
 
 
 def managers_of_person(conn: Connection, *, workspace_id: str, person_id: int) -> list[str]:
-    """Managers of every team the person currently belongs to."""
-    return list(
-        conn.execute(
-            select(RoleGrant.slack_user_id)
-            .join(
-                TeamMembership,
-                and_(TeamMembership.team_id == RoleGrant.team_id, TeamMembership.left_on.is_(None)),
-            )
-            .where(
-                RoleGrant.workspace_id == workspace_id,
-                RoleGrant.role == teams.MANAGER,
-                TeamMembership.person_id == person_id,
-            )
-            .distinct()
-            .order_by(RoleGrant.slack_user_id)
-        ).scalars()
-    )
+    """The managers whose grant reaches the person (docs/privacy.md, "Manager scope")."""
+    return access.managers_of(conn, workspace_id, person_id)
 
 
 def slack_id_of(conn: Connection, *, person_id: int) -> str | None:

@@ -19,8 +19,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "me": ("[period]", "your spend, tokens and value signals (only you see it)"),
     "org": ("[period]", "org totals per vendor, unattributed spend included (admins)"),
     "status": ("", "sources: last sync, lag, errors and the biggest unlinked actors"),
-    "link": ("<vendor> <external id> @user | github <login>", "link a vendor identity to a person"),
-    "team": ("<@group | #channel> [period] | refresh <@group | #channel>", "a team's aggregates and trend"),
+    "link": (
+        "github <login> | <vendor> <external id> @user [--move] | pending | approve|deny <n>",
+        "claim your GitHub login; admins link identities and decide pending claims",
+    ),
+    "team": (
+        "<@group | #channel> [period] | refresh <@group | #channel> | approve @user <#channel>",
+        "a team's aggregates and trend; admins approve who joined a managed channel",
+    ),
     "role": ("add|remove manager @user <@group | #channel> | list", "who manages which team (admins grant)"),
     "privacy": ("[names on|off]", "your privacy settings: may channel posts show your name"),
     "audit": ("me | @user", "who looked at your numbers (`me`); the audit log (admins)"),

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection
 
-from bot.services import reports, teams
+from bot.services import access, reports, teams
 from bot.services.periods import Period, calendar_period, week_start
 from bot.services.reports import SpendReport
 
@@ -20,7 +20,8 @@ MAX_TEAMS = 15  # keeps the Home tab well inside 100 blocks
 class TeamSummary:
     team: teams.TeamRef
     members: int
-    report: SpendReport
+    report: SpendReport | None  # None while members outside the manager's grant are in it
+    unapproved: int = 0  # members the grant does not reach (docs/privacy.md, "Manager scope")
 
 
 @dataclass
@@ -52,12 +53,15 @@ def load_dashboard(
         weeks=TREND_WEEKS,
     )
     managed = teams.managed_teams(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
-    summaries = [
-        TeamSummary(
-            team,
-            teams.member_count(conn, team_id=team.id),
-            reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=month),
+    summaries = []
+    for team in managed[:MAX_TEAMS]:
+        # A team total over someone the grant does not reach, beside the members the manager may
+        # look up one by one, would give that person's spend away: no figures until approved.
+        unapproved = len(access.unapproved_members(conn, workspace_id, slack_user_id, team.id))
+        team_month = (
+            None
+            if unapproved
+            else reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=month)
         )
-        for team in managed[:MAX_TEAMS]
-    ]
+        summaries.append(TeamSummary(team, teams.member_count(conn, team_id=team.id), team_month, unapproved))
     return Dashboard(who, report, models, weeks, summaries, max(0, len(managed) - MAX_TEAMS))

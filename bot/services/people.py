@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select, update
 
 from bot.db import store
-from bot.db.models import Identity, Person, UsageDaily
+from bot.db.models import Identity, IdentityClaim, Person, UsageDaily, utcnow
 from bot.sources.base import email_actor
 
 # Vendor word in "/tokens link <vendor> <id> @user" -> actor namespace.
@@ -86,14 +86,42 @@ def actor_for(vendor_word: str, external_id: str) -> str:
     return f"{namespace}:{external_id}"
 
 
-def link_actor(conn: Connection, *, workspace_id: str, actor: str, person_id: int, origin: str) -> int:
-    """Point ``actor`` at the person (replacing an earlier link) and re-attribute its history."""
-    existing = conn.execute(
-        select(Identity).where(Identity.workspace_id == workspace_id, Identity.actor == actor)
-    ).first()
-    if existing:
+class IdentityOwned(LinkError):
+    """The actor is linked to another person; moving it (and its history) must be asked for."""
+
+    def __init__(self, actor: str, owner: Person, *, line: int | None = None) -> None:
+        self.actor, self.owner = actor, owner
+        where = f"line {line}: " if line else ""
+        super().__init__(f"{where}`{actor}` already belongs to {owner_label(owner, slack=False)}")
+
+
+def owner_label(person: Person, *, slack: bool = True) -> str:
+    """How admins are told who holds an identity: email and Slack user (a mention in Slack)."""
+    user = person.slack_user_id
+    parts = [person.email or "", (f"<@{user}>" if slack else f"(Slack {user})") if user else ""]
+    return " ".join(p for p in parts if p) or f"person {person.id}"
+
+
+def identity_owner(conn: Connection, *, workspace_id: str, actor: str) -> int | None:
+    return conn.execute(
+        select(Identity.person_id).where(Identity.workspace_id == workspace_id, Identity.actor == actor)
+    ).scalar_one_or_none()
+
+
+def link_actor(
+    conn: Connection, *, workspace_id: str, actor: str, person_id: int, origin: str, move: bool = False
+) -> int:
+    """Point ``actor`` at the person and re-attribute its history. An actor that belongs to
+    someone else moves only with ``move`` (an admin's explicit decision); otherwise
+    ``IdentityOwned`` names the owner and nothing changes."""
+    owner = identity_owner(conn, workspace_id=workspace_id, actor=actor)
+    if owner is not None and owner != person_id and not move:
+        raise IdentityOwned(actor, load_person(conn, Person.id == owner))
+    if owner is not None:
         conn.execute(
-            update(Identity).where(Identity.id == existing[0].id).values(person_id=person_id, origin=origin)
+            update(Identity)
+            .where(Identity.workspace_id == workspace_id, Identity.actor == actor)
+            .values(person_id=person_id, origin=origin)
         )
     else:
         conn.execute(
@@ -102,6 +130,147 @@ def link_actor(conn: Connection, *, workspace_id: str, actor: str, person_id: in
             )
         )
     return store.reattribute(conn, workspace_id=workspace_id, actor=actor, person_id=person_id)
+
+
+# -- self-claims -----------------------------------------------------------------------------
+# A person may claim a vendor identity for themself, but a claim moves history only once it is
+# verified (the vendor shows the claimer's own email for it) or an admin approves it. Unverified
+# claims wait in ``identity_claim``; each is decided exactly once (docs/privacy.md, "Identity claims").
+
+LINKED, PENDING, ALREADY_YOURS, ALREADY_PENDING = "linked", "pending", "already yours", "already pending"
+
+
+@dataclass(frozen=True)
+class ClaimOutcome:
+    status: str  # LINKED | PENDING | ALREADY_YOURS | ALREADY_PENDING
+    changed: int = 0  # stored rows re-attributed
+    claim_id: int | None = None
+
+
+def claim_identity(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    actor: str,
+    person_id: int,
+    claimer_user_id: str,
+    verified_by: str | None,
+    why_pending: str = "",
+) -> ClaimOutcome:
+    """A self-claim. ``verified_by`` names the check that proved it (e.g. "github public email"),
+    None when unproven. A verified claim of an unlinked actor links at once; anything else (unproven,
+    or the actor is someone else's) waits for an admin and moves nothing."""
+    owner = identity_owner(conn, workspace_id=workspace_id, actor=actor)
+    if owner == person_id:
+        return ClaimOutcome(ALREADY_YOURS)
+    if verified_by and owner is None:
+        changed = link_actor(
+            conn, workspace_id=workspace_id, actor=actor, person_id=person_id, origin="verified"
+        )
+        return ClaimOutcome(LINKED, changed)
+    pending = conn.execute(
+        select(IdentityClaim.id).where(
+            IdentityClaim.workspace_id == workspace_id,
+            IdentityClaim.actor == actor,
+            IdentityClaim.person_id == person_id,
+            IdentityClaim.status == PENDING,
+        )
+    ).scalar()
+    if pending is not None:
+        return ClaimOutcome(ALREADY_PENDING, claim_id=pending)
+    if owner is not None:
+        why_pending = "it is linked to someone else"
+    claim_id = conn.execute(
+        IdentityClaim.__table__.insert().values(
+            workspace_id=workspace_id,
+            actor=actor,
+            person_id=person_id,
+            claimer_user_id=claimer_user_id,
+            status=PENDING,
+            why_pending=why_pending[:200],
+            decided_by="",
+            created_at=utcnow(),
+        )
+    ).inserted_primary_key[0]
+    return ClaimOutcome(PENDING, claim_id=claim_id)
+
+
+@dataclass(frozen=True)
+class PendingClaim:
+    id: int
+    actor: str
+    claimer_user_id: str
+    why_pending: str
+    owner: str | None  # who holds the actor now (owner_label), None when unlinked
+    stored_rows: int  # usage rows an approval would re-attribute
+
+
+def pending_claims(conn: Connection, *, workspace_id: str, limit: int = 20) -> tuple[list[PendingClaim], int]:
+    """The oldest pending claims (at most ``limit``) and how many are pending in all."""
+    where = (IdentityClaim.workspace_id == workspace_id, IdentityClaim.status == PENDING)
+    total = conn.execute(select(func.count()).select_from(IdentityClaim).where(*where)).scalar_one()
+    rows = conn.execute(
+        select(IdentityClaim.__table__).where(*where).order_by(IdentityClaim.id).limit(limit)
+    ).all()
+    found = []
+    for claim in rows:
+        owner = identity_owner(conn, workspace_id=workspace_id, actor=claim.actor)
+        stored = conn.execute(
+            select(func.count())
+            .select_from(UsageDaily)
+            .where(UsageDaily.workspace_id == workspace_id, UsageDaily.actor == claim.actor)
+        ).scalar_one()
+        found.append(
+            PendingClaim(
+                claim.id,
+                claim.actor,
+                claim.claimer_user_id,
+                claim.why_pending,
+                owner_label(load_person(conn, Person.id == owner)) if owner is not None else None,
+                int(stored),
+            )
+        )
+    return found, int(total)
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    actor: str
+    claimer_user_id: str
+    person_id: int
+    approved: bool
+    changed: int  # stored rows re-attributed (approvals)
+
+
+def decide_claim(
+    conn: Connection, *, workspace_id: str, claim_id: int, approve: bool, decided_by: str
+) -> ClaimDecision | None:
+    """Approve (link, moving the actor from anyone who holds it) or deny a pending claim.
+    ``UPDATE ... WHERE status = 'pending'``: exactly one decision wins; None when the claim is
+    unknown or already decided."""
+    won = conn.execute(
+        update(IdentityClaim)
+        .where(
+            IdentityClaim.workspace_id == workspace_id,
+            IdentityClaim.id == claim_id,
+            IdentityClaim.status == PENDING,
+        )
+        .values(status="approved" if approve else "denied", decided_by=decided_by, decided_at=utcnow())
+    ).rowcount
+    if won != 1:
+        return None
+    claim = conn.execute(select(IdentityClaim.__table__).where(IdentityClaim.id == claim_id)).one()
+    changed = 0
+    if approve:
+        changed = link_actor(
+            conn,
+            workspace_id=workspace_id,
+            actor=claim.actor,
+            person_id=claim.person_id,
+            origin="admin",
+            move=True,
+        )
+    return ClaimDecision(claim.actor, claim.claimer_user_id, claim.person_id, approve, changed)
 
 
 @dataclass(frozen=True)
@@ -128,9 +297,10 @@ class ImportResult:
     links: int
 
 
-def import_csv(conn: Connection, *, workspace_id: str, path: Path) -> ImportResult:
+def import_csv(conn: Connection, *, workspace_id: str, path: Path, move: bool = False) -> ImportResult:
     """Columns: email (required), slack_id, github, and any ``<namespace>`` column of extra ids
-    (e.g. ``openrouter_key``), several ids separated by ``;``."""
+    (e.g. ``openrouter_key``), several ids separated by ``;``. An id that belongs to someone
+    else stops the import (``IdentityOwned``, nothing written) unless ``move``."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
@@ -141,7 +311,7 @@ def import_csv(conn: Connection, *, workspace_id: str, path: Path) -> ImportResu
         email = row.get("email", "").lower()
         if "@" not in email:
             raise LinkError(f"{path.name}: line {number}: `{email or '(empty)'}` is not an email")
-    for row in rows:
+    for number, row in enumerate(rows, start=2):
         email = row["email"].lower()
         person_id = store.ensure_people(conn, workspace_id, {email: row.get("name", "")})[email]
         people += 1
@@ -155,8 +325,16 @@ def import_csv(conn: Connection, *, workspace_id: str, path: Path) -> ImportResu
                 if external.strip():
                     external = external.strip().lower() if namespace == "github" else external.strip()
                     actor = f"{namespace}:{external}"
-                    link_actor(
-                        conn, workspace_id=workspace_id, actor=actor, person_id=person_id, origin="import"
-                    )
+                    try:
+                        link_actor(
+                            conn,
+                            workspace_id=workspace_id,
+                            actor=actor,
+                            person_id=person_id,
+                            origin="import",
+                            move=move,
+                        )
+                    except IdentityOwned as owned:
+                        raise IdentityOwned(owned.actor, owned.owner, line=number) from None
                     links += 1
     return ImportResult(people, links)

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Connection, case, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 
 from bot.db import rollups, store
 from bot.db.models import (
     ActivityDaily,
     AuditLog,
     Identity,
+    IdentityClaim,
+    ManagerScope,
     Person,
     RoleGrant,
     TeamMembership,
@@ -28,6 +30,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.money import MICROS_PER_USD
+from bot.services import teams
 from bot.services.periods import Period
 from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED
 
@@ -267,12 +270,14 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
         delete(Identity).where(Identity.workspace_id == workspace_id, Identity.person_id == person_id)
     ).rowcount
     conn.execute(delete(TeamMembership).where(TeamMembership.person_id == person_id))
+    conn.execute(delete(ManagerScope).where(ManagerScope.person_id == person_id))
+    conn.execute(delete(IdentityClaim).where(IdentityClaim.person_id == person_id))
     if person.slack_user_id:
-        conn.execute(
-            delete(RoleGrant).where(
-                RoleGrant.workspace_id == workspace_id, RoleGrant.slack_user_id == person.slack_user_id
-            )
+        their_grants = and_(
+            RoleGrant.workspace_id == workspace_id, RoleGrant.slack_user_id == person.slack_user_id
         )
+        teams.delete_scope(conn, their_grants)
+        conn.execute(delete(RoleGrant).where(their_grants))
     conn.execute(
         update(Person)
         .where(Person.id == person_id)

@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, and_, delete, func, select, update
 
 from bot.db import store
-from bot.db.models import Person, RoleGrant, Team, TeamMembership, utcnow
+from bot.db.models import ManagerScope, Person, RoleGrant, Team, TeamMembership, utcnow
 from bot.services import people
 
 USERGROUP = "usergroup"
@@ -291,19 +291,104 @@ def grant_role(
         ],
         ("workspace_id", "role", "slack_user_id", "team_id"),
     )
+    # The grant reaches the members it was made over; later joiners need an admin's approval.
+    cover_members(
+        conn, workspace_id=workspace_id, slack_user_id=slack_user_id, team_id=team_id, by=granted_by
+    )
     return True
 
 
-def revoke_role(conn: Connection, *, workspace_id: str, role: str, slack_user_id: str, team_id: int) -> bool:
-    result = conn.execute(
-        delete(RoleGrant).where(
+def cover_members(conn: Connection, *, workspace_id: str, slack_user_id: str, team_id: int, by: str) -> int:
+    """Bring the team's current members into the reach of ``slack_user_id``'s manager grant
+    (an admin granting over the team as it is now). Returns how many were not covered yet."""
+    grant_id = conn.execute(
+        select(RoleGrant.id).where(
             RoleGrant.workspace_id == workspace_id,
-            RoleGrant.role == role,
+            RoleGrant.role == MANAGER,
             RoleGrant.slack_user_id == slack_user_id,
             RoleGrant.team_id == team_id,
         )
+    ).scalar_one()
+    uncovered = list(
+        conn.execute(
+            select(TeamMembership.person_id)
+            .where(
+                TeamMembership.team_id == team_id,
+                TeamMembership.left_on.is_(None),
+                ~select(ManagerScope.id)
+                .where(
+                    ManagerScope.role_grant_id == grant_id, ManagerScope.person_id == TeamMembership.person_id
+                )
+                .exists(),
+            )
+            .distinct()
+        ).scalars()
     )
-    return bool(result.rowcount)
+    _add_scope(conn, workspace_id, [grant_id], uncovered, reason="grant", added_by=by)
+    return len(uncovered)
+
+
+def _add_scope(
+    conn: Connection,
+    workspace_id: str,
+    grant_ids: list[int],
+    person_ids: list[int],
+    *,
+    reason: str,
+    added_by: str,
+) -> None:
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "role_grant_id": grant_id,
+            "person_id": person_id,
+            "reason": reason,
+            "added_by": added_by,
+            "created_at": utcnow(),
+        }
+        for grant_id in grant_ids
+        for person_id in person_ids
+    ]
+    store.insert_ignore(conn, ManagerScope.__table__, rows, ("role_grant_id", "person_id"))
+
+
+def approve_member(
+    conn: Connection, *, workspace_id: str, team_id: int, person_id: int, approved_by: str
+) -> int:
+    """An admin brings a current member into the reach of every manager grant of the team.
+    Returns how many grants newly reach them (0: already in scope, or the team has no manager)."""
+    grant_ids = list(
+        conn.execute(
+            select(RoleGrant.id).where(
+                RoleGrant.workspace_id == workspace_id,
+                RoleGrant.team_id == team_id,
+                RoleGrant.role == MANAGER,
+                ~select(ManagerScope.id)
+                .where(ManagerScope.role_grant_id == RoleGrant.id, ManagerScope.person_id == person_id)
+                .exists(),
+            )
+        ).scalars()
+    )
+    _add_scope(conn, workspace_id, grant_ids, [person_id], reason="approved", added_by=approved_by)
+    return len(grant_ids)
+
+
+def delete_scope(conn: Connection, grant_filter) -> None:
+    """Drop the scope rows of the grants ``grant_filter`` selects (before deleting those grants)."""
+    conn.execute(
+        delete(ManagerScope).where(ManagerScope.role_grant_id.in_(select(RoleGrant.id).where(grant_filter)))
+    )
+
+
+def revoke_role(conn: Connection, *, workspace_id: str, role: str, slack_user_id: str, team_id: int) -> bool:
+    grant = and_(
+        RoleGrant.workspace_id == workspace_id,
+        RoleGrant.role == role,
+        RoleGrant.slack_user_id == slack_user_id,
+        RoleGrant.team_id == team_id,
+    )
+    delete_scope(conn, grant)
+    return bool(conn.execute(delete(RoleGrant).where(grant)).rowcount)
 
 
 def list_grants(conn: Connection, *, workspace_id: str, slack_user_id: str | None = None) -> list[Grant]:

@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.db.models import Person
 from bot.runtime import Runtime
 from bot.services import access, budgets, people, privacy, reports
-from bot.services.commands import CommandError, ParsedCommand, mentioned_user, parse, usage_line
+from bot.services.commands import CommandError, ParsedCommand, parse, usage_line
 from bot.services.periods import PeriodError, parse_period
 from bot.services.status import status_report
 from bot.slack.blocks.budgets import with_budgets
@@ -207,75 +207,11 @@ async def handle_status(ctx: CommandContext, command: ParsedCommand) -> Message:
     return build_status(report, tz=ctx.runtime.settings.tz)
 
 
-async def handle_link(ctx: CommandContext, command: ParsedCommand) -> Message:
-    args = command.args
-    caller = ctx.caller
-    if len(args) == 2 and args[0].lower() == "github":
-        # Self-claim: anyone may claim a GitHub login for themself; admins see it in the audit log.
-        person = await caller_person(ctx)
-        if person is None:
-            return build_not_linked(admins_hint=admins_hint(ctx.runtime))
-        target_person, origin = person, "self"
-        vendor, external = args
-    elif len(args) == 3 and (target_user := mentioned_user(args[2])):
-        if not caller.is_admin:
-            return build_error(
-                f"Only admins link identities for others ({admins_hint(ctx.runtime)}). "
-                "You can claim your own GitHub login with `/tokens link github <login>`."
-            )
-        vendor, external = args[0], args[1]
-        slack_user = await ctx.directory.user(ctx.client, target_user)
-        person = await ctx.db(
-            people.find_by_slack_id, workspace_id=caller.workspace_id, slack_user_id=target_user
-        )
-        if person is None and slack_user and slack_user.email:
-            person = await ctx.db(
-                people.match_slack_user,
-                workspace_id=caller.workspace_id,
-                slack_user_id=target_user,
-                email=slack_user.email,
-                name=slack_user.name,
-                write=True,
-            )
-        if person is None:
-            return build_error(
-                f"<@{target_user}> has no email visible to me, so I cannot create their person record. "
-                "Import them with `tokenwise people import`."
-            )
-        target_person, origin = person, "admin"
-    else:
-        raise CommandError("I need a vendor, an external id and a person.", usage_line("link"))
-    try:
-        actor = people.actor_for(vendor, external)
-    except people.LinkError as error:
-        raise CommandError(str(error), usage_line("link")) from None
-
-    def apply(conn):
-        changed = people.link_actor(
-            conn, workspace_id=caller.workspace_id, actor=actor, person_id=target_person.id, origin=origin
-        )
-        privacy.record(
-            conn,
-            workspace_id=caller.workspace_id,
-            actor_user_id=caller.user_id,
-            action=f"link.{origin}",
-            target=actor,
-            detail=f"person={target_person.id}",
-        )
-        return changed
-
-    changed = await ctx.db(apply, write=True)
-    who = "you" if origin == "self" else (target_person.display_name or target_person.email or "them")
-    text = f":link: Linked `{actor}` to {who}; {changed:,} stored rows re-attributed."
-    return Message(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
-
-
 HANDLERS: dict[str, Handler] = {
     "help": handle_help,
     "me": handle_me,
     "org": handle_org,
     "status": handle_status,
-    "link": handle_link,
 }
 
 

@@ -46,7 +46,7 @@ from bot.sources.base import (
     fold,
     split_window,
 )
-from bot.sources.http import VendorHttp, decode_json, error_summary, redact
+from bot.sources.http import VendorHttp, decode_json, error_summary
 from bot.sources.prices import estimate_or_unpriced
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def reports(
             response = http.request("GET", endpoint, params=query, headers=headers)
             if response.status_code in missing:
                 return
-            summary = redact(error_summary(response), http.secrets) if response.status_code != 200 else ""
+            summary = error_summary(response) if response.status_code != 200 else ""
             if refused is not None and refused(response):
                 raise Refused(f"HTTP {response.status_code}: {summary}")
             if response.status_code != 200:

@@ -62,6 +62,12 @@ def trend_block(weeks: list[tuple[date, int]]) -> Block:
 
 def _team_block(summary: TeamSummary) -> Block:
     report = summary.report
+    if report is None:
+        return section(
+            f"*{summary.team.mention}* · {summary.members} members\n"
+            f"{summary.unapproved} member(s) joined after you were made its manager; its figures show here "
+            f"once an admin approves them (`/tokens team approve @user {summary.team.mention}`)."
+        )
     total = report.total_micros
     per_person = usd(total // report.active_people) if report.active_people else "n/a"
     compare = change(total, report.previous_total_micros, f"previous {report.period.days} days")

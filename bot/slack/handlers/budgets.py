@@ -134,7 +134,10 @@ def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[teams.T
             )
         )
     if target.kind == budgets.PERSON:
-        text = f"{target.mention} is not a member of a team you manage ({yours})"
+        text = (
+            f"{target.mention} is not a member of a team you manage ({yours}), or joined a channel "
+            "after you were made its manager and is not yet approved by an admin"
+        )
     else:
         text = f"You do not manage {target.mention} (you manage {yours})"
     return Refusal(

@@ -113,17 +113,16 @@ async def read_member_ids(client: AsyncWebClient, kind: str, slack_id: str) -> l
         raise TeamReadError(template.format(mention=teams.mention(kind, slack_id), code=code), code) from None
 
 
-async def refresh_team(
+async def read_members(
     runtime: Runtime,
     client: AsyncWebClient,
     directory: SlackDirectory,
     workspace_id: str,
     kind: str,
     slack_id: str,
-    name: str = "",
-) -> tuple[TeamRef, teams.RefreshResult]:
-    """Re-read the members from Slack and record who joined and who left. Raises TeamReadError,
-    in which case nothing is stored (not even a new team)."""
+) -> tuple[dict[str, int], list[SlackMember]]:
+    """The members as Slack lists them now: already matched people (Slack id -> person id) and
+    the others as looked up in Slack. Reads only; raises TeamReadError."""
     ids = await read_member_ids(client, kind, slack_id)
     known = await run_db(runtime, teams.known_people, workspace_id=workspace_id, slack_user_ids=ids)
     unknown = [uid for uid in ids if uid not in known]
@@ -137,6 +136,21 @@ async def refresh_team(
     new_members = [
         SlackMember(u.id, u.email, u.name) for u in users if u is not None and not u.deleted and not u.is_bot
     ]
+    return known, new_members
+
+
+async def refresh_team(
+    runtime: Runtime,
+    client: AsyncWebClient,
+    directory: SlackDirectory,
+    workspace_id: str,
+    kind: str,
+    slack_id: str,
+    name: str = "",
+) -> tuple[TeamRef, teams.RefreshResult]:
+    """Re-read the members from Slack and record who joined and who left. Raises TeamReadError,
+    in which case nothing is stored (not even a new team)."""
+    known, new_members = await read_members(runtime, client, directory, workspace_id, kind, slack_id)
     return await run_db(
         runtime,
         teams.record_refresh,
@@ -222,16 +236,98 @@ def _person_label(labels: dict[int, tuple[str | None, str]], person_id: int) -> 
     return f"<@{slack_id}>" if slack_id else escape(name)
 
 
-async def _viewer(ctx: CommandContext) -> access.Viewer:
-    # Read-only: a refresh has already matched every member with a visible email to a person.
-    person = await ctx.db(
-        people.find_by_slack_id, workspace_id=ctx.caller.workspace_id, slack_user_id=ctx.caller.user_id
+class RefusedView(Exception):
+    """Raised inside a refresh's transaction when the caller may not see the team: rolls the
+    refresh back, so a refused caller changes nothing."""
+
+    def __init__(self, viewer: access.Viewer, decision: access.Decision, unapproved: int) -> None:
+        super().__init__(decision.reason)
+        self.viewer, self.decision, self.unapproved = viewer, decision, unapproved
+
+
+def _refusal(
+    ctx: CommandContext, team_mention: str, viewer: access.Viewer, decision: access.Decision, unapproved: int
+) -> Message:
+    """The one refusal of ``/tokens team`` (view and refresh alike). ``unapproved``: members of a
+    team the caller manages that their grant does not reach (why a manager is refused)."""
+    settings = ctx.runtime.settings
+    if unapproved:
+        return build_error(
+            f"{unapproved} member(s) joined {team_mention} after you were made its manager. An admin "
+            f"({admins_hint(ctx.runtime)}) approves them with `/tokens team approve @user {team_mention}`; "
+            "until then you see the team as its members do."
+        )
+    if viewer.person_id is None and not (ctx.caller.slack and ctx.caller.slack.email):
+        return build_error(
+            "I cannot see your email in Slack, so I cannot tell which teams you belong to. "
+            f"Ask an admin ({admins_hint(ctx.runtime)}) to link you, e.g. with `tokenwise people import`."
+        )
+    if decision.reason == "too_small":
+        return build_error(
+            f"{team_mention} has fewer than {settings.min_group_size} people I can count, so its "
+            f"numbers are shown only to its managers and admins ({admins_hint(ctx.runtime)})."
+        )
+    return build_error(
+        f"The numbers of {team_mention} are visible to {decision.who_can} ({admins_hint(ctx.runtime)})."
     )
-    return access.Viewer(ctx.caller.user_id, ctx.caller.is_admin, person.id if person else None)
+
+
+async def approve_member(ctx: CommandContext, args: list[str]) -> Message:
+    """``/tokens team approve @user #channel`` (admins): bring a member who joined a channel
+    team after its manager grant into every grant's reach (docs/privacy.md, "Manager scope")."""
+    caller = ctx.caller
+    workspace_id = caller.workspace_id
+    if len(args) != 2:
+        raise CommandError("`/tokens team approve` takes a person and a team.", usage_line("team"))
+    if not access.can_manage_roles(access.Viewer(caller.user_id, caller.is_admin, None)):
+        return build_error(f"Only admins approve who a manager may see ({admins_hint(ctx.runtime)}).")
+    user = mentioned_user(args[0])
+    if user is None:
+        raise CommandError(
+            f"I could not read `{args[0][:50]}` as a person. Pick them from Slack's @ list.",
+            usage_line("team"),
+        )
+    target = team_target(args[1])
+    if target is None:
+        raise _not_a_team(args[1])
+    kind, slack_id, _ = target
+
+    def approve(conn) -> tuple[bool, str]:
+        team = teams.get_team(conn, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
+        person = people.find_by_slack_id(conn, workspace_id=workspace_id, slack_user_id=user)
+        mention = teams.mention(kind, slack_id)
+        if team is None or not teams.is_member(
+            conn, team_id=team.id, person_id=person.id if person else None
+        ):
+            return False, (
+                f"<@{user}> is not a member of {mention} as I last read it "
+                f"(`/tokens team refresh {mention}` re-reads it); nothing changed."
+            )
+        if not teams.team_managers(conn, workspace_id=workspace_id, team_id=team.id):
+            return False, f"{mention} has no manager, so there is nothing to approve; nothing changed."
+        added = teams.approve_member(
+            conn, workspace_id=workspace_id, team_id=team.id, person_id=person.id, approved_by=caller.user_id
+        )
+        if not added:
+            return True, f"<@{user}> is already within reach of every manager of {mention}; nothing changed."
+        privacy.record(
+            conn,
+            workspace_id=workspace_id,
+            actor_user_id=caller.user_id,
+            action="scope.approve",
+            target=f"person:{person.id}",
+            detail=f"team={team.label}",
+        )
+        return True, f"The managers of {mention} now see <@{user}>'s numbers and may set their budget."
+
+    done, text = await ctx.db(approve, write=True)
+    return build_done(text) if done else build_error(text)
 
 
 async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     args = list(command.args)
+    if args and args[0].lower() == "approve":
+        return await approve_member(ctx, args[1:])
     force = bool(args) and args[0].lower() == "refresh"
     if force:
         args = args[1:]
@@ -248,14 +344,49 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     kind, slack_id, name = target
     workspace_id = ctx.caller.workspace_id
     settings = ctx.runtime.settings
+    caller = ctx.caller
+
+    def decide(conn, team_id: int) -> tuple[access.Viewer, access.Decision, int]:
+        # The view's rule, and the only one: refreshing is allowed to whoever may see the team.
+        person = people.find_by_slack_id(conn, workspace_id=workspace_id, slack_user_id=caller.user_id)
+        viewer = access.Viewer(caller.user_id, caller.is_admin, person.id if person else None)
+        decision = access.can_view_team(
+            conn, workspace_id, viewer, team_id, min_group_size=settings.min_group_size
+        )
+        unapproved = (
+            0
+            if decision.allowed
+            else len(access.unapproved_members(conn, workspace_id, caller.user_id, team_id))
+        )
+        return viewer, decision, unapproved
+
     team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
     notes: list[str] = []
     result = None
+    decided = None
     if team is None or force or teams.is_stale(team, now=datetime.now(UTC), max_age=_max_age(ctx.runtime)):
         try:
-            team, result = await refresh_team(
-                ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id, name
+            known, new_members = await read_members(
+                ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id
             )
+
+            def record_and_decide(conn):
+                fresh, outcome = teams.record_refresh(
+                    conn,
+                    workspace_id=workspace_id,
+                    kind=kind,
+                    slack_id=slack_id,
+                    name=name,
+                    known=known,
+                    new_members=new_members,
+                    today=ctx.runtime.today(),
+                )
+                decided = decide(conn, fresh.id)
+                if not decided[1].allowed:
+                    raise RefusedView(*decided)  # rolls the refresh back
+                return fresh, outcome, decided
+
+            team, result, decided = await ctx.db(record_and_decide, write=True)
         except TeamReadError as error:
             if team is None or force:
                 return build_error(error.message)
@@ -263,39 +394,30 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
                 f"I could not re-read the members ({error.message}); membership as of "
                 f"{local_time(team.refreshed_at, settings.tz)}."
             )
+        except RefusedView as refused:
+            return _refusal(
+                ctx, teams.mention(kind, slack_id), refused.viewer, refused.decision, refused.unapproved
+            )
+    if decided is None:
+        decided = await ctx.db(decide, team.id)
+    viewer, decision, unapproved = decided
+    if not decision.allowed:
+        return _refusal(ctx, team.mention, viewer, decision, unapproved)
     if result is not None and result.not_counted:
         notes.append(
             f"{result.not_counted} member(s) have no email visible to me, so I cannot match them to "
             "usage; they are not counted."
         )
-    members = await ctx.db(teams.member_count, team_id=team.id)
     if force:
         assert result is not None
         return build_done(
             f"Refreshed {team.mention}: {result.members} members counted "
             f"({result.joined} joined, {result.left} left)." + (f" {notes[-1]}" if result.not_counted else "")
         )
+    members = await ctx.db(teams.member_count, team_id=team.id)
     if members == 0:
         extra = f" {notes[-1]}" if notes else ""
         return build_error(f"{team.mention} has no members I can count, so there is nothing to show.{extra}")
-    viewer = await _viewer(ctx)
-    decision = await ctx.db(
-        access.can_view_team, workspace_id, viewer, team.id, min_group_size=settings.min_group_size
-    )
-    if not decision.allowed:
-        if viewer.person_id is None and not (ctx.caller.slack and ctx.caller.slack.email):
-            return build_error(
-                "I cannot see your email in Slack, so I cannot tell which teams you belong to. "
-                f"Ask an admin ({admins_hint(ctx.runtime)}) to link you, e.g. with `tokenwise people import`."
-            )
-        if decision.reason == "too_small":
-            return build_error(
-                f"{team.mention} has fewer than {settings.min_group_size} people I can count, so its "
-                f"numbers are shown only to its managers and admins ({admins_hint(ctx.runtime)})."
-            )
-        return build_error(
-            f"The numbers of {team.mention} are visible to {decision.who_can} ({admins_hint(ctx.runtime)})."
-        )
 
     def load(conn):
         report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
@@ -380,14 +502,19 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
         return build_error(f"<@{user}> is a deactivated account or a bot and cannot manage a team.")
     team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
     note = ""
-    if team is None or team.refreshed_at is None:
+    # The grant reaches the members it is made over (docs/privacy.md, "Manager scope"): read
+    # them now unless just read.
+    if team is None or teams.is_stale(team, now=datetime.now(UTC), max_age=_max_age(ctx.runtime)):
         try:
             team, _ = await refresh_team(
                 ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id, name
             )
         except TeamReadError as error:
-            note = f" Note: {error.message} Until I can read its members, they see no one."
-            team = await ctx.db(
+            if team is not None and team.refreshed_at is not None:
+                note = f" Note: {error.message} The grant covers its members as last read."
+            else:
+                note = f" Note: {error.message} Until I can read its members, they see no one."
+            team = team or await ctx.db(
                 teams.ensure_team,
                 workspace_id=workspace_id,
                 kind=kind,
@@ -396,7 +523,7 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
                 write=True,
             )
 
-    def grant(conn):
+    def grant(conn) -> tuple[bool, int]:
         new = teams.grant_role(
             conn,
             workspace_id=workspace_id,
@@ -405,19 +532,32 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
             team_id=team.id,
             granted_by=caller.user_id,
         )
-        if new:
+        # Granting again over the team as it is now covers the members who joined since.
+        covered = (
+            0
+            if new
+            else teams.cover_members(
+                conn, workspace_id=workspace_id, slack_user_id=user, team_id=team.id, by=caller.user_id
+            )
+        )
+        if new or covered:
             privacy.record(
                 conn,
                 workspace_id=workspace_id,
                 actor_user_id=caller.user_id,
                 action="role.add",
                 target=f"team:{team.id}",
-                detail=f"{role} {user}",
+                detail=f"{role} {user}" + (f" +{covered} member(s)" if covered else ""),
             )
-        return new
+        return new, covered
 
-    new = await ctx.db(grant, write=True)
+    new, covered = await ctx.db(grant, write=True)
     if not new:
+        if covered:
+            return build_done(
+                f"<@{user}> already manages {team.mention}; the grant now also reaches the {covered} "
+                f"member(s) who joined since.{note}"
+            )
         return build_done(f"<@{user}> already manages {team.mention}; nothing changed.{note}")
     return build_done(
         f"<@{user}> now manages {team.mention} and can see its members' numbers one by one.{note}"
