@@ -11,8 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from itertools import islice
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
 
 from bot.db import rollups
 from bot.db.models import ActivityDaily, ForgottenActor, Identity, Person, PullRequest, UsageDaily
@@ -228,6 +229,7 @@ def resolve_actors(
     """
     wanted: dict[str, str] = {}  # email -> name
     actor_email: dict[str, str] = {}
+    origins = {hint.actor: hint.origin for hint in hints if hint.origin != "auto"}
     for actor in actors:
         if actor not in identity_map and actor.startswith("email:"):
             email = actor[len("email:") :]
@@ -247,7 +249,12 @@ def resolve_actors(
         return identity_map
     by_email = ensure_people(conn, workspace_id, wanted)
     new_links = [
-        {"workspace_id": workspace_id, "actor": actor, "person_id": by_email[email], "origin": "auto"}
+        {
+            "workspace_id": workspace_id,
+            "actor": actor,
+            "person_id": by_email[email],
+            "origin": origins.get(actor, "auto"),
+        }
         for actor, email in actor_email.items()
         if email in by_email
     ]
@@ -265,19 +272,44 @@ def resolve_actors(
 
 
 def delete_stale(
-    conn: Connection, *, workspace_id: str, source: str, start: date, end: date, run_id: int
+    conn: Connection,
+    *,
+    workspace_id: str,
+    source: str,
+    start: date,
+    end: date,
+    run_id: int,
+    complete_kinds: frozenset[str] | None = None,
 ) -> None:
-    """Rows of this source in the window that the current run did not write are gone upstream."""
+    """Rows of this source in the window that the current run did not write are gone upstream.
+
+    With ``complete_kinds`` (``Batch.complete_kinds``), usage rows of the other kinds go only
+    where the run wrote a row of the same day, actor and kind; the rest of them are kept.
+    """
     for table in (UsageDaily, ActivityDaily):
-        conn.execute(
-            delete(table).where(
-                table.workspace_id == workspace_id,
-                table.source == source,
-                table.day >= start,
-                table.day < end,
-                table.sync_run_id != run_id,
+        stale = [
+            table.workspace_id == workspace_id,
+            table.source == source,
+            table.day >= start,
+            table.day < end,
+            table.sync_run_id != run_id,
+        ]
+        if table is UsageDaily and complete_kinds is not None:
+            written = aliased(UsageDaily)
+            same_slice = (
+                select(written.id)
+                .where(
+                    written.workspace_id == workspace_id,
+                    written.source == source,
+                    written.day == UsageDaily.day,
+                    written.actor == UsageDaily.actor,
+                    written.kind == UsageDaily.kind,
+                    written.sync_run_id == run_id,
+                )
+                .exists()
             )
-        )
+            stale.append(or_(UsageDaily.kind.in_(sorted(complete_kinds)), same_slice))
+        conn.execute(delete(table).where(*stale))
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -3,7 +3,9 @@
 A connector turns a vendor's admin API into ``Batch`` objects. A batch covers a *complete*
 window of UTC days ``[window_start, window_end)``: the sync engine stores it in one transaction
 and replaces whatever that source had stored for those days, so a re-fetch of a revised window
-never double counts and a failure mid-window stores nothing partial.
+never double counts and a failure mid-window stores nothing partial. A batch that cannot see
+everything it once stored (a seat list holds today's seats only) says which usage kinds it is
+complete for (``Batch.complete_kinds``); the engine keeps the source's other stored rows.
 
 Actors are namespaced strings (``openai_user:user-abc``, ``openai_key:key_1``, ``email:a@b.c``,
 ``github:octocat``). ``email:`` actors create people automatically; other namespaces are joined
@@ -26,6 +28,14 @@ BILLED = "billed"
 ESTIMATED = "estimated"
 USAGE = "usage"
 SEAT = "seat"
+#: Dollars a vendor reports apart from its tokens (OpenAI's Costs API beside its Usage API): their
+#: own kind, so a batch can be complete for the tokens and not the dollars (``complete_kinds``),
+#: and one endpoint failing never overwrites or deletes what the other stored. Views treat every
+#: kind but ``SEAT`` as usage.
+COST = "cost"
+#: ``IdentityHint.origin`` of a person guessed from a key's name (an email typed as the name),
+#: the last resort after what the vendor states (a key's owner or creator).
+NAME_GUESS = "name_guess"
 
 
 class SourceError(Exception):
@@ -126,6 +136,9 @@ class IdentityHint:
     actor: str
     email: str | None = None
     name: str = ""
+    #: ``identity.origin`` of the link it makes: ``auto`` when the vendor states who the actor is,
+    #: ``NAME_GUESS`` when the email was only read from a key's name.
+    origin: str = "auto"
 
 
 @dataclass(slots=True)
@@ -161,6 +174,16 @@ class Batch:
     #: None: this source has no pull requests and the engine leaves ``pull_request`` alone. A list
     #: (even empty) replaces the source's pull requests merged in the window, like the other rows.
     pull_requests: list[PullRequestRecord] | None = None
+    #: The usage kinds (``USAGE``, ``SEAT``) this batch is complete for; None: every kind. For these
+    #: the engine deletes the source's rows in the window that the run did not write. For any other
+    #: kind it replaces only the (day, actor) slices the batch wrote a row of that kind for, and
+    #: keeps the rest: a seat observed on an earlier day stays when today's seat list no longer
+    #: has it. Activity rows and pull requests are always replaced.
+    complete_kinds: frozenset[str] | None = None
+    #: True when a part of the window failed to fetch (the batch holds the kinds that succeeded,
+    #: ``complete_kinds`` says which): it is stored, but the watermark does not move, so the next
+    #: run fetches the window again. The connector raises the part's error after yielding it.
+    incomplete: bool = False
 
 
 @runtime_checkable
