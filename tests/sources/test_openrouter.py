@@ -5,6 +5,7 @@ organization with three workspaces and its members, each on two pages."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
@@ -370,3 +371,49 @@ def test_identities_prefer_the_creator_and_accept_both_spellings():
         "h4": ("z@example.com", "z@example.com", NAME_GUESS),
         "h5": (None, "shared", "auto"),
     }
+
+
+def test_a_name_guess_gives_way_to_the_creator_history_included(engine, httpserver):
+    """First no members endpoint: the key named mallory@… is guessed to be Mallory's. Once the
+    members are listable, its creator (Erik) takes it, and its stored history moves with it."""
+    research = json.loads(_fixture("keys-research.json"))
+    research["data"][1]["usage"] = 1.0  # the mallory-named key has spent
+    activity = "activity-2026-03-01-research.json"
+
+    def serve(members: bool) -> None:
+        httpserver.clear()
+        _serve(httpserver, "/api/v1/workspaces", None, "not-found-404.json", status=404)
+        if members:
+            for offset in ("0", "2"):
+                query = {"limit": "100", "offset": offset}
+                name = f"members-page{int(offset) // 2}.json"
+                _serve(httpserver, "/api/v1/organization/members", query, name)
+        else:
+            _serve(httpserver, "/api/v1/organization/members", None, "not-found-404.json", status=404)
+        keys = {"include_disabled": "true"}
+        httpserver.expect_request("/api/v1/keys", query_string={**keys, "offset": "0"}).respond_with_json(
+            research
+        )
+        _serve(httpserver, "/api/v1/keys", {**keys, "offset": "2"}, "keys-empty.json")
+        _activity(httpserver, "2026-03-01", None, activity)
+        _activity(httpserver, "2026-03-01", MALLORY_NAMED, activity)
+        _serve(httpserver, "/api/v1/activity", None, "activity-empty.json")  # every other query
+
+    serve(members=False)
+    connector = _connector(httpserver)
+    try:
+        first = run_source(engine, connector, workspace_id="W", since=date(2026, 3, 1), today=TODAY)
+        assert first.status == "ok", first.error
+        assert _links(engine)[MALLORY_NAMED] == ("mallory@example.com", NAME_GUESS)
+        assert _by_email(engine) == {"mallory@example.com": 250_000}
+
+        serve(members=True)
+        # Only 2026-03-02 is fetched again: the 03-01 row moves by re-attribution, not by re-fetch.
+        second = run_source(engine, connector, workspace_id="W", since=date(2026, 3, 2), today=TODAY)
+        assert second.status == "ok", second.error
+    finally:
+        connector.close()
+    assert _links(engine)[MALLORY_NAMED] == ("erik@example.com", "auto")
+    assert _links(engine)[RESEARCH_BOT] == ("dana@example.com", "auto")
+    assert _by_email(engine) == {"erik@example.com": 250_000}
+    assert _totals(engine)[1] == 250_000
