@@ -6,6 +6,9 @@ and replaces whatever that source had stored for those days, so a re-fetch of a 
 never double counts and a failure mid-window stores nothing partial. A batch that cannot see
 everything it once stored (a seat list holds today's seats only) says which usage kinds it is
 complete for (``Batch.complete_kinds``); the engine keeps the source's other stored rows.
+A batch a part of which failed to fetch (OpenAI's costs beside its usage) is complete only for
+the kinds it holds and ``incomplete``: it is stored, the watermark stays, the connector then
+raises the part's error, and the next run fetches the window again.
 
 Actors are namespaced strings (``openai_user:user-abc``, ``openai_key:key_1``, ``email:a@b.c``,
 ``github:octocat``). ``email:`` actors create people automatically; other namespaces are joined
