@@ -222,6 +222,32 @@ def ensure_people(conn: Connection, workspace_id: str, people: dict[str, str]) -
     return found
 
 
+def _replace_guesses(
+    conn: Connection,
+    workspace_id: str,
+    stated: dict[str, str],
+    by_email: dict[str, int],
+    identity_map: dict[str, int],
+) -> None:
+    """Re-link actors whose link was guessed from a key's name to the person the vendor now
+    states (a key's creator or owner), history included."""
+    if not stated:
+        return
+    guessed = conn.execute(
+        select(Identity.actor).where(Identity.workspace_id == workspace_id, Identity.origin == NAME_GUESS)
+    ).scalars()
+    for actor in [actor for actor in guessed if actor in stated and stated[actor] in by_email]:
+        person_id = by_email[stated[actor]]
+        conn.execute(
+            update(Identity)
+            .where(Identity.workspace_id == workspace_id, Identity.actor == actor)
+            .values(person_id=person_id, origin="auto")
+        )
+        if identity_map.get(actor) != person_id:
+            reattribute(conn, workspace_id=workspace_id, actor=actor, person_id=person_id)
+        identity_map[actor] = person_id
+
+
 def resolve_actors(
     conn: Connection,
     workspace_id: str,
@@ -283,32 +309,6 @@ def resolve_actors(
         else load_identity_map(conn, workspace_id).items()
     )
     return identity_map
-
-
-def _replace_guesses(
-    conn: Connection,
-    workspace_id: str,
-    stated: dict[str, str],
-    by_email: dict[str, int],
-    identity_map: dict[str, int],
-) -> None:
-    """Re-link actors whose link was guessed from a key's name to the person the vendor now
-    states (a key's creator or owner), history included."""
-    if not stated:
-        return
-    guessed = conn.execute(
-        select(Identity.actor).where(Identity.workspace_id == workspace_id, Identity.origin == NAME_GUESS)
-    ).scalars()
-    for actor in [actor for actor in guessed if actor in stated and stated[actor] in by_email]:
-        person_id = by_email[stated[actor]]
-        conn.execute(
-            update(Identity)
-            .where(Identity.workspace_id == workspace_id, Identity.actor == actor)
-            .values(person_id=person_id, origin="auto")
-        )
-        if identity_map.get(actor) != person_id:
-            reattribute(conn, workspace_id=workspace_id, actor=actor, person_id=person_id)
-        identity_map[actor] = person_id
 
 
 def delete_stale(

@@ -6,13 +6,14 @@ and replaces whatever that source had stored for those days, so a re-fetch of a 
 never double counts and a failure mid-window stores nothing partial. A batch that cannot see
 everything it once stored (a seat list holds today's seats only) says which usage kinds it is
 complete for (``Batch.complete_kinds``); the engine keeps the source's other stored rows.
-A batch a part of which failed to fetch (OpenAI's costs beside its usage) is complete only for
-the kinds it holds and ``incomplete``: it is stored, the watermark stays, the connector then
-raises the part's error, and the next run fetches the window again.
 
 Actors are namespaced strings (``openai_user:user-abc``, ``openai_key:key_1``, ``email:a@b.c``,
 ``github:octocat``). ``email:`` actors create people automatically; other namespaces are joined
 to people through ``IdentityHint`` records or links an admin makes.
+
+A batch a part of which failed to fetch (OpenAI's costs beside its usage) is complete only for
+the kinds it holds and ``incomplete``: it is stored, the watermark stays, the connector then
+raises the part's error, and the next run fetches the window again.
 """
 
 from __future__ import annotations
@@ -174,6 +175,10 @@ class Batch:
     usage: list[UsageRecord] = field(default_factory=list)
     activity: list[ActivityRecord] = field(default_factory=list)
     identities: list[IdentityHint] = field(default_factory=list)
+    #: True when a part of the window failed to fetch (the batch holds the kinds that succeeded,
+    #: ``complete_kinds`` says which): it is stored, but the watermark does not move, so the next
+    #: run fetches the window again. The connector raises the part's error after yielding it.
+    incomplete: bool = False
     #: None: this source has no pull requests and the engine leaves ``pull_request`` alone. A list
     #: (even empty) replaces the source's pull requests merged in the window, like the other rows.
     pull_requests: list[PullRequestRecord] | None = None
@@ -183,10 +188,6 @@ class Batch:
     #: keeps the rest: a seat observed on an earlier day stays when today's seat list no longer
     #: has it. Activity rows and pull requests are always replaced.
     complete_kinds: frozenset[str] | None = None
-    #: True when a part of the window failed to fetch (the batch holds the kinds that succeeded,
-    #: ``complete_kinds`` says which): it is stored, but the watermark does not move, so the next
-    #: run fetches the window again. The connector raises the part's error after yielding it.
-    incomplete: bool = False
 
 
 @runtime_checkable
