@@ -2,8 +2,10 @@
 and ``run_source`` against a loopback fake of OpenAI's admin API (pytest-httpserver).
 
 Every fault must give: a "failed" run whose error (SyncRun.error, SyncState.last_error) names the
-endpoint, nothing partial stored for the window, and a next clean run whose rows equal a clean
-run's. Retries are kept fast: http_max_retries=3 (4 attempts), http_max_backoff_seconds=0.01.
+endpoint, nothing partial stored for the window (usage and costs are fetched apart: the other
+endpoint's complete rows are stored, none of the failing one's, and the watermark stays), and a
+next clean run whose rows equal a clean run's. Retries are kept fast: http_max_retries=3
+(4 attempts), http_max_backoff_seconds=0.01.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from sqlalchemy import func, select
 from werkzeug import Request, Response
 
 from bot.db.models import Person, SyncRun, SyncState, UsageDaily
+from bot.money import to_decimal, usd_to_micros
 from bot.services.sync import run_source
 from bot.settings import Settings
 from bot.sources import openai as openai_source
-from bot.sources.base import Batch, SourceError
+from bot.sources.base import COST, Batch, SourceError
+from bot.sources.base import USAGE as USAGE_KIND
 from tests.sources.test_openai import (
     COSTS,
     FIXTURES,
@@ -41,8 +45,8 @@ from tests.sources.test_openai import (
 
 TODAY = date(2026, 3, 4)
 RUN = {"backfill_days": 3, "today": TODAY}  # window [2026-03-01, 2026-03-05), like a scheduled run
-CLEAN_TOTAL_MICROS = 3_612_455  # tests/sources/test_openai.py checks the rows one by one
-CLEAN_ROWS = 13
+CLEAN_TOTAL_MICROS = 3_614_455  # tests/sources/test_openai.py checks the rows one by one
+CLEAN_ROWS = 16
 
 
 def _epoch(day: date) -> int:
@@ -88,12 +92,21 @@ def snapshot(engine, workspace_id: str = "W") -> list[tuple]:
                 UsageDaily.cost_micros,
                 UsageDaily.raw_amount,
                 Person.email,
+                UsageDaily.kind,
             )
             .select_from(UsageDaily)
             .outerjoin(Person, Person.id == UsageDaily.person_id)
             .where(UsageDaily.workspace_id == workspace_id)
         ).all()
-    return sorted((tuple(r) for r in rows), key=lambda r: (r[0], r[1], r[2]))
+    return sorted((tuple(r) for r in rows), key=lambda r: (r[0], r[1], r[2], r[11]))
+
+
+def rows_of_the_other_endpoint(engine, fake: FakeOpenAI, failing_endpoint: str) -> list[tuple]:
+    """What a run whose ``failing_endpoint`` failed stores: the other endpoint's clean rows."""
+    failing_kind = {U: USAGE_KIND, C: COST}.get(failing_endpoint)
+    if failing_kind is None:  # users or projects: the run never got to the data
+        return []
+    return [r for r in clean_reference(engine, fake) if r[11] != failing_kind]
 
 
 def clean_reference(engine, fake: FakeOpenAI) -> list[tuple]:
@@ -305,7 +318,8 @@ def test_fault_fails_the_run_stores_nothing_and_the_next_run_catches_up(
     wait_until(lambda: fake.hits(*where) == attempts)  # the fake logs a request after its handler returns
     assert run_errors(engine) == [("failed", outcome.error)]
     assert tuple(sync_state(engine)) == (outcome.error, 1, None)
-    assert snapshot(engine) == []  # nothing of the window, not even the pages that did arrive
+    # Nothing of the failing endpoint, not even the pages that did arrive; the other one whole.
+    assert snapshot(engine) == rows_of_the_other_endpoint(engine, fake, endpoint)
 
     fake.faults.clear()
     again = run(engine, make_connector(fake.base_url()))
@@ -342,6 +356,7 @@ def test_slow_response_times_out_and_fails(engine, fake):
     assert outcome.status == "failed"
     assert outcome.error == f"openai: {U}: timeout after 4 attempts"
     assert tuple(sync_state(engine)) == (outcome.error, 1, None)
+    # The single-threaded fake is still stuck in the slow handler, so the costs time out too.
     assert snapshot(engine) == []
 
     fake.faults.clear()
@@ -422,25 +437,31 @@ def test_failure_after_a_revision_keeps_the_previous_window_whole(engine, fake):
     assert len(before) == CLEAN_ROWS
 
     def revised(_request: Request) -> Response:
-        page = fixture("usage_completions_page1.json")
+        page = fixture("costs_page1.json")
         for bucket in page["data"]:
             for result in bucket["results"]:
-                result["output_tokens"] *= 10
+                result["amount"]["value"] *= 10
         return json_response(page)
 
-    fake.faults[(USAGE, None)] = revised  # page 1 arrives revised ...
-    fake.faults[(COSTS, "page_COST2")] = status(503, "0")  # ... and the run dies later
+    fake.faults[(COSTS, None)] = revised  # costs page 1 arrives revised ...
+    fake.faults[(COSTS, "page_COST2")] = status(503, "0")  # ... and the costs die on page 2
     failed = run(engine, make_connector(fake.base_url()))
     assert failed.status == "failed" and failed.error == f"openai: {C}: HTTP 503 after 4 attempts"
     assert snapshot(engine) == before  # neither the revised page nor a deletion leaked in
-    assert tuple(sync_state(engine))[:2] == (failed.error, 1)
+    assert tuple(sync_state(engine)) == (failed.error, 1, TODAY)
 
     del fake.faults[(COSTS, "page_COST2")]
     assert run(engine, make_connector(fake.base_url())).status == "ok"
     after = snapshot(engine)
-    assert sum(r[6] for r in after) == 10 * sum(r[6] for r in before if r[0].day < 3) + sum(
-        r[6] for r in before if r[0].day == 3
+    page1, page2 = fixture("costs_page1.json"), fixture("costs_page2.json")
+    expected = sum(
+        usd_to_micros(to_decimal(repr(result["amount"]["value"] * factor)))  # as the fake sent it
+        for page, factor in ((page1, 10), (page2, 1))
+        for bucket in page["data"]
+        for result in bucket["results"]
     )
+    assert sum(r[8] for r in after) == expected
+    assert [r[:8] for r in after if r[11] == USAGE_KIND] == [r[:8] for r in before if r[11] == USAGE_KIND]
 
 
 # -- crash mid-sync ----------------------------------------------------------------------------
@@ -492,7 +513,7 @@ def test_crash_between_batches_then_rerun_equals_an_uninterrupted_run(engine, fa
         people = conn.execute(
             select(func.count()).select_from(Person).where(Person.workspace_id == "W")
         ).scalar()
-    assert people == 4
+    assert people == 5  # Alice, Bob, Carol, Dave and Erin (an archived project's key owner)
 
 
 # -- secrets ---------------------------------------------------------------------------------

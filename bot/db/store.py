@@ -17,7 +17,14 @@ from sqlalchemy.orm import aliased
 
 from bot.db import rollups
 from bot.db.models import ActivityDaily, ForgottenActor, Identity, Person, PullRequest, UsageDaily
-from bot.sources.base import ACTIVITY_FIELDS, ActivityRecord, IdentityHint, PullRequestRecord, UsageRecord
+from bot.sources.base import (
+    ACTIVITY_FIELDS,
+    NAME_GUESS,
+    ActivityRecord,
+    IdentityHint,
+    PullRequestRecord,
+    UsageRecord,
+)
 
 USAGE_KEY = ("workspace_id", "source", "day", "actor", "model", "cost_basis", "kind")
 USAGE_VALUES = (
@@ -217,6 +224,32 @@ def ensure_people(conn: Connection, workspace_id: str, people: dict[str, str]) -
     return found
 
 
+def _replace_guesses(
+    conn: Connection,
+    workspace_id: str,
+    stated: dict[str, str],
+    by_email: dict[str, int],
+    identity_map: dict[str, int],
+) -> None:
+    """Re-link actors whose link was guessed from a key's name to the person the vendor now
+    states (a key's creator or owner), history included."""
+    if not stated:
+        return
+    guessed = conn.execute(
+        select(Identity.actor).where(Identity.workspace_id == workspace_id, Identity.origin == NAME_GUESS)
+    ).scalars()
+    for actor in [actor for actor in guessed if actor in stated and stated[actor] in by_email]:
+        person_id = by_email[stated[actor]]
+        conn.execute(
+            update(Identity)
+            .where(Identity.workspace_id == workspace_id, Identity.actor == actor)
+            .values(person_id=person_id, origin="auto")
+        )
+        if identity_map.get(actor) != person_id:
+            reattribute(conn, workspace_id=workspace_id, actor=actor, person_id=person_id)
+        identity_map[actor] = person_id
+
+
 def resolve_actors(
     conn: Connection,
     workspace_id: str,
@@ -227,10 +260,12 @@ def resolve_actors(
     """Extend ``identity_map`` so every resolvable actor maps to a person.
 
     ``email:`` actors and hints with an email create the person if needed. Existing links win
-    (an admin's manual link is never overwritten by an automatic hint).
+    (an admin's manual link is never overwritten by an automatic hint), except a link guessed from
+    a key's name (origin ``name_guess``), which gives way to what the vendor states.
     """
     wanted: dict[str, str] = {}  # email -> name
     actor_email: dict[str, str] = {}
+    origins = {hint.actor: hint.origin for hint in hints if hint.origin != "auto"}
     for actor in actors:
         if actor not in identity_map and actor.startswith("email:"):
             email = actor[len("email:") :]
@@ -246,11 +281,22 @@ def resolve_actors(
             email_actor = f"email:{email}"
             if email_actor not in identity_map:
                 actor_email[email_actor] = email
-    if not actor_email:
+    stated = {
+        hint.actor: hint.email.strip().lower()
+        for hint in hints
+        if hint.email and hint.origin == "auto" and hint.actor in identity_map
+    }
+    if not actor_email and not stated:
         return identity_map
     by_email = ensure_people(conn, workspace_id, wanted)
+    _replace_guesses(conn, workspace_id, stated, by_email, identity_map)
     new_links = [
-        {"workspace_id": workspace_id, "actor": actor, "person_id": by_email[email], "origin": "auto"}
+        {
+            "workspace_id": workspace_id,
+            "actor": actor,
+            "person_id": by_email[email],
+            "origin": origins.get(actor, "auto"),
+        }
         for actor, email in actor_email.items()
         if email in by_email
     ]

@@ -167,8 +167,8 @@ def _store_batch(
                 start=batch.window_start,
                 end=batch.window_end,
             )
-        watermark = min(batch.window_end, today)
-        _upsert_state(conn, workspace_id, connector.name, watermark=watermark)
+        if not batch.incomplete:  # a part failed: the next run fetches this window again
+            _upsert_state(conn, workspace_id, connector.name, watermark=min(batch.window_end, today))
     return len(usage), len(activity)
 
 

@@ -10,6 +10,10 @@ complete for (``Batch.complete_kinds``); the engine keeps the source's other sto
 Actors are namespaced strings (``openai_user:user-abc``, ``openai_key:key_1``, ``email:a@b.c``,
 ``github:octocat``). ``email:`` actors create people automatically; other namespaces are joined
 to people through ``IdentityHint`` records or links an admin makes.
+
+A batch a part of which failed to fetch (OpenAI's costs beside its usage) is complete only for
+the kinds it holds and ``incomplete``: it is stored, the watermark stays, the connector then
+raises the part's error, and the next run fetches the window again.
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ ESTIMATED = "estimated"
 UNPRICED = "unpriced"  # tokens whose model has no price: counted and shown, never a silent $0
 USAGE = "usage"
 SEAT = "seat"
+#: Dollars a vendor reports apart from its tokens (OpenAI's Costs API beside its Usage API): their
+#: own kind, so a batch can be complete for the tokens and not the dollars (``complete_kinds``),
+#: and one endpoint failing never overwrites or deletes what the other stored. Views treat every
+#: kind but ``SEAT`` as usage.
+COST = "cost"
+#: ``IdentityHint.origin`` of a person guessed from a key's name (an email typed as the name),
+#: the last resort after what the vendor states (a key's owner or creator).
+NAME_GUESS = "name_guess"
 
 
 class SourceError(Exception):
@@ -137,6 +149,9 @@ class IdentityHint:
     actor: str
     email: str | None = None
     name: str = ""
+    #: ``identity.origin`` of the link it makes: ``auto`` when the vendor states who the actor is,
+    #: ``NAME_GUESS`` when the email was only read from a key's name.
+    origin: str = "auto"
 
 
 @dataclass(slots=True)
@@ -169,6 +184,10 @@ class Batch:
     usage: list[UsageRecord] = field(default_factory=list)
     activity: list[ActivityRecord] = field(default_factory=list)
     identities: list[IdentityHint] = field(default_factory=list)
+    #: True when a part of the window failed to fetch (the batch holds the kinds that succeeded,
+    #: ``complete_kinds`` says which): it is stored, but the watermark does not move, so the next
+    #: run fetches the window again. The connector raises the part's error after yielding it.
+    incomplete: bool = False
     #: None: this source has no pull requests and the engine leaves ``pull_request`` alone. A list
     #: (even empty) replaces the source's pull requests merged in the window, like the other rows.
     pull_requests: list[PullRequestRecord] | None = None

@@ -1,14 +1,21 @@
 """OpenRouter: billed USD, tokens and requests per API key, per day and model, from ``/activity``
 (management key). See docs/sources/openrouter.md.
 
+Keys are listed in every workspace (``/workspaces``, then ``/keys?workspace_id=…``; ``/keys``
+alone lists only the default workspace). A key's person is its creator (``creator_user_id``) as
+an organization member (``/organization/members``: id -> email); only when the API states no
+creator with an email is the key's name or label read as an email, and that link is marked
+``name_guess``. Accounts without those endpoints (404) keep the default workspace and name
+guesses.
+
 ``GET /activity?date=D`` covers only the last 30 *completed* UTC days, so the window is clamped
 to ``[today - 30, today)`` (today is never asked for). For each day the org-level activity is
 fetched once and then once per API key (``api_key_hash``); what the keys do not account for
-(deleted keys, keys outside the default workspace, the chatroom, free-model tokens of keys that
-were skipped) becomes ``openrouter:unattributed``, computed exactly with Decimal per model, so
-the day's stored dollars always equal OpenRouter's own total. ``usage`` is OpenRouter credits in
-USD (billed); ``byok_usage_inference`` is what a BYOK provider billed on its own invoice and is
-not stored here (it would be counted twice with that provider's source).
+(deleted keys, the chatroom, free-model tokens of keys that were skipped) becomes
+``openrouter:unattributed``, computed exactly with Decimal per model, so the day's stored
+dollars always equal OpenRouter's own total. ``usage`` is OpenRouter credits in USD (billed);
+``byok_usage_inference`` is what a BYOK provider billed on its own invoice and is not stored
+here (it would be counted twice with that provider's source).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import httpx
 
 from bot.money import Money, to_decimal, usd_to_micros
 from bot.settings import Settings
-from bot.sources.base import Batch, IdentityHint, SourceError, UsageRecord, split_window
+from bot.sources.base import NAME_GUESS, Batch, IdentityHint, SourceError, UsageRecord, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary
 
 log = logging.getLogger(__name__)
@@ -34,7 +41,10 @@ VENDOR = "openrouter"
 UNATTRIBUTED = "openrouter:unattributed"
 HISTORY_DAYS = 30  # /activity serves the last 30 completed UTC days
 MAX_KEYS_PER_DAY = 300  # bound on per-key calls; the rest of the day stays in "unattributed"
-KEYS_PAGE_MAX = 10_000  # loop guard for /keys offset pagination
+KEYS_PAGE_MAX = 10_000  # loop guard for offset pagination (/keys, /workspaces, members)
+PAGE_LIMIT = 100  # /workspaces and /organization/members: "max 100" per page
+#: Statuses meaning "this account has no such endpoint" (older API, individual account).
+NOT_OFFERED = (404,)
 EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
@@ -113,10 +123,13 @@ class OpenRouterConnector:
     def close(self) -> None:
         self.http.close()
 
-    def _get(self, endpoint: str, params: dict[str, Any]) -> Any:
+    def _get(self, endpoint: str, params: dict[str, Any], *, absent: tuple[int, ...] = ()) -> Any:
+        """The decoded body; None when the status is one of ``absent`` (the endpoint is not offered)."""
         response = self.http.request("GET", endpoint, params=params, endpoint=endpoint)
         if response.status_code == 200:
             return decode_json(response, self.name, endpoint)
+        if response.status_code in absent:
+            return None
         summary = error_summary(response)
         if response.status_code == 403:
             raise SourceError(
@@ -133,34 +146,82 @@ class OpenRouterConnector:
             )
         raise SourceError(self.name, endpoint, f"HTTP {response.status_code}: {summary}")
 
-    # -- keys ----------------------------------------------------------------------------
-    def keys(self) -> list[dict]:
-        """Every API key, disabled ones included (offset pagination until an empty page)."""
-        endpoint = "keys"
+    # -- keys and people ----------------------------------------------------------------
+    def _offset_pages(
+        self, endpoint: str, params: dict[str, Any], id_field: str, *, absent: tuple[int, ...] = ()
+    ) -> list[dict] | None:
+        """Every item of an offset-paged list, until an empty page, a page of items already seen
+        (an API ignoring ``offset``) or ``total_count``; None if the endpoint is not offered."""
         found: list[dict] = []
         seen: set[str] = set()
         offset = 0
         for _ in range(KEYS_PAGE_MAX):
-            body = self._get(endpoint, {"include_disabled": "true", "offset": offset})
+            body = self._get(endpoint, {**params, "offset": offset}, absent=absent)
+            if body is None:
+                return None
             page = body.get("data") if isinstance(body, dict) else None
             if not isinstance(page, list) or not all(isinstance(item, dict) for item in page):
                 raise SourceError(self.name, endpoint, "unexpected response shape (no data list)")
-            fresh = [item for item in page if item.get("hash") and item["hash"] not in seen]
-            if not fresh:  # an empty page, or the API ignoring offset: the list is complete
+            fresh = [item for item in page if item.get(id_field) and item[id_field] not in seen]
+            if not fresh:
                 return found
-            for item in fresh:
-                seen.add(item["hash"])
+            seen.update(item[id_field] for item in fresh)
             found.extend(fresh)
             offset += len(page)
+            total = body.get("total_count")
+            if type(total) is int and offset >= total:
+                return found
         raise SourceError(self.name, endpoint, f"more than {KEYS_PAGE_MAX} pages")
 
+    def workspaces(self) -> list[str | None]:
+        """Every workspace id; ``[None]`` (the default workspace) if the account has no workspaces API."""
+        found = self._offset_pages("workspaces", {"limit": PAGE_LIMIT}, "id", absent=NOT_OFFERED)
+        if found is None:
+            log.info("%s: no workspaces endpoint; listing the default workspace's keys", self.name)
+            return [None]
+        return [str(item["id"]) for item in found] or [None]
+
+    def keys(self) -> list[dict]:
+        """Every API key of every workspace, disabled ones included."""
+        found: list[dict] = []
+        seen: set[str] = set()
+        for workspace in self.workspaces():
+            params: dict[str, Any] = {"include_disabled": "true"}
+            if workspace is not None:
+                params["workspace_id"] = workspace
+            for item in self._offset_pages("keys", params, "hash") or []:
+                if item["hash"] not in seen:  # a key is in one workspace; never count it twice
+                    seen.add(item["hash"])
+                    found.append(item)
+        return found
+
+    def members(self) -> dict[str, dict]:
+        """Organization members by user id; empty for an account that is not an organization."""
+        found = self._offset_pages(
+            "organization/members", {"limit": PAGE_LIMIT}, "id", absent=(*NOT_OFFERED, 400, 403)
+        )
+        if found is None:
+            log.info("%s: no organization members; keys are attributed by their names", self.name)
+            return {}
+        return {str(member["id"]): member for member in found}
+
     @staticmethod
-    def identities(keys: list[dict]) -> list[IdentityHint]:
+    def identities(keys: list[dict], members: dict[str, dict] | None = None) -> list[IdentityHint]:
+        """Who each key is: its creator's member email, else an email typed as its name or label."""
         hints = []
         for item in keys:
             name = item.get("name") if isinstance(item.get("name"), str) else ""
             label = item.get("label") if isinstance(item.get("label"), str) else ""
-            hints.append(IdentityHint(key_actor(item["hash"]), _email_of(name, label), name or label))
+            # The HTTP API spells it creator_user_id; the SDKs' creatorUserId is accepted too.
+            creator = (members or {}).get(str(item.get("creator_user_id") or item.get("creatorUserId")))
+            email = _email_of(creator.get("email")) if creator else None
+            if email:
+                full = " ".join(str(creator.get(part) or "") for part in ("first_name", "last_name")).strip()
+                hints.append(IdentityHint(key_actor(item["hash"]), email, full or name or label))
+                continue
+            guess = _email_of(name, label)
+            origin = NAME_GUESS if guess else "auto"
+            hints.append(IdentityHint(key_actor(item["hash"]), guess, name or label, origin=origin))
         return hints
 
     def _candidates(self, keys: list[dict], day: date) -> list[str]:
@@ -285,7 +346,7 @@ class OpenRouterConnector:
         if start >= end:
             return
         keys = self.keys()
-        hints = self.identities(keys)
+        hints = self.identities(keys, self.members())
         for day, _ in split_window(start, end, self.max_window_days):
             batch = self.day_batch(day, keys)
             batch.identities = hints

@@ -2,7 +2,11 @@
 
 The fake serves the fixture pages in tests/fixtures/openai (written from OpenAI's documented
 ``UsageResponse`` / list schemas), follows the ``page`` and ``after`` cursors, and drops buckets
-outside the requested ``[start_time, end_time)`` so split windows see only their own days.
+outside the requested ``[start_time, end_time)`` so split windows see only their own days. Like
+the live API it lists archived projects only with ``include_archived=true`` and keys whose owner
+lost project access only with ``owner_project_access=any``; with ``reject_key_grouping`` it
+answers costs grouped by ``api_key_id`` with the live API's 400 (PostHog/posthog#71784) and
+serves costs grouped by ``project_id`` from their own pages.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from bot.db.models import Identity, Person, SyncRun, SyncState, UsageDaily
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import openai as openai_source
-from bot.sources.base import SourceError
+from bot.sources.base import COST, ESTIMATED, SourceError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "openai"
 KEY = "sk-admin-TESTKEY-0123456789abcdef0123456789"
@@ -33,6 +37,7 @@ USERS = f"{API}/users"
 PROJECTS = f"{API}/projects"
 KEYS_A = f"{API}/projects/proj_a/api_keys"
 KEYS_B = f"{API}/projects/proj_b/api_keys"
+KEYS_OLD = f"{API}/projects/proj_old/api_keys"
 
 # path -> (cursor parameter, cursor value -> fixture file)
 PAGES: dict[str, tuple[str, dict[str | None, str]]] = {
@@ -49,38 +54,52 @@ PAGES: dict[str, tuple[str, dict[str | None, str]]] = {
     PROJECTS: ("after", {None: "projects_page1.json", "proj_a": "projects_page2.json"}),
     KEYS_A: ("after", {None: "api_keys_proj_a_page1.json", "key_alice": "api_keys_proj_a_page2.json"}),
     KEYS_B: ("after", {None: "api_keys_proj_b.json"}),
+    KEYS_OLD: ("after", {None: "api_keys_proj_old.json"}),
 }
+#: Costs grouped by project_id and line_item (the fallback when api_key_id grouping is refused).
+COSTS_BY_PROJECT = {None: "costs_by_project_page1.json", "page_PCOST2": "costs_by_project_page2.json"}
 
 SINCE, UNTIL, TODAY = date(2026, 3, 1), date(2026, 3, 4), date(2026, 3, 4)
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
 GPT4O, MINI, O3 = "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "o3-mini-2025-01-31"
 FT = "ft-gpt-4o-mini-2024-07-18"
 ALICE, BOB, CAROL = "alice@example.com", "bob@example.com", "carol@example.com"
+ERIN = "erin@example.com"  # owns a key in an archived project, without access to it any more
 
 
-def row(day, actor, model, email, tokens=(0, 0, 0, 0, 0), micros=0, raw="0") -> tuple:
-    """A stored usage row: tokens are (uncached input, cache read, cache write, output, requests)."""
-    return (day, actor, model, *tokens, micros, raw, "usd", "billed", "usage", True, email)
+def row(day, actor, model, email, tokens=(0, 0, 0, 0, 0), micros=0, raw="0", basis="billed") -> tuple:
+    """A stored row: tokens are (uncached input, cache read, cache write, output, requests).
+    Rows with dollars come from the Costs API (kind "cost"), the others from the Usage API."""
+    kind = COST if micros else "usage"
+    return (day, actor, model, *tokens, micros, raw, "usd", basis, kind, True, email)
 
 
-EXPECTED = sorted(
-    [
-        row(D1, "openai_user:user-alice", GPT4O, ALICE, tokens=(1000, 300, 200, 400, 5)),
-        row(D1, "openai_key:key_bob", MINI, BOB, tokens=(800, 0, 0, 100, 2), micros=120, raw="0.00012"),
-        row(D1, "openai:unattributed", GPT4O, None, tokens=(50, 0, 0, 10, 1)),
-        row(D1, "openai_key:key_alice", GPT4O, ALICE, micros=100_000, raw="0.10"),
-        row(D1, "openai_project:org", FT, None, micros=1_500_000, raw="1.5"),
-        row(D2, "openai_user:user-alice", GPT4O, ALICE, tokens=(1500, 500, 0, 600, 7)),
-        row(D2, "openai_user:user-carol", O3, CAROL, tokens=(800, 100, 100, 2000, 3)),
-        row(D2, "openai_key:key_alice", GPT4O, ALICE, micros=1235, raw="0.0012345678"),
-        row(D2, "openai_key:key_service", O3, None, micros=1100, raw="0.0011"),
-        row(D2, "openai_key:key_bob", MINI, BOB, micros=2_000_000, raw="2"),
-        row(D3, "openai_user:user-alice", GPT4O, ALICE, tokens=(1200, 0, 0, 300, 4)),
-        row(D3, "openai_user:user-ghost", MINI, None, tokens=(90, 0, 0, 9, 1)),
-        row(D3, "openai_key:key_bob", GPT4O, BOB, micros=10_000, raw="0.01"),
-    ],
-    key=lambda r: (r[0], r[1], r[2]),
-)
+def by_day_actor_model(rows: list[tuple]) -> list[tuple]:
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[12]))
+
+
+USAGE_ROWS = [
+    row(D1, "openai_user:user-alice", GPT4O, ALICE, tokens=(1000, 300, 200, 400, 5)),
+    row(D1, "openai_key:key_bob", MINI, BOB, tokens=(800, 0, 0, 100, 2)),
+    row(D1, "openai:unattributed", GPT4O, None, tokens=(50, 0, 0, 10, 1)),
+    row(D2, "openai_user:user-alice", GPT4O, ALICE, tokens=(1500, 500, 0, 600, 7)),
+    row(D2, "openai_user:user-carol", O3, CAROL, tokens=(800, 100, 100, 2000, 3)),
+    row(D2, "openai_key:key_erin", GPT4O, ERIN, tokens=(400, 0, 0, 100, 2)),
+    row(D3, "openai_user:user-alice", GPT4O, ALICE, tokens=(1200, 0, 0, 300, 4)),
+    row(D3, "openai_user:user-ghost", MINI, None, tokens=(90, 0, 0, 9, 1)),
+]
+#: Costs grouped by api_key_id: the vendor's own figure per key, billed.
+COST_ROWS = [
+    row(D1, "openai_key:key_bob", MINI, BOB, micros=120, raw="0.00012"),
+    row(D1, "openai_key:key_alice", GPT4O, ALICE, micros=100_000, raw="0.10"),
+    row(D1, "openai_project:org", FT, None, micros=1_500_000, raw="1.5"),
+    row(D2, "openai_key:key_alice", GPT4O, ALICE, micros=1235, raw="0.0012345678"),
+    row(D2, "openai_key:key_service", O3, None, micros=1100, raw="0.0011"),
+    row(D2, "openai_key:key_bob", MINI, BOB, micros=2_000_000, raw="2"),
+    row(D2, "openai_key:key_erin", GPT4O, ERIN, micros=2000, raw="0.002"),
+    row(D3, "openai_key:key_bob", GPT4O, BOB, micros=10_000, raw="0.01"),
+]
+EXPECTED = by_day_actor_model(USAGE_ROWS + COST_ROWS)
 
 
 def _epoch(day: date) -> int:
@@ -97,6 +116,7 @@ class FakeOpenAI:
     def __init__(self, httpserver) -> None:
         self.server = httpserver
         self.faults: dict[tuple[str, str | None], Callable[[Request], Response | None]] = {}
+        self.reject_key_grouping = False
         for path in PAGES:
             httpserver.expect_request(path, method="GET").respond_with_handler(partial(self._serve, path))
 
@@ -113,10 +133,19 @@ class FakeOpenAI:
                 return answer
         if request.headers.get("Authorization") != f"Bearer {KEY}":
             return json_response({"error": {"message": "Incorrect API key provided"}}, 401)
+        groups = request.args.getlist("group_by")
+        if path == COSTS and "api_key_id" in groups and self.reject_key_grouping:
+            return Response((FIXTURES / "costs_group_by_api_key_id_400.json").read_bytes(), status=400)
+        if path == COSTS and "project_id" in groups:
+            pages = COSTS_BY_PROJECT
         name = pages.get(cursor)
         if name is None:
             return json_response({"error": {"message": f"invalid cursor {cursor}"}}, 400)
         raw = (FIXTURES / name).read_bytes()
+        if path == PROJECTS and request.args.get("include_archived") != "true":
+            raw = without(raw, lambda project: project["archived_at"] is not None)
+        if path.endswith("/api_keys") and request.args.get("owner_project_access") != "any":
+            raw = without(raw, lambda key: key.get("owner_project_access") == "inactive")
         if "start_time" in request.args:
             raw = window_filter(raw, int(request.args["start_time"]), request.args.get("end_time"))
         return Response(raw, status=200, content_type="application/json")
@@ -132,6 +161,13 @@ class FakeOpenAI:
             for req, _ in self.server.log
             if path is None or req.path == path
         ]
+
+
+def without(raw: bytes, hidden: Callable[[dict], bool]) -> bytes:
+    """A list page minus the items the live API hides without the parameter that includes them."""
+    body = json.loads(raw)
+    body["data"] = [item for item in body["data"] if not hidden(item)]
+    return json.dumps(body).encode()
 
 
 def window_filter(raw: bytes, start: int, end: str | None) -> bytes:
@@ -202,7 +238,7 @@ def snapshot(engine, workspace_id: str = "W") -> list[tuple]:
             .outerjoin(Person, Person.id == UsageDaily.person_id)
             .where(UsageDaily.workspace_id == workspace_id)
         ).all()
-    return sorted((tuple(row) for row in rows), key=lambda row: (row[0], row[1], row[2]))
+    return by_day_actor_model([tuple(row) for row in rows])
 
 
 def run(engine, connector, **kwargs):
@@ -273,16 +309,19 @@ def test_exact_queries_and_cursors(fake):
     assert len(batches) == 1 and (batches[0].window_start, batches[0].window_end) == (SINCE, UNTIL)
 
     window = {"start_time": [str(_epoch(SINCE))], "end_time": [str(_epoch(UNTIL))], "bucket_width": ["1d"]}
-    usage = {**window, "limit": ["31"], "group_by": ["user_id", "api_key_id", "model"]}
+    usage = {**window, "limit": ["31"], "group_by": ["user_id", "api_key_id", "model", "project_id"]}
     costs = {**window, "limit": ["180"], "group_by": ["api_key_id", "line_item"]}
+    projects = {"limit": ["100"], "include_archived": ["true"]}
+    keys = {"limit": ["100"], "owner_project_access": ["any"]}
     assert fake.requests() == [
         (USERS, {"limit": ["100"]}),
         (USERS, {"limit": ["100"], "after": ["user-bob"]}),
-        (PROJECTS, {"limit": ["100"]}),
-        (KEYS_A, {"limit": ["100"]}),
-        (KEYS_A, {"limit": ["100"], "after": ["key_alice"]}),
-        (PROJECTS, {"limit": ["100"], "after": ["proj_a"]}),
-        (KEYS_B, {"limit": ["100"]}),
+        (PROJECTS, projects),
+        (KEYS_A, keys),
+        (KEYS_A, {**keys, "after": ["key_alice"]}),
+        (PROJECTS, {**projects, "after": ["proj_a"]}),
+        (KEYS_B, keys),
+        (KEYS_OLD, keys),
         (USAGE, usage),
         (USAGE, {**usage, "page": ["page_AAAA"]}),
         (USAGE, {**usage, "page": ["page_BBBB"]}),
@@ -290,9 +329,11 @@ def test_exact_queries_and_cursors(fake):
         (COSTS, {**costs, "page": ["page_COST2"]}),
     ]
     assert fake.server.log[0][0].headers["Authorization"] == f"Bearer {KEY}"
-    # Identities: users by id, keys by owner email; the service-account key has no email.
+    # Identities: users by id, keys by owner email; the service-account key has no email; the
+    # archived project's key whose owner lost access is listed too.
     hints = {(h.actor, h.email) for h in batches[0].identities}
     assert hints == {
+        ("openai_key:key_erin", ERIN),
         ("openai_user:user-alice", "Alice@Example.com"),
         ("openai_user:user-bob", "bob@example.com"),
         ("openai_user:user-carol", "carol@example.com"),
@@ -312,8 +353,8 @@ def test_long_window_is_split_and_identities_are_fetched_once(fake):
         (date(2026, 1, 15), date(2026, 2, 15)),
         (date(2026, 2, 15), UNTIL),
     ]
-    assert batches[0].usage == [] and len(batches[0].identities) == 6
-    assert batches[1].identities == [] and len(batches[1].usage) == 15  # 7 usage results + 8 cost results
+    assert batches[0].usage == [] and len(batches[0].identities) == 7
+    assert batches[1].identities == [] and len(batches[1].usage) == 17  # 8 usage results + 9 cost results
     assert len(fake.requests(USERS)) == 2
     starts = [(q["start_time"], q["end_time"]) for _, q in fake.requests(USAGE) if "page" not in q]
     assert starts == [
@@ -339,7 +380,7 @@ def test_token_split_and_exact_money_in_records(fake):
     alice_d2 = next(r for r in batch.usage if r.actor == "openai_user:user-alice" and r.day == D2)
     assert (alice_d2.input_tokens, alice_d2.cache_read_tokens, alice_d2.cache_write_tokens) == (1500, 500, 0)
     cents = [r.cost for r in batch.usage if r.cost.micros]
-    assert sum(m.micros for m in cents) == 3_612_455
+    assert sum(m.micros for m in cents) == 3_614_455
     assert {(m.raw_amount, m.micros) for m in cents} >= {
         ("0.0012345678", 1235),
         ("0.00012", 120),
@@ -388,14 +429,15 @@ def test_end_to_end_exact_totals_attribution_and_idempotent_rerun(engine, fake):
         state = conn.execute(
             select(SyncState.watermark, SyncState.last_error, SyncState.consecutive_failures)
         ).one()
-    assert per_person == {ALICE: 101_235, BOB: 2_010_120, CAROL: 0, None: 1_501_100}
-    assert tuple(totals) == (3_612_455, 5440, 900, 300, 3419, 23)
+    assert per_person == {ALICE: 101_235, BOB: 2_010_120, CAROL: 0, ERIN: 2000, None: 1_501_100}
+    assert tuple(totals) == (3_614_455, 5840, 900, 300, 3519, 25)
     # Dave owns a key without usage: still a person (from the key owner), with no rows.
-    assert people == [ALICE, BOB, CAROL, "dave@example.com"]
+    assert people == [ALICE, BOB, CAROL, "dave@example.com", ERIN]
     assert links["openai_user:user-alice"] == links["openai_key:key_alice"] == ALICE
     assert links["openai_key:key_bob"] == BOB
+    assert links["openai_key:key_erin"] == ERIN  # an archived project's key, its owner without access
     assert "openai_key:key_service" not in links and "openai_user:user-ghost" not in links
-    assert [tuple(r) for r in runs] == [("ok", 13), ("ok", 13)]
+    assert [tuple(r) for r in runs] == [("ok", 16), ("ok", 16)]
     assert tuple(state) == (TODAY, None, 0)
 
 
@@ -438,7 +480,7 @@ def test_500_then_success(engine, fake, path):
     assert snapshot(engine) == EXPECTED
 
 
-def test_invalid_json_fails_the_run_and_stores_nothing(engine, fake):
+def test_invalid_json_in_costs_fails_the_run_but_stores_the_usage(engine, fake):
     fake.faults[(COSTS, "page_COST2")] = lambda _: Response(b'{"object": "page", "data": [', 200)
     connector = connector_for(fake)
     try:
@@ -447,10 +489,10 @@ def test_invalid_json_fails_the_run_and_stores_nothing(engine, fake):
         connector.close()
     assert outcome.status == "failed"
     assert outcome.error == "openai: organization/costs: response is not valid JSON"
-    assert snapshot(engine) == []
+    assert snapshot(engine) == by_day_actor_model(USAGE_ROWS)  # no cost row from the half-read pages
     with engine.connect() as conn:
         state = conn.execute(select(SyncState.last_error, SyncState.watermark)).one()
-    assert tuple(state) == (outcome.error, None)
+    assert tuple(state) == (outcome.error, None)  # the window is fetched again next run
 
 
 def test_non_usd_currency_fails_naming_costs(fake):
@@ -506,4 +548,167 @@ def test_unparseable_page_is_a_source_error_naming_the_endpoint(engine, fake, pa
         connector.close()
     assert outcome.status == "failed"
     assert outcome.error.startswith(f"openai: {path.removeprefix('/v1/')}: "), outcome.error
+    # The other endpoint's rows are stored; none of the broken endpoint's.
+    assert snapshot(engine) == by_day_actor_model(COST_ROWS if path == USAGE else USAGE_ROWS)
+
+
+# -- apportioning -----------------------------------------------------------------------------
+
+
+def test_apportion_is_exact_and_gives_leftover_micros_to_the_largest_remainders():
+    # 50,000 split 400:10 -> 48,780.49 and 1,219.51: the one micro left goes to the larger remainder.
+    assert openai_source.apportion(50_000, {"a": 400, "b": 10}) == {"a": 48_780, "b": 1_220}
+    # Equal remainders: ties go by actor, deterministically.
+    assert openai_source.apportion(1, {"b": 1, "a": 1}) == {"a": 1, "b": 0}
+    # A credit (negative) splits exactly too; zero weights take nothing; no weight, no split.
+    assert openai_source.apportion(-7, {"a": 1, "b": 2, "c": 0}) == {"a": -2, "b": -5}
+    assert openai_source.apportion(5, {"a": 0}) == {}
+    for total in (0, 1, 3, 999_999, 10**12 + 7):
+        assert sum(openai_source.apportion(total, {"x": 3, "y": 5, "z": 11}).values()) == total
+
+
+def test_token_kind_of_line_item():
+    kind = openai_source.token_kind_of_line_item
+    assert [kind(f"{GPT4O}, input"), kind(f"{GPT4O}, cached input"), kind(f"{GPT4O}, output")] == [0, 1, 2]
+    assert kind(f"{FT}, training") is None and kind(None) is None and kind(GPT4O) is None
+
+
+#: Costs per project and line item, apportioned to keys by their tokens in the Usage API (see the
+#: costs_by_project fixtures): estimated where split, billed where no key's tokens explain it.
+APPORTIONED_ROWS = [
+    # D1 gpt-4o input $0.070001 by uncached + cache-write input 1200 (Alice's key) : 50 (no key);
+    # output $0.05 by output tokens 400 : 10.
+    row(D1, "openai_key:key_alice", GPT4O, ALICE, micros=67_201 + 48_780, raw="0.115981", basis=ESTIMATED),
+    row(D1, "openai_project:proj_a", GPT4O, None, micros=2_800 + 1_220, raw="0.00402", basis=ESTIMATED),
+    row(D1, "openai_key:key_bob", MINI, BOB, micros=120, raw="0.00012", basis=ESTIMATED),
+    # Fine-tuning training: no usage row explains it, so it stays the project's, as billed.
+    row(D1, "openai_project:proj_a", FT, None, micros=1_500_000, raw="1.5"),
+    row(D2, "openai_key:key_alice", GPT4O, ALICE, micros=1235, raw="0.001235", basis=ESTIMATED),
+    row(D2, "openai_key:key_service", O3, None, micros=1100 + 33, raw="0.001133", basis=ESTIMATED),
+    # The archived project's key, whose owner lost access: attributed to Erin.
+    row(D2, "openai_key:key_erin", GPT4O, ERIN, micros=2000, raw="0.002", basis=ESTIMATED),
+    row(D3, "openai_key:key_bob", GPT4O, BOB, micros=10_000, raw="0.01", basis=ESTIMATED),
+    row(D3, "openai_key:key_alice", MINI, ALICE, micros=1, raw="0.000001", basis=ESTIMATED),
+]
+BILL_MICROS = 1_634_490  # the sum of the costs_by_project fixtures' amounts, in micro-USD
+
+
+def test_key_grouping_rejected_falls_back_to_projects_with_exact_totals(engine, fake, caplog):
+    fake.reject_key_grouping = True
+    connector = connector_for(fake)
+    try:
+        outcome = run(engine, connector)
+    finally:
+        connector.close()
+    assert (outcome.status, outcome.error) == ("ok", None)
+    assert snapshot(engine) == by_day_actor_model(USAGE_ROWS + APPORTIONED_ROWS)
+    costs = [row for row in snapshot(engine) if row[12] == COST]
+    assert sum(row[8] for row in costs) == BILL_MICROS  # every micro of the bill, exactly once
+    window = {"start_time": [str(_epoch(SINCE))], "end_time": [str(_epoch(UNTIL))], "bucket_width": ["1d"]}
+    by_project = {**window, "limit": ["180"], "group_by": ["project_id", "line_item"]}
+    assert fake.requests(COSTS) == [
+        (COSTS, {**window, "limit": ["180"], "group_by": ["api_key_id", "line_item"]}),
+        (COSTS, by_project),
+        (COSTS, {**by_project, "page": ["page_PCOST2"]}),
+    ]
+    warnings = [r for r in caplog.records if "api_key_id were rejected" in r.getMessage()]
+    assert len(warnings) == 1 and "HTTP 400" in warnings[0].getMessage()
+
+
+def test_rejected_grouping_is_remembered_for_the_run_and_logged_once(fake, caplog):
+    fake.reject_key_grouping = True
+    connector = connector_for(fake)
+    try:
+        batches = list(connector.fetch(date(2026, 1, 15), UNTIL))  # two windows
+    finally:
+        connector.close()
+    assert len(batches) == 2
+    asked = [q["group_by"] for _, q in fake.requests(COSTS) if "page" not in q]
+    assert asked == [["api_key_id", "line_item"], ["project_id", "line_item"], ["project_id", "line_item"]]
+    assert len([r for r in caplog.records if "api_key_id were rejected" in r.getMessage()]) == 1
+    assert sum(r.cost.micros for r in batches[1].usage) == BILL_MICROS
+
+
+def test_rejected_grouping_with_usage_down_keeps_the_bill_per_project(engine, fake):
+    fake.reject_key_grouping = True
+    fake.faults[(USAGE, None)] = lambda _: json_response({"error": {"message": "server error"}}, 500)
+    connector = connector_for(fake, http_max_retries=0)
+    try:
+        outcome = run(engine, connector)
+    finally:
+        connector.close()
+    assert outcome.status == "failed" and outcome.error.startswith("openai: organization/usage/completions:")
+    rows = snapshot(engine)
+    assert {row[12] for row in rows} == {COST} and sum(row[8] for row in rows) == BILL_MICROS
+    # Without key shares nothing is split: each project's line items, billed, as OpenAI reports them.
+    assert {(row[1], row[11]) for row in rows} == {
+        ("openai_project:proj_a", "billed"),
+        ("openai_project:proj_b", "billed"),
+        ("openai_project:proj_old", "billed"),
+    }
+
+
+# -- one endpoint failing --------------------------------------------------------------------
+
+
+def _run_ids(engine) -> dict[str, set[int]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(UsageDaily.kind, UsageDaily.sync_run_id)).all()
+    found: dict[str, set[int]] = {}
+    for kind, run_id in rows:
+        found.setdefault(kind, set()).add(run_id)
+    return found
+
+
+@pytest.mark.parametrize(("failing", "kept", "rewritten"), [(COSTS, COST, "usage"), (USAGE, "usage", COST)])
+def test_one_endpoint_failing_stores_the_other_and_keeps_what_it_stored(
+    engine, fake, failing, kept, rewritten
+):
+    connector = connector_for(fake, http_max_retries=0)
+    try:
+        good = run(engine, connector)
+        assert good.status == "ok" and snapshot(engine) == EXPECTED
+        fake.faults[(failing, None)] = lambda _: json_response({"error": {"message": "server error"}}, 503)
+        bad = run(engine, connector)
+    finally:
+        connector.close()
+    assert bad.status == "failed"
+    assert bad.error == f"openai: {failing.removeprefix('/v1/')}: HTTP 503 after 1 attempts"
+    # Nothing lost: the failed endpoint's rows are the first run's, untouched; the other's were
+    # written again by the failed run.
+    assert snapshot(engine) == EXPECTED
+    assert _run_ids(engine) == {kept: {good.run_id}, rewritten: {bad.run_id}}
+    with engine.connect() as conn:
+        state = conn.execute(select(SyncState.watermark, SyncState.consecutive_failures)).one()
+    assert tuple(state) == (TODAY, 1)  # the watermark stays where the good run left it
+
+
+def test_both_endpoints_failing_store_nothing(engine, fake):
+    for path in (USAGE, COSTS):
+        fake.faults[(path, None)] = lambda _: json_response({"error": {"message": "server error"}}, 500)
+    connector = connector_for(fake, http_max_retries=0)
+    try:
+        outcome = run(engine, connector)
+    finally:
+        connector.close()
+    assert outcome.status == "failed" and outcome.error.startswith("openai: organization/usage/completions:")
     assert snapshot(engine) == []
+
+
+def test_a_costs_failure_after_a_fallback_switch_keeps_stored_costs(engine, fake):
+    """First the API takes key grouping; later it refuses it and the fallback fails too: the
+    billed per-key rows stored by the first run stay, and the usage is refreshed."""
+    connector = connector_for(fake, http_max_retries=0)
+    try:
+        assert run(engine, connector).status == "ok"
+    finally:
+        connector.close()
+    fake.reject_key_grouping = True
+    fake.faults[(COSTS, "page_PCOST2")] = lambda _: Response(b"not json", 200)
+    connector = connector_for(fake, http_max_retries=0)
+    try:
+        outcome = run(engine, connector)
+    finally:
+        connector.close()
+    assert outcome.error == "openai: organization/costs: response is not valid JSON"
+    assert snapshot(engine) == EXPECTED

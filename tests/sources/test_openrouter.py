@@ -1,21 +1,28 @@
-"""OpenRouter source against a loopback fake of the management API (/keys, /activity)."""
+"""OpenRouter source against a loopback fake of the management API (/workspaces, /keys per
+workspace, /organization/members, /activity). Fixtures follow OpenRouter's documented examples;
+``_keys`` serves an account without the workspaces and members endpoints (404), ``_org`` an
+organization with three workspaces and its members, each on two pages."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.models import Person, SyncState, UsageDaily
+from bot.db.models import Identity, Person, SyncState, UsageDaily
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
-from bot.sources.base import SourceError
-from bot.sources.openrouter import UNATTRIBUTED, from_settings
+from bot.sources.base import NAME_GUESS, SourceError
+from bot.sources.openrouter import UNATTRIBUTED, OpenRouterConnector, from_settings
 from tests.conftest import fixture_path
 
 KEY = "sk-or-v1-management-test"
 ALICE, CI, BOB, UNUSED, NEW = ("a1" * 32, "c1" * 32, "b0" * 32, "d0" * 32, "e0" * 32)
+RESEARCH_BOT, MALLORY_NAMED = "f0" * 32, "a0" * 32  # keys of the Research workspace
+DEFAULT_WS, RESEARCH_WS = "0df9e665-d932-5740-b2c7-b52af166bc11", "550e8400-e29b-41d4-a716-446655440000"
+PROD_WS = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 TODAY = date(2026, 3, 3)
 
 
@@ -41,10 +48,35 @@ def _connector(httpserver, today: date = TODAY):
     return connector
 
 
+def _not_offered(httpserver) -> None:
+    """An account without the workspaces and members endpoints (older API, not an organization)."""
+    for path in ("/api/v1/workspaces", "/api/v1/organization/members"):
+        _serve(httpserver, path, None, "not-found-404.json", status=404)
+
+
+def _default_keys(httpserver, workspace: str | None = None) -> None:
+    where = {"include_disabled": "true"} | ({"workspace_id": workspace} if workspace else {})
+    _serve(httpserver, "/api/v1/keys", {**where, "offset": "0"}, "keys-page0.json")
+    _serve(httpserver, "/api/v1/keys", {**where, "offset": "2"}, "keys-page1.json")
+    _serve(httpserver, "/api/v1/keys", {**where, "offset": "5"}, "keys-empty.json")
+
+
 def _keys(httpserver) -> None:
-    _serve(httpserver, "/api/v1/keys", {"include_disabled": "true", "offset": "0"}, "keys-page0.json")
-    _serve(httpserver, "/api/v1/keys", {"include_disabled": "true", "offset": "2"}, "keys-page1.json")
-    _serve(httpserver, "/api/v1/keys", {"include_disabled": "true", "offset": "5"}, "keys-empty.json")
+    _not_offered(httpserver)
+    _default_keys(httpserver)
+
+
+def _org(httpserver) -> None:
+    """Three workspaces and three members, each list on two pages; keys in two workspaces."""
+    for path, name in (("/api/v1/workspaces", "workspaces"), ("/api/v1/organization/members", "members")):
+        _serve(httpserver, path, {"limit": "100", "offset": "0"}, f"{name}-page0.json")
+        _serve(httpserver, path, {"limit": "100", "offset": "2"}, f"{name}-page1.json")
+    _default_keys(httpserver, DEFAULT_WS)
+    research = {"include_disabled": "true", "workspace_id": RESEARCH_WS}
+    _serve(httpserver, "/api/v1/keys", {**research, "offset": "0"}, "keys-research.json")
+    _serve(httpserver, "/api/v1/keys", {**research, "offset": "2"}, "keys-empty.json")
+    prod = {"include_disabled": "true", "workspace_id": PROD_WS, "offset": "0"}
+    _serve(httpserver, "/api/v1/keys", prod, "keys-empty.json")
 
 
 def _activity(httpserver, day: str, who: str | None, name: str) -> None:
@@ -52,8 +84,8 @@ def _activity(httpserver, day: str, who: str | None, name: str) -> None:
     _serve(httpserver, "/api/v1/activity", query, name)
 
 
-def _standard(httpserver) -> None:
-    _keys(httpserver)
+def _standard(httpserver, keys=_keys) -> None:
+    keys(httpserver)
     _activity(httpserver, "2026-03-01", None, "activity-2026-03-01-org.json")
     _activity(httpserver, "2026-03-01", ALICE, "activity-2026-03-01-alice.json")
     _activity(httpserver, "2026-03-01", CI, "activity-2026-03-01-ci.json")
@@ -172,9 +204,14 @@ def test_keys_exceeding_the_org_total_give_no_unattributed_row(httpserver):
     assert hints[f"openrouter_key:{ALICE}"] == ("alice@example.com", "Alice@Example.com")
     assert hints[f"openrouter_key:{BOB}"] == ("bob@example.com", "Bob laptop")
     assert hints[f"openrouter_key:{CI}"] == (None, "CI pipeline")
+    # No members to ask: the emails were read from the keys' names and labels, and say so.
+    origins = {h.actor: h.origin for h in batch.identities}
+    assert origins[f"openrouter_key:{ALICE}"] == origins[f"openrouter_key:{BOB}"] == NAME_GUESS
+    assert origins[f"openrouter_key:{CI}"] == "auto"  # no email: no link is made at all
 
 
 def test_window_is_clamped_to_the_last_30_completed_days(httpserver):
+    _not_offered(httpserver)
     _serve(httpserver, "/api/v1/keys", None, "keys-empty.json")
     _serve(httpserver, "/api/v1/activity", None, "activity-empty.json")
     connector = _connector(httpserver)
@@ -187,7 +224,7 @@ def test_window_is_clamped_to_the_last_30_completed_days(httpserver):
 
 
 def test_non_management_key_is_a_clear_error(engine, httpserver):
-    _serve(httpserver, "/api/v1/keys", None, "error-403.json", status=403)
+    _serve(httpserver, "/api/v1/workspaces", None, "error-403.json", status=403)
     connector = _connector(httpserver)
     outcome = run_source(engine, connector, workspace_id="W", since=date(2026, 3, 1), today=TODAY)
     assert outcome.status == "failed"
@@ -242,3 +279,141 @@ def test_from_settings():
     assert connectors[0].trailing_days == 2 and connectors[0].lag == timedelta(days=1)
     for connector in connectors:
         connector.close()
+
+
+def _links(engine) -> dict[str, tuple[str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Identity.actor, Person.email, Identity.origin)
+            .join(Person, Person.id == Identity.person_id)
+            .where(Identity.actor.like("openrouter_key:%"))
+        ).all()
+    return {actor.removeprefix("openrouter_key:"): (email, origin) for actor, email, origin in rows}
+
+
+def test_every_workspace_and_creator_attribution(engine, httpserver):
+    _standard(httpserver, keys=_org)
+    _activity(httpserver, "2026-03-01", RESEARCH_BOT, "activity-2026-03-01-research.json")
+    _activity(httpserver, "2026-03-02", RESEARCH_BOT, "activity-empty.json")
+    connector = _connector(httpserver)
+    kwargs = dict(workspace_id="W", since=date(2026, 3, 1), today=TODAY)
+    try:
+        outcome = run_source(engine, connector, **kwargs)
+        assert outcome.status == "ok", outcome.error
+        # The Research workspace's key takes what /keys alone left unattributed: the org total holds.
+        assert _totals(engine) == EXPECTED_TOTALS
+        assert _by_actor(engine) == {
+            f"openrouter_key:{ALICE}": (1_015_123, 50 + 2_500 + 900),
+            f"openrouter_key:{BOB}": (500_000, 1_000),
+            f"openrouter_key:{CI}": (30_000, 100),
+            f"openrouter_key:{RESEARCH_BOT}": (250_000, 500),
+            UNATTRIBUTED: (0, 400),  # only the free model's tokens
+        }
+        assert _by_email(engine) == {
+            "alice@example.com": 1_015_123,
+            "bob@example.com": 500_000,
+            "dana@example.com": 250_000,
+        }
+        assert run_source(engine, connector, **kwargs).status == "ok"
+        assert _totals(engine) == EXPECTED_TOTALS
+    finally:
+        connector.close()
+    assert _links(engine) == {
+        ALICE: ("alice@example.com", "auto"),  # her creator id is a member: stated, not guessed
+        RESEARCH_BOT: ("dana@example.com", "auto"),
+        MALLORY_NAMED: ("erik@example.com", "auto"),  # the creator wins over an email-like name
+        BOB: ("bob@example.com", NAME_GUESS),  # no creator: the label's email, marked as a guess
+        NEW: ("carol@example.com", NAME_GUESS),
+    }
+    with engine.connect() as conn:
+        emails = set(conn.execute(select(Person.email)).scalars())
+    assert "mallory@example.com" not in emails
+    keys_asked = [
+        (r.args.get("workspace_id"), r.args.get("offset"))
+        for r, _ in httpserver.log
+        if r.path.endswith("/keys")
+    ]
+    assert keys_asked[:6] == [
+        (DEFAULT_WS, "0"),
+        (DEFAULT_WS, "2"),
+        (DEFAULT_WS, "5"),
+        (RESEARCH_WS, "0"),
+        (RESEARCH_WS, "2"),
+        (PROD_WS, "0"),
+    ]
+
+
+def test_identities_prefer_the_creator_and_accept_both_spellings():
+    members = {
+        "user_dana": {
+            "id": "user_dana",
+            "email": "Dana@Example.com",
+            "first_name": "Dana",
+            "last_name": None,
+        },
+        "user_nomail": {"id": "user_nomail", "email": None},
+    }
+    keys = [
+        {"hash": "h1", "name": "x@example.com", "creator_user_id": "user_dana"},
+        {"hash": "h2", "name": "ci", "creatorUserId": "user_dana"},
+        {"hash": "h3", "name": "y@example.com", "creator_user_id": "user_gone"},  # not a member
+        {"hash": "h4", "label": "z@example.com", "creator_user_id": "user_nomail"},
+        {"hash": "h5", "name": "shared", "creator_user_id": None},
+    ]
+    hints = {
+        h.actor.removeprefix("openrouter_key:"): (h.email, h.name, h.origin)
+        for h in OpenRouterConnector.identities(keys, members)
+    }
+    assert hints == {
+        "h1": ("dana@example.com", "Dana", "auto"),
+        "h2": ("dana@example.com", "Dana", "auto"),
+        "h3": ("y@example.com", "y@example.com", NAME_GUESS),
+        "h4": ("z@example.com", "z@example.com", NAME_GUESS),
+        "h5": (None, "shared", "auto"),
+    }
+
+
+def test_a_name_guess_gives_way_to_the_creator_history_included(engine, httpserver):
+    """First no members endpoint: the key named mallory@… is guessed to be Mallory's. Once the
+    members are listable, its creator (Erik) takes it, and its stored history moves with it."""
+    research = json.loads(_fixture("keys-research.json"))
+    research["data"][1]["usage"] = 1.0  # the mallory-named key has spent
+    activity = "activity-2026-03-01-research.json"
+
+    def serve(members: bool) -> None:
+        httpserver.clear()
+        _serve(httpserver, "/api/v1/workspaces", None, "not-found-404.json", status=404)
+        if members:
+            for offset in ("0", "2"):
+                query = {"limit": "100", "offset": offset}
+                name = f"members-page{int(offset) // 2}.json"
+                _serve(httpserver, "/api/v1/organization/members", query, name)
+        else:
+            _serve(httpserver, "/api/v1/organization/members", None, "not-found-404.json", status=404)
+        keys = {"include_disabled": "true"}
+        httpserver.expect_request("/api/v1/keys", query_string={**keys, "offset": "0"}).respond_with_json(
+            research
+        )
+        _serve(httpserver, "/api/v1/keys", {**keys, "offset": "2"}, "keys-empty.json")
+        _activity(httpserver, "2026-03-01", None, activity)
+        _activity(httpserver, "2026-03-01", MALLORY_NAMED, activity)
+        _serve(httpserver, "/api/v1/activity", None, "activity-empty.json")  # every other query
+
+    serve(members=False)
+    connector = _connector(httpserver)
+    try:
+        first = run_source(engine, connector, workspace_id="W", since=date(2026, 3, 1), today=TODAY)
+        assert first.status == "ok", first.error
+        assert _links(engine)[MALLORY_NAMED] == ("mallory@example.com", NAME_GUESS)
+        assert _by_email(engine) == {"mallory@example.com": 250_000}
+
+        serve(members=True)
+        # Only 2026-03-02 is fetched again: the 03-01 row moves by re-attribution, not by re-fetch.
+        second = run_source(engine, connector, workspace_id="W", since=date(2026, 3, 2), today=TODAY)
+        assert second.status == "ok", second.error
+    finally:
+        connector.close()
+    assert _links(engine)[MALLORY_NAMED] == ("erik@example.com", "auto")
+    assert _links(engine)[RESEARCH_BOT] == ("dana@example.com", "auto")
+    assert _by_email(engine) == {"erik@example.com": 250_000}
+    assert _totals(engine)[1] == 250_000
