@@ -166,6 +166,13 @@ def _store_batch(
                 start=batch.window_start,
                 end=batch.window_end,
             )
+        store.upsert_vendor_totals(
+            conn,
+            batch.vendor_totals,
+            workspace_id=workspace_id,
+            source=connector.name,
+            vendor=connector.vendor,
+        )
         watermark = min(batch.window_end, today)
         _upsert_state(conn, workspace_id, connector.name, watermark=watermark)
     return len(usage), len(activity)
@@ -341,20 +348,19 @@ def run_all(
             outcome = run_source(engine, connector, workspace_id=workspace_id, **kwargs)
             outcomes.append(outcome)
             if outcome.status == "ok":
-                _reconcile(engine, connector, workspace_id)
+                _reconcile(engine, connector, workspace_id, kwargs.get("today") or utc_today())
         finally:
             connector.close()
     return outcomes
 
 
-def _reconcile(engine: Engine, connector: Connector, workspace_id: str) -> None:
-    """Sources that also report a billed total (Cursor's cycle-to-date spend) check the stored
-    rows against it after a good run; the connector logs each member whose figures disagree.
-    A failed check is a warning, never a failed sync."""
-    check = getattr(connector, "reconcile", None)
-    if check is None:
-        return
+def _reconcile(engine: Engine, connector: Connector, workspace_id: str, today: date) -> None:
+    """After a good run, log the source's vendor totals (Cursor's cycle-to-date spend) that the
+    stored rows miss by more than 1% (bot.services.reconcile). A failed check is a warning, never
+    a failed sync."""
+    from bot.services.reconcile import log_mismatches
+
     try:
-        check(engine, workspace_id=workspace_id)
+        log_mismatches(engine, workspace_id=workspace_id, source=connector.name, today=today)
     except Exception as error:
         log.warning("%s: reconciliation skipped: %s", connector.name, type(error).__name__)

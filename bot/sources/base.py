@@ -24,6 +24,7 @@ from bot.money import Money
 TOKENS_ONLY = "tokens_only"
 BILLED = "billed"
 ESTIMATED = "estimated"
+UNPRICED = "unpriced"  # tokens whose model has no price: counted and shown, never a silent $0
 USAGE = "usage"
 SEAT = "seat"
 
@@ -151,6 +152,28 @@ class PullRequestRecord:
         return self.merged_at.astimezone(UTC).date()
 
 
+#: What a vendor total is compared with (``VendorTotal.what``): the source's billed rows only, or
+#: its billed and estimated rows together (e.g. Cursor's on-demand spend vs its overall spend).
+TOTAL_BILLED = "billed"
+TOTAL_BILLED_AND_ESTIMATED = "billed_and_estimated"
+
+
+@dataclass(frozen=True, slots=True)
+class VendorTotal:
+    """The vendor's own figure for the source's spend over UTC days ``[start, end)``.
+
+    It is the same money as the usage rows, so it never enters a report: the sync engine stores it
+    (one row per workspace, source, start, end and ``what``, replaced on re-sync) and
+    ``bot.services.reconcile`` compares it with the stored rows of the same span. The span need
+    not lie inside the batch's window (Cursor's cycle-to-date spend starts at the cycle start).
+    """
+
+    start: date
+    end: date  # exclusive
+    amount: Money
+    what: str = TOTAL_BILLED
+
+
 @dataclass(slots=True)
 class Batch:
     window_start: date
@@ -161,6 +184,8 @@ class Batch:
     #: None: this source has no pull requests and the engine leaves ``pull_request`` alone. A list
     #: (even empty) replaces the source's pull requests merged in the window, like the other rows.
     pull_requests: list[PullRequestRecord] | None = None
+    #: The vendor's own totals reported with this batch (reconciliation only, never summed).
+    vendor_totals: list[VendorTotal] = field(default_factory=list)
 
 
 @runtime_checkable

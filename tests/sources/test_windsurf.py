@@ -277,7 +277,9 @@ def _documented_analytics(request: Request) -> Response:
             if group.get("field") not in fields:
                 problems.append(f"aggregation field {group.get('field')!r}")
     if problems or not body.get("query_requests"):
-        return _json(json.dumps({"error": "invalid query: " + ", ".join(problems or ["no query_requests"])}), 400)
+        return _json(
+            json.dumps({"error": "invalid query: " + ", ".join(problems or ["no query_requests"])}), 400
+        )
     return _json(_fixture("analytics.json"))
 
 
