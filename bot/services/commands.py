@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "me": ("[period]", "your spend, tokens and value signals (only you see it)"),
     "org": ("[period]", "org totals per vendor, unattributed spend included (admins)"),
     "status": ("", "sources: last sync, lag, errors and the biggest unlinked actors"),
+    "reconcile": ("[period]", "vendor bills beside what Tokenwise attributes, with the gaps (admins)"),
     "link": ("<vendor> <external id> @user | github <login>", "link a vendor identity to a person"),
     "team": ("<@group | #channel> [period] | refresh <@group | #channel>", "a team's aggregates and trend"),
     "role": ("add|remove manager @user <@group | #channel> | list", "who manages which team (admins grant)"),

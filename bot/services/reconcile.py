@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from bot.db.models import UsageDaily, VendorTotalRow
 from bot.services.periods import Period
+from bot.services.reports import UnpricedModel, unpriced_models, usage_tokens
 from bot.sources.base import BILLED, ESTIMATED, TOTAL_BILLED, TOTAL_BILLED_AND_ESTIMATED, UNPRICED
 
 log = logging.getLogger(__name__)
@@ -77,13 +78,6 @@ class TotalCheck:
 
 
 @dataclass(frozen=True, slots=True)
-class UnpricedModel:
-    source: str
-    model: str
-    tokens: int
-
-
-@dataclass(frozen=True, slots=True)
 class SourceFigures:
     """What Tokenwise attributes to one source over the period, and the vendor's totals."""
 
@@ -117,36 +111,6 @@ class Reconciliation:
     @property
     def mismatches(self) -> list[TotalCheck]:
         return [check for figures in self.sources for check in figures.checks if check.mismatched]
-
-
-def _tokens():
-    return (
-        UsageDaily.input_tokens
-        + UsageDaily.output_tokens
-        + UsageDaily.cache_read_tokens
-        + UsageDaily.cache_write_tokens
-    )
-
-
-def unpriced_models(
-    conn: Connection, *, workspace_id: str, start: date, end: date, person_ids: list[int] | None = None
-) -> list[UnpricedModel]:
-    """Models whose usage in ``[start, end)`` has no price (``cost_basis == "unpriced"``), with
-    their tokens, per source; optionally only the rows of ``person_ids``."""
-    query = (
-        select(UsageDaily.source, UsageDaily.model, func.sum(_tokens()))
-        .where(
-            UsageDaily.workspace_id == workspace_id,
-            UsageDaily.cost_basis == UNPRICED,
-            UsageDaily.day >= start,
-            UsageDaily.day < end,
-        )
-        .group_by(UsageDaily.source, UsageDaily.model)
-        .order_by(UsageDaily.source, UsageDaily.model)
-    )
-    if person_ids is not None:
-        query = query.where(UsageDaily.person_id.in_(person_ids))
-    return [UnpricedModel(source, model, int(tokens or 0)) for source, model, tokens in conn.execute(query)]
 
 
 def latest_vendor_totals(
@@ -214,7 +178,7 @@ def reconcile(conn: Connection, *, workspace_id: str, period: Period) -> Reconci
             func.sum(case((UsageDaily.cost_basis == BILLED, UsageDaily.cost_micros), else_=0)),
             func.sum(case((UsageDaily.cost_basis == ESTIMATED, UsageDaily.cost_micros), else_=0)),
             func.sum(case((unattributed, UsageDaily.cost_micros), else_=0)),
-            func.sum(case((UsageDaily.cost_basis == UNPRICED, _tokens()), else_=0)),
+            func.sum(case((UsageDaily.cost_basis == UNPRICED, usage_tokens()), else_=0)),
         )
         .where(
             and_(
