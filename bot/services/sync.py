@@ -21,6 +21,7 @@ from bot.db import rollups, store
 from bot.db.locks import job_lock
 from bot.db.models import SyncRun, SyncState, utcnow
 from bot.observability import SYNC_ROWS, SYNC_RUNS
+from bot.services.reconcile import log_mismatches
 from bot.sources.base import Batch, Connector, SourceError, fold
 
 log = logging.getLogger(__name__)
@@ -358,8 +359,6 @@ def _reconcile(engine: Engine, connector: Connector, workspace_id: str, today: d
     """After a good run, log the source's vendor totals (Cursor's cycle-to-date spend) that the
     stored rows miss by more than 1% (bot.services.reconcile). A failed check is a warning, never
     a failed sync."""
-    from bot.services.reconcile import log_mismatches
-
     try:
         log_mismatches(engine, workspace_id=workspace_id, source=connector.name, today=today)
     except Exception as error:
