@@ -227,3 +227,76 @@ def test_latest_observation_of_a_span_wins_and_estimates_sit_beside_bills(engine
         10_000_000,
         "-10.0",
     )
+
+
+def test_team_unpriced_line_never_shows_one_persons_model(engine):
+    """Attack: a model only one member used would tell the team that person's tokens. Members get
+    a model only when ``min_people`` people used it; managers (min 1) see all. Days outside a
+    person's membership do not count."""
+    from bot.db.models import Person, Team, TeamMembership
+    from bot.services.reports import team_unpriced_models
+
+    day = date(2026, 3, 10)
+    with engine.begin() as conn:
+        team_id = conn.execute(
+            Team.__table__.insert().values(workspace_id="W", kind="usergroup", slack_id="S1", name="t")
+        ).inserted_primary_key[0]
+        ids = []
+        for n in range(3):
+            pid = conn.execute(
+                Person.__table__.insert().values(workspace_id="W", email=f"p{n}@x.com", display_name="")
+            ).inserted_primary_key[0]
+            ids.append(pid)
+            conn.execute(
+                TeamMembership.__table__.insert().values(
+                    workspace_id="W", team_id=team_id, person_id=pid, joined_on=date(2026, 3, 1)
+                )
+            )
+
+    class Rows:
+        vendor, name, lag, trailing_days, max_window_days = "openai", "openai", timedelta(0), 0, 31
+
+        def fetch(self, start, end):
+            usage = [
+                UsageRecord(
+                    day=day,
+                    actor=f"email:p{n}@x.com",
+                    model="shared-x",
+                    cost_basis=UNPRICED,
+                    input_tokens=100,
+                )
+                for n in range(3)
+            ]
+            usage.append(
+                UsageRecord(
+                    day=day, actor="email:p0@x.com", model="solo-y", cost_basis=UNPRICED, output_tokens=7
+                )
+            )
+            usage.append(  # before the team existed for p1: never the team's
+                UsageRecord(
+                    day=date(2026, 2, 20),
+                    actor="email:p1@x.com",
+                    model="shared-x",
+                    cost_basis=UNPRICED,
+                    input_tokens=5,
+                )
+            )
+            yield Batch(start, end, usage=usage)
+
+        def close(self):
+            pass
+
+    assert run_source(engine, Rows(), workspace_id="W", since=date(2026, 2, 1), until=date(2026, 4, 1)).ok
+    with engine.connect() as conn:
+        members = team_unpriced_models(conn, workspace_id="W", team_id=team_id, period=MARCH, min_people=3)
+        managers = team_unpriced_models(conn, workspace_id="W", team_id=team_id, period=MARCH, min_people=1)
+        february = team_unpriced_models(
+            conn,
+            workspace_id="W",
+            team_id=team_id,
+            period=Period(date(2026, 2, 1), date(2026, 3, 1), "February"),
+            min_people=1,
+        )
+    assert [(m.model, m.tokens) for m in members] == [("shared-x", 300)]
+    assert [(m.model, m.tokens) for m in managers] == [("shared-x", 300), ("solo-y", 7)]
+    assert february == []

@@ -667,3 +667,25 @@ def unpriced_models(
     if person_ids is not None:
         query = query.where(UsageDaily.person_id.in_(person_ids))
     return [UnpricedModel(source, model, int(tokens or 0)) for source, model, tokens in conn.execute(query)]
+
+
+def team_unpriced_models(
+    conn: Connection, *, workspace_id: str, team_id: int, period: Period, min_people: int
+) -> list[UnpricedModel]:
+    """The team's unpriced models in ``period`` (rows of the days each person was a member),
+    each only when at least ``min_people`` people used it: the line must not show one person's
+    figure to the team (privacy rules)."""
+    rows = conn.execute(
+        select(UsageDaily.source, UsageDaily.model, func.sum(usage_tokens()))
+        .where(
+            UsageDaily.workspace_id == workspace_id,
+            UsageDaily.cost_basis == UNPRICED,
+            on_team(UsageDaily, team_id, within=(period.start, period.end)),
+            UsageDaily.day >= period.start,
+            UsageDaily.day < period.end,
+        )
+        .group_by(UsageDaily.source, UsageDaily.model)
+        .having(func.count(func.distinct(UsageDaily.person_id)) >= min_people)
+        .order_by(UsageDaily.source, UsageDaily.model)
+    )
+    return [UnpricedModel(source, model, int(tokens or 0)) for source, model, tokens in rows]
