@@ -1,12 +1,16 @@
+import logging
 from datetime import date
 
 from sqlalchemy import func, select
 
-from bot.db.models import ActivityDaily, Person, SyncRun, UsageDaily
+from bot.db.models import ActivityDaily, Person, SyncRun, UsageDaily, VendorTotalRow
+from bot.money import Money
 from bot.services.sync import run_all
+from bot.sources.base import VendorTotal
 from bot.sources.demo import PEOPLE, demo_connectors
 
 TODAY = date(2026, 11, 20)
+TOMORROW = date(2026, 11, 21)
 
 
 def _totals(engine):
@@ -35,26 +39,42 @@ def test_demo_sync_is_idempotent(engine):
     assert activity > 500
 
 
-def test_sources_with_a_billed_total_are_reconciled_after_a_good_run(engine):
-    class Reconciling:
+def test_vendor_totals_are_stored_and_mismatches_logged_after_a_good_run(engine, caplog):
+    """A connector that reports the vendor's own total gets it stored (once per span, however
+    often it is synced) and checked after a good run; a failed run checks nothing."""
+
+    class Reporting:
         def __init__(self, inner, fail=False):
-            self.inner, self.fail, self.checked = inner, fail, []
+            self.inner, self.fail = inner, fail
             self.vendor, self.name, self.lag = inner.vendor, inner.name, inner.lag
             self.trailing_days, self.max_window_days = inner.trailing_days, inner.max_window_days
 
         def fetch(self, start, end):
             if self.fail:
                 raise RuntimeError("boom")
-            return self.inner.fetch(start, end)
-
-        def reconcile(self, engine, *, workspace_id):
-            self.checked.append(workspace_id)
-            raise ValueError("a reconciliation problem is only a warning")
+            for batch in self.inner.fetch(start, end):
+                batch.vendor_totals.append(VendorTotal(date(2026, 11, 1), TOMORROW, Money.from_usd("1.00")))
+                yield batch
 
         def close(self):
             pass
 
-    good, bad = Reconciling(demo_connectors(TODAY)[0]), Reconciling(demo_connectors(TODAY)[1], fail=True)
-    outcomes = run_all(engine, [good, bad], workspace_id="W", since=date(2026, 11, 10), today=TODAY)
+    kwargs = dict(workspace_id="W", since=date(2026, 11, 10), today=TODAY)
+    good, bad = Reporting(demo_connectors(TODAY)[0]), Reporting(demo_connectors(TODAY)[1], fail=True)
+    with caplog.at_level(logging.WARNING, logger="bot.services.reconcile"):
+        outcomes = run_all(engine, [good, bad], **kwargs)
+        run_all(engine, [Reporting(demo_connectors(TODAY)[0])], **kwargs)
     assert [o.status for o in outcomes] == ["ok", "failed"]
-    assert good.checked == ["W"] and bad.checked == []
+    with engine.connect() as conn:
+        rows = conn.execute(select(VendorTotalRow.source, VendorTotalRow.amount_micros)).all()
+        stored = conn.execute(
+            select(func.sum(UsageDaily.cost_micros)).where(
+                UsageDaily.source == good.name,
+                UsageDaily.cost_basis == "billed",
+                UsageDaily.day >= date(2026, 11, 1),
+                UsageDaily.day < TOMORROW,
+            )
+        ).scalar()
+    assert rows == [(good.name, 1_000_000)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all(good.name in w and f"sum to {stored}" in w for w in warnings)

@@ -125,6 +125,28 @@ class UsageDaily(SQLModel, table=True):
     sync_run_id: int | None = Field(default=None, sa_type=BigInteger)
 
 
+class VendorTotalRow(SQLModel, table=True):
+    """A vendor's own total for a source over UTC days ``[start, end)`` (``VendorTotal``), for
+    reconciliation only: never summed into a report. Re-syncing the same span replaces it."""
+
+    __tablename__ = "vendor_total"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "source", "start", "end", "what", name="uq_vendor_total_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    vendor: str = Field(max_length=32)
+    start: date
+    end: date  # exclusive
+    what: str = Field(max_length=32)  # billed | billed_and_estimated
+    amount_micros: int = Field(default=0, sa_type=BigInteger)
+    raw_amount: str = Field(default="0", max_length=64)
+    raw_unit: str = Field(default="usd", max_length=48)
+    observed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
 class ActivityDaily(SQLModel, table=True):
     """Value signals per (source, UTC day, actor), as each vendor reports them."""
 

@@ -16,7 +16,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from bot.db import rollups
-from bot.db.models import ActivityDaily, ForgottenActor, Identity, Person, PullRequest, UsageDaily
+from bot.db.models import (
+    ActivityDaily,
+    ForgottenActor,
+    Identity,
+    Person,
+    PullRequest,
+    UsageDaily,
+    VendorTotalRow,
+    utcnow,
+)
 from bot.sources.base import (
     ACTIVITY_FIELDS,
     NAME_GUESS,
@@ -457,3 +466,37 @@ def anonymise_forgotten(
             continue
         kept.append(hint)
     return kept
+
+
+VENDOR_TOTAL_KEY = ("workspace_id", "source", "start", "end", "what")
+
+
+def upsert_vendor_totals(
+    conn: Connection, totals: Sequence, *, workspace_id: str, source: str, vendor: str
+) -> None:
+    """Store a batch's ``VendorTotal`` records: one row per (workspace, source, start, end, what),
+    so re-syncing the same span replaces its figure instead of adding a second one."""
+    now = utcnow()
+    latest = {(t.start, t.end, t.what): t for t in totals}  # a repeat within the batch: the last wins
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "source": source,
+            "vendor": vendor,
+            "start": total.start,
+            "end": total.end,
+            "what": total.what,
+            "amount_micros": total.amount.micros,
+            "raw_amount": total.amount.raw_amount,
+            "raw_unit": total.amount.raw_unit,
+            "observed_at": now,
+        }
+        for total in latest.values()
+    ]
+    upsert(
+        conn,
+        VendorTotalRow.__table__,
+        rows,
+        VENDOR_TOTAL_KEY,
+        ("vendor", "amount_micros", "raw_amount", "raw_unit", "observed_at"),
+    )

@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "me": ("[period]", "your spend, tokens and value signals (only you see it)"),
     "org": ("[period]", "org totals per vendor, unattributed spend included (admins)"),
     "status": ("", "sources: last sync, lag, errors and the biggest unlinked actors"),
+    "reconcile": ("[period]", "vendor bills beside what Tokenwise attributes, with the gaps (admins)"),
     "link": (
         "github <login> | <vendor> <external id> @user [--move] | pending | approve|deny <n>",
         "claim your GitHub login; admins link identities and decide pending claims",

@@ -21,6 +21,7 @@ from bot.db import rollups, store
 from bot.db.locks import job_lock
 from bot.db.models import SyncRun, SyncState, utcnow
 from bot.observability import SYNC_ROWS, SYNC_RUNS
+from bot.services.reconcile import log_mismatches
 from bot.sources.base import Batch, Connector, SourceError, fold
 
 log = logging.getLogger(__name__)
@@ -167,6 +168,13 @@ def _store_batch(
                 start=batch.window_start,
                 end=batch.window_end,
             )
+        store.upsert_vendor_totals(
+            conn,
+            batch.vendor_totals,
+            workspace_id=workspace_id,
+            source=connector.name,
+            vendor=connector.vendor,
+        )
         if not batch.incomplete:  # a part failed: the next run fetches this window again
             _upsert_state(conn, workspace_id, connector.name, watermark=min(batch.window_end, today))
     return len(usage), len(activity)
@@ -342,20 +350,17 @@ def run_all(
             outcome = run_source(engine, connector, workspace_id=workspace_id, **kwargs)
             outcomes.append(outcome)
             if outcome.status == "ok":
-                _reconcile(engine, connector, workspace_id)
+                _reconcile(engine, connector, workspace_id, kwargs.get("today") or utc_today())
         finally:
             connector.close()
     return outcomes
 
 
-def _reconcile(engine: Engine, connector: Connector, workspace_id: str) -> None:
-    """Sources that also report a billed total (Cursor's cycle-to-date spend) check the stored
-    rows against it after a good run; the connector logs each member whose figures disagree.
-    A failed check is a warning, never a failed sync."""
-    check = getattr(connector, "reconcile", None)
-    if check is None:
-        return
+def _reconcile(engine: Engine, connector: Connector, workspace_id: str, today: date) -> None:
+    """After a good run, log the source's vendor totals (Cursor's cycle-to-date spend) that the
+    stored rows miss by more than 1% (bot.services.reconcile). A failed check is a warning, never
+    a failed sync."""
     try:
-        check(engine, workspace_id=workspace_id)
+        log_mismatches(engine, workspace_id=workspace_id, source=connector.name, today=today)
     except Exception as error:
         log.warning("%s: reconciliation skipped: %s", connector.name, type(error).__name__)

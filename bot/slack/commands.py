@@ -23,12 +23,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.models import Person
 from bot.runtime import Runtime
-from bot.services import access, budgets, people, privacy, reports
+from bot.services import access, budgets, people, privacy, reconcile, reports
 from bot.services.commands import CommandError, ParsedCommand, parse, usage_line
 from bot.services.periods import PeriodError, parse_period
 from bot.services.status import status_report
 from bot.slack.blocks.budgets import with_budgets
 from bot.slack.blocks.common import Message
+from bot.slack.blocks.reconcile import with_reconciliation, with_unpriced
 from bot.slack.blocks.reports import (
     build_error,
     build_help,
@@ -164,7 +165,10 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
             today=today,
             min_group_size=min_group_size,
         )
-        return person, report, models, owned
+        unpriced = reports.unpriced_models(
+            conn, workspace_id=workspace_id, start=period.start, end=period.end, person_ids=[person.id]
+        )
+        return person, report, models, owned, unpriced
 
     loaded = await ctx.db(load)
     if loaded is None:  # not linked by Slack id yet: match by email (a write), once per person
@@ -172,11 +176,12 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
         if person is None:
             return build_not_linked(admins_hint=admins_hint(ctx.runtime))
         loaded = await ctx.db(load, person)
-    person, report, models, owned = loaded
+    person, report, models, owned, unpriced = loaded
     reply = build_me(
         report, who=person.display_name or person.email or "you", models=models, tz=ctx.runtime.settings.tz
     )
-    return with_budgets(reply, owned)  # the budgets that apply now, whatever the period asked
+    # The budgets that apply now, whatever the period asked.
+    return with_budgets(with_unpriced(reply, unpriced), owned)
 
 
 async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
@@ -190,10 +195,13 @@ async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
     def load(conn):
         report = reports.org_report(conn, workspace_id=workspace_id, period=period)
         models = reports.org_models(conn, workspace_id=workspace_id, period=period)
-        return report, models
+        unpriced = reports.unpriced_models(
+            conn, workspace_id=workspace_id, start=period.start, end=period.end
+        )
+        return report, models, unpriced
 
-    report, models = await ctx.db(load)
-    return build_org(report, models=models)
+    report, models, unpriced = await ctx.db(load)
+    return with_unpriced(build_org(report, models=models), unpriced)
 
 
 async def handle_status(ctx: CommandContext, command: ParsedCommand) -> Message:
@@ -202,9 +210,13 @@ async def handle_status(ctx: CommandContext, command: ParsedCommand) -> Message:
     report = await ctx.db(
         status_report, workspace_id=ctx.caller.workspace_id, enabled=ctx.runtime.source_lags
     )
-    if not ctx.caller.is_admin:
+    gaps = None
+    if ctx.caller.is_admin:  # vendor totals, gaps and unpriced tokens are org figures: admins only
+        period = parse_period(None, ctx.runtime.today())
+        gaps = await ctx.db(reconcile.reconcile, workspace_id=ctx.caller.workspace_id, period=period)
+    else:
         report = replace(report, unlinked=[])  # unlinked actors carry spend: admins only
-    return build_status(report, tz=ctx.runtime.settings.tz)
+    return with_reconciliation(build_status(report, tz=ctx.runtime.settings.tz), gaps)
 
 
 HANDLERS: dict[str, Handler] = {

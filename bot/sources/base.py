@@ -177,6 +177,28 @@ class PullRequestRecord:
         return self.merged_at.astimezone(UTC).date()
 
 
+#: What a vendor total is compared with (``VendorTotal.what``): the source's billed rows only, or
+#: its billed and estimated rows together (e.g. Cursor's on-demand spend vs its overall spend).
+TOTAL_BILLED = "billed"
+TOTAL_BILLED_AND_ESTIMATED = "billed_and_estimated"
+
+
+@dataclass(frozen=True, slots=True)
+class VendorTotal:
+    """The vendor's own figure for the source's spend over UTC days ``[start, end)``.
+
+    It is the same money as the usage rows, so it never enters a report: the sync engine stores it
+    (one row per workspace, source, start, end and ``what``, replaced on re-sync) and
+    ``bot.services.reconcile`` compares it with the stored rows of the same span. The span need
+    not lie inside the batch's window (Cursor's cycle-to-date spend starts at the cycle start).
+    """
+
+    start: date
+    end: date  # exclusive
+    amount: Money
+    what: str = TOTAL_BILLED
+
+
 @dataclass(slots=True)
 class Batch:
     window_start: date
@@ -197,6 +219,8 @@ class Batch:
     #: keeps the rest: a seat observed on an earlier day stays when today's seat list no longer
     #: has it. Activity rows and pull requests are always replaced.
     complete_kinds: frozenset[str] | None = None
+    #: The vendor's own totals reported with this batch (reconciliation only, never summed).
+    vendor_totals: list[VendorTotal] = field(default_factory=list)
 
 
 @runtime_checkable

@@ -1,37 +1,40 @@
 """Cursor: Admin API. Team members give names for emails, daily usage data gives value signals
-(accepted lines, tab and suggestion accepts), filtered usage events give billed dollars and tokens
-per person, day and model. See docs/sources/cursor.md.
+(accepted lines, tab and suggestion accepts), filtered usage events give dollars and tokens per
+person, day and model. See docs/sources/cursor.md.
 
-Money: ``tokenUsage.totalCents`` is a JSON float in cents; it arrives as ``Decimal`` and is summed
-exactly per (UTC day, email, model) before one conversion to micro-USD. ``/teams/spend``
-(cycle-to-date ``spendCents`` per member) is the same money again, so it is never stored: it is
-only read by :meth:`CursorConnector.reconcile` to check the stored events against Cursor's own
-figure.
+Money: an event's charge is ``chargedCents`` (model cost plus Cursor's token fee) where Cursor
+sends it, else ``tokenUsage.totalCents`` (model cost only, the older shape); both are JSON floats
+in cents, arrive as ``Decimal`` and are summed exactly per (UTC day, email, model, basis) before one
+conversion to micro-USD. Chargeable events are billed; events a plan includes ("Included in ...",
+``isChargeable: false``) are covered by the seat, so they are stored as estimated and outside the
+org total. ``/teams/spend`` (cycle-to-date spend per member) is the same money again: it is never
+stored as usage, only reported as ``VendorTotal`` records that ``bot.services.reconcile`` compares
+with the stored events.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, func, select
-
-from bot.db.models import UsageDaily
 from bot.money import USD_CENTS, Money, cents_to_micros, to_decimal
 from bot.settings import Settings
 from bot.sources.base import (
     BILLED,
+    ESTIMATED,
+    TOTAL_BILLED,
+    TOTAL_BILLED_AND_ESTIMATED,
     USAGE,
     ActivityRecord,
     Batch,
     IdentityHint,
     SourceError,
     UsageRecord,
+    VendorTotal,
     email_actor,
     split_window,
 )
@@ -41,10 +44,11 @@ log = logging.getLogger(__name__)
 
 MAX_PAGES = 10_000  # loop guard: a page counter that never ends is an error, not a hang
 EVENTS_PAGE_SIZE = 500
+DAILY_PAGE_SIZE = 500
 SPEND_PAGE_SIZE = 100
 UNATTRIBUTED = "cursor:unattributed"
-#: Stored events and /teams/spend may differ by this fraction before reconcile() warns.
-RECONCILE_TOLERANCE = Decimal("0.01")
+#: Event kinds a plan includes start with this ("Included in Business", "Included in Pro").
+INCLUDED_KIND = "Included in"
 
 MEMBERS = "teams/members"
 DAILY_USAGE = "teams/daily-usage-data"
@@ -119,26 +123,6 @@ def _actor(email: Any) -> str:
     return email_actor(email) if isinstance(email, str) and email.strip() else UNATTRIBUTED
 
 
-@dataclass(frozen=True, slots=True)
-class SpendCheck:
-    """One member's cycle-to-date spend: Cursor's figure vs the sum of stored usage events."""
-
-    email: str
-    api_micros: int
-    stored_micros: int
-    cycle_start: date
-
-    @property
-    def difference_micros(self) -> int:
-        return self.stored_micros - self.api_micros
-
-    @property
-    def differs(self) -> bool:
-        if self.api_micros == 0:
-            return self.stored_micros != 0
-        return abs(Decimal(self.difference_micros)) > abs(Decimal(self.api_micros)) * RECONCILE_TOLERANCE
-
-
 class CursorConnector:
     vendor: ClassVar[str] = "cursor"
 
@@ -159,6 +143,8 @@ class CursorConnector:
             transport=transport,
         )
         self._identities: list[IdentityHint] | None = None
+        #: Today's UTC date: the end of the cycle-to-date spend (tests pin it).
+        self.today = lambda: datetime.now(UTC).date()
 
     def close(self) -> None:
         self.http.close()
@@ -184,10 +170,28 @@ class CursorConnector:
         return hints
 
     # -- value signals -------------------------------------------------------------------
+    def _daily_rows(self, start: date, end: date) -> Iterator[Any]:
+        """Every daily-usage row of ``[start, end)``. Newer docs page this endpoint (``page``,
+        ``pageSize``, ``pagination.hasNextPage``); older ones return every row at once with no
+        ``pagination``: both shapes are read, and a missing flag means the last page."""
+        for page in range(1, MAX_PAGES + 1):
+            payload = {
+                "startDate": epoch_ms(start),
+                "endDate": epoch_ms(end) - 1,
+                "page": page,
+                "pageSize": DAILY_PAGE_SIZE,
+            }
+            body = self._dict(self.http.json("POST", DAILY_USAGE, json=payload), DAILY_USAGE, "data")
+            yield from body["data"]
+            pagination = body.get("pagination")
+            if not isinstance(pagination, dict) or not pagination.get("hasNextPage"):
+                return
+            if not body["data"]:
+                raise SourceError(self.name, DAILY_USAGE, f"page {page} is empty but hasNextPage is true")
+        raise SourceError(self.name, DAILY_USAGE, f"more than {MAX_PAGES} pages")
+
     def _activity(self, start: date, end: date) -> Iterator[ActivityRecord]:
-        payload = {"startDate": epoch_ms(start), "endDate": epoch_ms(end) - 1}
-        body = self._dict(self.http.json("POST", DAILY_USAGE, json=payload), DAILY_USAGE, "data")
-        for row in body["data"]:
+        for row in self._daily_rows(start, end):
             if not isinstance(row, dict):
                 raise SourceError(self.name, DAILY_USAGE, "unexpected row shape")
             day = _day_of_ms(row.get("date"), DAILY_USAGE, self.name)
@@ -232,17 +236,28 @@ class CursorConnector:
 
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
         hints = self.identities()
-        for start, end in split_window(window_start, window_end, self.max_window_days):
+        windows = list(split_window(window_start, window_end, self.max_window_days))
+        for number, (start, end) in enumerate(windows, 1):
             batch = Batch(start, end, identities=hints)
             batch.activity.extend(self._activity(start, end))
             batch.usage.extend(self._usage(start, end))
+            if number == len(windows):  # the cycle-to-date spend goes with the last batch
+                batch.vendor_totals.extend(self.vendor_totals())
             yield batch
             hints = []  # identities go with the first batch only
 
     # -- reconciliation ------------------------------------------------------------------
-    def spend(self) -> tuple[dict[str, Money], int | None]:
-        """Cycle-to-date spend per member email from ``/teams/spend`` and the cycle start (ms)."""
-        found: dict[str, Money] = {}
+    def spend(self) -> tuple[Decimal, Decimal | None, int | None]:
+        """Cycle-to-date spend of the whole team from ``/teams/spend``, in cents: the on-demand
+        spend, the overall spend (on-demand plus included; None when Cursor does not say it) and
+        the cycle start (epoch ms).
+
+        Current clients read ``spendCents`` as on-demand and ``overallSpendCents`` as on-demand
+        plus included. Some members carry ``includedSpendCents`` instead, with ``spendCents`` as
+        the overall figure. Older docs have ``spendCents`` alone: then it is on-demand and the
+        overall figure is unknown. See docs/sources/cursor.md.
+        """
+        on_demand, overall, overall_known = _ZERO, _ZERO, False
         cycle_start: int | None = None
         for page in range(1, MAX_PAGES + 1):
             payload = {"page": page, "pageSize": SPEND_PAGE_SIZE}
@@ -250,59 +265,54 @@ class CursorConnector:
             if body.get("subscriptionCycleStart") is not None:
                 cycle_start = _count(body["subscriptionCycleStart"], SPEND, self.name)
             for member in body["teamMemberSpend"]:
-                email = member.get("email") if isinstance(member, dict) else None
-                if not isinstance(email, str) or not email.strip():
-                    continue
-                amount = Money.from_cents(_cents(member.get("spendCents"), SPEND, self.name))
-                email = email.strip().lower()
-                found[email] = found[email] + amount if email in found else amount
+                if not isinstance(member, dict):
+                    raise SourceError(self.name, SPEND, "unexpected member shape")
+                spend = _cents(member.get("spendCents"), SPEND, self.name)
+                if member.get("overallSpendCents") is not None:
+                    on_demand += spend
+                    overall += _cents(member["overallSpendCents"], SPEND, self.name)
+                    overall_known = True
+                elif member.get("includedSpendCents") is not None:
+                    on_demand += spend - _cents(member["includedSpendCents"], SPEND, self.name)
+                    overall += spend
+                    overall_known = True
+                else:
+                    on_demand += spend
+                    overall += spend
             if page >= _count(body.get("totalPages"), SPEND, self.name):
-                return found, cycle_start
+                return on_demand, overall if overall_known else None, cycle_start
             if not body["teamMemberSpend"]:
                 raise SourceError(self.name, SPEND, f"page {page} is empty but totalPages says more")
         raise SourceError(self.name, SPEND, f"more than {MAX_PAGES} pages")
 
-    def reconcile(self, engine: Engine, *, workspace_id: str, today: date | None = None) -> list[SpendCheck]:
-        """Compare Cursor's cycle-to-date spend per member with the stored billed events.
+    def vendor_totals(self) -> list[VendorTotal]:
+        """Cursor's cycle-to-date spend as vendor totals over ``[cycle start, tomorrow)``: the
+        on-demand spend against the billed events, the overall spend against billed plus
+        included events. The cycle starts at ``subscriptionCycleStart`` (its UTC day), or the 1st
+        of the current UTC month when Cursor omits it. A failed read is logged and reports nothing:
+        reconciliation never fails a sync."""
+        try:
+            on_demand, overall, cycle_ms = self.spend()
+        except SourceError as error:
+            log.warning("%s: no spend to reconcile against: %s", self.name, error)
+            return []
+        today = self.today()
+        start = _day_of_ms(cycle_ms, SPEND, self.name) if cycle_ms is not None else today.replace(day=1)
+        end = today + timedelta(days=1)
+        totals = [VendorTotal(start, end, Money.from_cents(on_demand), TOTAL_BILLED)]
+        if overall is not None:
+            totals.append(VendorTotal(start, end, Money.from_cents(overall), TOTAL_BILLED_AND_ESTIMATED))
+        return totals
 
-        The cycle starts at ``subscriptionCycleStart`` (UTC day; stored rows are whole days),
-        or the first of the current UTC month when Cursor omits it. A warning is logged for
-        every member whose figures differ by more than 1%.
-        """
-        api, cycle_ms = self.spend()
-        today = today or datetime.now(UTC).date()
-        cycle_start = _day_of_ms(cycle_ms, SPEND, self.name) if cycle_ms is not None else today.replace(day=1)
-        with engine.connect() as conn:
-            rows = conn.execute(
-                select(UsageDaily.actor, func.sum(UsageDaily.cost_micros))
-                .where(
-                    UsageDaily.workspace_id == workspace_id,
-                    UsageDaily.source == self.name,
-                    UsageDaily.cost_basis == BILLED,
-                    UsageDaily.day >= cycle_start,
-                )
-                .group_by(UsageDaily.actor)
-            ).all()
-        stored = {
-            actor.removeprefix("email:"): int(total or 0)
-            for actor, total in rows
-            if actor.startswith("email:")
-        }
-        checks = [
-            SpendCheck(email, api[email].micros if email in api else 0, stored.get(email, 0), cycle_start)
-            for email in sorted(set(api) | set(stored))
-        ]
-        for check in checks:
-            if check.differs:
-                log.warning(
-                    "%s: spend for %s since %s differs: Cursor reports %d micro-USD, stored events sum to %d",
-                    self.name,
-                    check.email,
-                    cycle_start,
-                    check.api_micros,
-                    check.stored_micros,
-                )
-        return checks
+
+def _included(event: dict) -> bool:
+    """Usage the plan includes (the seat pays for it): ``isChargeable: false`` where Cursor sends
+    the flag, else a kind such as "Included in Business"."""
+    chargeable = event.get("isChargeable")
+    if chargeable is not None:
+        return chargeable is False
+    kind = event.get("kind")
+    return isinstance(kind, str) and kind.startswith(INCLUDED_KIND)
 
 
 def _freeze(value: Any) -> Any:
@@ -324,22 +334,30 @@ class _EventTotals:
     def __init__(self, source: str, start: date, end: date) -> None:
         self.source = source
         self.start_ms, self.end_ms = epoch_ms(start), epoch_ms(end)
-        # (days since 1970-01-01, actor, model) -> index of its record and of its cents. The
-        # records themselves are the running totals (no list per row: a window has ~40,000).
-        self.index: dict[tuple[int, str, str], int] = {}
+        # (days since 1970-01-01, actor, model, included) -> index of its record and of its cents.
+        # The records themselves are the running totals (no list per row: a window has ~40,000).
+        self.index: dict[tuple[int, str, str, bool], int] = {}
         self.records: list[UsageRecord] = []
         self.cents: list[Decimal] = []
         self.days: dict[int, date] = {}
         self.actors: dict[str, str] = {}  # userEmail -> actor
         self.seen = _SeenEvents()
 
-    def _record(self, key: tuple[int, str, str]) -> int:
-        number, actor, model = key
+    def _record(self, key: tuple[int, str, str, bool]) -> int:
+        number, actor, model, included = key
         day = self.days.get(number)
         if day is None:
             day = self.days[number] = date(1970, 1, 1) + timedelta(days=number)
         self.records.append(
-            UsageRecord(day=day, actor=actor, model=model, cost=_PENDING, cost_basis=BILLED, kind=USAGE)
+            UsageRecord(
+                day=day,
+                actor=actor,
+                model=model,
+                cost=_PENDING,
+                cost_basis=ESTIMATED if included else BILLED,
+                kind=USAGE,
+                in_org_total=not included,  # the seat pays for included usage
+            )
         )
         self.cents.append(_ZERO)
         index = self.index[key] = len(self.records) - 1
@@ -375,17 +393,21 @@ class _EventTotals:
             else:
                 actor = _actor(email)
             model = event.get("model") or ""
-            key = (millis // MS_PER_DAY, actor, model if type(model) is str else str(model))
+            key = (millis // MS_PER_DAY, actor, model if type(model) is str else str(model), _included(event))
             at = index.get(key)
             if at is None:
                 at = self._record(key)
             record = records[at]
             tokens = event.get("tokenUsage")
+            value = event.get("chargedCents")  # model cost plus Cursor's token fee
+            if value is None and isinstance(tokens, dict):
+                value = tokens.get("chargedCents")  # the nested spelling some clients show
+                if value is None:
+                    value = tokens.get("totalCents")  # older shape: model cost only
+            if value is not None:
+                cents[at] += value if type(value) is Decimal else _cents(value, EVENTS, source)
             if isinstance(tokens, dict):
                 get = tokens.get
-                value = get("totalCents")
-                if value is not None:
-                    cents[at] += value if type(value) is Decimal else _cents(value, EVENTS, source)
                 value = get("inputTokens")
                 if value is not None:
                     record.input_tokens += value if type(value) is int else _count(value, EVENTS, source)

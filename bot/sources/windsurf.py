@@ -39,9 +39,11 @@ def _rfc3339(day: date) -> str:
 
 
 def _date_filters(start: date, end: date) -> list[dict[str, str]]:
+    """``start <= date < end`` with the documented operators (there is no ``QUERY_FILTER_LT``:
+    ``QUERY_FILTER_LESS_THAN`` is the strict one)."""
     return [
         {"name": "date", "filter": "QUERY_FILTER_GE", "value": start.isoformat()},
-        {"name": "date", "filter": "QUERY_FILTER_LT", "value": end.isoformat()},
+        {"name": "date", "filter": "QUERY_FILTER_LESS_THAN", "value": end.isoformat()},
     ]
 
 

@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug import Request, Response
 
-from bot.db.models import ActivityDaily, Identity, Person, SyncRun, UsageDaily
+from bot.db.models import ActivityDaily, Identity, Person, SyncRun, UsageDaily, VendorTotalRow
+from bot.money import Money
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
@@ -43,16 +44,26 @@ def _events_handler(pages: dict[int, str]):
     return handler
 
 
-def _serve(httpserver, *, events: dict[int, str] | None = None) -> None:
+def _serve(
+    httpserver,
+    *,
+    events: dict[int, str] | None = None,
+    daily: dict[int, str] | None = None,
+    spend: dict[int, str] | None = None,
+) -> None:
     pages = events or {n: _fixture(f"events_page{n}.json") for n in (1, 2, 3)}
     httpserver.expect_request("/teams/members", method="GET").respond_with_data(
         _fixture("members.json"), content_type="application/json"
     )
-    httpserver.expect_request("/teams/daily-usage-data", method="POST").respond_with_data(
-        _fixture("daily_usage.json"), content_type="application/json"
+    httpserver.expect_request("/teams/daily-usage-data", method="POST").respond_with_handler(
+        _events_handler(daily or {1: _fixture("daily_usage.json")})
     )
     httpserver.expect_request("/teams/filtered-usage-events", method="POST").respond_with_handler(
         _events_handler(pages)
+    )
+    spend_pages = spend or {1: _fixture("spend_page1.json"), 2: _fixture("spend_page2.json")}
+    httpserver.expect_request("/teams/spend", method="POST").respond_with_handler(
+        _events_handler(spend_pages)
     )
 
 
@@ -128,8 +139,8 @@ def test_end_to_end_exact_totals_and_rerun_is_stable(engine, httpserver):
         "carol@example.com": "Carol Diaz",
     }
     assert unattributed == 0
-    assert bases == {("billed", "usd_cents")}
-    assert in_total == {True}
+    assert bases == {("billed", "usd_cents"), ("estimated", "usd_cents")}  # "Included in Business"
+    assert in_total == {True, False}
     assert carol_active == 0  # isActive false and no numbers: skipped
     assert actors == {"email:alice@example.com", "email:bob@example.com", "email:carol@example.com"}
 
@@ -150,7 +161,7 @@ def test_requests_use_basic_auth_epoch_ms_and_every_page(httpserver):
     assert [b["page"] for b in bodies] == [1, 2, 3]
     assert {(b["startDate"], b["endDate"]) for b in bodies} == {(1772323200000, 1772582400000 - 1)}
     (daily,) = [json.loads(r.data) for r, _ in httpserver.log if r.path == "/teams/daily-usage-data"]
-    assert daily == {"startDate": epoch_ms(SINCE), "endDate": epoch_ms(UNTIL) - 1}
+    assert daily == {"startDate": epoch_ms(SINCE), "endDate": epoch_ms(UNTIL) - 1, "page": 1, "pageSize": 500}
 
 
 def test_float_cents_sum_exactly_and_keep_the_raw_amount(httpserver):
@@ -174,6 +185,7 @@ def test_float_cents_sum_exactly_and_keep_the_raw_amount(httpserver):
     assert bob.requests == 1  # the copy on page 2 is the same event
     included = rows[(date(2026, 3, 2), "email:alice@example.com", "claude-4-sonnet-thinking")]
     assert (included.cost.micros, included.requests, included.input_tokens) == (0, 1, 0)
+    assert (included.cost_basis, included.in_org_total) == ("estimated", False)  # the seat covers it
 
 
 def test_429_with_retry_after_then_success(engine, httpserver):
@@ -229,39 +241,103 @@ def test_windows_are_at_most_30_days(httpserver):
     assert len(ranges) == 2
 
 
-def test_reconcile_compares_cycle_spend_with_stored_events(engine, httpserver, caplog):
-    _serve(httpserver)
+CHARGED = {1: "events_charged_page1.json", 2: "events_charged_page2.json"}
+DAILY_PAGES = {1: "daily_usage_page1.json", 2: "daily_usage_page2.json"}
+
+
+def _pages(names: dict[int, str]) -> dict[int, str]:
+    return {page: _fixture(name) for page, name in names.items()}
+
+
+def _rows(engine) -> dict[tuple, tuple]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                UsageDaily.day,
+                UsageDaily.actor,
+                UsageDaily.model,
+                UsageDaily.cost_basis,
+                UsageDaily.cost_micros,
+                UsageDaily.raw_amount,
+                UsageDaily.in_org_total,
+                UsageDaily.input_tokens,
+                UsageDaily.requests,
+            )
+        ).all()
+    return {tuple(r[:4]): tuple(r[4:]) for r in rows}
+
+
+def test_charged_cents_included_usage_and_nulls(engine, httpserver):
+    """Current events: ``chargedCents`` (model cost plus Cursor's fee) is the charge; a null one
+    falls back to ``totalCents``; included usage (``isChargeable: false`` or an "Included in" kind)
+    is estimated and outside the org total; a null ``tokenUsage`` still counts its charge."""
+    _serve(httpserver, events=_pages(CHARGED), spend={1: _fixture("spend_current.json")})
+    assert _run(engine, _connector(httpserver)).status == "ok"
+    alice, bob = "email:alice@example.com", "email:bob@example.com"
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
+    assert _rows(engine) == {
+        (d1, alice, "claude-4.5-sonnet", "billed"): (105000, "10.5", True, 1000, 1),  # not 10.0
+        (d1, alice, "claude-4.5-sonnet", "estimated"): (42000, "4.2", False, 400, 1),
+        (d1, bob, "gpt-5", "billed"): (200000, "20.0", True, 500, 1),  # chargedCents null
+        (d2, bob, "auto", "estimated"): (0, "0", False, 0, 1),  # no isChargeable, kind "Included in"
+        (d2, bob, "gpt-5", "billed"): (333330, "33.333", True, 0, 1),  # tokenUsage null
+    }
+
+
+def test_spend_becomes_vendor_totals_on_the_last_batch(httpserver):
+    _serve(httpserver, events=_pages(CHARGED), spend={1: _fixture("spend_current.json")})
     connector = _connector(httpserver)
-    assert _run(engine, connector).status == "ok"
-    pages = {1: _fixture("spend_page1.json"), 2: _fixture("spend_page2.json")}
-    httpserver.expect_request("/teams/spend", method="POST").respond_with_handler(_events_handler(pages))
-    with caplog.at_level(logging.WARNING, logger="bot.sources.cursor"):
-        checks = connector.reconcile(engine, workspace_id="W")
-    by_email = {c.email: c for c in checks}
-    assert set(by_email) == {"alice@example.com", "bob@example.com", "carol@example.com", "dev@example.com"}
-    assert (by_email["alice@example.com"].api_micros, by_email["alice@example.com"].stored_micros) == (
-        126000,
-        126456,
-    )
-    assert [c.email for c in checks if c.differs] == ["bob@example.com"]
-    assert by_email["bob@example.com"].api_micros == 600000
-    assert by_email["bob@example.com"].stored_micros == 476670
-    assert all(c.cycle_start == date(2026, 3, 1) for c in checks)
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "bob@example.com" in warnings[0]
-    spend_pages = [json.loads(r.data)["page"] for r, _ in httpserver.log if r.path == "/teams/spend"]
-    assert spend_pages == [1, 2]
-    with engine.connect() as conn:  # reconciling stores nothing
-        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == 6
+    connector.today = lambda: date(2026, 3, 3)
+    (batch,) = list(connector.fetch(SINCE, UNTIL))
+    assert [(t.start, t.end, t.what, t.amount.micros, t.amount.raw_amount) for t in batch.vendor_totals] == [
+        (date(2026, 3, 1), date(2026, 3, 4), "billed", 638330, "63.833"),
+        (date(2026, 3, 1), date(2026, 3, 4), "billed_and_estimated", 680330, "68.033"),
+    ]
 
 
-def test_reconcile_rejects_the_doc_example_with_a_trailing_comma(engine, httpserver):
-    httpserver.expect_request("/teams/spend", method="POST").respond_with_data(
-        _fixture("spend_doc_example.json"), content_type="application/json"
-    )
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        ("spend_current.json", (638330, 680330)),  # spendCents on-demand, overallSpendCents overall
+        ("spend_included.json", (638330, 680330)),  # spendCents overall, includedSpendCents inside it
+        ("spend_page1.json", (927800, None)),  # older docs: spendCents alone (two pages)
+    ],
+)
+def test_both_spend_shapes_read_the_same(httpserver, fixture, expected):
+    pages = {1: _fixture(fixture)}
+    if fixture == "spend_page1.json":
+        pages[2] = _fixture("spend_page2.json")
+    _serve(httpserver, spend=pages)
+    on_demand, overall, cycle = _connector(httpserver).spend()
+    assert (Money.from_cents(on_demand).micros, overall and Money.from_cents(overall).micros) == expected
+    assert cycle == 1772323200000
+
+
+def test_daily_usage_follows_its_pages(engine, httpserver):
+    _serve(httpserver, daily=_pages(DAILY_PAGES))
+    assert _run(engine, _connector(httpserver)).status == "ok"
+    pages = [json.loads(r.data)["page"] for r, _ in httpserver.log if r.path == "/teams/daily-usage-data"]
+    assert pages == [1, 2]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(ActivityDaily.actor, ActivityDaily.lines_accepted, ActivityDaily.lines_removed)
+        ).all()
+    assert sorted(rows) == [("email:alice@example.com", 80, 10), ("email:bob@example.com", 40, 0)]
+
+
+def test_unreadable_spend_is_a_warning_and_reports_nothing(engine, httpserver, caplog):
+    """The published example has a trailing comma: invalid JSON is a clear error, and it never
+    fails the sync (the events are stored, no vendor total is)."""
+    _serve(httpserver, spend={1: _fixture("spend_doc_example.json")})
     with pytest.raises(SourceError) as caught:
-        _connector(httpserver).reconcile(engine, workspace_id="W")
+        _connector(httpserver).spend()
     assert str(caught.value) == "cursor: teams/spend: response is not valid JSON"
+    with caplog.at_level(logging.WARNING, logger="bot.sources.cursor"):
+        assert _run(engine, _connector(httpserver)).status == "ok"
+    assert any("no spend to reconcile against" in r.getMessage() for r in caplog.records)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(VendorTotalRow)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == 6
 
 
 def test_from_settings():

@@ -152,7 +152,7 @@ def test_every_call_is_a_post_with_the_key_in_the_body(httpserver):
         assert [a["field"] for a in query["aggregations"]] == ["api_key", "date"]
         assert query["filters"] == [
             {"name": "date", "filter": "QUERY_FILTER_GE", "value": "2026-03-01"},
-            {"name": "date", "filter": "QUERY_FILTER_LT", "value": "2026-03-04"},
+            {"name": "date", "filter": "QUERY_FILTER_LESS_THAN", "value": "2026-03-04"},
         ]
     cascade = [json.loads(r.data) for r, _ in httpserver.log if r.path.endswith("CascadeAnalytics")]
     assert {(c["start_timestamp"], c["end_timestamp"]) for c in cascade} == {
@@ -248,3 +248,67 @@ def test_from_settings():
     assert "service_key" not in connectors[0].http.client.headers
     for connector in connectors:
         connector.close()
+
+
+def _documented_analytics(request: Request) -> Response:
+    """A fake ``/Analytics`` that answers like Windsurf only to a request built from the documented
+    names (data sources, fields per source, filter operators, aggregation functions) and 400s
+    otherwise, naming the offending value."""
+    documented = json.loads(_fixture("custom_analytics_documented.json"))
+    body = json.loads(request.data)
+    problems = []
+    for query in body.get("query_requests", []):
+        fields = documented["data_sources"].get(query.get("data_source"))
+        if fields is None:
+            problems.append(f"data_source {query.get('data_source')!r}")
+            continue
+        for selection in query.get("selections", []):
+            if selection.get("field") not in fields:
+                problems.append(f"selection field {selection.get('field')!r}")
+            function = selection.get("aggregation_function", "QUERY_AGGREGATION_UNSPECIFIED")
+            if function not in documented["aggregation_functions"]:
+                problems.append(f"aggregation_function {function!r}")
+        for condition in query.get("filters", []):
+            if condition.get("name") not in fields:
+                problems.append(f"filter name {condition.get('name')!r}")
+            if condition.get("filter") not in documented["filters"]:
+                problems.append(f"filter {condition.get('filter')!r}")
+        for group in query.get("aggregations", []):
+            if group.get("field") not in fields:
+                problems.append(f"aggregation field {group.get('field')!r}")
+    if problems or not body.get("query_requests"):
+        return _json(
+            json.dumps({"error": "invalid query: " + ", ".join(problems or ["no query_requests"])}), 400
+        )
+    return _json(_fixture("analytics.json"))
+
+
+def _serve_documented(httpserver) -> None:
+    httpserver.expect_request("/api/v1/UserPageAnalytics", method="POST").respond_with_data(
+        _fixture("user_page_analytics.json"), content_type="application/json"
+    )
+    httpserver.expect_request("/api/v1/Analytics", method="POST").respond_with_handler(_documented_analytics)
+    httpserver.expect_request("/api/v1/CascadeAnalytics", method="POST").respond_with_handler(_cascade)
+
+
+def test_every_name_in_the_custom_query_is_documented(engine, httpserver):
+    _serve_documented(httpserver)
+    outcome = _run(engine, _connector(httpserver))
+    assert outcome.status == "ok", outcome.error
+    assert _lines_by_person(engine) == {"alice@example.com": 1060, "bob@example.com": 12}
+
+
+def test_the_documented_server_refuses_an_undocumented_operator(httpserver, monkeypatch):
+    """The check above can fail: the old ``QUERY_FILTER_LT`` gets the 400 it would get live."""
+    import bot.sources.windsurf as windsurf
+
+    def undocumented(start, end):
+        return [
+            {"name": "date", "filter": "QUERY_FILTER_GE", "value": start.isoformat()},
+            {"name": "date", "filter": "QUERY_FILTER_LT", "value": end.isoformat()},
+        ]
+
+    monkeypatch.setattr(windsurf, "_date_filters", undocumented)
+    _serve_documented(httpserver)
+    with pytest.raises(SourceError, match="QUERY_FILTER_LT"):
+        list(_connector(httpserver).fetch(SINCE, UNTIL))

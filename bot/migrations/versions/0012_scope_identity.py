@@ -1,7 +1,7 @@
 """manager scope rows (who a manager grant reaches) and pending identity claims
 
 Revision ID: 0012_scope_identity
-Revises: 0009_cache_write_1h
+Revises: 0011_vendor_totals
 
 Existing manager grants keep the members their team has now: those were visible to the
 manager before this revision, so they are recorded as members at grant time.
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_scope_identity"
-down_revision: str | None = "0009_cache_write_1h"
+down_revision: str | None = "0011_vendor_totals"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -30,6 +30,7 @@ from bot.services.commands import (
 from bot.services.teams import SlackMember, TeamRef
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time
+from bot.slack.blocks.reconcile import with_unpriced
 from bot.slack.blocks.reports import build_error
 from bot.slack.blocks.teams import build_done, build_roles, build_team
 from bot.slack.commands import CommandContext, admins_hint, one_period
@@ -434,12 +435,21 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
                 person_ids=[pid for pid, _ in spend if pid != viewer.person_id],
                 detail=f"team={team.label} period={period.start}..{period.last_day}",
             )
-        return report, member_spend
+        # Managers and admins see every unpriced model; members only one that enough people used.
+        unpriced = reports.team_unpriced_models(
+            conn,
+            workspace_id=workspace_id,
+            team_id=team.id,
+            period=period,
+            min_people=1 if decision.sees_individuals else settings.min_group_size,
+        )
+        return report, member_spend, unpriced
 
-    report, member_spend = await ctx.db(load, write=decision.sees_individuals)
-    return build_team(
+    report, member_spend, unpriced = await ctx.db(load, write=decision.sees_individuals)
+    reply = build_team(
         report, team=team, members=members, models=report.models, member_spend=member_spend, notes=notes
     )
+    return with_unpriced(reply, unpriced)
 
 
 async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
