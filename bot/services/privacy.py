@@ -146,6 +146,28 @@ def record_views(
     )
 
 
+def record_views_by(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    actor_user_ids: Sequence[str],
+    action: str,
+    person_ids: Sequence[int],
+    detail: str,
+) -> None:
+    """``record_views`` for each of several viewers shown the same people's numbers (a DM to
+    every manager of a team)."""
+    for actor in actor_user_ids:
+        record_views(
+            conn,
+            workspace_id=workspace_id,
+            actor_user_id=actor,
+            action=action,
+            person_ids=person_ids,
+            detail=detail,
+        )
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     at: datetime

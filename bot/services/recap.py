@@ -1283,12 +1283,11 @@ def record_detail_views(
     period: Period,
 ) -> None:
     """The managers' DM shows people's own numbers: each person can see it in ``audit me``."""
-    for manager in manager_ids:
-        privacy.record_views(
-            conn,
-            workspace_id=workspace_id,
-            actor_user_id=manager,
-            action="view.recap_detail",
-            person_ids=sorted(set(person_ids)),
-            detail=f"recap week {period.start}..{period.last_day}",
-        )
+    privacy.record_views_by(
+        conn,
+        workspace_id=workspace_id,
+        actor_user_ids=manager_ids,
+        action="view.recap_detail",
+        person_ids=sorted(set(person_ids)),
+        detail=f"recap week {period.start}..{period.last_day}",
+    )

@@ -23,6 +23,7 @@ ACTION_WORDS = {
     "link.self": "linked",
     "view.budget": "viewed the budget of",
     "view.recap_detail": "was sent, as a manager, the recap detail about",
+    "view.budget_request": "was sent, to decide it, the budget request and spend of",
     "budget.set": "set a budget for",
     "budget.clear": "cleared a budget of",
     "budget.request": "asked for a larger budget:",
