@@ -400,3 +400,69 @@ def test_forgotten_person_stays_forgotten_after_the_next_sync(engine):
             select(func.count()).where(UsageDaily.actor.like("forgotten:%"), UsageDaily.person_id.is_(None))
         ).scalar()
     assert forgotten > 0
+
+
+def test_forget_prompt_says_what_a_later_sync_does(client):
+    """The tombstones keep later usage unattributed: the prompt must not promise otherwise."""
+    text = all_text(send(client, "forget me", user_id="UBEN"))
+    assert "linked to you again" not in text
+    assert "stays unattributed" in text and "never linked to you" in text
+    assert "no new record of you is made from it" in text
+
+
+def _looks_at_ben(engine, n: int) -> int:
+    """``n`` admin looks at Ben's numbers, oldest first, a minute apart (Ben's person id)."""
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        ben = person_id(conn, "ben@example.com")
+        conn.execute(
+            AuditLog.__table__.insert(),
+            [
+                {
+                    "workspace_id": "default",
+                    "at": start + timedelta(minutes=i),
+                    "actor_user_id": "UADMIN",
+                    "action": "view.person",
+                    "target": privacy.person_target(ben),
+                    "detail": f"look {i + 1}",
+                }
+                for i in range(n)
+            ],
+        )
+    return ben
+
+
+def test_audit_me_pages_and_never_drops_an_older_look(client, seeded):
+    """The attack: 60 looks, then `audit me`. Before, only the newest 25 showed, silently."""
+    _looks_at_ben(seeded, 60)
+    send(client, "me", user_id="UBEN")  # Ben's own looks are neither listed nor counted
+    first = all_text(send(client, "audit me", user_id="UBEN"))
+    assert "Showing 1–25 of 60 (page 1 of 3)" in first and "`/tokens audit me page 2`" in first
+    assert "look 60" in first and "look 35" not in first
+    middle = all_text(send(client, "audit me page 2", user_id="UBEN"))
+    assert "Showing 26–50 of 60 (page 2 of 3)" in middle and "look 35" in middle
+    assert "`/tokens audit me page 3`" in middle and "`/tokens audit me page 1`" in middle
+    last = all_text(send(client, "audit me page 3", user_id="UBEN"))
+    assert "Showing 51–60 of 60 (page 3 of 3)" in last and "look 1)" in last
+    seen = "".join(all_text(send(client, f"audit me page {n}", user_id="UBEN")) for n in (1, 2, 3))
+    assert all(f"look {i})" in seen for i in range(1, 61))  # every look, on some page
+    # Past the end answers the last page rather than an empty list that hides entries.
+    assert "Showing 51–60 of 60" in all_text(send(client, "audit me page 9", user_id="UBEN"))
+
+
+def test_audit_of_one_person_pages_for_admins_and_refuses_bad_pages(client, seeded):
+    _looks_at_ben(seeded, 30)
+    send(client, "me", user_id="UBEN")  # links UBEN to Ben's record
+    first = all_text(send(client, "audit <@UBEN|ben>", user_id="UADMIN"))
+    assert "Showing 1–25 of 30" in first and "`/tokens audit <@UBEN> page 2`" in first
+    older = all_text(send(client, "audit <@UBEN|ben> page 2", user_id="UADMIN"))
+    assert "Showing 26–30 of 30" in older and "look 1)" in older
+    assert "Showing 1–25 of 30" in all_text(send(client, "audit page 1", user_id="UADMIN"))
+    for bad in ("audit me page x", "audit me page 0", "audit me page", "audit me page -1"):
+        reply = send(client, bad, user_id="UBEN")
+        assert reply["response_type"] == "ephemeral" and "page" in all_text(reply).lower()
+        assert "Showing" not in all_text(reply)
+    # A member paging someone else's log is refused like before.
+    assert "for admins" in all_text(send(client, "audit <@UBEN|ben> page 2", user_id="UANA"))

@@ -296,3 +296,99 @@ def test_evaluate_returns_each_side_in_rule_order():
     pro, con = rules.evaluate(f)
     assert [x.rule for x in pro] == ["adoption_widened"]
     assert [x.rule for x in con] == ["idle_burn", "team_spike", "idle_seats"]
+
+
+# -- no figure from fewer than the minimum ------------------------------------------------------
+
+MIN = 5
+
+
+def _crowd(w: WeekTotal, n: int) -> WeekTotal:
+    """The week's figures made by ``n`` people (the same ids every week)."""
+    w.spenders = w.active = frozenset(range(100, 100 + n))
+    w.active_people = max(w.active_people, 0)
+    return w
+
+
+def _crowded(n: int, *weeks: WeekTotal) -> list[WeekTotal]:
+    return [_crowd(w, n) if w.has_data else w for w in weeks]
+
+
+def _idle_usage(n: int) -> dict[int, list[int]]:
+    return {pid: [20 * USD] for pid in range(n)}
+
+
+# Each rule's firing case with ``n`` people behind its figures.
+FIRING = {
+    "value_outgrew_spend": lambda n: facts(
+        *_crowded(n, week(0, 105 * USD, lines_accepted=150), *steady(4, 100 * USD, lines_accepted=100))
+    ),
+    "cheaper_same_acceptance": lambda n: facts(
+        *_crowded(
+            n,
+            week(0, 100 * USD, acceptances=30, rejections=70),
+            *steady(4, 100 * USD, acceptances=31, rejections=69),
+        ),
+        families=_families(9, 1, 4, 4),
+    ),
+    "adoption_widened": lambda n: facts(*_crowded(n, week(0, active=12), *steady(4, active=10))),
+    "idle_burn": lambda n: facts(*_crowded(max(n, 1), week(0, 20 * n * USD)), person_usage=_idle_usage(n)),
+    "spend_without_merge": lambda n: facts(
+        week(0), idle_weeks=[IdleWeek(pid, START, 30 * USD) for pid in range(n)], idle_days=14
+    ),
+    "person_spike": lambda n: facts(
+        week(0),
+        *steady(7, 1),
+        person_usage={pid: [40 * USD, 10 * USD, 10 * USD, 12 * USD, 0, 0, 0, 0] for pid in range(n)},
+    ),
+    "team_spike": lambda n: facts(*_crowded(n, week(0, 150 * USD), *steady(4, 100 * USD))),
+    "expensive_model_shift": lambda n: facts(
+        *_crowded(n, week(0, 100 * USD, lines_accepted=100), *steady(4, 100 * USD, lines_accepted=100)),
+        families=_families(1, 4, 4, 1),
+    ),
+    "budget_crossed": lambda n: facts(
+        week(0),
+        budgets=[BudgetStatus("monthly budget", "March 2026", 1_200 * USD, 1_000 * USD, frozenset(range(n)))],
+    ),
+    "idle_seats": lambda n: facts(
+        week(0), idle_seats=[IdleSeat(pid, "github_copilot", 4_750_000) for pid in range(n)]
+    ),
+}
+
+
+def test_every_rule_has_a_small_group_case():
+    assert set(FIRING) == {rule.__name__ for rule in (*rules.CASE_FOR, *rules.CASE_AGAINST)}
+
+
+@pytest.mark.parametrize("rule", [*rules.CASE_FOR, *rules.CASE_AGAINST], ids=lambda r: r.__name__)
+def test_a_rule_fired_by_too_few_people_is_never_postable(rule):
+    """The attack: the idle-burn rule posted one person's $73.35 as "Who: 1 person". Every rule,
+    fired by 1 or MIN - 1 people, is held back; fired by MIN or more, it may be posted."""
+    for few in (1, MIN - 1):
+        finding = rule(FIRING[rule.__name__](few))
+        assert finding is not None, f"{rule.__name__} should still fire with {few} people"
+        assert finding.groups, f"{rule.__name__} declares no groups"
+        assert not rules.postable(finding, MIN)
+    for many in (MIN, 12):
+        finding = rule(FIRING[rule.__name__](many))
+        assert finding is not None and rules.postable(finding, MIN)
+
+
+def test_idle_burn_is_held_back_when_the_week_itself_has_too_few_spenders():
+    # Five idle people, but the week's spend (the share's denominator) comes from three.
+    f = facts(_crowd(week(0, 100 * USD), MIN - 2), person_usage=_idle_usage(MIN))
+    assert not rules.postable(rules.idle_burn(f), MIN)
+
+
+def test_a_finding_that_declares_no_groups_is_never_posted():
+    bare = rules.Finding("new_rule", rules.AGAINST, "$73.35 went somewhere.", {"micros": 73_350_000})
+    assert not rules.postable(bare, 1)
+    posted, held = rules.split_postable([bare, rules.idle_burn(FIRING["idle_burn"](MIN))], MIN)
+    assert [f.rule for f in posted] == ["idle_burn"] and held == [bare]
+
+
+def test_a_team_rule_with_one_small_baseline_week_is_held_back():
+    weeks = _crowded(MIN, week(0, 150 * USD), *steady(4, 100 * USD))
+    _crowd(weeks[2], 1)  # one week of the history is one person's spend: the mean would give it away
+    finding = rules.team_spike(facts(*weeks))
+    assert finding is not None and not rules.postable(finding, MIN)

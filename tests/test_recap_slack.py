@@ -184,7 +184,9 @@ def test_preview_is_ephemeral_with_the_teams_numbers_and_records_nothing(seeded,
         with seeded.connect() as conn:
             spent = spend_of(conn, PLATFORM_EMAILS, TODAY - timedelta(days=7), TODAY)
         assert spent > 0 and f"*{format_usd(spent)}* in" in text
-        assert "The case against" in text and "no value signal" in text  # the demo's idle burner
+        # The demo's idle burner is one person: the finding is held back, even in a preview.
+        assert "The case against" in text and "no value signal" not in text
+        assert "Left out: figures from fewer than 5 people" in text
         refused = all_text(send(client, f"recap preview {PLATFORM}", user_id="UNOMAIL", channel_id=CHANNEL))
         assert "visible to" in refused and "$" not in refused
     assert posts(fake) == [] and ledger(seeded) == []
@@ -256,6 +258,55 @@ def test_delivery_posts_once_with_chart_in_thread_and_detail_to_managers(seeded,
     assert recap_job(runtime, now=NOW + timedelta(minutes=5)) == []
     assert recap_job(runtime, now=NOW + timedelta(days=2)) == []
     assert len(posts(fake)) == 1 and ledger(seeded) == [("posted", 1, ts, None)]
+
+
+def test_the_idle_burn_of_one_person_never_reaches_the_channel(seeded, fake):
+    """The attack of issue 14 (4): the demo's only idle burner is Gus; the recap once posted
+    "$X (N% of the week's spend) went on usage with no value signal… Who: 1 person" in the
+    channel. Through the recap job: no channel message holds the figure, the manager's DM does,
+    and Gus's `audit me` lists the manager's look."""
+    import re
+
+    with seeded.begin() as conn:
+        team = teams.ensure_team(
+            conn, workspace_id="default", kind=teams.USERGROUP, slack_id="SPLATFORM", name="platform"
+        )
+        teams.grant_role(
+            conn,
+            workspace_id="default",
+            role="manager",
+            slack_user_id="UBEN",
+            team_id=team.id,
+            granted_by="UADMIN",
+        )
+    subscribe(seeded)
+    runtime = make_runtime(seeded, fake)
+    assert [o.status for o in recap_job(runtime, now=NOW)] == ["posted"]
+    [dm] = posts(fake, channel="DUBEN")
+    detail = section_text(dm.params["blocks"])
+    assert "Not posted in the channel (fewer than 5 people)" in detail and "Gus Lindqvist" in detail
+    figure = re.search(
+        r"(\$[\d,]+\.\d\d) \(\d+% of the week's spend\) went on usage with no value signal", detail
+    )
+    assert figure is not None
+    amount = figure.group(1)
+    # Everything that went to the channel: the post, the chart's upload and its alt text.
+    to_channel = [
+        c for c in fake.calls if c.params.get("channel") == CHANNEL or c.params.get("channel_id") == CHANNEL
+    ]
+    to_channel += fake.calls_to("files.getUploadURLExternal")
+    assert to_channel
+    for call in to_channel:
+        text = json.dumps(call.params)
+        assert "no value signal" not in text and amount not in text and "Who: 1 person" not in text
+    assert "Left out: figures from fewer than 5 people" in json.dumps(posts(fake)[0].params["blocks"])
+    # The look is in Gus's audit, seen through the app.
+    with slack_client(seeded, fake) as client:
+        mine = all_text(send(client, "audit me", user_id="UGUS"))
+    assert "<@UBEN> was sent, as a manager, the recap detail about <@UGUS>" in mine
+    # Once: later ticks send neither the post nor the DM again.
+    assert recap_job(runtime, now=NOW + timedelta(minutes=5)) == []
+    assert len(posts(fake, channel="DUBEN")) == 1
 
 
 def test_two_schedulers_at_once_post_once(seeded, fake, db_url):

@@ -30,7 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "role": ("add|remove manager @user <@group | #channel> | list", "who manages which team (admins grant)"),
     "privacy": ("[names on|off]", "your privacy settings: may channel posts show your name"),
-    "audit": ("me | @user", "who looked at your numbers (`me`); the audit log (admins)"),
+    "audit": ("[me | @user] [page N]", "who looked at your numbers (`me`); the audit log (admins)"),
     "forget": ("me", "erase your identity, keep the org's totals (asks first)"),
     "export": ("[period]", "CSV of per-person daily usage and value, sent to you (admins)"),
     "budget": (

@@ -149,6 +149,28 @@ def record_views(
     )
 
 
+def record_views_by(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    actor_user_ids: Sequence[str],
+    action: str,
+    person_ids: Sequence[int],
+    detail: str,
+) -> None:
+    """``record_views`` for each of several viewers shown the same people's numbers (a DM to
+    every manager of a team)."""
+    for actor in actor_user_ids:
+        record_views(
+            conn,
+            workspace_id=workspace_id,
+            actor_user_id=actor,
+            action=action,
+            person_ids=person_ids,
+            detail=detail,
+        )
+
+
 @dataclass(frozen=True)
 class AuditEntry:
     at: datetime
@@ -158,33 +180,85 @@ class AuditEntry:
     detail: str
 
 
-def audit_entries(
-    conn: Connection,
+AUDIT_PAGE_SIZE = 25
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    """One page of the audit log, newest first: entries ``first``..``first + len - 1`` (1-based)
+    of ``total``, so an answer can say what it leaves out."""
+
+    entries: list[AuditEntry]
+    total: int
+    page: int
+    pages: int
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * AUDIT_PAGE_SIZE + 1 if self.entries else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.entries) - 1 if self.entries else 0
+
+
+def _audit_query(
     *,
     workspace_id: str,
-    person_id: int | None = None,
-    user_id: str | None = None,
-    views_only: bool = False,
-    limit: int = 25,
-) -> list[AuditEntry]:
-    """Newest first. ``person_id``: entries about that person (plus org-wide exports, which
-    include everyone); ``user_id``: also what that user did; ``views_only``: only views of
-    numbers, not e.g. their own settings changes."""
-    query = select(
-        AuditLog.at, AuditLog.actor_user_id, AuditLog.action, AuditLog.target, AuditLog.detail
-    ).where(AuditLog.workspace_id == workspace_id)
+    person_id: int | None,
+    user_id: str | None,
+    views_only: bool,
+    exclude_actor: str | None,
+):
     clauses = []
     if person_id is not None:
         clauses.append(AuditLog.target == person_target(person_id))
         clauses.append(AuditLog.action == "export.usage")
     if user_id is not None:
         clauses.append(AuditLog.actor_user_id == user_id)
+    where = [AuditLog.workspace_id == workspace_id]
     if clauses:
-        query = query.where(or_(*clauses))
+        where.append(or_(*clauses))
     if views_only:
-        query = query.where(or_(AuditLog.action.like("view.%"), AuditLog.action == "export.usage"))
-    rows = conn.execute(query.order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit)).all()
-    return [AuditEntry(*row) for row in rows]
+        where.append(or_(AuditLog.action.like("view.%"), AuditLog.action == "export.usage"))
+    if exclude_actor is not None:
+        where.append(AuditLog.actor_user_id != exclude_actor)
+    return where
+
+
+def audit_page(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    person_id: int | None = None,
+    user_id: str | None = None,
+    views_only: bool = False,
+    exclude_actor: str | None = None,
+    page: int = 1,
+) -> AuditPage:
+    """Page ``page`` (1 = newest) of the audit log, with the total count. ``person_id``: entries
+    about that person (plus org-wide exports, which include everyone); ``user_id``: also what
+    that user did; ``views_only``: only views of numbers, not e.g. their own settings changes;
+    ``exclude_actor``: not what that user did (their own looks). A page past the end is the
+    last page, never an empty answer that hides entries."""
+    where = _audit_query(
+        workspace_id=workspace_id,
+        person_id=person_id,
+        user_id=user_id,
+        views_only=views_only,
+        exclude_actor=exclude_actor,
+    )
+    total = int(conn.execute(select(func.count()).select_from(AuditLog).where(*where)).scalar() or 0)
+    pages = max(1, -(-total // AUDIT_PAGE_SIZE))
+    page = min(max(1, page), pages)
+    rows = conn.execute(
+        select(AuditLog.at, AuditLog.actor_user_id, AuditLog.action, AuditLog.target, AuditLog.detail)
+        .where(*where)
+        .order_by(AuditLog.at.desc(), AuditLog.id.desc())
+        .offset((page - 1) * AUDIT_PAGE_SIZE)
+        .limit(AUDIT_PAGE_SIZE)
+    ).all()
+    return AuditPage([AuditEntry(*row) for row in rows], total, page, pages)
 
 
 def people_labels(conn: Connection, *, person_ids: Sequence[int]) -> dict[int, tuple[str | None, str]]:

@@ -59,6 +59,7 @@ from bot.services.recap_rules import (
     RecapFacts,
     WeekTotal,
     evaluate,
+    split_postable,
 )
 from bot.services.reports import Value, per_item_micros
 from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT
@@ -262,6 +263,10 @@ class Recap:
     people: dict[int, PersonInfo]
     people_with_data: int
     min_group_size: int
+    #: Findings from fewer than ``min_group_size`` people: never in the channel, only in the DM.
+    withheld: list[Finding] = field(default_factory=list)
+    this_week_small: bool = False  # this week's spend or value comes from too few people
+    hidden_before: date | None = None  # weeks before this date are left out (too few people)
     managers: list[str] = field(default_factory=list)  # Slack ids: they get the private detail
     last_vote: Tally | None = None
     delivery_id: int | None = None  # the ledger row once claimed: the vote buttons carry it
@@ -272,7 +277,7 @@ class Recap:
 
     @property
     def too_small(self) -> bool:
-        return 0 < self.people_with_data < self.min_group_size
+        return 0 < self.people_with_data < self.min_group_size or self.this_week_small
 
     def chart_measure(self) -> tuple[str, str] | None:
         """The value measure drawn against spend: the first of MEASURES seen in the 8 weeks."""
@@ -282,8 +287,9 @@ class Recap:
         return None
 
     def hidden_people(self) -> list[tuple[Finding, list[tuple[PersonInfo | None, PersonFact]]]]:
-        """Findings that involve people who did not opt in to being named (for the managers' DM)."""
-        found = []
+        """For the managers' DM: the withheld findings (from too few people, with everyone behind
+        them), then posted findings that involve people who did not opt in to being named."""
+        found = [(f, [(self.people.get(p.person_id), p) for p in f.people]) for f in self.withheld]
         for finding in [*self.case_for, *self.case_against]:
             rows = [(self.people.get(p.person_id), p) for p in finding.people]
             if any(info is None or info.channel_label is None for info, _ in rows):
@@ -374,6 +380,10 @@ def load_recap(
             ActivityDaily.vendor,
         )
     ).all()
+    small_weeks = _small_weeks(usage, activity, min_group_size)
+    hidden_from = min((wk for wk in small_weeks if wk > 0), default=WEEKS)
+    usage = [r for r in usage if r[0] < hidden_from]
+    activity = [r for r in activity if r[0] < hidden_from]
     person_ids = {int(r[1]) for r in usage} | {int(r[1]) for r in activity}
     people = _people(conn, person_ids)
     facts = RecapFacts(weeks=[WeekTotal(start) for start in starts], idle_days=idle_days)
@@ -396,6 +406,8 @@ def load_recap(
         int(r[1]) for r in activity if r[0] < SHOWN_WEEKS
     }
     case_for, case_against = evaluate(facts)
+    case_for, withheld_for = split_postable(case_for, min_group_size)
+    case_against, withheld_against = split_postable(case_against, min_group_size)
     return Recap(
         scope_label=scope.label,
         scope_name=scope.name,
@@ -410,6 +422,9 @@ def load_recap(
         people=people,
         people_with_data=len(shown),
         min_group_size=min_group_size,
+        withheld=[*withheld_for, *withheld_against],
+        this_week_small=0 in small_weeks,
+        hidden_before=starts[hidden_from - 1] if hidden_from < WEEKS else None,
         managers=teams.team_managers(conn, workspace_id=workspace_id, team_id=scope.team_id)
         if scope.team_id is not None
         else [],
@@ -434,12 +449,15 @@ def _aggregate(
 ) -> tuple[list[SpendLine], list[SpendLine], list[ValueLine]]:
     weeks = facts.weeks
     active: list[set[int]] = [set() for _ in weeks]
+    spenders: list[set[int]] = [set() for _ in weeks]
     vendor_weeks: dict[str, list[int]] = {}
-    vendor_people: dict[str, set[int]] = {}
+    # Per line and week, who is behind the line's figure: a line shows this week, last week and
+    # the average, so it keeps the count of its smallest week with someone in it (see _fewest).
+    vendor_people: dict[str, list[set[int]]] = {}
     vendor_this: dict[str, tuple[int, int]] = {}  # vendor -> (estimated, seats) this week
     family_weeks: dict[str, list[int]] = {}
     family_tokens: dict[str, list[int]] = {}
-    family_people: dict[str, set[int]] = {}
+    family_people: dict[str, list[set[int]]] = {}
     family_estimated: dict[str, int] = {}
     for wk, pid, vendor, model, basis, kind, cost, tokens, requests in usage:
         cost, tokens, requests, pid = int(cost or 0), int(tokens or 0), int(requests or 0), int(pid)
@@ -454,17 +472,18 @@ def _aggregate(
         else:
             if cost or tokens or requests:
                 active[wk].add(pid)
+                spenders[wk].add(pid)
             facts.person_usage.setdefault(pid, [0] * len(weeks))[wk] += cost
             family = model_family(model)
             family_weeks.setdefault(family, [0] * len(weeks))[wk] += cost
             family_tokens.setdefault(family, [0] * len(weeks))[wk] += tokens
             if wk < SHOWN_WEEKS:
-                family_people.setdefault(family, set()).add(pid)
+                family_people.setdefault(family, [set() for _ in weeks])[wk].add(pid)
             if wk == 0 and basis == ESTIMATED:
                 family_estimated[family] = family_estimated.get(family, 0) + cost
         vendor_weeks.setdefault(vendor, [0] * len(weeks))[wk] += cost
         if wk < SHOWN_WEEKS:
-            vendor_people.setdefault(vendor, set()).add(pid)
+            vendor_people.setdefault(vendor, [set() for _ in weeks])[wk].add(pid)
         if wk == 0:
             est, seats = vendor_this.get(vendor, (0, 0))
             vendor_this[vendor] = (
@@ -473,7 +492,7 @@ def _aggregate(
             )
     value_this: dict[str, Value] = {}
     value_base: dict[str, Value] = {}
-    value_people: dict[str, set[int]] = {}
+    value_people: dict[str, list[set[int]]] = {}
     for wk, pid, vendor, *sums in activity:
         pid = int(pid)
         counts = dict(zip(ACTIVITY_FIELDS, (int(x or 0) for x in sums), strict=True))
@@ -490,9 +509,11 @@ def _aggregate(
             facts.person_value[pid] = facts.person_value.get(pid, 0) + signals
             _add(value_this.setdefault(vendor, Value(vendor)), counts)
         if wk < SHOWN_WEEKS:
-            value_people.setdefault(vendor, set()).add(pid)
+            value_people.setdefault(vendor, [set() for _ in weeks])[wk].add(pid)
     for i, week in enumerate(weeks):
         week.active_people = len(active[i])
+        week.active = frozenset(active[i])
+        week.spenders = frozenset(spenders[i])
     # The baseline depends on which weeks have data, known only now.
     base_count = len(facts.baseline())
     for wk, _pid, vendor, *sums in activity:
@@ -504,7 +525,7 @@ def _aggregate(
     vendors = [
         SpendLine(
             vendor,
-            len(vendor_people.get(vendor, ())),
+            _fewest(vendor_people.get(vendor)),
             this_micros=costs[0],
             last_micros=costs[1],
             base_micros=sum(costs[1 : 1 + base_count]),
@@ -518,7 +539,7 @@ def _aggregate(
     families = [
         SpendLine(
             family,
-            len(family_people.get(family, ())),
+            _fewest(family_people.get(family)),
             this_micros=costs[0],
             last_micros=costs[1],
             base_micros=sum(costs[1 : 1 + base_count]),
@@ -541,7 +562,7 @@ def _aggregate(
     values = [
         ValueLine(
             vendor,
-            len(value_people.get(vendor, ())),
+            _fewest(value_people.get(vendor)),
             value_this.get(vendor, Value(vendor)),
             value_base.get(vendor, Value(vendor)),
             base_count,
@@ -551,6 +572,27 @@ def _aggregate(
     vendors.sort(key=lambda line: (-line.this_micros, -line.base_micros, line.label))
     families.sort(key=lambda line: (-line.this_micros, -line.base_micros, line.label))
     return vendors, families, values
+
+
+def _fewest(weekly: list[set[int]] | None) -> int:
+    """The fewest people behind a line in any shown week they used it: a line used by 6 people
+    over the weeks but by 1 last week shows last week's figure of one person."""
+    return min((len(people) for people in weekly or () if people), default=0)
+
+
+def _small_weeks(usage, activity, min_size: int) -> set[int]:
+    """Weeks (indexes) whose spend or value come from more than 0 but fewer than ``min_size``
+    people with usage: their figures would be one or two people's own numbers. (Seats are list
+    prices: a seat says someone holds one, not what they did.)"""
+    spenders: dict[int, set[int]] = {}
+    valued: dict[int, set[int]] = {}
+    for wk, pid, _vendor, _model, _basis, kind, cost, tokens, requests in usage:
+        if kind != SEAT and (cost or tokens or requests):
+            spenders.setdefault(wk, set()).add(int(pid))
+    for wk, pid, _vendor, *sums in activity:
+        if any(sums):
+            valued.setdefault(wk, set()).add(int(pid))
+    return {wk for group in (spenders, valued) for wk, people in group.items() if 0 < len(people) < min_size}
 
 
 def _add(target: Value, counts: dict[str, int]) -> None:
@@ -642,7 +684,25 @@ def _budgets(conn: Connection, *, workspace_id: str, scope: Scope, today: date) 
     ):
         budget = status.budget
         label = f"{budget.period}ly budget" + (f" ({budget.vendor})" if budget.vendor else "")
-        found.append(BudgetStatus(label, status.period.label, status.spent_micros, status.ceiling_micros))
+        within = (status.period.start, status.period.end)
+        spenders = frozenset(
+            conn.execute(
+                select(UsagePersonDaily.person_id)
+                .where(
+                    UsagePersonDaily.workspace_id == workspace_id,
+                    scope.clause(UsagePersonDaily, within=within),
+                    UsagePersonDaily.kind != SEAT,
+                    UsagePersonDaily.cost_micros != 0,
+                    UsagePersonDaily.day >= within[0],
+                    UsagePersonDaily.day < within[1],
+                    *([UsagePersonDaily.vendor == budget.vendor] if budget.vendor else []),
+                )
+                .distinct()
+            ).scalars()
+        )
+        found.append(
+            BudgetStatus(label, status.period.label, status.spent_micros, status.ceiling_micros, spenders)
+        )
     return found
 
 
@@ -754,9 +814,14 @@ def _idle_weeks(
 def chart_alt_text(recap: Recap) -> str:
     weeks = list(reversed(recap.facts.weeks))
     measure = recap.chart_measure()
+
+    def spend(w: WeekTotal) -> str:
+        hidden = recap.hidden_before is not None and w.start < recap.hidden_before
+        return "left out (too few people)" if hidden else format_usd(w.spend_micros, cents=False)
+
     text = (
         f"Weekly AI spend of {recap.scope_label} over {len(weeks)} weeks, from {weeks[0].start:%b %-d}: "
-        + ", ".join(format_usd(w.spend_micros, cents=False) for w in weeks)
+        + ", ".join(spend(w) for w in weeks)
     )
     if measure:
         key, plural = measure
@@ -1283,12 +1348,11 @@ def record_detail_views(
     period: Period,
 ) -> None:
     """The managers' DM shows people's own numbers: each person can see it in ``audit me``."""
-    for manager in manager_ids:
-        privacy.record_views(
-            conn,
-            workspace_id=workspace_id,
-            actor_user_id=manager,
-            action="view.recap_detail",
-            person_ids=sorted(set(person_ids)),
-            detail=f"recap week {period.start}..{period.last_day}",
-        )
+    privacy.record_views_by(
+        conn,
+        workspace_id=workspace_id,
+        actor_user_ids=manager_ids,
+        action="view.recap_detail",
+        person_ids=sorted(set(person_ids)),
+        detail=f"recap week {period.start}..{period.last_day}",
+    )

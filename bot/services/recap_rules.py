@@ -29,6 +29,13 @@ THE RULES (one function each, in the order they are shown; thresholds are the co
   against  budget_crossed           a budget of the team is at or over 100% for its period
   against  idle_seats               seats (e.g. Copilot) with no activity for IDLE_SEAT_DAYS days
 
+WHAT A CHANNEL MAY SEE: every finding carries ``groups``, the sets of people each of its figures
+is computed from (this week's spenders, each baseline week's, the idle burners, a budget period's
+spenders ...). ``postable`` lets a finding into a channel only when it declares its groups and
+every one holds at least the minimum group (``Settings.min_group_size``); a rule that declares
+none is never posted (fail closed), so a new rule cannot leak by forgetting. Findings held back
+go only to the team's managers, by DM.
+
 "The 4-week average" is the mean of the (up to) four weeks before this one, counting only weeks
 since the team's first recorded data, so a new install is not compared with empty weeks.
 """
@@ -92,6 +99,8 @@ class WeekTotal:
     delivery: Value = field(default_factory=lambda: Value("delivery"))  # the code host's
     active_people: int = 0  # people with usage (not only a seat) or a value signal
     has_data: bool = False
+    spenders: frozenset[int] = frozenset()  # people with usage (not only a seat): the spend's group
+    active: frozenset[int] = frozenset()  # the people ``active_people`` counts: the value's group
 
     @property
     def usage_micros(self) -> int:
@@ -120,6 +129,7 @@ class BudgetStatus:
     period_label: str
     spent_micros: int
     amount_micros: int
+    spenders: frozenset[int] = frozenset()  # people with usage in the budget's period so far
 
     @property
     def ratio(self) -> float:
@@ -197,6 +207,31 @@ class Finding:
     text: str  # the claim with its numbers, no names
     numbers: dict[str, int | float | str | None]
     people: tuple[PersonFact, ...] = ()
+    #: The sets of people the figures come from; see ``postable``.
+    groups: tuple[frozenset[int], ...] = ()
+
+
+def postable(finding: Finding, min_group_size: int) -> bool:
+    """May the finding go to a channel? Only when it says whose numbers it is made of and every
+    such set has at least ``min_group_size`` people (an undeclared finding never does)."""
+    return bool(finding.groups) and all(len(group) >= min_group_size for group in finding.groups)
+
+
+def split_postable(findings: Sequence[Finding], min_group_size: int) -> tuple[list[Finding], list[Finding]]:
+    """(findings a channel may see, findings held back for the managers' DM), in order."""
+    posted = [f for f in findings if postable(f, min_group_size)]
+    return posted, [f for f in findings if not postable(f, min_group_size)]
+
+
+def _week_groups(*weeks: WeekTotal, value: bool = False) -> tuple[frozenset[int], ...]:
+    """The groups of team figures over ``weeks``: each week's spenders (and, with ``value``,
+    the people behind its value signals); weeks without any are $0 / nothing and reveal no one."""
+    sets = [w.spenders for w in weeks] + ([w.active for w in weeks] if value else [])
+    return tuple(group for group in sets if group)
+
+
+def _people_group(people: Sequence[PersonFact]) -> tuple[frozenset[int], ...]:
+    return (frozenset(p.person_id for p in people),)
 
 
 def growth(current: float, base: float | None) -> float | None:
@@ -278,6 +313,7 @@ def value_outgrew_spend(facts: RecapFacts) -> Finding | None:
             "spend_baseline_micros": round(spend_base),
             "spend_change": round(spend_change, 4),
         },
+        groups=_week_groups(facts.this, *facts.baseline(), value=True),
     )
 
 
@@ -304,6 +340,7 @@ def cheaper_same_acceptance(facts: RecapFacts) -> Finding | None:
             "acceptance": round(rate_now, 4),
             "baseline_acceptance": round(rate_base, 4),
         },
+        groups=_week_groups(facts.this, *facts.baseline(), value=True),
     )
 
 
@@ -316,7 +353,13 @@ def adoption_widened(facts: RecapFacts) -> Finding | None:
         return None
     of = f" of {facts.members} members" if facts.members else ""
     text = f"{now} people used AI tools this week{of}, up from {base:.1f} a week on the 4-week average."
-    return Finding("adoption_widened", FOR, text, {"active": now, "baseline_active": round(base, 2)})
+    return Finding(
+        "adoption_widened",
+        FOR,
+        text,
+        {"active": now, "baseline_active": round(base, 2)},
+        groups=_week_groups(facts.this, *facts.baseline(), value=True),
+    )
 
 
 # -- the case against ------------------------------------------------------------------------
@@ -343,6 +386,7 @@ def idle_burn(facts: RecapFacts) -> Finding | None:
         text,
         {"people": len(people), "micros": total, "share": round(share, 4)},
         tuple(people),
+        groups=_people_group(people) + _week_groups(facts.this),
     )
 
 
@@ -370,6 +414,7 @@ def spend_without_merge(facts: RecapFacts) -> Finding | None:
         text,
         {"people": len(people), "micros": total, "weeks": len(facts.idle_weeks)},
         tuple(people),
+        groups=_people_group(people),
     )
 
 
@@ -406,6 +451,7 @@ def person_spike(facts: RecapFacts) -> Finding | None:
         text,
         {"people": len(people), "micros": sum(p.micros for p in people)},
         tuple(people),
+        groups=_people_group(people),
     )
 
 
@@ -436,6 +482,7 @@ def team_spike(facts: RecapFacts) -> Finding | None:
             "stdev_micros": round(spread),
             "z": None if z is None else round(z, 2),
         },
+        groups=_week_groups(facts.this, *facts.earlier(HISTORY_WEEKS)),
     )
 
 
@@ -457,6 +504,7 @@ def expensive_model_shift(facts: RecapFacts) -> Finding | None:
         AGAINST,
         text,
         {"per_mtok_micros": this_cpm, "baseline_per_mtok_micros": base_cpm},
+        groups=_week_groups(facts.this, *facts.baseline(), value=True),
     )
 
 
@@ -474,6 +522,7 @@ def budget_crossed(facts: RecapFacts) -> Finding | None:
         AGAINST,
         "Budget crossed: " + "; ".join(parts) + ".",
         {"budgets": len(crossed), "over_micros": sum(b.spent_micros - b.amount_micros for b in crossed)},
+        groups=tuple(b.spenders for b in crossed),
     )
 
 
@@ -493,7 +542,10 @@ def idle_seats(facts: RecapFacts) -> Finding | None:
     text = f"{n} {'seat' if n == 1 else 'seats'} unused for {IDLE_SEAT_DAYS} days" + (
         f" cost {format_usd(cost)} this week." if cost else "."
     )
-    return Finding("idle_seats", AGAINST, text, {"seats": n, "micros": cost}, tuple(people))
+    # Seats without a known holder count for no one: the group is only the holders we know.
+    return Finding(
+        "idle_seats", AGAINST, text, {"seats": n, "micros": cost}, tuple(people), groups=_people_group(people)
+    )
 
 
 def _share_shift(facts: RecapFacts, *, cheaper: bool) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from bot.services.privacy import AuditEntry, ForgetResult
+from bot.services.privacy import AuditPage, ForgetResult
 from bot.slack.blocks.common import Message, button, context, escape, header, message, section
 from bot.slack.blocks.format import local_time
 
@@ -28,6 +28,7 @@ ACTION_WORDS = {
     "scope.approve": "approved, for a team's managers, the numbers of",
     "view.budget": "viewed the budget of",
     "view.recap_detail": "was sent, as a manager, the recap detail about",
+    "view.budget_request": "was sent, to decide it, the budget request and spend of",
     "budget.set": "set a budget for",
     "budget.clear": "cleared a budget of",
     "budget.request": "asked for a larger budget:",
@@ -68,21 +69,34 @@ def _target_text(target: str, labels: dict[int, tuple[str | None, str]], teams: 
     return f"`{escape(target[:80])}`" if target else ""
 
 
+def page_note(page: AuditPage, command: str) -> str:
+    """ "Showing 26–50 of 80 (page 2 of 4)" and how to get the older and newer pages."""
+    note = f"Showing {page.first}–{page.last} of {page.total} (page {page.page} of {page.pages})"
+    note += ", newest first"
+    moves = []
+    if page.page < page.pages:
+        moves.append(f"older: `/tokens {command} page {page.page + 1}`")
+    if page.page > 1:
+        moves.append(f"newer: `/tokens {command} page {page.page - 1}`")
+    return note + (" · " + " · ".join(moves) if moves else "") + "."
+
+
 def build_audit(
-    entries: list[AuditEntry],
+    page: AuditPage,
     *,
     title: str,
     labels: dict[int, tuple[str | None, str]],
     tz: ZoneInfo,
     empty: str,
+    command: str,
     about: str = "",
     teams: dict[int, str] | None = None,
 ) -> Message:
     intro = [context(about)] if about else []
-    if not entries:
+    if not page.entries:
         return message(f"{title}: {empty}", [header(title), *intro, section(empty)])
     lines = []
-    for entry in entries:
+    for entry in page.entries:
         words = ACTION_WORDS.get(entry.action, f"`{escape(entry.action)}`")
         actor = (
             f"<@{entry.actor_user_id}>"
@@ -94,13 +108,15 @@ def build_audit(
         )
         detail = f" _({escape(entry.detail[:120])})_" if entry.detail else ""
         lines.append(f"{local_time(entry.at, tz)}: {actor or 'someone'} {words}{target}{detail}")
+    note = page_note(page, command)
     return message(
-        f"{title}: {len(entries)} {'entry' if len(entries) == 1 else 'entries'}",
+        f"{title}: entries {page.first}–{page.last} of {page.total}",
         [
             header(title),
             *intro,
+            section(note),
             *(section(chunk) for chunk in _chunks(lines)),
-            context("Newest first; the audit log never holds the numbers."),
+            context(note, "The audit log never holds the numbers."),
         ],
     )
 
@@ -120,8 +136,9 @@ def build_forget_prompt(person_id: int) -> Message:
     text = (
         "This erases who you are from Tokenwise: your email, name, Slack id, vendor links, team "
         "memberships and roles. What was spent stays in the org's totals without your name. "
-        "It cannot be undone. Usage your vendor accounts report later is linked to you again "
-        "unless an admin removes those accounts."
+        "It cannot be undone. Usage your vendor accounts still report later stays unattributed: it is "
+        "stored under the same anonymous placeholder, never linked to you, and no new record of you is "
+        "made from it. Removing those accounts at the vendors is still part of leaving."
     )
     return message(
         "Forget me? " + text,

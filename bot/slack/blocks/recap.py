@@ -268,11 +268,13 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
         blocks.append(
             section("*Spend by model family*\n" + "\n".join(_spend_lines(recap.families, vendors=False)))
         )
-    if facts.budgets:
+    # A budget's spend so far is shown only when at least the minimum of people made it.
+    shown_budgets = [b for b in facts.budgets if len(b.spenders) >= recap.min_group_size]
+    if shown_budgets:
         lines = [
             f"{escape(b.label)}: {usd(b.spent_micros)} of {usd(b.amount_micros)} "
             f"({b.ratio:.0%}, {escape(b.period_label)})"
-            for b in facts.budgets[:MAX_LINES]
+            for b in shown_budgets[:MAX_LINES]
         ]
         blocks.append(section("*Budget*\n" + "\n".join(lines)))
     blocks.append(divider())
@@ -318,6 +320,13 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
         "_est._ = estimated from tokens and list prices; the rest is billed. Names appear only for people "
         "who opted in (`/tokens privacy names on`).",
     ]
+    if recap.hidden_before is not None or recap.withheld:
+        notes.append(
+            f"Left out: figures from fewer than {recap.min_group_size} people"
+            + (f" (weeks before {recap.hidden_before:%b %-d})" if recap.hidden_before else "")
+            + (", sent to the team's managers only" if recap.withheld and recap.managers else "")
+            + "."
+        )
     if preview:
         notes.append("Preview: only you see this; nothing was recorded. The chart goes in the thread.")
     else:
@@ -363,12 +372,16 @@ def build_manager_detail(recap: Recap) -> Message | None:
     blocks: list[Block] = [header(f"Recap detail: {recap.scope_name}")]
     blocks.append(
         section(
-            f"This week's recap of {recap.scope_label} ({period_text(recap.period)}) counted people who "
-            "did not opt in to being named in channels. Here they are, for you as the team's manager."
+            f"This week's recap of {recap.scope_label} ({period_text(recap.period)}) held back findings "
+            f"from fewer than {recap.min_group_size} people and counted people who did not opt in to "
+            "being named in channels. Here they are, for you as the team's manager."
         )
     )
+    withheld = {id(f) for f in recap.withheld}
     for finding, rows in details[:20]:
         head = f"*{escape(finding.text)}*"
+        if id(finding) in withheld:
+            head = f"_Not posted in the channel (fewer than {recap.min_group_size} people):_\n" + head
         lines: list[str] = []
         used = len(head) + 40  # room for the "…and N more" line
         for info, fact in rows[:MAX_DETAIL_PEOPLE]:

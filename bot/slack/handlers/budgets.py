@@ -523,13 +523,23 @@ async def _request(ctx: CommandContext, args: list[str]) -> Message:
     await ctx.db(
         budgets.set_notified, workspace_id=workspace_id, request_id=request.id, refs=refs, write=True
     )
+    reached = [u for u in asked if not any(f.startswith(f"<@{u}>") for f in failures)]
+    # The DM shows the requester's spend against their budget: each decider's look is audited.
+    await ctx.db(
+        privacy.record_views_by,
+        workspace_id=workspace_id,
+        actor_user_ids=reached,
+        action="view.budget_request",
+        person_ids=[person.id],
+        detail=f"request #{request.id}",
+        write=True,
+    )
     if not refs:
         return build_error(
             f"I could not reach {', '.join(failures)}; your request #{request.id} is recorded but "
             "nobody was told. "
             f"Ask {admins_hint(ctx.runtime)}."
         )
-    reached = [u for u in asked if not any(f.startswith(f"<@{u}>") for f in failures)]
     return views.build_request_sent(request, status=shown, deciders=reached)
 
 

@@ -63,14 +63,26 @@ async def handle_privacy(ctx: CommandContext, command: ParsedCommand) -> Message
     return build_privacy_status(show_name=show, min_group_size=min_size, changed=True)
 
 
+def _audit_args(args: list[str]) -> tuple[list[str], int]:
+    """(who: [] or ["me"] or ["<@U…>"], page) from ``[me | @user] [page N]``."""
+    page = 1
+    if len(args) >= 2 and args[-2].lower() == "page":
+        number = args[-1]
+        if not number.isdigit() or not 1 <= int(number) <= 100_000:
+            what = f"`{number[:20]}` is not a page number: say e.g. `page 2`."
+            raise CommandError(what, usage_line("audit"))
+        page, args = int(number), args[:-2]
+    if len(args) > 1 or (args and args[0].lower() == "page"):
+        raise CommandError("`/tokens audit` takes `me` or one person, then `page N`.", usage_line("audit"))
+    return args, page
+
+
 async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
-    args = command.args
+    args, page = _audit_args(command.args)
     caller = ctx.caller
     workspace_id = caller.workspace_id
     tz = ctx.runtime.settings.tz
     viewer = access.Viewer(caller.user_id, caller.is_admin, None)
-    if len(args) > 1:
-        raise CommandError("`/tokens audit` takes `me` or one person.", usage_line("audit"))
     own = bool(args) and (args[0].lower() == "me" or mentioned_user(args[0]) == caller.user_id)
     if not access.can_read_audit(viewer, own=own):
         return build_error(
@@ -83,19 +95,24 @@ async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
             return build_not_linked(admins_hint=admins_hint(ctx.runtime))
 
         def load_own(conn):
-            entries = privacy.audit_entries(
-                conn, workspace_id=workspace_id, person_id=person.id, views_only=True
+            found = privacy.audit_page(
+                conn,
+                workspace_id=workspace_id,
+                person_id=person.id,
+                views_only=True,
+                exclude_actor=caller.user_id,  # in SQL, so pages and the count leave nothing out
+                page=page,
             )
-            entries = [e for e in entries if e.actor_user_id != caller.user_id]
-            return entries, privacy.people_labels(conn, person_ids=[person.id])
+            return found, privacy.people_labels(conn, person_ids=[person.id])
 
-        entries, labels = await ctx.db(load_own)
+        found, labels = await ctx.db(load_own)
         return build_audit(
-            entries,
+            found,
             title="Who looked at your numbers",
             labels=labels,
             tz=tz,
             empty="Nobody but you has looked at your numbers.",
+            command="audit me",
         )
     user = mentioned_user(args[0]) if args else None
     if args and user is None:
@@ -105,30 +122,37 @@ async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
         person = await ctx.db(people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=user)
 
     def load(conn):
-        entries = privacy.audit_entries(
-            conn, workspace_id=workspace_id, person_id=person.id if person else None, user_id=user
+        found = privacy.audit_page(
+            conn, workspace_id=workspace_id, person_id=person.id if person else None, user_id=user, page=page
         )
-        found = [e.target.partition(":") for e in entries]
-        person_ids = [int(n) for kind, _, n in found if kind == "person" and n.isdigit()]
-        team_ids = {int(n) for kind, _, n in found if kind == "team" and n.isdigit()}
+        targets = [e.target.partition(":") for e in found.entries]
+        person_ids = [int(n) for kind, _, n in targets if kind == "person" and n.isdigit()]
+        team_ids = {int(n) for kind, _, n in targets if kind == "team" and n.isdigit()}
         team_labels = {
             t.id: t.mention for t in teams.all_teams(conn, workspace_id=workspace_id) if t.id in team_ids
         }
-        return entries, privacy.people_labels(conn, person_ids=person_ids), team_labels
+        return found, privacy.people_labels(conn, person_ids=person_ids), team_labels
 
-    entries, labels, team_labels = await ctx.db(load)
+    found, labels, team_labels = await ctx.db(load)
     if user is None:
         return build_audit(
-            entries, title="Audit log", labels=labels, teams=team_labels, tz=tz, empty="Nothing recorded yet."
+            found,
+            title="Audit log",
+            labels=labels,
+            teams=team_labels,
+            tz=tz,
+            empty="Nothing recorded yet.",
+            command="audit",
         )
     return build_audit(
-        entries,
+        found,
         title="Audit log for one person",
         labels=labels,
         teams=team_labels,
         tz=tz,
         empty=f"Nothing recorded about or by <@{user}>.",
         about=f"Views of <@{user}>'s numbers and what <@{user}> did.",
+        command=f"audit <@{user}>",
     )
 
 
