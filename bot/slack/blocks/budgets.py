@@ -89,8 +89,12 @@ def describe(budget: BudgetRow | None) -> str:
     return " · ".join(parts)
 
 
-def forecast_text(status: BudgetStatus) -> str:
+def forecast_text(status: BudgetStatus, *, amounts: bool = True) -> str:
+    """``amounts=False`` for viewers who see percentages only: "over by $X" beside the percentage
+    would give the spend behind it."""
     if status.over:
+        if not amounts:
+            return f"over by {status.percent - 100}%"
         return f"over by {usd(status.spent_micros - status.ceiling_micros)}"
     target = status.next_threshold or 100
     day = status.reach(target)
@@ -127,7 +131,7 @@ def status_line(status: BudgetStatus, *, highlight: bool = False) -> str:
         icon = ":red_circle:" if status.over else ":large_green_circle:"
         return (
             f"{icon} {who} · {PERIOD_ADJECTIVE[budget.period]} budget ({scope}): *{status.percent}%* used · "
-            f"{forecast_text(status)} · {reset}"
+            f"{forecast_text(status, amounts=False)} · {reset}"
         )
     icon = (
         ":red_circle:"

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.runtime import Runtime
-from bot.services import access, people, privacy, reports, teams
+from bot.services import access, aggregates, people, privacy, reports, teams
 from bot.services.commands import (
     CommandError,
     ParsedCommand,
@@ -273,6 +273,27 @@ def _refusal(
     )
 
 
+def _withheld(ctx: CommandContext, team_mention: str, reason: str) -> Message:
+    """A member's view of a team withheld by the aggregate rules (services/aggregates.py)."""
+    settings = ctx.runtime.settings
+    who = f"its managers and admins ({admins_hint(ctx.runtime)})"
+    if reason == aggregates.NEAR_ORG:
+        return build_error(
+            f"{team_mention} holds nearly everyone who used AI tools in this period, so its totals would "
+            f"be the org's, which are shown only to admins ({admins_hint(ctx.runtime)})."
+        )
+    if reason == aggregates.OVERLAPS_TEAM:
+        return build_error(
+            f"The numbers of {team_mention} for this period are withheld: another team differs from it "
+            f"by fewer than {settings.min_group_size} active people, and comparing the two would show "
+            f"their spend. They are visible to {who}."
+        )
+    return build_error(
+        f"{team_mention} has fewer than {settings.min_group_size} people besides you who used AI tools "
+        f"in this period, so its numbers are shown only to {who}."
+    )
+
+
 async def approve_member(ctx: CommandContext, args: list[str]) -> Message:
     """``/tokens team approve @user #channel`` (admins): bring a member who joined a channel
     team after its manager grant into every grant's reach (docs/privacy.md, "Manager scope")."""
@@ -421,6 +442,17 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         return build_error(f"{team.mention} has no members I can count, so there is nothing to show.{extra}")
 
     def load(conn):
+        if decision.reason == "member":  # managers and admins may see the members themselves
+            check = aggregates.check_member_view(
+                conn,
+                workspace_id=workspace_id,
+                team_id=team.id,
+                period=period,
+                caller_person_id=viewer.person_id,
+                min_group_size=settings.min_group_size,
+            )
+            if not check.allowed:
+                return check
         report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
         member_spend = None
         if decision.sees_individuals:
@@ -445,7 +477,10 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         )
         return report, member_spend, unpriced
 
-    report, member_spend, unpriced = await ctx.db(load, write=decision.sees_individuals)
+    loaded = await ctx.db(load, write=decision.sees_individuals)
+    if isinstance(loaded, aggregates.AggregateCheck):
+        return _withheld(ctx, team.mention, loaded.reason)
+    report, member_spend, unpriced = loaded
     reply = build_team(
         report, team=team, members=members, models=report.models, member_spend=member_spend, notes=notes
     )
