@@ -3,6 +3,7 @@ status (vendor scope, seats, teams, org, overrides), the permission matrix and t
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 from zoneinfo import ZoneInfo
@@ -525,8 +526,13 @@ def test_visibility_hides_small_team_totals_and_org_dollars(engine):
         _, team_budget = _set(conn, "group", "SPAIR", "$1,000", team=pair)
         _, org = _set(conn, "org", "org", "$5k")
         member = access.Viewer("UANA", False, ana)
-        assert budgets.visibility(conn, W, member, team_budget, pair, min_group_size=5) == budgets.HIDDEN
-        assert budgets.visibility(conn, W, member, team_budget, pair, min_group_size=2) == budgets.FULL
-        assert budgets.visibility(conn, W, member, org, None, min_group_size=5) == budgets.PERCENT
+        today = date.today()
+        seen = functools.partial(budgets.visibility, conn, W, today=today)
+        assert seen(member, team_budget, pair, min_group_size=5) == budgets.HIDDEN
+        # Big enough by members, but nobody besides Ana used AI tools: never dollars for a member
+        # (a padded team), at most percentages when the active people reach the minimum.
+        assert seen(member, team_budget, pair, min_group_size=2) == budgets.HIDDEN
+        assert seen(member, org, None, min_group_size=5) == budgets.PERCENT
         admin = access.Viewer("UADMIN", True, None)
-        assert budgets.visibility(conn, W, admin, org, None, min_group_size=5) == budgets.FULL
+        assert seen(admin, org, None, min_group_size=5) == budgets.FULL
+        assert seen(admin, team_budget, pair, min_group_size=5) == budgets.FULL

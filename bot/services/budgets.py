@@ -36,7 +36,7 @@ from bot.db.models import (
     utcnow,
 )
 from bot.money import MICROS_PER_USD, format_usd, usd_to_micros
-from bot.services import access, privacy, teams
+from bot.services import access, aggregates, privacy, teams
 from bot.services.commands import mentioned_channel, mentioned_group, mentioned_user
 from bot.services.periods import Period, calendar_period
 from bot.services.reports import on_team  # the one definition of "counts for the team that day"
@@ -873,6 +873,7 @@ def visibility(
     team: TeamRef | None,
     *,
     min_group_size: int,
+    today: date,
 ) -> str | None:
     """How much of the budget's status ``viewer`` may see, or None (not at all)."""
     decision = access.can_view_budget(
@@ -891,7 +892,21 @@ def visibility(
         return PERCENT  # org dollars are for admins (/tokens org); everyone may see how close it is
     if team is not None:
         size_rule = access.can_view_team(conn, workspace_id, viewer, team.id, min_group_size=min_group_size)
-        return FULL if size_rule.allowed else HIDDEN
+        if not size_rule.allowed:
+            return HIDDEN
+        if size_rule.reason != "member":
+            return FULL
+        # A member sees how close the team is, never its dollars, and only while the team's
+        # aggregate passes the rules of the team view (active people, differencing, org totals).
+        check = aggregates.check_member_view(
+            conn,
+            workspace_id=workspace_id,
+            team_id=team.id,
+            period=calendar_period(budget.period, today),
+            caller_person_id=viewer.person_id,
+            min_group_size=min_group_size,
+        )
+        return PERCENT if check.allowed else HIDDEN
     return HIDDEN
 
 
@@ -907,7 +922,9 @@ def visible_statuses(
     """Statuses of the budgets ``viewer`` may see, each marked with how much of it they see."""
     allowed = []
     for budget, team in budgets:
-        level = visibility(conn, workspace_id, viewer, budget, team, min_group_size=min_group_size)
+        level = visibility(
+            conn, workspace_id, viewer, budget, team, min_group_size=min_group_size, today=today
+        )
         if level is not None:
             allowed.append((budget, team, level))
     found = statuses(conn, workspace_id=workspace_id, budgets=[(b, t) for b, t, _ in allowed], today=today)
