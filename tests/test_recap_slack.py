@@ -18,7 +18,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot.db.engine import make_engine
-from bot.db.models import AuditLog, RecapDelivery, RecapSubscription, RecapVote
+from bot.db.models import AuditLog, Person, RecapDelivery, RecapSubscription, RecapVote
 from bot.money import format_usd
 from bot.observability import REGISTRY
 from bot.services import recap, teams
@@ -536,3 +536,36 @@ def test_cli_preview_prints_the_demo_recap_and_writes_the_chart(tmp_path):
     assert chart.read_bytes()[:4] == b"\x89PNG"
     refused = runner.invoke(app, ["recap", "--channel", "CDEMO", "--database-url", url])
     assert refused.exit_code == 2 and "only --preview works here" in refused.output
+
+
+def test_the_recap_detail_names_no_one_the_managers_grant_does_not_reach(seeded, fake, monkeypatch):
+    """A manager hears of a withheld finding only when every person behind it is within their
+    grant (a joiner invited into a managed channel is not): the idle burner Gus, outside Ben's
+    reach here, is in no DM and no audit entry of Ben's."""
+    from bot.services import access
+
+    with seeded.begin() as conn:
+        team = teams.ensure_team(
+            conn, workspace_id="default", kind=teams.USERGROUP, slack_id="SPLATFORM", name="platform"
+        )
+        teams.grant_role(
+            conn,
+            workspace_id="default",
+            role="manager",
+            slack_user_id="UBEN",
+            team_id=team.id,
+            granted_by="UADMIN",
+        )
+        gus = conn.execute(select(Person.id).where(Person.email == "gus@example.com")).scalar_one()
+    reaches = access.manages_person
+    monkeypatch.setattr(
+        access,
+        "manages_person",
+        lambda conn, ws, user, person: person != gus and reaches(conn, ws, user, person),
+    )
+    subscribe(seeded)
+    assert [o.status for o in recap_job(make_runtime(seeded, fake), now=NOW)] == ["posted"]
+    for dm in posts(fake, channel="DUBEN"):
+        assert "Gus" not in json.dumps(dm.params)
+    with slack_client(seeded, fake) as client:
+        assert "<@UBEN>" not in all_text(send(client, "audit me", user_id="UGUS"))

@@ -286,6 +286,17 @@ class Recap:
                 return key, plural
         return None
 
+    def hidden_people_within(
+        self, reach: Collection[int] | None
+    ) -> list[tuple[Finding, list[tuple[PersonInfo | None, PersonFact]]]]:
+        """``hidden_people`` for one manager: a finding that involves anyone outside ``reach`` (the
+        people their grant reaches) is left out whole, as its figure comes partly from them."""
+        return [
+            (finding, rows)
+            for finding, rows in self.hidden_people()
+            if reach is None or all(fact.person_id in reach for _, fact in rows)
+        ]
+
     def hidden_people(self) -> list[tuple[Finding, list[tuple[PersonInfo | None, PersonFact]]]]:
         """For the managers' DM: the withheld findings (from too few people, with everyone behind
         them), then posted findings that involve people who did not opt in to being named."""

@@ -7,6 +7,7 @@ and the vote. Long lists are capped so every section stays under Slack's 3,000 c
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -364,9 +365,11 @@ def build_too_small(recap: Recap) -> Message:
     )
 
 
-def build_manager_detail(recap: Recap) -> Message | None:
-    """The people behind the findings, for the team's managers only (a DM)."""
-    details = recap.hidden_people()
+def build_manager_detail(recap: Recap, *, reach: Collection[int] | None = None) -> Message | None:
+    """The people behind the findings, for the team's managers only (a DM). ``reach``: the people
+    this manager's grant reaches; a finding that involves anyone else is left out whole, since its
+    figure would come partly from people the manager may not see."""
+    details = recap.hidden_people_within(reach)
     if not details:
         return None
     blocks: list[Block] = [header(f"Recap detail: {recap.scope_name}")]

@@ -605,25 +605,41 @@ async def _chart(
 async def _manager_detail(
     runtime: Runtime, client: AsyncWebClient, report: recap.Recap, workspace_id: str
 ) -> None:
-    detail = build_manager_detail(report)
-    if detail is None or not report.managers:
+    if not report.managers or build_manager_detail(report) is None:
         return
-    person_ids = [fact.person_id for finding, _ in report.hidden_people() for fact in finding.people]
-    sent = []
+    person_ids = {fact.person_id for finding, _ in report.hidden_people() for fact in finding.people}
+
+    def reach_of_each_manager(conn) -> dict[str, frozenset[int]]:
+        # A manager hears only of people their grant reaches (docs/privacy.md, "Manager scope"):
+        # someone invited into the channel after the grant is not theirs to see.
+        return {
+            manager: frozenset(p for p in person_ids if access.manages_person(conn, workspace_id, manager, p))
+            for manager in report.managers
+        }
+
+    reach = await run_db(runtime, reach_of_each_manager)
     for manager in report.managers:
+        detail = build_manager_detail(report, reach=reach[manager])
+        if detail is None:
+            continue
         try:
             opened = await client.conversations_open(users=manager)
             await client.chat_postMessage(channel=opened["channel"]["id"], **detail.as_kwargs())
-            sent.append(manager)
         except SlackApiError as error:
             log.warning("recap detail DM to %s failed: %s", manager, _error_code(error))
-    if sent:
+            continue
         await run_db(
             runtime,
             recap.record_detail_views,
             workspace_id=workspace_id,
-            manager_ids=sent,
-            person_ids=person_ids,
+            manager_ids=[manager],
+            person_ids=sorted(
+                {
+                    fact.person_id
+                    for _, shown in report.hidden_people_within(reach[manager])
+                    for _, fact in shown
+                }
+            ),
             period=report.period,
             write=True,
         )
