@@ -285,3 +285,16 @@ def test_manages_person_follows_the_grant_not_the_channel(engine):
     with engine.connect() as conn:
         assert not access.manages_person(conn, "w", "UM", ids["b"])
         assert access.manages_person(conn, "w", "UM", ids["a"])
+
+
+def test_a_manager_sees_no_team_budget_spend_over_a_joiner_the_grant_does_not_reach(
+    client, seeded, fake_slack
+):
+    """The team budget's dollars, before and after an invite, would give the joiner's spend."""
+    _grant_ben(client)
+    assert "Budget set" in all_text(send(client, f"budget set {PRIVATE} $5000/month", user_id="UADMIN"))
+    assert "* spent" in all_text(send(client, f"budget show {PRIVATE}", user_id="UBEN"))
+    _invite_ivan(client, fake_slack)
+    after = all_text(send(client, f"budget show {PRIVATE}", user_id="UBEN"))
+    assert "Budgets of" in after and "spent" not in after, after
+    assert "spent" in all_text(send(client, f"budget show {PRIVATE}", user_id="UADMIN"))

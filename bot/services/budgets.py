@@ -886,7 +886,15 @@ def visibility(
     )
     if not decision.allowed:
         return None
-    if decision.reason in ("self", "admin", "manager"):
+    # A manager whose grant does not reach every current member (someone joined the channel
+    # since) sees the team's budget as its members do: its dollars would include the joiner's.
+    partly_managed = (
+        decision.reason == "manager"
+        and team is not None
+        and budget.person_id is None
+        and bool(access.unapproved_members(conn, workspace_id, viewer.user_id, team.id))
+    )
+    if decision.reason in ("self", "admin", "manager") and not partly_managed:
         return FULL
     if budget.target_kind == ORG:
         return PERCENT  # org dollars are for admins (/tokens org); everyone may see how close it is
