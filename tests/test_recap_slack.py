@@ -89,6 +89,22 @@ def subscribe(
     return sub
 
 
+def ben_manages_platform(engine) -> None:
+    """Ben is the manager of @platform (a user group: his grant reaches all its members)."""
+    with engine.begin() as conn:
+        team = teams.ensure_team(
+            conn, workspace_id="default", kind=teams.USERGROUP, slack_id="SPLATFORM", name="platform"
+        )
+        teams.grant_role(
+            conn,
+            workspace_id="default",
+            role="manager",
+            slack_user_id="UBEN",
+            team_id=team.id,
+            granted_by="UADMIN",
+        )
+
+
 def posts(fake, channel=CHANNEL):
     return [c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == channel]
 
@@ -196,18 +212,7 @@ def test_preview_is_ephemeral_with_the_teams_numbers_and_records_nothing(seeded,
 
 
 def test_delivery_posts_once_with_chart_in_thread_and_detail_to_managers(seeded, fake):
-    with seeded.begin() as conn:
-        team = teams.ensure_team(
-            conn, workspace_id="default", kind=teams.USERGROUP, slack_id="SPLATFORM", name="platform"
-        )
-        teams.grant_role(
-            conn,
-            workspace_id="default",
-            role="manager",
-            slack_user_id="UBEN",
-            team_id=team.id,
-            granted_by="UADMIN",
-        )
+    ben_manages_platform(seeded)
     subscribe(seeded)
     runtime = make_runtime(seeded, fake)
     before = deliveries_metric("posted")
@@ -267,18 +272,7 @@ def test_the_idle_burn_of_one_person_never_reaches_the_channel(seeded, fake):
     and Gus's `audit me` lists the manager's look."""
     import re
 
-    with seeded.begin() as conn:
-        team = teams.ensure_team(
-            conn, workspace_id="default", kind=teams.USERGROUP, slack_id="SPLATFORM", name="platform"
-        )
-        teams.grant_role(
-            conn,
-            workspace_id="default",
-            role="manager",
-            slack_user_id="UBEN",
-            team_id=team.id,
-            granted_by="UADMIN",
-        )
+    ben_manages_platform(seeded)
     subscribe(seeded)
     runtime = make_runtime(seeded, fake)
     assert [o.status for o in recap_job(runtime, now=NOW)] == ["posted"]
@@ -544,18 +538,8 @@ def test_the_recap_detail_names_no_one_the_managers_grant_does_not_reach(seeded,
     reach here, is in no DM and no audit entry of Ben's."""
     from bot.services import access
 
-    with seeded.begin() as conn:
-        team = teams.ensure_team(
-            conn, workspace_id="default", kind=teams.USERGROUP, slack_id="SPLATFORM", name="platform"
-        )
-        teams.grant_role(
-            conn,
-            workspace_id="default",
-            role="manager",
-            slack_user_id="UBEN",
-            team_id=team.id,
-            granted_by="UADMIN",
-        )
+    ben_manages_platform(seeded)
+    with seeded.connect() as conn:
         gus = conn.execute(select(Person.id).where(Person.email == "gus@example.com")).scalar_one()
     reaches = access.manages_person
     monkeypatch.setattr(

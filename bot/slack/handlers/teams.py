@@ -85,6 +85,20 @@ def team_target(token: str) -> tuple[str, str, str] | None:
     return None
 
 
+def _person_and_team(person_token: str, team_token: str, subcommand: str) -> tuple[str, tuple[str, str, str]]:
+    """The Slack user and the team a command names, or the error that says which is unreadable."""
+    user = mentioned_user(person_token)
+    if user is None:
+        raise CommandError(
+            f"I could not read `{person_token[:50]}` as a person. Pick them from Slack's @ list.",
+            usage_line(subcommand),
+        )
+    target = team_target(team_token)
+    if target is None:
+        raise _not_a_team(team_token)
+    return user, target
+
+
 def _not_a_team(token: str) -> CommandError:
     return CommandError(
         f"`{token[:50]}` is not a user group or a channel. Pick one from Slack's @ or # list.",
@@ -303,16 +317,7 @@ async def approve_member(ctx: CommandContext, args: list[str]) -> Message:
         raise CommandError("`/tokens team approve` takes a person and a team.", usage_line("team"))
     if not access.can_manage_roles(access.Viewer(caller.user_id, caller.is_admin, None)):
         return build_error(f"Only admins approve who a manager may see ({admins_hint(ctx.runtime)}).")
-    user = mentioned_user(args[0])
-    if user is None:
-        raise CommandError(
-            f"I could not read `{args[0][:50]}` as a person. Pick them from Slack's @ list.",
-            usage_line("team"),
-        )
-    target = team_target(args[1])
-    if target is None:
-        raise _not_a_team(args[1])
-    kind, slack_id, _ = target
+    user, (kind, slack_id, _) = _person_and_team(args[0], args[1], "team")
 
     def approve(conn) -> tuple[bool, str]:
         team = teams.get_team(conn, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
@@ -508,16 +513,7 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
     role = args[1].lower()
     if role not in teams.ROLES:
         raise CommandError(f"`{args[1][:30]}` is not a role; the role is `manager`.", usage_line("role"))
-    user = mentioned_user(args[2])
-    if user is None:
-        raise CommandError(
-            f"I could not read `{args[2][:50]}` as a person. Pick them from Slack's @ list.",
-            usage_line("role"),
-        )
-    target = team_target(args[3])
-    if target is None:
-        raise _not_a_team(args[3])
-    kind, slack_id, name = target
+    user, (kind, slack_id, name) = _person_and_team(args[2], args[3], "role")
     if verb == "remove":
         team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
 
