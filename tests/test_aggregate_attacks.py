@@ -208,3 +208,51 @@ def test_the_rule_is_symmetric_and_counts_active_people_only():
         )
         == aggregates.NEAR_ORG
     )
+
+
+def test_the_previous_period_of_a_shown_team_is_checked_too(client, fake, world):
+    """Yesterday only the target used AI: today's view passes, but "▲ N% vs the previous day
+    ($X)" would give the target's exact spend. The comparison is left out for members."""
+    yesterday = TODAY - timedelta(days=1)
+    with world.begin() as conn:
+        target = conn.execute(select(Person.id).where(Person.slack_user_id == TARGET)).scalar_one()
+        conn.execute(
+            UsageDaily.__table__.insert().values(
+                workspace_id="default",
+                source="openai",
+                vendor="openai",
+                day=yesterday,
+                actor="email:u02@example.com",
+                person_id=target,
+                model="gpt-5",
+                cost_basis="billed",
+                kind="usage",
+                cost_micros=55_560_000,
+                input_tokens=1000,
+                raw_amount="0",
+                raw_unit="usd",
+                in_org_total=True,
+            )
+        )
+        rollups.rebuild(conn)
+    fake.channels["CSEVEN"] = ACTIVE[:7]
+    text = all_text(send(client, f"team {channel('CSEVEN')} {TODAY}..{TODAY}", user_id=ATTACKER))
+    assert format_usd(sum(spend(u) for u in ACTIVE[:7])) in text  # today's total is fine
+    assert "$55.56" not in text and "▲" not in text and "no comparison with the previous" in text
+    admin = all_text(send(client, f"team {channel('CSEVEN')} {TODAY}..{TODAY}", user_id="UADMIN"))
+    assert "$55.56" in admin
+
+
+def test_a_manager_with_an_unapproved_joiner_gets_no_team_total(client, fake, world):
+    """The manager can look up each member they reach one by one; the team total minus those is
+    the joiner's spend. While anyone in it is outside the grant, the team's dollars are withheld."""
+    fake.channels["CMANAGED"] = ACTIVE[:8]
+    assert "Members with spend" in all_text(send(client, f"team {channel('CMANAGED')} 30d", user_id="UADMIN"))
+    granted = all_text(
+        send(client, f"role add manager <@{ATTACKER}> {channel('CMANAGED')}", user_id="UADMIN")
+    )
+    assert "now manages <#CMANAGED>" in granted, granted
+    fake.channels["CMANAGED"] = [*ACTIVE[:8], "U09"]  # the manager invites U09
+    send(client, f"team refresh {channel('CMANAGED')}", user_id=ATTACKER)
+    text = all_text(send(client, f"team {channel('CMANAGED')} 30d", user_id=ATTACKER))
+    assert "joined <#CMANAGED> after you were made its manager" in text and dollars(text) == []

@@ -204,7 +204,10 @@ def test_preview_is_ephemeral_with_the_teams_numbers_and_records_nothing(seeded,
         assert "The case against" in text and "no value signal" not in text
         assert "Left out: figures from fewer than 5 people" in text
         refused = all_text(send(client, f"recap preview {PLATFORM}", user_id="UNOMAIL", channel_id=CHANNEL))
-        assert "visible to" in refused and "$" not in refused
+        assert "for its managers and admins" in refused and "$" not in refused
+        # A member of the team: two previews of overlapping channels would be a differencing.
+        member = all_text(send(client, f"recap preview {PLATFORM}", user_id="UANA", channel_id=CHANNEL))
+        assert "for its managers and admins" in member and "$" not in member
     assert posts(fake) == [] and ledger(seeded) == []
 
 

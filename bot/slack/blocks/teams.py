@@ -28,10 +28,18 @@ def build_team(
     models: list[tuple[str, str, int]],
     member_spend: list[tuple[str, int]] | None,
     notes: list[str],
+    compare_previous: bool = True,
 ) -> Message:
-    """``member_spend`` (label, micros) is given only to managers and admins."""
+    """``member_spend`` (label, micros) is given only to managers and admins. ``compare_previous``
+    False: the previous period fails the member rules, so neither its amount nor the change (which
+    gives the amount) is shown."""
     total = usd(report.total_micros)
-    compare = change(report.total_micros, report.previous_total_micros, f"previous {report.period.days} days")
+    label = f"previous {report.period.days} days"
+    compare = (
+        change(report.total_micros, report.previous_total_micros, label)
+        if compare_previous
+        else f"no comparison with the {label}: too few people were active then to show it"
+    )
     per_person = usd(report.total_micros // report.active_people) if report.active_people else "n/a"
     blocks = [
         header(f"Team AI spend: {team.label} · {report.period.label}"),

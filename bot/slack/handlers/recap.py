@@ -265,9 +265,13 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
     decision = await ctx.db(
         access.can_view_team, workspace_id, viewer, team.id, min_group_size=settings.min_group_size
     )
-    if not decision.allowed:
+    if not decision.allowed or decision.reason == "member":
+        # A member asks for any channel they build: previews of two overlapping channels would be
+        # the differencing the team view refuses (docs/privacy.md, "Aggregates"). Members see
+        # the recap when an admin or manager has it posted.
         return build_error(
-            f"The recap of {team.mention} is visible to {decision.who_can} ({admins_hint(ctx.runtime)})."
+            f"A preview of the recap of {team.mention} is for its managers and admins "
+            f"({admins_hint(ctx.runtime)}); members see the recap when it is posted."
         )
     today = ctx.runtime.today()
 

@@ -27,6 +27,7 @@ from bot.services.commands import (
     mentioned_user,
     usage_line,
 )
+from bot.services.periods import Period
 from bot.services.teams import SlackMember, TeamRef
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time
@@ -380,11 +381,9 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         decision = access.can_view_team(
             conn, workspace_id, viewer, team_id, min_group_size=settings.min_group_size
         )
-        unapproved = (
-            0
-            if decision.allowed
-            else len(access.unapproved_members(conn, workspace_id, caller.user_id, team_id))
-        )
+        # Members a manager's grant does not reach: refused as a manager, and withheld as a member
+        # too, since the manager can look up every other member one by one and subtract.
+        unapproved = len(access.unapproved_members(conn, workspace_id, caller.user_id, team_id))
         return viewer, decision, unapproved
 
     team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
@@ -428,7 +427,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     if decided is None:
         decided = await ctx.db(decide, team.id)
     viewer, decision, unapproved = decided
-    if not decision.allowed:
+    if not decision.allowed or (unapproved and decision.reason == "member"):
         return _refusal(ctx, team.mention, viewer, decision, unapproved)
     if result is not None and result.not_counted:
         notes.append(
@@ -446,18 +445,25 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         extra = f" {notes[-1]}" if notes else ""
         return build_error(f"{team.mention} has no members I can count, so there is nothing to show.{extra}")
 
+    def member_check(conn, asked: Period) -> aggregates.AggregateCheck:
+        return aggregates.check_member_view(
+            conn,
+            workspace_id=workspace_id,
+            team_id=team.id,
+            period=asked,
+            caller_person_id=viewer.person_id,
+            min_group_size=settings.min_group_size,
+        )
+
+    compare_previous = True
+
     def load(conn):
+        nonlocal compare_previous
         if decision.reason == "member":  # managers and admins may see the members themselves
-            check = aggregates.check_member_view(
-                conn,
-                workspace_id=workspace_id,
-                team_id=team.id,
-                period=period,
-                caller_person_id=viewer.person_id,
-                min_group_size=settings.min_group_size,
-            )
+            check = member_check(conn, period)
             if not check.allowed:
                 return check
+            compare_previous = member_check(conn, period.previous()).allowed
         report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
         member_spend = None
         if decision.sees_individuals:
@@ -487,7 +493,13 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         return _withheld(ctx, team.mention, loaded.reason)
     report, member_spend, unpriced = loaded
     reply = build_team(
-        report, team=team, members=members, models=report.models, member_spend=member_spend, notes=notes
+        report,
+        team=team,
+        members=members,
+        models=report.models,
+        member_spend=member_spend,
+        notes=notes,
+        compare_previous=compare_previous,
     )
     return with_unpriced(reply, unpriced)
 
