@@ -256,3 +256,48 @@ def test_a_manager_with_an_unapproved_joiner_gets_no_team_total(client, fake, wo
     send(client, f"team refresh {channel('CMANAGED')}", user_id=ATTACKER)
     text = all_text(send(client, f"team {channel('CMANAGED')} 30d", user_id=ATTACKER))
     assert "joined <#CMANAGED> after you were made its manager" in text and dollars(text) == []
+
+
+def test_a_vendor_or_model_only_one_person_uses_is_folded_for_members(client, fake, world):
+    """The team passes the rules, but the target alone uses Anthropic: its vendor and model lines
+    would be the target's exact spend. Members see them folded; admins see every line."""
+    with world.begin() as conn:
+        target = conn.execute(select(Person.id).where(Person.slack_user_id == TARGET)).scalar_one()
+        conn.execute(
+            UsageDaily.__table__.insert().values(
+                workspace_id="default",
+                source="anthropic",
+                vendor="anthropic",
+                day=DAY,
+                actor="email:u02@example.com",
+                person_id=target,
+                model="claude-opus-4-7",
+                cost_basis="billed",
+                kind="usage",
+                cost_micros=77_780_000,
+                input_tokens=1000,
+                raw_amount="0",
+                raw_unit="usd",
+                in_org_total=True,
+            )
+        )
+        rollups.rebuild(conn)
+    fake.channels["CSEVEN"] = ACTIVE[:7]
+    member = all_text(send(client, f"team {channel('CSEVEN')} 30d", user_id=ATTACKER))
+    everyone = sum(spend(u) for u in ACTIVE[:7]) + 77_780_000
+    assert format_usd(everyone) in member  # the total is the team's, whole
+    assert "$77.78" not in member and "claude-opus-4-7" not in member and "Anthropic" not in member
+    admin = all_text(send(client, f"team {channel('CSEVEN')} 30d", user_id="UADMIN"))
+    assert "$77.78" in admin and "claude-opus-4-7" in admin
+
+
+def test_small_lines_fold_into_other_or_into_one_line():
+    people = {"a": {1, 2, 3, 4, 5, 6}, "b": {2}, "c": {3}}
+    split = aggregates.split_small_lines(["a", "b", "c"], people.get, caller_person_id=1, min_group_size=5)
+    assert split is None  # b and c together are two people: their sum would name them
+    people["c"] = {3, 4, 5, 6, 7}
+    split = aggregates.split_small_lines(["a", "b", "c"], people.get, caller_person_id=1, min_group_size=5)
+    assert split is None  # c now reaches the minimum, but b alone would be one person
+    people["d"] = {7, 8, 9, 10}
+    split = aggregates.split_small_lines(["a", "b", "d"], people.get, caller_person_id=1, min_group_size=5)
+    assert split == (["a"], ["b", "d"])  # b and d together: five people, one "other" line

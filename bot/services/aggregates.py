@@ -20,14 +20,19 @@ Every set is computed from the rollups in two grouped queries, whatever the numb
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, fields, replace
+from typing import TypeVar
 
 from sqlalchemy import Connection, or_, select
 
 from bot.db.models import TeamMembership, UsagePersonDaily
 from bot.services.periods import Period
+from bot.services.reports import TeamReport, VendorSpend
 from bot.sources.base import SEAT
 
+#: The line that vendors used by too few people fold into, in a member's view.
+OTHER_VENDORS = "other vendors"
 ALLOWED = "ok"
 TOO_FEW_ACTIVE = "too_few_active"
 NEAR_ORG = "near_org"
@@ -135,3 +140,58 @@ def check_member_view(
         min_group_size=min_group_size,
     )
     return AggregateCheck(reason, len(team_active))
+
+
+Line = TypeVar("Line")
+
+
+def split_small_lines(
+    lines: list[Line],
+    people_of: Callable[[Line], Collection[int]],
+    *,
+    caller_person_id: int | None,
+    min_group_size: int,
+) -> tuple[list[Line], list[Line]] | None:
+    """(lines shown, lines to fold) for a member: a line from fewer than the minimum people besides
+    the caller is folded. None when the folded lines together still come from too few people: their
+    sum (the total minus the lines shown) would name them, so no breakdown is shown at all."""
+
+    def others(people: Collection[int]) -> set[int]:
+        return set(people) - {caller_person_id}
+
+    shown = [line for line in lines if len(others(people_of(line))) >= min_group_size]
+    folded = [line for line in lines if len(others(people_of(line))) < min_group_size]
+    behind_folded = set().union(*(others(people_of(line)) for line in folded)) if folded else set()
+    if folded and len(behind_folded) < min_group_size:
+        return None
+    return shown, folded
+
+
+def _merged(label: str, lines: list[VendorSpend]) -> VendorSpend:
+    merged = VendorSpend(label)
+    for item in fields(VendorSpend):
+        if item.name != "vendor":
+            setattr(merged, item.name, sum(getattr(line, item.name) for line in lines))
+    return merged
+
+
+def fold_for_member(report: TeamReport, *, caller_person_id: int | None, min_group_size: int) -> TeamReport:
+    """A member's view of a team report whose totals passed ``judge``: vendor lines and models that
+    come from fewer than the minimum people besides the caller fold into "other vendors" (or, when
+    even those are too few, into one line); such models are not listed."""
+    rules = {"caller_person_id": caller_person_id, "min_group_size": min_group_size}
+    vendors = split_small_lines(report.vendors, lambda v: report.vendor_people.get(v.vendor, ()), **rules)
+    if vendors is None:
+        folded_vendors = [_merged("all vendors", report.vendors)] if report.vendors else []
+    else:
+        shown, folded = vendors
+        folded_vendors = shown + ([_merged(OTHER_VENDORS, folded)] if folded else [])
+    everyone_models = [(vendor, model) for vendor, model in report.model_people]
+    models = split_small_lines(everyone_models, lambda key: report.model_people[key], **rules)
+    listed = set(models[0]) if models is not None else set()
+    return replace(
+        report,
+        vendors=folded_vendors,
+        models=[(vendor, model, cost) for vendor, model, cost in report.models if (vendor, model) in listed],
+        member_spend=[],
+    )

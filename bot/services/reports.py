@@ -343,6 +343,10 @@ def on_team(table, team_id: int, within: tuple[date, date] | None = None):
 class TeamReport(SpendReport):
     #: (person id, spend) biggest first: individual numbers, for the team's managers and admins.
     member_spend: list[tuple[int, int]] = field(default_factory=list)
+    #: Who is behind each vendor line and each model (vendor, model): what a member's view must
+    #: know to fold lines from too few people (``aggregates.fold_for_member``).
+    vendor_people: dict[str, frozenset[int]] = field(default_factory=dict)
+    model_people: dict[tuple[str, str], frozenset[int]] = field(default_factory=dict)
 
 
 def team_report(
@@ -365,11 +369,15 @@ def team_report(
     vendors: dict[str, VendorSpend] = {}
     models: dict[tuple[str, str], int] = {}
     member_spend: dict[int, int] = {}
+    vendor_people: dict[str, set[int]] = {}
+    model_people: dict[tuple[str, str], set[int]] = {}
     for person_id, model, vendor, *sums in rows:
         sums = [int(x or 0) for x in sums]
         member_spend[int(person_id)] = member_spend.get(int(person_id), 0) + sums[0]
+        vendor_people.setdefault(vendor, set()).add(int(person_id))
         if model:
             models[vendor, model] = models.get((vendor, model), 0) + sums[0]
+            model_people.setdefault((vendor, model), set()).add(int(person_id))
         _add_vendor(vendors, vendor, sums)
     previous = period.previous()
     previous_total = conn.execute(
@@ -396,6 +404,8 @@ def team_report(
         len(member_spend),
         models=_top_models(models, top_models),
         member_spend=sorted(member_spend.items(), key=lambda item: (-item[1], item[0])),
+        vendor_people={vendor: frozenset(people) for vendor, people in vendor_people.items()},
+        model_people={key: frozenset(people) for key, people in model_people.items()},
     )
 
 

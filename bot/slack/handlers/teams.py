@@ -465,6 +465,10 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
                 return check
             compare_previous = member_check(conn, period.previous()).allowed
         report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
+        if decision.reason == "member":
+            report = aggregates.fold_for_member(
+                report, caller_person_id=viewer.person_id, min_group_size=settings.min_group_size
+            )
         member_spend = None
         if decision.sees_individuals:
             spend = report.member_spend
