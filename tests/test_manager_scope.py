@@ -20,6 +20,7 @@ from tests.teams_support import (
     TODAY,
     add_team_users,
     all_text,
+    make_runtime,
     person_id,
     post_event,
     seed_demo,
@@ -298,3 +299,28 @@ def test_a_manager_sees_no_team_budget_spend_over_a_joiner_the_grant_does_not_re
     after = all_text(send(client, f"budget show {PRIVATE}", user_id="UBEN"))
     assert "Budgets of" in after and "spent" not in after, after
     assert "spent" in all_text(send(client, f"budget show {PRIVATE}", user_id="UADMIN"))
+
+
+def test_team_budget_alerts_skip_a_manager_whose_grant_misses_a_joiner(client, seeded, fake_slack):
+    """An alert says "$X of $Y" for the whole team: after the invite, not to Ben but to the admins."""
+    _grant_ben(client)
+    assert "Budget set" in all_text(send(client, f"budget set {PRIVATE} $5000/month", user_id="UADMIN"))
+
+    def recipients():
+        with seeded.connect() as conn:
+            team = teams.get_team(conn, workspace_id="default", kind="channel", slack_id="CPRIVATE")
+            [budget] = budgets.budgets_of_target(
+                conn, workspace_id="default", kind="channel", target_id="CPRIVATE"
+            )
+            return budgets.alert_recipients(
+                conn,
+                workspace_id="default",
+                budget=budget,
+                team=team,
+                settings=make_runtime(seeded, fake_slack).settings,
+            )
+
+    assert recipients() == ["UBEN"]
+    _invite_ivan(client, fake_slack)
+    after = recipients()
+    assert "UBEN" not in after and after

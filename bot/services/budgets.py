@@ -1016,8 +1016,11 @@ def alert_recipients(
         return [slack_id] if slack_id else []
     if team is not None:
         managers = teams.team_managers(conn, workspace_id=workspace_id, team_id=team.id)
-        if managers:
-            return managers
+        # An alert carries the team's dollars: only to managers whose grant reaches every member
+        # (a joiner not yet approved would be in the figure), else to the admins.
+        reaching = [m for m in managers if not access.unapproved_members(conn, workspace_id, m, team.id)]
+        if reaching:
+            return reaching
     return admin_user_ids(conn, workspace_id=workspace_id, settings=settings)
 
 
