@@ -84,12 +84,15 @@ def secret_forms(secret: str) -> set[str]:
     """The texts that reveal ``secret``: as is, URL-encoded (``%XX`` and form ``+``), JSON-escaped,
     hex, and base64 in any alignment or alphabet (see ``base64_cores``)."""
     raw = secret.encode()
+    url_forms = {quote(secret, safe=""), quote_plus(secret, safe="")}
     forms = {
         secret,
-        quote(secret, safe=""),
-        quote_plus(secret, safe=""),
+        *url_forms,
+        # Percent-escapes and hex are case-insensitive: a vendor may echo either case.
+        *(re.sub(r"%[0-9A-F]{2}", lambda escape: escape.group(0).lower(), form) for form in url_forms),
         json.dumps(secret)[1:-1],
         raw.hex(),
+        raw.hex().upper(),
         *base64_cores(raw),
     }
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}

@@ -484,3 +484,18 @@ def test_the_sync_runs_each_active_workspace_with_its_own_keys(engine):
     assert VENDOR_KEY not in (outcomes["T2"][0].error or "")
     with engine.connect() as conn:
         assert conn.execute(select(SyncRun.workspace_id, SyncRun.source)).all() == [("T2", "openai")]
+
+
+def test_percent_escapes_and_hex_of_a_secret_are_masked_in_either_case():
+    from bot.observability import SecretMask
+
+    secret = "sk-admin/Key+With=Symbols-0123456789"
+    mask = SecretMask()
+    mask.add([secret])
+    for echoed in (
+        secret.encode().hex().upper(),
+        secret.encode().hex(),
+        "sk-admin%2fKey%2bWith%3dSymbols-0123456789",
+        "sk-admin%2FKey%2BWith%3DSymbols-0123456789",
+    ):
+        assert mask.mask(f"error: {echoed}!") == "error: [redacted]!", echoed
