@@ -40,6 +40,30 @@ def dollars(text: str) -> list[str]:
     return re.findall(r"\$[\d,]+\.\d\d", text)
 
 
+def add_usage(conn, user_id: str, *, day, micros: int, vendor: str = "openai", model: str = "gpt-5") -> None:
+    """One billed usage row of ``user_id`` (written directly, so the rollups are rebuilt)."""
+    person = conn.execute(select(Person.id).where(Person.slack_user_id == user_id)).scalar_one()
+    conn.execute(
+        UsageDaily.__table__.insert().values(
+            workspace_id="default",
+            source=vendor,
+            vendor=vendor,
+            day=day,
+            actor=f"email:{user_id.lower()}@example.com",
+            person_id=person,
+            model=model,
+            cost_basis="billed",
+            kind="usage",
+            cost_micros=micros,
+            input_tokens=1000,
+            raw_amount="0",
+            raw_unit="usd",
+            in_org_total=True,
+        )
+    )
+    rollups.rebuild(conn)
+
+
 @pytest.fixture
 def world(db_url):
     engine = make_engine(db_url)
@@ -53,27 +77,8 @@ def world(db_url):
                     display_name=user_id,
                 )
             )
-        ids = dict(conn.execute(select(Person.slack_user_id, Person.id)).all())
         for user_id in ACTIVE:
-            conn.execute(
-                UsageDaily.__table__.insert().values(
-                    workspace_id="default",
-                    source="openai",
-                    vendor="openai",
-                    day=DAY,
-                    actor=f"email:{user_id.lower()}@example.com",
-                    person_id=ids[user_id],
-                    model="gpt-5",
-                    cost_basis="billed",
-                    kind="usage",
-                    cost_micros=spend(user_id),
-                    input_tokens=1000,
-                    raw_amount="0",
-                    raw_unit="usd",
-                    in_org_total=True,
-                )
-            )
-        rollups.rebuild(conn)
+            add_usage(conn, user_id, day=DAY, micros=spend(user_id))
     yield engine
     engine.dispose()
 
@@ -215,26 +220,7 @@ def test_the_previous_period_of_a_shown_team_is_checked_too(client, fake, world)
     ($X)" would give the target's exact spend. The comparison is left out for members."""
     yesterday = TODAY - timedelta(days=1)
     with world.begin() as conn:
-        target = conn.execute(select(Person.id).where(Person.slack_user_id == TARGET)).scalar_one()
-        conn.execute(
-            UsageDaily.__table__.insert().values(
-                workspace_id="default",
-                source="openai",
-                vendor="openai",
-                day=yesterday,
-                actor="email:u02@example.com",
-                person_id=target,
-                model="gpt-5",
-                cost_basis="billed",
-                kind="usage",
-                cost_micros=55_560_000,
-                input_tokens=1000,
-                raw_amount="0",
-                raw_unit="usd",
-                in_org_total=True,
-            )
-        )
-        rollups.rebuild(conn)
+        add_usage(conn, TARGET, day=yesterday, micros=55_560_000)
     fake.channels["CSEVEN"] = ACTIVE[:7]
     text = all_text(send(client, f"team {channel('CSEVEN')} {TODAY}..{TODAY}", user_id=ATTACKER))
     assert format_usd(sum(spend(u) for u in ACTIVE[:7])) in text  # today's total is fine
@@ -262,26 +248,7 @@ def test_a_vendor_or_model_only_one_person_uses_is_folded_for_members(client, fa
     """The team passes the rules, but the target alone uses Anthropic: its vendor and model lines
     would be the target's exact spend. Members see them folded; admins see every line."""
     with world.begin() as conn:
-        target = conn.execute(select(Person.id).where(Person.slack_user_id == TARGET)).scalar_one()
-        conn.execute(
-            UsageDaily.__table__.insert().values(
-                workspace_id="default",
-                source="anthropic",
-                vendor="anthropic",
-                day=DAY,
-                actor="email:u02@example.com",
-                person_id=target,
-                model="claude-opus-4-7",
-                cost_basis="billed",
-                kind="usage",
-                cost_micros=77_780_000,
-                input_tokens=1000,
-                raw_amount="0",
-                raw_unit="usd",
-                in_org_total=True,
-            )
-        )
-        rollups.rebuild(conn)
+        add_usage(conn, TARGET, day=DAY, micros=77_780_000, vendor="anthropic", model="claude-opus-4-7")
     fake.channels["CSEVEN"] = ACTIVE[:7]
     member = all_text(send(client, f"team {channel('CSEVEN')} 30d", user_id=ATTACKER))
     everyone = sum(spend(u) for u in ACTIVE[:7]) + 77_780_000
