@@ -25,6 +25,7 @@ from bench import synth
 from bot.db import rollups
 from bot.db.engine import make_engine
 from bot.db.migrate import upgrade
+from bot.domain.clock import utcnow
 
 #: Bump when the generator or the load changes, so cached databases are rebuilt.
 GEN_VERSION = 1
@@ -104,12 +105,9 @@ def _secondary_indexes(conn, kind: str) -> list[tuple[str, str]]:
 
 def _insert_people(engine: Engine, people: int, seed: int) -> None:
     person_rows = [
-        {**row, "show_name_in_channels": False, "created_at": models.utcnow()}
-        for row in synth.people_rows(people)
+        {**row, "show_name_in_channels": False, "created_at": utcnow()} for row in synth.people_rows(people)
     ]
-    identities = [
-        {**row, "label": "", "created_at": models.utcnow()} for row in synth.identity_rows(seed, people)
-    ]
+    identities = [{**row, "label": "", "created_at": utcnow()} for row in synth.identity_rows(seed, people)]
     with engine.begin() as conn:
         conn.execute(models.Person.__table__.insert(), person_rows)
         conn.execute(models.Identity.__table__.insert(), identities)

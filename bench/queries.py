@@ -22,9 +22,9 @@ from bench.slack import ADMIN, FakeSlack, app_settings, command_body, reply_text
 from bench.stats import summarize
 from bot.db.engine import make_engine
 from bot.db.models import UsageDaily
-from bot.money import format_usd
+from bot.domain.money import format_usd
+from bot.domain.periods import Period, parse_period
 from bot.services import reports
-from bot.services.periods import Period, parse_period
 
 #: The recap's week: the last full Monday-start week of the data.
 RECAP_WEEK = date(2025, 12, 22)

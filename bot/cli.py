@@ -186,8 +186,8 @@ def demo(
     database_url: Annotated[str | None, typer.Option(help="Override DATABASE_URL.")] = None,
 ) -> None:
     """See Tokenwise work with no keys: a synthetic org through the real sync engine."""
+    from bot.domain.periods import parse_period
     from bot.services import reports
-    from bot.services.periods import parse_period
     from bot.slack.blocks.reports import build_me, build_org
     from bot.sources.demo import DEMO_DAYS, PEOPLE
     from bot.terminal import render

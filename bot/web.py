@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.db.models import utcnow
+from bot.domain.clock import utcnow
 from bot.observability import SOURCE_LAG, RequestContextMiddleware, metrics_text
 from bot.runtime import Runtime
 from bot.services.status import source_statuses

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from bot.db import rollups
 from bot.db.engine import make_engine
 from bot.db.models import Person, Team, TeamMembership, UsageDaily
-from bot.money import format_usd
+from bot.domain.money import format_usd
 from bot.services import aggregates
 from tests.slack_fake import start_fake_slack
 from tests.teams_support import TODAY, all_text, send, slack_client

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from bot.services.ai_detection import (
+from bot.domain.ai_rules import (
     HIGH,
     LOW,
     NONE,

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from bot.db.engine import make_engine
 from bot.db.models import UsageDaily
-from bot.money import format_usd
+from bot.domain.money import format_usd
+from bot.domain.periods import Period, calendar_period
 from bot.services import home, teams
-from bot.services.periods import Period, calendar_period
 from bot.services.reports import SpendReport, VendorSpend
 from bot.slack.blocks.home import bar, build_home, build_home_not_linked, sparkline, validate_view
 from bot.slack.handlers.home import RecentEvents

@@ -3,8 +3,8 @@
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.domain.periods import parse_period
 from bot.services.people import UnlinkedActor
-from bot.services.periods import parse_period
 from bot.services.reports import SpendReport, Value, VendorSpend
 from bot.services.status import SourceStatus, StatusReport
 from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, message, section, validate

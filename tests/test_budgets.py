@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 
 from bot.db import rollups
 from bot.db.models import AuditLog, Budget, Person, UsageDaily
+from bot.domain.periods import Period
 from bot.services import access, budgets, teams
 from bot.services.budgets import BudgetError, BudgetStatus
-from bot.services.periods import Period
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import context, message, section, validate
 

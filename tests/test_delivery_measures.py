@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from bot.db import rollups, store
 from bot.db.models import ActivityDaily, Person, PullRequest, UsageDaily
-from bot.money import Money
-from bot.services.periods import parse_period
+from bot.domain.money import Money
+from bot.domain.periods import parse_period
+from bot.domain.records import ActivityRecord, Batch, PullRequestRecord, UsageRecord
 from bot.services.reports import IdleWeek, SpendReport, Value, VendorSpend, delivery_measures, per_item_micros
 from bot.services.sync import run_source
 from bot.slack.blocks.common import validate
 from bot.slack.blocks.reports import build_me
-from bot.sources.base import ActivityRecord, Batch, PullRequestRecord, UsageRecord
 
 MARCH = parse_period("2026-03", date(2026, 3, 20))
 

@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Budget, ManagerScope, Person, RoleGrant, Team, TeamMembership
-from bot.money import format_usd
+from bot.domain.money import format_usd
+from bot.domain.periods import parse_period
 from bot.services import access, budgets, teams
-from bot.services.periods import parse_period
 from tests.slack_fake import start_fake_slack
 from tests.teams_support import (
     PLATFORM,

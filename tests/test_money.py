@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.money import Money, format_usd, to_decimal
+from bot.domain.money import Money, format_usd, to_decimal
 
 
 def test_units_convert_exactly():

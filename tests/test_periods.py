@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from bot.services.periods import PeriodError, calendar_period, parse_period
+from bot.domain.periods import PeriodError, calendar_period, parse_period
 
 TODAY = date(2026, 11, 27)  # a Friday
 

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from bot.cli import app as cli_app
 from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, AuditLog, Identity, Person, RoleGrant, TeamMembership, UsageDaily
+from bot.domain.periods import parse_period
 from bot.services import privacy, reports
-from bot.services.periods import parse_period
 from bot.services.privacy import Group, channel_name, fold_small_groups
 from bot.slack.blocks.privacy import FORGET_CANCEL, FORGET_CONFIRM
 from tests.slack_fake import start_fake_slack

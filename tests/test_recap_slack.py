@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Person, RecapDelivery, RecapSubscription, RecapVote
-from bot.money import format_usd
+from bot.domain.money import format_usd
 from bot.observability import REGISTRY
 from bot.services import recap, teams
 from bot.slack.blocks.common import validate

@@ -12,14 +12,14 @@ from starlette.testclient import TestClient
 
 from bot.db.engine import make_engine
 from bot.db.models import VendorTotalRow
-from bot.money import Money
+from bot.domain.money import Money
+from bot.domain.periods import Period
+from bot.domain.records import UNPRICED, Batch, UsageRecord, VendorTotal
 from bot.runtime import Runtime
 from bot.services import reconcile
-from bot.services.periods import Period
 from bot.services.sync import run_all, run_source
 from bot.settings import Settings
 from bot.slack.app import build_app
-from bot.sources.base import UNPRICED, Batch, UsageRecord, VendorTotal
 from bot.sources.cursor import from_settings
 from bot.web import build_web_app
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from bot.services.periods import Period
+from bot.domain.periods import Period
 from bot.services.reconcile import MISMATCH_TOLERANCE, Drift, Reconciliation, SourceFigures, TotalCheck
 from bot.services.reports import UnpricedModel
 from bot.slack.blocks.common import Message, context, validate

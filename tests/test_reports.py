@@ -4,7 +4,7 @@ from datetime import date
 
 from bot.db import rollups, store
 from bot.db.models import UsageDaily
-from bot.services.periods import parse_period
+from bot.domain.periods import parse_period
 from bot.services.reports import org_report, person_report
 
 DAY = date(2026, 3, 10)

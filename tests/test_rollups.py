@@ -9,12 +9,12 @@ from sqlalchemy import func, select
 
 from bot.db import rollups, store
 from bot.db.models import ActivityOrgDaily, Person, UsageDaily, UsageOrgDaily, UsagePersonDaily
-from bot.money import Money
+from bot.domain.money import Money
+from bot.domain.periods import Period
+from bot.domain.records import Batch, UsageRecord
 from bot.services import people, privacy
-from bot.services.periods import Period
 from bot.services.reports import org_report, person_report
 from bot.services.sync import run_source
-from bot.sources.base import Batch, UsageRecord
 from bot.sources.demo import PEOPLE, demo_connectors
 
 TODAY = date(2026, 11, 20)

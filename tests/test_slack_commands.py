@@ -80,7 +80,7 @@ def test_me_answers_ephemerally_with_the_callers_numbers(client, fake_slack, see
                 UsageDaily.actor == "email:ana@example.com", UsageDaily.day > TODAY - timedelta(days=30)
             )
         ).scalar()
-    from bot.money import format_usd
+    from bot.domain.money import format_usd
 
     assert format_usd(ana_total) in text
     assert "Claude Code" in text and "(est.)" in text

@@ -4,9 +4,9 @@ from datetime import date
 from sqlalchemy import func, select
 
 from bot.db.models import ActivityDaily, Person, SyncRun, UsageDaily, VendorTotalRow
-from bot.money import Money
+from bot.domain.money import Money
+from bot.domain.records import VendorTotal
 from bot.services.sync import run_all
-from bot.sources.base import VendorTotal
 from bot.sources.demo import PEOPLE, demo_connectors
 
 TODAY = date(2026, 11, 20)

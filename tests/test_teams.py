@@ -10,9 +10,9 @@ from sqlalchemy import func, select, update
 from bot.db import rollups
 from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, AuditLog, Person, RoleGrant, Team, TeamMembership, UsageDaily
-from bot.money import format_usd
+from bot.domain.money import format_usd
+from bot.domain.periods import Period, parse_period
 from bot.services import reports, teams
-from bot.services.periods import Period, parse_period
 from bot.services.teams import EARLIEST, SlackMember
 from bot.slack.handlers import teams as team_handlers
 from tests.slack_fake import start_fake_slack

@@ -26,12 +26,13 @@ from sqlalchemy import func, select
 from werkzeug import Request, Response
 
 from bot.db.models import Person, SyncRun, SyncState, UsageDaily
-from bot.money import to_decimal, usd_to_micros
+from bot.domain.money import to_decimal, usd_to_micros
+from bot.domain.records import COST, Batch
+from bot.domain.records import USAGE as USAGE_KIND
 from bot.services.sync import run_source
 from bot.settings import Settings
 from bot.sources import openai as openai_source
-from bot.sources.base import COST, Batch, SourceError
-from bot.sources.base import USAGE as USAGE_KIND
+from bot.sources.base import SourceError
 from tests.sources.test_openai import (
     COSTS,
     FIXTURES,

@@ -22,9 +22,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from bot.domain.clock import utcnow
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -505,7 +503,7 @@ class PullRequest(SQLModel, table=True):
 
     ``ai_confidence`` is "high" (a co-author trailer, a "Generated with" line, a label or a coding
     agent as author) or "none" as synced; "low" (the author used an AI tool while the PR was
-    worked on) is decided at query time from other vendors' rows (bot/services/ai_detection.py).
+    worked on) is decided at query time from other vendors' rows (bot/domain/ai_rules.py).
     Rows are replaced per source and window of merge days, like usage and activity rows.
     """
 

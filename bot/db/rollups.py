@@ -28,7 +28,7 @@ from bot.db.models import (
     UsageOrgDaily,
     UsagePersonDaily,
 )
-from bot.sources.base import ACTIVITY_FIELDS, TOKENS_ONLY
+from bot.domain.records import ACTIVITY_FIELDS, TOKENS_ONLY
 
 #: The usage rollups' key columns read as they are from usage_daily (``tokens_only`` is computed).
 USAGE_GROUP = USAGE_ROLLUP_KEY[:-1]

@@ -24,9 +24,9 @@ from bot.db.models import (
     PullRequest,
     UsageDaily,
     VendorTotalRow,
-    utcnow,
 )
-from bot.sources.base import (
+from bot.domain.clock import utcnow
+from bot.domain.records import (
     ACTIVITY_FIELDS,
     NAME_GUESS,
     ActivityRecord,

@@ -27,9 +27,9 @@ from typing import TypeVar
 from sqlalchemy import Connection, or_, select
 
 from bot.db.models import TeamMembership, UsagePersonDaily
-from bot.services.periods import Period
+from bot.domain.periods import Period
+from bot.domain.records import SEAT
 from bot.services.reports import TeamReport, VendorSpend
-from bot.sources.base import SEAT
 
 #: The line that vendors used by too few people fold into, in a member's view.
 OTHER_VENDORS = "other vendors"

@@ -33,16 +33,16 @@ from bot.db.models import (
     Person,
     UsageOrgDaily,
     UsagePersonDaily,
-    utcnow,
 )
-from bot.money import MICROS_PER_USD, format_usd, usd_to_micros
+from bot.domain.clock import local_today, utcnow
+from bot.domain.money import MICROS_PER_USD, format_usd, usd_to_micros
+from bot.domain.periods import Period, calendar_period
+from bot.domain.records import SEAT
 from bot.services import access, aggregates, privacy, teams
 from bot.services.commands import mentioned_channel, mentioned_group, mentioned_user
-from bot.services.periods import Period, calendar_period
 from bot.services.reports import on_team  # the one definition of "counts for the team that day"
 from bot.services.teams import TeamRef
 from bot.settings import Settings
-from bot.sources.base import SEAT
 
 # -- vocabulary ------------------------------------------------------------------------------
 
@@ -362,10 +362,6 @@ def parse_request(args: Sequence[str]) -> tuple[int, str]:
 
 
 # -- periods (pure) ----------------------------------------------------------------------------
-
-
-def local_today(now: datetime, tz: ZoneInfo) -> date:
-    return now.astimezone(tz).date()
 
 
 def current_period(kind: str, now: datetime, tz: ZoneInfo) -> Period:

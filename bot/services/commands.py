@@ -10,7 +10,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from bot.services.periods import looks_like_period
+from bot.domain.periods import looks_like_period
 
 MAX_TEXT = 1000  # Slack allows 4,000 characters; nothing we accept is that long
 

@@ -8,8 +8,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection
 
+from bot.domain.periods import Period, calendar_period, week_start
 from bot.services import access, reports, teams
-from bot.services.periods import Period, calendar_period, week_start
 from bot.services.reports import SpendReport
 
 TREND_WEEKS = 8

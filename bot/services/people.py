@@ -9,8 +9,9 @@ from pathlib import Path
 from sqlalchemy import Connection, func, select, update
 
 from bot.db import store
-from bot.db.models import Identity, IdentityClaim, Person, UsageDaily, utcnow
-from bot.sources.base import email_actor
+from bot.db.models import Identity, IdentityClaim, Person, UsageDaily
+from bot.domain.clock import utcnow
+from bot.domain.records import email_actor
 
 # Vendor word in "/tokens link <vendor> <id> @user" -> actor namespace.
 LINK_NAMESPACES = {

@@ -27,12 +27,12 @@ from bot.db.models import (
     RoleGrant,
     TeamMembership,
     UsageDaily,
-    utcnow,
 )
-from bot.money import MICROS_PER_USD
+from bot.domain.clock import utcnow
+from bot.domain.money import MICROS_PER_USD
+from bot.domain.periods import Period
+from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED
 from bot.services import teams
-from bot.services.periods import Period
-from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED
 
 OTHERS = "others"
 FORGOTTEN_PREFIX = "forgotten:"

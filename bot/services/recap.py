@@ -42,11 +42,12 @@ from bot.db.models import (
     UsagePersonDaily,
     as_utc,
 )
-from bot.money import format_usd
+from bot.domain.ai_rules import DELIVERY_VENDORS
+from bot.domain.money import format_usd
+from bot.domain.periods import Period
+from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED, SEAT
 from bot.services import privacy, reports, teams
-from bot.services.ai_detection import DELIVERY_VENDORS
 from bot.services.commands import CommandError, mentioned_channel, mentioned_group
-from bot.services.periods import Period
 from bot.services.recap_rules import (
     MEASURES,
     VALUE_SIGNALS,
@@ -62,7 +63,6 @@ from bot.services.recap_rules import (
     split_postable,
 )
 from bot.services.reports import Value, per_item_micros
-from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT
 
 WEEKS = 8  # the chart's span; the rules look back as far
 SHOWN_WEEKS = 5  # this week and the four the average is taken over: who counts for a line

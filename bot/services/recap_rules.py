@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from bot.money import format_usd
+from bot.domain.money import format_usd
 from bot.services.reports import Value, per_item_micros
 
 FOR = "for"

@@ -25,9 +25,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from bot.db.models import UsageDaily, VendorTotalRow
-from bot.services.periods import Period
+from bot.domain.periods import Period
+from bot.domain.records import BILLED, ESTIMATED, TOTAL_BILLED, TOTAL_BILLED_AND_ESTIMATED, UNPRICED
 from bot.services.reports import UnpricedModel, unpriced_models, usage_tokens
-from bot.sources.base import BILLED, ESTIMATED, TOTAL_BILLED, TOTAL_BILLED_AND_ESTIMATED, UNPRICED
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from bot.db.models import (
     UsageOrgDaily,
     UsagePersonDaily,
 )
-from bot.services.periods import Period
-from bot.sources.base import ACTIVITY_FIELDS, ESTIMATED, SEAT, UNPRICED
+from bot.domain.periods import Period
+from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED, SEAT, UNPRICED
 
 VALUE_FIELDS = ACTIVITY_FIELDS
 
@@ -510,7 +510,7 @@ def ai_tool_days(
     spend, tokens or requests (seats are not use) or activity rows with any signal."""
     from sqlalchemy import or_
 
-    from bot.services.ai_detection import DELIVERY_VENDORS
+    from bot.domain.ai_rules import DELIVERY_VENDORS
 
     used = or_(
         UsageDaily.cost_micros != 0,
@@ -557,8 +557,8 @@ def delivery_measures(
     from datetime import UTC, datetime, timedelta
 
     from bot.db.models import PullRequest
-    from bot.services.ai_detection import HIGH, LOW, Detection, with_usage
-    from bot.services.periods import week_start
+    from bot.domain.ai_rules import HIGH, LOW, Detection, with_usage
+    from bot.domain.periods import week_start
 
     result = DeliveryMeasures(period, idle_days)
     if not person_ids:

@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Connection, Engine, delete, select
 
-from bot.db.models import AuditLog, SourceSecret, utcnow
+from bot.db.models import AuditLog, SourceSecret
+from bot.domain.clock import utcnow
 from bot.observability import remember_secrets
 from bot.settings import Settings
 from bot.sources.base import Connector

@@ -12,17 +12,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from bot.db import rollups, store
 from bot.db.locks import job_lock
-from bot.db.models import SyncRun, SyncState, utcnow
+from bot.db.models import SyncRun, SyncState
+from bot.domain.clock import utc_today, utcnow
+from bot.domain.records import Batch, fold
 from bot.observability import SYNC_ROWS, SYNC_RUNS
 from bot.services.reconcile import log_mismatches
-from bot.sources.base import Batch, Connector, SourceError, fold
+from bot.sources.base import Connector, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,6 @@ class SyncOutcome:
     @property
     def ok(self) -> bool:
         return self.status != "failed"
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
 
 
 def plan_window(

@@ -14,7 +14,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection, and_, delete, func, select, update
 
 from bot.db import store
-from bot.db.models import ManagerScope, Person, RoleGrant, Team, TeamMembership, utcnow
+from bot.db.models import ManagerScope, Person, RoleGrant, Team, TeamMembership
+from bot.domain.clock import utcnow
 from bot.services import people
 
 USERGROUP = "usergroup"

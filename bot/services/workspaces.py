@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, select
 
-from bot.db.models import Workspace, utcnow
+from bot.db.models import Workspace
+from bot.domain.clock import utcnow
 from bot.settings import Settings
 
 if TYPE_CHECKING:

@@ -33,19 +33,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from bot.money import USD_CENTS, Money, to_decimal
+from bot.domain.clock import utc_today
+from bot.domain.money import USD_CENTS, Money, to_decimal
+from bot.domain.records import BILLED, ESTIMATED, TOKENS_ONLY, Batch, IdentityHint, UsageRecord, fold
 from bot.settings import Settings
-from bot.sources.base import (
-    BILLED,
-    ESTIMATED,
-    TOKENS_ONLY,
-    Batch,
-    IdentityHint,
-    SourceError,
-    UsageRecord,
-    fold,
-    split_window,
-)
+from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary
 from bot.sources.prices import estimate_or_unpriced
 
@@ -287,10 +279,6 @@ class CostAnalytics:
             except Refused as refusal:
                 self.refuse(str(refusal))
         return bool(self.available)
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
 
 
 def analytics_actor(value: Any) -> tuple[str, IdentityHint | None]:

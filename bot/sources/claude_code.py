@@ -25,7 +25,18 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import ClassVar
 
-from bot.money import Money
+from bot.domain.clock import utc_today
+from bot.domain.money import Money
+from bot.domain.records import (
+    ESTIMATED,
+    TOKENS_ONLY,
+    ActivityRecord,
+    Batch,
+    IdentityHint,
+    UsageRecord,
+    email_actor,
+    fold,
+)
 from bot.settings import Settings
 from bot.sources.anthropic import (
     CLAUDE_CODE_ENDPOINT,
@@ -37,20 +48,8 @@ from bot.sources.anthropic import (
     count,
     load_directory,
     parse_day,
-    utc_today,
 )
-from bot.sources.base import (
-    ESTIMATED,
-    TOKENS_ONLY,
-    ActivityRecord,
-    Batch,
-    IdentityHint,
-    SourceError,
-    UsageRecord,
-    email_actor,
-    fold,
-    split_window,
-)
+from bot.sources.base import SourceError, split_window
 
 UNATTRIBUTED = "claude_code:unattributed"
 

@@ -21,9 +21,8 @@ from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from bot.money import USD_CENTS, Money, cents_to_micros, to_decimal
-from bot.settings import Settings
-from bot.sources.base import (
+from bot.domain.money import USD_CENTS, Money, cents_to_micros, to_decimal
+from bot.domain.records import (
     BILLED,
     ESTIMATED,
     TOTAL_BILLED,
@@ -32,12 +31,12 @@ from bot.sources.base import (
     ActivityRecord,
     Batch,
     IdentityHint,
-    SourceError,
     UsageRecord,
     VendorTotal,
     email_actor,
-    split_window,
 )
+from bot.settings import Settings
+from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, collector_paused
 
 log = logging.getLogger(__name__)

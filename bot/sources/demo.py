@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import ClassVar
 
-from bot.money import Money
-from bot.sources.base import ActivityRecord, Batch, IdentityHint, UsageRecord, email_actor, split_window
+from bot.domain.money import Money
+from bot.domain.records import ActivityRecord, Batch, IdentityHint, UsageRecord, email_actor
+from bot.sources.base import split_window
 
 DEMO_DOMAIN = "example.com"
 DEMO_DAYS = 90

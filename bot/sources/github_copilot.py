@@ -44,19 +44,10 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.money import USD, Money, micros_to_usd, to_decimal, usd_to_micros
+from bot.domain.money import USD, Money, micros_to_usd, to_decimal, usd_to_micros
+from bot.domain.records import ESTIMATED, SEAT, USAGE, ActivityRecord, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
-from bot.sources.base import (
-    ESTIMATED,
-    SEAT,
-    USAGE,
-    ActivityRecord,
-    Batch,
-    IdentityHint,
-    SourceError,
-    UsageRecord,
-    split_window,
-)
+from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary
 
 log = logging.getLogger(__name__)

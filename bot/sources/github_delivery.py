@@ -43,22 +43,10 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.services.ai_detection import (
-    HIGH,
-    PullRequestFacts,
-    agent_tool,
-    detect,
-    is_excluded,
-)
+from bot.domain.ai_rules import HIGH, PullRequestFacts, agent_tool, detect, is_excluded
+from bot.domain.records import ActivityRecord, Batch, IdentityHint, PullRequestRecord
 from bot.settings import Settings
-from bot.sources.base import (
-    ActivityRecord,
-    Batch,
-    IdentityHint,
-    PullRequestRecord,
-    SourceError,
-    split_window,
-)
+from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary, retry_after_seconds
 
 log = logging.getLogger(__name__)

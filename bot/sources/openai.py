@@ -27,18 +27,10 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, ClassVar
 
-from bot.money import USD, Money, micros_to_usd, to_decimal, usd_to_micros
+from bot.domain.money import USD, Money, micros_to_usd, to_decimal, usd_to_micros
+from bot.domain.records import COST, ESTIMATED, USAGE, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
-from bot.sources.base import (
-    COST,
-    ESTIMATED,
-    USAGE,
-    Batch,
-    IdentityHint,
-    SourceError,
-    UsageRecord,
-    split_window,
-)
+from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, collector_paused, decode_json, error_summary
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from bot.money import Money, to_decimal, usd_to_micros
+from bot.domain.clock import utc_today
+from bot.domain.money import Money, to_decimal, usd_to_micros
+from bot.domain.records import NAME_GUESS, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
-from bot.sources.base import NAME_GUESS, Batch, IdentityHint, SourceError, UsageRecord, split_window
+from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary
 
 log = logging.getLogger(__name__)
@@ -50,10 +52,6 @@ EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 def key_actor(key_hash: str) -> str:
     return f"openrouter_key:{key_hash}"
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
 
 
 @dataclass(slots=True)

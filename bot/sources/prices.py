@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 
-from bot.money import ESTIMATE_PREFIX, Money, usd_to_micros
-from bot.sources.base import ESTIMATED, UNPRICED
+from bot.domain.money import ESTIMATE_PREFIX, Money, usd_to_micros
+from bot.domain.records import ESTIMATED, UNPRICED
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ def enabled_connectors(
     """Connectors for every enabled source (or just ``only``, which may also be an account name).
     ``secret_overrides`` (source -> key stored by a workspace, ``bot.services.secrets``) win over
     the environment's keys."""
-    from bot.services.sync import utc_today
+    from bot.domain.clock import utc_today
     from bot.sources.demo import demo_connectors
 
     settings = apply_overrides(settings, secret_overrides or {})

@@ -18,9 +18,10 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import InvalidOperation
 from typing import Any, ClassVar
 
-from bot.money import to_decimal
+from bot.domain.money import to_decimal
+from bot.domain.records import ActivityRecord, Batch, IdentityHint, email_actor
 from bot.settings import Settings
-from bot.sources.base import ActivityRecord, Batch, IdentityHint, SourceError, email_actor, split_window
+from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp
 
 USER_PAGE = "UserPageAnalytics"

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from werkzeug import Request, Response
 
 from bot.db.models import Identity, Person, SyncRun, UsageDaily
-from bot.money import Money
+from bot.domain.money import Money
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import anthropic, claude_code

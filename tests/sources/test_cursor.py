@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from werkzeug import Request, Response
 
 from bot.db.models import ActivityDaily, Identity, Person, SyncRun, UsageDaily, VendorTotalRow
-from bot.money import Money
+from bot.domain.money import Money
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from werkzeug import Response
 
 from bot.db.models import ActivityDaily, Identity, Person, SyncState, TeamMembership, UsageDaily
+from bot.domain.periods import Period
 from bot.services import budgets, teams
-from bot.services.periods import Period
 from bot.services.recap import load_recap, team_scope
 from bot.services.reports import org_report, team_report
 from bot.services.sync import run_source

@@ -23,10 +23,11 @@ from sqlalchemy import func, select
 from werkzeug import Request, Response
 
 from bot.db.models import Identity, Person, SyncRun, SyncState, UsageDaily
+from bot.domain.records import COST, ESTIMATED
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import openai as openai_source
-from bot.sources.base import COST, ESTIMATED, SourceError
+from bot.sources.base import SourceError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "openai"
 KEY = "sk-admin-TESTKEY-0123456789abcdef0123456789"

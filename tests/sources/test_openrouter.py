@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import Identity, Person, SyncState, UsageDaily
+from bot.domain.records import NAME_GUESS
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
-from bot.sources.base import NAME_GUESS, SourceError
+from bot.sources.base import SourceError
 from bot.sources.openrouter import UNATTRIBUTED, OpenRouterConnector, from_settings
 from tests.conftest import fixture_path
 

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 
-from bot.money import Money
+from bot.domain.money import Money
+from bot.domain.records import ESTIMATED, UNPRICED
 from bot.sources import prices
-from bot.sources.base import ESTIMATED, UNPRICED
 from bot.sources.prices import (
     ESTIMATE_UNIT,
     PRICE_TABLE_VERSION,

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from bot.money import format_usd
+from bot.domain.money import format_usd
+from bot.domain.periods import Period
 from bot.services import budgets as b
 from bot.services import teams
 from bot.services.budgets import BudgetRow, BudgetStatus, DecisionResult, PeerPace, RequestRow
-from bot.services.periods import Period
 from bot.slack.blocks.common import (
     Block,
     Message,

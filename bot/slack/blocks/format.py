@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.money import format_usd
-from bot.services.periods import Period
+from bot.domain.money import format_usd
+from bot.domain.periods import Period
 
 VENDOR_NAMES = {
     "openai": "OpenAI",

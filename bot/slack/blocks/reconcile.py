@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+from bot.domain.records import TOTAL_BILLED, TOTAL_BILLED_AND_ESTIMATED
 from bot.services.reconcile import Reconciliation, SourceFigures, TotalCheck, UnpricedModel
 from bot.slack.blocks.common import Block, Message, context, divider, escape, header, message, section
 from bot.slack.blocks.format import count, period_text, usd
-from bot.sources.base import TOTAL_BILLED, TOTAL_BILLED_AND_ESTIMATED
 
 WHAT = {TOTAL_BILLED: "billed", TOTAL_BILLED_AND_ESTIMATED: "billed + estimated"}
 NO_VENDOR_TOTAL = "no vendor total reported"

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.models import Person
+from bot.domain.clock import local_today
 from bot.observability import ALERTS
 from bot.runtime import Runtime
 from bot.services import access, budgets, people, privacy, teams
@@ -754,7 +755,7 @@ async def _deliver(
 ) -> str:
     """Send one claimed alert and record the outcome: sent | failed | expired."""
     settings = runtime.settings
-    if budgets.local_today(clock(), settings.tz) >= alert.status.period.end:
+    if local_today(clock(), settings.tz) >= alert.status.period.end:
         await _finish(runtime, alert, claimed, "expired", "the period ended before the alert was sent")
         return "expired"
     recipients = await run_db(
@@ -802,7 +803,7 @@ async def check_budgets(
     committed) BEFORE its DM, and only the claimer sends: a restart or a second replica finds
     the rows and sends nothing. A claim whose period ended before sending is marked expired.
     Returns (alert, keys this process claimed, outcome) for each alert it claimed."""
-    today = budgets.local_today(clock(), runtime.settings.tz)
+    today = local_today(clock(), runtime.settings.tz)
     due = await run_db(runtime, budgets.due_alerts, workspace_id=workspace_id, today=today)
     done = []
     for alert in due:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.periods import Period
 from bot.runtime import Runtime
 from bot.services import access, aggregates, people, privacy, reports, teams
 from bot.services.commands import (
@@ -27,7 +28,6 @@ from bot.services.commands import (
     mentioned_user,
     usage_line,
 )
-from bot.services.periods import Period
 from bot.services.teams import SlackMember, TeamRef
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time
