@@ -43,7 +43,7 @@ class AppClient:
     database_url: str
 
     def __post_init__(self) -> None:
-        from bot.runtime import Runtime
+        from bot.services.runtime import Runtime
         from bot.slack.app import build_app
         from bot.web import build_web_app
 

@@ -365,8 +365,8 @@ def run(
     """Serve Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
     import uvicorn
 
-    from bot.runtime import build_runtime
     from bot.scheduler import build_scheduler
+    from bot.services.runtime import build_runtime
     from bot.slack.app import ConfigError, build_app
     from bot.web import build_web_app, serve_workers
 
@@ -427,8 +427,8 @@ def scheduler(
     import signal
     import threading
 
-    from bot.runtime import build_runtime
     from bot.scheduler import build_scheduler, sync_job
+    from bot.services.runtime import build_runtime
 
     settings = load_settings()
     _setup_logging(settings)

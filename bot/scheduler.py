@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.services.sync import SyncOutcome
 from bot.services.workspaces import sync_every_workspace
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from bot.domain.clock import utcnow
 from bot.observability import SOURCE_LAG, RequestContextMiddleware, metrics_text
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.services.status import source_statuses
 from bot.slack.commands import drain_background
 
@@ -176,7 +176,7 @@ def create_app():
     runs. A worker is a fresh process: it reads the settings from the environment and builds its
     own engine and Bolt app. It never runs the scheduled jobs (the supervising process does)."""
     from bot.observability import configure_logging
-    from bot.runtime import build_runtime
+    from bot.services.runtime import build_runtime
     from bot.settings import load_settings
     from bot.slack.app import build_app
 

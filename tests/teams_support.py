@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from bot.db.models import Person, UsageDaily
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.services.sync import run_all
 from bot.settings import Settings
 from bot.slack.app import build_app

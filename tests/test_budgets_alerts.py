@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from bot.db import rollups
 from bot.db.models import AlertSent, Person, UsageDaily
 from bot.observability import REGISTRY
-from bot.runtime import Runtime
 from bot.scheduler import build_scheduler, sync_job
 from bot.services import budgets, teams
+from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.app import make_web_client
 from bot.slack.handlers.budgets import check_budgets

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.db.engine import make_engine
 from bot.db.models import SyncRun, UsageDaily
-from bot.runtime import Runtime
 from bot.scheduler import sync_job, tick_name
+from bot.services.runtime import Runtime
 from bot.settings import Settings
 
 runner = CliRunner()

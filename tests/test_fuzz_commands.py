@@ -14,8 +14,8 @@ from starlette.testclient import TestClient
 
 from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Budget, Identity, Person, RecapSubscription, UsageDaily
-from bot.runtime import Runtime
 from bot.services.commands import SUBCOMMANDS
+from bot.services.runtime import Runtime
 from bot.services.sync import run_all
 from bot.settings import Settings
 from bot.slack.app import build_app

@@ -8,7 +8,7 @@ import yaml
 from slack_bolt.async_app import AsyncApp
 
 from bot.db.engine import make_engine
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.app import build_app
 

@@ -21,8 +21,8 @@ from starlette.testclient import TestClient
 
 from bot.db import rollups
 from bot.db.models import Person, UsageDaily, Workspace
-from bot.runtime import Runtime
 from bot.services import workspaces
+from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.app import ConfigError, build_app
 from bot.slack.clients import WorkspaceNotInstalled, bot_client_for

@@ -15,8 +15,8 @@ from bot.db.models import VendorTotalRow
 from bot.domain.money import Money
 from bot.domain.periods import Period
 from bot.domain.records import UNPRICED, Batch, UsageRecord, VendorTotal
-from bot.runtime import Runtime
 from bot.services import reconcile
+from bot.services.runtime import Runtime
 from bot.services.sync import run_all, run_source
 from bot.settings import Settings
 from bot.slack.app import build_app

@@ -27,7 +27,7 @@ from starlette.testclient import TestClient
 from werkzeug import Request, Response
 
 from bot.db.models import SyncRun, SyncState
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.services.sync import run_all
 from bot.settings import Settings
 from bot.slack.app import build_app

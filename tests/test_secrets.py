@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from bot.cli import app as cli
 from bot.db.models import AuditLog, SourceSecret
-from bot.runtime import Runtime
 from bot.services import secrets
+from bot.services.runtime import Runtime
 from bot.services.secrets import SecretChange, SecretInputError, SecretKeyError
 from bot.services.sync import run_all
 from bot.settings import Settings

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from bot.db import rollups
 from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Identity, UsageDaily
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.services.sync import run_all
 from bot.settings import Settings
 from bot.slack.app import build_app

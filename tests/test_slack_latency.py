@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from bot.db.engine import make_engine
 from bot.db.models import Person
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack import commands
 from bot.slack.app import build_app

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from bot.db.engine import make_engine
 from bot.observability import configure_logging
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.services.sync import run_all
 from bot.settings import Settings
 from bot.slack.app import build_app

@@ -14,7 +14,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.runtime import Runtime
+from bot.services.runtime import Runtime
 from bot.slack import commands
 from bot.slack.directory import SlackDirectory
 

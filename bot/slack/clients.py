@@ -13,8 +13,8 @@ import asyncio
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability import remember_secrets
-from bot.runtime import Runtime
 from bot.services import workspaces
+from bot.services.runtime import Runtime
 
 
 class WorkspaceNotInstalled(LookupError):

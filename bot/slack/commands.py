@@ -23,9 +23,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.models import Person
 from bot.domain.periods import PeriodError, parse_period
-from bot.runtime import Runtime
 from bot.services import access, budgets, people, privacy, reconcile, reports
 from bot.services.commands import CommandError, ParsedCommand, parse, usage_line
+from bot.services.runtime import Runtime
 from bot.services.status import status_report
 from bot.slack.blocks.budgets import with_budgets
 from bot.slack.blocks.common import Message

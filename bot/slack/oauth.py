@@ -28,8 +28,8 @@ from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 
 from bot.observability import remember_secrets
-from bot.runtime import Runtime
 from bot.services import workspaces
+from bot.services.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.db.models import Person
 from bot.domain.clock import local_today
 from bot.observability import ALERTS
-from bot.runtime import Runtime
 from bot.services import access, budgets, people, privacy, teams
 from bot.services.budgets import BudgetError, DueAlert, PeerPace, TargetRef
 from bot.services.commands import CommandError, ParsedCommand, usage_line
+from bot.services.runtime import Runtime
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_error, build_not_linked

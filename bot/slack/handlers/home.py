@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.runtime import Runtime
 from bot.services import people, teams
 from bot.services.home import load_dashboard
+from bot.services.runtime import Runtime
 from bot.slack.blocks.home import build_home, build_home_not_linked
 from bot.slack.commands import admins_hint, authorized_workspace, in_background
 from bot.slack.directory import SlackDirectory

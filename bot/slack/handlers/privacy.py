@@ -7,9 +7,9 @@ import logging
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
 
-from bot.runtime import Runtime
 from bot.services import access, people, privacy, teams
 from bot.services.commands import CommandError, ParsedCommand, mentioned_user, usage_line
+from bot.services.runtime import Runtime
 from bot.slack.blocks.common import Message, message, section
 from bot.slack.blocks.privacy import (
     FORGET_CANCEL,

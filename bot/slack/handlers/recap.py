@@ -28,9 +28,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability import RECAP_DELIVERIES
-from bot.runtime import Runtime
 from bot.services import access, recap, teams
 from bot.services.commands import CommandError, ParsedCommand, usage_line
+from bot.services.runtime import Runtime
 from bot.services.teams import TeamRef
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.recap import (

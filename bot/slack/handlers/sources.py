@@ -20,10 +20,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.runtime import Runtime
 from bot.services import access
 from bot.services import secrets as secret_store
 from bot.services.commands import usage_line
+from bot.services.runtime import Runtime
 from bot.services.secrets import SecretChange, SecretInputError, clean_base_url, clean_key
 from bot.slack.blocks.common import Message, section
 from bot.slack.blocks.reports import build_error

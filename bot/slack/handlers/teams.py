@@ -18,7 +18,6 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.periods import Period
-from bot.runtime import Runtime
 from bot.services import access, aggregates, people, privacy, reports, teams
 from bot.services.commands import (
     CommandError,
@@ -28,6 +27,7 @@ from bot.services.commands import (
     mentioned_user,
     usage_line,
 )
+from bot.services.runtime import Runtime
 from bot.services.teams import SlackMember, TeamRef
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time
