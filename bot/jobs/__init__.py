@@ -1,0 +1,1 @@
+"""Scheduled work: what runs on a timer, per installed workspace, outside any Slack request."""
