@@ -256,6 +256,7 @@ def recap(
     from bot.services import recap as recaps
     from bot.services import teams
     from bot.slack.blocks.recap import build_recap
+    from bot.slack.blocks.recap_chart import chart_alt_text, render_chart
     from bot.terminal import render
 
     if not preview:
@@ -291,8 +292,8 @@ def recap(
         )
     render(build_recap(report, preview=True), console, title=f"tokenwise recap --channel {channel} --preview")
     if chart is not None:
-        chart.write_bytes(recaps.render_chart(report))
-        console.print(f"chart written to {chart} ({recaps.chart_alt_text(report)})", highlight=False)
+        chart.write_bytes(render_chart(report))
+        console.print(f"chart written to {chart} ({chart_alt_text(report)})", highlight=False)
 
 
 @people_app.command("import")

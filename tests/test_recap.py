@@ -11,11 +11,20 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.db import rollups
-from bot.db.models import ActivityDaily, Budget, Person, RecapDelivery, RecapVote, UsageDaily
+from bot.db.models import (
+    ActivityDaily,
+    Budget,
+    Person,
+    RecapDelivery,
+    RecapSubscription,
+    RecapVote,
+    UsageDaily,
+)
 from bot.services import recap, teams
 from bot.services.commands import CommandError
 from bot.slack.blocks.common import MAX_SECTION_TEXT, validate
 from bot.slack.blocks.recap import TALLY_BLOCK, build_manager_detail, build_recap, with_tally
+from bot.slack.blocks.recap_chart import chart_alt_text, render_chart
 
 USD = 1_000_000
 END = date(2026, 3, 16)  # a Monday: the recap week is Mar 9-15
@@ -419,9 +428,9 @@ def test_block_kit_limits_with_500_people_and_20_models(engine):
 def test_chart_is_a_png_with_alt_text(engine, known):
     _, team = known
     r = load(engine, team)
-    png = recap.render_chart(r)
+    png = render_chart(r)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
-    alt = recap.chart_alt_text(r)
+    alt = chart_alt_text(r)
     assert alt.startswith(
         "Weekly AI spend of <!subteam^S1> over 8 weeks, from Jan 19: $0, $0, $0, $60, $60, $60, $60, $155."
     )
@@ -467,8 +476,18 @@ def test_parse_request_reads_any_order_and_refuses_precisely():
         recap.parse_request(["25:00"], usage="u", schedule=True)
 
 
-def _sub(weekday=0, at="09:00", created=datetime(2026, 1, 1, tzinfo=UTC)) -> recap.Subscription:
-    return recap.Subscription(1, W, "C1", "S1", weekday, at, True, "U1", created)
+def _sub(weekday=0, at="09:00", created=datetime(2026, 1, 1, tzinfo=UTC)) -> RecapSubscription:
+    return RecapSubscription(
+        id=1,
+        workspace_id=W,
+        channel_id="C1",
+        group_id="S1",
+        weekday=weekday,
+        local_time=at,
+        post_when_empty=True,
+        created_by="U1",
+        created_at=created,
+    )
 
 
 def test_due_week_catches_up_within_the_week_only():
@@ -492,7 +511,7 @@ def test_due_week_catches_up_within_the_week_only():
     assert recap.recap_end(_sub(weekday=4), monday) == date(2026, 3, 20)
 
 
-def _subscribe(engine, **kw) -> recap.Subscription:
+def _subscribe(engine, **kw) -> RecapSubscription:
     with engine.begin() as conn:
         sub, created = recap.subscribe(
             conn,

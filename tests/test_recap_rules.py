@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from bot.services import recap_rules as rules
-from bot.services.recap_rules import (
+from bot.services.recap import rules
+from bot.services.recap.rules import (
     BudgetStatus,
     FamilyWeek,
     IdleSeat,

@@ -72,7 +72,7 @@ def seeded(engine):
 
 def subscribe(
     engine, *, group="SPLATFORM", channel=CHANNEL, when=NOW, post_when_empty=True
-) -> recap.Subscription:
+) -> RecapSubscription:
     """A subscription due on ``when``'s weekday at 00:00 UTC, made a month earlier."""
     with engine.begin() as conn:
         sub, _ = recap.subscribe(

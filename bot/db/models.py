@@ -368,6 +368,15 @@ class RecapSubscription(SQLModel, table=True):
     created_by: str = Field(default="", max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
 
+    @property
+    def team_kind(self) -> str:
+        """The ``Team.kind`` whose members the recap covers: the user group's, else the channel's."""
+        return "usergroup" if self.group_id else "channel"
+
+    @property
+    def team_slack_id(self) -> str:
+        return self.group_id or self.channel_id
+
 
 class RecapDelivery(SQLModel, table=True):
     """Ledger of recap posts: exactly one row per subscription per week, claimed before posting."""

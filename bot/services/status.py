@@ -36,7 +36,7 @@ class SourceStatus:
 class StatusReport:
     sources: list[SourceStatus]
     unlinked: list[UnlinkedActor]
-    #: Weekly recaps that failed (or hang) in the last two weeks (bot.services.recap).
+    #: Weekly recaps that failed (or hang) in the last two weeks (bot.services.recap.ledger).
     recaps: list = field(default_factory=list)
 
 
@@ -76,7 +76,7 @@ def source_statuses(
 
 
 def status_report(conn: Connection, *, workspace_id: str, enabled: dict[str, timedelta]) -> StatusReport:
-    from bot.services.recap import delivery_problems
+    from bot.services.recap.ledger import delivery_problems
 
     return StatusReport(
         source_statuses(conn, workspace_id=workspace_id, enabled=enabled),

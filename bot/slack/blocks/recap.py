@@ -11,21 +11,19 @@ from collections.abc import Collection
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.services.recap import (
+from bot.db.models import Person, RecapDelivery, RecapSubscription
+from bot.services.recap.ledger import FAILED, POSTED, SKIPPED
+from bot.services.recap.model import (
     CHOICES,
-    FAILED,
-    POSTED,
-    SKIPPED,
-    DeliveryInfo,
     EfficiencyLine,
-    PersonInfo,
     Recap,
     SpendLine,
-    Subscription,
     Tally,
     ValueLine,
+    channel_label,
 )
-from bot.services.recap_rules import Finding, PersonFact
+from bot.services.recap.rules import Finding, PersonFact
+from bot.services.recap.subscriptions import schedule_text
 from bot.slack.blocks.common import (
     MAX_SECTION_TEXT,
     Block,
@@ -147,14 +145,13 @@ def _efficiency_field(line: EfficiencyLine) -> str:
     return text
 
 
-def _people_text(finding: Finding, people: dict[int, PersonInfo], managers: bool) -> str:
+def _people_text(finding: Finding, people: dict[int, Person], managers: bool) -> str:
     if not finding.people:
         return ""
     named: list[tuple[str, PersonFact]] = []
     hidden = 0
     for fact in finding.people:
-        info = people.get(fact.person_id)
-        label = info.channel_label if info else None
+        label = channel_label(people.get(fact.person_id))
         if label:
             named.append((label, fact))
         else:
@@ -388,7 +385,7 @@ def build_manager_detail(recap: Recap, *, reach: Collection[int] | None = None) 
         lines: list[str] = []
         used = len(head) + 40  # room for the "…and N more" line
         for info, fact in rows[:MAX_DETAIL_PEOPLE]:
-            name = (info.name if info and info.name else None) or f"person {fact.person_id}"
+            name = (info.display_name if info and info.display_name else None) or f"person {fact.person_id}"
             line = f"• {escape(name)}: {escape(fact.note) if fact.note else usd(fact.micros)}"
             if used + len(line) + 1 > MAX_SECTION_TEXT:
                 break
@@ -411,17 +408,17 @@ def build_preview_vote_note() -> Message:
 # -- /tokens recap subscribe | list | unsubscribe ------------------------------------------------
 
 
-def _team_mention(sub: Subscription) -> str:
+def _team_mention(sub: RecapSubscription) -> str:
     return f"<!subteam^{sub.group_id}>" if sub.group_id else f"the members of <#{sub.channel_id}>"
 
 
 def build_subscribed(
-    sub: Subscription, *, created: bool, next_run: datetime, tz: ZoneInfo, note: str = ""
+    sub: RecapSubscription, *, created: bool, next_run: datetime, tz: ZoneInfo, note: str = ""
 ) -> Message:
     verb = "Subscribed" if created else "Updated"
     text = (
         f":calendar: {verb}: <#{sub.channel_id}> gets the weekly recap of {_team_mention(sub)} on "
-        f"{sub.schedule_text} ({tz.key}). Next one: {local_time(next_run, tz)}."
+        f"{schedule_text(sub)} ({tz.key}). Next one: {local_time(next_run, tz)}."
     )
     if not sub.post_when_empty:
         text += " Weeks with no AI usage are skipped."
@@ -445,7 +442,7 @@ def build_unsubscribed(channel_id: str, group_id: str) -> Message:
     return message(text, [section(text)])
 
 
-def _delivery_text(delivery: DeliveryInfo | None, tz: ZoneInfo) -> str:
+def _delivery_text(delivery: RecapDelivery | None, tz: ZoneInfo) -> str:
     if delivery is None:
         return "not posted yet"
     week = f"week of {delivery.week_start:%b %-d}"
@@ -460,8 +457,8 @@ def _delivery_text(delivery: DeliveryInfo | None, tz: ZoneInfo) -> str:
 
 
 def build_list(
-    subs: list[Subscription],
-    latest: dict[int, DeliveryInfo],
+    subs: list[RecapSubscription],
+    latest: dict[int, RecapDelivery],
     *,
     tz: ZoneInfo,
     now: datetime,
@@ -473,7 +470,7 @@ def build_list(
     lines = []
     for sub in subs[:60]:
         line = (
-            f"<#{sub.channel_id}>: {_team_mention(sub)}, {sub.schedule_text}"
+            f"<#{sub.channel_id}>: {_team_mention(sub)}, {schedule_text(sub)}"
             + ("" if sub.post_when_empty else ", skip-empty")
             + f" · next {local_time(next_runs[sub.id], tz)} · {_delivery_text(latest.get(sub.id), tz)}"
         )

@@ -32,6 +32,7 @@ from bot.services import access, recap, teams
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
 from bot.services.teams import TeamRef
+from bot.slack.blocks import recap_chart
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.recap import (
     PREVIEW_VALUE,
@@ -592,7 +593,7 @@ async def _chart(
 ) -> None:
     """The 8-week chart into the recap's thread; a failure costs the chart, not the recap."""
     try:
-        png = await asyncio.to_thread(recap.render_chart, report)
+        png = await asyncio.to_thread(recap_chart.render_chart, report)
         await pacer.wait(channel)
         await client.files_upload_v2(
             channel=channel,
@@ -600,7 +601,7 @@ async def _chart(
             file=png,
             filename=f"tokenwise-recap-{report.period.start}.png",
             title=f"AI spend vs value, 8 weeks to {report.period.last_day:%b %-d}",
-            alt_txt=recap.chart_alt_text(report),
+            alt_txt=recap_chart.chart_alt_text(report),
         )
     except Exception as error:
         log.warning("recap chart for %s not uploaded: %s", channel, _error_code(error))

@@ -1,0 +1,353 @@
+"""Loading a team's weekly recap: the SQL, and the privacy cut of weeks and people behind it.
+
+``load_recap`` reads the last eight weeks in two grouped queries (usage and activity, bucketed
+into weeks in SQL), leaves out weeks whose figures come from too few people, and hands the rows
+to ``bot.services.recap.lines``; budgets, idle seats and spend not followed by a merge come from
+their own queries. The rules (``bot.services.recap.rules``) then split the findings into what a
+channel may see and what only the managers' DM gets; ``record_detail_views`` audits that DM.
+
+Weeks: a recap of the week ending on local date D covers the seven days ``[D - 7, D)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import date, timedelta
+
+from sqlalchemy import Connection, case, func, literal_column, or_, select
+
+from bot.db.models import ActivityDaily, Identity, Person, PullRequest, UsageDaily, UsagePersonDaily
+from bot.domain.periods import Period
+from bot.domain.records import ACTIVITY_FIELDS, SEAT
+from bot.services import privacy, reports, teams
+from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
+from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
+from bot.services.recap.rules import (
+    BudgetStatus,
+    IdleSeat,
+    IdleWeek,
+    RecapFacts,
+    WeekTotal,
+    evaluate,
+    split_postable,
+)
+from bot.services.recap.scope import Scope, scope_people
+
+
+def week_starts(end: date) -> list[date]:
+    """Start of each recap week, newest first: ``[end - 7, end)`` is this week."""
+    return [end - timedelta(days=7 * (i + 1)) for i in range(WEEKS)]
+
+
+def _week_index(table, starts: Sequence[date]):
+    # Weeks are bucketed in SQL so a 500-person team returns a few thousand rows, not one per day.
+    return case(*[(table.day >= s, i) for i, s in enumerate(starts[:-1])], else_=len(starts) - 1).label("wk")
+
+
+def _grouped(query, *columns):
+    # GROUP BY the "wk" alias: PostgreSQL sees the CASE in SELECT and in GROUP BY as different
+    # expressions (their date parameters are bound separately), the alias is one.
+    return query.group_by(literal_column("wk"), *columns)
+
+
+def load_recap(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    scope: Scope,
+    end: date,
+    min_group_size: int,
+    idle_days: int = 14,
+    today: date | None = None,
+    idle_seat_actors: Collection[str] | None = None,
+) -> Recap:
+    """The recap of ``scope`` for the week ``[end - 7, end)``: lines, facts and findings."""
+    starts = week_starts(end)
+    first, this_start = starts[-1], starts[0]
+    wk = _week_index(UsagePersonDaily, starts)
+    usage = conn.execute(
+        _grouped(
+            select(
+                wk,
+                UsagePersonDaily.person_id,
+                UsagePersonDaily.vendor,
+                UsagePersonDaily.model,
+                UsagePersonDaily.cost_basis,
+                UsagePersonDaily.kind,
+                func.sum(UsagePersonDaily.cost_micros),
+                # Tokens another source also reports (TOKENS_ONLY rows) count once: theirs.
+                func.sum(
+                    case(
+                        (UsagePersonDaily.tokens_only.is_(True), 0),
+                        else_=UsagePersonDaily.input_tokens
+                        + UsagePersonDaily.output_tokens
+                        + UsagePersonDaily.cache_read_tokens
+                        + UsagePersonDaily.cache_write_tokens,
+                    )
+                ),
+                func.sum(UsagePersonDaily.requests),
+            ).where(
+                UsagePersonDaily.workspace_id == workspace_id,
+                scope.clause(UsagePersonDaily, within=(first, end)),
+                UsagePersonDaily.day >= first,
+                UsagePersonDaily.day < end,
+            ),
+            UsagePersonDaily.person_id,
+            UsagePersonDaily.vendor,
+            UsagePersonDaily.model,
+            UsagePersonDaily.cost_basis,
+            UsagePersonDaily.kind,
+        )
+    ).all()
+    awk = _week_index(ActivityDaily, starts)
+    activity = conn.execute(
+        _grouped(
+            select(
+                awk,
+                ActivityDaily.person_id,
+                ActivityDaily.vendor,
+                *(func.sum(getattr(ActivityDaily, name)) for name in ACTIVITY_FIELDS),
+            ).where(
+                ActivityDaily.workspace_id == workspace_id,
+                scope.clause(ActivityDaily, within=(first, end)),
+                ActivityDaily.day >= first,
+                ActivityDaily.day < end,
+            ),
+            ActivityDaily.person_id,
+            ActivityDaily.vendor,
+        )
+    ).all()
+    small_weeks = _small_weeks(usage, activity, min_group_size)
+    hidden_from = min((wk for wk in small_weeks if wk > 0), default=WEEKS)
+    usage = [r for r in usage if r[0] < hidden_from]
+    activity = [r for r in activity if r[0] < hidden_from]
+    person_ids = {int(r[1]) for r in usage} | {int(r[1]) for r in activity}
+    people = _people(conn, person_ids)
+    facts = RecapFacts(weeks=[WeekTotal(start) for start in starts], idle_days=idle_days)
+    if scope.team_id is not None:
+        facts.members = teams.member_count(conn, team_id=scope.team_id)
+    else:
+        facts.members = len(scope.person_ids or ())
+    lines = aggregate(facts, usage, activity)
+    facts.budgets = _budgets(
+        conn, workspace_id=workspace_id, scope=scope, today=today or end - timedelta(days=1)
+    )
+    facts.idle_seats = _idle_seats(
+        conn, workspace_id=workspace_id, scope=scope, start=this_start, end=end, idle_actors=idle_seat_actors
+    )
+    facts.idle_weeks = _idle_weeks(
+        conn, workspace_id=workspace_id, scope=scope, end=end, idle_days=idle_days, today=today or end
+    )
+    vendors, families, values = lines
+    shown = {int(r[1]) for r in usage if r[0] < SHOWN_WEEKS} | {
+        int(r[1]) for r in activity if r[0] < SHOWN_WEEKS
+    }
+    case_for, case_against = evaluate(facts)
+    case_for, withheld_for = split_postable(case_for, min_group_size)
+    case_against, withheld_against = split_postable(case_against, min_group_size)
+    return Recap(
+        scope_label=scope.label,
+        scope_name=scope.name,
+        period=Period(this_start, end, f"week of {this_start:%b %-d}"),
+        facts=facts,
+        vendors=fold_spend(vendors, min_group_size),
+        families=fold_spend(families, min_group_size),
+        values=fold_values(values, min_group_size),
+        efficiency=efficiency(facts),
+        case_for=case_for,
+        case_against=case_against,
+        people=people,
+        people_with_data=len(shown),
+        min_group_size=min_group_size,
+        withheld=[*withheld_for, *withheld_against],
+        this_week_small=0 in small_weeks,
+        hidden_before=starts[hidden_from - 1] if hidden_from < WEEKS else None,
+        managers=teams.team_managers(conn, workspace_id=workspace_id, team_id=scope.team_id)
+        if scope.team_id is not None
+        else [],
+    )
+
+
+def _people(conn: Connection, person_ids: Iterable[int]) -> dict[int, Person]:
+    ids = sorted(person_ids)
+    found: dict[int, Person] = {}
+    for start in range(0, len(ids), 500):
+        for row in conn.execute(select(Person).where(Person.id.in_(ids[start : start + 500]))).all():
+            found[row.id] = Person.model_validate(row._mapping)
+    return found
+
+
+def _small_weeks(usage, activity, min_size: int) -> set[int]:
+    """Weeks (indexes) whose spend or value come from more than 0 but fewer than ``min_size``
+    people with usage: their figures would be one or two people's own numbers. (Seats are list
+    prices: a seat says someone holds one, not what they did.)"""
+    spenders: dict[int, set[int]] = {}
+    valued: dict[int, set[int]] = {}
+    for wk, pid, _vendor, _model, _basis, kind, cost, tokens, requests in usage:
+        if kind != SEAT and (cost or tokens or requests):
+            spenders.setdefault(wk, set()).add(int(pid))
+    for wk, pid, _vendor, *sums in activity:
+        if any(sums):
+            valued.setdefault(wk, set()).add(int(pid))
+    return {wk for group in (spenders, valued) for wk, people in group.items() if 0 < len(people) < min_size}
+
+
+def _budgets(conn: Connection, *, workspace_id: str, scope: Scope, today: date) -> list[BudgetStatus]:
+    """The team's own budgets (aimed at its group or channel) as ``bot.services.budgets`` sees
+    them today: spend so far in the current period against the ceiling, extras included."""
+    if scope.budget_target is None or scope.team_id is None:
+        return []
+    from bot.services import budgets
+
+    kind, target = scope.budget_target
+    rows = budgets.budgets_of_target(conn, workspace_id=workspace_id, kind=kind, target_id=target)
+    if not rows:
+        return []
+    team = teams.team_by_id(conn, scope.team_id)
+    found = []
+    for status in budgets.statuses(
+        conn, workspace_id=workspace_id, budgets=[(b, team) for b in rows], today=today
+    ):
+        budget = status.budget
+        label = f"{budget.period}ly budget" + (f" ({budget.vendor})" if budget.vendor else "")
+        within = (status.period.start, status.period.end)
+        spenders = frozenset(
+            conn.execute(
+                select(UsagePersonDaily.person_id)
+                .where(
+                    UsagePersonDaily.workspace_id == workspace_id,
+                    scope.clause(UsagePersonDaily, within=within),
+                    UsagePersonDaily.kind != SEAT,
+                    UsagePersonDaily.cost_micros != 0,
+                    UsagePersonDaily.day >= within[0],
+                    UsagePersonDaily.day < within[1],
+                    *([UsagePersonDaily.vendor == budget.vendor] if budget.vendor else []),
+                )
+                .distinct()
+            ).scalars()
+        )
+        found.append(
+            BudgetStatus(label, status.period.label, status.spent_micros, status.ceiling_micros, spenders)
+        )
+    return found
+
+
+def _idle_seats(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    scope: Scope,
+    start: date,
+    end: date,
+    idle_actors: Collection[str] | None,
+) -> list[IdleSeat]:
+    """Seats paid this week whose holder has shown no activity with that vendor for 30 days.
+
+    From the stored rows: no activity row and no usage (other than the seat) of the vendor.
+    ``idle_actors`` (e.g. GitHub's own ``last_activity_at`` through
+    ``GitHubCopilotConnector.idle_seats``) decides for the vendors whose actors it names."""
+    seats = conn.execute(
+        select(UsagePersonDaily.person_id, UsagePersonDaily.vendor, func.sum(UsagePersonDaily.cost_micros))
+        .where(
+            UsagePersonDaily.workspace_id == workspace_id,
+            scope.clause(UsagePersonDaily, within=(start, end)),
+            UsagePersonDaily.kind == SEAT,
+            UsagePersonDaily.day >= start,
+            UsagePersonDaily.day < end,
+        )
+        .group_by(UsagePersonDaily.person_id, UsagePersonDaily.vendor)
+    ).all()
+    if not seats:
+        return []
+    holders = sorted({int(pid) for pid, _, _ in seats})
+    since = end - timedelta(days=30)
+    used: set[tuple[int, str]] = set()
+    for pid, vendor in conn.execute(
+        select(ActivityDaily.person_id, ActivityDaily.vendor)
+        .where(
+            ActivityDaily.workspace_id == workspace_id,
+            ActivityDaily.person_id.in_(holders),
+            ActivityDaily.day >= since,
+            ActivityDaily.day < end,
+            or_(*(getattr(ActivityDaily, name) > 0 for name in ACTIVITY_FIELDS)),
+        )
+        .distinct()
+    ).all():
+        used.add((int(pid), vendor))
+    for pid, vendor in conn.execute(
+        select(UsageDaily.person_id, UsageDaily.vendor)
+        .where(
+            UsageDaily.workspace_id == workspace_id,
+            UsageDaily.person_id.in_(holders),
+            UsageDaily.kind != SEAT,
+            UsageDaily.day >= since,
+            UsageDaily.day < end,
+            or_(UsageDaily.cost_micros > 0, UsageDaily.requests > 0, UsageDaily.input_tokens > 0),
+        )
+        .distinct()
+    ).all():
+        used.add((int(pid), vendor))
+    told: dict[int, set[str]] = {}  # person -> vendor namespaces named idle by the vendor itself
+    if idle_actors is not None:
+        for actor, pid in conn.execute(
+            select(Identity.actor, Identity.person_id).where(
+                Identity.workspace_id == workspace_id, Identity.person_id.in_(holders)
+            )
+        ).all():
+            if actor in idle_actors:
+                told.setdefault(int(pid), set()).add(actor.split(":", 1)[0])
+    found = []
+    for pid, vendor, cost in seats:
+        pid = int(pid)
+        if idle_actors is not None and vendor == "github_copilot":
+            idle = "github" in told.get(pid, set())
+        else:
+            idle = (pid, vendor) not in used
+        if idle:
+            found.append(IdleSeat(pid, vendor, int(cost or 0)))
+    return sorted(found, key=lambda s: (-s.seat_micros, s.person_id or 0, s.vendor))
+
+
+def _idle_weeks(
+    conn: Connection, *, workspace_id: str, scope: Scope, end: date, idle_days: int, today: date
+) -> list[IdleWeek]:
+    """Weeks of spend that ``reports.delivery_measures`` judged idle (no merged PR of the person
+    within ``idle_days``), only those whose deadline passed this week, so each is told once.
+    Only when merged PRs are synced at all: without a code host every week would look idle."""
+    has_delivery = conn.execute(
+        select(PullRequest.id).where(PullRequest.workspace_id == workspace_id).limit(1)
+    ).first()
+    if has_delivery is None:
+        return []
+    start = end - timedelta(days=21 + idle_days)
+    person_ids = scope_people(conn, scope, start, end)
+    if not person_ids:
+        return []
+    measures = reports.delivery_measures(
+        conn, workspace_id, person_ids, Period(start, end, "recap"), idle_days, today=today
+    )
+    this_start = end - timedelta(days=7)
+    return [
+        IdleWeek(w.person_id, w.week_start, w.spend_micros)
+        for w in measures.idle_weeks
+        if w.week_start + timedelta(days=7 + idle_days) > this_start
+    ]
+
+
+def record_detail_views(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    manager_ids: Sequence[str],
+    person_ids: Sequence[int],
+    period: Period,
+) -> None:
+    """The managers' DM shows people's own numbers: each person can see it in ``audit me``."""
+    privacy.record_views_by(
+        conn,
+        workspace_id=workspace_id,
+        actor_user_ids=manager_ids,
+        action="view.recap_detail",
+        person_ids=sorted(set(person_ids)),
+        detail=f"recap week {period.start}..{period.last_day}",
+    )
