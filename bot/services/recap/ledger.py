@@ -112,7 +112,7 @@ def mark_skipped(conn: Connection, delivery_id: int, *, reason: str) -> None:
 
 
 def _delivery(row) -> RecapDelivery:
-    # SQLite hands back naive datetimes: builders and the claim compare and convert them.
+    # SQLite hands back naive datetimes: the builders convert them to the org's timezone.
     return RecapDelivery.model_validate(
         {**row._mapping, "claimed_at": as_utc(row.claimed_at), "posted_at": as_utc(row.posted_at)}
     )
