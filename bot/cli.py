@@ -213,9 +213,9 @@ def demo(
     with engine.connect() as conn:
         person = find_by_email(conn, workspace_id=settings.workspace_id, email=PEOPLE[0].email)
         me = reports.person_report(
-            conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period
+            conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period, today=today
         )
-        org = reports.org_report(conn, workspace_id=settings.workspace_id, period=period)
+        org = reports.org_report(conn, workspace_id=settings.workspace_id, period=period, today=today)
         org_models = reports.org_models(conn, workspace_id=settings.workspace_id, period=period)
     me_message = build_me(me, who=person.display_name, models=me.models, tz=settings.tz)
     org_message = build_org(org, models=org_models)

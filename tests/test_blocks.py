@@ -36,7 +36,7 @@ def _report():
 def test_me_shows_total_change_estimates_and_value():
     msg = build_me(_report(), who="Ana", models=[("cursor", "gpt-5", 12_340_000)], tz=ZoneInfo("UTC"))
     text = str(msg.blocks)
-    assert "$17.34" in text and "▲ 73% vs the previous 31 days ($10.00)" in text
+    assert "$17.34" in text and "▲ 73% vs previous period ($10.00)" in text
     assert "*Claude Code*: $5.00 _(est.)_" in text
     assert "420 lines accepted, 75% acceptance" in text
     assert "Top models: gpt-5 ($12.34)" in text

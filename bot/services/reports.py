@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date
 
-from sqlalchemy import Connection, case, func, literal_column, select
+from sqlalchemy import Connection, and_, case, func, literal_column, or_, select
 
 from bot.db.models import (
     ActivityDaily,
@@ -24,7 +24,7 @@ from bot.db.models import (
     UsageOrgDaily,
     UsagePersonDaily,
 )
-from bot.domain.periods import Period
+from bot.domain.periods import Comparison, Period, compare_span
 from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED, SEAT, UNPRICED
 
 VALUE_FIELDS = ACTIVITY_FIELDS
@@ -95,6 +95,9 @@ class SpendReport:
     active_people: int = 0
     #: Top (vendor, model, cost) of the period (personal and team reports).
     models: list[tuple[str, str, int]] = field(default_factory=list)
+    #: What ``previous_total_micros`` covers (the same elapsed span of the previous period, or why
+    #: there is nothing fair to compare with). None: the whole previous period, no "today" given.
+    comparison: Comparison | None = None
 
     @property
     def total_micros(self) -> int:
@@ -192,16 +195,43 @@ def _sorted_vendors(vendors: dict[str, VendorSpend]) -> list[VendorSpend]:
     return sorted(vendors.values(), key=lambda v: (-v.cost_micros, v.vendor))
 
 
+def history_start(conn: Connection, workspace_id: str) -> date | None:
+    """The earliest day any source stored for the workspace (None: nothing stored yet)."""
+    return conn.execute(
+        select(func.min(UsageOrgDaily.day)).where(UsageOrgDaily.workspace_id == workspace_id)
+    ).scalar_one_or_none()
+
+
+def comparison_for(conn: Connection, workspace_id: str, period: Period, today: date | None) -> Comparison:
+    """The fair comparison of ``period`` on ``today``; without ``today`` the whole previous period
+    (callers that compare closed periods, the benchmarks)."""
+    if today is None:
+        return Comparison(period, period, period.previous())
+    return compare_span(period, today, history_start(conn, workspace_id))
+
+
 def person_report(
-    conn: Connection, *, workspace_id: str, person_ids: list[int], period: Period, top_models: int = 5
+    conn: Connection,
+    *,
+    workspace_id: str,
+    person_ids: list[int],
+    period: Period,
+    top_models: int = 5,
+    today: date | None = None,
 ) -> SpendReport:
     """Spend, top models and value of one person (or several identities' people) over ``period``,
-    and the previous period's total."""
+    and the total of its fair comparison span (``comparison_for``)."""
     table = UsagePersonDaily
-    previous = period.previous()
+    comparison = comparison_for(conn, workspace_id, period, today)
+    previous = comparison.previous
     current = case((table.day >= period.start, 1), else_=0).label("current")
     # One range scan over both periods per (vendor, model): the vendors, the models and the
-    # previous total that took three queries (docs/benchmarks.md, B2/B5).
+    # previous total that took three queries (docs/benchmarks.md, B2/B5). Rows between the
+    # comparison span's end and the period's start belong to neither.
+    in_either = or_(
+        and_(table.day >= period.start, table.day < period.end),
+        and_(table.day >= previous.start, table.day < previous.end),
+    )
     rows = conn.execute(
         select(current, table.model, *_usage_columns(table))
         .where(
@@ -209,6 +239,7 @@ def person_report(
             table.person_id.in_(person_ids),
             table.day >= min(previous.start, period.start),
             table.day < period.end,
+            in_either,
         )
         .group_by(literal_column("current"), table.vendor, table.model)
     ).all()
@@ -239,11 +270,15 @@ def person_report(
         previous_total,
         len(person_ids),
         models=_top_models(models, top_models),
+        comparison=comparison,
     )
 
 
-def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendReport:
+def org_report(
+    conn: Connection, *, workspace_id: str, period: Period, today: date | None = None
+) -> SpendReport:
     """Org totals per vendor, counting only rows in the org total, unattributed spend included."""
+    comparison = comparison_for(conn, workspace_id, period, today)
     rows = conn.execute(
         select(*_usage_columns(UsageOrgDaily))
         .where(UsageOrgDaily.workspace_id == workspace_id, *_in_period(UsageOrgDaily, period))
@@ -253,7 +288,7 @@ def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendR
         select(func.coalesce(func.sum(UsageOrgDaily.cost_micros), 0)).where(
             UsageOrgDaily.workspace_id == workspace_id,
             UsageOrgDaily.in_org_total.is_(True),
-            *_in_period(UsageOrgDaily, period.previous()),
+            *_in_period(UsageOrgDaily, comparison.previous),
         )
     ).scalar_one()
     value = conn.execute(
@@ -275,7 +310,14 @@ def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendR
     active = conn.execute(
         select(func.count()).select_from(Person).where(Person.workspace_id == workspace_id, has_usage)
     ).scalar_one()
-    return SpendReport(period, _vendor_rows(rows), _value_rows(value), int(previous_total), int(active))
+    return SpendReport(
+        period,
+        _vendor_rows(rows),
+        _value_rows(value),
+        int(previous_total),
+        int(active),
+        comparison=comparison,
+    )
 
 
 def org_models(
@@ -350,7 +392,13 @@ class TeamReport(SpendReport):
 
 
 def team_report(
-    conn: Connection, *, workspace_id: str, team_id: int, period: Period, top_models: int = 5
+    conn: Connection,
+    *,
+    workspace_id: str,
+    team_id: int,
+    period: Period,
+    top_models: int = 5,
+    today: date | None = None,
 ) -> TeamReport:
     """Spend per vendor and model, value signals, active people, each member's spend and the
     previous period's total of one team."""
@@ -379,7 +427,8 @@ def team_report(
             models[vendor, model] = models.get((vendor, model), 0) + sums[0]
             model_people.setdefault((vendor, model), set()).add(int(person_id))
         _add_vendor(vendors, vendor, sums)
-    previous = period.previous()
+    comparison = comparison_for(conn, workspace_id, period, today)
+    previous = comparison.previous
     previous_total = conn.execute(
         select(func.coalesce(func.sum(table.cost_micros), 0)).where(
             table.workspace_id == workspace_id,
@@ -406,6 +455,7 @@ def team_report(
         member_spend=sorted(member_spend.items(), key=lambda item: (-item[1], item[0])),
         vendor_people={vendor: frozenset(people) for vendor, people in vendor_people.items()},
         model_people={key: frozenset(people) for key, people in model_people.items()},
+        comparison=comparison,
     )
 
 

@@ -17,7 +17,16 @@ from bot.slack.blocks.common import (
     message,
     section,
 )
-from bot.slack.blocks.format import change, count, duration, local_time, period_text, rate, usd, vendor_name
+from bot.slack.blocks.format import (
+    comparison_text,
+    count,
+    duration,
+    local_time,
+    rate,
+    shown_span,
+    usd,
+    vendor_name,
+)
 
 ESTIMATE_NOTE = (
     "_(est.)_ marks estimates from token counts and list prices; the rest is billed by the vendor."
@@ -126,9 +135,9 @@ def build_me(
     report: SpendReport, *, who: str, models: list[tuple[str, str, int]], tz: ZoneInfo, self_view: bool = True
 ) -> Message:
     title = "Your AI spend" if self_view else f"AI spend of {who}"
-    period = period_text(report.period)
+    period = shown_span(report.period, report.comparison)
     total = usd(report.total_micros)
-    compare = change(report.total_micros, report.previous_total_micros, f"previous {report.period.days} days")
+    compare = comparison_text(report.total_micros, report.previous_total_micros, report.comparison)
     blocks = [
         header(f"{title}: {report.period.label}"),
         section(
@@ -168,11 +177,12 @@ def build_me(
 
 def build_org(report: SpendReport, *, models: list[tuple[str, str, int]]) -> Message:
     total = usd(report.total_micros)
-    compare = change(report.total_micros, report.previous_total_micros, f"previous {report.period.days} days")
+    compare = comparison_text(report.total_micros, report.previous_total_micros, report.comparison)
     blocks = [
         header(f"Org AI spend: {report.period.label}"),
         section(
-            f"*{total}* in {period_text(report.period)} · {report.active_people} active people\n{compare}\n"
+            f"*{total}* in {shown_span(report.period, report.comparison)}"
+            f" · {report.active_people} active people\n{compare}\n"
             f"Unattributed (not linked to a person): {usd(report.unattributed_micros)}"
         ),
     ]

@@ -369,6 +369,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     if target is None:
         raise _not_a_team(args[0])
     period = one_period(ctx, args[1:], "team")
+    today = ctx.runtime.today()
     kind, slack_id, name = target
     workspace_id = ctx.caller.workspace_id
     settings = ctx.runtime.settings
@@ -463,8 +464,13 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
             check = member_check(conn, period)
             if not check.allowed:
                 return check
-            compare_previous = member_check(conn, period.previous()).allowed
-        report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
+            # The span the change is computed over, not the whole previous period: its amount is
+            # what the reply would give away.
+            comparison = reports.comparison_for(conn, workspace_id, period, today)
+            compare_previous = member_check(conn, comparison.previous).allowed
+        report = reports.team_report(
+            conn, workspace_id=workspace_id, team_id=team.id, period=period, today=today
+        )
         if decision.reason == "member":
             report = aggregates.fold_for_member(
                 report, caller_person_id=viewer.person_id, min_group_size=settings.min_group_size
