@@ -162,7 +162,7 @@ def test_team_report_has_vendors_models_value_and_the_previous_period(engine):
     ]
     assert report.previous_total_micros == 2_000_000
     assert report.value_total().lines_accepted == 40
-    assert models == [("openai", "o3", 3_000_000), ("cursor", "claude-sonnet-4", 1_000_000)]
+    assert models == [("openai", "o3", 3_000_000), ("cursor", "Claude Sonnet 4", 1_000_000)]
 
 
 def test_a_person_in_several_teams_counts_in_each(engine):

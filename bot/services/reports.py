@@ -24,6 +24,7 @@ from bot.db.models import (
     UsageOrgDaily,
     UsagePersonDaily,
 )
+from bot.domain.models import canonical_model
 from bot.domain.periods import Comparison, Period, compare_span
 from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED, SEAT, UNPRICED
 
@@ -180,9 +181,32 @@ def _in_period(table, period: Period):
     return (table.day >= period.start, table.day < period.end)
 
 
-def _top_models(models: dict[tuple[str, str], int], limit: int) -> list[tuple[str, str, int]]:
-    top = sorted(models.items(), key=lambda item: (-item[1], item[0][1]))[:limit]
-    return [(vendor, model, cost) for (vendor, model), cost in top]
+class ModelTally:
+    """Spend per model across vendors, under one name per model (``canonical_model``): Cursor's
+    ``claude-4-sonnet`` and Anthropic's ``claude-sonnet-4-20250514`` are one line. A line's key is
+    (the vendors it came through, comma-joined; the canonical name)."""
+
+    def __init__(self) -> None:
+        self.cost: dict[str, int] = {}
+        self.vendors: dict[str, set[str]] = {}
+        self.people: dict[str, set[int]] = {}
+
+    def add(self, vendor: str, model: str, cost: int, person_id: int | None = None) -> None:
+        name = canonical_model(model)
+        self.cost[name] = self.cost.get(name, 0) + cost
+        self.vendors.setdefault(name, set()).add(vendor)
+        if person_id is not None:
+            self.people.setdefault(name, set()).add(person_id)
+
+    def key(self, name: str) -> tuple[str, str]:
+        return ",".join(sorted(self.vendors[name])), name
+
+    def top(self, limit: int) -> list[tuple[str, str, int]]:
+        ranked = sorted(self.cost.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [(*self.key(name), cost) for name, cost in ranked]
+
+    def people_per_line(self) -> dict[tuple[str, str], frozenset[int]]:
+        return {self.key(name): frozenset(people) for name, people in self.people.items()}
 
 
 def _add_vendor(vendors: dict[str, VendorSpend], vendor: str, sums: list[int]) -> None:
@@ -244,7 +268,7 @@ def person_report(
         .group_by(literal_column("current"), table.vendor, table.model)
     ).all()
     vendors: dict[str, VendorSpend] = {}
-    models: dict[tuple[str, str], int] = {}
+    models = ModelTally()
     previous_total = 0
     for in_period, model, vendor, *sums in rows:
         sums = [int(x or 0) for x in sums]
@@ -252,7 +276,7 @@ def person_report(
             previous_total += sums[0]
             continue
         if model:
-            models[vendor, model] = models.get((vendor, model), 0) + sums[0]
+            models.add(vendor, model, sums[0])
         _add_vendor(vendors, vendor, sums)
     value = conn.execute(
         select(*_value_columns())
@@ -269,7 +293,7 @@ def person_report(
         _value_rows(value),
         previous_total,
         len(person_ids),
-        models=_top_models(models, top_models),
+        models=models.top(top_models),
         comparison=comparison,
     )
 
@@ -323,7 +347,8 @@ def org_report(
 def org_models(
     conn: Connection, *, workspace_id: str, period: Period, limit: int = 5
 ) -> list[tuple[str, str, int]]:
-    """Top (vendor, model, cost) of the whole org in the period, each dollar once."""
+    """Top (vendors, model, cost) of the whole org in the period, each dollar once, one line per
+    model across vendors (``ModelTally``)."""
     cost = func.sum(UsageOrgDaily.cost_micros)
     rows = conn.execute(
         select(UsageOrgDaily.vendor, UsageOrgDaily.model, cost)
@@ -334,10 +359,11 @@ def org_models(
             UsageOrgDaily.in_org_total.is_(True),
         )
         .group_by(UsageOrgDaily.vendor, UsageOrgDaily.model)
-        .order_by(cost.desc(), UsageOrgDaily.model)
-        .limit(limit)
     ).all()
-    return [(vendor, model, int(cost or 0)) for vendor, model, cost in rows]
+    models = ModelTally()
+    for vendor, model, spent in rows:
+        models.add(vendor, model, int(spent or 0))
+    return models.top(limit)
 
 
 # -- teams ---------------------------------------------------------------------------------
@@ -415,17 +441,15 @@ def team_report(
         .group_by(table.person_id, table.vendor, table.model)
     ).all()
     vendors: dict[str, VendorSpend] = {}
-    models: dict[tuple[str, str], int] = {}
+    models = ModelTally()
     member_spend: dict[int, int] = {}
     vendor_people: dict[str, set[int]] = {}
-    model_people: dict[tuple[str, str], set[int]] = {}
     for person_id, model, vendor, *sums in rows:
         sums = [int(x or 0) for x in sums]
         member_spend[int(person_id)] = member_spend.get(int(person_id), 0) + sums[0]
         vendor_people.setdefault(vendor, set()).add(int(person_id))
         if model:
-            models[vendor, model] = models.get((vendor, model), 0) + sums[0]
-            model_people.setdefault((vendor, model), set()).add(int(person_id))
+            models.add(vendor, model, sums[0], int(person_id))
         _add_vendor(vendors, vendor, sums)
     comparison = comparison_for(conn, workspace_id, period, today)
     previous = comparison.previous
@@ -451,10 +475,10 @@ def team_report(
         _value_rows(value),
         int(previous_total),
         len(member_spend),
-        models=_top_models(models, top_models),
+        models=models.top(top_models),
         member_spend=sorted(member_spend.items(), key=lambda item: (-item[1], item[0])),
         vendor_people={vendor: frozenset(people) for vendor, people in vendor_people.items()},
-        model_people={key: frozenset(people) for key, people in model_people.items()},
+        model_people=models.people_per_line(),
         comparison=comparison,
     )
 
