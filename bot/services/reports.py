@@ -24,6 +24,7 @@ from bot.db.models import (
     UsageOrgDaily,
     UsagePersonDaily,
 )
+from bot.domain.ai_rules import DELIVERY_VENDORS
 from bot.domain.models import canonical_model
 from bot.domain.periods import Comparison, Period, compare_span
 from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED, SEAT, UNPRICED
@@ -120,6 +121,10 @@ class SpendReport:
     @property
     def requests(self) -> int:
         return sum(v.requests for v in self.vendors)
+
+    def ratios(self) -> ValueRatios:
+        """Spend per accepted line, per AI commit and per merged PR of this report (side by side)."""
+        return value_ratios(self.total_micros, self.value)
 
     def value_total(self) -> Value:
         total = Value("all")
@@ -555,6 +560,90 @@ class DeliveryMeasures:
     @property
     def idle_spend_micros(self) -> int:
         return sum(week.spend_micros for week in self.idle_weeks)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRatios:
+    """Spend beside three value signals, never folded into one score. Each is None when there is
+    nothing to divide by (no accepted lines, no AI commits, no merged PRs)."""
+
+    per_accepted_line: int | None = None
+    per_ai_commit: int | None = None
+    per_merged_pr: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.per_accepted_line is None and self.per_ai_commit is None and self.per_merged_pr is None
+
+
+def value_ratios(spend_micros: int, value: Iterable[Value]) -> ValueRatios:
+    """``spend_micros`` per accepted line and per commit reported by AI tools (the code host's
+    commits are not AI commits), and per PR merged on the code host."""
+    lines = commits = merged = 0
+    for item in value:
+        lines += item.lines_accepted
+        merged += item.prs_merged
+        if item.vendor not in DELIVERY_VENDORS:
+            commits += item.commits
+    if spend_micros <= 0:
+        return ValueRatios()
+    return ValueRatios(
+        per_item_micros(spend_micros, lines),
+        per_item_micros(spend_micros, commits),
+        per_item_micros(spend_micros, merged),
+    )
+
+
+def _lower_median(values: list[int]) -> int | None:
+    """The median in whole micro-USD (the mean of the middle two, rounded down, when even)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) // 2
+
+
+def team_median_ratios(
+    conn: Connection, *, workspace_id: str, team_id: int, period: Period, min_group_size: int
+) -> ValueRatios | None:
+    """The median over a team's active members of each person's ``ValueRatios`` in ``period``, or
+    None when fewer than ``min_group_size`` members had usage: a median of too few people is
+    nearly one person's figure. Members without a signal are left out of that measure's median."""
+    spend = dict(
+        conn.execute(
+            select(UsagePersonDaily.person_id, func.sum(UsagePersonDaily.cost_micros))
+            .where(
+                UsagePersonDaily.workspace_id == workspace_id,
+                on_team(UsagePersonDaily, team_id, within=(period.start, period.end)),
+                *_in_period(UsagePersonDaily, period),
+            )
+            .group_by(UsagePersonDaily.person_id)
+        ).all()
+    )
+    active = [int(person) for person, micros in spend.items() if person is not None]
+    if len(active) < min_group_size:
+        return None
+    values: dict[int, list[Value]] = {person: [] for person in active}
+    for person_id, *row in conn.execute(
+        select(ActivityDaily.person_id, *_value_columns())
+        .where(
+            ActivityDaily.workspace_id == workspace_id,
+            ActivityDaily.person_id.in_(active),
+            on_team(ActivityDaily, team_id, within=(period.start, period.end)),
+            *_in_period(ActivityDaily, period),
+        )
+        .group_by(ActivityDaily.person_id, ActivityDaily.vendor)
+    ).all():
+        values[int(person_id)].extend(_value_rows([row]))
+    per_person = [value_ratios(int(spend[person] or 0), values[person]) for person in active]
+    return ValueRatios(
+        *(
+            _lower_median([getattr(r, name) for r in per_person if getattr(r, name) is not None])
+            for name in ("per_accepted_line", "per_ai_commit", "per_merged_pr")
+        )
+    )
 
 
 def per_item_micros(total_micros: int, items: int) -> int | None:

@@ -21,7 +21,7 @@ from bot.slack.blocks.common import (
     validate,
 )
 from bot.slack.blocks.format import comparison_text, count, usd
-from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, _value_lines
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, value_section
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 16
@@ -104,10 +104,7 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
     else:
         blocks.append(section("No AI spend recorded this month yet."))
     blocks.append(trend_block(dashboard.weeks, now.astimezone(tz).date()))
-    value_lines = _value_lines(month.value)
-    blocks.append(
-        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
-    )
+    blocks.append(value_section(month))
     if dashboard.models:
         top = "\n".join(
             f"{i}. {escape(model)}: {usd(cost)}" for i, (_, model, cost) in enumerate(dashboard.models, 1)

@@ -15,7 +15,7 @@ from bot.slack.blocks.common import (
     section,
 )
 from bot.slack.blocks.format import comparison_text, count, shown_span, usd
-from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, _value_lines, delivery_lines
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, value_section
 
 MAX_MEMBER_LINES = 40  # section text stays under 3,000 characters
 
@@ -64,10 +64,7 @@ def build_team(
         blocks.append(
             section("*Per model*\n" + "\n".join(f"{escape(model)}: {usd(cost)}" for _, model, cost in models))
         )
-    value_lines = _value_lines(report.value) + delivery_lines(report)
-    blocks.append(
-        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
-    )
+    blocks.append(value_section(report))
     if member_spend is not None:
         lines = [f"{label}: {usd(cost)}" for label, cost in member_spend[:MAX_MEMBER_LINES]]
         if len(member_spend) > MAX_MEMBER_LINES:
