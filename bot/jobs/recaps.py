@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -78,7 +78,7 @@ async def deliver_due(
 ) -> list[Outcome]:
     now = now or datetime.now(UTC)
     tz = runtime.settings.tz
-    due: dict[str, list[tuple[recap.Subscription, object]]] = {}
+    due: dict[str, list[tuple[recap.Subscription, date]]] = {}
     for sub in await run_db(runtime, recap.list_subscriptions):
         week = recap.due_week(sub, now, tz)
         if week is not None:
