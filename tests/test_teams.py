@@ -12,6 +12,7 @@ from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, AuditLog, Person, RoleGrant, Team, TeamMembership, UsageDaily
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, parse_period
+from bot.jobs.team_refresh import team_refresh_job
 from bot.services import reports, teams
 from bot.services.teams import EARLIEST, SlackMember
 from bot.slack.handlers import teams as team_handlers
@@ -357,8 +358,8 @@ def test_scheduler_job_refreshes_stale_teams(seeded, fake_slack):
     with seeded.begin() as conn:
         team = teams.ensure_team(conn, workspace_id="default", kind=teams.CHANNEL, slack_id="CPAYMENTS")
         teams.ensure_team(conn, workspace_id="default", kind=teams.CHANNEL, slack_id="CSECRET")
-    assert team_handlers.team_refresh_job(runtime) == 1  # CSECRET cannot be read and is skipped
-    assert team_handlers.team_refresh_job(runtime) == 0  # fresh now
+    assert team_refresh_job(runtime) == 1  # CSECRET cannot be read and is skipped
+    assert team_refresh_job(runtime) == 0  # fresh now
     with seeded.connect() as conn:
         assert teams.member_count(conn, team_id=team.id) == 9
 

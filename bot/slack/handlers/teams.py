@@ -4,7 +4,7 @@ A team is a user group (``usergroups.users.list``) or a channel's members
 (``conversations.members``, paginated). Members are matched to people by their Slack id, or by
 the email ``users.info`` shows for ids not seen before; the dated membership is kept by
 ``bot.services.teams``. Membership older than ``TOKENWISE_TEAM_REFRESH_MINUTES`` is re-read when
-used; ``team_refresh_job`` re-reads all stale teams for the scheduler.
+used; ``bot.jobs.team_refresh`` re-reads all stale teams on a schedule.
 """
 
 from __future__ import annotations
@@ -221,30 +221,6 @@ async def refresh_managed_teams(ctx: CommandContext) -> list[TeamRef]:
             ctx.runtime, ctx.client, ctx.directory, workspace_id=workspace_id, only=managed
         )
     return managed
-
-
-def team_refresh_job(runtime: Runtime) -> int:
-    """Scheduler entry point (a sync thread): re-read every stale team from Slack, in every active
-    workspace with that workspace's own bot token."""
-    from bot.services.workspaces import active_workspace_ids
-    from bot.slack.clients import WorkspaceNotInstalled, bot_client_for
-
-    with runtime.engine.connect() as conn:
-        workspace_ids = active_workspace_ids(conn, runtime.settings)
-
-    async def run() -> int:
-        refreshed = 0
-        for workspace_id in workspace_ids:
-            try:
-                client = await bot_client_for(runtime, workspace_id)
-            except WorkspaceNotInstalled:
-                continue  # uninstalled since: nothing to read, nobody to tell
-            refreshed += await refresh_stale_teams(
-                runtime, client, SlackDirectory(), workspace_id=workspace_id
-            )
-        return refreshed
-
-    return asyncio.run(run())
 
 
 def _person_label(labels: dict[int, tuple[str | None, str]], person_id: int) -> str:
