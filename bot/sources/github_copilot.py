@@ -48,21 +48,28 @@ from bot.domain.money import USD, Money, micros_to_usd, to_decimal, usd_to_micro
 from bot.domain.records import ESTIMATED, SEAT, USAGE, ActivityRecord, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
-from bot.sources.http import VendorHttp, decode_json, error_summary
+from bot.sources.github_api import GitHubApi, actor_of, rate_limit_exhausted
+from bot.sources.http import VendorHttp, error_summary
 
 log = logging.getLogger(__name__)
 
 VENDOR = "github_copilot"
-API_VERSION = "2022-11-28"
 SEAT_UNIT = "estimate:copilot-seat-list-price"
 CLI_MODEL = "copilot-cli"
-MAX_PAGES = 10_000  # loop guard for Link-header pagination
 EXPIRED_STATUS = frozenset({403, 404, 410})
 UNATTRIBUTED = "github_copilot:unattributed"  # not "github:": a GitHub login could be that word
 #: The billing usage reports with Copilot's metered usage, in order of precedence: a line item
 #: (product, SKU, model) that both report for the same user and day is counted once, the first.
 BILLING_REPORTS = ("ai_credit", "premium_request")
 NO_BILLING_ACCESS = frozenset({403, 404})
+HINTS = {
+    401: "the token was rejected (check GITHUB_COPILOT_TOKEN)",
+    403: (
+        "the token lacks access (needs read:org / manage_billing:copilot, or the fine-grained "
+        "'View Organization Copilot Metrics' and 'Copilot Business' permissions)"
+    ),
+    404: "check GITHUB_COPILOT_ORG and that the org's 'Copilot usage metrics' policy is enabled",
+}
 
 
 class BillingUnavailable(SourceError):
@@ -71,10 +78,6 @@ class BillingUnavailable(SourceError):
     def __init__(self, source: str, endpoint: str, message: str, status: int) -> None:
         super().__init__(source, endpoint, message)
         self.status = status
-
-
-def actor_of(login: str) -> str:
-    return f"github:{login.strip().lower()}"
 
 
 def _count(value: Any, field: str) -> int:
@@ -112,6 +115,29 @@ def _moment(value: Any) -> datetime | None:
         return None
     moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class CopilotApi(GitHubApi):
+    """The GitHub client, with a billing report's 403/404 as ``BillingUnavailable``."""
+
+    def fail(self, endpoint: str, response: httpx.Response) -> SourceError:
+        status = response.status_code
+        if (
+            "/settings/billing/" in endpoint
+            and status in NO_BILLING_ACCESS
+            and not rate_limit_exhausted(response)
+        ):
+            return BillingUnavailable(
+                self.source,
+                endpoint,
+                f"HTTP {status}: {error_summary(response)}; no access to Copilot's billing usage (needs an "
+                "org owner or billing manager: fine-grained 'Administration' organization permission "
+                "(read), and the org on GitHub's enhanced billing platform; GITHUB_COPILOT_BILLING=false "
+                "if it has none); seats, activity and CLI tokens were stored, metered usage (AI credits) "
+                "was not",
+                status,
+            )
+        return super().fail(endpoint, response)
 
 
 def net_usd(item: dict) -> Decimal:
@@ -207,31 +233,26 @@ class GitHubCopilotConnector:
         self.lag = timedelta(days=1)  # the report for a day is published the next day
         self.trailing_days = 3
         self.max_window_days = 1  # one report (one day) per request
-        common = {
-            "source": name,
-            "base_url": base_url,
-            "timeout": settings.http_timeout_seconds,
-            "max_retries": settings.http_max_retries,
-            "max_backoff": settings.http_max_backoff_seconds,
-            "transport": transport,
-        }
-        self.http = VendorHttp(
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-            },
-            **common,
+        self.api = CopilotApi(
+            source=name, token=token, base_url=base_url, settings=settings, hints=HINTS, transport=transport
         )
+        self.http = self.api.http
         # Signed download links carry their own authorisation: the GitHub token must never go there.
-        self.downloads = VendorHttp(**common)
+        self.downloads = VendorHttp(
+            source=name,
+            base_url=base_url,
+            timeout=settings.http_timeout_seconds,
+            max_retries=settings.http_max_retries,
+            max_backoff=settings.http_max_backoff_seconds,
+            transport=transport,
+        )
         self.prices = {
             plan.lower(): Decimal(price) for plan, price in settings.copilot_seat_price_usd.items()
         }
         self.billing = settings.github_copilot_billing
 
     def close(self) -> None:
-        self.http.close()
+        self.api.close()
         self.downloads.close()
 
     # -- helpers -------------------------------------------------------------------------
@@ -245,45 +266,14 @@ class GitHubCopilotConnector:
             )
         return f"{root}/{quote(self.org, safe='')}/{suffix}"
 
-    def _fail(self, endpoint: str, response: httpx.Response) -> SourceError:
-        status = response.status_code
-        summary = error_summary(response)
-        if status == 401:
-            hint = "the token was rejected (check GITHUB_COPILOT_TOKEN)"
-        elif status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
-            reset = response.headers.get("x-ratelimit-reset")
-            hint = f"GitHub API rate limit exhausted (resets at epoch {reset})"
-        elif "/settings/billing/" in endpoint and status in NO_BILLING_ACCESS:
-            return BillingUnavailable(
-                self.name,
-                endpoint,
-                f"HTTP {status}: {summary}; no access to Copilot's billing usage (needs an org owner or "
-                "billing manager: fine-grained 'Administration' organization permission (read), and "
-                "the org on GitHub's enhanced billing platform; GITHUB_COPILOT_BILLING=false if it has "
-                "none); seats, activity and CLI tokens were stored, metered usage (AI credits) was not",
-                status,
-            )
-        elif status == 403:
-            hint = (
-                "the token lacks access (needs read:org / manage_billing:copilot, or the fine-grained "
-                "'View Organization Copilot Metrics' and 'Copilot Business' permissions)"
-            )
-        elif status == 404:
-            hint = "check GITHUB_COPILOT_ORG and that the org's 'Copilot usage metrics' policy is enabled"
-        else:
-            hint = ""
-        return SourceError(self.name, endpoint, f"HTTP {status}: {summary}" + (f"; {hint}" if hint else ""))
-
     # -- usage metrics reports -----------------------------------------------------------
     def report(self, day: date) -> list[dict] | None:
         """Every user record of ``day``'s report, or None when GitHub has no report (HTTP 204)."""
         endpoint = self._org_path("copilot/metrics/reports/users-1-day")
-        response = self.http.request("GET", endpoint, params={"day": day.isoformat()}, endpoint=endpoint)
-        if response.status_code == 204:
+        page = self.api.get(endpoint, {"day": day.isoformat()}, endpoint, empty=(204,))
+        if page is None:
             return None
-        if response.status_code != 200:
-            raise self._fail(endpoint, response)
-        body = decode_json(response, self.name, endpoint)
+        body = page.body
         links = body.get("download_links") if isinstance(body, dict) else None
         if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
             raise SourceError(self.name, endpoint, "unexpected response shape (no download_links list)")
@@ -388,31 +378,12 @@ class GitHubCopilotConnector:
 
     # -- seats ---------------------------------------------------------------------------
     def _pages(self, endpoint: str, params: dict[str, Any], field: str) -> Iterator[tuple[Any, list[dict]]]:
-        """Each page's body and its list ``field``, following ``Link: rel="next"`` (same host only)."""
-        base = self.http.client.base_url
-        url: str = endpoint
-        query: dict[str, Any] | None = params
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            response = self.http.request("GET", url, params=query, endpoint=endpoint)
-            if response.status_code != 200:
-                raise self._fail(endpoint, response)
-            body = decode_json(response, self.name, endpoint)
+        """Each page's body and its list ``field`` (all pages, following the Link header)."""
+        for body in self.api.pages(endpoint, params, endpoint):
             page = body.get(field) if isinstance(body, dict) else None
             if not isinstance(page, list) or not all(isinstance(entry, dict) for entry in page):
                 raise SourceError(self.name, endpoint, f"unexpected response shape (no {field} list)")
             yield body, page
-            next_url = response.links.get("next", {}).get("url")
-            if not next_url:
-                return
-            target = httpx.URL(next_url)
-            if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
-                raise SourceError(self.name, endpoint, "Link rel=next points to another host")
-            if next_url in seen:
-                raise SourceError(self.name, endpoint, "Link rel=next repeats a page")
-            seen.add(next_url)
-            url, query = next_url, None
-        raise SourceError(self.name, endpoint, f"more than {MAX_PAGES} pages")
 
     def seats(self) -> list[dict]:
         """Every Copilot seat of the org (all pages, following the Link header)."""
