@@ -38,6 +38,7 @@ from bot.domain.records import (
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, collector_paused
+from bot.sources.values import count
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,9 @@ def _millis(value: Any, source: str) -> int:
 
 
 def _count(value: Any, endpoint: str, source: str) -> int:
-    if value is None:
-        return 0
     try:
-        return int(to_decimal(value))
-    except (ValueError, TypeError, InvalidOperation):
+        return count(value, truncate=True)
+    except (ValueError, TypeError):
         raise SourceError(source, endpoint, f"unreadable number {value!r}") from None
 
 

@@ -50,6 +50,7 @@ from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.github_api import GitHubApi, actor_of, rate_limit_exhausted
 from bot.sources.http import VendorHttp, error_summary
+from bot.sources.values import count, optional_day, utc_moment
 
 log = logging.getLogger(__name__)
 
@@ -78,43 +79,6 @@ class BillingUnavailable(SourceError):
     def __init__(self, source: str, endpoint: str, message: str, status: int) -> None:
         super().__init__(source, endpoint, message)
         self.status = status
-
-
-def _count(value: Any, field: str) -> int:
-    """A non-negative count from a report (int, integral Decimal or digit string); None is 0."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"{field} is not a number")
-    if isinstance(value, int):
-        return value
-    try:
-        number = Decimal(value) if isinstance(value, str | Decimal) else None
-    except ArithmeticError:
-        number = None
-    if number is None or not number.is_finite() or number != number.to_integral_value():
-        raise ValueError(f"{field} is not a whole number: {value!r}")
-    return int(number)
-
-
-def _date(value: Any) -> date | None:
-    """``YYYY-MM-DD`` or an ISO timestamp (converted to its UTC day); None when absent."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).date()
-
-
-def _moment(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class CopilotApi(GitHubApi):
@@ -278,7 +242,7 @@ class GitHubCopilotConnector:
         if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
             raise SourceError(self.name, endpoint, "unexpected response shape (no download_links list)")
         try:
-            report_day = _date(body.get("report_day"))
+            report_day = optional_day(body.get("report_day"))
         except ValueError:
             raise SourceError(self.name, endpoint, "report_day is not a date") from None
         if report_day is not None and report_day != day:
@@ -320,25 +284,25 @@ class GitHubCopilotConnector:
                 continue
             actor = actor_of(login)
             try:
-                record_day = _date(record.get("day"))
+                record_day = optional_day(record.get("day"))
                 if record_day is not None and record_day != day:
                     raise ValueError(f"record for {record_day} in the report for {day}")
                 activity.append(
                     ActivityRecord(
                         day=day,
                         actor=actor,
-                        suggestions_shown=_count(
+                        suggestions_shown=count(
                             record.get("code_generation_activity_count"), "code_generation_activity_count"
                         ),
-                        acceptances=_count(
+                        acceptances=count(
                             record.get("code_acceptance_activity_count"), "code_acceptance_activity_count"
                         ),
-                        lines_suggested=_count(
+                        lines_suggested=count(
                             record.get("loc_suggested_to_add_sum"), "loc_suggested_to_add_sum"
                         ),
-                        lines_accepted=_count(record.get("loc_added_sum"), "loc_added_sum"),
-                        lines_removed=_count(record.get("loc_deleted_sum"), "loc_deleted_sum"),
-                        requests=_count(
+                        lines_accepted=count(record.get("loc_added_sum"), "loc_added_sum"),
+                        lines_removed=count(record.get("loc_deleted_sum"), "loc_deleted_sum"),
+                        requests=count(
                             record.get("user_initiated_interaction_count"), "user_initiated_interaction_count"
                         ),
                     )
@@ -362,9 +326,9 @@ class GitHubCopilotConnector:
             if not isinstance(part, dict):
                 continue
             tokens = part.get("token_usage") or {}
-            prompt += _count(tokens.get("prompt_tokens_sum"), "prompt_tokens_sum")
-            output += _count(tokens.get("output_tokens_sum"), "output_tokens_sum")
-            requests += _count(part.get("request_count"), "request_count")
+            prompt += count(tokens.get("prompt_tokens_sum"), "prompt_tokens_sum")
+            output += count(tokens.get("output_tokens_sum"), "output_tokens_sum")
+            requests += count(part.get("request_count"), "request_count")
         if not (prompt or output or requests):
             return None
         return UsageRecord(
@@ -407,8 +371,8 @@ class GitHubCopilotConnector:
             if not isinstance(login, str) or not login.strip():
                 continue
             try:
-                created = _date(seat.get("created_at"))
-                cancelled = _date(seat.get("pending_cancellation_date"))
+                created = optional_day(seat.get("created_at"))
+                cancelled = optional_day(seat.get("pending_cancellation_date"))
             except (ValueError, TypeError):
                 raise SourceError(self.name, endpoint, f"seat of {login}: bad date") from None
             if created is None:
@@ -439,7 +403,7 @@ class GitHubCopilotConnector:
             if not isinstance(login, str) or not login.strip():
                 continue
             try:
-                last = _moment(seat.get("last_activity_at"))
+                last = utc_moment(seat.get("last_activity_at"))
             except (ValueError, TypeError):
                 raise SourceError(self.name, endpoint, f"seat of {login}: bad last_activity_at") from None
             if last is None or last < cutoff:

@@ -35,7 +35,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -46,6 +45,7 @@ from bot.domain.records import ActivityRecord, Batch, IdentityHint, PullRequestR
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.github_api import EtagCache, GitHubApi, actor_of
+from bot.sources.values import count, utc_moment
 
 log = logging.getLogger(__name__)
 
@@ -123,31 +123,11 @@ class BranchCommit:
     committed_at: datetime
 
 
-def _moment(value: Any, field: str) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{field} is not a timestamp")
-    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def _required_moment(value: Any, field: str) -> datetime:
-    moment = _moment(value, field)
+def _required(value: Any, field: str) -> datetime:
+    moment = utc_moment(value, field)
     if moment is None:
         raise ValueError(f"{field} is missing")
     return moment
-
-
-def _count(value: Any, field: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise ValueError(f"{field} is not a number")
-    number = Decimal(value)  # a non-numeric string raises InvalidOperation (an ArithmeticError)
-    if not number.is_finite() or number != number.to_integral_value() or number < 0:
-        raise ValueError(f"{field} is not a whole number: {value!r}")
-    return int(number)
 
 
 def _account(value: Any) -> Account | None:
@@ -182,7 +162,7 @@ def parse_repos(body: Any) -> tuple[Repo, ...]:
                 full_name=full_name,
                 name=str(item.get("name") or full_name.split("/", 1)[1]),
                 default_branch=branch if isinstance(branch, str) and branch else None,
-                pushed_at=_moment(item.get("pushed_at"), "pushed_at"),
+                pushed_at=utc_moment(item.get("pushed_at"), "pushed_at"),
             )
         )
     return tuple(repos)
@@ -202,9 +182,9 @@ def parse_pulls(body: Any) -> tuple[PullSummary, ...]:
                 number=number,
                 author=_account(item.get("user")),
                 assignees=tuple(a for a in map(_account, assignees) if a is not None),
-                created_at=_required_moment(item.get("created_at"), f"#{number} created_at"),
-                updated_at=_required_moment(item.get("updated_at"), f"#{number} updated_at"),
-                merged_at=_moment(item.get("merged_at"), f"#{number} merged_at"),
+                created_at=_required(item.get("created_at"), f"#{number} created_at"),
+                updated_at=_required(item.get("updated_at"), f"#{number} updated_at"),
+                merged_at=utc_moment(item.get("merged_at"), f"#{number} merged_at"),
             )
         )
     return tuple(pulls)
@@ -217,8 +197,8 @@ def parse_pull(body: Any) -> PullDetail:
     if not isinstance(labels, list):
         raise ValueError("labels is not a list")
     return PullDetail(
-        additions=_count(body.get("additions"), "additions"),
-        deletions=_count(body.get("deletions"), "deletions"),
+        additions=count(body.get("additions"), "additions", negative=False),
+        deletions=count(body.get("deletions"), "deletions", negative=False),
         body=_text(body.get("body"), BODY_LIMIT),
         labels=tuple(
             label["name"]
@@ -238,7 +218,7 @@ def parse_pull_commits(body: Any) -> tuple[PullCommit, ...]:
         commits.append(
             PullCommit(
                 message=_text(commit.get("message"), MESSAGE_LIMIT),
-                authored_at=_moment(author.get("date"), "commit.author.date"),
+                authored_at=utc_moment(author.get("date"), "commit.author.date"),
             )
         )
     return tuple(commits)
@@ -249,7 +229,7 @@ def parse_reviews(body: Any) -> tuple[Review, ...]:
         Review(
             reviewer=_account(item.get("user")),
             state=str(item.get("state") or "").upper(),
-            submitted_at=_moment(item.get("submitted_at"), "submitted_at"),
+            submitted_at=utc_moment(item.get("submitted_at"), "submitted_at"),
         )
         for item in _objects(body, "reviews")
     )
@@ -263,7 +243,7 @@ def parse_branch_commits(body: Any) -> tuple[BranchCommit, ...]:
             raise ValueError("a commit has no commit object")
         committer = commit.get("committer") if isinstance(commit.get("committer"), dict) else {}
         author = commit.get("author") if isinstance(commit.get("author"), dict) else {}
-        when = _moment(committer.get("date"), "commit.committer.date") or _moment(
+        when = utc_moment(committer.get("date"), "commit.committer.date") or utc_moment(
             author.get("date"), "commit.author.date"
         )
         if when is None:
