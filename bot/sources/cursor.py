@@ -8,8 +8,8 @@ in cents, arrive as ``Decimal`` and are summed exactly per (UTC day, email, mode
 conversion to micro-USD. Chargeable events are billed; events a plan includes ("Included in ...",
 ``isChargeable: false``) are covered by the seat, so they are stored as estimated and outside the
 org total. ``/teams/spend`` (cycle-to-date spend per member) is the same money again: it is never
-stored as usage, only reported as ``VendorTotal`` records that ``bot.services.reconcile`` compares
-with the stored events.
+stored as usage, only reported as ``VendorTotal`` records that the reconciliation
+(``/tokens reconcile``) compares with the stored events.
 """
 
 from __future__ import annotations
