@@ -8,7 +8,6 @@ package), in this order of dependence:
 - ``scope``: whose numbers a recap covers.
 - ``lines``: the grouped rows into lines, week totals and per-person figures.
 - ``load``: ``load_recap``, its SQL and privacy cuts, and the audit of the managers' detail.
-- ``sql``: the dialect's ``INSERT ... ON CONFLICT`` the writers share.
 - ``subscriptions``: ``/tokens recap`` arguments, the subscription rows and their schedule.
 - ``ledger``: exactly one post per subscription and week (claimed before posting).
 - ``votes``: one vote per person per posted recap, and the tally.

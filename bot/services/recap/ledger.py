@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Connection, and_, func, select, update
 
 from bot.db.models import RecapDelivery, RecapSubscription, as_utc
-from bot.services.recap.sql import dialect_insert
+from bot.db.upsert import insert_for
 
 # Ledger statuses (recap_delivery.status)
 CLAIMED = "claimed"
@@ -45,7 +45,7 @@ def claim(conn: Connection, sub: RecapSubscription, week_start: date, now: datet
     it failed too often. Commit right after: the committed row is what keeps others away."""
     # RETURNING, not rowcount: psycopg reports -1 for an INSERT that SQLAlchemy sends with it.
     inserted = conn.execute(
-        dialect_insert(conn, RecapDelivery.__table__)
+        insert_for(conn, RecapDelivery.__table__)
         .values(
             workspace_id=sub.workspace_id,
             subscription_id=sub.id,

@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, delete, select, update
 
 from bot.db.models import RecapDelivery, RecapSubscription, RecapVote, as_utc
+from bot.db.upsert import insert_for
 from bot.services import privacy, teams
 from bot.services.commands import CommandError, mentioned_channel, mentioned_group
-from bot.services.recap.sql import dialect_insert
 
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_WORDS = {name[:n]: i for i, name in enumerate(DAY_NAMES) for n in (3, 4, len(name))} | {
@@ -147,7 +147,7 @@ def subscribe(
         conn.execute(update(RecapSubscription).where(RecapSubscription.id == existing.id).values(**values))
     else:
         conn.execute(
-            dialect_insert(conn, RecapSubscription.__table__)
+            insert_for(conn, RecapSubscription.__table__)
             .values(
                 workspace_id=workspace_id,
                 channel_id=channel_id,

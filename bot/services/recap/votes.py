@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from bot.db.models import RecapDelivery, RecapVote
+from bot.db.upsert import insert_for
 from bot.services.recap.ledger import POSTED, delivery_by_id
 from bot.services.recap.model import CHOICES, Tally
-from bot.services.recap.sql import dialect_insert
 
 
 def record_vote(
@@ -21,7 +21,7 @@ def record_vote(
     delivery = delivery_by_id(conn, delivery_id)
     if delivery is None or delivery.status != POSTED:
         return None
-    stmt = dialect_insert(conn, RecapVote.__table__).values(
+    stmt = insert_for(conn, RecapVote.__table__).values(
         workspace_id=delivery.workspace_id,
         delivery_id=delivery_id,
         user_id=user_id,
