@@ -20,6 +20,7 @@ from bot.db.models import (
     RecapVote,
     UsageDaily,
 )
+from bot.domain.models import model_family
 from bot.services import recap, teams
 from bot.services.commands import CommandError
 from bot.slack.blocks.common import MAX_SECTION_TEXT, validate
@@ -454,7 +455,7 @@ def test_chart_is_a_png_with_alt_text(engine, known):
     ],
 )
 def test_model_family(model, family):
-    assert recap.model_family(model) == family
+    assert model_family(model) == family
 
 
 # -- subscriptions, schedule, ledger, votes ---------------------------------------------------------

@@ -34,7 +34,6 @@ from bot.services.recap.ledger import (
     mark_posted,
     mark_skipped,
 )
-from bot.services.recap.lines import model_family
 from bot.services.recap.load import load_recap, record_detail_views, week_starts
 from bot.services.recap.model import (
     CHOICES,
@@ -102,7 +101,6 @@ __all__ = [
     "mark_failed",
     "mark_posted",
     "mark_skipped",
-    "model_family",
     "next_run",
     "parse_request",
     "parse_time",

@@ -9,42 +9,13 @@ the week's index (0 = this week).
 
 from __future__ import annotations
 
-import functools
-import re
-
 from bot.domain.ai_rules import DELIVERY_VENDORS
+from bot.domain.models import model_family
 from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED, SEAT
 from bot.services import privacy
 from bot.services.recap.model import SHOWN_WEEKS, EfficiencyLine, SpendLine, ValueLine
 from bot.services.recap.rules import MEASURES, VALUE_SIGNALS, FamilyWeek, RecapFacts
 from bot.services.reports import Value, per_item_micros
-
-_GPT = re.compile(r"^gpt-(\d+(?:\.\d+)?o?)(?:-(mini|nano|pro))?")
-_O_SERIES = re.compile(r"^(o\d)(?:-(mini|pro))?(?:-|$)")
-_DATE_SUFFIX = re.compile(r"(-\d{8}|-\d{4}-\d{2}-\d{2}|@\d{8}|-latest)$")
-
-
-@functools.lru_cache(maxsize=4096)  # a recap asks for the same few dozen models ~30,000 times
-def model_family(model: str) -> str:
-    """A readable family for a model id: versions and dates folded, sizes kept
-    (``claude-3-5-sonnet-20241022`` -> "Claude Sonnet", ``gpt-4.1-mini`` -> "GPT-4.1 mini")."""
-    base = model.strip().rsplit("/", 1)[-1]  # OpenRouter's "anthropic/claude-..." names
-    name = base.lower()
-    if not name:
-        return "unspecified model"
-    for tier in ("opus", "sonnet", "haiku"):
-        if "claude" in name and tier in name:
-            return f"Claude {tier.capitalize()}"
-    if match := _GPT.match(name):
-        return f"GPT-{match.group(1)}" + (f" {match.group(2)}" if match.group(2) else "")
-    if match := _O_SERIES.match(name):
-        return match.group(1) + (f"-{match.group(2)}" if match.group(2) else "")
-    if name.startswith("gemini"):
-        for tier in ("pro", "flash"):
-            if tier in name:
-                return f"Gemini {tier.capitalize()}"
-        return "Gemini"
-    return _DATE_SUFFIX.sub("", base)[:60]
 
 
 def aggregate(facts: RecapFacts, usage, activity) -> tuple[list[SpendLine], list[SpendLine], list[ValueLine]]:
