@@ -17,7 +17,7 @@ from bot.scheduler import build_scheduler, sync_job
 from bot.services import budgets, teams
 from bot.services.runtime import Runtime
 from bot.settings import Settings
-from bot.slack.app import make_web_client
+from bot.slack.clients import make_web_client
 from bot.slack.handlers.budgets import check_budgets
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
 

@@ -24,12 +24,13 @@ from bot.services import access, budgets, people, privacy, teams
 from bot.services.budgets import BudgetError, DueAlert, PeerPace, TargetRef
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
+from bot.slack.background import in_background
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_error, build_not_linked
-from bot.slack.commands import CommandContext, admins_hint, authorized_workspace, caller_person, in_background
+from bot.slack.context import CommandContext, admins_hint, authorized_workspace, caller_person, run_db
 from bot.slack.directory import SlackDirectory
-from bot.slack.handlers.teams import TeamReadError, refresh_managed_teams, refresh_team, run_db
+from bot.slack.membership import TeamReadError, refresh_managed_teams, refresh_team
 
 log = logging.getLogger(__name__)
 
@@ -572,7 +573,7 @@ async def decide(
     requester = f"<@{request.requester_user_id}>"
     slack_user = await directory.user(client, user_id)
     viewer_person = await run_db(
-        runtime, people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=user_id
+        runtime, people.resolve_slack_user, workspace_id=workspace_id, slack_user_id=user_id
     )
     viewer = access.Viewer(
         user_id,
@@ -839,6 +840,3 @@ def budget_check_job(runtime: Runtime) -> int:
         return total
 
     return asyncio.run(run())
-
-
-HANDLERS = {"budget": handle_budget}
