@@ -12,7 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.slack.context import Handler
-from bot.slack.handlers import budgets, home, links, privacy, recap, reconcile, reports, sources, teams
+from bot.slack.handlers import (
+    budget_requests,
+    budgets,
+    home,
+    links,
+    privacy,
+    recap,
+    reconcile,
+    reports,
+    sources,
+    teams,
+)
 
 COMMANDS: dict[str, Handler] = {
     "help": reports.handle_help,
@@ -36,7 +47,7 @@ COMMANDS: dict[str, Handler] = {
 # (app, runtime, directory) -> None: the events, actions and views of each feature.
 LISTENERS: tuple[Callable, ...] = (
     home.register,  # app_home_opened
-    budgets.register,  # Approve / Deny on budget requests
+    budget_requests.register,  # Approve / Deny on budget requests
     privacy.register,  # the forget confirmation
     recap.register,  # the recap vote buttons
     sources.register,  # the vendor keys modal's submission
