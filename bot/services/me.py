@@ -41,7 +41,9 @@ def load_me(
     person = person or people.resolve_slack_user(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
     if person is None:
         return None
-    report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
+    report = reports.person_report(
+        conn, workspace_id=workspace_id, person_ids=[person.id], period=period, today=today
+    )
     owned = budgets.statuses_for_person(
         conn,
         workspace_id=workspace_id,

@@ -67,10 +67,11 @@ async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
             f"Org totals are for admins ({admins_hint(ctx.runtime)}). `/tokens me` shows your own numbers."
         )
     period = one_period(ctx, command.args, "org")
+    today = ctx.runtime.today()
     workspace_id = ctx.caller.workspace_id
 
     def load(conn):
-        report = reports.org_report(conn, workspace_id=workspace_id, period=period)
+        report = reports.org_report(conn, workspace_id=workspace_id, period=period, today=today)
         models = reports.org_models(conn, workspace_id=workspace_id, period=period)
         unpriced = reports.unpriced_models(
             conn, workspace_id=workspace_id, start=period.start, end=period.end
@@ -103,6 +104,7 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
     if target == ctx.caller.user_id:
         return await handle_me(ctx, ParsedCommand("me", command.args))
     period = one_period(ctx, command.args, "me")
+    today = ctx.runtime.today()
     refusal = build_error(
         f"<@{target}>'s numbers are visible to {access.PERSON_WHO_CAN} ({admins_hint(ctx.runtime)})."
     )
@@ -140,7 +142,9 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
             target=f"person:{person.id}",
             detail=f"period={period.start}..{period.last_day} as={decision.reason}",
         )
-        return reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
+        return reports.person_report(
+            conn, workspace_id=workspace_id, person_ids=[person.id], period=period, today=today
+        )
 
     report = await ctx.db(load, write=True)
     return build_me(

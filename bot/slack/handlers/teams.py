@@ -1,10 +1,9 @@
 """``/tokens team`` and ``/tokens role``. Reading members from Slack is ``bot.slack.membership``;
-``team_refresh_job`` re-reads all stale teams for the scheduler.
+``bot.jobs.team_refresh`` re-reads all stale teams on a schedule.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime
 
@@ -12,15 +11,13 @@ from bot.domain.periods import Period
 from bot.services import access, aggregates, mentions, people, privacy, reports, teams
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.mentions import mentioned_user
-from bot.services.runtime import Runtime
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time, team_mention
 from bot.slack.blocks.reconcile import with_unpriced
 from bot.slack.blocks.reports import build_error
 from bot.slack.blocks.teams import build_done, build_roles, build_team
 from bot.slack.context import CommandContext, admins_hint, one_period
-from bot.slack.directory import SlackDirectory
-from bot.slack.membership import TeamReadError, max_age, read_members, refresh_stale_teams, refresh_team
+from bot.slack.membership import TeamReadError, max_age, read_members, refresh_team
 
 log = logging.getLogger(__name__)
 
@@ -52,30 +49,6 @@ def _not_a_team(token: str) -> CommandError:
         f"`{token[:50]}` is not a user group or a channel. Pick one from Slack's @ or # list.",
         usage_line("team"),
     )
-
-
-def team_refresh_job(runtime: Runtime) -> int:
-    """Scheduler entry point (a sync thread): re-read every stale team from Slack, in every active
-    workspace with that workspace's own bot token."""
-    from bot.services.workspaces import active_workspace_ids
-    from bot.slack.clients import WorkspaceNotInstalled, bot_client_for
-
-    with runtime.engine.connect() as conn:
-        workspace_ids = active_workspace_ids(conn, runtime.settings)
-
-    async def run() -> int:
-        refreshed = 0
-        for workspace_id in workspace_ids:
-            try:
-                client = await bot_client_for(runtime, workspace_id)
-            except WorkspaceNotInstalled:
-                continue  # uninstalled since: nothing to read, nobody to tell
-            refreshed += await refresh_stale_teams(
-                runtime, client, SlackDirectory(), workspace_id=workspace_id
-            )
-        return refreshed
-
-    return asyncio.run(run())
 
 
 def _person_label(labels: dict[int, tuple[str | None, str]], person_id: int) -> str:
@@ -200,6 +173,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     if target is None:
         raise _not_a_team(args[0])
     period = one_period(ctx, args[1:], "team")
+    today = ctx.runtime.today()
     kind, slack_id, name = target
     workspace_id = ctx.caller.workspace_id
     settings = ctx.runtime.settings
@@ -294,8 +268,13 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
             check = member_check(conn, period)
             if not check.allowed:
                 return check
-            compare_previous = member_check(conn, period.previous()).allowed
-        report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
+            # The span the change is computed over, not the whole previous period: its amount is
+            # what the reply would give away.
+            comparison = reports.comparison_for(conn, workspace_id, period, today)
+            compare_previous = member_check(conn, comparison.previous).allowed
+        report = reports.team_report(
+            conn, workspace_id=workspace_id, team_id=team.id, period=period, today=today
+        )
         if decision.reason == "member":
             report = aggregates.fold_for_member(
                 report, caller_person_id=viewer.person_id, min_group_size=settings.min_group_size
