@@ -27,7 +27,7 @@ from bot.domain.clock import utcnow
 from bot.observability import SOURCE_LAG, RequestContextMiddleware, metrics_text
 from bot.services.runtime import Runtime
 from bot.services.status import source_statuses
-from bot.slack.commands import drain_background
+from bot.slack.background import drain_background
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from bot.observability import REGISTRY
 from bot.services import budgets, teams
 from bot.services.runtime import Runtime
 from bot.settings import Settings
-from bot.slack.app import make_web_client
+from bot.slack.clients import make_web_client
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
 
 USD = 1_000_000

@@ -30,3 +30,20 @@ def test_mentions():
     assert mentioned_channel("<#C0123|general>") == "C0123"
     assert mentioned_group("<!subteam^S0456|@platform>") == "S0456"
     assert mentioned_channel("#general") is None
+
+
+def test_every_subcommand_in_the_help_has_a_handler_in_the_command_table():
+    from bot.services.commands import SUBCOMMANDS
+    from bot.slack.command_table import COMMANDS
+
+    assert set(COMMANDS) == set(SUBCOMMANDS) | {"user"}  # "user": /tokens @user [period]
+
+
+def test_mentions_are_read_with_their_labels():
+    from bot.services.mentions import CHANNEL, USER, USERGROUP, Mention, parse_mention
+
+    assert parse_mention("<@U1|ana>") == Mention(USER, "U1", "ana")
+    assert parse_mention("<#C1|eng>") == Mention(CHANNEL, "C1", "eng")
+    assert parse_mention("<!subteam^S1|@platform>") == Mention(USERGROUP, "S1", "platform")
+    assert parse_mention("<!subteam^S1>") == Mention(USERGROUP, "S1", "")
+    assert parse_mention("@ana") is None and parse_mention("<@U1> extra") is None

@@ -20,7 +20,7 @@ from bot.db.engine import make_engine
 from bot.db.models import Person
 from bot.services.runtime import Runtime
 from bot.settings import Settings
-from bot.slack import commands
+from bot.slack import background, commands
 from bot.slack.app import build_app
 from bot.slack.blocks.privacy import FORGET_CANCEL, FORGET_CONFIRM
 from bot.web import build_web_app
@@ -186,7 +186,7 @@ async def test_socket_mode_acks_in_the_envelope_and_answers_late(seeded, fake_sl
     monkeypatch.setattr(commands, "ACK_BUDGET_SECONDS", 0.0)
     slow = await run_async_bolt_app(app, envelope("me 30d", 2))
     assert slow.status == 200 and "Working on it" in json.loads(slow.body)["text"]
-    await commands.drain_background(10)
+    await background.drain_background(10)
     [late] = fake_slack.calls_to("response_url")
     assert "Your AI spend" in late.params["text"]
     with seeded.connect() as conn:

@@ -15,7 +15,7 @@ from bot.domain.periods import Period, parse_period
 from bot.jobs.team_refresh import team_refresh_job
 from bot.services import reports, teams
 from bot.services.teams import EARLIEST, SlackMember
-from bot.slack.handlers import teams as team_handlers
+from bot.slack import membership
 from tests.slack_fake import start_fake_slack
 from tests.teams_support import (
     PAIR,
@@ -280,7 +280,7 @@ def test_manager_sees_members_one_by_one_and_each_view_is_audited(client, seeded
 
 
 def test_channel_members_are_read_page_by_page_and_bots_skipped(client, fake_slack, monkeypatch):
-    monkeypatch.setattr(team_handlers, "MEMBERS_PAGE_SIZE", 3)
+    monkeypatch.setattr(membership, "MEMBERS_PAGE_SIZE", 3)
     text = all_text(send(client, f"team {PAYMENTS} 30d", user_id="UADMIN"))
     pages = fake_slack.calls_to("conversations.members")
     assert [c.params.get("cursor") for c in pages] == [None, "3", "6", "9"]

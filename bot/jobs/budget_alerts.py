@@ -21,8 +21,8 @@ from bot.services.budgets import DueAlert, PeerPace
 from bot.services.runtime import Runtime
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
-from bot.slack.handlers.budgets import _slack_error, send_dm
-from bot.slack.handlers.teams import run_db
+from bot.slack.context import run_db
+from bot.slack.messaging import send_dm, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ async def _deliver(
             await send_dm(client, user_id, reply)
             sent += 1
         except Exception as error:  # one unreachable recipient must not stop the others
-            errors.append(f"{user_id}: {_slack_error(error)}")
+            errors.append(f"{user_id}: {slack_error(error)}")
     if not recipients:
         errors.append("nobody to tell (no Slack id, no manager, no admin id in TOKENWISE_ADMINS)")
     if errors:

@@ -33,9 +33,10 @@ from bot.services import access, recap, seats
 from bot.services.runtime import Runtime
 from bot.slack.blocks import recap_chart
 from bot.slack.blocks.recap import build_manager_detail, build_recap
+from bot.slack.context import run_db
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.recap import fresh_team
-from bot.slack.handlers.teams import TeamReadError, run_db
+from bot.slack.membership import TeamReadError
 
 log = logging.getLogger(__name__)
 

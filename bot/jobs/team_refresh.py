@@ -8,7 +8,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.jobs.per_workspace import run_in_each_workspace
 from bot.services.runtime import Runtime
 from bot.slack.directory import SlackDirectory
-from bot.slack.handlers.teams import refresh_stale_teams
+from bot.slack.membership import refresh_stale_teams
 
 
 def team_refresh_job(runtime: Runtime) -> int:

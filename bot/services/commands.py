@@ -1,4 +1,4 @@
-"""Parsing of ``/tokens`` text: subcommands, Slack mentions and the usage text.
+"""Parsing of ``/tokens`` text: subcommands and the usage text (mentions: ``bot.services.mentions``).
 
 Pure functions, no Slack SDK: the listener hands over the raw text and gets a ``ParsedCommand``
 or a ``CommandError`` whose message is safe to show the user.
@@ -7,10 +7,15 @@ or a ``CommandError`` whose message is safe to show the user.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass, field
 
 from bot.domain.periods import looks_like_period
+
+# Mentions are read by bot.services.mentions; re-exported for the rule modules that still import
+# them from here (services/budgets.py, services/recap.py).
+from bot.services.mentions import mentioned_channel as mentioned_channel
+from bot.services.mentions import mentioned_group as mentioned_group
+from bot.services.mentions import mentioned_user as mentioned_user
 
 MAX_TEXT = 1000  # Slack allows 4,000 characters; nothing we accept is that long
 
@@ -47,10 +52,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "help": ("", "this help"),
 }
 
-USER_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
-CHANNEL_MENTION = re.compile(r"^<#(C[A-Z0-9]+|G[A-Z0-9]+)(?:\|[^>]*)?>$")
-GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9]+)(?:\|[^>]*)?>$")
-
 
 class CommandError(ValueError):
     """Bad input: ``message`` says what was wrong, ``usage`` how to do it right."""
@@ -76,21 +77,6 @@ def usage_line(name: str) -> str:
 def suggest(word: str) -> str | None:
     matches = difflib.get_close_matches(word.lower(), list(SUBCOMMANDS), n=1, cutoff=0.5)
     return matches[0] if matches else None
-
-
-def mentioned_user(token: str) -> str | None:
-    match = USER_MENTION.match(token)
-    return match.group(1) if match else None
-
-
-def mentioned_channel(token: str) -> str | None:
-    match = CHANNEL_MENTION.match(token)
-    return match.group(1) if match else None
-
-
-def mentioned_group(token: str) -> str | None:
-    match = GROUP_MENTION.match(token)
-    return match.group(1) if match else None
 
 
 def parse(text: str | None) -> ParsedCommand:

@@ -75,6 +75,20 @@ def match_slack_user(
     return load_person(conn, Person.id == person_id)
 
 
+def resolve_slack_user(
+    conn: Connection, *, workspace_id: str, slack_user_id: str, email: str | None = None, name: str = ""
+) -> Person | None:
+    """The person behind a Slack user: the one already linked to the Slack id; else, given the
+    email Slack shows for them, the person with that email, linked to the id from now on (a
+    write, so call it in a transaction when ``email`` is given). None when neither finds one."""
+    person = find_by_slack_id(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
+    if person is None and email:
+        person = match_slack_user(
+            conn, workspace_id=workspace_id, slack_user_id=slack_user_id, email=email, name=name
+        )
+    return person
+
+
 def actor_for(vendor_word: str, external_id: str) -> str:
     namespace = LINK_NAMESPACES.get(vendor_word.lower())
     if namespace is None:

@@ -7,15 +7,10 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services.runtime import Runtime
 from bot.slack import commands
+from bot.slack.clients import make_web_client
 from bot.slack.directory import SlackDirectory
 
 log = logging.getLogger(__name__)
@@ -23,23 +18,6 @@ log = logging.getLogger(__name__)
 
 class ConfigError(ValueError):
     """The process cannot start: the message is one line naming what to fix."""
-
-
-def make_web_client(runtime: Runtime, token: str | None = None) -> AsyncWebClient:
-    settings = runtime.settings
-    # Multi-workspace: no default token; Bolt hands each listener a client with its workspace's.
-    if token is None and settings.slack_bot_token and not settings.multi_workspace:
-        token = settings.slack_bot_token.get_secret_value()
-    return AsyncWebClient(
-        token=token,
-        base_url=settings.slack_api_url,
-        timeout=10,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-            AsyncServerErrorRetryHandler(max_retry_count=1),
-        ],
-    )
 
 
 def _oauth_settings(runtime: Runtime, *, socket_mode: bool):
@@ -77,7 +55,7 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
         ignoring_self_events_enabled=True,
         raise_error_for_unhandled_request=False,
         # Respond as soon as the listener returns, not on Bolt's 10 ms poll of ack(): every
-        # listener acks and returns fast and leaves slow work to commands.in_background.
+        # listener acks and returns fast and leaves slow work to background.in_background.
         process_before_response=True,
         logger=logging.getLogger("bot.slack.bolt"),
     )

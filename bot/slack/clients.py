@@ -1,4 +1,5 @@
-"""Web API clients for work that no Slack request started (scheduled recaps, alerts, refreshes).
+"""Web API clients: ``make_web_client`` (the app's and every job's, with retries), and clients
+for work that no Slack request started (scheduled recaps, alerts, refreshes).
 
 A listener gets its client from Bolt, already holding the requesting workspace's token. A job
 asks here, per workspace: SLACK_BOT_TOKEN in a single-workspace install, the installation's bot
@@ -11,6 +12,11 @@ from __future__ import annotations
 
 import asyncio
 
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.observability import remember_secrets
@@ -24,6 +30,23 @@ class WorkspaceNotInstalled(LookupError):
     def __init__(self, workspace_id: str) -> None:
         super().__init__(f"workspace {workspace_id} has no active installation")
         self.workspace_id = workspace_id
+
+
+def make_web_client(runtime: Runtime, token: str | None = None) -> AsyncWebClient:
+    settings = runtime.settings
+    # Multi-workspace: no default token; Bolt hands each listener a client with its workspace's.
+    if token is None and settings.slack_bot_token and not settings.multi_workspace:
+        token = settings.slack_bot_token.get_secret_value()
+    return AsyncWebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            AsyncServerErrorRetryHandler(max_retry_count=1),
+        ],
+    )
 
 
 def _bot_token(runtime: Runtime, workspace_id: str) -> str | None:
@@ -42,8 +65,6 @@ def _bot_token(runtime: Runtime, workspace_id: str) -> str | None:
 
 async def bot_client_for(runtime: Runtime, workspace_id: str) -> AsyncWebClient:
     """A client holding ``workspace_id``'s bot token; ``WorkspaceNotInstalled`` when it has none."""
-    from bot.slack.app import make_web_client
-
     settings = runtime.settings
     if not settings.multi_workspace:
         if workspace_id != settings.workspace_id or settings.slack_bot_token is None:

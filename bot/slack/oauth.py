@@ -30,6 +30,7 @@ from slack_sdk.oauth.state_store.sqlalchemy import SQLAlchemyOAuthStateStore
 from bot.observability import remember_secrets
 from bot.services import workspaces
 from bot.services.runtime import Runtime
+from bot.slack.context import run_db
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ def oauth_settings(runtime: Runtime) -> AsyncOAuthSettings:
                 installed_by=installation.user_id or "",
             )
 
-        await asyncio.to_thread(_in_transaction, runtime, activate)
+        await run_db(runtime, activate, write=True)
         log.info("installed in workspace %s", installation.team_id)
         return await args.default.success(args)
 
@@ -193,11 +194,6 @@ def oauth_settings(runtime: Runtime) -> AsyncOAuthSettings:
     return oauth
 
 
-def _in_transaction(runtime: Runtime, fn) -> Any:
-    with runtime.engine.begin() as conn:
-        return fn(conn)
-
-
 def register_uninstall(app: AsyncApp, runtime: Runtime, store: AsyncInstallationStore) -> None:
     """Our own listeners instead of Bolt's ``enable_token_revocation_listeners``: besides deleting
     the installation they mark the workspace inactive, which Bolt's do not know about."""
@@ -205,9 +201,7 @@ def register_uninstall(app: AsyncApp, runtime: Runtime, store: AsyncInstallation
     async def deactivate(team_id: str | None, why: str) -> None:
         if not team_id:
             return
-        changed = await asyncio.to_thread(
-            _in_transaction, runtime, functools.partial(workspaces.deactivate, workspace_id=team_id)
-        )
+        changed = await run_db(runtime, workspaces.deactivate, workspace_id=team_id, write=True)
         if changed:
             log.info("workspace %s is inactive (%s); its data is kept", team_id, why)
 

@@ -24,7 +24,7 @@ from bot.slack.blocks.common import (
     message,
     section,
 )
-from bot.slack.blocks.format import period_text, usd, vendor_name
+from bot.slack.blocks.format import period_text, team_mention, usd, vendor_name
 
 APPROVE = "tokenwise_budget_approve"
 DENY = "tokenwise_budget_deny"
@@ -67,7 +67,7 @@ def target_text(budget: BudgetRow, team: teams.TeamRef | None, person_label: str
         return "the org"
     if team is not None:
         return team.mention
-    return teams.mention(b.TEAM_KINDS[budget.target_kind], budget.target_id)
+    return team_mention(b.TEAM_KINDS[budget.target_kind], budget.target_id)
 
 
 def scope_text(budget: BudgetRow) -> str:

@@ -1,4 +1,4 @@
-"""Number formatting shared by every builder (pure)."""
+"""Number and mention formatting shared by every builder (pure)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.money import format_usd
 from bot.domain.periods import NOT_STARTED, PARTIAL_HISTORY, Comparison, Period
+from bot.services import mentions
 
 VENDOR_NAMES = {
     "openai": "OpenAI",
@@ -119,3 +120,15 @@ def duration(delta: timedelta | None) -> str:
 
 def rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
+
+
+def team_mention(kind: str, slack_id: str) -> str:
+    """Slack markup that renders a user group or a channel for the reader."""
+    return f"<!subteam^{slack_id}>" if kind == mentions.USERGROUP else f"<#{slack_id}>"
+
+
+def render_mention(found: mentions.Mention) -> str:
+    """A parsed mention drawn back as Slack markup (the reader's client shows the current name)."""
+    if found.kind == mentions.USER:
+        return f"<@{found.id}>"
+    return team_mention(found.kind, found.id)

@@ -1,4 +1,4 @@
-"""Features by module. Each module may export ``HANDLERS: dict[str, Handler]`` (``/tokens``
-subcommands; synopsis and description go in ``bot.services.commands.SUBCOMMANDS``) and
-``register(app, runtime, directory)`` for its events and actions. ``bot.slack.commands``
-discovers them; nothing else needs editing to add a feature."""
+"""Features by module: ``/tokens`` subcommand handlers and, where a feature has events or
+buttons, a ``register(app, runtime, directory)``. ``bot.slack.command_table`` lists both; a
+handler module imports ``bot.slack.context`` (and ``membership``, ``background``), never the
+listener in ``bot.slack.commands``."""

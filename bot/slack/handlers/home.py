@@ -14,13 +14,14 @@ from datetime import UTC, datetime
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import people, teams
+from bot.services import teams
 from bot.services.home import load_dashboard
 from bot.services.runtime import Runtime
+from bot.slack.background import in_background
 from bot.slack.blocks.home import build_home, build_home_not_linked
-from bot.slack.commands import admins_hint, authorized_workspace, in_background
+from bot.slack.context import admins_hint, authorized_workspace, resolve_person, run_db
 from bot.slack.directory import SlackDirectory
-from bot.slack.handlers.teams import refresh_stale_teams, run_db
+from bot.slack.membership import refresh_stale_teams
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +56,9 @@ class RecentEvents:
 async def home_view(
     runtime: Runtime, client: AsyncWebClient, directory: SlackDirectory, *, user_id: str, workspace_id: str
 ) -> dict:
-    person = await run_db(runtime, people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=user_id)
-    if person is None:
-        slack_user = await directory.user(client, user_id)
-        if slack_user and slack_user.email and not slack_user.is_bot:
-            person = await run_db(
-                runtime,
-                people.match_slack_user,
-                workspace_id=workspace_id,
-                slack_user_id=user_id,
-                email=slack_user.email,
-                name=slack_user.name,
-                write=True,
-            )
+    person = await resolve_person(
+        runtime, directory, client, workspace_id=workspace_id, slack_user_id=user_id, humans_only=True
+    )
     if person is None:
         return build_home_not_linked(admins_hint=admins_hint(runtime))
     managed = await run_db(runtime, teams.managed_teams, workspace_id=workspace_id, slack_user_id=user_id)

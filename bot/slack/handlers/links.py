@@ -14,11 +14,12 @@ import asyncio
 import logging
 
 from bot.services import access, people, privacy
-from bot.services.commands import CommandError, ParsedCommand, mentioned_user, usage_line
+from bot.services.commands import CommandError, ParsedCommand, usage_line
+from bot.services.mentions import mentioned_user
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.reports import build_error, build_not_linked
 from bot.slack.blocks.teams import build_done
-from bot.slack.commands import CommandContext, admins_hint, caller_person
+from bot.slack.context import CommandContext, admins_hint, caller_person
 from bot.sources import github_users
 from bot.sources.base import SourceError
 
@@ -114,18 +115,7 @@ async def admin_link(
     except people.LinkError as error:
         raise CommandError(str(error), usage_line("link")) from None
     slack_user = await ctx.directory.user(ctx.client, target_user)
-    person = await ctx.db(
-        people.find_by_slack_id, workspace_id=caller.workspace_id, slack_user_id=target_user
-    )
-    if person is None and slack_user and slack_user.email:
-        person = await ctx.db(
-            people.match_slack_user,
-            workspace_id=caller.workspace_id,
-            slack_user_id=target_user,
-            email=slack_user.email,
-            name=slack_user.name,
-            write=True,
-        )
+    person = await ctx.person(target_user, slack_user)
     if person is None:
         return build_error(
             f"<@{target_user}> has no email visible to me, so I cannot create their person record. "
@@ -239,6 +229,3 @@ async def handle_link(ctx: CommandContext, command: ParsedCommand) -> Message:
     if len(args) == 3 and (target_user := mentioned_user(args[2])):
         return await admin_link(ctx, args[0], args[1], target_user, move)
     raise CommandError("I need a vendor, an external id and a person.", usage_line("link"))
-
-
-HANDLERS = {"link": handle_link}

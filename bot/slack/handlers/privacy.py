@@ -8,8 +8,10 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 
 from bot.services import access, people, privacy, teams
-from bot.services.commands import CommandError, ParsedCommand, mentioned_user, usage_line
+from bot.services.commands import CommandError, ParsedCommand, usage_line
+from bot.services.mentions import mentioned_user
 from bot.services.runtime import Runtime
+from bot.slack.background import in_background
 from bot.slack.blocks.common import Message, message, section
 from bot.slack.blocks.privacy import (
     FORGET_CANCEL,
@@ -21,16 +23,15 @@ from bot.slack.blocks.privacy import (
     build_privacy_status,
 )
 from bot.slack.blocks.reports import build_error, build_not_linked
-from bot.slack.commands import (
+from bot.slack.context import (
     CommandContext,
     admins_hint,
     authorized_workspace,
     caller_person,
-    in_background,
     one_period,
+    run_db,
 )
 from bot.slack.directory import SlackDirectory
-from bot.slack.handlers.teams import run_db
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
         raise CommandError(f"I could not read `{args[0][:50]}` as a person.", usage_line("audit"))
     person = None
     if user is not None:
-        person = await ctx.db(people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=user)
+        person = await ctx.db(people.resolve_slack_user, workspace_id=workspace_id, slack_user_id=user)
 
     def load(conn):
         found = privacy.audit_page(
@@ -210,20 +211,12 @@ async def handle_export(ctx: CommandContext, command: ParsedCommand) -> Message:
     return build_export_sent(rows=rows, period_label=period.label)
 
 
-HANDLERS = {
-    "privacy": handle_privacy,
-    "audit": handle_audit,
-    "forget": handle_forget,
-    "export": handle_export,
-}
-
-
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
     async def forget(body: dict, respond: AsyncRespond, workspace_id: str) -> None:
         user_id = (body.get("user") or {}).get("id", "")
         value = ((body.get("actions") or [{}])[0]).get("value", "")
         person = await run_db(
-            runtime, people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=user_id
+            runtime, people.resolve_slack_user, workspace_id=workspace_id, slack_user_id=user_id
         )
         # Only ever the clicker's own record, and only the one the prompt was shown for.
         if person is None or str(person.id) != value:

@@ -19,7 +19,9 @@ from bot.services import access, recap, teams
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
 from bot.services.teams import TeamRef
+from bot.slack.background import in_background
 from bot.slack.blocks.common import Message
+from bot.slack.blocks.format import team_mention
 from bot.slack.blocks.recap import (
     PREVIEW_VALUE,
     VOTE_PREFIX,
@@ -31,9 +33,9 @@ from bot.slack.blocks.recap import (
     with_tally,
 )
 from bot.slack.blocks.reports import build_error
-from bot.slack.commands import CommandContext, admins_hint, authorized_workspace, caller_person, in_background
+from bot.slack.context import CommandContext, admins_hint, authorized_workspace, caller_person, run_db
 from bot.slack.directory import SlackDirectory
-from bot.slack.handlers.teams import TeamReadError, refresh_stale_teams, refresh_team, run_db
+from bot.slack.membership import TeamReadError, refresh_stale_teams, refresh_team
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +147,7 @@ async def _may_manage(ctx: CommandContext, kind: str, slack_id: str) -> bool:
 
 def _refusal(ctx: CommandContext, kind: str, slack_id: str) -> Message:
     return build_error(
-        f"Recaps of {teams.mention(kind, slack_id)} are set up by admins and the team's managers "
+        f"Recaps of {team_mention(kind, slack_id)} are set up by admins and the team's managers "
         f"({admins_hint(ctx.runtime)})."
     )
 
@@ -223,7 +225,7 @@ async def _unsubscribe(ctx: CommandContext, args: list[str]) -> Message:
         write=True,
     )
     if not removed:
-        who = teams.mention(kind, slack_id) if request.group_id else "its members"
+        who = team_mention(kind, slack_id) if request.group_id else "its members"
         return build_error(
             f"<#{channel}> has no weekly recap of {who}; nothing changed. "
             "`/tokens recap list` shows them all."
@@ -274,9 +276,6 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
         return found
 
     return build_recap(await ctx.db(load), preview=True)
-
-
-HANDLERS = {"recap": handle_recap}
 
 
 # -- the vote --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from bot.services.commands import ParsedCommand
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reconcile import build_reconcile
 from bot.slack.blocks.reports import build_error
-from bot.slack.commands import CommandContext, admins_hint, one_period
+from bot.slack.context import CommandContext, admins_hint, one_period
 
 
 async def handle_reconcile(ctx: CommandContext, command: ParsedCommand) -> Message:
@@ -19,6 +19,3 @@ async def handle_reconcile(ctx: CommandContext, command: ParsedCommand) -> Messa
     period = one_period(ctx, command.args, "reconcile")
     result = await ctx.db(reconcile.reconcile, workspace_id=ctx.caller.workspace_id, period=period)
     return build_reconcile(result)
-
-
-HANDLERS = {"reconcile": handle_reconcile}

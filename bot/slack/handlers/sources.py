@@ -1,9 +1,7 @@
 """``/tokens sources`` (admins): vendor keys per workspace, entered in a modal, stored encrypted.
 
-Opening a modal needs the command's ``trigger_id``, which the shared ``/tokens`` dispatcher does
-not pass to handlers, so this module registers its own ``/tokens`` listener that matches only
-``sources``. Bolt runs the first matching listener, and ``bot.slack.commands.register`` wires
-feature modules before its catch-all ``/tokens``; every other subcommand still goes there.
+``/tokens sources`` goes through the command table like every subcommand; the modal opens with
+the command's ``trigger_id`` (``CommandContext.trigger_id``).
 
 The submission is re-authorized (admin rights can be lost while a modal is open), validated
 before anything is written (errors show under the offending input), stored in one transaction
@@ -12,7 +10,6 @@ and audited without values. Key values are never logged, echoed or sent back to 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -20,11 +17,11 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import access
 from bot.services import secrets as secret_store
-from bot.services.commands import usage_line
+from bot.services.commands import ParsedCommand, usage_line
 from bot.services.runtime import Runtime
 from bot.services.secrets import SecretChange, SecretInputError, clean_base_url, clean_key
+from bot.slack.background import in_background
 from bot.slack.blocks.common import Message, section
 from bot.slack.blocks.reports import build_error
 from bot.slack.blocks.sources import (
@@ -38,7 +35,7 @@ from bot.slack.blocks.sources import (
     key_block_id,
     url_block_id,
 )
-from bot.slack.commands import admins_hint, authorized_workspace, in_background
+from bot.slack.context import CommandContext, admins_hint, authorized_workspace, resolve_caller, run_db
 from bot.slack.directory import SlackDirectory
 from bot.sources.overrides import CONFIGURABLE
 
@@ -47,56 +44,31 @@ log = logging.getLogger(__name__)
 SUBCOMMAND = "sources"
 
 
-async def is_sources_command(body: dict) -> bool:
-    words = (body.get("text") or "").split()
-    return bool(words) and words[0].lower() == SUBCOMMAND
-
-
 def _refusal(runtime: Runtime) -> str:
     return f"Vendor keys are managed by admins ({admins_hint(runtime)})."
 
 
-async def _is_admin(
-    directory: SlackDirectory, client: AsyncWebClient, runtime: Runtime, user_id: str
-) -> bool:
-    slack_user = await directory.user(client, user_id)
-    return access.is_admin(
-        runtime.settings,
-        user_id=user_id,
-        email=slack_user.email if slack_user else None,
-        slack_admin=bool(slack_user and slack_user.is_admin),
-    )
+OPENED = ":key: Opened the vendor keys form. Keys you enter are stored encrypted and never shown back."
 
 
-def _db(runtime: Runtime, fn, *args, write: bool = False, **kwargs):
-    def work():
-        with runtime.engine.begin() if write else runtime.engine.connect() as conn:
-            return fn(conn, *args, **kwargs)
-
-    return asyncio.to_thread(work)
-
-
-async def open_sources(
-    runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict, workspace_id: str
-) -> Message | None:
-    """Opens the modal (None: nothing to say in the channel) or returns an ephemeral refusal."""
-    if len((body.get("text") or "").split()) > 1:
+async def handle_sources(ctx: CommandContext, command: ParsedCommand) -> Message:
+    """Opens the modal and says so, ephemerally, so the command never looks ignored; or refuses."""
+    if command.args:
         return build_error("`/tokens sources` takes no arguments.", usage_line(SUBCOMMAND))
-    user_id = body.get("user_id", "")
-    if not await _is_admin(directory, client, runtime, user_id):
-        return build_error(_refusal(runtime))
-    if secret_store.has_keyring(runtime.settings):
-        statuses = await _db(runtime, secret_store.statuses, workspace_id=workspace_id)
-        view = build_sources_modal(statuses, channel_id=body.get("channel_id", ""))
+    if not ctx.caller.is_admin:
+        return build_error(_refusal(ctx.runtime))
+    if secret_store.has_keyring(ctx.runtime.settings):
+        statuses = await ctx.db(secret_store.statuses, workspace_id=ctx.caller.workspace_id)
+        view = build_sources_modal(statuses, channel_id=ctx.caller.channel_id)
     else:
         view = build_no_secret_key_modal()
     try:
-        await client.views_open(trigger_id=body.get("trigger_id", ""), view=view)
+        await ctx.client.views_open(trigger_id=ctx.trigger_id, view=view)
     except SlackApiError as error:
         code = error.response.get("error") if error.response is not None else "unknown"
         log.warning("views.open for /tokens sources failed: %s", code)
         return build_error(f"Slack did not open the form (`{code}`). Run `/tokens sources` again.")
-    return None
+    return Message(OPENED, [section(OPENED)])
 
 
 def _text(values: dict, block_id: str) -> str | None:
@@ -127,7 +99,8 @@ async def save_sources(
     """(the ack's arguments, the confirmation to send after it)."""
     user_id = (body.get("user") or {}).get("id", "")
     view = body.get("view") or {}
-    if not await _is_admin(directory, client, runtime, user_id):
+    caller = await resolve_caller(runtime, directory, client, user_id=user_id, workspace_id=workspace_id)
+    if not caller.is_admin:
         return {"response_action": "update", "view": build_refused_view(_refusal(runtime))}, None
     try:
         fernet = secret_store.keyring(runtime.settings)
@@ -135,7 +108,7 @@ async def save_sources(
         return {"response_action": "update", "view": build_no_secret_key_modal()}, None
     try:
         changes = read_submission((view.get("state") or {}).get("values") or {})
-        changed = await _db(
+        changed = await run_db(
             runtime,
             secret_store.apply_changes,
             fernet,
@@ -153,9 +126,6 @@ async def save_sources(
         ", ".join(f"{source} {action}" for source, action in changed) or "none",
     )
     return {}, build_saved(changed, sync_minutes=runtime.settings.sync_interval_minutes)
-
-
-OPENED = ":key: Opened the vendor keys form. Keys you enter are stored encrypted and never shown back."
 
 
 async def _confirm(client: AsyncWebClient, body: dict, reply: Message) -> None:
@@ -178,20 +148,6 @@ async def _confirm(client: AsyncWebClient, body: dict, reply: Message) -> None:
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
-    async def handle_command(
-        ack: AsyncAck, body: dict, client: AsyncWebClient, context: AsyncBoltContext
-    ) -> None:
-        try:
-            reply = await open_sources(
-                runtime, directory, client, body, authorized_workspace(runtime, context)
-            )
-        except Exception:
-            log.exception("/tokens sources failed for user %s", body.get("user_id"))
-            reply = build_error("Something went wrong on my side; it has been logged. Please try again.")
-        if reply is None:  # the modal is open; say so, ephemerally, so the command never looks ignored
-            reply = Message(OPENED, [section(OPENED)])
-        await ack(**reply.as_kwargs(), response_type="ephemeral")
-
     async def handle_submission(
         ack: AsyncAck, body: dict, client: AsyncWebClient, context: AsyncBoltContext
     ) -> None:
@@ -209,5 +165,4 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
         if reply is not None:  # after the response: the modal closes without waiting for chat.*
             in_background(_confirm(client, body, reply), "vendor keys confirmation")
 
-    app.command("/tokens", matchers=[is_sources_command])(handle_command)
     app.view(CALLBACK_ID)(handle_submission)

@@ -1,89 +1,33 @@
-"""``/tokens team`` and ``/tokens role``, plus reading team members from Slack.
-
-A team is a user group (``usergroups.users.list``) or a channel's members
-(``conversations.members``, paginated). Members are matched to people by their Slack id, or by
-the email ``users.info`` shows for ids not seen before; the dated membership is kept by
-``bot.services.teams``. Membership older than ``TOKENWISE_TEAM_REFRESH_MINUTES`` is re-read when
-used; ``bot.jobs.team_refresh`` re-reads all stale teams on a schedule.
+"""``/tokens team`` and ``/tokens role``. Reading members from Slack is ``bot.slack.membership``;
+``bot.jobs.team_refresh`` re-reads all stale teams on a schedule.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
+from datetime import UTC, datetime
 
 from bot.domain.periods import Period
-from bot.services import access, aggregates, people, privacy, reports, teams
-from bot.services.commands import (
-    CommandError,
-    ParsedCommand,
-    mentioned_channel,
-    mentioned_group,
-    mentioned_user,
-    usage_line,
-)
-from bot.services.runtime import Runtime
-from bot.services.teams import SlackMember, TeamRef
+from bot.services import access, aggregates, mentions, people, privacy, reports, teams
+from bot.services.commands import CommandError, ParsedCommand, usage_line
+from bot.services.mentions import mentioned_user
 from bot.slack.blocks.common import Message, escape
-from bot.slack.blocks.format import local_time
+from bot.slack.blocks.format import local_time, team_mention
 from bot.slack.blocks.reconcile import with_unpriced
 from bot.slack.blocks.reports import build_error
 from bot.slack.blocks.teams import build_done, build_roles, build_team
-from bot.slack.commands import CommandContext, admins_hint, one_period
-from bot.slack.directory import SlackDirectory
+from bot.slack.context import CommandContext, admins_hint, one_period
+from bot.slack.membership import TeamReadError, max_age, read_members, refresh_team
 
 log = logging.getLogger(__name__)
-
-MEMBERS_PAGE_SIZE = 200
-MAX_MEMBER_PAGES = 250  # 50,000 members: far beyond any team, stops a cursor loop
-LOOKUP_CONCURRENCY = 8
-
-READ_ERRORS = {
-    "not_in_channel": "I am not in {mention}. Invite me there (`/invite @tokenwise`) and try again.",
-    "channel_not_found": (
-        "I cannot see {mention}: it does not exist or it is private and I am not in it. "
-        "Invite me there (`/invite @tokenwise`) and try again."
-    ),
-    "no_such_subteam": "I cannot find that user group; it may have been deleted.",
-    "subteam_not_found": "I cannot find that user group; it may have been deleted.",
-    "missing_scope": (
-        "I lack the Slack permission to read {mention} (`usergroups:read`, `channels:read`, "
-        "`groups:read`); reinstall the app from its manifest."
-    ),
-}
-
-
-class TeamReadError(Exception):
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-
-
-async def run_db(runtime: Runtime, fn: Callable, *args, write: bool = False, **kwargs):
-    """Data-layer work in a worker thread, for listeners that have no ``CommandContext``."""
-
-    def work():
-        with runtime.engine.begin() if write else runtime.engine.connect() as conn:
-            return fn(conn, *args, **kwargs)
-
-    return await asyncio.to_thread(work)
 
 
 def team_target(token: str) -> tuple[str, str, str] | None:
     """``<!subteam^S1|@eng>`` or ``<#C1|eng>`` -> (kind, Slack id, name)."""
-    if slack_id := mentioned_group(token):
-        label = token[token.find("|") + 1 : -1] if "|" in token else ""
-        return teams.USERGROUP, slack_id, label.removeprefix("@")
-    if slack_id := mentioned_channel(token):
-        label = token[token.find("|") + 1 : -1] if "|" in token else ""
-        return teams.CHANNEL, slack_id, label
-    return None
+    found = mentions.parse_mention(token)
+    if found is None or found.kind == mentions.USER:
+        return None
+    return found.kind, found.id, found.label
 
 
 def _person_and_team(person_token: str, team_token: str, subcommand: str) -> tuple[str, tuple[str, str, str]]:
@@ -105,122 +49,6 @@ def _not_a_team(token: str) -> CommandError:
         f"`{token[:50]}` is not a user group or a channel. Pick one from Slack's @ or # list.",
         usage_line("team"),
     )
-
-
-async def read_member_ids(client: AsyncWebClient, kind: str, slack_id: str) -> list[str]:
-    try:
-        if kind == teams.USERGROUP:
-            response = await client.usergroups_users_list(usergroup=slack_id)
-            return list(dict.fromkeys(response.get("users") or []))
-        found: list[str] = []
-        cursor = None
-        for _ in range(MAX_MEMBER_PAGES):
-            response = await client.conversations_members(
-                channel=slack_id, limit=MEMBERS_PAGE_SIZE, **({"cursor": cursor} if cursor else {})
-            )
-            found.extend(response.get("members") or [])
-            cursor = (response.get("response_metadata") or {}).get("next_cursor")
-            if not cursor:
-                break
-        return list(dict.fromkeys(found))
-    except SlackApiError as error:
-        code = (error.response.get("error") if error.response is not None else None) or "unknown"
-        template = READ_ERRORS.get(code, "Slack would not give me the members of {mention} (`{code}`).")
-        raise TeamReadError(template.format(mention=teams.mention(kind, slack_id), code=code), code) from None
-
-
-async def read_members(
-    runtime: Runtime,
-    client: AsyncWebClient,
-    directory: SlackDirectory,
-    workspace_id: str,
-    kind: str,
-    slack_id: str,
-) -> tuple[dict[str, int], list[SlackMember]]:
-    """The members as Slack lists them now: already matched people (Slack id -> person id) and
-    the others as looked up in Slack. Reads only; raises TeamReadError."""
-    ids = await read_member_ids(client, kind, slack_id)
-    known = await run_db(runtime, teams.known_people, workspace_id=workspace_id, slack_user_ids=ids)
-    unknown = [uid for uid in ids if uid not in known]
-    gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
-
-    async def look_up(uid: str):
-        async with gate:
-            return await directory.user(client, uid)
-
-    users = await asyncio.gather(*(look_up(uid) for uid in unknown))
-    new_members = [
-        SlackMember(u.id, u.email, u.name) for u in users if u is not None and not u.deleted and not u.is_bot
-    ]
-    return known, new_members
-
-
-async def refresh_team(
-    runtime: Runtime,
-    client: AsyncWebClient,
-    directory: SlackDirectory,
-    workspace_id: str,
-    kind: str,
-    slack_id: str,
-    name: str = "",
-) -> tuple[TeamRef, teams.RefreshResult]:
-    """Re-read the members from Slack and record who joined and who left. Raises TeamReadError,
-    in which case nothing is stored (not even a new team)."""
-    known, new_members = await read_members(runtime, client, directory, workspace_id, kind, slack_id)
-    return await run_db(
-        runtime,
-        teams.record_refresh,
-        workspace_id=workspace_id,
-        kind=kind,
-        slack_id=slack_id,
-        name=name,
-        known=known,
-        new_members=new_members,
-        today=runtime.today(),
-        write=True,
-    )
-
-
-def _max_age(runtime: Runtime) -> timedelta:
-    return timedelta(minutes=runtime.settings.team_refresh_minutes)
-
-
-async def refresh_stale_teams(
-    runtime: Runtime,
-    client: AsyncWebClient,
-    directory: SlackDirectory,
-    *,
-    workspace_id: str,
-    only: list[TeamRef] | None = None,
-) -> int:
-    """Re-read every stale team (or the stale ones of ``only``); failures are logged and keep
-    the last membership. Returns how many were refreshed."""
-    candidates = (
-        only if only is not None else await run_db(runtime, teams.all_teams, workspace_id=workspace_id)
-    )
-    now = datetime.now(UTC)
-    done = 0
-    for team in candidates:
-        if not teams.is_stale(team, now=now, max_age=_max_age(runtime)):
-            continue
-        try:
-            await refresh_team(runtime, client, directory, workspace_id, team.kind, team.slack_id)
-            done += 1
-        except TeamReadError as error:
-            log.warning("team %s %s: %s", team.kind, team.slack_id, error.code)
-    return done
-
-
-async def refresh_managed_teams(ctx: CommandContext) -> list[TeamRef]:
-    """Before a manager's access is decided, make sure their teams' membership is current (a
-    person who left yesterday must not stay visible until someone happens to refresh)."""
-    workspace_id = ctx.caller.workspace_id
-    managed = await ctx.db(teams.managed_teams, workspace_id=workspace_id, slack_user_id=ctx.caller.user_id)
-    if managed:
-        await refresh_stale_teams(
-            ctx.runtime, ctx.client, ctx.directory, workspace_id=workspace_id, only=managed
-        )
-    return managed
 
 
 def _person_label(labels: dict[int, tuple[str | None, str]], person_id: int) -> str:
@@ -298,8 +126,8 @@ async def approve_member(ctx: CommandContext, args: list[str]) -> Message:
 
     def approve(conn) -> tuple[bool, str]:
         team = teams.get_team(conn, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
-        person = people.find_by_slack_id(conn, workspace_id=workspace_id, slack_user_id=user)
-        mention = teams.mention(kind, slack_id)
+        person = people.resolve_slack_user(conn, workspace_id=workspace_id, slack_user_id=user)
+        mention = team_mention(kind, slack_id)
         if team is None or not teams.is_member(
             conn, team_id=team.id, person_id=person.id if person else None
         ):
@@ -353,7 +181,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
 
     def decide(conn, team_id: int) -> tuple[access.Viewer, access.Decision, int]:
         # The view's rule, and the only one: refreshing is allowed to whoever may see the team.
-        person = people.find_by_slack_id(conn, workspace_id=workspace_id, slack_user_id=caller.user_id)
+        person = people.resolve_slack_user(conn, workspace_id=workspace_id, slack_user_id=caller.user_id)
         viewer = access.Viewer(caller.user_id, caller.is_admin, person.id if person else None)
         decision = access.can_view_team(
             conn, workspace_id, viewer, team_id, min_group_size=settings.min_group_size
@@ -367,7 +195,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     notes: list[str] = []
     result = None
     decided = None
-    if team is None or force or teams.is_stale(team, now=datetime.now(UTC), max_age=_max_age(ctx.runtime)):
+    if team is None or force or teams.is_stale(team, now=datetime.now(UTC), max_age=max_age(ctx.runtime)):
         try:
             known, new_members = await read_members(
                 ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id
@@ -399,7 +227,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
             )
         except RefusedView as refused:
             return _refusal(
-                ctx, teams.mention(kind, slack_id), refused.viewer, refused.decision, refused.unapproved
+                ctx, team_mention(kind, slack_id), refused.viewer, refused.decision, refused.unapproved
             )
     if decided is None:
         decided = await ctx.db(decide, team.id)
@@ -531,7 +359,7 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
             return removed
 
         if not await ctx.db(revoke, write=True):
-            mention = f"<!subteam^{slack_id}>" if kind == teams.USERGROUP else f"<#{slack_id}>"
+            mention = team_mention(kind, slack_id)
             return build_error(f"<@{user}> is not a {role} of {mention}; nothing changed.")
         return build_done(f"<@{user}> no longer manages {team.mention}.")
     slack_user = await ctx.directory.user(ctx.client, user)
@@ -543,7 +371,7 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
     note = ""
     # The grant reaches the members it is made over (docs/privacy.md, "Manager scope"): read
     # them now unless just read.
-    if team is None or teams.is_stale(team, now=datetime.now(UTC), max_age=_max_age(ctx.runtime)):
+    if team is None or teams.is_stale(team, now=datetime.now(UTC), max_age=max_age(ctx.runtime)):
         try:
             team, _ = await refresh_team(
                 ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id, name
@@ -601,6 +429,3 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
     return build_done(
         f"<@{user}> now manages {team.mention} and can see its members' numbers one by one.{note}"
     )
-
-
-HANDLERS = {"team": handle_team, "role": handle_role}
