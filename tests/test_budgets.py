@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db import rollups
-from bot.db.models import AuditLog, Budget, Person, UsageDaily
+from bot.db.models import AuditLog, Budget, BudgetRequest, Person, UsageDaily
 from bot.domain.periods import Period
 from bot.services import access, budgets, teams
 from bot.services.budgets import BudgetError, BudgetStatus
@@ -252,7 +252,7 @@ def test_forecast_reach_days_and_projection():
 
 
 def _status(**kw) -> BudgetStatus:
-    row = budgets.BudgetRow(
+    row = Budget(
         id=1,
         target_kind=kw.pop("kind", "person"),
         target_id="7",
@@ -319,7 +319,7 @@ def test_builders_stay_within_slack_limits_and_carry_the_numbers():
     assert "runs out on the 29th" in forecast.text and "$10.00 a day" in forecast.text
     team = views.build_threshold_alert(_status(kind="group", person_label=""), threshold=100, audience="team")
     assert "of <!subteam^7>" in team.text
-    request = budgets.RequestRow(
+    request = BudgetRequest(
         id=3, person_id=7, requester_user_id="U7", budget_id=1, amount_micros=200 * USD, reason="<b>x</b>",
         status="pending", decided_by="", decided_at=None, granted_micros=None, scope="", period_start=None,
     )  # fmt: skip

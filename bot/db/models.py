@@ -8,6 +8,7 @@ Times are UTC (``DateTime(timezone=True)``); usage days are UTC calendar days, a
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 from sqlalchemy import (
@@ -17,7 +18,9 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlmodel import Field, SQLModel
@@ -34,6 +37,58 @@ def as_utc(moment: datetime | None) -> datetime | None:
 
 def _ts(**kw) -> Column:
     return Column(DateTime(timezone=True), **kw)
+
+
+# Budget alert thresholds: whole percents of the ceiling. The user-facing grammar (with its
+# messages) is ``bot.services.budgets.grammar.parse_thresholds``; these bounds are shared with it.
+DEFAULT_THRESHOLDS = (50, 80, 100)
+MAX_THRESHOLDS = 6
+MAX_THRESHOLD = 200
+
+
+def valid_thresholds(values: tuple[int, ...]) -> bool:
+    return bool(values) and values[0] >= 1 and values[-1] <= MAX_THRESHOLD and len(values) <= MAX_THRESHOLDS
+
+
+class Thresholds(TypeDecorator):
+    """Stored as text (``"50,80,100"``), read as sorted whole percents. A hand-edited value that
+    is not a valid list reads as the default, so one bad row cannot stop every budget check."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None or isinstance(value, str):
+            return value
+        return ",".join(str(v) for v in value)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        parts = [p.strip().removesuffix("%") for p in value.split(",") if p.strip()]
+        if not parts or not all(p.isdigit() for p in parts):
+            return DEFAULT_THRESHOLDS
+        found = tuple(sorted({int(p) for p in parts}))
+        return found if valid_thresholds(found) else DEFAULT_THRESHOLDS
+
+
+class MessageRefs(TypeDecorator):
+    """Stored as a JSON list of ``[channel, ts]`` pairs, read as a list of tuples (unreadable
+    text reads as none: the messages are then simply not updated)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps([list(ref) for ref in value])
+
+    def process_result_value(self, value, dialect):
+        try:
+            return [tuple(ref) for ref in json.loads(value or "[]")]
+        except (TypeError, ValueError):
+            return []
 
 
 class Person(SQLModel, table=True):
@@ -323,11 +378,21 @@ class Budget(SQLModel, table=True):
     period: str = Field(default="month", max_length=16)  # week | month | quarter
     amount_micros: int = Field(sa_type=BigInteger)
     floor_micros: int | None = Field(default=None, sa_type=BigInteger)
-    thresholds: str = Field(default="50,80,100", max_length=64)
+    thresholds: tuple[int, ...] = Field(default=DEFAULT_THRESHOLDS, sa_type=Thresholds)
     include_seats: bool = Field(default=False)
     created_by: str = Field(default="", max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+    @property
+    def person_id(self) -> int | None:
+        """The person of a personal budget."""
+        return int(self.target_id) if self.target_kind == "person" else None
+
+    @property
+    def access_kind(self) -> str:
+        """The target as ``bot.services.access`` names it: a user group or channel is a "team"."""
+        return "team" if self.target_kind in ("group", "channel") else self.target_kind
 
 
 class AlertSent(SQLModel, table=True):
@@ -604,7 +669,7 @@ class BudgetRequest(SQLModel, table=True):
     scope: str = Field(default="", max_length=16)  # period | permanent (approved only)
     period_start: date | None = None  # the budget period an approval for one period applies to
     # JSON list of [channel, ts] of the DMs sent to deciders, so each can be updated once decided.
-    notified: str = Field(default="[]", sa_type=Text)
+    notified: list[tuple[str, str]] = Field(default_factory=list, sa_type=MessageRefs)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
 
 

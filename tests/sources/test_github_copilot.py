@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from werkzeug import Response
 
-from bot.db.models import ActivityDaily, Identity, Person, SyncState, TeamMembership, UsageDaily
+from bot.db.models import ActivityDaily, Budget, Identity, Person, SyncState, TeamMembership, UsageDaily
 from bot.domain.periods import Period
 from bot.services import budgets, teams
 from bot.services.recap import load_recap, team_scope
@@ -535,7 +535,7 @@ def test_metered_usage_counts_in_the_team_budget_and_recap_views(engine, httpser
         org_copilot = {v.vendor: v for v in org_report(conn, workspace_id="W", period=june).vendors}[
             "github_copilot"
         ]
-        budget = budgets.BudgetRow(
+        budget = Budget(
             id=0,
             target_kind=budgets.PERSON,
             target_id=str(octocat),

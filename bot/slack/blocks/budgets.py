@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from datetime import date
 from zoneinfo import ZoneInfo
 
+from bot.db.models import Budget as BudgetRow  # the budget and request rows are the tables
+from bot.db.models import BudgetRequest as RequestRow
 from bot.domain.money import format_usd
 from bot.domain.periods import Period
 from bot.services import budgets as b
 from bot.services import teams
-from bot.services.budgets import BudgetRow, BudgetStatus, DecisionResult, PeerPace, RequestRow
+from bot.services.budgets import BudgetStatus, DecisionResult, PeerPace
 from bot.slack.blocks.common import (
     Block,
     Message,

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.db.models import Person
 from bot.services import access, budgets, people, privacy, teams
-from bot.services.budgets import BudgetError, TargetRef
+from bot.services.budgets import BudgetError, TargetRef, authorization
+from bot.services.budgets.authorization import Refused
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
@@ -38,7 +39,10 @@ def _error(error: BudgetError) -> CommandError:
 
 async def _viewer(ctx: CommandContext) -> tuple[access.Viewer, Person | None]:
     person = await caller_person(ctx)
-    return access.Viewer(ctx.caller.user_id, ctx.caller.is_admin, person.id if person else None), person
+    viewer = authorization.viewer(
+        ctx.caller.user_id, is_admin=ctx.caller.is_admin, person_id=person.id if person else None
+    )
+    return viewer, person
 
 
 # -- targets -----------------------------------------------------------------------------------
@@ -58,9 +62,14 @@ async def _person_target(ctx: CommandContext, target: TargetRef, *, create: bool
     if person is not None or not create:
         return person
     slack_user = await ctx.directory.user(ctx.client, target.slack_id)
-    if slack_user is None:
+    found = authorization.new_person(
+        found=slack_user is not None,
+        deleted=bool(slack_user and slack_user.deleted),
+        is_bot=bool(slack_user and slack_user.is_bot),
+    )
+    if found.refused == Refused.UNKNOWN_USER:
         raise Refusal(build_error(f"I cannot find <@{target.slack_id}> in this workspace; nothing changed."))
-    if slack_user.deleted or slack_user.is_bot:
+    if found.refused == Refused.INACTIVE_USER:
         raise Refusal(
             build_error(f"<@{target.slack_id}> is a deactivated account or a bot; nothing changed.")
         )
@@ -72,7 +81,7 @@ async def _person_target(ctx: CommandContext, target: TargetRef, *, create: bool
         name=slack_user.name,
         write=True,
     )
-    if person is None:
+    if not authorization.matched_person(person is not None).allowed:
         raise Refusal(
             build_error(
                 f"<@{target.slack_id}> has no email visible to me, so I cannot tie a budget to their usage. "
@@ -90,14 +99,13 @@ async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -
     if not fresh:
         return team
     max_age = timedelta(minutes=ctx.runtime.settings.team_refresh_minutes)
-    stale = team is None or teams.is_stale(team, now=datetime.now(UTC), max_age=max_age)
-    if stale:
+    if authorization.team_needs_reading(team, now=datetime.now(UTC), max_age=max_age):
         try:
             team, _ = await refresh_team(
                 ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, target.slack_id, target.name
             )
         except TeamReadError as error:
-            if team is None:
+            if not authorization.unreadable_team(team).allowed:
                 raise Refusal(build_error(f"{error.message} Nothing changed.")) from None
             log.info("budget: keeping the stored members of %s (%s)", target.slack_id, error.code)
     return team
@@ -106,27 +114,26 @@ async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -
 async def _managed_or_refuse(ctx: CommandContext, target: TargetRef) -> list[teams.TeamRef]:
     """Admins change any budget; anyone else only budgets within teams they manage (never the
     org's). Returns the caller's managed teams (empty for admins)."""
-    if ctx.caller.is_admin:
-        return []
-    managed = await refresh_managed_teams(ctx)
-    if target.kind == budgets.ORG or not managed:
+    managed = [] if ctx.caller.is_admin else await refresh_managed_teams(ctx)
+    if not authorization.may_manage(target, is_admin=ctx.caller.is_admin, managed=managed).allowed:
         raise _refuse_manage(ctx, target, managed)
     return managed
 
 
 def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[teams.TeamRef]) -> Refusal:
     hint = admins_hint(ctx.runtime)
-    if target.kind == budgets.ORG:
+    refused = authorization.manage_refusal(target, managed).refused
+    if refused == Refused.ORG_BY_ADMINS:
         return Refusal(build_error(f"The org budget is set by admins ({hint}). Nothing changed."))
     yours = ", ".join(t.mention for t in managed[:5])
-    if not managed:
+    if refused == Refused.MANAGES_NO_TEAM:
         return Refusal(
             build_error(
                 f"Budgets are set by {access.BUDGET_WHO_CAN_SET}; you manage no team ({hint} can make you "
                 "a manager). Nothing changed."
             )
         )
-    if target.kind == budgets.PERSON:
+    if refused == Refused.PERSON_OUTSIDE_TEAMS:
         text = (
             f"{target.mention} is not a member of a team you manage ({yours}), or joined a channel "
             "after you were made its manager and is not yet approved by an admin"
