@@ -13,17 +13,40 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from typer.core import TyperCommand, TyperGroup
 
 from bot.settings import Settings
 
-app = typer.Typer(
-    help="Tokenwise: AI spend next to value, in Slack.", no_args_is_help=True, add_completion=False
-)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-people_app = typer.Typer(help="People and identities.", no_args_is_help=True)
+
+def _flags_take_no_value(params: list) -> list:
+    """Typer's rich help prints a ``<bool>`` placeholder after every flag (``--help`` too), as if
+    it took a value: an empty metavar leaves the column blank."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx):
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx):
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+def _typer(**options) -> typer.Typer:
+    return typer.Typer(cls=Group, no_args_is_help=True, **options)
+
+
+app = _typer(help="Tokenwise: AI spend next to value, in Slack.", add_completion=False)
+db_app = _typer(help="Database maintenance.")
+people_app = _typer(help="People and identities.")
 app.add_typer(db_app, name="db")
 app.add_typer(people_app, name="people")
-secrets_app = typer.Typer(help="Vendor keys stored per workspace (encrypted).", no_args_is_help=True)
+secrets_app = _typer(help="Vendor keys stored per workspace (encrypted).")
 app.add_typer(secrets_app, name="secrets")
 
 console = Console()
@@ -63,13 +86,39 @@ def _engine(settings: Settings, *, migrate: bool = True, engine=None):
         ) from None
 
 
-def _setup_logging(settings: Settings, level: str = "INFO") -> None:
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"tokenwise {version('tokenwise')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Tokenwise: AI spend next to value, in Slack."""
+
+
+VERBOSE = typer.Option(
+    "--verbose", "-v", help="Log every library's INFO lines too (as TOKENWISE_LOG_LEVEL=INFO does)."
+)
+
+
+def _setup_logging(settings: Settings, level: str = "INFO", *, verbose: bool = False) -> None:
+    """``level`` unless TOKENWISE_LOG_LEVEL says otherwise; the libraries' INFO chatter stays
+    off the console unless a level (or ``--verbose``) was asked for."""
     from bot.observability import configure_logging
 
-    configure_logging(level=level, secrets=settings.secret_values())
+    asked = settings.log_level or ("INFO" if verbose else None)
+    configure_logging(level=asked or level, secrets=settings.secret_values(), quiet_libraries=asked is None)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=Command)
 def db_upgrade() -> None:
     """Apply database migrations up to the latest revision."""
     settings = load_settings()
@@ -149,36 +198,59 @@ def _sync(
     return outcomes
 
 
-@app.command()
+@app.command(cls=Command)
 def sync(
     source: Annotated[str | None, typer.Option(help="Only this source (name or vendor).")] = None,
     since: Annotated[str | None, typer.Option(help="Backfill from this UTC day (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option(help="Up to this UTC day, exclusive.")] = None,
 ) -> None:
     """Run one sync pass over every enabled source (or one)."""
+    from bot.domain.clock import utc_today
+    from bot.domain.periods import days_covered
+
     settings = load_settings()
     _setup_logging(settings, "WARNING")
+    _print_outcomes_only()
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
     if start and end and end <= start:
         raise fail("--until must be after --since")
     engine = _engine(settings)
     outcomes = _sync(settings, engine, source=source, since=start, until=end)
+    today = utc_today()
     failed = 0
     for outcome in outcomes:
+        # The error starts with the source's name (SourceError): say it once.
+        error = (outcome.error or "").removeprefix(f"{outcome.source}: ")
         if outcome.status == "failed":
             failed += 1
-            err.print(f"[red]✗ {outcome.source}[/red]: {outcome.error}", highlight=False)
+            err.print(f"[red]✗ {outcome.source}[/red]: {error}", highlight=False, soft_wrap=True)
+        elif outcome.window_start is None or outcome.window_end is None:
+            console.print(f"- {outcome.source}: {outcome.status} ({error})", highlight=False, soft_wrap=True)
         else:
             console.print(
-                f"✓ {outcome.source}: {outcome.status}, {outcome.window_start}..{outcome.window_end} "
-                f"({outcome.usage_rows} usage rows, {outcome.activity_rows} activity rows)",
+                f"✓ {outcome.source}: {outcome.status}, "
+                f"{days_covered(outcome.window_start, outcome.window_end, today)}: "
+                f"{outcome.usage_rows} usage rows, {outcome.activity_rows} activity rows",
                 highlight=False,
+                soft_wrap=True,
             )
     if failed:
         raise typer.Exit(1)
 
 
-@app.command()
+def _print_outcomes_only() -> None:
+    """The sync engine logs each failed source; this command prints every outcome itself."""
+    import logging
+
+    class _Outcomes(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not getattr(record, "sync_outcome", False)
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Outcomes())
+
+
+@app.command(cls=Command)
 def demo(
     output: Annotated[Path, typer.Option(help="Where to write the Block Kit JSON.")] = Path(
         "demo-blocks.json"
@@ -232,7 +304,7 @@ def demo(
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def recap(
     channel: Annotated[str, typer.Option(help="The channel the recap is for (its id, e.g. C0123ABC).")],
     preview: Annotated[
@@ -295,7 +367,7 @@ def recap(
         console.print(f"chart written to {chart} ({recaps.chart_alt_text(report)})", highlight=False)
 
 
-@people_app.command("import")
+@people_app.command("import", cls=Command)
 def people_import(
     file: Annotated[Path, typer.Argument(help="CSV: email, slack_id, github, other ids")],
     move: Annotated[
@@ -319,7 +391,7 @@ def people_import(
     console.print(f"imported {result.people} people and {result.links} identity links")
 
 
-@people_app.command("forget")
+@people_app.command("forget", cls=Command)
 def people_forget(
     email: Annotated[str, typer.Argument(help="The person's email.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
@@ -347,7 +419,7 @@ def people_forget(
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def run(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="Serve Slack only; run jobs elsewhere.")
@@ -417,7 +489,7 @@ def run(
             scheduler.shutdown(wait=False)
 
 
-@app.command()
+@app.command(cls=Command)
 def scheduler(
     once: Annotated[
         bool, typer.Option("--once", help="Run every job once for the current tick, then exit.")
@@ -452,7 +524,7 @@ def scheduler(
         jobs.shutdown(wait=True)
 
 
-@secrets_app.command("rotate")
+@secrets_app.command("rotate", cls=Command)
 def secrets_rotate() -> None:
     """Re-encrypt every stored vendor key with the first key of TOKENWISE_SECRET_KEY."""
     from bot.services.secrets import SecretKeyError, keyring, rotate

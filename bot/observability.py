@@ -196,8 +196,25 @@ class ContextFilter(logging.Filter):
         return True
 
 
+#: Libraries whose INFO lines are noise on a console (migration steps, job bookkeeping, font
+#: caches, connection chatter): kept to warnings unless a log level is asked for.
+NOISY_LIBRARIES = (
+    "alembic",
+    "apscheduler",
+    "matplotlib",
+    "PIL",
+    "slack_bolt",
+    "slack_sdk",
+    "urllib3",
+)
+
+
 def configure_logging(
-    *, level: str = "INFO", secrets: list[str] | None = None, json_logs: bool | None = None
+    *,
+    level: str = "INFO",
+    secrets: list[str] | None = None,
+    json_logs: bool | None = None,
+    quiet_libraries: bool = False,
 ) -> None:
     use_json = (not sys.stderr.isatty()) if json_logs is None else json_logs
     handler = logging.StreamHandler(sys.stderr)
@@ -216,6 +233,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING if quiet_libraries else logging.NOTSET)
     # httpx logs full URLs at INFO (signed download links included): keep it to warnings.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

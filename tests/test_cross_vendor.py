@@ -433,7 +433,9 @@ def cli_sync(days: dict[str, date], vendors: FakeVendors) -> str:
     )
     assert result.exit_code == 0, result.output
     for source in SOURCES:
-        assert f"✓ {source}: ok, {days['D1']}..{days['D3']}" in result.output, result.output
+        # --until is exclusive: the line names the days covered, D1 and D2.
+        covered = f"{days['D1']} to {days['D2']} (2 days)"
+        assert f"✓ {source}: ok, {covered}:" in result.output, result.output
     assert set(vendors.calls) == {
         "openai",
         "anthropic",
