@@ -386,9 +386,14 @@ def people_import(
             result = import_csv(conn, workspace_id=settings.workspace_id, path=file, move=move)
     except IdentityOwned as error:
         raise fail(f"{file.name}: {error}; nothing imported (re-run with --move to move it)") from None
-    except (LinkError, UnicodeDecodeError) as error:
-        raise fail(str(error)) from None
-    console.print(f"imported {result.people} people and {result.links} identity links")
+    except LinkError as error:
+        raise fail(f"{error}; nothing imported") from None
+    console.print(
+        f"{file.name}: people {result.created} created, {result.updated} updated, "
+        f"{result.unchanged} unchanged; {result.links} identity links added",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @people_app.command("forget", cls=Command)

@@ -421,7 +421,7 @@ def configured(db_url, vendors, monkeypatch, tmp_path):
     )
     result = runner.invoke(app, ["people", "import", str(people)])
     assert result.exit_code == 0, result.output
-    assert "imported 2 people and 2 identity links" in result.output
+    assert "people.csv: people 2 created, 0 updated, 0 unchanged; 2 identity links added" in result.output
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
