@@ -424,6 +424,101 @@ def people_forget(
     )
 
 
+#: auth.test errors that mean the token itself is wrong (not Slack being unwell).
+TOKEN_REFUSED = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
+
+
+def _slack_identity(settings: Settings) -> dict:
+    """Who SLACK_BOT_TOKEN is (``auth.test``): the workspace and the bot user. A token Slack
+    refuses stops the start here, in one line, before anything is migrated or served."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    client = WebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10
+    )
+    try:
+        answer = client.auth_test()
+    except SlackApiError as error:
+        code = error.response.get("error") or f"HTTP {error.response.status_code}"
+        if code in TOKEN_REFUSED:
+            raise fail(
+                f"Slack refused SLACK_BOT_TOKEN ({code}): copy the Bot User OAuth Token (xoxb-…) from "
+                "OAuth & Permissions, or reinstall the app to the workspace"
+            ) from None
+        raise fail(f"Slack's auth.test at {settings.slack_api_url} answered {code}", 1) from None
+    except OSError as error:  # URLError, timeouts, refused connections
+        reason = getattr(error, "reason", None) or error
+        raise fail(f"cannot reach Slack at {settings.slack_api_url}: {reason}", 1) from None
+    if not answer.get("bot_id"):
+        raise fail("SLACK_BOT_TOKEN is not a bot token: use the Bot User OAuth Token (xoxb-…)")
+    return answer.data if isinstance(answer.data, dict) else {}
+
+
+def _banner(
+    settings: Settings,
+    runtime,
+    identity: dict | None,
+    *,
+    socket_mode: bool,
+    port: int,
+    workers: int,
+    jobs: bool,
+) -> list[str]:
+    """What this process is about to serve, in the words the Slack app settings use."""
+    from importlib.metadata import version
+    from urllib.parse import urlsplit
+
+    from sqlalchemy.engine import make_url
+
+    if identity is not None:
+        bot = f"@{identity['user']}" if identity.get("user") else identity.get("user_id", "?")
+        workspace = f"{identity.get('team', '?')} ({identity.get('team_id', '?')}), as bot {bot}"
+    else:
+        workspace = "every workspace that installs the app (OAuth): send admins to /slack/install"
+    sources = ", ".join(sorted(runtime.source_lags)) or (
+        "none yet: set a vendor key (README, Sources) or TOKENWISE_DEMO=1"
+    )
+    if settings.secret_key is not None:
+        sources += "; and the keys stored with /tokens sources"
+    database = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    if socket_mode:
+        slack = "Socket Mode: no Request URL needed (manifest.dev.yml)"
+    else:
+        redirect = urlsplit(settings.slack_redirect_uri or "")
+        public = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else "https://YOUR-PUBLIC-HOST"
+        slack = (
+            f"HTTP on {settings.host}:{port}; Request URL to paste into Slack (slash command, Event "
+            f"Subscriptions, Interactivity): {public}/slack/events"
+        )
+    lines = [
+        f"Tokenwise {version('tokenwise')}",
+        f"  workspace  {workspace}",
+        f"  sources    {sources}",
+        f"  database   {database}",
+        f"  Slack      {slack}",
+        "  jobs       "
+        + (
+            f"sync every {settings.sync_interval_minutes} min, budgets every "
+            f"{settings.budget_check_minutes} min, recaps and team refreshes as due"
+            if jobs
+            else "off (--no-scheduler): run `tokenwise scheduler` next to it"
+        ),
+    ]
+    if workers > 1:
+        lines.append(f"  workers    {workers} HTTP processes")
+    return lines
+
+
 @app.command(cls=Command)
 def run(
     no_scheduler: Annotated[
@@ -438,6 +533,13 @@ def run(
             "in the supervising process.",
         ),
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check the configuration (the Slack token too), print the banner and exit."
+        ),
+    ] = False,
+    verbose: Annotated[bool, VERBOSE] = False,
 ) -> None:
     """Serve Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
     import uvicorn
@@ -448,18 +550,37 @@ def run(
     from bot.web import build_web_app, serve_workers
 
     settings = load_settings()
-    _setup_logging(settings)
+    _setup_logging(settings, verbose=verbose)
     workers = workers or settings.workers
+    port = port or settings.port
     # Check the whole configuration before touching data: a bad setting must not migrate anything.
     engine = _engine(settings, migrate=False)
     runtime = build_runtime(settings, engine)
     socket_mode = settings.slack_app_token is not None
     if socket_mode and workers > 1:
         raise fail("--workers (TOKENWISE_WORKERS) is for HTTP mode; Socket Mode runs one process")
+    if socket_mode and not settings.slack_app_token.get_secret_value().startswith("xapp-"):
+        raise fail(
+            "SLACK_APP_TOKEN must be an app-level token (xapp-…, Basic Information → App-Level Tokens, "
+            "scope connections:write)"
+        )
     try:
         bolt = build_app(runtime, socket_mode=socket_mode)
     except ConfigError as error:
         raise fail(str(error)) from None
+    identity = None if settings.multi_workspace else _slack_identity(settings)
+    banner = _banner(
+        settings,
+        runtime,
+        identity,
+        socket_mode=socket_mode,
+        port=port,
+        workers=workers,
+        jobs=not no_scheduler,
+    )
+    console.print("\n".join(banner), highlight=False, soft_wrap=True)
+    if check:
+        return
     _engine(settings, engine=engine)
     scheduler = None if no_scheduler else build_scheduler(runtime)
     if socket_mode:
@@ -474,7 +595,7 @@ def run(
         return
     options = dict(
         host=settings.host,
-        port=port or settings.port,
+        port=port,
         log_level="info",
         timeout_keep_alive=5,
         limit_concurrency=1000,

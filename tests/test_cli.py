@@ -1,7 +1,9 @@
 """The tokenwise CLI, in-process through typer's runner, on a real SQLite file."""
 
 import json
+import logging
 from datetime import UTC, datetime
+from importlib.metadata import version
 
 import pytest
 from sqlalchemy import func, select
@@ -14,6 +16,7 @@ from bot.scheduler import sync_job, tick_name
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 from tests.conftest import fixture_path
+from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
 
 runner = CliRunner()
 
@@ -251,3 +254,95 @@ def test_sync_names_a_key_of_the_wrong_kind_once_per_source(tmp_path, monkeypatc
     ]
     assert httpserver.log == []  # refused before anything was sent
     assert "0123456789abcdef" not in result.output
+
+
+def printed(output: str) -> list[str]:
+    """What the command printed itself: log records (JSON lines, as stderr is no terminal here;
+    the fake Slack's werkzeug lines among them) left out."""
+    return [line for line in output.splitlines() if not line.startswith('{"time"')]
+
+
+def _slack_env(monkeypatch, fake, db_url: str, token: str = BOT_TOKEN) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", token)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", fake.api_url)
+
+
+def test_run_refuses_a_bot_token_slack_rejects_before_migrating(tmp_path, monkeypatch, httpserver):
+    fake = start_fake_slack(httpserver)
+    db = tmp_path / "never.db"
+    _slack_env(monkeypatch, fake, f"sqlite:///{db}", token="xoxb-revoked-0123456789")
+    result = runner.invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert printed(result.output) == [
+        "error: Slack refused SLACK_BOT_TOKEN (invalid_auth): copy the Bot User OAuth Token (xoxb-…) "
+        "from OAuth & Permissions, or reinstall the app to the workspace"
+    ]
+    assert len(fake.calls_to("auth.test")) == 1
+    assert not db.exists() or db.stat().st_size == 0
+
+
+def test_run_check_prints_one_banner_without_touching_the_database(monkeypatch, httpserver):
+    fake = start_fake_slack(httpserver)
+    # Never connected to: --check stops before the migrations.
+    _slack_env(monkeypatch, fake, "postgresql://tokenwise:hunter2-db-password@db.invalid:5432/tokenwise")
+    monkeypatch.setenv("TOKENWISE_DEMO", "1")
+    monkeypatch.setenv("SLACK_REDIRECT_URI", "https://tokens.example.com/slack/oauth_redirect")
+    result = runner.invoke(app, ["run", "--check"])
+    assert result.exit_code == 0, result.output
+    assert printed(result.output) == [
+        f"Tokenwise {version('tokenwise')}",
+        "  workspace  Test (T1), as bot UBOT",
+        "  sources    demo-claude_code, demo-cursor, demo-github_copilot, demo-openai",
+        "  database   postgresql+psycopg://tokenwise:***@db.invalid:5432/tokenwise",
+        "  Slack      HTTP on 0.0.0.0:3000; Request URL to paste into Slack (slash command, Event "
+        "Subscriptions, Interactivity): https://tokens.example.com/slack/events",
+        "  jobs       sync every 60 min, budgets every 30 min, recaps and team refreshes as due",
+    ]
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-test")
+    socket = runner.invoke(app, ["run", "--check", "--no-scheduler"])
+    assert socket.exit_code == 0, socket.output
+    assert "  Slack      Socket Mode: no Request URL needed (manifest.dev.yml)" in printed(socket.output)
+    assert "  jobs       off (--no-scheduler): run `tokenwise scheduler` next to it" in socket.output
+    assert "hunter2" not in result.output + socket.output and BOT_TOKEN not in result.output
+
+
+@pytest.mark.parametrize("asked", [None, ["-v"], "TOKENWISE_LOG_LEVEL"])
+def test_run_keeps_library_info_off_the_console_unless_asked(tmp_path, monkeypatch, httpserver, asked):
+    import uvicorn
+
+    fake = start_fake_slack(httpserver)
+    _slack_env(monkeypatch, fake, f"sqlite:///{tmp_path}/fresh.db")
+    if asked == "TOKENWISE_LOG_LEVEL":
+        monkeypatch.setenv("TOKENWISE_LOG_LEVEL", "info")
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda web_app, **options: served.append(options["port"]))
+    result = runner.invoke(app, ["run", "--no-scheduler", *(asked if isinstance(asked, list) else [])])
+    assert result.exit_code == 0, result.output
+    assert served == [3000]  # migrated (fresh database), then served
+    assert printed(result.output)[:2] == [
+        f"Tokenwise {version('tokenwise')}",
+        "  workspace  Test (T1), as bot UBOT",
+    ]
+    if asked is None:
+        assert "alembic" not in result.output and "Running upgrade" not in result.output
+        assert logging.getLogger("apscheduler").getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("matplotlib").getEffectiveLevel() == logging.WARNING
+    else:
+        assert "alembic.runtime.migration" in result.output and "Running upgrade" in result.output
+
+
+def test_version_and_help_without_placeholders_for_flags():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"tokenwise {version('tokenwise')}\n"
+    paths = [
+        [],
+        *([name] for name in ("sync", "demo", "recap", "run", "scheduler", "db", "people", "secrets")),
+    ]
+    paths += [["db", "upgrade"], ["people", "import"], ["people", "forget"], ["secrets", "rotate"]]
+    for path in paths:
+        shown = runner.invoke(app, [*path, "--help"])
+        assert shown.exit_code == 0 and "--help" in shown.output, path
+        assert "<bool>" not in shown.output, (path, shown.output)
+    assert "--no-scheduler " in runner.invoke(app, ["run", "--help"]).output
