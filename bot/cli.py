@@ -620,6 +620,7 @@ def scheduler(
     once: Annotated[
         bool, typer.Option("--once", help="Run every job once for the current tick, then exit.")
     ] = False,
+    verbose: Annotated[bool, VERBOSE] = False,
 ) -> None:
     """Run the scheduled jobs alone (no Slack server): pair with `tokenwise run --no-scheduler`."""
     import signal
@@ -629,7 +630,7 @@ def scheduler(
     from bot.services.runtime import build_runtime
 
     settings = load_settings()
-    _setup_logging(settings)
+    _setup_logging(settings, verbose=verbose)
     runtime = build_runtime(settings, _engine(settings))
     if once:
         outcomes = sync_job(runtime)
