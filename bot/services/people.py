@@ -308,13 +308,24 @@ class ImportResult:
 
 #: Columns of a people CSV besides the identity ones: email (required), name, slack_id.
 PERSON_COLUMNS = ("email", "name", "slack_id")
-#: Identity columns -> actor namespace: each namespace a vendor's rows are attributed by (the
-#: ``/tokens link`` ones and the vendors' own user ids), ``github_login`` as an alias of ``github``.
+#: Identity columns -> actor namespace: the namespaces the connectors attribute rows by (besides
+#: ``email``, which is the person), ``github_login`` as an alias of ``github``.
 IDENTITY_COLUMNS = {
-    **{namespace: namespace for namespace in LINK_NAMESPACES.values() if namespace != "email"},
+    **{
+        namespace: namespace
+        for namespace in (
+            "openai_user",
+            "openai_key",
+            "openai_project",
+            "anthropic_user",
+            "anthropic_key",
+            "claude_code_key",
+            "github",
+            "openrouter_key",
+            "windsurf_key",
+        )
+    },
     "github_login": "github",
-    "anthropic_user": "anthropic_user",
-    "openai_project": "openai_project",
 }
 _EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
 
