@@ -480,11 +480,13 @@ def _banner(
 
     from sqlalchemy.engine import make_url
 
+    redirect = urlsplit(settings.slack_redirect_uri or "")
+    public = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else "https://YOUR-PUBLIC-HOST"
     if identity is not None:
         bot = f"@{identity['user']}" if identity.get("user") else identity.get("user_id", "?")
         workspace = f"{identity.get('team', '?')} ({identity.get('team_id', '?')}), as bot {bot}"
     else:
-        workspace = "every workspace that installs the app (OAuth): send admins to /slack/install"
+        workspace = f"every workspace that installs the app (OAuth): send admins to {public}/slack/install"
     sources = ", ".join(sorted(runtime.source_lags)) or (
         "none yet: set a vendor key (README, Sources) or TOKENWISE_DEMO=1"
     )
@@ -494,8 +496,6 @@ def _banner(
     if socket_mode:
         slack = "Socket Mode: no Request URL needed (manifest.dev.yml)"
     else:
-        redirect = urlsplit(settings.slack_redirect_uri or "")
-        public = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else "https://YOUR-PUBLIC-HOST"
         slack = (
             f"HTTP on {settings.host}:{port}; Request URL to paste into Slack (slash command, Event "
             f"Subscriptions, Interactivity): {public}/slack/events"

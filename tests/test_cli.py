@@ -16,7 +16,7 @@ from bot.scheduler import sync_job, tick_name
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 from tests.conftest import fixture_path
-from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
+from tests.slack_fake import BOT_TOKEN, CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, start_fake_slack
 
 runner = CliRunner()
 
@@ -346,3 +346,23 @@ def test_version_and_help_without_placeholders_for_flags():
         assert shown.exit_code == 0 and "--help" in shown.output, path
         assert "<bool>" not in shown.output, (path, shown.output)
     assert "--no-scheduler " in runner.invoke(app, ["run", "--help"]).output
+
+
+def test_run_check_for_a_multi_workspace_install_names_the_install_page(tmp_path, monkeypatch, httpserver):
+    fake = start_fake_slack(httpserver)
+    db = tmp_path / "never.db"
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("SLACK_API_URL", fake.api_url)
+    monkeypatch.setenv("SLACK_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", CLIENT_SECRET)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_REDIRECT_URI", "https://tokens.example.com/slack/oauth_redirect")
+    result = runner.invoke(app, ["run", "--check"])
+    assert result.exit_code == 0, result.output
+    assert printed(result.output)[1:3] == [
+        "  workspace  every workspace that installs the app (OAuth): send admins to "
+        "https://tokens.example.com/slack/install",
+        "  sources    none yet: set a vendor key (README, Sources) or TOKENWISE_DEMO=1",
+    ]
+    assert fake.calls == []  # no bot token to check: each installation brings its own
+    assert not db.exists() or db.stat().st_size == 0
