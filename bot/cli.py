@@ -369,7 +369,9 @@ def recap(
 
 @people_app.command("import", cls=Command)
 def people_import(
-    file: Annotated[Path, typer.Argument(help="CSV: email, slack_id, github, other ids")],
+    file: Annotated[
+        Path, typer.Argument(help="UTF-8 CSV: email, name, slack_id, github and identity columns (README)")
+    ],
     move: Annotated[
         bool, typer.Option("--move", help="Move ids that belong to someone else, with their history.")
     ] = False,
