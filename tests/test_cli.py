@@ -218,6 +218,7 @@ def test_sync_line_names_the_days_covered_never_a_future_one(tmp_path, monkeypat
         ),
         ("ftp://127.0.0.1:9/v1", "ftp://127.0.0.1:9/v1", "the URL must start with https:// or http://"),
         ("api.openai.com/v1", "api.openai.com/v1", "the URL must start with https:// or http://"),
+        ("https://", "https:", "the URL has no host name"),
     ],
 )
 def test_sync_against_a_bad_base_url_names_it_and_does_not_retry(
@@ -366,3 +367,12 @@ def test_run_check_for_a_multi_workspace_install_names_the_install_page(tmp_path
     ]
     assert fake.calls == []  # no bot token to check: each installation brings its own
     assert not db.exists() or db.stat().st_size == 0
+
+
+def test_sync_against_a_base_url_httpx_cannot_parse_names_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", "sk-admin-supersecret")
+    monkeypatch.setenv("OPENAI_ADMIN_BASE_URL", "http://[::1/v1")
+    result = runner.invoke(app, ["sync"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "✗ openai: invalid base URL 'http://[::1/v1': Invalid port: ':1'"

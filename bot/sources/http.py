@@ -125,7 +125,7 @@ class VendorHttp:
             # A base URL httpx cannot even parse: the source is still listed, and its runs fail
             # with this reason (the connector is built long before anything is fetched).
             self.client = httpx.Client(**options)
-            self.refusal = self.refusal or f"invalid base URL {base_url!r} ({error})"
+            self.refusal = self.refusal or f"invalid base URL {base_url!r}: {error}"
 
     def close(self) -> None:
         self.client.close()
@@ -304,6 +304,11 @@ def unfixable(error: httpx.TransportError) -> str | None:
     """Why retrying this transport error cannot help (a URL no server can answer), or None."""
     if isinstance(error, httpx.UnsupportedProtocol):
         return "the URL must start with https:// or http://"
+    try:
+        if not error.request.url.host:
+            return "the URL has no host name"
+    except RuntimeError:  # no request attached
+        pass
     if isinstance(error, httpx.ConnectError):
         cause: BaseException | None = error
         while cause is not None:
