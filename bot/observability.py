@@ -209,6 +209,15 @@ NOISY_LIBRARIES = (
 )
 
 
+class LibraryWarningsOnly(logging.Filter):
+    """Drops the records below WARNING of ``NOISY_LIBRARIES`` (and their child loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return not any(record.name == name or record.name.startswith(name + ".") for name in NOISY_LIBRARIES)
+
+
 def configure_logging(
     *,
     level: str = "INFO",
@@ -233,8 +242,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in NOISY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING if quiet_libraries else logging.NOTSET)
+    if quiet_libraries:
+        # A filter on this handler, not the libraries' levels: other handlers (a test's capture)
+        # still see every record.
+        handler.addFilter(LibraryWarningsOnly())
     # httpx logs full URLs at INFO (signed download links included): keep it to warnings.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
