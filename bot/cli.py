@@ -14,20 +14,43 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from typer.core import TyperCommand, TyperGroup
 
 from bot.settings import Settings
 
 if TYPE_CHECKING:
     from bot.jobs.scheduler import RunOnce
 
-app = typer.Typer(
-    help="Tokenwise: AI spend next to value, in Slack.", no_args_is_help=True, add_completion=False
-)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-people_app = typer.Typer(help="People and identities.", no_args_is_help=True)
+
+def _flags_take_no_value(params: list) -> list:
+    """Typer's rich help prints a ``<bool>`` placeholder after every flag (``--help`` too), as if
+    it took a value: an empty metavar leaves the column blank."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class Command(TyperCommand):
+    def get_params(self, ctx):
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    def get_params(self, ctx):
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+def _typer(**options) -> typer.Typer:
+    return typer.Typer(cls=Group, no_args_is_help=True, **options)
+
+
+app = _typer(help="Tokenwise: AI spend next to value, in Slack.", add_completion=False)
+db_app = _typer(help="Database maintenance.")
+people_app = _typer(help="People and identities.")
 app.add_typer(db_app, name="db")
 app.add_typer(people_app, name="people")
-secrets_app = typer.Typer(help="Vendor keys stored per workspace (encrypted).", no_args_is_help=True)
+secrets_app = _typer(help="Vendor keys stored per workspace (encrypted).")
 app.add_typer(secrets_app, name="secrets")
 
 console = Console()
@@ -67,13 +90,39 @@ def _engine(settings: Settings, *, migrate: bool = True, engine=None):
         ) from None
 
 
-def _setup_logging(settings: Settings, level: str = "INFO") -> None:
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"tokenwise {version('tokenwise')}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Tokenwise: AI spend next to value, in Slack."""
+
+
+VERBOSE = typer.Option(
+    "--verbose", "-v", help="Log every library's INFO lines too (as TOKENWISE_LOG_LEVEL=INFO does)."
+)
+
+
+def _setup_logging(settings: Settings, level: str = "INFO", *, verbose: bool = False) -> None:
+    """``level`` unless TOKENWISE_LOG_LEVEL says otherwise; the libraries' INFO chatter stays
+    off the console unless a level (or ``--verbose``) was asked for."""
     from bot.observability import configure_logging
 
-    configure_logging(level=level, secrets=settings.secret_values())
+    asked = settings.log_level or ("INFO" if verbose else None)
+    configure_logging(level=asked or level, secrets=settings.secret_values(), quiet_libraries=asked is None)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=Command)
 def db_upgrade() -> None:
     """Apply database migrations up to the latest revision."""
     settings = load_settings()
@@ -153,36 +202,59 @@ def _sync(
     return outcomes
 
 
-@app.command()
+@app.command(cls=Command)
 def sync(
     source: Annotated[str | None, typer.Option(help="Only this source (name or vendor).")] = None,
     since: Annotated[str | None, typer.Option(help="Backfill from this UTC day (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option(help="Up to this UTC day, exclusive.")] = None,
 ) -> None:
     """Run one sync pass over every enabled source (or one)."""
+    from bot.domain.clock import utc_today
+    from bot.domain.periods import days_covered
+
     settings = load_settings()
     _setup_logging(settings, "WARNING")
+    _print_outcomes_only()
     start, end = _parse_day(since, "--since"), _parse_day(until, "--until")
     if start and end and end <= start:
         raise fail("--until must be after --since")
     engine = _engine(settings)
     outcomes = _sync(settings, engine, source=source, since=start, until=end)
+    today = utc_today()
     failed = 0
     for outcome in outcomes:
+        # The error starts with the source's name (SourceError): say it once.
+        error = (outcome.error or "").removeprefix(f"{outcome.source}: ")
         if outcome.status == "failed":
             failed += 1
-            err.print(f"[red]✗ {outcome.source}[/red]: {outcome.error}", highlight=False)
+            err.print(f"[red]✗ {outcome.source}[/red]: {error}", highlight=False, soft_wrap=True)
+        elif outcome.window_start is None or outcome.window_end is None:
+            console.print(f"- {outcome.source}: {outcome.status} ({error})", highlight=False, soft_wrap=True)
         else:
             console.print(
-                f"✓ {outcome.source}: {outcome.status}, {outcome.window_start}..{outcome.window_end} "
-                f"({outcome.usage_rows} usage rows, {outcome.activity_rows} activity rows)",
+                f"✓ {outcome.source}: {outcome.status}, "
+                f"{days_covered(outcome.window_start, outcome.window_end, today)}: "
+                f"{outcome.usage_rows} usage rows, {outcome.activity_rows} activity rows",
                 highlight=False,
+                soft_wrap=True,
             )
     if failed:
         raise typer.Exit(1)
 
 
-@app.command()
+def _print_outcomes_only() -> None:
+    """The sync engine logs each failed source; this command prints every outcome itself."""
+    import logging
+
+    class _Outcomes(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not getattr(record, "sync_outcome", False)
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Outcomes())
+
+
+@app.command(cls=Command)
 def demo(
     output: Annotated[Path, typer.Option(help="Where to write the Block Kit JSON.")] = Path(
         "demo-blocks.json"
@@ -236,7 +308,7 @@ def demo(
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def recap(
     channel: Annotated[str, typer.Option(help="The channel the recap is for (its id, e.g. C0123ABC).")],
     preview: Annotated[
@@ -300,9 +372,11 @@ def recap(
         console.print(f"chart written to {chart} ({chart_alt_text(report)})", highlight=False)
 
 
-@people_app.command("import")
+@people_app.command("import", cls=Command)
 def people_import(
-    file: Annotated[Path, typer.Argument(help="CSV: email, slack_id, github, other ids")],
+    file: Annotated[
+        Path, typer.Argument(help="UTF-8 CSV: email, name, slack_id, github and identity columns (README)")
+    ],
     move: Annotated[
         bool, typer.Option("--move", help="Move ids that belong to someone else, with their history.")
     ] = False,
@@ -319,12 +393,17 @@ def people_import(
             result = import_csv(conn, workspace_id=settings.workspace_id, path=file, move=move)
     except IdentityOwned as error:
         raise fail(f"{file.name}: {error}; nothing imported (re-run with --move to move it)") from None
-    except (LinkError, UnicodeDecodeError) as error:
-        raise fail(str(error)) from None
-    console.print(f"imported {result.people} people and {result.links} identity links")
+    except LinkError as error:
+        raise fail(f"{error}; nothing imported") from None
+    console.print(
+        f"{file.name}: people {result.created} created, {result.updated} updated, "
+        f"{result.unchanged} unchanged; {result.links} identity links added",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
-@people_app.command("forget")
+@people_app.command("forget", cls=Command)
 def people_forget(
     email: Annotated[str, typer.Argument(help="The person's email.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
@@ -352,7 +431,102 @@ def people_forget(
     )
 
 
-@app.command()
+#: auth.test errors that mean the token itself is wrong (not Slack being unwell).
+TOKEN_REFUSED = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "account_inactive",
+        "token_revoked",
+        "token_expired",
+        "not_allowed_token_type",
+    }
+)
+
+
+def _slack_identity(settings: Settings) -> dict:
+    """Who SLACK_BOT_TOKEN is (``auth.test``): the workspace and the bot user. A token Slack
+    refuses stops the start here, in one line, before anything is migrated or served."""
+    from slack_sdk import WebClient
+    from slack_sdk.errors import SlackApiError
+
+    client = WebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10
+    )
+    try:
+        answer = client.auth_test()
+    except SlackApiError as error:
+        code = error.response.get("error") or f"HTTP {error.response.status_code}"
+        if code in TOKEN_REFUSED:
+            raise fail(
+                f"Slack refused SLACK_BOT_TOKEN ({code}): copy the Bot User OAuth Token (xoxb-…) from "
+                "OAuth & Permissions, or reinstall the app to the workspace"
+            ) from None
+        raise fail(f"Slack's auth.test at {settings.slack_api_url} answered {code}", 1) from None
+    except OSError as error:  # URLError, timeouts, refused connections
+        reason = getattr(error, "reason", None) or error
+        raise fail(f"cannot reach Slack at {settings.slack_api_url}: {reason}", 1) from None
+    if not answer.get("bot_id"):
+        raise fail("SLACK_BOT_TOKEN is not a bot token: use the Bot User OAuth Token (xoxb-…)")
+    return answer.data if isinstance(answer.data, dict) else {}
+
+
+def _banner(
+    settings: Settings,
+    runtime,
+    identity: dict | None,
+    *,
+    socket_mode: bool,
+    port: int,
+    workers: int,
+    jobs: bool,
+) -> list[str]:
+    """What this process is about to serve, in the words the Slack app settings use."""
+    from importlib.metadata import version
+    from urllib.parse import urlsplit
+
+    from sqlalchemy.engine import make_url
+
+    redirect = urlsplit(settings.slack_redirect_uri or "")
+    public = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else "https://YOUR-PUBLIC-HOST"
+    if identity is not None:
+        bot = f"@{identity['user']}" if identity.get("user") else identity.get("user_id", "?")
+        workspace = f"{identity.get('team', '?')} ({identity.get('team_id', '?')}), as bot {bot}"
+    else:
+        workspace = f"every workspace that installs the app (OAuth): send admins to {public}/slack/install"
+    sources = ", ".join(sorted(runtime.source_lags)) or (
+        "none yet: set a vendor key (README, Sources) or TOKENWISE_DEMO=1"
+    )
+    if settings.secret_key is not None:
+        sources += "; and the keys stored with /tokens sources"
+    database = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    if socket_mode:
+        slack = "Socket Mode: no Request URL needed (manifest.dev.yml)"
+    else:
+        slack = (
+            f"HTTP on {settings.host}:{port}; Request URL to paste into Slack (slash command, Event "
+            f"Subscriptions, Interactivity): {public}/slack/events"
+        )
+    lines = [
+        f"Tokenwise {version('tokenwise')}",
+        f"  workspace  {workspace}",
+        f"  sources    {sources}",
+        f"  database   {database}",
+        f"  Slack      {slack}",
+        "  jobs       "
+        + (
+            f"sync every {settings.sync_interval_minutes} min, budgets every "
+            f"{settings.budget_check_minutes} min, recaps and team refreshes as due"
+            if jobs
+            else "off (--no-scheduler): run `tokenwise scheduler` next to it"
+        ),
+    ]
+    if workers > 1:
+        lines.append(f"  workers    {workers} HTTP processes")
+    return lines
+
+
+@app.command(cls=Command)
 def run(
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="Serve Slack only; run jobs elsewhere.")
@@ -366,6 +540,13 @@ def run(
             "in the supervising process.",
         ),
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Check the configuration (the Slack token too), print the banner and exit."
+        ),
+    ] = False,
+    verbose: Annotated[bool, VERBOSE] = False,
 ) -> None:
     """Serve Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
     import uvicorn
@@ -376,18 +557,37 @@ def run(
     from bot.web import build_web_app, serve_workers
 
     settings = load_settings()
-    _setup_logging(settings)
+    _setup_logging(settings, verbose=verbose)
     workers = workers or settings.workers
+    port = port or settings.port
     # Check the whole configuration before touching data: a bad setting must not migrate anything.
     engine = _engine(settings, migrate=False)
     runtime = build_runtime(settings, engine)
     socket_mode = settings.slack_app_token is not None
     if socket_mode and workers > 1:
         raise fail("--workers (TOKENWISE_WORKERS) is for HTTP mode; Socket Mode runs one process")
+    if socket_mode and not settings.slack_app_token.get_secret_value().startswith("xapp-"):
+        raise fail(
+            "SLACK_APP_TOKEN must be an app-level token (xapp-…, Basic Information → App-Level Tokens, "
+            "scope connections:write)"
+        )
     try:
         bolt = build_app(runtime, socket_mode=socket_mode)
     except ConfigError as error:
         raise fail(str(error)) from None
+    identity = None if settings.multi_workspace else _slack_identity(settings)
+    banner = _banner(
+        settings,
+        runtime,
+        identity,
+        socket_mode=socket_mode,
+        port=port,
+        workers=workers,
+        jobs=not no_scheduler,
+    )
+    console.print("\n".join(banner), highlight=False, soft_wrap=True)
+    if check:
+        return
     _engine(settings, engine=engine)
     scheduler = None if no_scheduler else build_scheduler(runtime)
     if socket_mode:
@@ -402,7 +602,7 @@ def run(
         return
     options = dict(
         host=settings.host,
-        port=port or settings.port,
+        port=port,
         log_level="info",
         timeout_keep_alive=5,
         limit_concurrency=1000,
@@ -435,11 +635,12 @@ def _once_lines(done: RunOnce) -> list[str]:
     ]
 
 
-@app.command()
+@app.command(cls=Command)
 def scheduler(
     once: Annotated[
         bool, typer.Option("--once", help="Run every job once for the current tick, then exit.")
     ] = False,
+    verbose: Annotated[bool, VERBOSE] = False,
 ) -> None:
     """Run the scheduled jobs alone (no Slack server): pair with `tokenwise run --no-scheduler`."""
     import signal
@@ -449,7 +650,7 @@ def scheduler(
     from bot.services.runtime import build_runtime
 
     settings = load_settings()
-    _setup_logging(settings)
+    _setup_logging(settings, verbose=verbose)
     runtime = build_runtime(settings, _engine(settings))
     if once:
         done = run_once(runtime)
@@ -472,7 +673,7 @@ def scheduler(
         jobs.shutdown(wait=True)
 
 
-@secrets_app.command("rotate")
+@secrets_app.command("rotate", cls=Command)
 def secrets_rotate() -> None:
     """Re-encrypt every stored vendor key with the first key of TOKENWISE_SECRET_KEY."""
     from bot.services.secrets import SecretKeyError, keyring, rotate

@@ -196,8 +196,34 @@ class ContextFilter(logging.Filter):
         return True
 
 
+#: Libraries whose INFO lines are noise on a console (migration steps, job bookkeeping, font
+#: caches, connection chatter): kept to warnings unless a log level is asked for.
+NOISY_LIBRARIES = (
+    "alembic",
+    "apscheduler",
+    "matplotlib",
+    "PIL",
+    "slack_bolt",
+    "slack_sdk",
+    "urllib3",
+)
+
+
+class LibraryWarningsOnly(logging.Filter):
+    """Drops the records below WARNING of ``NOISY_LIBRARIES`` (and their child loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        return not any(record.name == name or record.name.startswith(name + ".") for name in NOISY_LIBRARIES)
+
+
 def configure_logging(
-    *, level: str = "INFO", secrets: list[str] | None = None, json_logs: bool | None = None
+    *,
+    level: str = "INFO",
+    secrets: list[str] | None = None,
+    json_logs: bool | None = None,
+    quiet_libraries: bool = False,
 ) -> None:
     use_json = (not sys.stderr.isatty()) if json_logs is None else json_logs
     handler = logging.StreamHandler(sys.stderr)
@@ -216,6 +242,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    if quiet_libraries:
+        # A filter on this handler, not the libraries' levels: other handlers (a test's capture)
+        # still see every record.
+        handler.addFilter(LibraryWarningsOnly())
     # httpx logs full URLs at INFO (signed download links included): keep it to warnings.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "tokenwise"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class SourceAccount(BaseModel):
@@ -153,6 +154,10 @@ class Settings(BaseSettings):
     # Demo source: on only when asked for (``tokenwise demo`` or TOKENWISE_DEMO=1).
     demo: bool = Field(default=False, validation_alias="TOKENWISE_DEMO")
 
+    # Console log level; unset, Tokenwise logs INFO and its libraries (alembic, apscheduler,
+    # matplotlib, ...) only warnings. Set (or `tokenwise run -v`), every logger uses it.
+    log_level: str | None = _env("TOKENWISE_LOG_LEVEL")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -197,6 +202,15 @@ class Settings(BaseSettings):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown timezone {value!r} (use an IANA name such as Europe/Berlin)") from None
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.strip().upper() not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {value!r} (use one of {', '.join(LOG_LEVELS)})")
+        return value.strip().upper()
 
     @field_validator("database_url")
     @classmethod

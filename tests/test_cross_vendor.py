@@ -421,7 +421,7 @@ def configured(db_url, vendors, monkeypatch, tmp_path):
     )
     result = runner.invoke(app, ["people", "import", str(people)])
     assert result.exit_code == 0, result.output
-    assert "imported 2 people and 2 identity links" in result.output
+    assert "people.csv: people 2 created, 0 updated, 0 unchanged; 2 identity links added" in result.output
     engine = make_engine(db_url)
     yield engine
     engine.dispose()
@@ -433,7 +433,9 @@ def cli_sync(days: dict[str, date], vendors: FakeVendors) -> str:
     )
     assert result.exit_code == 0, result.output
     for source in SOURCES:
-        assert f"✓ {source}: ok, {days['D1']}..{days['D3']}" in result.output, result.output
+        # --until is exclusive: the line names the days covered, D1 and D2.
+        covered = f"{days['D1']} to {days['D2']} (2 days)"
+        assert f"✓ {source}: ok, {covered}:" in result.output, result.output
     assert set(vendors.calls) == {
         "openai",
         "anthropic",

@@ -2,7 +2,7 @@ from datetime import date
 
 import pytest
 
-from bot.domain.periods import PeriodError, calendar_period, parse_period
+from bot.domain.periods import PeriodError, calendar_period, days_covered, parse_period
 
 TODAY = date(2026, 11, 27)  # a Friday
 
@@ -53,3 +53,18 @@ def test_quarter_and_week_boundaries():
     assert calendar_period("quarter", date(2026, 3, 31)).start == date(2026, 1, 1)
     assert calendar_period("week", date(2026, 11, 23)).start == date(2026, 11, 23)  # Monday
     assert calendar_period("week", date(2026, 11, 29)).start == date(2026, 11, 23)  # Sunday
+
+
+def test_days_covered_is_inclusive_and_stops_at_today():
+    today = date(2026, 12, 3)
+    assert (
+        days_covered(date(2026, 11, 2), date(2026, 12, 4), today)
+        == "2026-11-02 to 2026-12-03 (32 days, today so far)"
+    )
+    assert (
+        days_covered(date(2026, 11, 2), date(2027, 1, 1), today)
+        == "2026-11-02 to 2026-12-03 (32 days, today so far)"
+    )
+    assert days_covered(date(2026, 11, 1), date(2026, 11, 8), today) == "2026-11-01 to 2026-11-07 (7 days)"
+    assert days_covered(date(2026, 12, 3), date(2026, 12, 4), today) == "2026-12-03 (1 day, today so far)"
+    assert days_covered(date(2026, 12, 4), date(2026, 12, 4), today) == "nothing yet (starts 2026-12-04)"

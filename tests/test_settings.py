@@ -61,3 +61,14 @@ def test_extra_accounts_become_their_own_sources(monkeypatch, tmp_path):
     assert str(eu.http.client.base_url) == "http://eu.example/v1/"
     for connector in connectors:
         connector.close()
+
+
+def test_log_level_is_checked_and_unset_by_default(monkeypatch):
+    assert Settings().log_level is None  # Tokenwise at INFO, the libraries at WARNING
+    monkeypatch.setenv("TOKENWISE_LOG_LEVEL", " debug ")
+    assert Settings().log_level == "DEBUG"
+    monkeypatch.setenv("TOKENWISE_LOG_LEVEL", "loud")
+    with pytest.raises(
+        ValidationError, match=r"unknown log level 'loud' \(use one of DEBUG, INFO, WARNING, ERROR\)"
+    ):
+        Settings()

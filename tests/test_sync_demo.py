@@ -4,7 +4,7 @@ from datetime import date
 from sqlalchemy import func, select
 
 from bot.db.models import ActivityDaily, Person, SyncRun, UsageDaily, VendorTotalRow
-from bot.domain.money import Money
+from bot.domain.money import Money, format_usd
 from bot.domain.records import VendorTotal
 from bot.services.sync import run_all
 from bot.sources.demo import PEOPLE, demo_connectors
@@ -77,4 +77,9 @@ def test_vendor_totals_are_stored_and_mismatches_logged_after_a_good_run(engine,
         ).scalar()
     assert rows == [(good.name, 1_000_000)]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2 and all(good.name in w and f"sum to {stored}" in w for w in warnings)
+    # In dollars, over the days the span holds data for (it runs on to tomorrow: up to today).
+    expected = (
+        f"{good.name}: billed total for 2026-11-01 to {TODAY} ({(TODAY - date(2026, 11, 1)).days + 1} days, "
+        f"today so far) differs: the vendor reports $1.00, stored rows sum to {format_usd(stored)}"
+    )
+    assert warnings == [expected, expected]

@@ -210,6 +210,7 @@ def out_of_window(_request: Request) -> Response:
 
 U = "organization/usage/completions"
 C = "organization/costs"
+TRIED = r"http://[\w.]+:\d+/v1/"  # a transport error names the URL it tried (the fake's, any port)
 EMPTY_MORE = {"object": "page", "data": [], "has_more": True, "next_page": None}
 SAME_CURSOR = {**fixture("usage_completions_page2.json"), "next_page": "page_AAAA"}
 CYCLE = {"object": "page", "data": [], "has_more": True, "next_page": "page_AAAA"}
@@ -227,7 +228,7 @@ SCENARIOS = [
         (USAGE, "page_AAAA"),
         reset_connection,
         U,
-        r"connection error \(\w+\) after 4 attempts",
+        rf"connection error \(\w+\) after 4 attempts to {TRIED}{re.escape(U)}",
         4,
     ),
     (
@@ -235,7 +236,7 @@ SCENARIOS = [
         (COSTS, None),
         truncated_body("costs_page1.json"),
         C,
-        r"connection error \(RemoteProtocolError\) after 4 attempts",
+        rf"connection error \(RemoteProtocolError\) after 4 attempts to {TRIED}{re.escape(C)}",
         4,
     ),
     (
@@ -355,7 +356,7 @@ def test_slow_response_times_out_and_fails(engine, fake):
     assert time.monotonic() - began < 4
     wait_until(lambda: fake.hits(USAGE, "page_AAAA") == 4)  # the single-threaded fake drains the retries
     assert outcome.status == "failed"
-    assert outcome.error == f"openai: {U}: timeout after 4 attempts"
+    assert outcome.error == f"openai: {U}: timeout after 4 attempts to {fake.base_url()}/{U}"
     assert tuple(sync_state(engine)) == (outcome.error, 1, None)
     # The single-threaded fake is still stuck in the slow handler, so the costs time out too.
     assert snapshot(engine) == []
@@ -404,7 +405,9 @@ def test_server_that_accepts_and_closes_fails_naming_the_endpoint(engine):
         server.close()
     assert outcome.status == "failed"
     assert re.fullmatch(
-        r"openai: organization/users: connection error \(\w+\) after 4 attempts", outcome.error
+        rf"openai: organization/users: connection error \(\w+\) after 4 attempts to "
+        rf"http://127.0.0.1:{server.port}/v1/organization/users",
+        outcome.error,
     ), outcome.error
     assert server.accepted == 4
     assert snapshot(engine) == []
@@ -416,7 +419,10 @@ def test_nothing_listening_fails_naming_the_endpoint(engine):
     probe.close()
     outcome = run(engine, make_connector(f"http://127.0.0.1:{port}/v1"))
     assert outcome.status == "failed"
-    assert outcome.error == "openai: organization/users: connection error (ConnectError) after 4 attempts"
+    assert outcome.error == (
+        "openai: organization/users: connection error (ConnectError) after 4 attempts "
+        f"to http://127.0.0.1:{port}/v1/organization/users"
+    )
 
 
 def test_user_list_cursor_cycle_is_an_error_not_a_hang(engine, fake):

@@ -77,6 +77,8 @@ def test_two_workers_serve_slack_and_the_jobs_run_once(tmp_path, sqlite_url, htt
         "TOKENWISE_SYNC_INTERVAL_MINUTES": "1440",
         "TOKENWISE_DATA_DIR": str(tmp_path),
         "TOKENWISE_WORKERS": "2",
+        # The job lines below are apscheduler's INFO, kept off the console unless a level is set.
+        "TOKENWISE_LOG_LEVEL": "INFO",
     }
     log_path = tmp_path / "run.log"
     with log_path.open("w") as log:

@@ -187,3 +187,18 @@ def looks_like_period(token: str) -> bool:
         or _MONTH.match(token)
         or _RANGE.match(token)
     )
+
+
+def days_covered(start: date, end: date, today: date) -> str:
+    """``[start, end)`` as the days it holds data for, to say in a log or a CLI line:
+    ``2026-11-02 to 2026-12-03 (32 days, today so far)``. The last day shown is inclusive and
+    never after ``today``: a window that runs on to tomorrow has no data for it yet."""
+    if start > today:
+        return f"nothing yet (starts {start})"
+    last = min(end - timedelta(days=1), today)
+    if last < start:
+        return f"no days ({start})"
+    count = (last - start).days + 1
+    span = f"{start}" if last == start else f"{start} to {last}"
+    partial = ", today so far" if last == today else ""
+    return f"{span} ({count} day{'s' if count != 1 else ''}{partial})"

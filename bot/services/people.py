@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,48 +310,137 @@ def biggest_unlinked(conn: Connection, *, workspace_id: str, limit: int = 5) -> 
 
 @dataclass(frozen=True)
 class ImportResult:
-    people: int
-    links: int
+    created: int  # people new to the workspace
+    updated: int  # people whose name, Slack id or identities changed
+    unchanged: int
+    links: int  # identities linked or moved to someone
+
+    @property
+    def people(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+#: Columns of a people CSV besides the identity ones: email (required), name, slack_id.
+PERSON_COLUMNS = ("email", "name", "slack_id")
+#: Identity columns -> actor namespace: the namespaces the connectors attribute rows by (besides
+#: ``email``, which is the person), ``github_login`` as an alias of ``github``.
+IDENTITY_COLUMNS = {
+    **{
+        namespace: namespace
+        for namespace in (
+            "openai_user",
+            "openai_key",
+            "openai_project",
+            "anthropic_user",
+            "anthropic_key",
+            "claude_code_key",
+            "github",
+            "openrouter_key",
+            "windsurf_key",
+        )
+    },
+    "github_login": "github",
+}
+_EMAIL = re.compile(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>.]+")
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    email: str
+    name: str
+    slack_id: str
+    actors: tuple[str, ...]
+
+
+def read_people_csv(path: Path) -> list[_Row]:
+    """Every row of a people CSV, checked whole before anything is written: known columns, a
+    well-formed email on every line, no email twice. Errors name the file and the line."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise LinkError(
+            f"{path.name} is not UTF-8 text (line {line} has the byte 0x{data[error.start]:02x}): "
+            'save it as "CSV UTF-8" and import it again'
+        ) from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [column.strip().lower() for column in next(reader, [])]
+    if "email" not in header:
+        raise LinkError(f"{path.name}: line 1 must name the columns and include `email`")
+    unknown = [c or "(blank)" for c in header if c not in PERSON_COLUMNS and c not in IDENTITY_COLUMNS]
+    if unknown:
+        known = ", ".join([*PERSON_COLUMNS, *IDENTITY_COLUMNS])
+        raise LinkError(f"{path.name}: line 1: unknown column `{unknown[0]}`; the columns are {known}")
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise LinkError(f"{path.name}: line 1: the column `{repeated[0]}` appears twice")
+    rows: list[_Row] = []
+    seen: dict[str, int] = {}
+    for cells in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) > len(header):
+            raise LinkError(f"{path.name}: line {line}: {len(cells)} values for {len(header)} columns")
+        row = dict(zip(header, (cell.strip() for cell in cells), strict=False))
+        email = row.get("email", "").lower()
+        if not _EMAIL.fullmatch(email):
+            raise LinkError(f"{path.name}: line {line}: `{email or '(empty)'}` is not an email")
+        if email in seen:
+            raise LinkError(f"{path.name}: line {line}: {email} is already on line {seen[email]}")
+        seen[email] = line
+        actors = []
+        for column, value in row.items():
+            namespace = IDENTITY_COLUMNS.get(column)
+            for external in value.split(";") if namespace else ():
+                if external.strip():
+                    external = external.strip().lower() if namespace == "github" else external.strip()
+                    actors.append(f"{namespace}:{external}")
+        rows.append(_Row(line, email, row.get("name", ""), row.get("slack_id", ""), tuple(actors)))
+    return rows
 
 
 def import_csv(conn: Connection, *, workspace_id: str, path: Path, move: bool = False) -> ImportResult:
-    """Columns: email (required), slack_id, github, and any ``<namespace>`` column of extra ids
-    (e.g. ``openrouter_key``), several ids separated by ``;``. An id that belongs to someone
-    else stops the import (``IdentityOwned``, nothing written) unless ``move``."""
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "email" not in [f.strip().lower() for f in reader.fieldnames]:
-            raise LinkError(f"{path.name}: the first row must name the columns and include `email`")
-        rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
-    people = links = 0
-    for number, row in enumerate(rows, start=2):
-        email = row.get("email", "").lower()
-        if "@" not in email:
-            raise LinkError(f"{path.name}: line {number}: `{email or '(empty)'}` is not an email")
-    for number, row in enumerate(rows, start=2):
-        email = row["email"].lower()
-        person_id = store.ensure_people(conn, workspace_id, {email: row.get("name", "")})[email]
-        people += 1
-        if row.get("slack_id"):
-            conn.execute(update(Person).where(Person.id == person_id).values(slack_user_id=row["slack_id"]))
-        for column, value in row.items():
-            if column in ("email", "name", "slack_id") or not value:
+    """Columns: email (required), name, slack_id, github, and the identity columns of
+    ``IDENTITY_COLUMNS`` (e.g. ``openrouter_key``), several ids separated by ``;``. The file is
+    checked whole first (``read_people_csv``); an id that belongs to someone else stops the
+    import (``IdentityOwned``) unless ``move``. Run it in one transaction: on any error, the
+    caller's rollback leaves nothing written."""
+    rows = read_people_csv(path)
+    created = updated = unchanged = links = 0
+    for row in rows:
+        before = find_by_email(conn, workspace_id=workspace_id, email=row.email)
+        person_id = store.ensure_people(conn, workspace_id, {row.email: row.name})[row.email]
+        changes = {}
+        if before is not None and row.name and row.name != before.display_name:
+            changes["display_name"] = row.name
+        if row.slack_id and (before is None or row.slack_id != before.slack_user_id):
+            changes["slack_user_id"] = row.slack_id
+        if changes:
+            conn.execute(update(Person).where(Person.id == person_id).values(**changes))
+        linked = 0
+        for actor in row.actors:
+            if identity_owner(conn, workspace_id=workspace_id, actor=actor) == person_id:
                 continue
-            namespace = "github" if column in ("github", "github_login") else column
-            for external in value.split(";"):
-                if external.strip():
-                    external = external.strip().lower() if namespace == "github" else external.strip()
-                    actor = f"{namespace}:{external}"
-                    try:
-                        link_actor(
-                            conn,
-                            workspace_id=workspace_id,
-                            actor=actor,
-                            person_id=person_id,
-                            origin="import",
-                            move=move,
-                        )
-                    except IdentityOwned as owned:
-                        raise IdentityOwned(owned.actor, owned.owner, line=number) from None
-                    links += 1
-    return ImportResult(people, links)
+            try:
+                link_actor(
+                    conn,
+                    workspace_id=workspace_id,
+                    actor=actor,
+                    person_id=person_id,
+                    origin="import",
+                    move=move,
+                )
+            except IdentityOwned as owned:
+                raise IdentityOwned(owned.actor, owned.owner, line=row.line) from None
+            linked += 1
+        links += linked
+        if before is None:
+            created += 1
+        elif changes or linked:
+            updated += 1
+        else:
+            unchanged += 1
+    return ImportResult(created, updated, unchanged, links)

@@ -25,7 +25,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from sqlalchemy import Connection, Engine, and_, case, func, select
 
 from bot.db.models import UsageDaily, VendorTotalRow
-from bot.domain.periods import Period
+from bot.domain.money import format_usd
+from bot.domain.periods import Period, days_covered
 from bot.domain.records import BILLED, ESTIMATED, TOTAL_BILLED, TOTAL_BILLED_AND_ESTIMATED, UNPRICED
 from bot.services.reports import UnpricedModel, unpriced_models, usage_tokens
 
@@ -234,12 +235,11 @@ def log_mismatches(engine: Engine, *, workspace_id: str, source: str, today: dat
     for check in found:
         if check.mismatched:
             log.warning(
-                "%s: %s total for %s..%s differs: the vendor reports %d micro-USD, stored rows sum to %d",
+                "%s: %s total for %s differs: the vendor reports %s, stored rows sum to %s",
                 source,
-                check.what,
-                check.start,
-                check.end,
-                check.vendor_micros,
-                check.attributed_micros,
+                check.what.replace("_", " "),
+                days_covered(check.start, check.end, today),
+                format_usd(check.vendor_micros),
+                format_usd(check.attributed_micros),
             )
     return found

@@ -308,7 +308,9 @@ def _run_source(
             run_id,
         )
     except SourceError as error:
-        log.warning("sync %s failed: %s", connector.name, error)
+        # The error names the source already; ``sync_outcome`` lets the CLI, which prints every
+        # outcome itself, keep this line off its console.
+        log.warning("sync failed: %s", error, extra={"sync_outcome": True})
         outcome = SyncOutcome(
             connector.name, "failed", start, end, usage_rows, activity_rows, str(error), run_id
         )

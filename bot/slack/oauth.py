@@ -45,6 +45,8 @@ BOT_SCOPES = (
     "usergroups:read",
     "channels:read",
     "groups:read",
+    "channels:history",
+    "groups:history",
 )
 STATE_EXPIRATION_SECONDS = 600
 

@@ -38,7 +38,7 @@ from bot.domain.money import USD_CENTS, Money, to_decimal
 from bot.domain.records import BILLED, ESTIMATED, TOKENS_ONLY, Batch, IdentityHint, UsageRecord, fold
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
-from bot.sources.http import VendorHttp, decode_json, error_summary
+from bot.sources.http import VendorHttp, decode_json, error_summary, wrong_key_kind
 from bot.sources.prices import estimate_or_unpriced
 from bot.sources.values import count, utc_day
 
@@ -62,6 +62,19 @@ PARSE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, InvalidOperatio
 
 
 # -- shared Admin API helpers ---------------------------------------------------------------
+# Keys the Admin API refuses, by prefix (the Admin key is sk-ant-admin...).
+WRONG_KEYS = (
+    ("sk-ant-api", "an Anthropic API key (sk-ant-api…)"),
+    ("sk-ant-oat", "a Claude Code OAuth token (sk-ant-oat…)"),
+    ("sk-admin-", "an OpenAI Admin key (sk-admin-…)"),
+    ("sk-proj-", "an OpenAI project key (sk-proj-…)"),
+)
+NEEDED_KEY = (
+    "the Admin API needs an Anthropic Admin key (sk-ant-admin…, created by an organization admin "
+    "in the Console)"
+)
+
+
 def admin_http(*, name: str, key: str, base_url: str, settings: Settings, transport=None) -> VendorHttp:
     return VendorHttp(
         source=name,
@@ -71,6 +84,7 @@ def admin_http(*, name: str, key: str, base_url: str, settings: Settings, transp
         max_retries=settings.http_max_retries,
         max_backoff=settings.http_max_backoff_seconds,
         transport=transport,
+        refuse=wrong_key_kind(key, WRONG_KEYS, NEEDED_KEY),
     )
 
 

@@ -21,7 +21,9 @@ class SourceError(Exception):
 
     def __init__(self, source: str, endpoint: str, message: str) -> None:
         endpoint = mask_secrets(endpoint)
-        super().__init__(mask_secrets(f"{source}: {endpoint}: {message}"))
+        # No endpoint: the run failed before any request (e.g. a key of the wrong kind).
+        where = f"{endpoint}: " if endpoint else ""
+        super().__init__(mask_secrets(f"{source}: {where}{message}"))
         self.source = source
         self.endpoint = endpoint
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +38,13 @@ from bot.sources.base import SourceError
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# getaddrinfo's answers that mean "this name does not exist" (not "the resolver is unreachable",
+# EAI_AGAIN, which a retry may fix).
+_NO_SUCH_HOST = frozenset(
+    getattr(socket, name)
+    for name in ("EAI_NONAME", "EAI_NODATA", "EAI_FAIL", "EAI_SERVICE")
+    if hasattr(socket, name)
+)
 
 
 class RetryableResponse(Exception):
@@ -93,21 +101,31 @@ class VendorHttp:
         max_backoff: float = 60.0,
         per_minute: int | None = None,
         transport: httpx.BaseTransport | None = None,
+        refuse: str | None = None,
     ) -> None:
+        """``refuse``: why no request may be sent (e.g. a key of the wrong kind): every request
+        fails at once with that reason, before anything reaches the network."""
         self.source = source
         self.secrets = _secrets_of(headers, auth)
         remember_secrets(*self.secrets)
         self.max_retries = max_retries
         self.max_backoff = max_backoff
         self.pacer = Pacer(per_minute)
-        self.client = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
+        self.refusal = refuse
+        options: dict[str, Any] = dict(
             headers={"User-Agent": "tokenwise/0.1", **(headers or {})},
             auth=auth,
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
         )
+        try:
+            self.client = httpx.Client(base_url=base_url.rstrip("/") + "/", **options)
+        except httpx.InvalidURL as error:
+            # A base URL httpx cannot even parse: the source is still listed, and its runs fail
+            # with this reason (the connector is built long before anything is fetched).
+            self.client = httpx.Client(**options)
+            self.refusal = self.refusal or f"invalid base URL {base_url!r}: {error}"
 
     def close(self) -> None:
         self.client.close()
@@ -126,6 +144,8 @@ class VendorHttp:
         """Send with retries; returns the final non-retryable response (any status)."""
         endpoint = endpoint or path.split("?")[0]
         remember_secrets(*_fields_sent(path, kwargs))
+        if self.refusal:
+            raise SourceError(self.source, "", self.refusal)
 
         def attempt() -> httpx.Response:
             self.pacer.wait()
@@ -138,7 +158,12 @@ class VendorHttp:
         retrying = Retrying(
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
-            retry=retry_if_exception(lambda e: isinstance(e, RetryableResponse | httpx.TransportError)),
+            retry=retry_if_exception(
+                lambda e: (
+                    isinstance(e, RetryableResponse)
+                    or (isinstance(e, httpx.TransportError) and unfixable(e) is None)
+                )
+            ),
             reraise=True,
             before_sleep=lambda s: log.warning(
                 "%s %s: retrying after %s (attempt %d)",
@@ -157,9 +182,17 @@ class VendorHttp:
                 f"HTTP {error.response.status_code} after {self.max_retries + 1} attempts",
             ) from None
         except httpx.TransportError as error:
+            url = _tried(error)
+            reason = unfixable(error)
+            if reason is not None:  # retrying cannot help: say so after the first attempt
+                raise SourceError(
+                    self.source, endpoint, f"cannot reach {url}: {reason}; not retried"
+                ) from None
             raise SourceError(
-                self.source, endpoint, f"{_describe(error)} after {self.max_retries + 1} attempts"
+                self.source, endpoint, f"{_describe(error)} after {self.max_retries + 1} attempts to {url}"
             ) from None
+        except httpx.InvalidURL as error:  # a path or query httpx cannot build into a URL
+            raise SourceError(self.source, endpoint, f"invalid URL ({error}); not retried") from None
         except httpx.HTTPError as error:  # not retried, e.g. a body that cannot be decoded
             raise SourceError(self.source, endpoint, f"broken response ({type(error).__name__})") from None
 
@@ -256,6 +289,42 @@ def _fields_sent(path: str, kwargs: Mapping[str, Any]) -> list[str]:
         elif isinstance(value, list | tuple):
             pairs += [item for item in value if isinstance(item, tuple) and len(item) == 2]
     return [str(value) for name, value in pairs if _is_credential_name(name) and isinstance(value, str)]
+
+
+def wrong_key_kind(key: str, kinds: tuple[tuple[str, str], ...], needed: str) -> str | None:
+    """Why ``key`` cannot work, said before anything is sent (a 401 would not say which key was
+    needed): ``kinds`` are (prefix, what a key with it is); None for any other key."""
+    for prefix, kind in kinds:
+        if key.startswith(prefix):
+            return f"the key is {kind}: {needed}"
+    return None
+
+
+def unfixable(error: httpx.TransportError) -> str | None:
+    """Why retrying this transport error cannot help (a URL no server can answer), or None."""
+    if isinstance(error, httpx.UnsupportedProtocol):
+        return "the URL must start with https:// or http://"
+    try:
+        if not error.request.url.host:
+            return "the URL has no host name"
+    except RuntimeError:  # no request attached
+        pass
+    if isinstance(error, httpx.ConnectError):
+        cause: BaseException | None = error
+        while cause is not None:
+            if isinstance(cause, socket.gaierror) and cause.errno in _NO_SUCH_HOST:
+                return "its host name does not resolve (DNS)"
+            cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _tried(error: httpx.TransportError) -> str:
+    """The URL a failed request went to, without its query or user info (they may carry a key)."""
+    try:
+        url = error.request.url
+    except RuntimeError:  # raised before a request existed
+        return "(no URL)"
+    return str(url.copy_with(query=None, fragment=None, userinfo=b""))
 
 
 def _describe(error: BaseException | None) -> str:

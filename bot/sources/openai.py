@@ -31,7 +31,7 @@ from bot.domain.money import USD, Money, micros_to_usd, to_decimal, usd_to_micro
 from bot.domain.records import COST, ESTIMATED, USAGE, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
-from bot.sources.http import VendorHttp, collector_paused, decode_json, error_summary
+from bot.sources.http import VendorHttp, collector_paused, decode_json, error_summary, wrong_key_kind
 from bot.sources.values import count
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,14 @@ MAX_PAGES = 10_000  # loop guard: a vendor cursor that never ends is an error, n
 PARSE_ERRORS = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
 #: Usage rows carry no dollars; one shared (immutable) zero instead of a new Money per row.
 NO_COST = Money.zero()
+# Keys that cannot read the organization's usage, by prefix (the Admin key is sk-admin-...).
+WRONG_KEYS = (
+    ("sk-proj-", "an OpenAI project key (sk-proj-…)"),
+    ("sk-svcacct-", "an OpenAI service account key (sk-svcacct-…)"),
+    ("sk-None-", "an OpenAI user key (sk-None-…)"),
+    ("sk-ant-", "an Anthropic key (sk-ant-…)"),
+)
+NEEDED_KEY = "usage and costs need an OpenAI Admin key (sk-admin-…, Organization settings → Admin keys)"
 # Grouping fields of usage/costs results (null unless grouped by): a result's identity in its bucket.
 DIMENSIONS = ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier", "line_item")
 #: Token weights of one actor in one (day, project, model): (uncached input + cache writes,
@@ -108,6 +116,7 @@ class OpenAIConnector:
             max_retries=settings.http_max_retries,
             max_backoff=settings.http_max_backoff_seconds,
             transport=transport,
+            refuse=wrong_key_kind(key, WRONG_KEYS, NEEDED_KEY),
         )
         self._identities: list[IdentityHint] | None = None
         #: False once the live API rejected costs grouped by api_key_id: remembered for the run.

@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from werkzeug import Request, Response
 
@@ -549,3 +550,24 @@ def test_analytics_end_to_end_billed_people_and_claude_code_counted_once(engine,
     ]
     # The Claude Code source asked the Analytics API once for its whole run (per run, not per day).
     assert len([r for r in api.calls("analytics/cost") if r.args.get("page") is None]) == 4
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("sk-ant-api03-0123456789abcdef", "an Anthropic API key (sk-ant-api…)"),
+        ("sk-admin-0123456789abcdef", "an OpenAI Admin key (sk-admin-…)"),
+    ],
+)
+def test_a_key_of_the_wrong_kind_is_named_before_any_request(httpserver, key, kind):
+    settings = _settings(httpserver).model_copy(update={"anthropic_admin_key": SecretStr(key)})
+    connectors = [*anthropic.from_settings(settings), *claude_code.from_settings(settings)]
+    for connector in connectors:
+        with pytest.raises(SourceError) as caught:
+            _fetch(connector)
+        assert str(caught.value) == (
+            f"{connector.name}: the key is {kind}: the Admin API needs an Anthropic Admin key "
+            "(sk-ant-admin…, created by an organization admin in the Console)"
+        )
+    assert [c.name for c in connectors] == ["anthropic", "claude_code"]
+    assert httpserver.log == []

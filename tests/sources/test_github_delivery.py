@@ -499,5 +499,6 @@ def test_cli_sync_source_github_delivery(tmp_path, monkeypatch, httpserver):
         app, ["sync", "--source", "github_delivery", "--since", "2026-03-01", "--until", "2026-03-08"]
     )
     assert result.exit_code == 0, result.output
-    assert "github_delivery: ok, 2026-03-01..2026-03-08 (0 usage rows, 16 activity rows)" in result.output
+    line = "github_delivery: ok, 2026-03-01 to 2026-03-07 (7 days): 0 usage rows, 16 activity rows"
+    assert line in result.output
     assert TOKEN not in result.output

@@ -713,3 +713,21 @@ def test_a_costs_failure_after_a_fallback_switch_keeps_stored_costs(engine, fake
         connector.close()
     assert outcome.error == "openai: organization/costs: response is not valid JSON"
     assert snapshot(engine) == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("key", "kind"),
+    [
+        ("sk-proj-Abc123-0123456789abcdef", "an OpenAI project key (sk-proj-…)"),
+        ("sk-svcacct-Abc123-0123456789abcdef", "an OpenAI service account key (sk-svcacct-…)"),
+        ("sk-ant-admin01-0123456789abcdef", "an Anthropic key (sk-ant-…)"),
+    ],
+)
+def test_a_key_of_the_wrong_kind_is_named_before_any_request(fake, engine, key, kind):
+    outcome = run(engine, connector_for(fake, openai_admin_key=key))
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        f"openai: the key is {kind}: usage and costs need an OpenAI Admin key (sk-admin-…, "
+        "Organization settings → Admin keys)"
+    )
+    assert fake.server.log == []  # nothing was sent with it
