@@ -12,6 +12,7 @@ VENDOR_NAMES = {
     "openai": "OpenAI",
     "anthropic": "Anthropic API",
     "claude_code": "Claude Code",
+    "codex": "OpenAI Codex",
     "cursor": "Cursor",
     "github_copilot": "GitHub Copilot",
     "github_delivery": "GitHub",
