@@ -242,3 +242,29 @@ def test_rate_limit_is_per_token(engine, fake_slack):
     # Two per minute: even if a minute turns over during the five, one of them is refused.
     assert codes[:2] == [200, 200] and 429 in codes and set(codes) == {200, 429}
     assert _points(engine) == 1  # the same point twice is stored once
+
+
+def test_cli_creates_and_rotates_the_ingest_token(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from bot.db.engine import make_engine
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("DATABASE_URL", url)
+    runner = CliRunner()
+    created = runner.invoke(app, ["otel", "token", "create"])
+    assert created.exit_code == 0, created.output
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith(otel.TOKEN_PREFIX)
+    again = runner.invoke(app, ["otel", "token", "create"])
+    assert again.exit_code == 2 and "rotate it instead" in again.output
+    engine = make_engine(url)
+    assert otel.workspace_for_token(engine, token) == "default"
+    rotated = runner.invoke(app, ["otel", "token", "rotate"])
+    assert rotated.exit_code == 0, rotated.output
+    new = rotated.stdout.strip().splitlines()[-1]
+    assert new != token and otel.workspace_for_token(engine, token) is None
+    assert otel.workspace_for_token(engine, new) == "default"
+    other = runner.invoke(app, ["otel", "token", "rotate", "--workspace", "T9"])
+    assert other.exit_code == 2 and "has no ingest token yet" in other.output
