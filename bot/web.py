@@ -19,6 +19,7 @@ from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -119,12 +120,18 @@ def otlp_endpoint(runtime: Runtime):
         max_age_days=settings.otel_max_age_days,
     )
 
+    def unavailable() -> Response:
+        return PlainTextResponse("database unavailable", status_code=503, headers={"Retry-After": "30"})
+
     async def handle(request: Request) -> Response:
         signal = OTLP_PATHS[request.url.path]
         token = ingest_token(request.headers)
-        workspace_id = (
-            await asyncio.to_thread(otel.workspace_for_token, runtime.engine, token) if token else None
-        )
+        try:
+            workspace_id = (
+                await asyncio.to_thread(otel.workspace_for_token, runtime.engine, token) if token else None
+            )
+        except DBAPIError:
+            return unavailable()
         if workspace_id is None:
             return PlainTextResponse("missing or invalid ingest token", status_code=401)
         if not limiter.allow(otel.token_hash(token)):
@@ -133,6 +140,9 @@ def otlp_endpoint(runtime: Runtime):
         kind = content_type.split(";", 1)[0].strip().lower()
         if kind not in (otlp.PROTOBUF, otlp.JSON):
             return PlainTextResponse(f"use {otlp.PROTOBUF} or {otlp.JSON}", status_code=415)
+        encoding = (request.headers.get("content-encoding") or "").strip().lower()
+        if encoding not in ("", "identity", "gzip"):
+            return PlainTextResponse("use Content-Encoding gzip or none", status_code=415)
         body = await bounded_body(request, limits.max_bytes)
         if body is None:
             return PlainTextResponse(f"body larger than {limits.max_bytes} bytes", status_code=413)
@@ -142,7 +152,7 @@ def otlp_endpoint(runtime: Runtime):
                 signal,
                 body,
                 content_type=content_type,
-                encoding=request.headers.get("content-encoding") or "",
+                encoding=encoding,
                 limits=limits,
                 now_ns=time.time_ns(),
             )
@@ -151,7 +161,11 @@ def otlp_endpoint(runtime: Runtime):
         except BadPayload as error:
             log.info("refused an OTLP %s request: %s", signal, error)
             return PlainTextResponse(str(error), status_code=400)
-        await asyncio.to_thread(otel.ingest, runtime.engine, workspace_id=workspace_id, decoded=decoded)
+        try:
+            await asyncio.to_thread(otel.ingest, runtime.engine, workspace_id=workspace_id, decoded=decoded)
+        except DBAPIError as error:  # rolled back whole: the exporter retries a 503 later
+            log.error("OTLP %s request not stored: database error: %s", signal, type(error).__name__)
+            return unavailable()
         answer = otlp.response(signal, kind, decoded.rejected, "; ".join(decoded.reasons))
         return Response(answer, media_type=kind)
 

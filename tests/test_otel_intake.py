@@ -211,6 +211,8 @@ def test_refused_requests_store_nothing(engine, served):
     assert not_gzip.status_code == 400 and "gzip" in not_gzip.text
     text_plain = httpx.post(f"{url}/v1/metrics", content=body, headers={**auth, "content-type": "text/plain"})
     assert text_plain.status_code == 415
+    brotli = httpx.post(f"{url}/v1/metrics", content=body, headers={**auth, "content-encoding": "br"})
+    assert brotli.status_code == 415
     assert _points(engine) == 0
 
     # A request naming more people than allowed is refused whole, not cut.

@@ -679,7 +679,7 @@ class OtelPoint(SQLModel, table=True):
     __tablename__ = "otel_point"
     __table_args__ = (
         UniqueConstraint("workspace_id", "source", "series", "start_ns", "time_ns", name="uq_otel_point"),
-        Index("ix_otel_point_day", "workspace_id", "source", "day"),
+        Index("ix_otel_point_day", "workspace_id", "source", "day", "actor"),
     )
 
     id: int | None = Field(

@@ -332,11 +332,13 @@ def delete_stale(
     end: date,
     run_id: int,
     complete_kinds: frozenset[str] | None = None,
+    actors: Sequence[str] | None = None,
 ) -> None:
     """Rows of this source in the window that the current run did not write are gone upstream.
 
     With ``complete_kinds`` (``Batch.complete_kinds``), usage rows of the other kinds go only
-    where the run wrote a row of the same day, actor and kind; the rest of them are kept.
+    where the run wrote a row of the same day, actor and kind; the rest of them are kept. With
+    ``actors``, the run covered only those actors: other actors' rows are kept.
     """
     for table in (UsageDaily, ActivityDaily):
         stale = [
@@ -346,6 +348,8 @@ def delete_stale(
             table.day < end,
             table.sync_run_id != run_id,
         ]
+        if actors is not None:
+            stale.append(table.actor.in_(sorted(actors)))
         if table is UsageDaily and complete_kinds is not None:
             written = aliased(UsageDaily)
             same_slice = (
@@ -514,11 +518,14 @@ def write_batch(
     vendor: str,
     run_id: int,
     identity_map: dict[str, int],
+    actors: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Store one batch's (folded) records in the caller's transaction: people and links, the
     daily rows, the window's stale rows removed, the rollups of the window recomputed, pull
     requests and vendor totals. The one write path of every source, the vendors' sync engine and
-    the OTLP intake alike (``bot.services.sync``, ``bot.services.otel``). Returns the people map.
+    the OTLP intake alike (``bot.services.sync``, ``bot.services.otel``). ``actors``: the batch
+    holds only these actors' rows of the window (the source's other rows stay). Returns the
+    people map.
     """
     pull_requests = batch.pull_requests
     hints = anonymise_forgotten(
@@ -553,6 +560,7 @@ def write_batch(
         end=batch.window_end,
         run_id=run_id,
         complete_kinds=batch.complete_kinds,
+        actors=actors,
     )
     # The views read the rollups: recompute this slice of them in the same transaction.
     rollups.refresh_window(

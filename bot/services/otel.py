@@ -130,9 +130,11 @@ def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> li
 def _recompute_runs(
     conn: Connection, workspace_id: str, source: str, runs: set[tuple[str, int]]
 ) -> set[date]:
-    """Set ``increment`` of every point of the given cumulative runs; the days whose sums changed."""
+    """Set ``increment`` of every point of the given cumulative runs; the days whose sums changed
+    (a series is one person's, so only the request's people can change)."""
     touched: set[date] = set()
     series = sorted({s for s, _ in runs})
+    starts = sorted({start for _, start in runs})
     for at in range(0, len(series), 500):
         found = conn.execute(
             select(
@@ -148,6 +150,8 @@ def _recompute_runs(
                 OtelPoint.source == source,
                 OtelPoint.cumulative.is_(True),
                 OtelPoint.series.in_(series[at : at + 500]),
+                # Only the runs at hand: a long-lived series need not be read from its first day.
+                *([OtelPoint.start_ns.in_(starts)] if len(starts) <= 500 else []),
             )
             .order_by(OtelPoint.series, OtelPoint.start_ns, OtelPoint.time_ns)
         ).all()
@@ -203,6 +207,7 @@ def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded) -> int:
                 start=min(days),
                 end=max(days) + timedelta(days=1),
                 hints=hints,
+                actors=sorted({row["actor"] for row in part}),
             )
     return len(rows)
 
@@ -294,10 +299,13 @@ def fold_window(
     start: date,
     end: date,
     hints: Sequence[IdentityHint] = (),
+    actors: Sequence[str] | None = None,
 ) -> tuple[int, int]:
     """Rebuild the agent's daily rows of ``[start, end)`` from its raw points, in ``conn``'s
-    transaction: the usage and activity rows written."""
+    transaction: the usage and activity rows written. With ``actors``, only theirs (what one
+    request touched: a request names a few people, the day may hold thousands)."""
     source = source_of(agent.agent)
+    only = [] if actors is None else [OtelPoint.actor.in_(sorted(actors))]
     sums = conn.execute(
         select(
             OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model, func.sum(OtelPoint.increment)
@@ -307,15 +315,16 @@ def fold_window(
             OtelPoint.source == source,
             OtelPoint.day >= start,
             OtelPoint.day < end,
+            *only,
         )
         .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model)
     ).all()
     usage, activity = _records(agent, sums)
-    actors = {actor for _, actor, *_ in usage} | {actor for _, actor in activity}
-    identity_map = _identities(conn, workspace_id, actors)
-    people = store.resolve_actors(conn, workspace_id, actors, list(hints), identity_map)
+    found = {actor for _, actor, *_ in usage} | {actor for _, actor in activity}
+    identity_map = _identities(conn, workspace_id, found)
+    people = store.resolve_actors(conn, workspace_id, found, list(hints), identity_map)
     shadowed = _shadowed(
-        conn, workspace_id, agent.shadowed_by, start, end, {people[a] for a in actors if a in people}
+        conn, workspace_id, agent.shadowed_by, start, end, {people[a] for a in found if a in people}
     )
     kept_usage = [r for r in usage.values() if (r.day, people.get(r.actor)) not in shadowed]
     kept_activity = [r for r in activity.values() if (r.day, people.get(r.actor)) not in shadowed]
@@ -332,6 +341,7 @@ def fold_window(
         # sync run's id and differs from every earlier fold's, which is all delete_stale needs.
         run_id=-int(utcnow().timestamp() * 1_000_000),
         identity_map=identity_map,
+        actors=actors,
     )
     return len(kept_usage), len(kept_activity)
 

@@ -48,7 +48,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("workspace_id", "source", "series", "start_ns", "time_ns", name="uq_otel_point"),
     )
-    op.create_index("ix_otel_point_day", "otel_point", ["workspace_id", "source", "day"])
+    op.create_index("ix_otel_point_day", "otel_point", ["workspace_id", "source", "day", "actor"])
 
 
 def downgrade() -> None:
