@@ -531,9 +531,9 @@ def write_batch(
     hints = anonymise_forgotten(
         conn, workspace_id, [*usage, *activity, *(pull_requests or [])], batch.identities
     )
-    actors = {r.actor for r in usage} | {r.actor for r in activity}
-    actors |= {r.actor for r in pull_requests or []}
-    people = resolve_actors(conn, workspace_id, actors, hints, identity_map)
+    named = {r.actor for r in usage} | {r.actor for r in activity}
+    named |= {r.actor for r in pull_requests or []}
+    people = resolve_actors(conn, workspace_id, named, hints, identity_map)
     common = {"workspace_id": workspace_id, "source": source, "vendor": vendor, "run_id": run_id}
     # Tuples built lazily and written in chunks: the ingest hot path (docs/benchmarks.md, B1/B6).
     bulk_upsert(
