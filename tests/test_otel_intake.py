@@ -270,3 +270,26 @@ def test_cli_creates_and_rotates_the_ingest_token(tmp_path, monkeypatch):
     assert otel.workspace_for_token(engine, new) == "default"
     other = runner.invoke(app, ["otel", "token", "rotate", "--workspace", "T9"])
     assert other.exit_code == 2 and "has no ingest token yet" in other.output
+
+
+def test_a_forgotten_person_stays_forgotten_in_raw_points_and_later_exports(engine, served):
+    from bot.services.privacy import forget_person
+
+    token = otel.create_token(engine, workspace_id="default")
+    agent = ClaudeCode(DELTA)
+    agent.use(ANA, input=100, usd=0.5)
+    assert send(served.url, token, agent) is MetricExportResult.SUCCESS
+    with engine.begin() as conn:
+        ana = conn.execute(select(Person.id).where(Person.email == "ana@example.com")).scalar_one()
+        forget_person(conn, workspace_id="default", person_id=ana, actor_user_id="UADMIN")
+    agent.use(ANA, input=50, usd=0.25)  # Ana's Claude Code keeps exporting
+    assert send(served.url, token, agent) is MetricExportResult.SUCCESS
+    with engine.connect() as conn:
+        raw = set(conn.execute(select(OtelPoint.actor)).scalars())
+        usage = conn.execute(select(UsageDaily.actor, UsageDaily.person_id, UsageDaily.input_tokens)).all()
+        emails = set(conn.execute(select(Person.email)).scalars())
+        links = set(conn.execute(select(Identity.actor)).scalars())
+    [alias] = raw
+    assert alias.startswith("forgotten:")
+    assert usage == [(alias, None, 150)]  # the org keeps the tokens, nobody's name on them
+    assert "ana@example.com" not in emails and not any("acc-ana" in link for link in links)

@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
@@ -179,6 +180,18 @@ def _recompute_runs(
     return touched
 
 
+def _anonymise(
+    conn: Connection, workspace_id: str, rows: list[dict], hints: list[IdentityHint]
+) -> list[IdentityHint]:
+    """A forgotten person's points are stored under their alias, never their email or account
+    (docs/privacy.md); hints that would name them again are dropped."""
+    holders = [SimpleNamespace(actor=row["actor"]) for row in rows]
+    kept = store.anonymise_forgotten(conn, workspace_id, holders, hints)
+    for row, holder in zip(rows, holders, strict=True):
+        row["actor"] = holder.actor
+    return kept
+
+
 def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded) -> int:
     """Store the request's points once each and refold the days they touch; the points written."""
     if not decoded.points:
@@ -192,6 +205,7 @@ def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded) -> int:
         IdentityHint(p.account_actor, p.email) for p in decoded.people.values() if p.email and p.account_actor
     ]
     with engine.begin() as conn:
+        hints = _anonymise(conn, workspace_id, rows, hints)
         for source, part in sorted(by_agent.items()):
             hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
             store.insert_ignore(
