@@ -52,6 +52,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(people_app, name="people")
 secrets_app = _typer(help="Vendor keys stored per workspace (encrypted).")
 app.add_typer(secrets_app, name="secrets")
+otel_app = typer.Typer(help="OTLP intake for coding agents (docs/sources/otel.md).", no_args_is_help=True)
+token_app = typer.Typer(help="The workspace's ingest token.", no_args_is_help=True)
+otel_app.add_typer(token_app, name="token")
+app.add_typer(otel_app, name="otel")
 
 console = Console()
 err = Console(stderr=True)
@@ -693,6 +697,45 @@ def secrets_rotate() -> None:
             "(after the new one) and run this again, or enter those keys again with /tokens sources",
             1,
         )
+
+
+def _otel_token(rotate: bool, workspace: str | None) -> None:
+    from bot.services import otel
+
+    settings = load_settings()
+    engine = _engine(settings)
+    workspace_id = workspace or settings.workspace_id
+    try:
+        if rotate:
+            token = otel.rotate_token(engine, workspace_id=workspace_id, rotated_by="cli")
+        else:
+            token = otel.create_token(engine, workspace_id=workspace_id, created_by="cli")
+    except otel.TokenError as error:
+        raise fail(str(error)) from None
+    # The one place the token is ever shown: only its hash is stored.
+    err.print(
+        f"ingest token for workspace {workspace_id} (shown once; send it as "
+        "'Authorization: Bearer <token>' to /v1/metrics and /v1/logs):",
+        highlight=False,
+    )
+    console.print(token, highlight=False, soft_wrap=True)
+
+
+WorkspaceOption = Annotated[
+    str | None, typer.Option("--workspace", help="Slack team id (default: TOKENWISE_WORKSPACE_ID).")
+]
+
+
+@token_app.command("create")
+def otel_token_create(workspace: WorkspaceOption = None) -> None:
+    """Create the workspace's OTLP ingest token (fails when one exists: rotate it)."""
+    _otel_token(False, workspace)
+
+
+@token_app.command("rotate")
+def otel_token_rotate(workspace: WorkspaceOption = None) -> None:
+    """Replace the workspace's ingest token; the old one stops working at once."""
+    _otel_token(True, workspace)
 
 
 def main() -> None:  # pragma: no cover

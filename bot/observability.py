@@ -257,14 +257,22 @@ class RequestContextMiddleware:
     The body is read whole (at most ``max_body_bytes``, declared or chunked) before the app runs,
     so an oversized request is a 413 before anything parses it. The latency metric's label is
     the kind of a known Slack path (``slack_kinds``) or "other": a path never becomes a label.
+    Paths in ``streamed_paths`` (the OTLP intake) get their body unread: their handler checks the
+    credentials first and bounds the body itself.
     """
 
     def __init__(
-        self, app, *, max_body_bytes: int = 1_000_000, slack_kinds: dict[str, str] | None = None
+        self,
+        app,
+        *,
+        max_body_bytes: int = 1_000_000,
+        slack_kinds: dict[str, str] | None = None,
+        streamed_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.slack_kinds = dict(slack_kinds or {})
+        self.streamed_paths = streamed_paths
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -275,6 +283,9 @@ class RequestContextMiddleware:
         token = request_id.set(rid)
         started = time.perf_counter()
         try:
+            if scope.get("path", "") in self.streamed_paths:
+                await self.app(scope, receive, send)
+                return
             body = await self._read_body(headers, receive)
             if body is None:
                 await _plain(send, 413, b"request body too large")

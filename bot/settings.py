@@ -98,6 +98,24 @@ class Settings(BaseSettings):
     http_max_retries: int = Field(default=5, ge=0, validation_alias="TOKENWISE_HTTP_MAX_RETRIES")
     http_max_backoff_seconds: float = Field(default=60.0, gt=0, validation_alias="TOKENWISE_HTTP_MAX_BACKOFF")
 
+    # OTLP intake (POST /v1/metrics, /v1/logs; docs/sources/otel.md). The body ceiling holds for
+    # the compressed body and for what it inflates to (a gzip bomb stops at the ceiling).
+    otel_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, validation_alias="TOKENWISE_OTEL_MAX_BODY_BYTES"
+    )
+    # Per ingest token and web process: every person's agent exports once a minute by default.
+    otel_requests_per_minute: int = Field(
+        default=3000, ge=1, validation_alias="TOKENWISE_OTEL_REQUESTS_PER_MINUTE"
+    )
+    otel_max_people_per_request: int = Field(
+        default=200, ge=1, validation_alias="TOKENWISE_OTEL_MAX_PEOPLE_PER_REQUEST"
+    )
+    otel_max_points_per_request: int = Field(
+        default=20_000, ge=1, validation_alias="TOKENWISE_OTEL_MAX_POINTS_PER_REQUEST"
+    )
+    # Points older than this are refused (400): the daily rows of older days are settled.
+    otel_max_age_days: int = Field(default=35, ge=1, validation_alias="TOKENWISE_OTEL_MAX_AGE_DAYS")
+
     # Vendors: a source is enabled when its key is set.
     openai_admin_key: SecretStr | None = _env("OPENAI_ADMIN_KEY")
     openai_admin_base_url: str = Field(

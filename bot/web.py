@@ -12,12 +12,14 @@ import contextlib
 import json
 import logging
 import socket
+import time
 
 import uvicorn
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.signature import SignatureVerifier
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -25,9 +27,13 @@ from starlette.routing import Route
 
 from bot.domain.clock import utcnow
 from bot.observability import SOURCE_LAG, RequestContextMiddleware, metrics_text
+from bot.services import otel
 from bot.services.runtime import Runtime
 from bot.services.status import source_statuses
+from bot.settings import Settings
 from bot.slack.background import drain_background
+from bot.sources.otel import otlp
+from bot.sources.otel.base import BadPayload
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,121 @@ def slack_signature_valid(verifier: SignatureVerifier | None, body: bytes, heade
         return verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
     except UnicodeDecodeError:
         return False
+
+
+OTLP_PATHS = {"/v1/metrics": otlp.METRICS, "/v1/logs": otlp.LOGS}
+TOKEN_HEADER = "x-tokenwise-token"
+
+
+class RateLimit:
+    """At most ``per_minute`` requests per ingest token and fixed minute, in this process."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.windows: dict[str, tuple[int, int]] = {}
+
+    def allow(self, key: str) -> bool:
+        minute = int(time.monotonic() // 60)
+        start, used = self.windows.get(key, (minute, 0))
+        if start != minute:
+            start, used = minute, 0
+            if len(self.windows) > 10_000:  # forget every stale window, not just this one
+                self.windows = {k: v for k, v in self.windows.items() if v[0] == minute}
+        if used >= self.per_minute:
+            return False
+        self.windows[key] = (start, used + 1)
+        return True
+
+
+def ingest_token(headers) -> str:
+    """The ingest token of ``Authorization: Bearer <token>`` or ``x-tokenwise-token: <token>``."""
+    direct = (headers.get(TOKEN_HEADER) or "").strip()
+    if direct:
+        return direct
+    scheme, _, value = (headers.get("authorization") or "").strip().partition(" ")
+    return value.strip() if scheme.lower() == "bearer" else ""
+
+
+async def bounded_body(request: Request, limit: int) -> bytes | None:
+    """The raw body, or None once it is (or says it is) over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    chunks, received = [], 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def otlp_endpoint(runtime: Runtime):
+    """``POST /v1/metrics`` and ``/v1/logs``: OTLP/HTTP from coding agents (docs/sources/otel.md).
+
+    Order matters: the token is checked from the headers before a byte of the body is read (no
+    token, no parsing: 401), then the rate, then the body's size; a body that cannot be stored as
+    sent is a 400 with the reason and stores nothing.
+    """
+    settings: Settings = runtime.settings
+    limiter = RateLimit(settings.otel_requests_per_minute)
+    limits = otlp.Limits(
+        max_bytes=settings.otel_max_body_bytes,
+        max_points=settings.otel_max_points_per_request,
+        max_people=settings.otel_max_people_per_request,
+        max_age_days=settings.otel_max_age_days,
+    )
+
+    def unavailable() -> Response:
+        return PlainTextResponse("database unavailable", status_code=503, headers={"Retry-After": "30"})
+
+    async def handle(request: Request) -> Response:
+        signal = OTLP_PATHS[request.url.path]
+        token = ingest_token(request.headers)
+        try:
+            workspace_id = (
+                await asyncio.to_thread(otel.workspace_for_token, runtime.engine, token) if token else None
+            )
+        except DBAPIError:
+            return unavailable()
+        if workspace_id is None:
+            return PlainTextResponse("missing or invalid ingest token", status_code=401)
+        if not limiter.allow(otel.token_hash(token)):
+            return PlainTextResponse("rate limit exceeded", status_code=429, headers={"Retry-After": "60"})
+        content_type = request.headers.get("content-type") or ""
+        kind = content_type.split(";", 1)[0].strip().lower()
+        if kind not in (otlp.PROTOBUF, otlp.JSON):
+            return PlainTextResponse(f"use {otlp.PROTOBUF} or {otlp.JSON}", status_code=415)
+        encoding = (request.headers.get("content-encoding") or "").strip().lower()
+        if encoding not in ("", "identity", "gzip"):
+            return PlainTextResponse("use Content-Encoding gzip or none", status_code=415)
+        body = await bounded_body(request, limits.max_bytes)
+        if body is None:
+            return PlainTextResponse(f"body larger than {limits.max_bytes} bytes", status_code=413)
+        try:
+            decoded = await asyncio.to_thread(
+                otlp.decode,
+                signal,
+                body,
+                content_type=content_type,
+                encoding=encoding,
+                limits=limits,
+                now_ns=time.time_ns(),
+            )
+        except otlp.TooLarge as error:
+            return PlainTextResponse(str(error), status_code=413)
+        except BadPayload as error:
+            log.info("refused an OTLP %s request: %s", signal, error)
+            return PlainTextResponse(str(error), status_code=400)
+        try:
+            await asyncio.to_thread(otel.ingest, runtime.engine, workspace_id=workspace_id, decoded=decoded)
+        except DBAPIError as error:  # rolled back whole: the exporter retries a 503 later
+            log.error("OTLP %s request not stored: database error: %s", signal, type(error).__name__)
+            return unavailable()
+        answer = otlp.response(signal, kind, decoded.rejected, "; ".join(decoded.reasons))
+        return Response(answer, media_type=kind)
+
+    return handle
 
 
 def health(runtime: Runtime) -> tuple[bool, dict]:
@@ -132,6 +253,7 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp, *, scheduler=None) -> Starle
             Route("/healthz/ready", ready, methods=["GET"]),
             Route("/healthz/live", live, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *(Route(path, otlp_endpoint(runtime), methods=["POST"]) for path in OTLP_PATHS),
         ],
         lifespan=lifespan,
     )
@@ -139,7 +261,9 @@ def build_web_app(runtime: Runtime, bolt: AsyncApp, *, scheduler=None) -> Starle
     kinds = {
         route.path: route.path.rsplit("/", 1)[-1] for route in app.routes if route.path.startswith("/slack/")
     }
-    return RequestContextMiddleware(app, max_body_bytes=MAX_BODY_BYTES, slack_kinds=kinds)
+    return RequestContextMiddleware(
+        app, max_body_bytes=MAX_BODY_BYTES, slack_kinds=kinds, streamed_paths=frozenset(OTLP_PATHS)
+    )
 
 
 class _Config(uvicorn.Config):

@@ -31,3 +31,11 @@ def job_lock(engine: Engine, name: str) -> Iterator[bool]:
         query = text("SELECT pg_try_advisory_xact_lock(:key)")
         granted = conn.execute(query, {"key": lock_key(name)}).scalar()
         yield bool(granted)
+
+
+def hold_xact_lock(conn, name: str) -> None:
+    """Wait for the transaction-scoped advisory lock ``name`` on PostgreSQL (released at commit or
+    rollback). SQLite needs none: its single writer lock already serialises the transaction, as
+    long as the transaction's first statement is a write."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(name)})

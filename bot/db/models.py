@@ -719,3 +719,57 @@ class ForgottenActor(SQLModel, table=True):
     actor_hash: str = Field(max_length=64)
     alias: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class OtelToken(SQLModel, table=True):
+    """A workspace's OTLP ingest token (``tokenwise otel token create|rotate``): only its SHA-256
+    is kept. The token alone says which workspace a coding agent's telemetry belongs to."""
+
+    __tablename__ = "otel_token"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", name="uq_otel_token_workspace"),
+        UniqueConstraint("token_hash", name="uq_otel_token_hash"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    token_hash: str = Field(max_length=64)  # hex SHA-256 of the token; the token is never stored
+    created_by: str = Field(default="", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    rotated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class OtelPoint(SQLModel, table=True):
+    """One data point (or event) a coding agent exported over OTLP, as mapped by its agent module
+    (``bot.sources.otel``), before it is folded into ``usage_daily`` / ``activity_daily``.
+
+    The key is the series (a hash of resource, metric and attributes) and the point's time window,
+    so a point sent twice is stored once. ``value`` is what the point says (cumulative or delta);
+    ``increment`` is what it adds: the value itself for a delta or the first point of a cumulative
+    run, else the growth since the run's previous point (a drop is a counter reset: the whole
+    value). Daily rows are sums of ``increment``.
+    """
+
+    __tablename__ = "otel_point"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "source", "series", "start_ns", "time_ns", name="uq_otel_point"),
+        Index("ix_otel_point_day", "workspace_id", "source", "day", "actor"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    workspace_id: str = Field(max_length=64)
+    source: str = Field(max_length=64)  # otel_<agent>
+    series: str = Field(max_length=64)  # hex SHA-256 of resource + metric + attributes
+    metric: str = Field(max_length=200)  # the agent's metric or event name
+    start_ns: int = Field(sa_type=BigInteger)  # start_time_unix_nano (0 when not sent)
+    time_ns: int = Field(sa_type=BigInteger)
+    day: date  # UTC day of time_ns
+    actor: str = Field(max_length=400)
+    measure: str = Field(max_length=32)  # input_tokens, cost_micros, lines_added, sessions, ...
+    model: str = Field(default="", max_length=200)
+    cumulative: bool = Field(default=False)
+    value: int = Field(default=0, sa_type=BigInteger)
+    increment: int = Field(default=0, sa_type=BigInteger)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))

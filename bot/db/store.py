@@ -32,6 +32,7 @@ from bot.domain.records import (
     ACTIVITY_FIELDS,
     NAME_GUESS,
     ActivityRecord,
+    Batch,
     IdentityHint,
     PullRequestRecord,
     UsageRecord,
@@ -306,11 +307,13 @@ def delete_stale(
     end: date,
     run_id: int,
     complete_kinds: frozenset[str] | None = None,
+    actors: Sequence[str] | None = None,
 ) -> None:
     """Rows of this source in the window that the current run did not write are gone upstream.
 
     With ``complete_kinds`` (``Batch.complete_kinds``), usage rows of the other kinds go only
-    where the run wrote a row of the same day, actor and kind; the rest of them are kept.
+    where the run wrote a row of the same day, actor and kind; the rest of them are kept. With
+    ``actors``, the run covered only those actors: other actors' rows are kept.
     """
     for table in (UsageDaily, ActivityDaily):
         stale = [
@@ -320,6 +323,8 @@ def delete_stale(
             table.day < end,
             table.sync_run_id != run_id,
         ]
+        if actors is not None:
+            stale.append(table.actor.in_(sorted(actors)))
         if table is UsageDaily and complete_kinds is not None:
             written = aliased(UsageDaily)
             same_slice = (
@@ -475,3 +480,77 @@ def upsert_vendor_totals(
         VENDOR_TOTAL_KEY,
         ("vendor", "amount_micros", "raw_amount", "raw_unit", "observed_at"),
     )
+
+
+def write_batch(
+    conn: Connection,
+    batch: Batch,
+    *,
+    usage: Sequence[UsageRecord],
+    activity: Sequence[ActivityRecord],
+    workspace_id: str,
+    source: str,
+    vendor: str,
+    run_id: int,
+    identity_map: dict[str, int],
+    actors: Sequence[str] | None = None,
+) -> dict[str, int]:
+    """Store one batch's (folded) records in the caller's transaction: people and links, the
+    daily rows, the window's stale rows removed, the rollups of the window recomputed, pull
+    requests and vendor totals. The one write path of every source, the vendors' sync engine and
+    the OTLP intake alike (``bot.services.sync``, ``bot.services.otel``). ``actors``: the batch
+    holds only these actors' rows of the window (the source's other rows stay). Returns the
+    people map.
+    """
+    pull_requests = batch.pull_requests
+    hints = anonymise_forgotten(
+        conn, workspace_id, [*usage, *activity, *(pull_requests or [])], batch.identities
+    )
+    named = {r.actor for r in usage} | {r.actor for r in activity}
+    named |= {r.actor for r in pull_requests or []}
+    people = resolve_actors(conn, workspace_id, named, hints, identity_map)
+    common = {"workspace_id": workspace_id, "source": source, "vendor": vendor, "run_id": run_id}
+    # Tuples built lazily and written in chunks: the ingest hot path (docs/benchmarks.md, B1/B6).
+    bulk_upsert(
+        conn,
+        UsageDaily.__tablename__,
+        usage_tuples(conn, usage, people=people, **common),
+        USAGE_COLUMNS,
+        USAGE_KEY,
+        USAGE_VALUES,
+    )
+    bulk_upsert(
+        conn,
+        ActivityDaily.__tablename__,
+        activity_tuples(conn, activity, people=people, **common),
+        ACTIVITY_COLUMNS,
+        ACTIVITY_KEY,
+        ACTIVITY_VALUES,
+    )
+    delete_stale(
+        conn,
+        workspace_id=workspace_id,
+        source=source,
+        start=batch.window_start,
+        end=batch.window_end,
+        run_id=run_id,
+        complete_kinds=batch.complete_kinds,
+        actors=actors,
+    )
+    # The views read the rollups: recompute this slice of them in the same transaction.
+    rollups.refresh_window(
+        conn, workspace_id=workspace_id, source=source, start=batch.window_start, end=batch.window_end
+    )
+    if pull_requests is not None:  # only delivery sources deal in pull requests
+        replace_pull_requests(
+            conn,
+            pull_requests,
+            workspace_id=workspace_id,
+            source=source,
+            run_id=run_id,
+            people=people,
+            start=batch.window_start,
+            end=batch.window_end,
+        )
+    upsert_vendor_totals(conn, batch.vendor_totals, workspace_id=workspace_id, source=source, vendor=vendor)
+    return people

@@ -24,6 +24,7 @@ from bot.db.models import (
     Identity,
     IdentityClaim,
     ManagerScope,
+    OtelPoint,
     Person,
     RoleGrant,
     TeamMembership,
@@ -351,6 +352,14 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
             )
             changed += result.rowcount or 0
         counts[table.__tablename__] = changed
+    # The raw OTLP points name the actor too (bot.services.otel): the same alias, so refolding
+    # them keeps the person anonymous.
+    for actor, new_actor in replacement.items():
+        conn.execute(
+            update(OtelPoint)
+            .where(OtelPoint.workspace_id == workspace_id, OtelPoint.actor == actor)
+            .values(actor=new_actor)
+        )
     identities = conn.execute(
         delete(Identity).where(Identity.workspace_id == workspace_id, Identity.person_id == person_id)
     ).rowcount

@@ -38,6 +38,8 @@ class StatusReport:
     unlinked: list[UnlinkedActor]
     #: Weekly recaps that failed (or hang) in the last two weeks (bot.services.recap.ledger).
     recaps: list = field(default_factory=list)
+    #: Coding agents reporting over OTLP (bot.services.otel.AgentStatus).
+    agents: list = field(default_factory=list)
 
 
 def source_statuses(
@@ -76,10 +78,12 @@ def source_statuses(
 
 
 def status_report(conn: Connection, *, workspace_id: str, enabled: dict[str, timedelta]) -> StatusReport:
+    from bot.services.otel import agent_statuses
     from bot.services.recap.ledger import delivery_problems
 
     return StatusReport(
         source_statuses(conn, workspace_id=workspace_id, enabled=enabled),
         biggest_unlinked(conn, workspace_id=workspace_id),
         delivery_problems(conn, workspace_id=workspace_id),
+        agent_statuses(conn, workspace_id=workspace_id),
     )

@@ -17,13 +17,14 @@ from datetime import date, timedelta
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from bot.db import rollups, store
+from bot.db import store
 from bot.db.locks import job_lock
 from bot.db.models import SyncRun, SyncState
 from bot.db.upsert import upsert
 from bot.domain.clock import utc_today, utcnow
 from bot.domain.records import Batch, fold
 from bot.observability import SYNC_ROWS, SYNC_RUNS
+from bot.services import otel
 from bot.services.reconcile import log_mismatches
 from bot.sources.base import Connector, SourceError
 
@@ -110,69 +111,25 @@ def _store_batch(
                 connector.name, "batch", f"record for {record.day} outside {batch.window_start}.."
             )
     with engine.begin() as conn:
-        hints = store.anonymise_forgotten(
-            conn, workspace_id, [*usage, *activity, *(pull_requests or [])], batch.identities
-        )
-        actors = {r.actor for r in usage} | {r.actor for r in activity}
-        actors |= {r.actor for r in pull_requests or []}
-        people = store.resolve_actors(conn, workspace_id, actors, hints, identity_map)
-        common = {
-            "workspace_id": workspace_id,
-            "source": connector.name,
-            "vendor": connector.vendor,
-            "run_id": run_id,
-        }
-        # Tuples built lazily and written in chunks: the ingest hot path (docs/benchmarks.md, B1/B6).
-        store.bulk_upsert(
+        store.write_batch(
             conn,
-            store.UsageDaily.__tablename__,
-            store.usage_tuples(conn, usage, people=people, **common),
-            store.USAGE_COLUMNS,
-            store.USAGE_KEY,
-            store.USAGE_VALUES,
-        )
-        store.bulk_upsert(
-            conn,
-            store.ActivityDaily.__tablename__,
-            store.activity_tuples(conn, activity, people=people, **common),
-            store.ACTIVITY_COLUMNS,
-            store.ACTIVITY_KEY,
-            store.ACTIVITY_VALUES,
-        )
-        store.delete_stale(
-            conn,
-            workspace_id=workspace_id,
-            source=connector.name,
-            start=batch.window_start,
-            end=batch.window_end,
-            run_id=run_id,
-            complete_kinds=batch.complete_kinds,
-        )
-        # The views read the rollups: recompute this slice of them in the same transaction.
-        rollups.refresh_window(
-            conn,
-            workspace_id=workspace_id,
-            source=connector.name,
-            start=batch.window_start,
-            end=batch.window_end,
-        )
-        if pull_requests is not None:  # only delivery sources deal in pull requests
-            store.replace_pull_requests(
-                conn,
-                pull_requests,
-                workspace_id=workspace_id,
-                source=connector.name,
-                run_id=run_id,
-                people=people,
-                start=batch.window_start,
-                end=batch.window_end,
-            )
-        store.upsert_vendor_totals(
-            conn,
-            batch.vendor_totals,
+            batch,
+            usage=usage,
+            activity=activity,
             workspace_id=workspace_id,
             source=connector.name,
             vendor=connector.vendor,
+            run_id=run_id,
+            identity_map=identity_map,
+        )
+        # OTel rows that a vendor's own figures cover count once: refold them (docs/sources/otel.md).
+        otel.refold_shadowed(
+            conn,
+            workspace_id=workspace_id,
+            vendor=connector.vendor,
+            source=connector.name,
+            start=batch.window_start,
+            end=batch.window_end,
         )
         if not batch.incomplete:  # a part failed: the next run fetches this window again
             _upsert_state(conn, workspace_id, connector.name, watermark=min(batch.window_end, today))

@@ -13,6 +13,7 @@ VENDOR_NAMES = {
     "openai": "OpenAI",
     "anthropic": "Anthropic API",
     "claude_code": "Claude Code",
+    "codex": "OpenAI Codex",
     "cursor": "Cursor",
     "github_copilot": "GitHub Copilot",
     "github_delivery": "GitHub",

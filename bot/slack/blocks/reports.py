@@ -244,6 +244,14 @@ def build_status(report: StatusReport, *, tz: ZoneInfo) -> Message:
                 f"last error ({local_time(status.last_error_at, tz)}): `{escape(status.last_error[:300])}`"
             )
         blocks.append(section("\n".join(lines)))
+    if report.agents:
+        rows = [
+            f"*{escape(vendor_name(a.agent))}* (OTLP): {a.people_last_day} people in the last day"
+            f" · last data {local_time(a.last_received_at, tz)}"
+            for a in report.agents[:10]
+        ]
+        blocks.append(divider())
+        blocks.append(section("*Coding agents*\n" + "\n".join(rows)))
     if report.unlinked:
         rows = [
             f"`{escape(a.actor[:80])}` ({escape(a.source)}): {usd(a.cost_micros)}" for a in report.unlinked

@@ -1,0 +1,412 @@
+"""The OTLP intake's rules: ingest tokens, storing agents' points once, and folding them into the
+daily usage and activity rows (docs/sources/otel.md).
+
+- **Tokens.** One ingest token per workspace; only its SHA-256 is stored. The token alone selects
+  the workspace, so the web app looks it up before it reads the body.
+- **Points.** ``otel_point`` keeps every mapped point once (keyed by series and time window: a
+  resent point is ignored). For cumulative series each point's ``increment`` is its growth since
+  the previous point of the same run (start time); the first point of a run, and a point whose
+  value dropped (a counter reset without a new start time), add their whole value. Deltas add
+  their value. A client restart therefore never double counts.
+- **Daily rows.** After every request the days it touched are folded again from the raw points
+  into a ``Batch`` per agent (source ``otel_<agent>``), stored through the same path as a vendor
+  source (``bot.db.store.write_batch``): people, rollups, budgets and recaps see them as any
+  other source's rows.
+- **The double-count rule.** A person and day that the agent's admin-API source (the vendor's
+  own figure, e.g. ``claude_code`` analytics) reports are left out of the OTel rows: the vendor
+  figure wins. It is applied whenever either side is stored (``refold_shadowed`` runs after each
+  vendor batch), so the order in which the two arrive does not matter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from types import SimpleNamespace
+
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+
+from bot.db import store
+from bot.db.locks import hold_xact_lock
+from bot.db.models import ActivityDaily, Identity, OtelPoint, OtelToken, UsageDaily, as_utc
+from bot.domain.clock import utcnow
+from bot.domain.money import Money, micros_to_usd
+from bot.domain.records import ESTIMATED, UNPRICED, ActivityRecord, Batch, IdentityHint, UsageRecord
+from bot.sources.otel import AGENTS, source_of
+from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping
+from bot.sources.otel.otlp import Decoded, Point
+
+TOKEN_PREFIX = "twotel_"
+OTEL_SOURCE_PREFIX = "otel_"
+
+
+class TokenError(ValueError):
+    pass
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def create_token(engine: Engine, *, workspace_id: str, created_by: str = "") -> str:
+    """A new ingest token for the workspace (shown once; only its hash is kept)."""
+    token = _new_token()
+    with engine.begin() as conn:
+        exists = conn.execute(select(OtelToken.id).where(OtelToken.workspace_id == workspace_id)).first()
+        if exists:
+            raise TokenError(f"workspace {workspace_id} already has an ingest token: rotate it instead")
+        store.insert_ignore(
+            conn,
+            OtelToken.__table__,
+            [
+                {
+                    "workspace_id": workspace_id,
+                    "token_hash": token_hash(token),
+                    "created_by": created_by,
+                    "created_at": utcnow(),
+                }
+            ],
+            ("workspace_id",),
+        )
+    return token
+
+
+def rotate_token(engine: Engine, *, workspace_id: str, rotated_by: str = "") -> str:
+    """Replace the workspace's token: the old one stops working at once."""
+    token = _new_token()
+    with engine.begin() as conn:
+        changed = conn.execute(
+            update(OtelToken)
+            .where(OtelToken.workspace_id == workspace_id)
+            .values(token_hash=token_hash(token), rotated_at=utcnow(), created_by=rotated_by)
+        ).rowcount
+    if not changed:
+        raise TokenError(f"workspace {workspace_id} has no ingest token yet: create one")
+    return token
+
+
+def workspace_for_token(engine: Engine, token: str) -> str | None:
+    if not token or len(token) > 200:
+        return None
+    with engine.connect() as conn:
+        return conn.execute(
+            select(OtelToken.workspace_id).where(OtelToken.token_hash == token_hash(token))
+        ).scalar()
+
+
+# -- storing points -------------------------------------------------------------------------
+
+
+def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> list[dict]:
+    rows: dict[tuple, dict] = {}
+    for p in points:
+        source = source_of(p.agent)
+        rows[(source, p.series, p.start_ns, p.time_ns)] = {
+            "workspace_id": workspace_id,
+            "source": source,
+            "series": p.series,
+            "metric": p.metric,
+            "start_ns": p.start_ns,
+            "time_ns": p.time_ns,
+            "day": p.day,
+            "actor": p.actor,
+            "measure": p.measure,
+            "model": p.model,
+            "cumulative": p.cumulative,
+            "value": p.value,
+            "increment": 0 if p.cumulative else p.value,
+            "received_at": now,
+        }
+    return list(rows.values())
+
+
+def _recompute_runs(
+    conn: Connection, workspace_id: str, source: str, runs: set[tuple[str, int]]
+) -> set[date]:
+    """Set ``increment`` of every point of the given cumulative runs; the days whose sums changed
+    (a series is one person's, so only the request's people can change)."""
+    touched: set[date] = set()
+    series = sorted({s for s, _ in runs})
+    starts = sorted({start for _, start in runs})
+    for at in range(0, len(series), 500):
+        found = conn.execute(
+            select(
+                OtelPoint.id,
+                OtelPoint.series,
+                OtelPoint.start_ns,
+                OtelPoint.value,
+                OtelPoint.increment,
+                OtelPoint.day,
+            )
+            .where(
+                OtelPoint.workspace_id == workspace_id,
+                OtelPoint.source == source,
+                OtelPoint.cumulative.is_(True),
+                OtelPoint.series.in_(series[at : at + 500]),
+                # Only the runs at hand: a long-lived series need not be read from its first day.
+                *([OtelPoint.start_ns.in_(starts)] if len(starts) <= 500 else []),
+            )
+            .order_by(OtelPoint.series, OtelPoint.start_ns, OtelPoint.time_ns)
+        ).all()
+        previous: dict[tuple[str, int], int] = {}
+        changes = []
+        for point_id, key_series, start_ns, value, increment, day in found:
+            run = (key_series, start_ns)
+            if run not in runs:
+                continue
+            before = previous.get(run)
+            # First point of a run: all of it accrued since the start. A drop: the counter restarted.
+            grown = value if before is None or value < before else value - before
+            previous[run] = value
+            if grown != increment:
+                changes.append({"point_id": point_id, "grown": grown})
+                touched.add(day)
+        if changes:
+            table = OtelPoint.__table__
+            conn.execute(
+                table.update()
+                .where(table.c.id == bindparam("point_id"))
+                .values(increment=bindparam("grown")),
+                changes,
+            )
+    return touched
+
+
+def _anonymise(
+    conn: Connection, workspace_id: str, rows: list[dict], hints: list[IdentityHint]
+) -> list[IdentityHint]:
+    """A forgotten person's points are stored under their alias, never their email or account
+    (docs/privacy.md); hints that would name them again are dropped."""
+    holders = [SimpleNamespace(actor=row["actor"]) for row in rows]
+    kept = store.anonymise_forgotten(conn, workspace_id, holders, hints)
+    for row, holder in zip(rows, holders, strict=True):
+        row["actor"] = holder.actor
+    return kept
+
+
+def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded) -> int:
+    """Store the request's points once each and refold the days they touch; the points written."""
+    if not decoded.points:
+        return 0
+    now = utcnow()
+    rows = _point_rows(workspace_id, decoded.points, now)
+    by_agent: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        by_agent[row["source"]].append(row)
+    hints = [
+        IdentityHint(p.account_actor, p.email) for p in decoded.people.values() if p.email and p.account_actor
+    ]
+    with engine.begin() as conn:
+        hints = _anonymise(conn, workspace_id, rows, hints)
+        for source, part in sorted(by_agent.items()):
+            hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
+            store.insert_ignore(
+                conn, OtelPoint.__table__, part, ("workspace_id", "source", "series", "start_ns", "time_ns")
+            )
+            runs = {(row["series"], row["start_ns"]) for row in part if row["cumulative"]}
+            days = {row["day"] for row in part} | _recompute_runs(conn, workspace_id, source, runs)
+            agent = AGENTS[source.removeprefix(OTEL_SOURCE_PREFIX)]
+            fold_window(
+                conn,
+                workspace_id=workspace_id,
+                agent=agent,
+                start=min(days),
+                end=max(days) + timedelta(days=1),
+                hints=hints,
+                actors=sorted({row["actor"] for row in part}),
+            )
+    return len(rows)
+
+
+# -- folding into daily rows ----------------------------------------------------------------
+
+
+def _records(
+    agent: AgentMapping, sums: Iterable[tuple]
+) -> tuple[dict[tuple, UsageRecord], dict[tuple, ActivityRecord]]:
+    usage: dict[tuple, UsageRecord] = {}
+    activity: dict[tuple, ActivityRecord] = {}
+    unit = f"otel:{agent.agent}"
+    for day, actor, measure, model, amount in sums:
+        amount = int(amount or 0)
+        if measure in USAGE_MEASURES or measure == COST:
+            record = usage.get((day, actor, model))
+            if record is None:
+                record = usage[(day, actor, model)] = UsageRecord(
+                    day=day,
+                    actor=actor,
+                    model=model,
+                    cost=Money(0, "0", unit),
+                    cost_basis=ESTIMATED if agent.priced else UNPRICED,
+                    # A client-side estimate, not a bill: personal views show it, org totals
+                    # count billed dollars only (as for the claude_code analytics estimates).
+                    in_org_total=False,
+                )
+            if measure == COST:
+                record.cost = Money(amount, str(micros_to_usd(amount)), unit)
+            else:
+                setattr(record, measure, getattr(record, measure) + amount)
+        elif measure in ACTIVITY_MEASURES:
+            record = activity.get((day, actor)) or activity.setdefault(
+                (day, actor), ActivityRecord(day, actor)
+            )
+            setattr(record, measure, getattr(record, measure) + amount)
+    return usage, activity
+
+
+def _shadowed(
+    conn: Connection, workspace_id: str, vendor: str, start: date, end: date, people: set[int]
+) -> set[tuple[date, int]]:
+    """(day, person) pairs the vendor's own (non-OTel) source reports in ``[start, end)``."""
+    if not vendor or not people:
+        return set()
+    found: set[tuple[date, int]] = set()
+    ids = sorted(people)
+    for table in (UsageDaily, ActivityDaily):
+        for at in range(0, len(ids), 500):
+            found.update(
+                conn.execute(
+                    select(table.day, table.person_id)
+                    .where(
+                        table.workspace_id == workspace_id,
+                        table.vendor == vendor,
+                        table.source.not_like(f"{OTEL_SOURCE_PREFIX}%"),
+                        table.day >= start,
+                        table.day < end,
+                        table.person_id.in_(ids[at : at + 500]),
+                    )
+                    .distinct()
+                ).all()
+            )
+    return found
+
+
+def _identities(conn: Connection, workspace_id: str, actors: set[str]) -> dict[str, int]:
+    """The links of these actors only (a request names a few people; the workspace may have
+    thousands)."""
+    found: dict[str, int] = {}
+    ordered = sorted(actors)
+    for at in range(0, len(ordered), 500):
+        found.update(
+            conn.execute(
+                select(Identity.actor, Identity.person_id).where(
+                    Identity.workspace_id == workspace_id, Identity.actor.in_(ordered[at : at + 500])
+                )
+            ).all()
+        )
+    return found
+
+
+def fold_window(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    agent: AgentMapping,
+    start: date,
+    end: date,
+    hints: Sequence[IdentityHint] = (),
+    actors: Sequence[str] | None = None,
+) -> tuple[int, int]:
+    """Rebuild the agent's daily rows of ``[start, end)`` from its raw points, in ``conn``'s
+    transaction: the usage and activity rows written. With ``actors``, only theirs (what one
+    request touched: a request names a few people, the day may hold thousands)."""
+    source = source_of(agent.agent)
+    only = [] if actors is None else [OtelPoint.actor.in_(sorted(actors))]
+    sums = conn.execute(
+        select(
+            OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model, func.sum(OtelPoint.increment)
+        )
+        .where(
+            OtelPoint.workspace_id == workspace_id,
+            OtelPoint.source == source,
+            OtelPoint.day >= start,
+            OtelPoint.day < end,
+            *only,
+        )
+        .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model)
+    ).all()
+    usage, activity = _records(agent, sums)
+    found = {actor for _, actor, *_ in usage} | {actor for _, actor in activity}
+    identity_map = _identities(conn, workspace_id, found)
+    people = store.resolve_actors(conn, workspace_id, found, list(hints), identity_map)
+    shadowed = _shadowed(
+        conn, workspace_id, agent.shadowed_by, start, end, {people[a] for a in found if a in people}
+    )
+    kept_usage = [r for r in usage.values() if (r.day, people.get(r.actor)) not in shadowed]
+    kept_activity = [r for r in activity.values() if (r.day, people.get(r.actor)) not in shadowed]
+    batch = Batch(start, end, kept_usage, kept_activity, identities=list(hints))
+    store.write_batch(
+        conn,
+        batch,
+        usage=kept_usage,
+        activity=kept_activity,
+        workspace_id=workspace_id,
+        source=source,
+        vendor=agent.vendor,
+        # No sync_run row per request: a negative, ever-growing id (microseconds) can never be a
+        # sync run's id and differs from every earlier fold's, which is all delete_stale needs.
+        run_id=-int(utcnow().timestamp() * 1_000_000),
+        identity_map=identity_map,
+        actors=actors,
+    )
+    return len(kept_usage), len(kept_activity)
+
+
+def refold_shadowed(
+    conn: Connection, *, workspace_id: str, vendor: str, source: str, start: date, end: date
+) -> None:
+    """After a vendor source stored ``[start, end)``: refold the OTel rows its figures may now
+    cover (or, when it no longer reports someone, uncover)."""
+    if source.startswith(OTEL_SOURCE_PREFIX):
+        return
+    for agent in AGENTS.values():
+        if agent.shadowed_by != vendor:
+            continue
+        has_points = conn.execute(
+            select(OtelPoint.id)
+            .where(
+                OtelPoint.workspace_id == workspace_id,
+                OtelPoint.source == source_of(agent.agent),
+                OtelPoint.day >= start,
+                OtelPoint.day < end,
+            )
+            .limit(1)
+        ).first()
+        if has_points:
+            hold_xact_lock(conn, f"otel:{workspace_id}:{source_of(agent.agent)}")
+            fold_window(conn, workspace_id=workspace_id, agent=agent, start=start, end=end)
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentStatus:
+    agent: str
+    people_last_day: int
+    last_received_at: datetime | None
+
+
+def agent_statuses(conn: Connection, *, workspace_id: str, now: datetime | None = None) -> list[AgentStatus]:
+    """Per agent that ever reported: who reported in the last 24 hours and when data last arrived."""
+    now = now or utcnow()
+    since = now - timedelta(days=1)
+    recent = func.count(func.distinct(OtelPoint.actor)).filter(OtelPoint.received_at >= since)
+    rows = conn.execute(
+        select(OtelPoint.source, recent, func.max(OtelPoint.received_at))
+        .where(OtelPoint.workspace_id == workspace_id)
+        .group_by(OtelPoint.source)
+        .order_by(OtelPoint.source)
+    ).all()
+    return [
+        AgentStatus(source.removeprefix(OTEL_SOURCE_PREFIX), int(people or 0), as_utc(last))
+        for source, people, last in rows
+    ]
