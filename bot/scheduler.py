@@ -48,6 +48,7 @@ def sync_job(runtime: Runtime, *, now: datetime | None = None) -> list[SyncOutco
             outcome.activity_rows,
         )
     budget_job(runtime)  # fresh numbers: a threshold crossed by this sync is told now
+    anomaly_job(runtime)  # and so is a run-away day
     return outcomes
 
 
@@ -66,6 +67,11 @@ def _slack_job(module: str, function: str, runtime: Runtime, what: str) -> None:
 def budget_job(runtime: Runtime) -> None:
     """Budget alerts, early warnings and floor nudges."""
     _slack_job("bot.slack.handlers.budgets", "budget_check_job", runtime, "budget check")
+
+
+def anomaly_job(runtime: Runtime) -> None:
+    """Same-day anomalies: incidents opened, updated and closed; the person told first."""
+    _slack_job("bot.jobs.anomalies", "anomaly_job", runtime, "anomaly check")
 
 
 def team_refresh_job(runtime: Runtime) -> None:
@@ -97,6 +103,13 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         args=[runtime],
         id="budgets",
         name="budget alerts, forecasts and floor nudges",
+    )
+    scheduler.add_job(
+        anomaly_job,
+        IntervalTrigger(minutes=runtime.settings.anomaly_check_minutes, timezone=UTC),
+        args=[runtime],
+        id="anomalies",
+        name="same-day anomalies (each DM claimed once per incident and recipient)",
     )
     scheduler.add_job(
         recap_job,
