@@ -333,3 +333,26 @@ def test_the_scheduler_runs_the_check(engine, fake):
     assert anomaly_job(runtime) == 1
     assert anomaly_job(runtime) == 0
     assert [channel for channel, _ in _dms(fake)] == ["DUANA"]
+
+
+def test_idle_burn_and_drift_read_from_the_daily_rows(engine):
+    from bot.services.anomalies.incidents import detect_now
+    from bot.settings import Settings
+
+    with engine.begin() as conn:
+        ana, ben = _person(conn, "ana", "UANA"), _person(conn, "ben", "UBEN")
+        for n in range(1, 21):
+            _spend(conn, ana, TODAY - timedelta(days=n), 40 * USD)
+            _sessions(conn, ana, TODAY - timedelta(days=n))
+        # Today: all of it on Opus 4.1, and not one session or commit; Ben's sessions show the
+        # value sources have delivered today.
+        _spend(conn, ana, TODAY, 100 * USD, model="claude-opus-4-1")
+        _sessions(conn, ben, TODAY)
+        rollups.rebuild(conn)
+        found = detect_now(conn, workspace_id=W, today=TODAY, settings=Settings())
+    assert sorted((hit.rule, hit.person_id, hit.spend_micros) for hit in found) == [
+        ("drift", ana, 100 * USD),
+        ("idle", ana, 100 * USD),
+    ]
+    [drift] = [hit for hit in found if hit.rule == "drift"]
+    assert drift.figures["share_percent"] == 100 and drift.figures["baseline_percent"] == 0

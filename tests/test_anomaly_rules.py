@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+from bot.services.anomalies.daily import premium_rule
 from bot.services.anomalies.detectors import (
     ACTOR,
     DRIFT,
@@ -238,3 +239,11 @@ def test_thresholds_come_from_the_settings():
     assert th.runaway_floor_micros == 75_500_000
     assert th.drift_points == 25 and th.recent_days == 1
     assert th.runaway_ratio == Fraction(Decimal(3))
+
+
+def test_the_most_expensive_tier_is_read_from_the_price_table():
+    is_premium = premium_rule(Decimal(40))
+    assert all(
+        map(is_premium, ["claude-opus-4-1", "claude-3-opus", "o1", "o3-pro", "gpt-5-pro", "gpt-6-astra"])
+    )
+    assert not any(map(is_premium, ["claude-opus-4-5", "gpt-5", "claude-sonnet-4-5", "no-such-model", ""]))
