@@ -97,18 +97,19 @@ def _history(conn, pid: int, dollars: int = 20, days: int = 20) -> None:
         _sessions(conn, pid, day)
 
 
+def _managed_by_umgr(conn, pid: int) -> None:
+    """The person is in a user group that UMGR manages (a user group: the grant reaches them)."""
+    team = teams.ensure_team(conn, workspace_id=W, kind=teams.USERGROUP, slack_id="SPLAT", name="platform")
+    teams.apply_refresh(conn, workspace_id=W, team_id=team.id, known={"U": pid}, new_members=[], today=TODAY)
+    teams.grant_role(
+        conn, workspace_id=W, role="manager", slack_user_id="UMGR", team_id=team.id, granted_by="UADMIN"
+    )
+
+
 def _seed(engine) -> dict[str, int]:
     with engine.begin() as conn:
         ana, ben = _person(conn, "ana", "UANA"), _person(conn, "ben", "UBEN")
-        team = teams.ensure_team(
-            conn, workspace_id=W, kind=teams.USERGROUP, slack_id="SPLAT", name="platform"
-        )
-        teams.apply_refresh(
-            conn, workspace_id=W, team_id=team.id, known={"UANA": ana}, new_members=[], today=TODAY
-        )
-        teams.grant_role(
-            conn, workspace_id=W, role="manager", slack_user_id="UMGR", team_id=team.id, granted_by="UADMIN"
-        )
+        _managed_by_umgr(conn, ana)
         _history(conn, ana)
         _history(conn, ben)
         _spend(conn, ana, TODAY, 300 * USD)  # 15 x her usual day
@@ -356,3 +357,48 @@ def test_idle_burn_and_drift_read_from_the_daily_rows(engine):
     ]
     [drift] = [hit for hit in found if hit.rule == "drift"]
     assert drift.figures["share_percent"] == 100 and drift.figures["baseline_percent"] == 0
+
+
+def test_forgetting_a_person_deletes_their_incidents_notices_and_mutes(engine, fake):
+    from bot.services import privacy
+    from bot.services.anomalies import incidents
+
+    ids = _seed(engine)
+    _check(make_runtime(engine, fake), NOW)
+    [incident] = _incidents(engine)
+    with engine.begin() as conn:
+        incidents.mark_expected(
+            conn, workspace_id=W, incident_id=incident.id, user_id="UANA", is_admin=False, days=30
+        )
+        privacy.forget_person(conn, workspace_id=W, person_id=ids["ana"], actor_user_id="UANA")
+    assert _incidents(engine) == [] and _notices(engine) == []
+    with engine.connect() as conn:
+        assert conn.execute(select(AnomalyMute.__table__)).all() == []
+    # Her spend is now unattributed under a forgotten alias: no surge is raised on it.
+    result = _check(make_runtime(engine, fake), NOW + timedelta(hours=1))
+    assert result.applied.opened == [] and _incidents(engine) == []
+
+
+def test_a_person_slack_refuses_to_dm_goes_to_the_managers_at_once(engine, fake):
+    _seed(engine)
+    runtime = make_runtime(engine, fake)
+    fake.fail_next("conversations.open", error="user_not_found")
+    result = _check(runtime, NOW)
+    assert result.failed and result.sent == []
+    _check(runtime, NOW + timedelta(hours=1))  # long before the delay
+    assert _notices(engine) == [("manager", "UMGR", "sent"), ("person", "UANA", "failed")]
+    assert [channel for channel, _ in _dms(fake)] == ["DUMGR"]
+    blocks = json.dumps(fake.calls_to("chat.postMessage")[0].params["blocks"])
+    assert "could not reach them" in blocks
+
+
+def test_a_person_without_a_slack_id_is_escalated_at_once(engine, fake):
+    with engine.begin() as conn:
+        ana = _person(conn, "ana", None)
+        _managed_by_umgr(conn, ana)
+        _history(conn, ana)
+        _spend(conn, ana, TODAY, 300 * USD)
+        rollups.rebuild(conn)
+    _check(make_runtime(engine, fake), NOW)
+    assert [channel for channel, _ in _dms(fake)] == ["DUMGR"]
+    assert "Ana" in _dms(fake)[0][1]

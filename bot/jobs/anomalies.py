@@ -50,7 +50,7 @@ def notice_message(runtime: Runtime, notice: DueNotice, labels: dict[int, str]) 
         return views.build_person_notice(incident, escalate_hours=runtime.settings.anomaly_escalate_hours)
     if notice.audience == TO_MANAGER:
         who = views.subject_label(incident, labels)
-        return views.build_manager_notice(incident, who=who, unreachable=notice.person_slack_id is None)
+        return views.build_manager_notice(incident, who=who, unreachable=notice.unreachable)
     return views.build_admin_notice(incident)
 
 

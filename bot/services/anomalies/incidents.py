@@ -179,18 +179,19 @@ class DueNotice:
     incident: AnomalyIncident
     audience: str  # person | manager | admin
     recipient: str  # Slack user id
-    person_slack_id: str | None  # the subject's, for the managers' message
+    unreachable: bool = False  # the person could not be told (no Slack id, or the DM failed)
 
 
-def _ledger(conn: Connection, incident_ids: list[int]) -> set[tuple[int, str, str]]:
+def _ledger(conn: Connection, incident_ids: list[int]) -> dict[tuple[int, str, str], str]:
+    """(incident, audience, recipient) -> status of every DM claimed for these incidents."""
     if not incident_ids:
-        return set()
+        return {}
     rows = conn.execute(
-        select(AnomalyNotice.incident_id, AnomalyNotice.audience, AnomalyNotice.recipient).where(
-            AnomalyNotice.incident_id.in_(incident_ids)
-        )
+        select(
+            AnomalyNotice.incident_id, AnomalyNotice.audience, AnomalyNotice.recipient, AnomalyNotice.status
+        ).where(AnomalyNotice.incident_id.in_(incident_ids))
     ).all()
-    return {tuple(row) for row in rows}
+    return {(incident_id, audience, recipient): status for incident_id, audience, recipient, status in rows}
 
 
 def due_notices(conn: Connection, *, workspace_id: str, now: datetime, settings: Settings) -> list[DueNotice]:
@@ -202,7 +203,7 @@ def due_notices(conn: Connection, *, workspace_id: str, now: datetime, settings:
     due = []
     for incident in sorted(incidents, key=lambda i: i.id):
         wanted: list[tuple[str, str]] = []
-        slack_id = None
+        slack_id, unreachable = None, False
         if incident.subject_kind == PERSON and incident.person_id is not None:
             slack_id = conn.execute(
                 select(Person.slack_user_id).where(
@@ -211,8 +212,10 @@ def due_notices(conn: Connection, *, workspace_id: str, now: datetime, settings:
             ).scalar_one_or_none()
             if slack_id:
                 wanted.append((TO_PERSON, slack_id))
-            # Unanswered past the delay, or nobody to ask first: the managers whose grant reaches them.
-            if not slack_id or now - incident.first_seen_at >= escalate_after:
+            # Unanswered past the delay, or nobody to ask first (no Slack id, or Slack refused
+            # the DM): the managers whose grant reaches them.
+            unreachable = not slack_id or ledger.get((incident.id, TO_PERSON, slack_id)) == "failed"
+            if unreachable or now - incident.first_seen_at >= escalate_after:
                 managers = access.managers_of(conn, workspace_id, incident.person_id)
                 wanted.extend((TO_MANAGER, m) for m in managers if m != slack_id)
         elif incident.subject_kind == ACTOR:
@@ -221,7 +224,7 @@ def due_notices(conn: Connection, *, workspace_id: str, now: datetime, settings:
             wanted.extend((TO_ADMIN, a) for a in admins)
         for audience, recipient in wanted:
             if (incident.id, audience, recipient) not in ledger:
-                due.append(DueNotice(incident, audience, recipient, slack_id))
+                due.append(DueNotice(incident, audience, recipient, unreachable))
     return due
 
 
