@@ -282,8 +282,12 @@ def test_unattributed_surge_tells_the_admins_only(engine, fake):
     # No channel post, ever: every message went to a DM.
     assert all(c.params["channel"].startswith("D") for c in fake.calls_to("chat.postMessage"))
     with slack_client(engine, fake, TOKENWISE_ADMINS="ULISTED,UADMIN") as client:
+        refused = click_expected(client, fake, user_id="UANA", incident_id=incident.id, days=1)
         answer = click_expected(client, fake, user_id="ULISTED", incident_id=incident.id, days=1)
-    assert answer["text"].startswith(":white_check_mark:")
+    assert "Only the person" in refused["text"]
+    assert answer["text"].startswith(
+        ":white_check_mark: Marked expected. This check is muted for this account"
+    )
 
 
 def test_tokens_anomalies_shows_own_managed_and_all(engine, fake):

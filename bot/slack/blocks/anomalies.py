@@ -139,11 +139,15 @@ def build_admin_notice(incident: AnomalyIncident) -> Message:
 
 
 def build_answer(answer: Answer, *, tz: ZoneInfo) -> Message:
-    if answer.outcome == "muted" and answer.until is not None:
-        text = (
-            f":white_check_mark: Marked expected. This check is muted for you until "
-            f"{answer.until.astimezone(tz):%a %b %d %H:%M %Z}; your managers will not be told."
-        )
+    if answer.outcome == "muted" and answer.until is not None and answer.incident is not None:
+        until = f"{answer.until.astimezone(tz):%a %b %d %H:%M %Z}"
+        if answer.incident.person_id is None:
+            text = f":white_check_mark: Marked expected. This check is muted for this account until {until}."
+        else:
+            text = (
+                f":white_check_mark: Marked expected. This check is muted for you until {until}; "
+                "your managers will not be told."
+            )
     elif answer.outcome == "already":
         text = "This incident is already closed (back to normal, or answered before): nothing changed."
     elif answer.outcome == "refused":
