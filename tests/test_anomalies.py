@@ -406,3 +406,29 @@ def test_a_person_without_a_slack_id_is_escalated_at_once(engine, fake):
     _check(make_runtime(engine, fake), NOW)
     assert [channel for channel, _ in _dms(fake)] == ["DUMGR"]
     assert "Ana" in _dms(fake)[0][1]
+
+
+def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine, fake):
+    import threading
+
+    _seed(engine)
+    gate = threading.Barrier(2)
+    errors = []
+
+    def replica() -> None:
+        runtime = make_runtime(engine, fake)  # each its own settings, client and event loop
+        try:
+            gate.wait(timeout=10)
+            _check(runtime, NOW)
+        except Exception as error:  # surfaced below: a thread's exception would vanish
+            errors.append(error)
+
+    threads = [threading.Thread(target=replica) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(_incidents(engine)) == 1
+    assert _notices(engine) == [("person", "UANA", "sent")]
+    assert [channel for channel, _ in _dms(fake)] == ["DUANA"]
