@@ -247,3 +247,14 @@ def test_the_most_expensive_tier_is_read_from_the_price_table():
         map(is_premium, ["claude-opus-4-1", "claude-3-opus", "o1", "o3-pro", "gpt-5-pro", "gpt-6-astra"])
     )
     assert not any(map(is_premium, ["claude-opus-4-5", "gpt-5", "claude-sonnet-4-5", "no-such-model", ""]))
+
+
+def test_docs_state_every_anomaly_setting():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "anomalies.md").read_text()
+    aliases = [
+        field.validation_alias for name, field in Settings.model_fields.items() if name.startswith("anomaly_")
+    ]
+    assert len(aliases) == 14
+    assert [alias for alias in aliases if f"`{alias}`" not in text] == []
