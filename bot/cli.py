@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.jobs.scheduler import RunOnce
 
 app = typer.Typer(
     help="Tokenwise: AI spend next to value, in Slack.", no_args_is_help=True, add_completion=False
@@ -213,9 +217,9 @@ def demo(
     with engine.connect() as conn:
         person = find_by_email(conn, workspace_id=settings.workspace_id, email=PEOPLE[0].email)
         me = reports.person_report(
-            conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period
+            conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period, today=today
         )
-        org = reports.org_report(conn, workspace_id=settings.workspace_id, period=period)
+        org = reports.org_report(conn, workspace_id=settings.workspace_id, period=period, today=today)
         org_models = reports.org_models(conn, workspace_id=settings.workspace_id, period=period)
     me_message = build_me(me, who=person.display_name, models=me.models, tz=settings.tz)
     org_message = build_org(org, models=org_models)
@@ -365,7 +369,7 @@ def run(
     """Serve Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on PORT."""
     import uvicorn
 
-    from bot.scheduler import build_scheduler
+    from bot.jobs.scheduler import build_scheduler
     from bot.services.runtime import build_runtime
     from bot.slack.app import ConfigError, build_app
     from bot.web import build_web_app, serve_workers
@@ -417,6 +421,20 @@ def run(
             scheduler.shutdown(wait=False)
 
 
+def _once_lines(done: RunOnce) -> list[str]:
+    """The jobs after the sync, one line each (a failed job's traceback is in the log above)."""
+    failed = "failed, see the log"
+    recaps = ", ".join(
+        f"{n} {status}" for status, n in sorted(Counter(o.status for o in done.recaps or []).items())
+    )
+    return [
+        f"budget alerts: {failed if done.alerts_sent is None else f'{done.alerts_sent} sent'}",
+        f"recaps due: {failed if done.recaps is None else recaps or 'none'}",
+        f"teams re-read: {failed if done.teams_refreshed is None else done.teams_refreshed}",
+        f"anomaly DMs: {failed if done.anomaly_dms is None else f'{done.anomaly_dms} sent'}",
+    ]
+
+
 @app.command()
 def scheduler(
     once: Annotated[
@@ -427,17 +445,19 @@ def scheduler(
     import signal
     import threading
 
-    from bot.scheduler import build_scheduler, sync_job
+    from bot.jobs.scheduler import build_scheduler, run_once
     from bot.services.runtime import build_runtime
 
     settings = load_settings()
     _setup_logging(settings)
     runtime = build_runtime(settings, _engine(settings))
     if once:
-        outcomes = sync_job(runtime)
-        for outcome in outcomes:
+        done = run_once(runtime)
+        for outcome in done.syncs:
             console.print(f"{outcome.source}: {outcome.status}", highlight=False)
-        if any(o.status == "failed" for o in outcomes):
+        for line in _once_lines(done):
+            console.print(line, highlight=False)
+        if done.failed:
             raise typer.Exit(1)
         return
     jobs = build_scheduler(runtime)

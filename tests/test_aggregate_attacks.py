@@ -253,9 +253,9 @@ def test_a_vendor_or_model_only_one_person_uses_is_folded_for_members(client, fa
     member = all_text(send(client, f"team {channel('CSEVEN')} 30d", user_id=ATTACKER))
     everyone = sum(spend(u) for u in ACTIVE[:7]) + 77_780_000
     assert format_usd(everyone) in member  # the total is the team's, whole
-    assert "$77.78" not in member and "claude-opus-4-7" not in member and "Anthropic" not in member
+    assert "$77.78" not in member and "Claude Opus 4.7" not in member and "Anthropic" not in member
     admin = all_text(send(client, f"team {channel('CSEVEN')} 30d", user_id="UADMIN"))
-    assert "$77.78" in admin and "claude-opus-4-7" in admin
+    assert "$77.78" in admin and "Claude Opus 4.7" in admin
 
 
 def test_small_lines_fold_into_other_or_into_one_line():

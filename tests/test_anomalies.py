@@ -22,7 +22,7 @@ from bot.db.models import (
     UsageDaily,
 )
 from bot.jobs.anomalies import check_anomalies
-from bot.scheduler import build_scheduler
+from bot.jobs.scheduler import build_scheduler
 from bot.services import home, teams
 from bot.slack.app import make_web_client
 from bot.slack.blocks import anomalies as views

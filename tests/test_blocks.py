@@ -36,7 +36,7 @@ def _report():
 def test_me_shows_total_change_estimates_and_value():
     msg = build_me(_report(), who="Ana", models=[("cursor", "gpt-5", 12_340_000)], tz=ZoneInfo("UTC"))
     text = str(msg.blocks)
-    assert "$17.34" in text and "▲ 73% vs the previous 31 days ($10.00)" in text
+    assert "$17.34" in text and "▲ 73% vs previous period ($10.00)" in text
     assert "*Claude Code*: $5.00 _(est.)_" in text
     assert "420 lines accepted, 75% acceptance" in text
     assert "Top models: gpt-5 ($12.34)" in text
@@ -53,7 +53,7 @@ def test_org_shows_unattributed():
 def test_empty_report_says_so():
     msg = build_me(SpendReport(PERIOD), who="Ana", models=[], tz=ZoneInfo("UTC"))
     assert "No AI spend recorded" in str(msg.blocks)
-    assert "None recorded." in str(msg.blocks)
+    assert "no value signals recorded for this period" in str(msg.blocks)
 
 
 def test_help_error_and_status_are_valid():
@@ -92,13 +92,34 @@ def test_message_caps_blocks_and_validate_catches_overflows():
     assert section("y" * 5000)["text"]["text"].endswith("…")
 
 
-def test_spend_per_merged_and_ai_assisted_pr():
-    from bot.slack.blocks.reports import delivery_lines
+def test_spend_beside_value_is_three_measures_side_by_side():
+    from bot.slack.blocks.reports import value_line
 
-    report = _report()
-    report.value.append(Value("github_delivery", prs_merged=4, ai_prs_merged=2))
-    assert delivery_lines(report) == [
-        "Spend per merged PR: *$4.34*",  # $17.34 / 4 = $4.335, half-even to the cent
-        "Spend per AI-assisted merged PR: *$8.67*",
-    ]
-    assert delivery_lines(SpendReport(PERIOD)) == []
+    report = _report()  # $17.34, 420 lines accepted in Cursor
+    report.value.append(Value("github_delivery", prs_merged=4, ai_prs_merged=2, commits=9))
+    report.value.append(Value("claude_code", commits=3))
+    ratios = report.ratios()
+    # $17.34 / 420 = $0.0413; / 3 AI commits (the code host's 9 are not AI commits); / 4 PRs
+    assert (ratios.per_accepted_line, ratios.per_ai_commit, ratios.per_merged_pr) == (
+        41_286,
+        5_780_000,
+        4_335_000,
+    )
+    assert value_line(ratios) == (
+        "*Spend beside value*: $0.04 per accepted line · $5.78 per AI commit · $4.34 per merged PR"
+    )
+
+
+def test_a_persons_value_line_carries_the_team_median_where_there_is_one():
+    from bot.services.reports import ValueRatios
+    from bot.slack.blocks.reports import value_line
+
+    mine = ValueRatios(per_accepted_line=50_000, per_ai_commit=None, per_merged_pr=9_000_000)
+    team = ValueRatios(per_accepted_line=40_000, per_ai_commit=2_000_000, per_merged_pr=None)
+    assert value_line(mine, team) == (
+        "*Spend beside value*: $0.05 per accepted line (team median $0.04) · no AI commits"
+        " · $9.00 per merged PR"
+    )
+    assert value_line(ValueRatios()) == (
+        "*Spend beside value*: no value signals recorded for this period, so it cannot be weighed yet."
+    )

@@ -12,13 +12,14 @@ from sqlalchemy import func, select
 
 from bot.db import rollups
 from bot.db.models import AlertSent, Person, UsageDaily
+from bot.jobs.budget_alerts import budget_check_job, check_budgets
+from bot.jobs.scheduler import build_scheduler
+from bot.jobs.sync import sync_job
 from bot.observability import REGISTRY
-from bot.scheduler import build_scheduler, sync_job
 from bot.services import budgets, teams
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.app import make_web_client
-from bot.slack.handlers.budgets import check_budgets
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
 
 USD = 1_000_000
@@ -368,13 +369,11 @@ def test_scheduler_runs_the_check_and_every_sync_ends_with_it(engine, fake):
 
 
 def test_no_token_means_no_claim(engine, fake):
-    from bot.scheduler import budget_job
-
     runtime = _runtime(engine, fake)
     runtime.settings.slack_bot_token = None
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         _budget(conn, "person", str(ana), "$1/month")
         _spend(conn, ana, datetime.now(runtime.settings.tz).date(), 5 * USD)
-    budget_job(runtime)  # nothing to send with: nothing may be claimed, or the alert is lost
+    assert budget_check_job(runtime) == 0  # no token: nothing may be claimed, or the alert is lost
     assert _ledger(engine) == [] and _dms(fake) == []

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from bot.cli import app
 from bot.db.engine import make_engine
 from bot.db.models import SyncRun, UsageDaily
-from bot.scheduler import sync_job, tick_name
+from bot.jobs.sync import sync_job, tick_name
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 
@@ -116,7 +116,7 @@ def test_blank_key_means_not_set(monkeypatch):
 
 
 def test_scheduler_runs_every_job():
-    from bot.scheduler import build_scheduler
+    from bot.jobs.scheduler import build_scheduler
 
     runtime = Runtime(settings=Settings(), engine=make_engine("sqlite://"))
     assert sorted(job.id for job in build_scheduler(runtime).get_jobs()) == [

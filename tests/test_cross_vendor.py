@@ -37,7 +37,7 @@ from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, Identity, Person, UsageDaily
 from bot.domain.money import format_usd
 from bot.domain.periods import Period
-from bot.scheduler import sync_job
+from bot.jobs.sync import sync_job
 from bot.services.people import find_by_email
 from bot.services.reports import org_report, person_report
 from bot.services.runtime import Runtime, build_runtime

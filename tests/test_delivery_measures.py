@@ -212,7 +212,7 @@ def test_me_shows_merged_prs_ai_share_and_spend_per_merged_pr():
     msg = build_me(_report(prs_merged=4, ai_prs_merged=1), who="Ana", models=[], tz=ZoneInfo("UTC"))
     text = str(msg.blocks)
     assert "*GitHub*: 4 PRs merged (25% AI-assisted)" in text
-    assert "Spend per merged PR: *$3.00*" in text
+    assert "$3.00 per merged PR" in text
     assert validate(msg.blocks) == []
     plain = str(build_me(_report(), who="Ana", models=[], tz=ZoneInfo("UTC")).blocks)
     assert "per merged PR" not in plain and "PRs merged" not in plain

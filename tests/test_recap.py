@@ -323,7 +323,7 @@ def test_recap_blocks_show_the_numbers(engine, known):
         if b["type"] == "section"
     )
     assert "*$154.75* in Mar 9 – Mar 15, 2026" in sections
-    assert "▲ 158% vs the last week ($60.00) · ▲ 158% vs the 4-week average ($60.00)" in sections
+    assert "▲ 158% vs last week ($60.00) · ▲ 158% vs the 4-week average ($60.00)" in sections
     assert "_includes $104.75 estimated, $4.75 seats_" in sections
     assert "*OpenAI* $50.00 _billed_ · last week $60.00 · 4-wk avg $60.00" in sections
     assert "*Claude Code* $100.00 _est._ · last week $0.00 · 4-wk avg $0.00" in sections

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Person, RecapDelivery, RecapSubscription, RecapVote
 from bot.domain.money import format_usd
+from bot.jobs.recaps import ChannelPacer, recap_job
 from bot.observability import REGISTRY
 from bot.services import recap, teams
 from bot.slack.blocks.common import validate
 from bot.slack.blocks.recap import VOTE_ACTIONS
-from bot.slack.handlers.recap import ChannelPacer, recap_job
 from tests.slack_fake import BOT_TOKEN, signed_headers, start_fake_slack
 from tests.teams_support import (
     PLATFORM,

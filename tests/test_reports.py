@@ -2,10 +2,12 @@
 
 from datetime import date
 
+from sqlalchemy import select
+
 from bot.db import rollups, store
 from bot.db.models import UsageDaily
 from bot.domain.periods import parse_period
-from bot.services.reports import org_report, person_report
+from bot.services.reports import org_models, org_report, person_report
 
 DAY = date(2026, 3, 10)
 
@@ -91,7 +93,7 @@ def test_org_counts_billed_once_and_person_sees_estimates(engine):
     assert org.unattributed_micros == 10_000_000
     assert org.previous_total_micros == 1_000_000  # the 31 days before March hold Feb 10
     assert me.total_micros == 6_500_000 and me.estimated_micros == 4_000_000
-    assert top == [("claude_code", "claude-sonnet-4", 4_000_000), ("cursor", "gpt-5", 2_500_000)]
+    assert top == [("claude_code", "Claude Sonnet 4", 4_000_000), ("cursor", "GPT-5", 2_500_000)]
 
 
 def test_tokens_two_sources_report_count_once_in_the_total(engine):
@@ -143,3 +145,47 @@ def test_tokens_two_sources_report_count_once_in_the_total(engine):
     assert by_vendor["anthropic"].tokens == 1250 and by_vendor["anthropic"].overlap_tokens == 1200
     assert me.tokens == 1200 + 50
     assert org.tokens == 1200 + 50  # the org rollup keeps the tokens-only flag too
+
+
+def test_one_model_through_two_vendors_is_one_line_in_top_models(engine):
+    """Cursor's ``claude-4-sonnet`` and Anthropic's ``claude-sonnet-4-20250514`` are one model."""
+    with engine.begin() as conn:
+        person = store.ensure_people(conn, "W", {"ana@example.com": "Ana"})["ana@example.com"]
+        rows = [
+            _row(
+                vendor="cursor",
+                source="cursor",
+                actor="email:ana@example.com",
+                person_id=person,
+                model="claude-4-sonnet",
+                cost_micros=1_500_000,
+            ),
+            _row(
+                vendor="anthropic",
+                source="anthropic",
+                actor="email:ana@example.com",
+                person_id=person,
+                model="claude-sonnet-4-20250514",
+                cost_micros=2_000_000,
+            ),
+            _row(
+                vendor="openai",
+                source="openai",
+                actor="email:ana@example.com",
+                person_id=person,
+                model="gpt-5-mini-2025-08-07",
+                cost_micros=3_000_000,
+            ),
+        ]
+        store.upsert(conn, UsageDaily.__table__, rows, store.USAGE_KEY, store.USAGE_VALUES)
+        rollups.rebuild(conn)
+    period = parse_period("2026-03", DAY)
+    with engine.connect() as conn:
+        me = person_report(conn, workspace_id="W", person_ids=[person], period=period)
+        org = org_models(conn, workspace_id="W", period=period)
+        raw = conn.execute(select(UsageDaily.model).order_by(UsageDaily.model)).scalars().all()
+    expected = [("anthropic,cursor", "Claude Sonnet 4", 3_500_000), ("openai", "GPT-5 mini", 3_000_000)]
+    assert me.models == expected
+    assert org == expected
+    # the vendors' own names stay in storage
+    assert raw == ["claude-4-sonnet", "claude-sonnet-4-20250514", "gpt-5-mini-2025-08-07"]

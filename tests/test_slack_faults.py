@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.slack.handlers.recap import recap_job
+from bot.jobs.recaps import recap_job
 from tests.teams_support import all_text, make_runtime, send, slack_client
 from tests.test_recap_slack import NOW, fake, ledger, posts, seeded, subscribe  # noqa: F401 (fixtures)
 

@@ -12,6 +12,7 @@ from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, AuditLog, Person, RoleGrant, Team, TeamMembership, UsageDaily
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, parse_period
+from bot.jobs.team_refresh import team_refresh_job
 from bot.services import reports, teams
 from bot.services.teams import EARLIEST, SlackMember
 from bot.slack.handlers import teams as team_handlers
@@ -162,7 +163,7 @@ def test_team_report_has_vendors_models_value_and_the_previous_period(engine):
     ]
     assert report.previous_total_micros == 2_000_000
     assert report.value_total().lines_accepted == 40
-    assert models == [("openai", "o3", 3_000_000), ("cursor", "claude-sonnet-4", 1_000_000)]
+    assert models == [("openai", "o3", 3_000_000), ("cursor", "Claude Sonnet 4", 1_000_000)]
 
 
 def test_a_person_in_several_teams_counts_in_each(engine):
@@ -357,7 +358,53 @@ def test_scheduler_job_refreshes_stale_teams(seeded, fake_slack):
     with seeded.begin() as conn:
         team = teams.ensure_team(conn, workspace_id="default", kind=teams.CHANNEL, slack_id="CPAYMENTS")
         teams.ensure_team(conn, workspace_id="default", kind=teams.CHANNEL, slack_id="CSECRET")
-    assert team_handlers.team_refresh_job(runtime) == 1  # CSECRET cannot be read and is skipped
-    assert team_handlers.team_refresh_job(runtime) == 0  # fresh now
+    assert team_refresh_job(runtime) == 1  # CSECRET cannot be read and is skipped
+    assert team_refresh_job(runtime) == 0  # fresh now
     with seeded.connect() as conn:
         assert teams.member_count(conn, team_id=team.id) == 9
+
+
+def _activity(conn, pid: int, day: date, *, vendor: str = "cursor", **counts):
+    fields = ("lines_suggested", "lines_added", "lines_removed", "suggestions_shown", "acceptances")
+    fields += ("rejections", "commits", "pull_requests", "prs_opened", "prs_merged", "ai_prs_merged")
+    fields += ("reviews", "sessions", "requests", "lines_accepted")
+    conn.execute(
+        ActivityDaily.__table__.insert().values(
+            workspace_id="w",
+            source=vendor,
+            vendor=vendor,
+            day=day,
+            actor=f"p:{pid}",
+            person_id=pid,
+            **{name: counts.get(name, 0) for name in fields},
+        )
+    )
+    rollups.rebuild(conn)
+
+
+def test_team_median_ratios_need_the_minimum_group_of_active_people(engine):
+    period = Period(D0, D0 + timedelta(days=7), "week")
+    with engine.begin() as conn:
+        a, b, c, idle = (_person(conn, f"{n}@x.io", f"U{n.upper()}") for n in ("a", "b", "c", "idle"))
+        team = teams.ensure_team(conn, workspace_id="w", kind=teams.CHANNEL, slack_id="C1", name="eng")
+        _refresh(conn, team.id, {"UA": a, "UB": b, "UC": c, "UIDLE": idle}, D0)
+        for pid, micros, lines, commits in (
+            (a, 4_000_000, 100, 2),
+            (b, 9_000_000, 100, 0),
+            (c, 1_000_000, 0, 1),
+        ):
+            _usage(conn, pid, D0, micros)
+            _activity(conn, pid, D0, lines_accepted=lines, vendor="cursor")
+            _activity(conn, pid, D0, commits=commits, vendor="claude_code")
+        _activity(conn, idle, D0, lines_accepted=500)  # value without usage: not an active person
+    with engine.connect() as conn:
+        three = reports.team_median_ratios(
+            conn, workspace_id="w", team_id=team.id, period=period, min_group_size=3
+        )
+        four = reports.team_median_ratios(
+            conn, workspace_id="w", team_id=team.id, period=period, min_group_size=4
+        )
+    # per accepted line: a $0.04, b $0.09 (c has none) -> median of two, $0.065
+    # per AI commit: a $2.00, c $1.00 (b has none) -> $1.50; nobody merged a PR
+    assert three == reports.ValueRatios(per_accepted_line=65_000, per_ai_commit=1_500_000, per_merged_pr=None)
+    assert four is None  # three active people are too few for a group of four: no median at all

@@ -40,6 +40,84 @@ class Period:
         return self.end - timedelta(days=1)
 
 
+#: ``Comparison.status``: the two spans can be compared.
+COMPARABLE = "comparable"
+#: The period starts after today: there is no data yet, and nothing to compare.
+NOT_STARTED = "not_started"
+#: The comparison span starts before the earliest stored day: a percentage would compare real
+#: spend with days Tokenwise never fetched (the "▲ 10437%" after a first sync).
+PARTIAL_HISTORY = "partial_history"
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """What a period's total is compared with, fairly.
+
+    A period that is not over is compared with the same elapsed span of the previous one (Dec 1-2
+    with Nov 1-2, not with all of November); ``elapsed_days`` of ``total_days`` have data so far.
+    """
+
+    period: Period
+    #: The part of ``period`` that has happened: up to and including today.
+    elapsed: Period
+    #: The span of the previous period covering the same number of days from its start.
+    previous: Period
+    status: str = COMPARABLE
+    #: The earliest stored day, when it cuts the comparison short (``PARTIAL_HISTORY``).
+    history_start: date | None = None
+
+    @property
+    def elapsed_days(self) -> int:
+        return self.elapsed.days
+
+    @property
+    def total_days(self) -> int:
+        return self.period.days
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status != NOT_STARTED and self.elapsed.end < self.period.end
+
+    def forecast_micros(self, so_far_micros: int) -> int | None:
+        """The whole period's total at the pace so far (an estimate), while it is in progress."""
+        if not self.in_progress or self.elapsed_days == 0:
+            return None
+        return so_far_micros * self.total_days // self.elapsed_days
+
+
+def _previous_start(period: Period) -> tuple[date, date]:
+    """Start and end of the period before ``period``: the previous calendar month or quarter when
+    ``period`` is one, else the same number of days just before it."""
+    if period.start.day == 1:
+        for months in (1, 3):
+            if period.end == add_months(period.start, months):
+                start = add_months(period.start, -months)
+                return start, period.start
+    return period.start - timedelta(days=period.days), period.start
+
+
+def compare_span(period: Period, today: date, history_start: date | None = None) -> Comparison:
+    """The fair comparison of ``period`` as seen on ``today`` (the org's date), given the earliest
+    day with stored data (``history_start``; None: nothing stored, which compares with zero)."""
+    if period.start > today:
+        empty = Period(period.start, period.start, period.label)
+        return Comparison(period, empty, empty, NOT_STARTED)
+    elapsed_end = min(period.end, today + timedelta(days=1))
+    elapsed = Period(period.start, elapsed_end, period.label)
+    previous_start, previous_end = _previous_start(period)
+    # A closed period compares with the whole previous one (November with all of October); one in
+    # progress with as many days from the previous one's start, stopping at its end (Mar 1-29
+    # against a 28-day February is all of February).
+    if elapsed_end == period.end:
+        span_end = previous_end
+    else:
+        span_end = min(previous_end, previous_start + timedelta(days=elapsed.days))
+    previous = Period(previous_start, span_end, f"previous {elapsed.days} days")
+    if history_start is not None and previous.start < history_start:
+        return Comparison(period, elapsed, previous, PARTIAL_HISTORY, history_start)
+    return Comparison(period, elapsed, previous)
+
+
 def week_start(day: date) -> date:
     return day - timedelta(days=day.weekday())
 

@@ -18,13 +18,12 @@ from datetime import UTC, datetime
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.jobs.per_workspace import run_in_each_workspace
 from bot.services.anomalies import incidents
 from bot.services.anomalies.incidents import TO_MANAGER, TO_PERSON, Applied, DueNotice
 from bot.services.runtime import Runtime
-from bot.services.workspaces import active_workspace_ids
 from bot.slack.blocks import anomalies as views
 from bot.slack.blocks.common import Message
-from bot.slack.clients import WorkspaceNotInstalled, bot_client_for
 
 log = logging.getLogger(__name__)
 
@@ -121,20 +120,9 @@ async def check_anomalies(
 
 
 def anomaly_job(runtime: Runtime) -> int:
-    """Scheduler entry point (a sync thread): every active workspace; returns the DMs sent."""
+    """Scheduler entry point (a worker thread): every served workspace; returns the DMs sent."""
 
-    async def run() -> int:
-        with runtime.engine.connect() as conn:
-            workspace_ids = active_workspace_ids(conn, runtime.settings)
-        total = 0
-        for workspace_id in workspace_ids:
-            try:
-                client = await bot_client_for(runtime, workspace_id)
-            except WorkspaceNotInstalled:
-                log.debug("anomaly check skipped for %s: no installation to send DMs with", workspace_id)
-                continue
-            result = await check_anomalies(runtime, client, workspace_id=workspace_id)
-            total += len(result.sent)
-        return total
+    async def check(workspace_id: str, client: AsyncWebClient) -> int:
+        return len((await check_anomalies(runtime, client, workspace_id=workspace_id)).sent)
 
-    return asyncio.run(run())
+    return sum(run_in_each_workspace(runtime, check, what="anomaly check").values())

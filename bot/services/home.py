@@ -46,7 +46,9 @@ def load_dashboard(
     conn: Connection, *, workspace_id: str, person_id: int, who: str, slack_user_id: str, today: date
 ) -> Dashboard:
     month: Period = calendar_period("month", today)
-    report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person_id], period=month)
+    report = reports.person_report(
+        conn, workspace_id=workspace_id, person_ids=[person_id], period=month, today=today
+    )
     models = report.models
     weeks = reports.weekly_spend(
         conn,
@@ -64,7 +66,9 @@ def load_dashboard(
         team_month = (
             None
             if unapproved
-            else reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=month)
+            else reports.team_report(
+                conn, workspace_id=workspace_id, team_id=team.id, period=month, today=today
+            )
         )
         summaries.append(TeamSummary(team, teams.member_count(conn, team_id=team.id), team_month, unapproved))
     anomalies = open_for_person(conn, workspace_id=workspace_id, person_id=person_id)

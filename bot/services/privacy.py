@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -184,6 +185,7 @@ class AuditEntry:
 
 
 AUDIT_PAGE_SIZE = 25
+_PERSON_REFERENCE = re.compile(r"\bperson[=:](\d+)\b")
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,15 @@ class AuditPage:
     total: int
     page: int
     pages: int
+
+    def person_ids(self) -> list[int]:
+        """Every person an entry names, as its target or in its detail (``person=14``,
+        ``from=person:9``): the builder shows them by name, never by internal id."""
+        found = set()
+        for entry in self.entries:
+            for text in (entry.target, entry.detail):
+                found.update(int(n) for n in _PERSON_REFERENCE.findall(text or ""))
+        return sorted(found)
 
     @property
     def first(self) -> int:
@@ -275,7 +286,7 @@ def people_labels(conn: Connection, *, person_ids: Sequence[int]) -> dict[int, t
     ).all()
     labels = {}
     for pid, slack_id, name, email, forgotten in rows:
-        label = "a forgotten person" if forgotten else (name or email or f"person {pid}")
+        label = "a forgotten person" if forgotten else (name or email or "someone without a name")
         labels[pid] = (None if forgotten else slack_id, label)
     return labels
 

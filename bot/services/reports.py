@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date
 
-from sqlalchemy import Connection, case, func, literal_column, select
+from sqlalchemy import Connection, and_, case, func, literal_column, or_, select
 
 from bot.db.models import (
     ActivityDaily,
@@ -24,7 +24,9 @@ from bot.db.models import (
     UsageOrgDaily,
     UsagePersonDaily,
 )
-from bot.domain.periods import Period
+from bot.domain.ai_rules import DELIVERY_VENDORS
+from bot.domain.models import canonical_model
+from bot.domain.periods import Comparison, Period, compare_span
 from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED, SEAT, UNPRICED
 
 VALUE_FIELDS = ACTIVITY_FIELDS
@@ -95,6 +97,9 @@ class SpendReport:
     active_people: int = 0
     #: Top (vendor, model, cost) of the period (personal and team reports).
     models: list[tuple[str, str, int]] = field(default_factory=list)
+    #: What ``previous_total_micros`` covers (the same elapsed span of the previous period, or why
+    #: there is nothing fair to compare with). None: the whole previous period, no "today" given.
+    comparison: Comparison | None = None
 
     @property
     def total_micros(self) -> int:
@@ -116,6 +121,10 @@ class SpendReport:
     @property
     def requests(self) -> int:
         return sum(v.requests for v in self.vendors)
+
+    def ratios(self) -> ValueRatios:
+        """Spend per accepted line, per AI commit and per merged PR of this report (side by side)."""
+        return value_ratios(self.total_micros, self.value)
 
     def value_total(self) -> Value:
         total = Value("all")
@@ -177,9 +186,32 @@ def _in_period(table, period: Period):
     return (table.day >= period.start, table.day < period.end)
 
 
-def _top_models(models: dict[tuple[str, str], int], limit: int) -> list[tuple[str, str, int]]:
-    top = sorted(models.items(), key=lambda item: (-item[1], item[0][1]))[:limit]
-    return [(vendor, model, cost) for (vendor, model), cost in top]
+class ModelTally:
+    """Spend per model across vendors, under one name per model (``canonical_model``): Cursor's
+    ``claude-4-sonnet`` and Anthropic's ``claude-sonnet-4-20250514`` are one line. A line's key is
+    (the vendors it came through, comma-joined; the canonical name)."""
+
+    def __init__(self) -> None:
+        self.cost: dict[str, int] = {}
+        self.vendors: dict[str, set[str]] = {}
+        self.people: dict[str, set[int]] = {}
+
+    def add(self, vendor: str, model: str, cost: int, person_id: int | None = None) -> None:
+        name = canonical_model(model)
+        self.cost[name] = self.cost.get(name, 0) + cost
+        self.vendors.setdefault(name, set()).add(vendor)
+        if person_id is not None:
+            self.people.setdefault(name, set()).add(person_id)
+
+    def key(self, name: str) -> tuple[str, str]:
+        return ",".join(sorted(self.vendors[name])), name
+
+    def top(self, limit: int) -> list[tuple[str, str, int]]:
+        ranked = sorted(self.cost.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        return [(*self.key(name), cost) for name, cost in ranked]
+
+    def people_per_line(self) -> dict[tuple[str, str], frozenset[int]]:
+        return {self.key(name): frozenset(people) for name, people in self.people.items()}
 
 
 def _add_vendor(vendors: dict[str, VendorSpend], vendor: str, sums: list[int]) -> None:
@@ -192,16 +224,43 @@ def _sorted_vendors(vendors: dict[str, VendorSpend]) -> list[VendorSpend]:
     return sorted(vendors.values(), key=lambda v: (-v.cost_micros, v.vendor))
 
 
+def history_start(conn: Connection, workspace_id: str) -> date | None:
+    """The earliest day any source stored for the workspace (None: nothing stored yet)."""
+    return conn.execute(
+        select(func.min(UsageOrgDaily.day)).where(UsageOrgDaily.workspace_id == workspace_id)
+    ).scalar_one_or_none()
+
+
+def comparison_for(conn: Connection, workspace_id: str, period: Period, today: date | None) -> Comparison:
+    """The fair comparison of ``period`` on ``today``; without ``today`` the whole previous period
+    (callers that compare closed periods, the benchmarks)."""
+    if today is None:
+        return Comparison(period, period, period.previous())
+    return compare_span(period, today, history_start(conn, workspace_id))
+
+
 def person_report(
-    conn: Connection, *, workspace_id: str, person_ids: list[int], period: Period, top_models: int = 5
+    conn: Connection,
+    *,
+    workspace_id: str,
+    person_ids: list[int],
+    period: Period,
+    top_models: int = 5,
+    today: date | None = None,
 ) -> SpendReport:
     """Spend, top models and value of one person (or several identities' people) over ``period``,
-    and the previous period's total."""
+    and the total of its fair comparison span (``comparison_for``)."""
     table = UsagePersonDaily
-    previous = period.previous()
+    comparison = comparison_for(conn, workspace_id, period, today)
+    previous = comparison.previous
     current = case((table.day >= period.start, 1), else_=0).label("current")
     # One range scan over both periods per (vendor, model): the vendors, the models and the
-    # previous total that took three queries (docs/benchmarks.md, B2/B5).
+    # previous total that took three queries (docs/benchmarks.md, B2/B5). Rows between the
+    # comparison span's end and the period's start belong to neither.
+    in_either = or_(
+        and_(table.day >= period.start, table.day < period.end),
+        and_(table.day >= previous.start, table.day < previous.end),
+    )
     rows = conn.execute(
         select(current, table.model, *_usage_columns(table))
         .where(
@@ -209,11 +268,12 @@ def person_report(
             table.person_id.in_(person_ids),
             table.day >= min(previous.start, period.start),
             table.day < period.end,
+            in_either,
         )
         .group_by(literal_column("current"), table.vendor, table.model)
     ).all()
     vendors: dict[str, VendorSpend] = {}
-    models: dict[tuple[str, str], int] = {}
+    models = ModelTally()
     previous_total = 0
     for in_period, model, vendor, *sums in rows:
         sums = [int(x or 0) for x in sums]
@@ -221,7 +281,7 @@ def person_report(
             previous_total += sums[0]
             continue
         if model:
-            models[vendor, model] = models.get((vendor, model), 0) + sums[0]
+            models.add(vendor, model, sums[0])
         _add_vendor(vendors, vendor, sums)
     value = conn.execute(
         select(*_value_columns())
@@ -238,12 +298,16 @@ def person_report(
         _value_rows(value),
         previous_total,
         len(person_ids),
-        models=_top_models(models, top_models),
+        models=models.top(top_models),
+        comparison=comparison,
     )
 
 
-def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendReport:
+def org_report(
+    conn: Connection, *, workspace_id: str, period: Period, today: date | None = None
+) -> SpendReport:
     """Org totals per vendor, counting only rows in the org total, unattributed spend included."""
+    comparison = comparison_for(conn, workspace_id, period, today)
     rows = conn.execute(
         select(*_usage_columns(UsageOrgDaily))
         .where(UsageOrgDaily.workspace_id == workspace_id, *_in_period(UsageOrgDaily, period))
@@ -253,7 +317,7 @@ def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendR
         select(func.coalesce(func.sum(UsageOrgDaily.cost_micros), 0)).where(
             UsageOrgDaily.workspace_id == workspace_id,
             UsageOrgDaily.in_org_total.is_(True),
-            *_in_period(UsageOrgDaily, period.previous()),
+            *_in_period(UsageOrgDaily, comparison.previous),
         )
     ).scalar_one()
     value = conn.execute(
@@ -275,13 +339,21 @@ def org_report(conn: Connection, *, workspace_id: str, period: Period) -> SpendR
     active = conn.execute(
         select(func.count()).select_from(Person).where(Person.workspace_id == workspace_id, has_usage)
     ).scalar_one()
-    return SpendReport(period, _vendor_rows(rows), _value_rows(value), int(previous_total), int(active))
+    return SpendReport(
+        period,
+        _vendor_rows(rows),
+        _value_rows(value),
+        int(previous_total),
+        int(active),
+        comparison=comparison,
+    )
 
 
 def org_models(
     conn: Connection, *, workspace_id: str, period: Period, limit: int = 5
 ) -> list[tuple[str, str, int]]:
-    """Top (vendor, model, cost) of the whole org in the period, each dollar once."""
+    """Top (vendors, model, cost) of the whole org in the period, each dollar once, one line per
+    model across vendors (``ModelTally``)."""
     cost = func.sum(UsageOrgDaily.cost_micros)
     rows = conn.execute(
         select(UsageOrgDaily.vendor, UsageOrgDaily.model, cost)
@@ -292,10 +364,11 @@ def org_models(
             UsageOrgDaily.in_org_total.is_(True),
         )
         .group_by(UsageOrgDaily.vendor, UsageOrgDaily.model)
-        .order_by(cost.desc(), UsageOrgDaily.model)
-        .limit(limit)
     ).all()
-    return [(vendor, model, int(cost or 0)) for vendor, model, cost in rows]
+    models = ModelTally()
+    for vendor, model, spent in rows:
+        models.add(vendor, model, int(spent or 0))
+    return models.top(limit)
 
 
 # -- teams ---------------------------------------------------------------------------------
@@ -350,7 +423,13 @@ class TeamReport(SpendReport):
 
 
 def team_report(
-    conn: Connection, *, workspace_id: str, team_id: int, period: Period, top_models: int = 5
+    conn: Connection,
+    *,
+    workspace_id: str,
+    team_id: int,
+    period: Period,
+    top_models: int = 5,
+    today: date | None = None,
 ) -> TeamReport:
     """Spend per vendor and model, value signals, active people, each member's spend and the
     previous period's total of one team."""
@@ -367,19 +446,18 @@ def team_report(
         .group_by(table.person_id, table.vendor, table.model)
     ).all()
     vendors: dict[str, VendorSpend] = {}
-    models: dict[tuple[str, str], int] = {}
+    models = ModelTally()
     member_spend: dict[int, int] = {}
     vendor_people: dict[str, set[int]] = {}
-    model_people: dict[tuple[str, str], set[int]] = {}
     for person_id, model, vendor, *sums in rows:
         sums = [int(x or 0) for x in sums]
         member_spend[int(person_id)] = member_spend.get(int(person_id), 0) + sums[0]
         vendor_people.setdefault(vendor, set()).add(int(person_id))
         if model:
-            models[vendor, model] = models.get((vendor, model), 0) + sums[0]
-            model_people.setdefault((vendor, model), set()).add(int(person_id))
+            models.add(vendor, model, sums[0], int(person_id))
         _add_vendor(vendors, vendor, sums)
-    previous = period.previous()
+    comparison = comparison_for(conn, workspace_id, period, today)
+    previous = comparison.previous
     previous_total = conn.execute(
         select(func.coalesce(func.sum(table.cost_micros), 0)).where(
             table.workspace_id == workspace_id,
@@ -402,10 +480,11 @@ def team_report(
         _value_rows(value),
         int(previous_total),
         len(member_spend),
-        models=_top_models(models, top_models),
+        models=models.top(top_models),
         member_spend=sorted(member_spend.items(), key=lambda item: (-item[1], item[0])),
         vendor_people={vendor: frozenset(people) for vendor, people in vendor_people.items()},
-        model_people={key: frozenset(people) for key, people in model_people.items()},
+        model_people=models.people_per_line(),
+        comparison=comparison,
     )
 
 
@@ -481,6 +560,90 @@ class DeliveryMeasures:
     @property
     def idle_spend_micros(self) -> int:
         return sum(week.spend_micros for week in self.idle_weeks)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRatios:
+    """Spend beside three value signals, never folded into one score. Each is None when there is
+    nothing to divide by (no accepted lines, no AI commits, no merged PRs)."""
+
+    per_accepted_line: int | None = None
+    per_ai_commit: int | None = None
+    per_merged_pr: int | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return self.per_accepted_line is None and self.per_ai_commit is None and self.per_merged_pr is None
+
+
+def value_ratios(spend_micros: int, value: Iterable[Value]) -> ValueRatios:
+    """``spend_micros`` per accepted line and per commit reported by AI tools (the code host's
+    commits are not AI commits), and per PR merged on the code host."""
+    lines = commits = merged = 0
+    for item in value:
+        lines += item.lines_accepted
+        merged += item.prs_merged
+        if item.vendor not in DELIVERY_VENDORS:
+            commits += item.commits
+    if spend_micros <= 0:
+        return ValueRatios()
+    return ValueRatios(
+        per_item_micros(spend_micros, lines),
+        per_item_micros(spend_micros, commits),
+        per_item_micros(spend_micros, merged),
+    )
+
+
+def _lower_median(values: list[int]) -> int | None:
+    """The median in whole micro-USD (the mean of the middle two, rounded down, when even)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) // 2
+
+
+def team_median_ratios(
+    conn: Connection, *, workspace_id: str, team_id: int, period: Period, min_group_size: int
+) -> ValueRatios | None:
+    """The median over a team's active members of each person's ``ValueRatios`` in ``period``, or
+    None when fewer than ``min_group_size`` members had usage: a median of too few people is
+    nearly one person's figure. Members without a signal are left out of that measure's median."""
+    spend = dict(
+        conn.execute(
+            select(UsagePersonDaily.person_id, func.sum(UsagePersonDaily.cost_micros))
+            .where(
+                UsagePersonDaily.workspace_id == workspace_id,
+                on_team(UsagePersonDaily, team_id, within=(period.start, period.end)),
+                *_in_period(UsagePersonDaily, period),
+            )
+            .group_by(UsagePersonDaily.person_id)
+        ).all()
+    )
+    active = [int(person) for person, micros in spend.items() if person is not None]
+    if len(active) < min_group_size:
+        return None
+    values: dict[int, list[Value]] = {person: [] for person in active}
+    for person_id, *row in conn.execute(
+        select(ActivityDaily.person_id, *_value_columns())
+        .where(
+            ActivityDaily.workspace_id == workspace_id,
+            ActivityDaily.person_id.in_(active),
+            on_team(ActivityDaily, team_id, within=(period.start, period.end)),
+            *_in_period(ActivityDaily, period),
+        )
+        .group_by(ActivityDaily.person_id, ActivityDaily.vendor)
+    ).all():
+        values[int(person_id)].extend(_value_rows([row]))
+    per_person = [value_ratios(int(spend[person] or 0), values[person]) for person in active]
+    return ValueRatios(
+        *(
+            _lower_median([getattr(r, name) for r in per_person if getattr(r, name) is not None])
+            for name in ("per_accepted_line", "per_ai_commit", "per_merged_pr")
+        )
+    )
 
 
 def per_item_micros(total_micros: int, items: int) -> int | None:

@@ -2,8 +2,9 @@
 
 A listener gets its client from Bolt, already holding the requesting workspace's token. A job
 asks here, per workspace: SLACK_BOT_TOKEN in a single-workspace install, the installation's bot
-token in a multi-workspace one. Jobs loop over ``bot.services.workspaces.active_workspace_ids``
-and skip a workspace that raises ``WorkspaceNotInstalled`` (uninstalled since the loop began).
+token in a multi-workspace one. Jobs go through ``bot.jobs.per_workspace``, which loops over
+``bot.services.workspaces.active_workspace_ids`` and skips a workspace that raises
+``WorkspaceNotInstalled`` (uninstalled since the loop began).
 """
 
 from __future__ import annotations

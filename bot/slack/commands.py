@@ -143,6 +143,7 @@ async def handle_help(ctx: CommandContext, command: ParsedCommand) -> Message:
 
 async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
     period = one_period(ctx, command.args, "me")
+    today = ctx.runtime.today()
     caller = ctx.caller
     workspace_id = caller.workspace_id
     today, min_group_size = ctx.runtime.today(), ctx.runtime.settings.min_group_size
@@ -155,7 +156,9 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
         )
         if person is None:
             return None
-        report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
+        report = reports.person_report(
+            conn, workspace_id=workspace_id, person_ids=[person.id], period=period, today=today
+        )
         models = report.models
         owned = budgets.statuses_for_person(
             conn,
@@ -190,10 +193,11 @@ async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
             f"Org totals are for admins ({admins_hint(ctx.runtime)}). `/tokens me` shows your own numbers."
         )
     period = one_period(ctx, command.args, "org")
+    today = ctx.runtime.today()
     workspace_id = ctx.caller.workspace_id
 
     def load(conn):
-        report = reports.org_report(conn, workspace_id=workspace_id, period=period)
+        report = reports.org_report(conn, workspace_id=workspace_id, period=period, today=today)
         models = reports.org_models(conn, workspace_id=workspace_id, period=period)
         unpriced = reports.unpriced_models(
             conn, workspace_id=workspace_id, start=period.start, end=period.end
@@ -247,6 +251,7 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
     if target == ctx.caller.user_id:
         return await handle_me(ctx, ParsedCommand("me", command.args))
     period = one_period(ctx, command.args, "me")
+    today = ctx.runtime.today()
     refusal = build_error(
         f"<@{target}>'s numbers are visible to {access.PERSON_WHO_CAN} ({admins_hint(ctx.runtime)})."
     )
@@ -296,7 +301,9 @@ async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Messa
             target=f"person:{person.id}",
             detail=f"period={period.start}..{period.last_day} as={decision.reason}",
         )
-        report = reports.person_report(conn, workspace_id=workspace_id, person_ids=[person.id], period=period)
+        report = reports.person_report(
+            conn, workspace_id=workspace_id, person_ids=[person.id], period=period, today=today
+        )
         models = report.models
         return report, models
 

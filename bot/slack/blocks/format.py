@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.domain.money import format_usd
-from bot.domain.periods import Period
+from bot.domain.periods import NOT_STARTED, PARTIAL_HISTORY, Comparison, Period
 
 VENDOR_NAMES = {
     "openai": "OpenAI",
@@ -41,12 +41,56 @@ def count(value: int) -> str:
 
 def change(current: int, previous: int, label: str) -> str:
     if previous == 0:
-        return f"no spend in the {label} to compare with" if current else "no change"
+        return f"no spend in {label} to compare with" if current else "no change"
     ratio = (current - previous) / previous
     if abs(ratio) < 0.005:
-        return f"flat vs the {label}"
+        return f"flat vs {label}"
     arrow = "▲" if ratio > 0 else "▼"
-    return f"{arrow} {abs(ratio):.0%} vs the {label} ({usd(previous)})"
+    return f"{arrow} {abs(ratio):.0%} vs {label} ({usd(previous)})"
+
+
+def span_text(period: Period) -> str:
+    """A short inclusive span: "Nov 1", "Nov 1–2", "Nov 28 – Dec 2", "Dec 29, 2025 – Jan 2, 2026"."""
+    last = period.last_day
+    if period.days <= 1:
+        return f"{period.start:%b %-d}"
+    if (period.start.year, period.start.month) == (last.year, last.month):
+        return f"{period.start:%b %-d}–{last:%-d}"
+    if period.start.year == last.year:
+        return f"{period.start:%b %-d} – {last:%b %-d}"
+    return f"{period.start:%b %-d, %Y} – {last:%b %-d, %Y}"
+
+
+def shown_span(period: Period, comparison: Comparison | None) -> str:
+    """The days a total covers: never a future day as if it were data ("Dec 1 – Dec 2, 2026 so far
+    (2 of 31 days)" while the month runs)."""
+    if comparison is None or comparison.status == NOT_STARTED:
+        return period_text(period)
+    if comparison.in_progress:
+        return (
+            f"{period_text(comparison.elapsed)} so far "
+            f"({comparison.elapsed_days} of {comparison.total_days} days)"
+        )
+    return period_text(period)
+
+
+def comparison_text(current: int, previous: int, comparison: Comparison | None) -> str:
+    """The change against the fair comparison span, or why there is none."""
+    if comparison is None:
+        return change(current, previous, "previous period")
+    if comparison.status == NOT_STARTED:
+        return f"{comparison.period.label} has not started yet: there is no data for it."
+    if comparison.status == PARTIAL_HISTORY:
+        history = comparison.history_start
+        return (
+            f"No comparison with {span_text(comparison.previous)}: stored history starts "
+            f"{history:%b %-d, %Y}, so those days were never fetched."
+        )
+    text = change(current, previous, span_text(comparison.previous))
+    forecast = comparison.forecast_micros(current)
+    if forecast is not None:
+        text += f"\nForecast at this pace: ~{usd(forecast)} for the {comparison.total_days} days _(estimate)_"
+    return text
 
 
 def period_text(period: Period) -> str:

@@ -5,7 +5,7 @@ Home tabs allow 100 blocks; this view uses about 15 plus two per managed team (a
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services.home import Dashboard, TeamSummary
@@ -21,8 +21,8 @@ from bot.slack.blocks.common import (
     section,
     validate,
 )
-from bot.slack.blocks.format import change, count, usd
-from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, _value_lines
+from bot.slack.blocks.format import comparison_text, count, usd
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, value_section
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 16
@@ -52,10 +52,16 @@ def bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def trend_block(weeks: list[tuple[date, int]]) -> Block:
+def trend_block(weeks: list[tuple[date, int]], today: date | None = None) -> Block:
+    """Weekly spend bars; the week holding ``today`` is marked as partial (its days so far)."""
     values = [micros for _, micros in weeks]
     top = max(values, default=0)
-    lines = [f"{start:%b %d}  {bar(micros, top)}  {usd(micros)}" for start, micros in weeks]
+    lines = []
+    for start, micros in weeks:
+        line = f"{start:%b %d}  {bar(micros, top)}  {usd(micros)}"
+        if today is not None and start <= today < start + timedelta(days=7):
+            line += f"  (so far, {(today - start).days + 1} of 7 days)"
+        lines.append(line)
     return section(
         f"*Last {len(weeks)} weeks*  {sparkline(values)}\n```" + "\n".join(lines) + "```",
     )
@@ -71,7 +77,7 @@ def _team_block(summary: TeamSummary) -> Block:
         )
     total = report.total_micros
     per_person = usd(total // report.active_people) if report.active_people else "n/a"
-    compare = change(total, report.previous_total_micros, f"previous {report.period.days} days")
+    compare = comparison_text(total, report.previous_total_micros, report.comparison)
     return section(
         f"*{summary.team.mention}* · {summary.members} members\n"
         f"*{usd(total)}* this month · {report.active_people} active · {per_person} per active person\n"
@@ -82,7 +88,7 @@ def _team_block(summary: TeamSummary) -> Block:
 def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
     month = dashboard.month
     total = usd(month.total_micros)
-    compare = change(month.total_micros, month.previous_total_micros, f"previous {month.period.days} days")
+    compare = comparison_text(month.total_micros, month.previous_total_micros, month.comparison)
     blocks: list[Block] = [
         header(f"Your AI spend: {month.period.label}"),
         section(
@@ -99,11 +105,8 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
         )
     else:
         blocks.append(section("No AI spend recorded this month yet."))
-    blocks.append(trend_block(dashboard.weeks))
-    value_lines = _value_lines(month.value)
-    blocks.append(
-        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
-    )
+    blocks.append(trend_block(dashboard.weeks, now.astimezone(tz).date()))
+    blocks.append(value_section(month))
     if dashboard.models:
         top = "\n".join(
             f"{i}. {escape(model)}: {usd(cost)}" for i, (_, model, cost) in enumerate(dashboard.models, 1)

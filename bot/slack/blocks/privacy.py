@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from bot.services.privacy import AuditPage, ForgetResult
@@ -62,11 +64,70 @@ def build_privacy_status(*, show_name: bool, min_group_size: int, changed: bool 
 def _target_text(target: str, labels: dict[int, tuple[str | None, str]], teams: dict[int, str]) -> str:
     kind, _, number = target.partition(":")
     if kind == "person" and number.isdigit():
-        slack_id, label = labels.get(int(number), (None, f"person {number}"))
-        return f"<@{slack_id}>" if slack_id else escape(label)
-    if kind == "team" and number.isdigit() and int(number) in teams:
-        return teams[int(number)]
-    return f"`{escape(target[:80])}`" if target else ""
+        return _person_text(number, labels)
+    if kind == "team" and number.isdigit():
+        return teams.get(int(number), "a team since removed")
+    if kind == "channel" and number:
+        return f"<#{escape(number)}>"
+    if kind == "source" and number:
+        return f"the {escape(number)} source"
+    if kind == "budget":
+        return "a budget"  # its row id means nothing to a reader; the detail describes it
+    return escape(target[:80]) if target else ""
+
+
+MAX_DETAIL = 160
+_KEY_VALUE = re.compile(r"^(?P<key>[a-z_]+)=(?P<value>\S*?)(?P<colon>:?)$")
+_PERIOD = re.compile(r"^(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})$")
+
+
+def _person_text(number: str, labels: dict[int, tuple[str | None, str]]) -> str:
+    slack_id, label = labels.get(int(number), (None, "someone"))
+    return f"<@{slack_id}>" if slack_id else escape(label)
+
+
+def _detail_word(key: str, value: str, labels: dict[int, tuple[str | None, str]]) -> str:
+    """One ``key=value`` of a stored detail in words; internal row ids are dropped or named."""
+    if key == "person" and value.isdigit():
+        return _person_text(value, labels)
+    if key == "from" and value.startswith("person:") and value[7:].isdigit():
+        return "from " + _person_text(value[7:], labels)
+    if key in ("budget", "group") and (value.isdigit() or value == "-"):
+        return ""  # an internal row id: the words around it say which budget
+    if key == "group":
+        return f"<!subteam^{escape(value)}>" if value.startswith("S") else escape(value)
+    if key in ("request", "claim"):
+        return f"{key} #{escape(value)}"  # the numbers people see in /tokens budget and link pending
+    if key == "team":
+        return escape(value)
+    if key == "period" and (match := _PERIOD.match(value)):
+        first, last = (date.fromisoformat(day) for day in match.groups())
+        return f"{first:%b %-d, %Y} – {last:%b %-d, %Y}"
+    if key == "as":
+        return f"as {escape(value)}"
+    if key == "rows" and value.isdigit():
+        return f"{value} rows"
+    return f"{escape(key)} {escape(value)}"
+
+
+def detail_text(detail: str, labels: dict[int, tuple[str | None, str]]) -> str:
+    """A stored audit detail for people: ``person=14``, ``budget=3`` and ``period=a..b`` in words,
+    cut at a word boundary, never mid-word."""
+    words = []
+    for token in detail.split():
+        if match := _KEY_VALUE.match(token):
+            word = _detail_word(match["key"], match["value"], labels)
+            if word:
+                words.append(word + match["colon"])
+            elif match["colon"] and words:
+                words[-1] += ":"
+        else:
+            words.append(escape(token))
+    text = " ".join(words)
+    if len(text) <= MAX_DETAIL:
+        return text
+    cut = text[: MAX_DETAIL + 1].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + " …"
 
 
 def page_note(page: AuditPage, command: str) -> str:
@@ -106,7 +167,8 @@ def build_audit(
         target = (
             "" if entry.action == "export.usage" else " " + _target_text(entry.target, labels, teams or {})
         )
-        detail = f" _({escape(entry.detail[:120])})_" if entry.detail else ""
+        said = detail_text(entry.detail, labels) if entry.detail else ""
+        detail = f" _({said})_" if said else ""
         lines.append(f"{local_time(entry.at, tz)}: {actor or 'someone'} {words}{target}{detail}")
     note = page_note(page, command)
     return message(

@@ -242,7 +242,7 @@ def headline(recap: Recap) -> str:
     text = f"*{usd(this.spend_micros)}* in {period_text(recap.period)}"
     text += f"\n{change(this.spend_micros, last, 'last week')}"
     if average is not None:
-        text += f" · {change(this.spend_micros, average, '4-week average')}"
+        text += f" · {change(this.spend_micros, average, 'the 4-week average')}"
     notes = []
     if this.estimated_micros:
         notes.append(f"{usd(this.estimated_micros)} estimated")

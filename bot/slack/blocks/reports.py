@@ -5,9 +5,10 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from bot.services.commands import SUBCOMMANDS, usage_line
-from bot.services.reports import SpendReport, Value, per_item_micros
+from bot.services.reports import SpendReport, Value, ValueRatios
 from bot.services.status import StatusReport
 from bot.slack.blocks.common import (
+    Block,
     Message,
     context,
     divider,
@@ -17,7 +18,16 @@ from bot.slack.blocks.common import (
     message,
     section,
 )
-from bot.slack.blocks.format import change, count, duration, local_time, period_text, rate, usd, vendor_name
+from bot.slack.blocks.format import (
+    comparison_text,
+    count,
+    duration,
+    local_time,
+    rate,
+    shown_span,
+    usd,
+    vendor_name,
+)
 
 ESTIMATE_NOTE = (
     "_(est.)_ marks estimates from token counts and list prices; the rest is billed by the vendor."
@@ -108,27 +118,50 @@ def _value_lines(values: list[Value]) -> list[str]:
     return lines
 
 
-def delivery_lines(report: SpendReport) -> list[str]:
-    """Spend per merged PR and per AI-assisted merged PR (from the code host), when there are any."""
-    total = report.value_total()
-    lines = []
-    if report.total_micros > 0:
-        for label, merged in (
-            ("merged PR", total.prs_merged),
-            ("AI-assisted merged PR", total.ai_prs_merged),
-        ):
-            if merged:
-                lines.append(f"Spend per {label}: *{usd(per_item_micros(report.total_micros, merged) or 0)}*")
-    return lines
+_MEASURES = (
+    ("per_accepted_line", "accepted line", "no accepted lines"),
+    ("per_ai_commit", "AI commit", "no AI commits"),
+    ("per_merged_pr", "merged PR", "no merged PRs"),
+)
+
+
+def value_line(ratios: ValueRatios, median: ValueRatios | None = None, *, median_of: str = "team") -> str:
+    """Spend beside value, three measures side by side and never one score; with ``median``, the
+    team's median of the same measure after each (a person's view)."""
+    if ratios.is_empty:
+        return "*Spend beside value*: no value signals recorded for this period, so it cannot be weighed yet."
+    parts = []
+    for name, unit, missing in _MEASURES:
+        amount = getattr(ratios, name)
+        if amount is None:
+            parts.append(missing)
+            continue
+        text = f"{usd(amount)} per {unit}"
+        if median is not None and getattr(median, name) is not None:
+            text += f" ({median_of} median {usd(getattr(median, name))})"
+        parts.append(text)
+    return "*Spend beside value*: " + " · ".join(parts)
+
+
+def value_section(report: SpendReport, median: ValueRatios | None = None) -> Block:
+    """The value signals of a report and, last, the one line that weighs its spend against them."""
+    lines = [*_value_lines(report.value), value_line(report.ratios(), median)]
+    return section("*Value signals*\n" + "\n".join(lines))
 
 
 def build_me(
-    report: SpendReport, *, who: str, models: list[tuple[str, str, int]], tz: ZoneInfo, self_view: bool = True
+    report: SpendReport,
+    *,
+    who: str,
+    models: list[tuple[str, str, int]],
+    tz: ZoneInfo,
+    self_view: bool = True,
+    team_median: ValueRatios | None = None,
 ) -> Message:
     title = "Your AI spend" if self_view else f"AI spend of {who}"
-    period = period_text(report.period)
+    period = shown_span(report.period, report.comparison)
     total = usd(report.total_micros)
-    compare = change(report.total_micros, report.previous_total_micros, f"previous {report.period.days} days")
+    compare = comparison_text(report.total_micros, report.previous_total_micros, report.comparison)
     blocks = [
         header(f"{title}: {report.period.label}"),
         section(
@@ -149,11 +182,8 @@ def build_me(
         )
     else:
         blocks.append(section("No AI spend recorded for this period."))
-    value_lines = _value_lines(report.value) + delivery_lines(report)
     blocks.append(divider())
-    blocks.append(
-        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
-    )
+    blocks.append(value_section(report, team_median))
     if models:
         top = ", ".join(f"{escape(model)} ({usd(cost)})" for _, model, cost in models)
         blocks.append(context(f"Top models: {top}"))
@@ -168,11 +198,12 @@ def build_me(
 
 def build_org(report: SpendReport, *, models: list[tuple[str, str, int]]) -> Message:
     total = usd(report.total_micros)
-    compare = change(report.total_micros, report.previous_total_micros, f"previous {report.period.days} days")
+    compare = comparison_text(report.total_micros, report.previous_total_micros, report.comparison)
     blocks = [
         header(f"Org AI spend: {report.period.label}"),
         section(
-            f"*{total}* in {period_text(report.period)} · {report.active_people} active people\n{compare}\n"
+            f"*{total}* in {shown_span(report.period, report.comparison)}"
+            f" · {report.active_people} active people\n{compare}\n"
             f"Unattributed (not linked to a person): {usd(report.unattributed_micros)}"
         ),
     ]
@@ -180,10 +211,7 @@ def build_org(report: SpendReport, *, models: list[tuple[str, str, int]]) -> Mes
         blocks.append(section("\n".join(_spend_lines(report, org=True))))
     else:
         blocks.append(section("No AI spend recorded for this period."))
-    value_lines = _value_lines(report.value)
-    blocks.append(
-        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
-    )
+    blocks.append(value_section(report))
     if models:
         top = ", ".join(f"{escape(model)} ({usd(cost)})" for _, model, cost in models)
         blocks.append(context(f"Top models: {top}"))

@@ -14,8 +14,8 @@ from bot.slack.blocks.common import (
     message,
     section,
 )
-from bot.slack.blocks.format import change, count, period_text, usd
-from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, _value_lines, delivery_lines
+from bot.slack.blocks.format import comparison_text, count, shown_span, usd
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, value_section
 
 MAX_MEMBER_LINES = 40  # section text stays under 3,000 characters
 
@@ -34,17 +34,16 @@ def build_team(
     False: the previous period fails the member rules, so neither its amount nor the change (which
     gives the amount) is shown."""
     total = usd(report.total_micros)
-    label = f"previous {report.period.days} days"
     compare = (
-        change(report.total_micros, report.previous_total_micros, label)
+        comparison_text(report.total_micros, report.previous_total_micros, report.comparison)
         if compare_previous
-        else f"no comparison with the {label}: too few people were active then to show it"
+        else "no comparison with the previous period: too few people were active then to show it"
     )
     per_person = usd(report.total_micros // report.active_people) if report.active_people else "n/a"
     blocks = [
         header(f"Team AI spend: {team.label} · {report.period.label}"),
         section(
-            f"*{total}* in {period_text(report.period)} for {team.mention}"
+            f"*{total}* in {shown_span(report.period, report.comparison)} for {team.mention}"
             + (" _(includes estimates)_" if report.estimated_micros else "")
             + f"\n{compare}"
         ),
@@ -65,10 +64,7 @@ def build_team(
         blocks.append(
             section("*Per model*\n" + "\n".join(f"{escape(model)}: {usd(cost)}" for _, model, cost in models))
         )
-    value_lines = _value_lines(report.value) + delivery_lines(report)
-    blocks.append(
-        section("*Value signals*\n" + ("\n".join(value_lines) if value_lines else "None recorded."))
-    )
+    blocks.append(value_section(report))
     if member_spend is not None:
         lines = [f"{label}: {usd(cost)}" for label, cost in member_spend[:MAX_MEMBER_LINES]]
         if len(member_spend) > MAX_MEMBER_LINES:

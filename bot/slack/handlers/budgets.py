@@ -1,5 +1,6 @@
-"""``/tokens budget``: set, show, list and clear budgets, ask for more; the Approve / Deny
-buttons; and the budget check that sends threshold alerts, early warnings and floor nudges.
+"""``/tokens budget``: set, show, list and clear budgets, ask for more; and the Approve / Deny
+buttons. The scheduled check that sends threshold alerts, early warnings and floor nudges is
+``bot.jobs.budget_alerts``.
 
 Rules live in ``bot.services.budgets`` (and who may do what in ``bot.services.access``); this
 module reads Slack (mentions, members, who clicked) and writes to it (replies and DMs).
@@ -7,7 +8,6 @@ module reads Slack (mentions, members, who clicked) and writes to it (replies an
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,10 +18,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.models import Person
-from bot.domain.clock import local_today
-from bot.observability import ALERTS
 from bot.services import access, budgets, people, privacy, teams
-from bot.services.budgets import BudgetError, DueAlert, PeerPace, TargetRef
+from bot.services.budgets import BudgetError, TargetRef
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
 from bot.slack.blocks import budgets as views
@@ -698,147 +696,6 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
 
     app.action(views.APPROVE)(listener(True))
     app.action(views.DENY)(listener(False))
-
-
-# -- the budget check --------------------------------------------------------------------------
-
-
-async def bot_client(runtime: Runtime, workspace_id: str) -> AsyncWebClient | None:
-    """The workspace's bot client for scheduled DMs; None when it has no installation/token."""
-    from bot.slack.clients import WorkspaceNotInstalled, bot_client_for
-
-    try:
-        return await bot_client_for(runtime, workspace_id)
-    except WorkspaceNotInstalled:
-        return None
-
-
-def _audience(alert: DueAlert) -> str:
-    if alert.budget.person_id is not None:
-        return budgets.PERSON
-    return "team" if alert.status.team is not None else budgets.ORG
-
-
-def alert_message(alert: DueAlert, claimed: list[tuple[str, int]], peers: PeerPace | None) -> Message:
-    audience = _audience(alert)
-    thresholds = [t for kind, t in claimed if kind == budgets.THRESHOLD]
-    if thresholds:
-        return views.build_threshold_alert(alert.status, threshold=max(thresholds), audience=audience)
-    if alert.kind == budgets.FLOOR:
-        return views.build_floor_nudge(alert.status, audience=audience, peers=peers)
-    return views.build_forecast_alert(alert.status, audience=audience)
-
-
-async def _finish(
-    runtime: Runtime, alert: DueAlert, keys: list[tuple[str, int]], outcome: str, error: str | None = None
-) -> None:
-    await run_db(
-        runtime,
-        budgets.finish_alert,
-        workspace_id=alert.workspace_id,
-        budget_id=alert.budget.id,
-        period_start=alert.status.period.start,
-        keys=keys,
-        status=outcome,
-        error=error,
-        write=True,
-    )
-    ALERTS.labels(kind=alert.kind, status=outcome).inc()
-
-
-async def _deliver(
-    runtime: Runtime,
-    client: AsyncWebClient,
-    alert: DueAlert,
-    claimed: list[tuple[str, int]],
-    clock: Callable[[], datetime],
-) -> str:
-    """Send one claimed alert and record the outcome: sent | failed | expired."""
-    settings = runtime.settings
-    if local_today(clock(), settings.tz) >= alert.status.period.end:
-        await _finish(runtime, alert, claimed, "expired", "the period ended before the alert was sent")
-        return "expired"
-    recipients = await run_db(
-        runtime,
-        budgets.alert_recipients,
-        workspace_id=alert.workspace_id,
-        budget=alert.budget,
-        team=alert.status.team,
-        settings=settings,
-    )
-    peers = None
-    if alert.kind == budgets.FLOOR:
-        peers = await run_db(
-            runtime,
-            budgets.peer_pace,
-            workspace_id=alert.workspace_id,
-            status=alert.status,
-            min_group_size=settings.min_group_size,
-        )
-    reply = alert_message(alert, claimed, peers)
-    errors, sent = [], 0
-    for user_id in recipients:
-        try:
-            await send_dm(client, user_id, reply)
-            sent += 1
-        except Exception as error:  # one unreachable recipient must not stop the others
-            errors.append(f"{user_id}: {_slack_error(error)}")
-    if not recipients:
-        errors.append("nobody to tell (no Slack id, no manager, no admin id in TOKENWISE_ADMINS)")
-    if errors:
-        log.warning("budget %s %s alert: %s", alert.budget.id, alert.kind, "; ".join(errors))
-    outcome = "sent" if sent else "failed"
-    await _finish(runtime, alert, claimed, outcome, "; ".join(errors)[:2000] or None)
-    return outcome
-
-
-async def check_budgets(
-    runtime: Runtime,
-    client: AsyncWebClient,
-    *,
-    workspace_id: str,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> list[tuple[DueAlert, list[tuple[str, int]], str]]:
-    """Send what is due. Each alert's ledger rows are claimed (INSERT ... ON CONFLICT DO NOTHING,
-    committed) BEFORE its DM, and only the claimer sends: a restart or a second replica finds
-    the rows and sends nothing. A claim whose period ended before sending is marked expired.
-    Returns (alert, keys this process claimed, outcome) for each alert it claimed."""
-    today = local_today(clock(), runtime.settings.tz)
-    due = await run_db(runtime, budgets.due_alerts, workspace_id=workspace_id, today=today)
-    done = []
-    for alert in due:
-        claimed = await run_db(
-            runtime,
-            budgets.claim_alert,
-            workspace_id=workspace_id,
-            budget_id=alert.budget.id,
-            period_start=alert.status.period.start,
-            keys=alert.keys,
-            write=True,
-        )
-        if claimed:
-            done.append((alert, claimed, await _deliver(runtime, client, alert, claimed, clock)))
-    return done
-
-
-def budget_check_job(runtime: Runtime) -> int:
-    """Scheduler entry point (a sync thread): check every served workspace; returns DMs' count."""
-    from bot.services.workspaces import active_workspace_ids
-
-    async def run() -> int:
-        with runtime.engine.connect() as conn:
-            workspace_ids = active_workspace_ids(conn, runtime.settings)
-        total = 0
-        for workspace_id in workspace_ids:
-            client = await bot_client(runtime, workspace_id)
-            if client is None:
-                log.debug("budget check skipped for %s: no Slack token to send alerts with", workspace_id)
-                continue
-            done = await check_budgets(runtime, client, workspace_id=workspace_id)
-            total += sum(1 for _, _, outcome in done if outcome == "sent")
-        return total
-
-    return asyncio.run(run())
 
 
 HANDLERS = {"budget": handle_budget}

@@ -103,7 +103,7 @@ async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
                 exclude_actor=caller.user_id,  # in SQL, so pages and the count leave nothing out
                 page=page,
             )
-            return found, privacy.people_labels(conn, person_ids=[person.id])
+            return found, privacy.people_labels(conn, person_ids=[person.id, *found.person_ids()])
 
         found, labels = await ctx.db(load_own)
         return build_audit(
@@ -126,7 +126,7 @@ async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
             conn, workspace_id=workspace_id, person_id=person.id if person else None, user_id=user, page=page
         )
         targets = [e.target.partition(":") for e in found.entries]
-        person_ids = [int(n) for kind, _, n in targets if kind == "person" and n.isdigit()]
+        person_ids = found.person_ids()
         team_ids = {int(n) for kind, _, n in targets if kind == "team" and n.isdigit()}
         team_labels = {
             t.id: t.mention for t in teams.all_teams(conn, workspace_id=workspace_id) if t.id in team_ids

@@ -4,7 +4,7 @@ A team is a user group (``usergroups.users.list``) or a channel's members
 (``conversations.members``, paginated). Members are matched to people by their Slack id, or by
 the email ``users.info`` shows for ids not seen before; the dated membership is kept by
 ``bot.services.teams``. Membership older than ``TOKENWISE_TEAM_REFRESH_MINUTES`` is re-read when
-used; ``team_refresh_job`` re-reads all stale teams for the scheduler.
+used; ``bot.jobs.team_refresh`` re-reads all stale teams on a schedule.
 """
 
 from __future__ import annotations
@@ -223,30 +223,6 @@ async def refresh_managed_teams(ctx: CommandContext) -> list[TeamRef]:
     return managed
 
 
-def team_refresh_job(runtime: Runtime) -> int:
-    """Scheduler entry point (a sync thread): re-read every stale team from Slack, in every active
-    workspace with that workspace's own bot token."""
-    from bot.services.workspaces import active_workspace_ids
-    from bot.slack.clients import WorkspaceNotInstalled, bot_client_for
-
-    with runtime.engine.connect() as conn:
-        workspace_ids = active_workspace_ids(conn, runtime.settings)
-
-    async def run() -> int:
-        refreshed = 0
-        for workspace_id in workspace_ids:
-            try:
-                client = await bot_client_for(runtime, workspace_id)
-            except WorkspaceNotInstalled:
-                continue  # uninstalled since: nothing to read, nobody to tell
-            refreshed += await refresh_stale_teams(
-                runtime, client, SlackDirectory(), workspace_id=workspace_id
-            )
-        return refreshed
-
-    return asyncio.run(run())
-
-
 def _person_label(labels: dict[int, tuple[str | None, str]], person_id: int) -> str:
     slack_id, name = labels.get(person_id, (None, f"person {person_id}"))
     return f"<@{slack_id}>" if slack_id else escape(name)
@@ -369,6 +345,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     if target is None:
         raise _not_a_team(args[0])
     period = one_period(ctx, args[1:], "team")
+    today = ctx.runtime.today()
     kind, slack_id, name = target
     workspace_id = ctx.caller.workspace_id
     settings = ctx.runtime.settings
@@ -463,8 +440,13 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
             check = member_check(conn, period)
             if not check.allowed:
                 return check
-            compare_previous = member_check(conn, period.previous()).allowed
-        report = reports.team_report(conn, workspace_id=workspace_id, team_id=team.id, period=period)
+            # The span the change is computed over, not the whole previous period: its amount is
+            # what the reply would give away.
+            comparison = reports.comparison_for(conn, workspace_id, period, today)
+            compare_previous = member_check(conn, comparison.previous).allowed
+        report = reports.team_report(
+            conn, workspace_id=workspace_id, team_id=team.id, period=period, today=today
+        )
         if decision.reason == "member":
             report = aggregates.fold_for_member(
                 report, caller_person_id=viewer.person_id, min_group_size=settings.min_group_size

@@ -1,0 +1,105 @@
+"""The scheduler (APScheduler 3.11): every job on its interval, in one background thread pool.
+
+Each job is safe to run in any number of replicas at once (the sync claims its tick, alerts and
+recaps claim their ledger rows before the effect), so a scheduler per replica is allowed.
+``run_once`` is ``tokenwise scheduler --once``: every job once, then return.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.jobs.anomalies import anomaly_job
+from bot.jobs.budget_alerts import budget_check_job
+from bot.jobs.guard import guarded
+from bot.jobs.recaps import RECAP_CHECK_MINUTES, Outcome, recap_job
+from bot.jobs.sync import sync_job, sync_sources
+from bot.jobs.team_refresh import team_refresh_job
+from bot.services.runtime import Runtime
+from bot.services.sync import SyncOutcome
+
+BUDGET_CHECK = "budget check"
+ANOMALY_CHECK = "anomaly check"
+RECAP_DELIVERY = "recap delivery"
+TEAM_REFRESH = "team refresh"
+
+
+def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60},
+    )
+    scheduler.add_job(
+        sync_job,
+        IntervalTrigger(minutes=runtime.settings.sync_interval_minutes, timezone=UTC),
+        args=[runtime],
+        id="sync",
+        name="sync every source",
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        guarded,
+        IntervalTrigger(minutes=runtime.settings.budget_check_minutes, timezone=UTC),
+        args=[BUDGET_CHECK, budget_check_job, runtime],
+        id="budgets",
+        name="budget alerts, forecasts and floor nudges",
+    )
+    scheduler.add_job(
+        guarded,
+        IntervalTrigger(minutes=runtime.settings.anomaly_check_minutes, timezone=UTC),
+        args=[ANOMALY_CHECK, anomaly_job, runtime],
+        id="anomalies",
+        name="same-day anomalies (each DM claimed once per incident and recipient)",
+    )
+    scheduler.add_job(
+        guarded,
+        IntervalTrigger(minutes=RECAP_CHECK_MINUTES, timezone=UTC),
+        args=[RECAP_DELIVERY, recap_job, runtime],
+        id="recaps",
+        name="weekly recaps due (each posted once per subscription and week)",
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        guarded,
+        IntervalTrigger(minutes=runtime.settings.team_refresh_minutes, timezone=UTC),
+        args=[TEAM_REFRESH, team_refresh_job, runtime],
+        id="teams",
+        name="re-read stale team memberships from Slack",
+    )
+    return scheduler
+
+
+@dataclass(frozen=True)
+class RunOnce:
+    """What one pass of every job did; None where that job failed (its traceback is in the log)."""
+
+    syncs: list[SyncOutcome]
+    alerts_sent: int | None
+    recaps: list[Outcome] | None
+    teams_refreshed: int | None
+    anomaly_dms: int | None
+
+    @property
+    def failed(self) -> bool:
+        return any(o.status == "failed" for o in self.syncs) or None in (
+            self.alerts_sent,
+            self.recaps,
+            self.teams_refreshed,
+            self.anomaly_dms,
+        )
+
+
+def run_once(runtime: Runtime) -> RunOnce:
+    """Every job once for the current tick: the sync first, so the budget check, the recaps and
+    the refresh after it see the fresh numbers (the sync's own budget check is this one)."""
+    return RunOnce(
+        syncs=sync_sources(runtime),
+        alerts_sent=guarded(BUDGET_CHECK, budget_check_job, runtime),
+        recaps=guarded(RECAP_DELIVERY, recap_job, runtime),
+        teams_refreshed=guarded(TEAM_REFRESH, team_refresh_job, runtime),
+        anomaly_dms=guarded(ANOMALY_CHECK, anomaly_job, runtime),
+    )
