@@ -432,3 +432,27 @@ def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine,
     assert len(_incidents(engine)) == 1
     assert _notices(engine) == [("person", "UANA", "sent")]
     assert [channel for channel, _ in _dms(fake)] == ["DUANA"]
+
+
+def test_an_answered_day_stays_answered_after_a_short_mute_ends(engine, fake):
+    from bot.services.anomalies import incidents
+
+    ids = _seed(engine)
+    runtime = make_runtime(engine, fake)
+    _check(runtime, NOW)
+    [incident] = _incidents(engine)
+    with engine.begin() as conn:
+        answer = incidents.mark_expected(
+            conn, workspace_id=W, incident_id=incident.id, user_id="UANA", is_admin=False, days=1, now=NOW
+        )
+    assert answer.outcome == "muted" and answer.until == NOW + timedelta(days=1)
+    # A day later the mute is over but the answered day is still a recent day: nothing reopens.
+    result = _check(runtime, NOW + timedelta(hours=25))
+    assert result.applied.opened == [] and len(_incidents(engine)) == 1
+    # A new run-away day after the mute is a new incident, told again.
+    with engine.begin() as conn:
+        _spend(conn, ids["ana"], TODAY + timedelta(days=1), 500 * USD)
+        rollups.rebuild(conn)
+    result = _check(runtime, NOW + timedelta(hours=26))
+    assert len(result.applied.opened) == 1
+    assert [channel for channel, _ in _dms(fake)] == ["DUANA", "DUANA"]

@@ -84,13 +84,28 @@ class Applied:
     closed: list[int]
 
 
-def _muted(conn: Connection, workspace_id: str, now: datetime) -> set[tuple[str, str, str]]:
+def _muted(conn: Connection, workspace_id: str, now: datetime) -> tuple[set, dict]:
+    """(subject kind, key, rule) muted now; and for each, the newest day someone answered
+    "expected" for, which stays answered after the mute ends (a 1-day mute must not bring
+    back yesterday's incident while yesterday is still a recent day)."""
     rows = conn.execute(
-        select(AnomalyMute.subject_kind, AnomalyMute.subject_key, AnomalyMute.rule).where(
-            AnomalyMute.workspace_id == workspace_id, AnomalyMute.until > now
+        select(
+            AnomalyMute.subject_kind,
+            AnomalyMute.subject_key,
+            AnomalyMute.rule,
+            AnomalyMute.until,
+            AnomalyIncident.day,
         )
+        .join(AnomalyIncident, AnomalyIncident.id == AnomalyMute.incident_id, isouter=True)
+        .where(AnomalyMute.workspace_id == workspace_id)
     ).all()
-    return {tuple(row) for row in rows}
+    muted, answered = set(), {}
+    for kind, key, rule, until, day in rows:
+        if as_utc(until) > now:
+            muted.add((kind, key, rule))
+        if day is not None and day > answered.get((kind, key, rule), date.min):
+            answered[kind, key, rule] = day
+    return muted, answered
 
 
 def _close(conn: Connection, incident: AnomalyIncident, now: datetime, status: str, by: str = "") -> bool:
@@ -119,10 +134,11 @@ def apply_detections(
         open_key(i.subject_kind, i.subject_key, i.rule): i
         for i in _load(conn, AnomalyIncident.workspace_id == workspace_id, AnomalyIncident.status == OPEN)
     }
-    muted = _muted(conn, workspace_id, now)
+    muted, answered = _muted(conn, workspace_id, now)
     opened, updated, seen = [], [], set()
     for hit in detections:
-        if (hit.kind, hit.key, hit.rule) in muted:
+        subject = (hit.kind, hit.key, hit.rule)
+        if subject in muted or hit.day <= answered.get(subject, date.min):
             continue
         key = open_key(hit.kind, hit.key, hit.rule)
         seen.add(key)
