@@ -456,3 +456,50 @@ def test_an_answered_day_stays_answered_after_a_short_mute_ends(engine, fake):
     result = _check(runtime, NOW + timedelta(hours=26))
     assert len(result.applied.opened) == 1
     assert [channel for channel, _ in _dms(fake)] == ["DUANA", "DUANA"]
+
+
+def test_every_anomaly_message_is_within_slacks_limits():
+    from bot.services.anomalies.incidents import Answer
+    from bot.slack.blocks.common import validate
+
+    def incident(n: int, rule: str, **kw) -> AnomalyIncident:
+        values = {
+            "id": n,
+            "workspace_id": W,
+            "subject_kind": "person",
+            "subject_key": str(n),
+            "person_id": n,
+            "rule": rule,
+            "status": "open",
+            "day": TODAY,
+            "spend_micros": 123 * USD,
+            "figures": json.dumps({"active_days": 9, "median_micros": USD, "limit_micros": 50 * USD}),
+            "first_seen_at": NOW,
+            "last_seen_at": NOW,
+            **kw,
+        }
+        return AnomalyIncident(**values)
+
+    actor = incident(0, "unattributed", subject_kind="actor", subject_key="k" * 400, person_id=None)
+    many = [incident(n, "runaway") for n in range(1, 26)]
+    messages = [
+        views.build_person_notice(many[0], escalate_hours=24),
+        views.build_manager_notice(many[0], who="<@UANA>", unreachable=True),
+        views.build_admin_notice(actor),
+        views.build_anomalies([actor, *many], labels={}, tz=UTC, scope="the workspace"),
+        views.build_answer(Answer("muted", actor, NOW), tz=UTC),
+    ]
+    for built in messages:
+        assert validate(built.blocks) == [], built.text
+    assert validate(views.home_blocks(many)) == []
+    assert "$123.00" in views.describe(many[0]) and "$1.00" in views.describe(many[0])
+    new = incident(1, "runaway", figures=json.dumps({"active_days": 1, "floor_micros": 200 * USD}))
+    assert "any day over $200.00 is flagged" in views.describe(new)
+    idle = incident(1, "idle", figures=json.dumps({"signal_days": 12, "floor_micros": 25 * USD}))
+    assert "no accepted lines" in views.describe(idle) and "12 earlier days" in views.describe(idle)
+    drift = incident(
+        1,
+        "drift",
+        figures=json.dumps({"premium_micros": 99 * USD, "share_percent": 80, "baseline_percent": 5}),
+    )
+    assert "80% of" in views.describe(drift) and "against 5%" in views.describe(drift)
