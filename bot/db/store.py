@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime
 from itertools import islice
 
 from sqlalchemy import Connection, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from bot.db import rollups
@@ -25,6 +24,9 @@ from bot.db.models import (
     UsageDaily,
     VendorTotalRow,
 )
+
+# insert_ignore and upsert are also called as store.insert_ignore / store.upsert by services.
+from bot.db.upsert import insert_ignore, upsert, upsert_sql
 from bot.domain.clock import utcnow
 from bot.domain.records import (
     ACTIVITY_FIELDS,
@@ -69,22 +71,6 @@ PULL_REQUEST_VALUES = (
 )
 
 
-def _insert(conn: Connection, table):
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
-def upsert(conn: Connection, table, rows: Sequence[dict], key: Sequence[str], values: Sequence[str]) -> None:
-    """executemany of one compiled upsert: the statement is cached, the driver loops in C."""
-    if not rows:
-        return
-    stmt = _insert(conn, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(key), set_={name: stmt.excluded[name] for name in values}
-    )
-    conn.execute(stmt, list(rows))
-
-
 USAGE_COLUMNS = (*USAGE_KEY, *USAGE_VALUES)
 ACTIVITY_COLUMNS = (*ACTIVITY_KEY, *ACTIVITY_VALUES)
 #: Rows per executemany in bulk_upsert: large enough to amortise the call, small enough that a
@@ -110,12 +96,7 @@ def bulk_upsert(
     dict (~1 KB each). Tuples must follow ``columns`` and hold driver-ready values (see
     :func:`usage_tuples`). Returns the number of rows written.
     """
-    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))}) "
-        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-        + ", ".join(f"{name} = excluded.{name}" for name in values)
-    )
+    sql = upsert_sql(conn, table_name, columns, key, values)
     written = 0
     iterator = iter(rows)
     while part := list(islice(iterator, chunk)):
@@ -191,12 +172,6 @@ def activity_tuples(
             r.merge_minutes_median,
             run_id,
         )
-
-
-def insert_ignore(conn: Connection, table, rows: Sequence[dict], key: Sequence[str]) -> None:
-    if not rows:
-        return
-    conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=list(key)), list(rows))
 
 
 def load_identity_map(conn: Connection, workspace_id: str) -> dict[str, int]:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from bot.db import rollups, store
 from bot.db.locks import job_lock
 from bot.db.models import SyncRun, SyncState
+from bot.db.upsert import upsert
 from bot.domain.clock import utc_today, utcnow
 from bot.domain.records import Batch, fold
 from bot.observability import SYNC_ROWS, SYNC_RUNS
@@ -179,18 +180,8 @@ def _store_batch(
 
 
 def _upsert_state(conn, workspace_id: str, source: str, **values) -> None:
-    table = SyncState.__table__
-    exists = conn.execute(
-        select(table.c.source).where(table.c.workspace_id == workspace_id, table.c.source == source)
-    ).first()
-    if exists:
-        conn.execute(
-            update(table)
-            .where(table.c.workspace_id == workspace_id, table.c.source == source)
-            .values(**values)
-        )
-    else:
-        conn.execute(table.insert().values(workspace_id=workspace_id, source=source, **values))
+    row = {"workspace_id": workspace_id, "source": source, **values}
+    upsert(conn, SyncState.__table__, [row], ("workspace_id", "source"), list(values))
 
 
 def _finish(engine: Engine, run_id: int, workspace_id: str, source: str, outcome: SyncOutcome) -> None:

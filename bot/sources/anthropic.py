@@ -27,8 +27,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import date, timedelta
+from decimal import InvalidOperation
 from typing import Any, ClassVar
 
 import httpx
@@ -40,6 +40,7 @@ from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary
 from bot.sources.prices import estimate_or_unpriced
+from bot.sources.values import count, utc_day
 
 log = logging.getLogger(__name__)
 
@@ -75,32 +76,6 @@ def admin_http(*, name: str, key: str, base_url: str, settings: Settings, transp
 
 def rfc3339(day: date) -> str:
     return f"{day.isoformat()}T00:00:00Z"
-
-
-def parse_day(value: Any) -> date:
-    """``2025-08-08``, ``2025-08-08T00:00:00Z`` or any RFC 3339 time -> its UTC calendar day."""
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"not a date: {value!r}")
-    if len(value) == 10:
-        return date.fromisoformat(value)
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).date()
-
-
-def count(value: Any) -> int:
-    """A token or event count; null/missing is 0. Integral Decimals and numeric strings are accepted."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"not a count: {value!r}")
-    if isinstance(value, int):
-        return value
-    number = Decimal(value.strip()) if isinstance(value, str) else value
-    if not isinstance(number, Decimal) or not number.is_finite() or number != number.to_integral_value():
-        raise ValueError(f"not a count: {value!r}")
-    return int(number)
 
 
 class Refused(Exception):
@@ -425,7 +400,7 @@ class AnthropicConnector:
         tokens: dict[tuple[date, str, str, str], list[int]] = {}
         for bucket in reports(self.http, USAGE_ENDPOINT, params):
             try:
-                day = parse_day(bucket["starting_at"])
+                day = utc_day(bucket["starting_at"])
                 _inside(self.name, USAGE_ENDPOINT, day, start, end)
                 for result in bucket.get("results") or []:
                     if result.get("account_id"):
@@ -480,7 +455,7 @@ class AnthropicConnector:
         ]
         for bucket in reports(self.http, COST_ENDPOINT, params):
             try:
-                day = parse_day(bucket["starting_at"])
+                day = utc_day(bucket["starting_at"])
                 _inside(self.name, COST_ENDPOINT, day, start, end)
                 for result in bucket.get("results") or []:
                     _usd(self.name, COST_ENDPOINT, result.get("currency"))
@@ -504,7 +479,7 @@ class AnthropicConnector:
         hints: dict[str, IdentityHint] = {}
         for row in self.analytics.rows(start, end):
             try:
-                day = parse_day(row["starting_at"])
+                day = utc_day(row["starting_at"])
                 _inside(self.name, ANALYTICS_COST_ENDPOINT, day, start, end)
                 cost = row.get("cost") or {}
                 _usd(self.name, ANALYTICS_COST_ENDPOINT, cost.get("currency"))

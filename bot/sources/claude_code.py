@@ -45,11 +45,10 @@ from bot.sources.anthropic import (
     Directory,
     admin_http,
     claude_code_records,
-    count,
     load_directory,
-    parse_day,
 )
 from bot.sources.base import SourceError, split_window
+from bot.sources.values import count, utc_day
 
 UNATTRIBUTED = "claude_code:unattributed"
 
@@ -75,7 +74,7 @@ def parse_record(
     """
     actor = actor_of(record)
     tokens_only = billed and (record.get("customer_type") or "api") == "api"
-    if record.get("date") is not None and parse_day(record["date"]) != day:
+    if record.get("date") is not None and utc_day(record["date"]) != day:
         raise ValueError(f"record dated {record['date']!r} in the report for {day}")
     metrics = record.get("core_metrics") or {}
     lines = metrics.get("lines_of_code") or {}

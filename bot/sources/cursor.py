@@ -8,8 +8,8 @@ in cents, arrive as ``Decimal`` and are summed exactly per (UTC day, email, mode
 conversion to micro-USD. Chargeable events are billed; events a plan includes ("Included in ...",
 ``isChargeable: false``) are covered by the seat, so they are stored as estimated and outside the
 org total. ``/teams/spend`` (cycle-to-date spend per member) is the same money again: it is never
-stored as usage, only reported as ``VendorTotal`` records that ``bot.services.reconcile`` compares
-with the stored events.
+stored as usage, only reported as ``VendorTotal`` records that the reconciliation
+(``/tokens reconcile``) compares with the stored events.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from bot.domain.records import (
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, collector_paused
+from bot.sources.values import count
 
 log = logging.getLogger(__name__)
 
@@ -101,11 +102,9 @@ def _millis(value: Any, source: str) -> int:
 
 
 def _count(value: Any, endpoint: str, source: str) -> int:
-    if value is None:
-        return 0
     try:
-        return int(to_decimal(value))
-    except (ValueError, TypeError, InvalidOperation):
+        return count(value, truncate=True)
+    except (ValueError, TypeError):
         raise SourceError(source, endpoint, f"unreadable number {value!r}") from None
 
 

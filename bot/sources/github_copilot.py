@@ -48,21 +48,29 @@ from bot.domain.money import USD, Money, micros_to_usd, to_decimal, usd_to_micro
 from bot.domain.records import ESTIMATED, SEAT, USAGE, ActivityRecord, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
-from bot.sources.http import VendorHttp, decode_json, error_summary
+from bot.sources.github_api import GitHubApi, actor_of, rate_limit_exhausted
+from bot.sources.http import VendorHttp, error_summary
+from bot.sources.values import count, optional_day, utc_moment
 
 log = logging.getLogger(__name__)
 
 VENDOR = "github_copilot"
-API_VERSION = "2022-11-28"
 SEAT_UNIT = "estimate:copilot-seat-list-price"
 CLI_MODEL = "copilot-cli"
-MAX_PAGES = 10_000  # loop guard for Link-header pagination
 EXPIRED_STATUS = frozenset({403, 404, 410})
 UNATTRIBUTED = "github_copilot:unattributed"  # not "github:": a GitHub login could be that word
 #: The billing usage reports with Copilot's metered usage, in order of precedence: a line item
 #: (product, SKU, model) that both report for the same user and day is counted once, the first.
 BILLING_REPORTS = ("ai_credit", "premium_request")
 NO_BILLING_ACCESS = frozenset({403, 404})
+HINTS = {
+    401: "the token was rejected (check GITHUB_COPILOT_TOKEN)",
+    403: (
+        "the token lacks access (needs read:org / manage_billing:copilot, or the fine-grained "
+        "'View Organization Copilot Metrics' and 'Copilot Business' permissions)"
+    ),
+    404: "check GITHUB_COPILOT_ORG and that the org's 'Copilot usage metrics' policy is enabled",
+}
 
 
 class BillingUnavailable(SourceError):
@@ -73,45 +81,27 @@ class BillingUnavailable(SourceError):
         self.status = status
 
 
-def actor_of(login: str) -> str:
-    return f"github:{login.strip().lower()}"
+class CopilotApi(GitHubApi):
+    """The GitHub client, with a billing report's 403/404 as ``BillingUnavailable``."""
 
-
-def _count(value: Any, field: str) -> int:
-    """A non-negative count from a report (int, integral Decimal or digit string); None is 0."""
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"{field} is not a number")
-    if isinstance(value, int):
-        return value
-    try:
-        number = Decimal(value) if isinstance(value, str | Decimal) else None
-    except ArithmeticError:
-        number = None
-    if number is None or not number.is_finite() or number != number.to_integral_value():
-        raise ValueError(f"{field} is not a whole number: {value!r}")
-    return int(number)
-
-
-def _date(value: Any) -> date | None:
-    """``YYYY-MM-DD`` or an ISO timestamp (converted to its UTC day); None when absent."""
-    if value in (None, ""):
-        return None
-    text = str(value).strip()
-    if len(text) == 10:
-        return date.fromisoformat(text)
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).date()
-
-
-def _moment(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    def fail(self, endpoint: str, response: httpx.Response) -> SourceError:
+        status = response.status_code
+        if (
+            "/settings/billing/" in endpoint
+            and status in NO_BILLING_ACCESS
+            and not rate_limit_exhausted(response)
+        ):
+            return BillingUnavailable(
+                self.source,
+                endpoint,
+                f"HTTP {status}: {error_summary(response)}; no access to Copilot's billing usage (needs an "
+                "org owner or billing manager: fine-grained 'Administration' organization permission "
+                "(read), and the org on GitHub's enhanced billing platform; GITHUB_COPILOT_BILLING=false "
+                "if it has none); seats, activity and CLI tokens were stored, metered usage (AI credits) "
+                "was not",
+                status,
+            )
+        return super().fail(endpoint, response)
 
 
 def net_usd(item: dict) -> Decimal:
@@ -207,31 +197,26 @@ class GitHubCopilotConnector:
         self.lag = timedelta(days=1)  # the report for a day is published the next day
         self.trailing_days = 3
         self.max_window_days = 1  # one report (one day) per request
-        common = {
-            "source": name,
-            "base_url": base_url,
-            "timeout": settings.http_timeout_seconds,
-            "max_retries": settings.http_max_retries,
-            "max_backoff": settings.http_max_backoff_seconds,
-            "transport": transport,
-        }
-        self.http = VendorHttp(
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-            },
-            **common,
+        self.api = CopilotApi(
+            source=name, token=token, base_url=base_url, settings=settings, hints=HINTS, transport=transport
         )
+        self.http = self.api.http
         # Signed download links carry their own authorisation: the GitHub token must never go there.
-        self.downloads = VendorHttp(**common)
+        self.downloads = VendorHttp(
+            source=name,
+            base_url=base_url,
+            timeout=settings.http_timeout_seconds,
+            max_retries=settings.http_max_retries,
+            max_backoff=settings.http_max_backoff_seconds,
+            transport=transport,
+        )
         self.prices = {
             plan.lower(): Decimal(price) for plan, price in settings.copilot_seat_price_usd.items()
         }
         self.billing = settings.github_copilot_billing
 
     def close(self) -> None:
-        self.http.close()
+        self.api.close()
         self.downloads.close()
 
     # -- helpers -------------------------------------------------------------------------
@@ -245,50 +230,19 @@ class GitHubCopilotConnector:
             )
         return f"{root}/{quote(self.org, safe='')}/{suffix}"
 
-    def _fail(self, endpoint: str, response: httpx.Response) -> SourceError:
-        status = response.status_code
-        summary = error_summary(response)
-        if status == 401:
-            hint = "the token was rejected (check GITHUB_COPILOT_TOKEN)"
-        elif status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
-            reset = response.headers.get("x-ratelimit-reset")
-            hint = f"GitHub API rate limit exhausted (resets at epoch {reset})"
-        elif "/settings/billing/" in endpoint and status in NO_BILLING_ACCESS:
-            return BillingUnavailable(
-                self.name,
-                endpoint,
-                f"HTTP {status}: {summary}; no access to Copilot's billing usage (needs an org owner or "
-                "billing manager: fine-grained 'Administration' organization permission (read), and "
-                "the org on GitHub's enhanced billing platform; GITHUB_COPILOT_BILLING=false if it has "
-                "none); seats, activity and CLI tokens were stored, metered usage (AI credits) was not",
-                status,
-            )
-        elif status == 403:
-            hint = (
-                "the token lacks access (needs read:org / manage_billing:copilot, or the fine-grained "
-                "'View Organization Copilot Metrics' and 'Copilot Business' permissions)"
-            )
-        elif status == 404:
-            hint = "check GITHUB_COPILOT_ORG and that the org's 'Copilot usage metrics' policy is enabled"
-        else:
-            hint = ""
-        return SourceError(self.name, endpoint, f"HTTP {status}: {summary}" + (f"; {hint}" if hint else ""))
-
     # -- usage metrics reports -----------------------------------------------------------
     def report(self, day: date) -> list[dict] | None:
         """Every user record of ``day``'s report, or None when GitHub has no report (HTTP 204)."""
         endpoint = self._org_path("copilot/metrics/reports/users-1-day")
-        response = self.http.request("GET", endpoint, params={"day": day.isoformat()}, endpoint=endpoint)
-        if response.status_code == 204:
+        page = self.api.get(endpoint, {"day": day.isoformat()}, endpoint, empty=(204,))
+        if page is None:
             return None
-        if response.status_code != 200:
-            raise self._fail(endpoint, response)
-        body = decode_json(response, self.name, endpoint)
+        body = page.body
         links = body.get("download_links") if isinstance(body, dict) else None
         if not isinstance(links, list) or not all(isinstance(link, str) for link in links):
             raise SourceError(self.name, endpoint, "unexpected response shape (no download_links list)")
         try:
-            report_day = _date(body.get("report_day"))
+            report_day = optional_day(body.get("report_day"))
         except ValueError:
             raise SourceError(self.name, endpoint, "report_day is not a date") from None
         if report_day is not None and report_day != day:
@@ -330,25 +284,25 @@ class GitHubCopilotConnector:
                 continue
             actor = actor_of(login)
             try:
-                record_day = _date(record.get("day"))
+                record_day = optional_day(record.get("day"))
                 if record_day is not None and record_day != day:
                     raise ValueError(f"record for {record_day} in the report for {day}")
                 activity.append(
                     ActivityRecord(
                         day=day,
                         actor=actor,
-                        suggestions_shown=_count(
+                        suggestions_shown=count(
                             record.get("code_generation_activity_count"), "code_generation_activity_count"
                         ),
-                        acceptances=_count(
+                        acceptances=count(
                             record.get("code_acceptance_activity_count"), "code_acceptance_activity_count"
                         ),
-                        lines_suggested=_count(
+                        lines_suggested=count(
                             record.get("loc_suggested_to_add_sum"), "loc_suggested_to_add_sum"
                         ),
-                        lines_accepted=_count(record.get("loc_added_sum"), "loc_added_sum"),
-                        lines_removed=_count(record.get("loc_deleted_sum"), "loc_deleted_sum"),
-                        requests=_count(
+                        lines_accepted=count(record.get("loc_added_sum"), "loc_added_sum"),
+                        lines_removed=count(record.get("loc_deleted_sum"), "loc_deleted_sum"),
+                        requests=count(
                             record.get("user_initiated_interaction_count"), "user_initiated_interaction_count"
                         ),
                     )
@@ -372,9 +326,9 @@ class GitHubCopilotConnector:
             if not isinstance(part, dict):
                 continue
             tokens = part.get("token_usage") or {}
-            prompt += _count(tokens.get("prompt_tokens_sum"), "prompt_tokens_sum")
-            output += _count(tokens.get("output_tokens_sum"), "output_tokens_sum")
-            requests += _count(part.get("request_count"), "request_count")
+            prompt += count(tokens.get("prompt_tokens_sum"), "prompt_tokens_sum")
+            output += count(tokens.get("output_tokens_sum"), "output_tokens_sum")
+            requests += count(part.get("request_count"), "request_count")
         if not (prompt or output or requests):
             return None
         return UsageRecord(
@@ -388,31 +342,12 @@ class GitHubCopilotConnector:
 
     # -- seats ---------------------------------------------------------------------------
     def _pages(self, endpoint: str, params: dict[str, Any], field: str) -> Iterator[tuple[Any, list[dict]]]:
-        """Each page's body and its list ``field``, following ``Link: rel="next"`` (same host only)."""
-        base = self.http.client.base_url
-        url: str = endpoint
-        query: dict[str, Any] | None = params
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            response = self.http.request("GET", url, params=query, endpoint=endpoint)
-            if response.status_code != 200:
-                raise self._fail(endpoint, response)
-            body = decode_json(response, self.name, endpoint)
+        """Each page's body and its list ``field`` (all pages, following the Link header)."""
+        for body in self.api.pages(endpoint, params, endpoint):
             page = body.get(field) if isinstance(body, dict) else None
             if not isinstance(page, list) or not all(isinstance(entry, dict) for entry in page):
                 raise SourceError(self.name, endpoint, f"unexpected response shape (no {field} list)")
             yield body, page
-            next_url = response.links.get("next", {}).get("url")
-            if not next_url:
-                return
-            target = httpx.URL(next_url)
-            if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
-                raise SourceError(self.name, endpoint, "Link rel=next points to another host")
-            if next_url in seen:
-                raise SourceError(self.name, endpoint, "Link rel=next repeats a page")
-            seen.add(next_url)
-            url, query = next_url, None
-        raise SourceError(self.name, endpoint, f"more than {MAX_PAGES} pages")
 
     def seats(self) -> list[dict]:
         """Every Copilot seat of the org (all pages, following the Link header)."""
@@ -436,8 +371,8 @@ class GitHubCopilotConnector:
             if not isinstance(login, str) or not login.strip():
                 continue
             try:
-                created = _date(seat.get("created_at"))
-                cancelled = _date(seat.get("pending_cancellation_date"))
+                created = optional_day(seat.get("created_at"))
+                cancelled = optional_day(seat.get("pending_cancellation_date"))
             except (ValueError, TypeError):
                 raise SourceError(self.name, endpoint, f"seat of {login}: bad date") from None
             if created is None:
@@ -468,7 +403,7 @@ class GitHubCopilotConnector:
             if not isinstance(login, str) or not login.strip():
                 continue
             try:
-                last = _moment(seat.get("last_activity_at"))
+                last = utc_moment(seat.get("last_activity_at"))
             except (ValueError, TypeError):
                 raise SourceError(self.name, endpoint, f"seat of {login}: bad last_activity_at") from None
             if last is None or last < cutoff:

@@ -3,7 +3,7 @@ pull requests opened and merged (and how many of those were AI-assisted), commit
 branches, reviews given, lines changed and the median time from first commit to merge; plus one
 ``pull_request`` row per merged PR with its AI-assisted mark. See docs/sources/github_delivery.md.
 
-REST endpoints (``Accept: application/vnd.github+json``, ``X-GitHub-Api-Version: 2022-11-28``):
+REST endpoints, asked through the shared GitHub client (``bot.sources.github_api``):
 
 - ``GET /orgs/{org}/repos`` (all pages), filtered by GITHUB_DELIVERY_REPOS_ALLOW / _DENY;
 - ``GET /repos/{repo}/pulls?state=all&sort=updated&direction=desc``: pages are followed through
@@ -14,10 +14,10 @@ REST endpoints (``Accept: application/vnd.github+json``, ``X-GitHub-Api-Version:
   (first commit, trailers); per PR touched in the window ``.../reviews``.
 
 Every GET is conditional: the parsed (slimmed) body of each URL is kept with its ETag in a
-bounded in-process cache, and a ``304 Not Modified`` (which GitHub does not count against the
-rate limit) reuses it. A 403/429 with ``Retry-After``, a "secondary rate limit" 403 and an
-exhausted primary limit that resets within TOKENWISE_HTTP_MAX_BACKOFF are waited out and retried
-here (VendorHttp itself retries 429/5xx only). The search API is not used.
+bounded in-process cache (``SHARED_CACHE``), and a ``304 Not Modified`` (which GitHub does not
+count against the rate limit) reuses it. A 403/429 with ``Retry-After``, a "secondary rate limit"
+403 and an exhausted primary limit that resets within TOKENWISE_HTTP_MAX_BACKOFF are waited out
+and retried (VendorHttp itself retries 429/5xx only). The search API is not used.
 
 Bots (dependabot, renovate, any ``[bot]`` or type Bot account) are left out; coding agents are
 not: a PR opened by an agent (Copilot, devin-ai-integration[bot], ...) is credited to its first
@@ -31,13 +31,10 @@ from __future__ import annotations
 import fnmatch
 import logging
 import statistics
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -47,21 +44,23 @@ from bot.domain.ai_rules import HIGH, PullRequestFacts, agent_tool, detect, is_e
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, PullRequestRecord
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
-from bot.sources.http import VendorHttp, decode_json, error_summary, retry_after_seconds
+from bot.sources.github_api import EtagCache, GitHubApi, actor_of
+from bot.sources.values import count, utc_moment
 
 log = logging.getLogger(__name__)
 
 VENDOR = "github_delivery"
-API_VERSION = "2022-11-28"
-MAX_PAGES = 10_000  # loop guard per listing
 BODY_LIMIT = 65_536  # PR body kept for detection (bounded: the cache holds it)
 MESSAGE_LIMIT = 16_384  # per commit message
 REVIEW_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED"})
-SECONDARY_WAIT = 60.0  # GitHub: "wait at least one minute" when no Retry-After is given
-
-
-def actor_of(login: str) -> str:
-    return f"github:{login.strip().lower()}"
+HINTS = {
+    401: "the token was rejected (check GITHUB_DELIVERY_TOKEN, or GITHUB_COPILOT_TOKEN if unset)",
+    403: (
+        "the token lacks access (fine-grained: 'Pull requests: read', 'Contents: read', "
+        "'Metadata: read' on the org's repositories; classic: repo + read:org)"
+    ),
+    404: "check GITHUB_DELIVERY_ORG and that the token can see this repository",
+}
 
 
 def _midnight(day: date) -> datetime:
@@ -124,31 +123,11 @@ class BranchCommit:
     committed_at: datetime
 
 
-def _moment(value: Any, field: str) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if not isinstance(value, str):
-        raise ValueError(f"{field} is not a timestamp")
-    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def _required_moment(value: Any, field: str) -> datetime:
-    moment = _moment(value, field)
+def _required(value: Any, field: str) -> datetime:
+    moment = utc_moment(value, field)
     if moment is None:
         raise ValueError(f"{field} is missing")
     return moment
-
-
-def _count(value: Any, field: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
-        raise ValueError(f"{field} is not a number")
-    number = Decimal(value)  # a non-numeric string raises InvalidOperation (an ArithmeticError)
-    if not number.is_finite() or number != number.to_integral_value() or number < 0:
-        raise ValueError(f"{field} is not a whole number: {value!r}")
-    return int(number)
 
 
 def _account(value: Any) -> Account | None:
@@ -183,7 +162,7 @@ def parse_repos(body: Any) -> tuple[Repo, ...]:
                 full_name=full_name,
                 name=str(item.get("name") or full_name.split("/", 1)[1]),
                 default_branch=branch if isinstance(branch, str) and branch else None,
-                pushed_at=_moment(item.get("pushed_at"), "pushed_at"),
+                pushed_at=utc_moment(item.get("pushed_at"), "pushed_at"),
             )
         )
     return tuple(repos)
@@ -203,9 +182,9 @@ def parse_pulls(body: Any) -> tuple[PullSummary, ...]:
                 number=number,
                 author=_account(item.get("user")),
                 assignees=tuple(a for a in map(_account, assignees) if a is not None),
-                created_at=_required_moment(item.get("created_at"), f"#{number} created_at"),
-                updated_at=_required_moment(item.get("updated_at"), f"#{number} updated_at"),
-                merged_at=_moment(item.get("merged_at"), f"#{number} merged_at"),
+                created_at=_required(item.get("created_at"), f"#{number} created_at"),
+                updated_at=_required(item.get("updated_at"), f"#{number} updated_at"),
+                merged_at=utc_moment(item.get("merged_at"), f"#{number} merged_at"),
             )
         )
     return tuple(pulls)
@@ -218,8 +197,8 @@ def parse_pull(body: Any) -> PullDetail:
     if not isinstance(labels, list):
         raise ValueError("labels is not a list")
     return PullDetail(
-        additions=_count(body.get("additions"), "additions"),
-        deletions=_count(body.get("deletions"), "deletions"),
+        additions=count(body.get("additions"), "additions", negative=False),
+        deletions=count(body.get("deletions"), "deletions", negative=False),
         body=_text(body.get("body"), BODY_LIMIT),
         labels=tuple(
             label["name"]
@@ -239,7 +218,7 @@ def parse_pull_commits(body: Any) -> tuple[PullCommit, ...]:
         commits.append(
             PullCommit(
                 message=_text(commit.get("message"), MESSAGE_LIMIT),
-                authored_at=_moment(author.get("date"), "commit.author.date"),
+                authored_at=utc_moment(author.get("date"), "commit.author.date"),
             )
         )
     return tuple(commits)
@@ -250,7 +229,7 @@ def parse_reviews(body: Any) -> tuple[Review, ...]:
         Review(
             reviewer=_account(item.get("user")),
             state=str(item.get("state") or "").upper(),
-            submitted_at=_moment(item.get("submitted_at"), "submitted_at"),
+            submitted_at=utc_moment(item.get("submitted_at"), "submitted_at"),
         )
         for item in _objects(body, "reviews")
     )
@@ -264,7 +243,7 @@ def parse_branch_commits(body: Any) -> tuple[BranchCommit, ...]:
             raise ValueError("a commit has no commit object")
         committer = commit.get("committer") if isinstance(commit.get("committer"), dict) else {}
         author = commit.get("author") if isinstance(commit.get("author"), dict) else {}
-        when = _moment(committer.get("date"), "commit.committer.date") or _moment(
+        when = utc_moment(committer.get("date"), "commit.committer.date") or utc_moment(
             author.get("date"), "commit.author.date"
         )
         if when is None:
@@ -273,48 +252,7 @@ def parse_branch_commits(body: Any) -> tuple[BranchCommit, ...]:
     return tuple(commits)
 
 
-# -- conditional requests ------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Page:
-    body: Any  # what the parser made of the response
-    next_url: str | None
-
-
-class EtagCache:
-    """ETag and parsed page per request URL, least recently used first out (thread-safe).
-
-    Lives in the process, so consecutive sync runs of the bot revalidate instead of re-download;
-    a restart starts cold. Bodies are slimmed by the parsers before they are kept.
-    """
-
-    def __init__(self, max_entries: int = 20_000) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str], tuple[str, Page]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> tuple[str, Page] | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
-
-    def put(self, key: tuple[str, str], etag: str, page: Page) -> None:
-        with self._lock:
-            self._entries[key] = (etag, page)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-SHARED_CACHE = EtagCache()
+SHARED_CACHE = EtagCache()  # the ETag cache of every delivery connector of this process
 
 
 def _patterns(text: str) -> tuple[str, ...]:
@@ -359,146 +297,21 @@ class GitHubDeliveryConnector:
         self.max_window_days = 7
         self.allow = _patterns(repos_allow)
         self.deny = _patterns(repos_deny)
-        self.cache = SHARED_CACHE if cache is None else cache
-        self.max_retries = settings.http_max_retries
-        self.max_backoff = settings.http_max_backoff_seconds
-        self._sleep = sleep
-        self.http = VendorHttp(
+        self.api = GitHubApi(
             source=name,
+            token=token,
             base_url=base_url,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-            },
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
+            settings=settings,
+            hints=HINTS,
+            cache=SHARED_CACHE if cache is None else cache,
+            wait_rate_limits=True,
             transport=transport,
+            sleep=sleep,
         )
+        self.http = self.api.http
 
     def close(self) -> None:
-        self.http.close()
-
-    # -- HTTP ----------------------------------------------------------------------------
-    def _fail(self, endpoint: str, response: httpx.Response) -> SourceError:
-        status = response.status_code
-        if status == 401:
-            hint = "the token was rejected (check GITHUB_DELIVERY_TOKEN, or GITHUB_COPILOT_TOKEN if unset)"
-        elif status in (403, 429) and response.headers.get("x-ratelimit-remaining") == "0":
-            reset = response.headers.get("x-ratelimit-reset")
-            hint = f"GitHub API rate limit exhausted (resets at epoch {reset})"
-        elif status == 403:
-            hint = (
-                "the token lacks access (fine-grained: 'Pull requests: read', 'Contents: read', "
-                "'Metadata: read' on the org's repositories; classic: repo + read:org)"
-            )
-        elif status == 404:
-            hint = "check GITHUB_DELIVERY_ORG and that the token can see this repository"
-        else:
-            hint = ""
-        summary = error_summary(response)
-        return SourceError(self.name, endpoint, f"HTTP {status}: {summary}" + (f"; {hint}" if hint else ""))
-
-    def _rate_limit_wait(self, response: httpx.Response) -> float | None:
-        """Seconds to wait before retrying a rate-limited response, or None when it is not one
-        (or the wait is longer than we are willing to block a sync for)."""
-        if response.status_code not in (403, 429):
-            return None
-        hinted = retry_after_seconds(response)
-        if hinted is not None:
-            return min(hinted, self.max_backoff)
-        if response.headers.get("x-ratelimit-remaining") == "0":
-            try:
-                wait = float(response.headers.get("x-ratelimit-reset", "")) - time.time()
-            except ValueError:
-                return None
-            return max(0.0, wait) if wait <= self.max_backoff else None
-        if "secondary rate limit" in error_summary(response).lower():
-            return min(SECONDARY_WAIT, self.max_backoff)
-        return None
-
-    def _get(
-        self,
-        path: str,
-        params: dict[str, Any] | None,
-        endpoint: str,
-        parse: Callable[[Any], Any],
-        *,
-        empty: tuple[int, ...] = (),
-    ) -> Page | None:
-        """One conditional GET: a fresh parsed page, the cached one on 304, None on ``empty``."""
-        url = str(self.http.client.build_request("GET", path.lstrip("/"), params=params).url)
-        key = (self.name, url)
-        cached = self.cache.get(key)
-        headers = {"If-None-Match": cached[0]} if cached else {}
-        response: httpx.Response | None = None
-        for attempt in range(self.max_retries + 1):
-            response = self.http.request("GET", path, params=params, headers=headers, endpoint=endpoint)
-            if response.status_code == 304:
-                if cached is not None:
-                    return cached[1]
-                headers = {}  # we sent no validator we still hold: ask for the body
-                continue
-            wait = self._rate_limit_wait(response)
-            if wait is None:
-                break
-            if attempt == self.max_retries:
-                raise SourceError(
-                    self.name, endpoint, f"still rate limited after {self.max_retries + 1} attempts"
-                )
-            log.warning(
-                "%s %s: rate limited (HTTP %d), waiting %.1fs",
-                self.name,
-                endpoint,
-                response.status_code,
-                wait,
-            )
-            self._sleep(wait)
-        assert response is not None
-        if response.status_code in empty:
-            return None
-        if response.status_code != 200:
-            raise self._fail(endpoint, response)
-        body = decode_json(response, self.name, endpoint)
-        try:
-            parsed = parse(body)
-        except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError) as error:
-            raise SourceError(self.name, endpoint, f"unexpected response: {error}") from None
-        page = Page(parsed, response.links.get("next", {}).get("url"))
-        etag = response.headers.get("etag")
-        if etag:
-            self.cache.put(key, etag, page)
-        return page
-
-    def _pages(
-        self,
-        path: str,
-        params: dict[str, Any] | None,
-        endpoint: str,
-        parse: Callable[[Any], Any],
-        *,
-        empty: tuple[int, ...] = (),
-    ) -> Iterator[Any]:
-        """Each page's parsed body, following ``Link: rel="next"`` on the API's own host only."""
-        base = self.http.client.base_url
-        url, query = path, params
-        seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            page = self._get(url, query, endpoint, parse, empty=empty)
-            if page is None:
-                return
-            yield page.body
-            if not page.next_url:
-                return
-            target = httpx.URL(page.next_url)
-            if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
-                raise SourceError(self.name, endpoint, "Link rel=next points to another host")
-            if page.next_url in seen:
-                raise SourceError(self.name, endpoint, "Link rel=next repeats a page")
-            seen.add(page.next_url)
-            url, query = page.next_url, None
-        raise SourceError(self.name, endpoint, f"more than {MAX_PAGES} pages")
+        self.api.close()
 
     # -- endpoints -----------------------------------------------------------------------
     def _repo_path(self, repo: Repo, suffix: str = "") -> str:
@@ -520,7 +333,7 @@ class GitHubDeliveryConnector:
             )
         endpoint = f"orgs/{quote(self.org, safe='')}/repos"
         found: list[Repo] = []
-        for page in self._pages(endpoint, {"type": "all", "per_page": 100}, endpoint, parse_repos):
+        for page in self.api.pages(endpoint, {"type": "all", "per_page": 100}, endpoint, parse_repos):
             found.extend(repo for repo in page if self._wanted(repo))
         return found
 
@@ -529,7 +342,7 @@ class GitHubDeliveryConnector:
         endpoint = self._repo_path(repo, "pulls")
         params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": 100}
         found: list[PullSummary] = []
-        for page in self._pages(endpoint, params, endpoint, parse_pulls):
+        for page in self.api.pages(endpoint, params, endpoint, parse_pulls):
             found.extend(pr for pr in page if pr.updated_at >= since)
             if any(pr.updated_at < since for pr in page):
                 break
@@ -547,25 +360,29 @@ class GitHubDeliveryConnector:
             "per_page": 100,
         }
         found: list[BranchCommit] = []
-        for page in self._pages(endpoint, params, endpoint, parse_branch_commits, empty=(409,)):
+        for page in self.api.pages(endpoint, params, endpoint, parse_branch_commits, empty=(409,)):
             found.extend(c for c in page if start <= c.committed_at < end)
         return found
 
     def pull_detail(self, repo: Repo, number: int) -> PullDetail:
         endpoint = self._repo_path(repo, f"pulls/{number}")
-        page = self._get(endpoint, None, endpoint, parse_pull)
+        page = self.api.get(endpoint, None, endpoint, parse_pull)
         assert page is not None
         return page.body
 
     def pull_commits(self, repo: Repo, number: int) -> list[PullCommit]:
         endpoint = self._repo_path(repo, f"pulls/{number}/commits")
         return [
-            c for page in self._pages(endpoint, {"per_page": 100}, endpoint, parse_pull_commits) for c in page
+            c
+            for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse_pull_commits)
+            for c in page
         ]
 
     def reviews(self, repo: Repo, number: int) -> list[Review]:
         endpoint = self._repo_path(repo, f"pulls/{number}/reviews")
-        return [r for page in self._pages(endpoint, {"per_page": 100}, endpoint, parse_reviews) for r in page]
+        return [
+            r for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse_reviews) for r in page
+        ]
 
     # -- fetch ---------------------------------------------------------------------------
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:

@@ -4,8 +4,8 @@
 returns the profile's ``email``: the address the user chose to make public, ``null`` when they
 made none public, and visible only to authenticated requests. So the request carries the
 configured GitHub token (``GITHUB_COPILOT_TOKEN``, else ``GITHUB_DELIVERY_TOKEN``); without one
-no email is seen and every claim waits for an admin. Same client, headers and retries as the
-GitHub connectors (see docs/sources/github_copilot.md).
+no email is seen and every claim waits for an admin. Same client (``bot.sources.github_api``), headers
+and retries as the GitHub connectors (see docs/sources/github_copilot.md).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ import httpx
 
 from bot.settings import Settings
 from bot.sources.base import SourceError
-from bot.sources.http import VendorHttp, decode_json, error_summary
+from bot.sources.github_api import GitHubApi
 
 SOURCE = "github"
-API_VERSION = "2022-11-28"
 # GitHub logins: letters, digits and single hyphens, at most 39 characters.
 LOGIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,37}[a-z0-9])?$", re.IGNORECASE)
 
@@ -44,31 +43,22 @@ def get_user(
     when GitHub cannot be asked (network, rate limit, bad token)."""
     if not LOGIN.match(login):
         return None
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
-    if secret := token(settings):
-        headers["Authorization"] = f"Bearer {secret}"
-    http = VendorHttp(
+    api = GitHubApi(
         source=SOURCE,
+        token=token(settings),
         base_url=settings.github_api_base_url,
-        headers=headers,
-        timeout=settings.http_timeout_seconds,
-        max_retries=settings.http_max_retries,
-        max_backoff=settings.http_max_backoff_seconds,
+        settings=settings,
         transport=transport,
     )
-    endpoint = "users/{username}"
     try:
-        response = http.request("GET", f"users/{quote(login, safe='')}", endpoint=endpoint)
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            summary = error_summary(response)
-            raise SourceError(SOURCE, endpoint, f"HTTP {response.status_code}: {summary}")
-        body = decode_json(response, SOURCE, endpoint)
+        page = api.get(f"users/{quote(login, safe='')}", None, "users/{username}", empty=(404,))
     finally:
-        http.close()
+        api.close()
+    if page is None:
+        return None
+    body = page.body
     if not isinstance(body, dict) or not isinstance(body.get("login"), str):
-        raise SourceError(SOURCE, endpoint, "unexpected response shape (no login)")
+        raise SourceError(SOURCE, "users/{username}", "unexpected response shape (no login)")
     email = body.get("email")
     return GitHubUser(
         body["login"], email.strip().lower() if isinstance(email, str) and email.strip() else None

@@ -32,6 +32,7 @@ from bot.domain.records import COST, ESTIMATED, USAGE, Batch, IdentityHint, Usag
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, collector_paused, decode_json, error_summary
+from bot.sources.values import count
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,6 @@ def _epoch(day: date) -> int:
 
 def _day(epoch: Any) -> date:
     return datetime.fromtimestamp(int(epoch), UTC).date()
-
-
-def _int(value: Any) -> int:
-    return int(value or 0)
 
 
 def model_of_line_item(line_item: str | None) -> str:
@@ -255,19 +252,19 @@ class OpenAIConnector:
                 actor = key_actor
             else:
                 actor = "openai:unattributed"
-            # Token counts are JSON ints; anything else takes _int's reading (and its errors).
+            # Token counts are JSON ints; anything else takes values.count's reading (and its errors).
             cached = get("input_cached_tokens")
-            cached = cached if type(cached) is int else _int(cached)
+            cached = cached if type(cached) is int else count(cached)
             cache_write = get("input_cache_write_tokens")
-            cache_write = cache_write if type(cache_write) is int else _int(cache_write)
+            cache_write = cache_write if type(cache_write) is int else count(cache_write)
             uncached = get("input_uncached_tokens")
             # OpenAI's input_tokens folds cached and cache-write tokens in; store them apart.
             if uncached is None:
-                uncached = _int(get("input_tokens")) - cached - cache_write
+                uncached = count(get("input_tokens")) - cached - cache_write
             elif type(uncached) is not int:
-                uncached = _int(uncached)
+                uncached = count(uncached)
             output = get("output_tokens")
-            output = output if type(output) is int else _int(output)
+            output = output if type(output) is int else count(output)
             requests = get("num_model_requests")
             model = get("model") or ""
             uncached = max(uncached, 0)
@@ -284,7 +281,7 @@ class OpenAIConnector:
                 output_tokens=output,
                 cache_read_tokens=cached,
                 cache_write_tokens=cache_write,
-                requests=requests if type(requests) is int else _int(requests),
+                requests=requests if type(requests) is int else count(requests),
             )
 
     def _costs(self, start: date, end: date, weights: Weights | None) -> list[UsageRecord]:

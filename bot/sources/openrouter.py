@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -36,6 +36,7 @@ from bot.domain.records import NAME_GUESS, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary
+from bot.sources.values import count, utc_day
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +67,6 @@ class _Totals:
         self.prompt += other.prompt
         self.completion += other.completion
         self.requests += other.requests
-
-
-def _whole(value: Any, field: str) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool):
-        raise ValueError(f"{field} is not a number")
-    if isinstance(value, int):
-        return value
-    number = to_decimal(value)
-    if number != number.to_integral_value():
-        raise ValueError(f"{field} is not a whole number: {value!r}")
-    return int(number)
 
 
 def _email_of(*labels: Any) -> str | None:
@@ -233,11 +221,7 @@ class OpenRouterConnector:
             try:
                 spent = to_decimal(item.get("usage") or 0) + to_decimal(item.get("byok_usage") or 0)
                 created = item.get("created_at")
-                created_day = (
-                    datetime.fromisoformat(str(created).replace("Z", "+00:00")).astimezone(UTC).date()
-                    if created
-                    else None
-                )
+                created_day = utc_day(created) if created else None
             except (ValueError, TypeError):
                 raise SourceError(
                     self.name, "keys", f"key {item['hash'][:12]}: bad usage or created_at"
@@ -277,9 +261,9 @@ class OpenRouterConnector:
                     continue  # another day's row: it belongs to that day's request
                 totals = _Totals(
                     usage=to_decimal(row.get("usage") if row.get("usage") is not None else 0),
-                    prompt=_whole(row.get("prompt_tokens"), "prompt_tokens"),
-                    completion=_whole(row.get("completion_tokens"), "completion_tokens"),
-                    requests=_whole(row.get("requests"), "requests"),
+                    prompt=count(row.get("prompt_tokens"), "prompt_tokens"),
+                    completion=count(row.get("completion_tokens"), "completion_tokens"),
+                    requests=count(row.get("requests"), "requests"),
                 )
             except (ValueError, TypeError) as error:
                 raise SourceError(self.name, endpoint, f"bad activity row: {error}") from None

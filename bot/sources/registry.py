@@ -47,7 +47,7 @@ def enabled_connectors(
     secret_overrides: Mapping[str, VendorSecret] | None = None,
 ) -> list[Connector]:
     """Connectors for every enabled source (or just ``only``, which may also be an account name).
-    ``secret_overrides`` (source -> key stored by a workspace, ``bot.services.secrets``) win over
+    ``secret_overrides`` (source -> key a workspace stored with ``/tokens sources``) win over
     the environment's keys."""
     from bot.domain.clock import utc_today
     from bot.sources.demo import demo_connectors

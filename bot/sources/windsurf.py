@@ -14,15 +14,14 @@ and no UsageRecord is written.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
-from decimal import InvalidOperation
+from datetime import date, timedelta
 from typing import Any, ClassVar
 
-from bot.domain.money import to_decimal
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, email_actor
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp
+from bot.sources.values import count, utc_day
 
 USER_PAGE = "UserPageAnalytics"
 ANALYTICS = "Analytics"
@@ -126,21 +125,17 @@ class WindsurfConnector:
 
     def _count(self, value: Any, endpoint: str) -> int:
         """Numbers arrive as JSON strings ("125"); omitted means zero."""
-        if value is None or value == "":
+        if value == "":
             return 0
         try:
-            return int(to_decimal(value))
-        except (ValueError, TypeError, InvalidOperation):
+            return count(value, truncate=True)
+        except (ValueError, TypeError):
             raise self._error(endpoint, f"unreadable number {value!r}") from None
 
     def _day(self, value: Any, endpoint: str) -> date:
         """``2025-05-01`` or RFC 3339 ``2025-05-01T00:00:00Z`` -> the UTC day."""
-        if not isinstance(value, str) or not value:
-            raise self._error(endpoint, f"unreadable date {value!r}")
         try:
-            if len(value) == 10:
-                return date.fromisoformat(value)
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).date()
+            return utc_day(value)
         except ValueError:
             raise self._error(endpoint, f"unreadable date {value!r}") from None
 
