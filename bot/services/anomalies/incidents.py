@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db.models import AnomalyIncident, AnomalyMute, AnomalyNotice, Person, as_utc
+from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
 from bot.services import access, privacy
 from bot.services.anomalies import daily
@@ -35,10 +35,6 @@ TO_ADMIN = "admin"
 #: The mute spans the "Expected" buttons offer, in days.
 MUTE_DAYS = (1, 7, 30)
 MAX_LISTED = 25
-
-
-def _insert(conn: Connection, table):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 def _load(conn: Connection, *where) -> list[AnomalyIncident]:
@@ -160,7 +156,7 @@ def apply_detections(
             continue
         day_start = datetime.combine(hit.day, time(0), tzinfo=UTC)
         row = conn.execute(
-            _insert(conn, AnomalyIncident.__table__)
+            insert_for(conn, AnomalyIncident.__table__)
             .on_conflict_do_nothing(index_elements=["workspace_id", "open_key"])
             .values(
                 workspace_id=workspace_id,
@@ -247,7 +243,7 @@ def due_notices(conn: Connection, *, workspace_id: str, now: datetime, settings:
 def claim_notice(conn: Connection, *, workspace_id: str, notice: DueNotice) -> bool:
     """Insert the ledger row BEFORE the DM; True only for the claimer (one across replicas)."""
     row = conn.execute(
-        _insert(conn, AnomalyNotice.__table__)
+        insert_for(conn, AnomalyNotice.__table__)
         .on_conflict_do_nothing(index_elements=["incident_id", "audience", "recipient"])
         .values(
             workspace_id=workspace_id,
