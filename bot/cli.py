@@ -636,6 +636,7 @@ def _once_lines(done: RunOnce) -> list[str]:
         f"budget alerts: {failed if done.alerts_sent is None else f'{done.alerts_sent} sent'}",
         f"recaps due: {failed if done.recaps is None else recaps or 'none'}",
         f"teams re-read: {failed if done.teams_refreshed is None else done.teams_refreshed}",
+        f"anomaly DMs: {failed if done.anomaly_dms is None else f'{done.anomaly_dms} sent'}",
     ]
 
 

@@ -166,6 +166,43 @@ class Settings(BaseSettings):
     )
     accounts: list[SourceAccount] = Field(default_factory=list)
 
+    # Same-day anomalies (docs/anomalies.md states each rule and its limits); amounts in USD.
+    anomaly_check_minutes: int = Field(default=60, ge=1, validation_alias="TOKENWISE_ANOMALY_CHECK_MINUTES")
+    anomaly_baseline_days: int = Field(default=28, ge=7, validation_alias="TOKENWISE_ANOMALY_BASELINE_DAYS")
+    anomaly_min_active_days: int = Field(
+        default=5, ge=2, validation_alias="TOKENWISE_ANOMALY_MIN_ACTIVE_DAYS"
+    )
+    anomaly_recent_days: int = Field(default=2, ge=1, le=7, validation_alias="TOKENWISE_ANOMALY_RECENT_DAYS")
+    anomaly_runaway_floor_usd: Decimal = Field(
+        default=Decimal(50), ge=0, validation_alias="TOKENWISE_ANOMALY_RUNAWAY_FLOOR"
+    )
+    anomaly_runaway_ratio: Decimal = Field(
+        default=Decimal(3), gt=1, validation_alias="TOKENWISE_ANOMALY_RUNAWAY_RATIO"
+    )
+    anomaly_runaway_mads: Decimal = Field(
+        default=Decimal(5), gt=0, validation_alias="TOKENWISE_ANOMALY_RUNAWAY_MADS"
+    )
+    anomaly_new_subject_floor_usd: Decimal = Field(
+        default=Decimal(200), ge=0, validation_alias="TOKENWISE_ANOMALY_NEW_FLOOR"
+    )
+    anomaly_idle_floor_usd: Decimal = Field(
+        default=Decimal(25), ge=0, validation_alias="TOKENWISE_ANOMALY_IDLE_FLOOR"
+    )
+    anomaly_drift_floor_usd: Decimal = Field(
+        default=Decimal(25), ge=0, validation_alias="TOKENWISE_ANOMALY_DRIFT_FLOOR"
+    )
+    anomaly_drift_points: int = Field(
+        default=40, ge=1, le=100, validation_alias="TOKENWISE_ANOMALY_DRIFT_POINTS"
+    )
+    # A model is in the most expensive tier when its list output price is at least this per million.
+    anomaly_premium_output_usd: Decimal = Field(
+        default=Decimal(40), gt=0, validation_alias="TOKENWISE_ANOMALY_PREMIUM_OUTPUT"
+    )
+    anomaly_unattributed_floor_usd: Decimal = Field(
+        default=Decimal(50), ge=0, validation_alias="TOKENWISE_ANOMALY_UNATTRIBUTED_FLOOR"
+    )
+    anomaly_escalate_hours: int = Field(default=24, ge=0, validation_alias="TOKENWISE_ANOMALY_ESCALATE_HOURS")
+
     # Fernet key(s) for vendor keys stored per workspace; comma-separated, the first encrypts.
     secret_key: SecretStr | None = _env("TOKENWISE_SECRET_KEY")
 

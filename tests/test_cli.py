@@ -175,6 +175,7 @@ def test_scheduler_runs_every_job():
 
     runtime = Runtime(settings=Settings(), engine=make_engine("sqlite://"))
     assert sorted(job.id for job in build_scheduler(runtime).get_jobs()) == [
+        "anomalies",
         "budgets",
         "recaps",
         "sync",

@@ -773,3 +773,75 @@ class OtelPoint(SQLModel, table=True):
     value: int = Field(default=0, sa_type=BigInteger)
     increment: int = Field(default=0, sa_type=BigInteger)
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class AnomalyIncident(SQLModel, table=True):
+    """One anomaly of one subject (a person, or an actor that maps to nobody) under one rule
+    (docs/anomalies.md). Repeated detections update the open incident; ``open_key`` is set
+    only while it is open, so a subject has at most one open incident per rule, whatever the
+    number of replicas detecting it (NULLs never collide in a unique index)."""
+
+    __tablename__ = "anomaly_incident"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "open_key", name="uq_anomaly_open"),
+        Index("ix_anomaly_person", "workspace_id", "person_id", "last_seen_at"),
+        Index("ix_anomaly_status", "workspace_id", "status", "last_seen_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    subject_kind: str = Field(max_length=16)  # person | actor
+    subject_key: str = Field(max_length=400)  # person id as text, or the actor
+    person_id: int | None = Field(default=None)
+    rule: str = Field(max_length=16)  # runaway | idle | drift | unattributed
+    open_key: str | None = Field(default=None, max_length=440)
+    status: str = Field(default="open", max_length=16)  # open | closed | expected
+    day: date  # the newest UTC day the rule fired on
+    spend_micros: int = Field(default=0, sa_type=BigInteger)
+    peak_micros: int = Field(default=0, sa_type=BigInteger)  # the highest day while open
+    figures: str = Field(default="{}", sa_type=Text)  # the rule's figures (JSON of integers)
+    first_seen_at: datetime = Field(sa_column=_ts(nullable=False))
+    last_seen_at: datetime = Field(sa_column=_ts(nullable=False))
+    closed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    detect_seconds: int = Field(default=0)  # from the start of the UTC day it fired on to first_seen_at
+    close_seconds: int | None = Field(default=None)  # from first_seen_at to closed_at
+    answered_by: str = Field(default="", max_length=32)  # who said "expected"
+
+
+class AnomalyNotice(SQLModel, table=True):
+    """Ledger of anomaly DMs: the unique row is claimed before the DM, so each recipient is told
+    about an incident once per audience across replicas and restarts."""
+
+    __tablename__ = "anomaly_notice"
+    __table_args__ = (UniqueConstraint("incident_id", "audience", "recipient", name="uq_anomaly_notice"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    incident_id: int = Field(foreign_key="anomaly_incident.id")
+    audience: str = Field(max_length=16)  # person | manager | admin
+    recipient: str = Field(max_length=32)  # Slack user id
+    status: str = Field(default="claimed", max_length=16)  # claimed | sent | failed
+    channel: str = Field(default="", max_length=32)
+    message_ts: str = Field(default="", max_length=32)
+    error: str | None = Field(default=None, sa_type=Text)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class AnomalyMute(SQLModel, table=True):
+    """ "Expected": no incident of ``rule`` for the subject until ``until``; who said so is kept."""
+
+    __tablename__ = "anomaly_mute"
+    __table_args__ = (
+        Index("ix_anomaly_mute_subject", "workspace_id", "subject_kind", "subject_key", "rule"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    subject_kind: str = Field(max_length=16)
+    subject_key: str = Field(max_length=400)
+    rule: str = Field(max_length=16)
+    until: datetime = Field(sa_column=_ts(nullable=False))
+    incident_id: int | None = Field(default=None)
+    created_by: str = Field(default="", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))

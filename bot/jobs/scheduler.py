@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.jobs.anomalies import anomaly_job
 from bot.jobs.budget_alerts import budget_check_job
 from bot.jobs.guard import guarded
 from bot.jobs.recaps import RECAP_CHECK_MINUTES, Outcome, recap_job
@@ -22,6 +23,7 @@ from bot.services.runtime import Runtime
 from bot.services.sync import SyncOutcome
 
 BUDGET_CHECK = "budget check"
+ANOMALY_CHECK = "anomaly check"
 RECAP_DELIVERY = "recap delivery"
 TEAM_REFRESH = "team refresh"
 
@@ -45,6 +47,13 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         args=[BUDGET_CHECK, budget_check_job, runtime],
         id="budgets",
         name="budget alerts, forecasts and floor nudges",
+    )
+    scheduler.add_job(
+        guarded,
+        IntervalTrigger(minutes=runtime.settings.anomaly_check_minutes, timezone=UTC),
+        args=[ANOMALY_CHECK, anomaly_job, runtime],
+        id="anomalies",
+        name="same-day anomalies (each DM claimed once per incident and recipient)",
     )
     scheduler.add_job(
         guarded,
@@ -72,6 +81,7 @@ class RunOnce:
     alerts_sent: int | None
     recaps: list[Outcome] | None
     teams_refreshed: int | None
+    anomaly_dms: int | None
 
     @property
     def failed(self) -> bool:
@@ -79,6 +89,7 @@ class RunOnce:
             self.alerts_sent,
             self.recaps,
             self.teams_refreshed,
+            self.anomaly_dms,
         )
 
 
@@ -90,4 +101,5 @@ def run_once(runtime: Runtime) -> RunOnce:
         alerts_sent=guarded(BUDGET_CHECK, budget_check_job, runtime),
         recaps=guarded(RECAP_DELIVERY, recap_job, runtime),
         teams_refreshed=guarded(TEAM_REFRESH, team_refresh_job, runtime),
+        anomaly_dms=guarded(ANOMALY_CHECK, anomaly_job, runtime),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from bot.jobs.anomalies import anomaly_job
 from bot.jobs.budget_alerts import budget_check_job
 from bot.jobs.guard import guarded
 from bot.services.runtime import Runtime
@@ -52,4 +53,5 @@ def sync_sources(runtime: Runtime, *, now: datetime | None = None) -> list[SyncO
 def sync_job(runtime: Runtime, *, now: datetime | None = None) -> list[SyncOutcome]:
     outcomes = sync_sources(runtime, now=now)
     guarded("budget check", budget_check_job, runtime)  # fresh numbers: a threshold crossed now is told now
+    guarded("anomaly check", anomaly_job, runtime)  # and so is a run-away day
     return outcomes

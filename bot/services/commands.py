@@ -49,6 +49,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "| preview [#channel] [@group]",
         "the weekly recap in a channel: spend beside value, the case for and against, a vote",
     ),
+    "anomalies": ("", "unusual spend caught the same day: yours; managers their teams'; admins all"),
     "help": ("", "this help"),
 }
 

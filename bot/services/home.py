@@ -8,8 +8,10 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection
 
+from bot.db.models import AnomalyIncident
 from bot.domain.periods import Period, calendar_period, week_start
 from bot.services import access, reports, teams
+from bot.services.anomalies.incidents import open_for_person
 from bot.services.reports import SpendReport
 
 TREND_WEEKS = 8
@@ -32,6 +34,7 @@ class Dashboard:
     weeks: list[tuple[date, int]]
     teams: list[TeamSummary] = field(default_factory=list)
     more_teams: int = 0
+    anomalies: list[AnomalyIncident] = field(default_factory=list)  # the person's open incidents
 
 
 def trend_start(today: date, weeks: int = TREND_WEEKS) -> date:
@@ -68,4 +71,5 @@ def load_dashboard(
             )
         )
         summaries.append(TeamSummary(team, teams.member_count(conn, team_id=team.id), team_month, unapproved))
-    return Dashboard(who, report, models, weeks, summaries, max(0, len(managed) - MAX_TEAMS))
+    anomalies = open_for_person(conn, workspace_id=workspace_id, person_id=person_id)
+    return Dashboard(who, report, models, weeks, summaries, max(0, len(managed) - MAX_TEAMS), anomalies)

@@ -20,6 +20,9 @@ from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 from bot.db import rollups, store
 from bot.db.models import (
     ActivityDaily,
+    AnomalyIncident,
+    AnomalyMute,
+    AnomalyNotice,
     AuditLog,
     Identity,
     IdentityClaim,
@@ -366,6 +369,15 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
     conn.execute(delete(TeamMembership).where(TeamMembership.person_id == person_id))
     conn.execute(delete(ManagerScope).where(ManagerScope.person_id == person_id))
     conn.execute(delete(IdentityClaim).where(IdentityClaim.person_id == person_id))
+    # Anomaly incidents hold the person's figures and mutes their choices (docs/anomalies.md).
+    theirs = select(AnomalyIncident.id).where(AnomalyIncident.person_id == person_id).scalar_subquery()
+    conn.execute(delete(AnomalyNotice).where(AnomalyNotice.incident_id.in_(theirs)))
+    conn.execute(delete(AnomalyIncident).where(AnomalyIncident.person_id == person_id))
+    conn.execute(
+        delete(AnomalyMute).where(
+            AnomalyMute.subject_kind == "person", AnomalyMute.subject_key == str(person_id)
+        )
+    )
     if person.slack_user_id:
         their_grants = and_(
             RoleGrant.workspace_id == workspace_id, RoleGrant.slack_user_id == person.slack_user_id

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from bot.slack.context import Handler
 from bot.slack.handlers import (
+    anomalies,
     budget_requests,
     budgets,
     home,
@@ -42,10 +43,12 @@ COMMANDS: dict[str, Handler] = {
     "budget": budgets.handle_budget,
     "sources": sources.handle_sources,  # opens a modal with the command's trigger_id
     "recap": recap.handle_recap,
+    "anomalies": anomalies.handle_anomalies,
 }
 
 # (app, runtime, directory) -> None: the events, actions and views of each feature.
 LISTENERS: tuple[Callable, ...] = (
+    anomalies.register,  # the Expected buttons on anomaly DMs
     home.register,  # app_home_opened
     budget_requests.register,  # Approve / Deny on budget requests
     privacy.register,  # the forget confirmation

@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services.home import Dashboard, TeamSummary
+from bot.slack.blocks.anomalies import home_blocks
 from bot.slack.blocks.common import (
     MAX_VIEW_BLOCKS,
     Block,
@@ -96,6 +97,7 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
             + f"\n{compare}"
         ),
     ]
+    blocks.extend(home_blocks(dashboard.anomalies))  # open anomalies first: they are today's news
     if month.vendors:
         blocks.append(section("*Per vendor*\n" + "\n".join(_spend_lines(month, org=False))))
         blocks.append(
