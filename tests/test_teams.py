@@ -12,6 +12,7 @@ from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, AuditLog, Person, RoleGrant, Team, TeamMembership, UsageDaily
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, parse_period
+from bot.domain.records import ACTIVITY_FIELDS
 from bot.jobs.team_refresh import team_refresh_job
 from bot.services import reports, teams
 from bot.services.teams import EARLIEST, SlackMember
@@ -365,9 +366,6 @@ def test_scheduler_job_refreshes_stale_teams(seeded, fake_slack):
 
 
 def _activity(conn, pid: int, day: date, *, vendor: str = "cursor", **counts):
-    fields = ("lines_suggested", "lines_added", "lines_removed", "suggestions_shown", "acceptances")
-    fields += ("rejections", "commits", "pull_requests", "prs_opened", "prs_merged", "ai_prs_merged")
-    fields += ("reviews", "sessions", "requests", "lines_accepted")
     conn.execute(
         ActivityDaily.__table__.insert().values(
             workspace_id="w",
@@ -376,7 +374,7 @@ def _activity(conn, pid: int, day: date, *, vendor: str = "cursor", **counts):
             day=day,
             actor=f"p:{pid}",
             person_id=pid,
-            **{name: counts.get(name, 0) for name in fields},
+            **{name: counts.get(name, 0) for name in ACTIVITY_FIELDS},
         )
     )
     rollups.rebuild(conn)

@@ -8,11 +8,12 @@ recaps claim their ledger rows before the effect), so a scheduler per replica is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.domain.clock import utcnow
 from bot.jobs.anomalies import anomaly_job
 from bot.jobs.budget_alerts import budget_check_job
 from bot.jobs.guard import guarded
@@ -33,43 +34,36 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60},
     )
+    now = utcnow()
     scheduler.add_job(
         sync_job,
         IntervalTrigger(minutes=runtime.settings.sync_interval_minutes, timezone=UTC),
         args=[runtime],
         id="sync",
         name="sync every source",
-        next_run_time=datetime.now(UTC),
+        next_run_time=now,
     )
-    scheduler.add_job(
-        guarded,
-        IntervalTrigger(minutes=runtime.settings.budget_check_minutes, timezone=UTC),
-        args=[BUDGET_CHECK, budget_check_job, runtime],
-        id="budgets",
-        name="budget alerts, forecasts and floor nudges",
-    )
-    scheduler.add_job(
-        guarded,
-        IntervalTrigger(minutes=runtime.settings.anomaly_check_minutes, timezone=UTC),
-        args=[ANOMALY_CHECK, anomaly_job, runtime],
-        id="anomalies",
-        name="same-day anomalies (each DM claimed once per incident and recipient)",
-    )
-    scheduler.add_job(
-        guarded,
-        IntervalTrigger(minutes=RECAP_CHECK_MINUTES, timezone=UTC),
-        args=[RECAP_DELIVERY, recap_job, runtime],
-        id="recaps",
-        name="weekly recaps due (each posted once per subscription and week)",
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.add_job(
-        guarded,
-        IntervalTrigger(minutes=runtime.settings.team_refresh_minutes, timezone=UTC),
-        args=[TEAM_REFRESH, team_refresh_job, runtime],
-        id="teams",
-        name="re-read stale team memberships from Slack",
-    )
+    settings = runtime.settings
+    # (id, what a failure is logged as, job, minutes, start at once, name)
+    guarded_jobs = (
+        ("budgets", BUDGET_CHECK, budget_check_job, settings.budget_check_minutes, False,
+         "budget alerts, forecasts and floor nudges"),
+        ("anomalies", ANOMALY_CHECK, anomaly_job, settings.anomaly_check_minutes, False,
+         "same-day anomalies (each DM claimed once per incident and recipient)"),
+        ("recaps", RECAP_DELIVERY, recap_job, RECAP_CHECK_MINUTES, True,
+         "weekly recaps due (each posted once per subscription and week)"),
+        ("teams", TEAM_REFRESH, team_refresh_job, settings.team_refresh_minutes, False,
+         "re-read stale team memberships from Slack"),
+    )  # fmt: skip
+    for job_id, what, job, minutes, at_once, name in guarded_jobs:
+        scheduler.add_job(
+            guarded,
+            IntervalTrigger(minutes=minutes, timezone=UTC),
+            args=[what, job, runtime],
+            id=job_id,
+            name=name,
+            **({"next_run_time": now} if at_once else {}),
+        )
     return scheduler
 
 
