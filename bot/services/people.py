@@ -15,11 +15,12 @@ from bot.db.models import Identity, IdentityClaim, Person, UsageDaily
 from bot.domain.clock import utcnow
 from bot.domain.records import email_actor
 
-# Vendor word in "/tokens link <vendor> <id> @user" -> actor namespace.
+# Vendor word in "/tokens link <vendor> <id> @user" -> actor namespace: the namespaces the
+# connectors attribute rows by (tests/services/test_link_namespaces.py holds the two together).
 LINK_NAMESPACES = {
     "openai": "openai_user",
     "openai-key": "openai_key",
-    "anthropic": "anthropic_account",
+    "anthropic": "anthropic_user",
     "anthropic-key": "anthropic_key",
     "claude-code-key": "claude_code_key",
     "github": "github",
