@@ -1,7 +1,8 @@
 """B5: signed ``/tokens me`` over loopback HTTP against ``tokenwise run --workers W`` (uvicorn, a
 subprocess with the bench database and the fake Slack), N keep-alive clients for T seconds; then
-the same load against a bare Starlette endpoint under the same uvicorn settings and worker count,
-as the ceiling.
+the same load against a bare Bolt app that verifies the signature and acks (the framework's floor,
+``bench/bare_bolt.py``) and a bare Starlette endpoint (the ceiling, ``bench/bare_app.py``), under
+the same uvicorn settings and worker count.
 
 The load generator speaks HTTP/1.1 on raw asyncio streams: an HTTP client library would spend
 more CPU than the server on this 2-core machine and measure itself.
@@ -91,10 +92,11 @@ def tokenwise_server(fake: FakeSlack, database_url: str, log_path: Path, workers
     return Server([*command, "run", *options], env, port, log_path)
 
 
-def bare_server(log_path: Path, workers: int) -> Server:
+def bare_server(module: str, log_path: Path, workers: int) -> Server:
+    """``bench.bare_app`` (Starlette alone) or ``bench.bare_bolt`` (Bolt's own floor)."""
     port = free_port()
     env = {**_clean_env(), "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "bench.bare_app", "--port", str(port), "--workers", str(workers)]
+    command = [sys.executable, "-m", module, "--port", str(port), "--workers", str(workers)]
     return Server(command, env, port, log_path)
 
 
@@ -187,13 +189,28 @@ def run(
         app = asyncio.run(_load(server.port, users, text, clients, seconds, b"Your AI spend"))
     finally:
         server.close()
-    log(f"B5: bare Starlette endpoint, {workers} worker(s), {clients} clients for {seconds:.0f} s")
-    bare = bare_server(log_dir / "b5-bare.log", workers)
-    try:
-        asyncio.run(_load(bare.port, users, text, clients, 1.0, b""))
-        ceiling = asyncio.run(_load(bare.port, users, text, clients, seconds, b"Your AI spend"))
-    finally:
-        bare.close()
+    floor = _bare_load(
+        "bench.bare_bolt",
+        "bare Bolt app",
+        port_text=text,
+        users=users,
+        clients=clients,
+        seconds=seconds,
+        workers=workers,
+        log_path=log_dir / "b5-bolt.log",
+        log=log,
+    )
+    ceiling = _bare_load(
+        "bench.bare_app",
+        "bare Starlette endpoint",
+        port_text=text,
+        users=users,
+        clients=clients,
+        seconds=seconds,
+        workers=workers,
+        log_path=log_dir / "b5-bare.log",
+        log=log,
+    )
     return {
         "clients": clients,
         "seconds": seconds,
@@ -201,8 +218,34 @@ def run(
         "workers": workers,
         "warm_users_info": warmed,
         "app": app,
+        "bolt": floor,
         "bare": ceiling,
+        # Side by side in one run, so the machine's load cancels out: the share of Bolt's own floor
+        # and of the bare ceiling that the app reaches.
+        "of_bolt": app["rps"] / floor["rps"] if floor["rps"] else 0.0,
+        "of_bare": app["rps"] / ceiling["rps"] if ceiling["rps"] else 0.0,
     }
+
+
+def _bare_load(
+    module: str,
+    what: str,
+    *,
+    port_text: str,
+    users: list[str],
+    clients: int,
+    seconds: float,
+    workers: int,
+    log_path: Path,
+    log,
+) -> dict:
+    log(f"B5: {what}, {workers} worker(s), {clients} clients for {seconds:.0f} s")
+    server = bare_server(module, log_path, workers)
+    try:
+        asyncio.run(_load(server.port, users, port_text, clients, 1.0, b""))  # warm-up, unmeasured
+        return asyncio.run(_load(server.port, users, port_text, clients, seconds, b"Your AI spend"))
+    finally:
+        server.close()
 
 
 def _warm(port: int, users: list[str], text: str, workers: int, fake: FakeSlack) -> int:

@@ -99,6 +99,10 @@ def test_small_bench_stores_and_answers_the_generated_numbers(bench_result):
     app = result["b5"]["app"]
     assert app["requests"] > 0 and app["errors"] == 0
     assert result["b5"]["bare"]["requests"] > 0
+    # ...and Bolt's own floor (signature verified, fixed ack) answered every one of the same requests.
+    bolt = result["b5"]["bolt"]
+    assert bolt["requests"] > 0 and bolt["errors"] == 0
+    assert result["b5"]["of_bolt"] > 0
 
     # Every benchmark got a verdict line (met or not) for the table and the docs.
     names = " ".join(v["benchmark"] for v in result["verdicts"])
