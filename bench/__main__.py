@@ -1,5 +1,5 @@
 """``uv run python -m bench [--size small|large] [--db sqlite|postgres]``: build (or reuse) the
-bench databases, run B1..B6, print a table and write ``bench/results/<timestamp>.json``.
+bench databases, run B1..B7, print a table and write ``bench/results/<timestamp>.json``.
 
 Exit status: 1 when a correctness check failed (stored rows or an answer differ from the
 generated data), else 0. Missed performance targets are reported, not fatal.
@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import dbbuild, ingest, load, queries, synth
+from bench import dbbuild, ingest, load, otlp, queries, synth
 from bench.slack import FakeSlack
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -39,11 +39,13 @@ class Size:
     load_clients: int
     load_seconds: float
     load_users: int
+    otlp_agents: int  # B7: Claude Code processes...
+    otlp_exports: int  # ...each sending this many delta exports
 
 
 SIZES = {
-    "small": Size((25, 75, 250), 200, 100, 150, 20, 10, 8, 3, 25),
-    "large": Size((500, 1500, 5000), 5000, 500, 600, 100, 60, 32, 20, 200),
+    "small": Size((25, 75, 250), 200, 100, 150, 20, 10, 8, 3, 25, 20, 5),
+    "large": Size((500, 1500, 5000), 5000, 500, 600, 100, 60, 32, 20, 200, 500, 40),
 }
 
 TARGETS = {
@@ -57,6 +59,8 @@ TARGETS = {
     "b5_rps": {"sqlite": 400, "postgres": 300},
     "b5_p99_ms": {"sqlite": 150, "postgres": 200},
     "b6_rss_mb": 300,
+    "b7_ratio": 0.5,
+    "b8_overhead": 0.2,  # the privacy checks add at most 20% to B3 team's p99
 }
 
 
@@ -91,7 +95,7 @@ def machine(kind: str, pg_url: str | None) -> dict:
 
 def run(args: argparse.Namespace, console: Console) -> dict:
     size = SIZES[args.size]
-    only = set(args.only.split(",")) if args.only else {"b1", "b2", "b3", "b4", "b5", "b6"}
+    only = set(args.only.split(",")) if args.only else {"b1", "b2", "b3", "b4", "b5", "b6", "b7"}
     pg_url = dbbuild.normalise_pg_url(args.pg_url) if args.db == "postgres" else None
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     results_dir = Path(args.results_dir)
@@ -162,7 +166,9 @@ def run(args: argparse.Namespace, console: Console) -> dict:
                 org = queries.measure_org(largest.url, largest.facts, fake, size.repeat, size.budget_s)
                 problems.extend(org.pop("problems"))
                 log(f"B3: team report for {size.team} people")
-                team = queries.measure_team(largest.url, largest.facts, size.repeat, size.budget_s)
+                team = queries.measure_team(
+                    largest.url, largest.facts, size.repeat, size.budget_s, people=largest.people
+                )
                 problems.extend(team.pop("problems"))
                 result["b3"] = {"usage_rows": largest.usage_rows, "org": org, "team": team}
             if "b4" in only:
@@ -201,6 +207,18 @@ def run(args: argparse.Namespace, console: Console) -> dict:
         )
         problems.extend(b1.pop("problems"))
         result["b1"] = b1
+    if "b7" in only:
+        b7 = otlp.run(
+            args.db,
+            people=size.otlp_agents,
+            exports=size.otlp_exports,
+            seed=args.seed,
+            cache_dir=Path(args.cache_dir),
+            pg_admin_url=pg_url,
+            log=log,
+        )
+        problems.extend(b7.pop("problems"))
+        result["b7"] = b7
     result["seconds"] = time.perf_counter() - started
     result["machine"]["loadavg_end"] = os.getloadavg()[0]
     return result
@@ -266,6 +284,17 @@ def verdicts(result: dict) -> list[tuple[str, str, str, bool | None]]:
                 team["p99_ms"] <= t["b3_p99_ms"],
             )
         )
+        member = team["member_view"]
+        rows.append(
+            (
+                f"B8 privacy checks on the team view ({member['other_teams']} other teams)",
+                f"member view p99 {_ms(member['p99_ms'])} vs admin {_ms(team['p99_ms'])}:"
+                f" {team['privacy_overhead']:+.0%}; p50 {_ms(member['p50_ms'])} vs {_ms(team['p50_ms'])}"
+                f" ({', '.join(member['verdicts'])})",
+                f"<= +{t['b8_overhead']:.0%}",
+                team["privacy_overhead"] <= t["b8_overhead"],
+            )
+        )
     if "b4" in result:
         b4 = result["b4"]
         rows.append(
@@ -298,6 +327,17 @@ def verdicts(result: dict) -> list[tuple[str, str, str, bool | None]]:
                 f"peak RSS {b1['peak_rss_mb']:,.0f} MB ({parts})",
                 f"<= {t['b6_rss_mb']} MB",
                 b1["peak_rss_mb"] <= t["b6_rss_mb"],
+            )
+        )
+    if "b7" in result:
+        b7 = result["b7"]
+        rows.append(
+            (
+                f"B7 OTLP intake, {b7['points']:,} points in {b7['requests']:,} requests",
+                f"engine {b7['engine_points_per_s']:,.0f} points/s vs plain {b7['plain_points_per_s']:,.0f}"
+                f" = {b7['ratio']:.2f}x; {b7['resent_requests']:,} resent, sums unchanged",
+                f">= {t['b7_ratio']}x plain",
+                b7["ratio"] >= t["b7_ratio"],
             )
         )
     return rows

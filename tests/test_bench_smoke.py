@@ -89,6 +89,8 @@ def test_small_bench_stores_and_answers_the_generated_numbers(bench_result):
     assert org["expected_total"].startswith("$")
     assert team["total_micros"] == team["generated_total_micros"] > 0
     assert team["members"] == 100
+    # B8: the member's view of the same team was measured beside it and passed the aggregate rules.
+    assert team["member_view"]["n"] == team["n"] and team["member_view"]["verdicts"] == ["ok"]
 
     # B4: the recap's weeks equal the generated spend of those days.
     b4 = result["b4"]
@@ -104,7 +106,13 @@ def test_small_bench_stores_and_answers_the_generated_numbers(bench_result):
     assert bolt["requests"] > 0 and bolt["errors"] == 0
     assert result["b5"]["of_bolt"] > 0
 
+    # B7: every generated OTLP point stored, the sums exact, the resent requests changed nothing
+    # (a mismatch would be in problems, asserted empty above), and the plain floor measured.
+    b7 = result["b7"]
+    assert b7["points"] == b7["requests"] * 10 > 0
+    assert b7["resent_requests"] > 0 and b7["plain_seconds"] > 0
+
     # Every benchmark got a verdict line (met or not) for the table and the docs.
     names = " ".join(v["benchmark"] for v in result["verdicts"])
-    for label in ("B1", "B2", "B3", "B4", "B5", "B6"):
+    for label in ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"):
         assert label in names

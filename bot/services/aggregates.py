@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, or_, select
 
-from bot.db.models import TeamMembership, UsagePersonDaily
+from bot.db.models import Person, TeamMembership, UsagePersonDaily
 from bot.domain.periods import Period
 from bot.domain.records import SEAT
 from bot.services.reports import TeamReport, VendorSpend
@@ -67,32 +67,62 @@ def _period(table, period: Period):
     return (table.day >= period.start, table.day < period.end)
 
 
-def org_active_people(conn: Connection, *, workspace_id: str, period: Period) -> frozenset[int]:
+def org_active_people(
+    conn: Connection, *, workspace_id: str, period: Period, at_most: int | None = None
+) -> frozenset[int]:
+    """The workspace's active people in the period (``at_most`` of them, when that is enough to
+    decide a rule: the query stops there)."""
     table = UsagePersonDaily
-    rows = conn.execute(
+    # Per person, one seek into the rollup's (person, day) order that stops at the first used row;
+    # a DISTINCT over every row of the period would read them all, and each from the table.
+    used_in_period = (
         select(table.person_id)
-        .where(table.workspace_id == workspace_id, *_period(table, period), *_used(table))
-        .distinct()
+        .where(
+            table.workspace_id == Person.workspace_id,
+            table.person_id == Person.id,
+            *_period(table, period),
+            *_used(table),
+        )
+        .exists()
     )
+    query = select(Person.id).where(Person.workspace_id == workspace_id, used_in_period)
+    rows = conn.execute(query.limit(at_most) if at_most is not None else query)
     return frozenset(int(pid) for (pid,) in rows)
 
 
+def _member_in_period(period: Period):
+    member = TeamMembership
+    return (member.joined_on < period.end, or_(member.left_on.is_(None), member.left_on > period.start))
+
+
 def active_people_by_team(
-    conn: Connection, *, workspace_id: str, period: Period
+    conn: Connection, *, workspace_id: str, period: Period, team_ids: Collection[int] | None = None
 ) -> dict[int, frozenset[int]]:
-    """Each known team's active people: usage on a day their membership stretch covers, the same
-    rule as the team report (``reports.on_team``)."""
+    """Each known team's (or each of ``team_ids``') active people: usage on a day their membership
+    stretch covers, the same rule as the team report (``reports.on_team``)."""
     table, member = UsagePersonDaily, TeamMembership
-    rows = conn.execute(
-        select(member.team_id, table.person_id)
-        .join(
-            member,
-            (member.workspace_id == table.workspace_id)
-            & (member.person_id == table.person_id)
-            & (member.joined_on <= table.day)
-            & or_(member.left_on.is_(None), member.left_on > table.day),
+    # One index seek per membership stretch that overlaps the period (the rollup's key starts with
+    # person and day), rather than a join of every active row of the month with every membership.
+    used_while_member = (
+        select(table.person_id)
+        .where(
+            table.workspace_id == member.workspace_id,
+            table.person_id == member.person_id,
+            *_period(table, period),
+            table.day >= member.joined_on,
+            or_(member.left_on.is_(None), table.day < member.left_on),
+            *_used(table),
         )
-        .where(table.workspace_id == workspace_id, *_period(table, period), *_used(table))
+        .exists()
+    )
+    rows = conn.execute(
+        select(member.team_id, member.person_id)
+        .where(
+            member.workspace_id == workspace_id,
+            *_member_in_period(period),
+            *([member.team_id.in_(sorted(team_ids))] if team_ids is not None else []),
+            used_while_member,
+        )
         .distinct()
     )
     teams: dict[int, set[int]] = {}
@@ -121,6 +151,30 @@ def judge(
     return ALLOWED
 
 
+def _could_difference(
+    conn: Connection,
+    workspace_id: str,
+    team_id: int,
+    team_active: frozenset[int],
+    period: Period,
+    min_group_size: int,
+) -> list[int]:
+    """The other teams whose active set could differ from ``team_active`` by fewer than the
+    minimum. Another team's active people are among its members in the period, so ``team_active``
+    minus those members is part of the symmetric difference: when that alone reaches the minimum
+    the team cannot be used for differencing, whatever its usage, and its active set is not read.
+    One pass over the memberships instead of a usage seek per membership of every team."""
+    member = TeamMembership
+    members: dict[int, set[int]] = {}
+    for other, person_id in conn.execute(
+        select(member.team_id, member.person_id).where(
+            member.workspace_id == workspace_id, member.team_id != team_id, *_member_in_period(period)
+        )
+    ):
+        members.setdefault(int(other), set()).add(int(person_id))
+    return [other for other, people in members.items() if len(team_active - people) < min_group_size]
+
+
 def check_member_view(
     conn: Connection,
     *,
@@ -130,13 +184,25 @@ def check_member_view(
     caller_person_id: int | None,
     min_group_size: int,
 ) -> AggregateCheck:
-    by_team = active_people_by_team(conn, workspace_id=workspace_id, period=period)
-    team_active = by_team.pop(team_id, frozenset())
+    team_active = active_people_by_team(
+        conn, workspace_id=workspace_id, period=period, team_ids=[team_id]
+    ).get(team_id, frozenset())
     reason = judge(
         team_active,
         caller_person_id=caller_person_id,
-        org_active=org_active_people(conn, workspace_id=workspace_id, period=period),
-        other_teams=list(by_team.values()),
+        # Enough of the org to decide: |team| + minimum active people leave at least the minimum
+        # outside the team, whichever they are.
+        org_active=org_active_people(
+            conn, workspace_id=workspace_id, period=period, at_most=len(team_active) + min_group_size
+        ),
+        other_teams=list(
+            active_people_by_team(
+                conn,
+                workspace_id=workspace_id,
+                period=period,
+                team_ids=_could_difference(conn, workspace_id, team_id, team_active, period, min_group_size),
+            ).values()
+        ),
         min_group_size=min_group_size,
     )
     return AggregateCheck(reason, len(team_active))
