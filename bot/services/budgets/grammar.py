@@ -36,6 +36,11 @@ _MILLIONS = re.compile(r"^\$?[\d,]*\.?\d*[mM]$")
 EXAMPLES = "`$400`, `5k`, `$50,000` or `1.5k`"
 
 
+def _a(word: str) -> str:
+    """The word with its indefinite article: "an amount", "a floor"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def parse_amount(text: str, *, what: str = "amount") -> int:
     """``$400``, ``400``, ``5k``, ``1.5k``, ``$50,000``, ``$99.50`` -> integer micros.
 
@@ -46,7 +51,7 @@ def parse_amount(text: str, *, what: str = "amount") -> int:
     if not raw:
         raise BudgetError(f"The {what} is missing: write it like {EXAMPLES}.")
     if raw.startswith(("-", "−", "$-", "-$", "(")):
-        raise BudgetError(f"`{shown}` is negative: a {what} must be more than $0.")
+        raise BudgetError(f"`{shown}` is negative: {_a(what)} must be more than $0.")
     if _MILLIONS.match(raw) and any(c.isdigit() for c in raw):
         raise BudgetError(
             f"`{shown}` is ambiguous (`m` could mean million or month): write the dollars out, "
@@ -70,7 +75,7 @@ def parse_amount(text: str, *, what: str = "amount") -> int:
     if match.group("k"):
         value *= 1000
     if value == 0:
-        raise BudgetError(f"`{shown}` is zero: a {what} must be more than $0.")
+        raise BudgetError(f"`{shown}` is zero: {_a(what)} must be more than $0.")
     if (value * 100) != (value * 100).to_integral_value():
         raise BudgetError(f"`{shown}` has fractions of a cent: round the {what} to the cent.")
     if value > MAX_AMOUNT_USD:

@@ -222,12 +222,12 @@ def build_budget_changed(
     already was as asked (``budgets.unchanged``: nothing written, nothing audited)."""
     who = status_target(status)
     if b.unchanged(before, after):
-        text = f"Budget unchanged for {who}: it already is {amount_text(after)} ({scope_text(after)})"
+        text = f"Budget unchanged for {who}: it is already {amount_text(after)} ({scope_text(after)})"
         return message(
             text,
             [
                 section(
-                    f":information_source: *Budget unchanged* for {who}: it already is {describe(after)}."
+                    f":information_source: *Budget unchanged* for {who}: it is already {describe(after)}."
                 ),
                 section(status_line(status)),
                 context("Nothing was changed, so nothing was added to the audit log."),
