@@ -10,11 +10,13 @@ from fractions import Fraction
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.models import AuditLog, Budget
+from bot.db.models import AuditLog, Budget, UsagePersonDaily
 from bot.domain.periods import calendar_period
 from bot.services import budgets
 from bot.services.budgets import BudgetError, BudgetStatus
 from bot.slack.blocks import budgets as views
+from tests.teams_support import TODAY as TEAM_TODAY
+from tests.teams_support import person_id, seed_demo
 
 USD = 1_000_000
 TODAY = date(2026, 11, 10)
@@ -137,3 +139,44 @@ def test_setting_a_budget_to_what_it_is_writes_nothing(engine):
         )
         assert not budgets.unchanged(before, after) and after.floor_micros == 50 * USD
         assert conn.execute(select(func.count()).where(AuditLog.action == "budget.set")).scalar_one() == 2
+
+
+def test_a_personal_alert_names_the_tightest_budget_when_it_is_another(engine):
+    seed_demo(engine)
+    today = TEAM_TODAY
+    month = calendar_period("month", today)
+    with engine.begin() as conn:
+        ana = person_id(conn, "ana@example.com")
+        vendor, spent = conn.execute(
+            select(UsagePersonDaily.vendor, func.sum(UsagePersonDaily.cost_micros))
+            .where(
+                UsagePersonDaily.person_id == ana,
+                UsagePersonDaily.day >= month.start,
+                UsagePersonDaily.kind != "seat",
+            )
+            .group_by(UsagePersonDaily.vendor)
+            .order_by(func.sum(UsagePersonDaily.cost_micros).desc())
+        ).first()
+        assert spent > 0
+        # All vendors at $1: far over, the tightest. One vendor at 1.5x its spend: 66%, an alert too.
+        cents = int(spent) * 3 // 2 // 10_000
+        for words in (["$1"], [f"${cents // 100}.{cents % 100:02d}", vendor]):
+            spec = budgets.parse_set(["<@UANA>", *words])
+            budgets.set_budget(
+                conn, workspace_id="default", kind="person", target_id=str(ana), spec=spec, actor_user_id="UA"
+            )
+        due = {
+            a.budget.vendor: a
+            for a in budgets.due_alerts(conn, workspace_id="default", today=today, min_group_size=5)
+        }
+        plain = budgets.due_alerts(conn, workspace_id="default", today=today)
+    assert due[vendor].tightest is not None and due[vendor].tightest.budget.vendor == ""
+    assert due[""].tightest is None  # the tightest itself: nothing else to name
+    assert all(a.tightest is None for a in plain)  # not asked for
+    alert = views.build_threshold_alert(
+        due[vendor].status, threshold=50, audience="person", tightest=due[vendor].tightest
+    )
+    words = str(alert.blocks)
+    assert "it raises your tightest budget, your personal budget (" in words and "% used)." in words
+    alone = str(views.build_threshold_alert(due[""].status, threshold=100, audience="person").blocks)
+    assert "asks your manager." in alone and "tightest" not in alone

@@ -323,7 +323,10 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def build_threshold_alert(status: BudgetStatus, *, threshold: int, audience: str) -> Message:
+def build_threshold_alert(
+    status: BudgetStatus, *, threshold: int, audience: str, tightest: BudgetStatus | None = None
+) -> Message:
+    """``tightest``: the person's tightest budget when it is another one (a request raises it)."""
     whose = _whose(status, audience)
     ceiling = usd(status.ceiling_micros)
     head = f"{status.percent}% of {whose} is used" if status.percent < 100 else f"{whose} is used up"
@@ -333,7 +336,14 @@ def build_threshold_alert(status: BudgetStatus, *, threshold: int, audience: str
     pace = forecast_text(status, subject=pace_subject(status, own=audience == b.PERSON))
     details = [_sentence(pace), _sentence(reset_text(status.period))]
     if audience == b.PERSON:
-        details.append("Need more? `/tokens budget request <amount> <reason>` asks your manager.")
+        ask = "Need more? `/tokens budget request <amount> <reason>` asks your manager"
+        if tightest is None:
+            details.append(f"{ask}.")
+        else:
+            shown = f"{tightest.percent}% used"
+            details.append(
+                f"{ask}; it raises your tightest budget, {budget_name(tightest, 'your')} ({shown})."
+            )
     return message(
         text,
         [
