@@ -102,7 +102,7 @@ def test_setting_the_same_budget_again_says_unchanged_and_writes_nothing(client,
     assert _audits(seeded, "budget.set") == 2
 
 
-def _home_text(fake, event_id: str) -> str:
+def _home_text(fake) -> str:
     views_published = fake.wait_for("views.publish")
     return json.dumps([c.params["view"] for c in views_published], ensure_ascii=False)
 
@@ -117,7 +117,7 @@ def test_the_tightest_budget_is_the_same_everywhere_and_a_request_raises_it(clie
     post_event(
         client, {"type": "app_home_opened", "user": "UANA", "channel": "D1", "tab": "home"}, event_id="Ev1"
     )
-    home = _home_text(fake, "Ev1")
+    home = _home_text(fake)
     assert "*Your budgets*" in home and home.count("*Tightest:*") == 1 and tight in home
     asked = all_text(send(client, "budget request $200 load tests", user_id="UANA"))
     assert "Asked <@ULISTED> for $200.00 more on your personal budget ($1.00/month)" in asked, asked
@@ -131,8 +131,18 @@ def test_home_shows_no_budget_section_when_none_applies(client, fake):
     post_event(
         client, {"type": "app_home_opened", "user": "UANA", "channel": "D1", "tab": "home"}, event_id="Ev2"
     )
-    home = _home_text(fake, "Ev2")
+    home = _home_text(fake)
     assert "Your budgets" not in home and "Tightest" not in home
+
+
+def _click(client, fake, user_id: str, button: dict) -> dict:
+    """A signed click on ``button`` by ``user_id``; what the listener answered (response_url)."""
+    before = len(fake.calls_to("response_url"))
+    url = fake.server.url_for(f"/response_url/{user_id}")
+    post_action(
+        client, user_id=user_id, action_id=button["action_id"], value=button["value"], response_url=url
+    )
+    return fake.wait_for("response_url", before + 1)[before].params
 
 
 def test_a_request_between_tied_budgets_asks_which_and_the_pick_sends_it(client, fake, seeded):
@@ -152,25 +162,11 @@ def test_a_request_between_tied_budgets_asks_which_and_the_pick_sends_it(client,
 
     pick = buttons["Your personal OpenRouter budget"]
     # Someone the budget does not apply to cannot send it with Ana's button.
-    post_action(
-        client,
-        user_id="UBEN",
-        action_id=pick["action_id"],
-        value=pick["value"],
-        response_url=fake.server.url_for("/response_url/UBEN"),
-    )
-    refused = fake.wait_for("response_url", 1)[0].params
+    refused = _click(client, fake, "UBEN", pick)
     assert "That budget no longer applies to you; nothing was sent" in refused["text"]
     assert _requests(seeded) == []
 
-    post_action(
-        client,
-        user_id="UANA",
-        action_id=pick["action_id"],
-        value=pick["value"],
-        response_url=fake.server.url_for("/response_url/UANA"),
-    )
-    sent = fake.wait_for("response_url", 2)[1].params
+    sent = _click(client, fake, "UANA", pick)
     assert sent["replace_original"] is True
     assert "Asked <@ULISTED> for $200.00 more on your personal OpenRouter budget" in sent["text"], sent
     assert _requests(seeded) == [(_budget_id(seeded, "openrouter"), 200_000_000)]
