@@ -458,8 +458,8 @@ def build_request_dm(request: BudgetRequest, *, requester: str, status: BudgetSt
 
 
 def choice_label(status: BudgetStatus) -> str:
-    """A budget named in plain text, for a button: "Your personal Cursor budget", "@platform's
-    budget", "The org budget"."""
+    """A budget named in plain text, for a button: "Your personal Cursor budget", "The budget of
+    @platform", "The org budget"."""
     budget, team = status.budget, status.team
     vendors = f" {vendor_name(budget.vendor)}" if budget.vendor else ""
     if budget.target_kind == b.PERSON:
