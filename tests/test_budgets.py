@@ -272,7 +272,7 @@ def _status(**kw) -> BudgetStatus:
         "extra_micros": 0,
         "spent_micros": 200 * USD,
         "rate": Fraction(10 * USD),
-        "person_label": "<@U7>",
+        "person_slack_id": "U7",
     }
     values.update(kw)
     return BudgetStatus(**values)
@@ -317,7 +317,7 @@ def test_builders_stay_within_slack_limits_and_carry_the_numbers():
     assert "/tokens me" in str(alert.blocks) and "Resets Tue Dec 1" in text
     forecast = views.build_forecast_alert(_status(), audience="person")
     assert "runs out on the 29th" in forecast.text and "$10.00 a day" in forecast.text
-    team = views.build_threshold_alert(_status(kind="group", person_label=""), threshold=100, audience="team")
+    team = views.build_threshold_alert(_status(kind="group"), threshold=100, audience="team")
     assert "of <!subteam^7>" in team.text
     request = BudgetRequest(
         id=3, person_id=7, requester_user_id="U7", budget_id=1, amount_micros=200 * USD, reason="<b>x</b>",

@@ -37,7 +37,9 @@ def alert_message(alert: DueAlert, claimed: list[tuple[str, int]], peers: PeerPa
     audience = _audience(alert)
     thresholds = [t for kind, t in claimed if kind == budgets.THRESHOLD]
     if thresholds:
-        return views.build_threshold_alert(alert.status, threshold=max(thresholds), audience=audience)
+        return views.build_threshold_alert(
+            alert.status, threshold=max(thresholds), audience=audience, tightest=alert.tightest
+        )
     if alert.kind == budgets.FLOOR:
         return views.build_floor_nudge(alert.status, audience=audience, peers=peers)
     return views.build_forecast_alert(alert.status, audience=audience)
@@ -118,7 +120,13 @@ async def check_budgets(
     the rows and sends nothing. A claim whose period ended before sending is marked expired.
     Returns (alert, keys this process claimed, outcome) for each alert it claimed."""
     today = local_today(clock(), runtime.settings.tz)
-    due = await run_db(runtime, budgets.due_alerts, workspace_id=workspace_id, today=today)
+    due = await run_db(
+        runtime,
+        budgets.due_alerts,
+        workspace_id=workspace_id,
+        today=today,
+        min_group_size=runtime.settings.min_group_size,
+    )
     done = []
     for alert in due:
         claimed = await run_db(

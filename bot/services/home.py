@@ -10,9 +10,11 @@ from sqlalchemy import Connection
 
 from bot.db.models import AnomalyIncident
 from bot.domain.periods import Period, calendar_period, week_start
-from bot.services import access, reports, teams
+from bot.services import access, budgets, reports, teams
 from bot.services.anomalies.incidents import open_for_person
+from bot.services.budgets import BudgetStatus
 from bot.services.reports import SpendReport
+from bot.settings import Settings
 
 TREND_WEEKS = 8
 MAX_TEAMS = 15  # keeps the Home tab well inside 100 blocks
@@ -35,6 +37,7 @@ class Dashboard:
     teams: list[TeamSummary] = field(default_factory=list)
     more_teams: int = 0
     anomalies: list[AnomalyIncident] = field(default_factory=list)  # the person's open incidents
+    budgets: list[BudgetStatus] = field(default_factory=list)  # those that apply, as /tokens me shows them
 
 
 def trend_start(today: date, weeks: int = TREND_WEEKS) -> date:
@@ -43,7 +46,15 @@ def trend_start(today: date, weeks: int = TREND_WEEKS) -> date:
 
 
 def load_dashboard(
-    conn: Connection, *, workspace_id: str, person_id: int, who: str, slack_user_id: str, today: date
+    conn: Connection,
+    *,
+    workspace_id: str,
+    person_id: int,
+    who: str,
+    slack_user_id: str,
+    today: date,
+    is_admin: bool = False,
+    min_group_size: int = Settings.model_fields["min_group_size"].default,
 ) -> Dashboard:
     month: Period = calendar_period("month", today)
     report = reports.person_report(
@@ -72,4 +83,13 @@ def load_dashboard(
         )
         summaries.append(TeamSummary(team, teams.member_count(conn, team_id=team.id), team_month, unapproved))
     anomalies = open_for_person(conn, workspace_id=workspace_id, person_id=person_id)
-    return Dashboard(who, report, models, weeks, summaries, max(0, len(managed) - MAX_TEAMS), anomalies)
+    owned = budgets.statuses_for_person(
+        conn,
+        workspace_id=workspace_id,
+        viewer=access.Viewer(slack_user_id, is_admin, person_id),
+        person_id=person_id,
+        today=today,
+        min_group_size=min_group_size,
+    )
+    more = max(0, len(managed) - MAX_TEAMS)
+    return Dashboard(who, report, models, weeks, summaries, more, anomalies, owned)

@@ -59,14 +59,15 @@ from bot.services.budgets.recipients import (
 )
 from bot.services.budgets.requests import (
     DecisionResult,
+    RequestAim,
+    aim_request,
     create_request,
     decide_request,
     get_request,
     pending_request,
-    request_budget,
     set_notified,
 )
-from bot.services.budgets.status import BudgetStatus, daily_spend, statuses, tightest
+from bot.services.budgets.status import BudgetStatus, daily_spend, statuses, tightest, tightest_candidates
 from bot.services.budgets.store import (
     all_budgets,
     audit_target,
@@ -79,6 +80,7 @@ from bot.services.budgets.store import (
     get_budget,
     set_budget,
     team_of_budget,
+    unchanged,
     with_teams,
 )
 from bot.services.budgets.visibility import statuses_for_person, visibility, visible_statuses
@@ -151,8 +153,10 @@ __all__ = [
     "DecisionResult",
     "DueAlert",
     "PeerPace",
+    "RequestAim",
     "TargetRef",
     "admin_user_ids",
+    "aim_request",
     "alert_recipients",
     "all_budgets",
     "audit_target",
@@ -186,7 +190,6 @@ __all__ = [
     "pending_request",
     "projected",
     "reach_day",
-    "request_budget",
     "reset_at",
     "run_rate",
     "set_budget",
@@ -199,6 +202,8 @@ __all__ = [
     "team_of_budget",
     "threshold_micros",
     "tightest",
+    "tightest_candidates",
+    "unchanged",
     "visibility",
     "visible_statuses",
     "with_teams",

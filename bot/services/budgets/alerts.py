@@ -14,9 +14,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from bot.db.models import AlertSent, Budget, UsagePersonDaily
 from bot.domain.clock import utcnow
 from bot.domain.records import SEAT
-from bot.services import teams
-from bot.services.budgets.status import BudgetStatus, statuses
+from bot.services import access, teams
+from bot.services.budgets.status import BudgetStatus, statuses, tightest
 from bot.services.budgets.store import all_budgets, with_teams
+from bot.services.budgets.visibility import statuses_for_person
 from bot.services.budgets.vocabulary import FLOOR, FORECAST, THRESHOLD
 from bot.services.reports import on_team  # the one definition of "counts for the team that day"
 from bot.services.teams import TeamRef
@@ -30,17 +31,24 @@ class DueAlert:
     status: BudgetStatus
     kind: str  # threshold | forecast | floor
     keys: tuple[tuple[str, int], ...]
+    # A personal alert: the person's tightest budget when it is another one (a request for more
+    # raises that one, as /tokens me shows it); None when it is this one, or on a tie.
+    tightest: BudgetStatus | None = None
 
     @property
     def budget(self) -> Budget:
         return self.status.budget
 
 
-def due_alerts(conn: Connection, *, workspace_id: str, today: date) -> list[DueAlert]:
+def due_alerts(
+    conn: Connection, *, workspace_id: str, today: date, min_group_size: int | None = None
+) -> list[DueAlert]:
     """What should be sent now for the current periods, minus what the ledger already holds.
 
     A threshold DM covers every newly crossed threshold (it names the highest); a forecast
-    warning that falls due with it is covered by the same DM, which carries the forecast."""
+    warning that falls due with it is covered by the same DM, which carries the forecast. With
+    ``min_group_size``, a personal threshold alert also carries the person's tightest budget
+    when it is another one (``tightest_elsewhere``)."""
     budgets = all_budgets(conn, workspace_id=workspace_id)
     if not budgets:
         return []
@@ -69,14 +77,37 @@ def due_alerts(conn: Connection, *, workspace_id: str, today: date) -> list[DueA
         new = tuple((THRESHOLD, t) for t in status.crossed if (budget.id, start, THRESHOLD, t) not in ledger)
         forecast = status.forecast_over and (budget.id, start, FORECAST, 100) not in ledger
         if new:
-            due.append(
-                DueAlert(workspace_id, status, THRESHOLD, new + (((FORECAST, 100),) if forecast else ()))
-            )
+            keys = new + (((FORECAST, 100),) if forecast else ())
+            tight = None
+            if min_group_size is not None and budget.person_id is not None:
+                tight = tightest_elsewhere(
+                    conn, workspace_id=workspace_id, status=status, today=today, min_group_size=min_group_size
+                )
+            due.append(DueAlert(workspace_id, status, THRESHOLD, keys, tight))
         elif forecast:
             due.append(DueAlert(workspace_id, status, FORECAST, ((FORECAST, 100),)))
         if status.below_floor_pace and (budget.id, start, FLOOR, 0) not in ledger:
             due.append(DueAlert(workspace_id, status, FLOOR, ((FLOOR, 0),)))
     return due
+
+
+def tightest_elsewhere(
+    conn: Connection, *, workspace_id: str, status: BudgetStatus, today: date, min_group_size: int
+) -> BudgetStatus | None:
+    """The tightest budget of the person a personal budget is for, as they see it (the rule of
+    every view, ``status.tightest``), when it is not ``status``'s own budget."""
+    person_id = status.budget.person_id
+    assert person_id is not None
+    seen = statuses_for_person(
+        conn,
+        workspace_id=workspace_id,
+        viewer=access.Viewer("", False, person_id),
+        person_id=person_id,
+        today=today,
+        min_group_size=min_group_size,
+    )
+    found = tightest(seen)
+    return found if found is not None and found.budget.id != status.budget.id else None
 
 
 def _dialect_insert(conn: Connection, table):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 
 from bot.domain.money import format_usd, usd_to_micros
-from bot.services import teams
+from bot.services import mentions
 from bot.services.budgets.vocabulary import (
     CHANNEL,
     DAY_WORDS,
@@ -24,18 +24,21 @@ from bot.services.budgets.vocabulary import (
     ORG,
     PERIOD_WORDS,
     PERSON,
-    TEAM_KINDS,
     VENDORS,
     YEAR_WORDS,
     BudgetError,
 )
-from bot.services.commands import mentioned_channel, mentioned_group, mentioned_user
 
 # -- amounts, periods, thresholds --------------------------------------------------------------
 
 _AMOUNT = re.compile(r"^\$?(?P<num>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d+))?(?P<k>[kK])?$")
 _MILLIONS = re.compile(r"^\$?[\d,]*\.?\d*[mM]$")
 EXAMPLES = "`$400`, `5k`, `$50,000` or `1.5k`"
+
+
+def _a(word: str) -> str:
+    """The word with its indefinite article: "an amount", "a floor"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def parse_amount(text: str, *, what: str = "amount") -> int:
@@ -48,7 +51,7 @@ def parse_amount(text: str, *, what: str = "amount") -> int:
     if not raw:
         raise BudgetError(f"The {what} is missing: write it like {EXAMPLES}.")
     if raw.startswith(("-", "−", "$-", "-$", "(")):
-        raise BudgetError(f"`{shown}` is negative: a {what} must be more than $0.")
+        raise BudgetError(f"`{shown}` is negative: {_a(what)} must be more than $0.")
     if _MILLIONS.match(raw) and any(c.isdigit() for c in raw):
         raise BudgetError(
             f"`{shown}` is ambiguous (`m` could mean million or month): write the dollars out, "
@@ -72,7 +75,7 @@ def parse_amount(text: str, *, what: str = "amount") -> int:
     if match.group("k"):
         value *= 1000
     if value == 0:
-        raise BudgetError(f"`{shown}` is zero: a {what} must be more than $0.")
+        raise BudgetError(f"`{shown}` is zero: {_a(what)} must be more than $0.")
     if (value * 100) != (value * 100).to_integral_value():
         raise BudgetError(f"`{shown}` has fractions of a cent: round the {what} to the cent.")
     if value > MAX_AMOUNT_USD:
@@ -141,35 +144,24 @@ def format_thresholds(values: Sequence[int]) -> str:
 
 @dataclass(frozen=True)
 class TargetRef:
-    """Who a budget is for, as written in the command (not yet resolved to a person or team)."""
+    """Who a budget is for, as written in the command (not yet resolved to a person or team).
+    Ids only: ``bot/slack/blocks/budgets.target_mention`` draws it for a reader."""
 
     kind: str  # person | group | channel | org
     slack_id: str  # U.../S.../C... or "org"
-    name: str = ""
-
-    @property
-    def mention(self) -> str:
-        if self.kind == PERSON:
-            return f"<@{self.slack_id}>"
-        if self.kind == ORG:
-            return "the org"
-        return teams.mention(TEAM_KINDS[self.kind], self.slack_id)
+    name: str = ""  # the label Slack sent with the mention ("" when none)
 
 
-def _label(token: str) -> str:
-    return token[token.find("|") + 1 : -1] if "|" in token else ""
+_TARGET_KINDS = {mentions.USER: PERSON, mentions.USERGROUP: GROUP, mentions.CHANNEL: CHANNEL}
 
 
 def parse_target(token: str) -> TargetRef | None:
     if token.lower() == ORG:
         return TargetRef(ORG, ORG)
-    if user := mentioned_user(token):
-        return TargetRef(PERSON, user, _label(token))
-    if group := mentioned_group(token):
-        return TargetRef(GROUP, group, _label(token).removeprefix("@"))
-    if channel := mentioned_channel(token):
-        return TargetRef(CHANNEL, channel, _label(token))
-    return None
+    found = mentions.parse_mention(token)
+    if found is None:
+        return None
+    return TargetRef(_TARGET_KINDS[found.kind], found.id, found.label)
 
 
 def target_error(token: str) -> BudgetError:
@@ -202,7 +194,7 @@ def parse_set(args: Sequence[str]) -> BudgetSpec:
     if target is None:
         raise target_error(args[0])
     if len(args) < 2:
-        raise BudgetError(f"How much for {target.mention}? e.g. `/tokens budget set {args[0]} $400/month`.")
+        raise BudgetError(f"How much? e.g. `/tokens budget set {args[0]} $400/month`.")
     amount, period = parse_amount_period(args[1])
     rest = list(args[2:])
     if period is None and len(rest) >= 2 and rest[0].lower() == "per":

@@ -14,7 +14,7 @@ from bot.domain.clock import utcnow
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, calendar_period
 from bot.services import privacy
-from bot.services.budgets.status import BudgetStatus
+from bot.services.budgets.status import BudgetStatus, tightest, tightest_candidates
 from bot.services.budgets.store import budget_by_id, describe, extras
 from bot.services.budgets.vocabulary import (
     APPROVED,
@@ -55,9 +55,26 @@ def pending_request(conn: Connection, *, workspace_id: str, person_id: int) -> B
     )
 
 
-def request_budget(items: Sequence[BudgetStatus]) -> BudgetStatus | None:
-    """The budget a request for more raises: the one closest to its ceiling."""
-    return max(items, key=lambda s: (s.share, -s.remaining_micros), default=None)
+@dataclass(frozen=True)
+class RequestAim:
+    """Which budget a request for more raises: ``target``, or (None) the ``choices`` to ask the
+    person to pick from; neither when no budget applies (or the one picked no longer does)."""
+
+    target: BudgetStatus | None
+    choices: tuple[BudgetStatus, ...] = ()
+
+
+def aim_request(items: Sequence[BudgetStatus], *, budget_id: int | None = None) -> RequestAim:
+    """The budget a request raises: the one the person picked (``budget_id``), else the tightest
+    of those that apply (``status.tightest``, as every view shows it); when two tie, or none
+    of them shows a status to the person, they choose."""
+    if budget_id is not None:
+        return RequestAim(next((s for s in items if s.budget.id == budget_id), None))
+    if len(items) == 1:
+        return RequestAim(items[0])
+    if (target := tightest(items)) is not None:
+        return RequestAim(target)
+    return RequestAim(None, tuple(tightest_candidates(items) or items))
 
 
 def create_request(

@@ -22,7 +22,7 @@ from bot.services.budgets.forecast import (
     threshold_micros,
 )
 from bot.services.budgets.store import extras
-from bot.services.budgets.vocabulary import FULL, PERSON, TEAM_KINDS
+from bot.services.budgets.vocabulary import FULL, HIDDEN, PERSON, TEAM_KINDS
 from bot.services.reports import on_team  # the one definition of "counts for the team that day"
 from bot.services.teams import TeamRef
 
@@ -38,7 +38,11 @@ class BudgetStatus:
     spent_micros: int
     rate: Fraction  # micros per day, last RUN_RATE_DAYS complete days
     visibility: str = FULL
-    person_label: str = ""  # for person budgets: a Slack mention or a name, filled by the caller
+    # For person budgets, who it is for (filled by ``visibility.visible_statuses`` or the caller):
+    # their Slack id (None when unknown or forgotten) and a name; the Slack layer draws them.
+    person_slack_id: str | None = None
+    person_name: str = ""
+    own: bool = False  # the viewer is the person this budget is for ("you", not "they")
 
     @property
     def percent(self) -> int:
@@ -186,10 +190,25 @@ def statuses(
     return found
 
 
+def _tightness(status: BudgetStatus) -> tuple[Fraction, int]:
+    """Largest share used first; between equal shares, less headroom in dollars, compared only
+    where the viewer sees the dollars (a percentage-only budget never ranks by its amount)."""
+    return status.share, -status.remaining_micros if status.visibility == FULL else 0
+
+
+def tightest_candidates(items: Sequence[BudgetStatus]) -> list[BudgetStatus]:
+    """The budgets tied for tightest among those whose status the viewer sees (several only on
+    a tie, which leaves the choice to the person)."""
+    shown = [s for s in items if s.visibility != HIDDEN]
+    if not shown:
+        return []
+    top = max(_tightness(s) for s in shown)
+    return [s for s in shown if _tightness(s) == top]
+
+
 def tightest(items: Sequence[BudgetStatus]) -> BudgetStatus | None:
-    """The budget closest to its ceiling (largest share used; less headroom breaks ties), among
-    those whose spend the viewer sees in dollars."""
-    visible = [s for s in items if s.visibility == FULL]
-    if not visible:
-        return None
-    return max(visible, key=lambda s: (s.share, -s.remaining_micros))
+    """The tightest budget: the one with the least headroom (largest share of its ceiling used).
+    The one rule for every view (``/tokens me``, ``/tokens budget``, the App Home, alerts) and
+    for the budget a request for more raises; None when none is shown or two tie."""
+    found = tightest_candidates(items)
+    return found[0] if len(found) == 1 else None

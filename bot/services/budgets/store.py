@@ -97,7 +97,8 @@ def set_budget(
     team: TeamRef | None = None,
 ) -> tuple[Budget | None, Budget]:
     """Create or change the budget of (target, vendor); options the spec leaves out keep their
-    current value. Returns (before, after) and writes the audit row."""
+    current value. Returns (before, after) and writes the audit row; when the budget already
+    has exactly these values nothing is written and ``after is before`` (see ``unchanged``)."""
     before = get_budget(conn, workspace_id=workspace_id, kind=kind, target_id=target_id, vendor=spec.vendor)
     floor = spec.floor_micros if spec.floor_given else (before.floor_micros if before else None)
     if floor is not None and floor >= spec.amount_micros:
@@ -116,6 +117,8 @@ def set_budget(
         if spec.include_seats is not None
         else (before.include_seats if before else False),
     }
+    if before is not None and all(getattr(before, name) == value for name, value in values.items()):
+        return before, before  # the same budget: no write, no audit row
     now = utcnow()
     # Insert-if-absent then update: two admins setting the same budget at once both succeed.
     store.insert_ignore(
@@ -151,6 +154,11 @@ def set_budget(
         detail=f"{describe(before) if before else 'none'} -> {describe(after)}",
     )
     return before, after
+
+
+def unchanged(before: Budget | None, after: Budget) -> bool:
+    """Whether ``set_budget`` found the budget already as asked (and wrote nothing)."""
+    return after is before
 
 
 def clear_budgets(

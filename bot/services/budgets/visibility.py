@@ -94,11 +94,11 @@ def visible_statuses(
     )
     result = []
     for status, (budget, _, level) in zip(found, allowed, strict=True):
-        label = ""
+        slack_id, name = None, ""
         if budget.person_id is not None:
             slack_id, name = labels.get(budget.person_id, (None, f"person {budget.person_id}"))
-            label = f"<@{slack_id}>" if slack_id else name
-        result.append(replace(status, visibility=level, person_label=label))
+        own = budget.person_id is not None and budget.person_id == viewer.person_id
+        result.append(replace(status, visibility=level, person_slack_id=slack_id, person_name=name, own=own))
     return result
 
 

@@ -3,17 +3,17 @@ the request-for-more flow (pure: data in, Message or blocks out)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from bot.db.models import Budget as BudgetRow  # the budget and request rows are the tables
-from bot.db.models import BudgetRequest as RequestRow
+from bot.db.models import Budget, BudgetRequest  # the budget and request rows are the tables
 from bot.domain.money import format_usd
 from bot.domain.periods import Period
 from bot.services import budgets as b
 from bot.services import teams
-from bot.services.budgets import BudgetStatus, DecisionResult, PeerPace
+from bot.services.budgets import BudgetStatus, DecisionResult, PeerPace, TargetRef
 from bot.slack.blocks.common import (
     Block,
     Message,
@@ -30,6 +30,8 @@ from bot.slack.blocks.format import period_text, team_mention, usd, vendor_name
 
 APPROVE = "tokenwise_budget_approve"
 DENY = "tokenwise_budget_deny"
+PICK = "tokenwise_budget_request_pick"
+MAX_PICKS = 5  # buttons offered when a request must choose its budget
 AMOUNT_BLOCK = "budget_request_amount"
 AMOUNT_ACTION = "amount"
 SCOPE_BLOCK = "budget_request_scope"
@@ -62,26 +64,57 @@ def reset_text(period: Period) -> str:
     return f"resets {period.end:%a} {period.end:%b} {period.end.day}"
 
 
-def target_text(budget: BudgetRow, team: teams.TeamRef | None, person_label: str = "") -> str:
+def target_text(
+    budget: Budget, team: teams.TeamRef | None, person_slack_id: str | None = None, person_name: str = ""
+) -> str:
+    """Who a budget is for, drawn for the reader: a person's mention (else their name), the
+    team's mention, or "the org"."""
     if budget.target_kind == b.PERSON:
-        return person_label or f"person {budget.target_id}"
+        if person_slack_id:
+            return f"<@{person_slack_id}>"
+        return person_name or f"person {budget.target_id}"
     if budget.target_kind == b.ORG:
         return "the org"
     if team is not None:
-        return team.mention
+        return team_mention(team.kind, team.slack_id)
     return team_mention(b.TEAM_KINDS[budget.target_kind], budget.target_id)
 
 
-def scope_text(budget: BudgetRow) -> str:
+def status_target(status: BudgetStatus) -> str:
+    return target_text(status.budget, status.team, status.person_slack_id, status.person_name)
+
+
+def target_mention(target: TargetRef) -> str:
+    """A target as written in a command, drawn for the reader."""
+    if target.kind == b.PERSON:
+        return f"<@{target.slack_id}>"
+    if target.kind == b.ORG:
+        return "the org"
+    return team_mention(b.TEAM_KINDS[target.kind], target.slack_id)
+
+
+def target_plain(target: TargetRef) -> str:
+    """A target in plain text (headers and buttons draw no mention markup)."""
+    if target.kind == b.ORG:
+        return "the org"
+    prefix = {b.PERSON: "@", b.GROUP: "@"}.get(target.kind, "#")
+    return prefix + target.name if target.name else target.slack_id
+
+
+def team_text(team: teams.TeamRef) -> str:
+    return team_mention(team.kind, team.slack_id)
+
+
+def scope_text(budget: Budget) -> str:
     vendors = vendor_name(budget.vendor) if budget.vendor else "all vendors"
     return vendors + (", seats included" if budget.include_seats else "")
 
 
-def amount_text(budget: BudgetRow) -> str:
+def amount_text(budget: Budget) -> str:
     return f"{usd(budget.amount_micros)}/{budget.period}"
 
 
-def describe(budget: BudgetRow | None) -> str:
+def describe(budget: Budget | None) -> str:
     """One line for before/after confirmations."""
     if budget is None:
         return "_no budget_"
@@ -91,20 +124,30 @@ def describe(budget: BudgetRow | None) -> str:
     return " · ".join(parts)
 
 
-def forecast_text(status: BudgetStatus, *, amounts: bool = True) -> str:
+def pace_subject(status: BudgetStatus, *, own: bool | None = None) -> str:
+    """Who "reaches" a threshold at this pace: "you" only for the reader's own personal budget,
+    "they" for someone else's (we do not know anyone's pronouns), else the team or the org."""
+    if status.budget.target_kind == b.PERSON:
+        return "you" if (status.own if own is None else own) else "they"
+    return "the org" if status.budget.target_kind == b.ORG else "the team"
+
+
+def forecast_text(status: BudgetStatus, *, amounts: bool = True, subject: str = "you") -> str:
     """``amounts=False`` for viewers who see percentages only: "over by $X" beside the percentage
-    would give the spend behind it."""
+    would give the spend behind it. ``subject`` is ``pace_subject``'s word."""
     if status.over:
         if not amounts:
             return f"over by {status.percent - 100}%"
         return f"over by {usd(status.spent_micros - status.ceiling_micros)}"
     target = status.next_threshold or 100
     day = status.reach(target)
+    plural = subject in ("you", "they")
     if day is not None:
-        return f"at this pace you reach {target}% on {on_day(day, status.today)}"
+        reach = "reach" if plural else "reaches"
+        return f"at this pace {subject} {reach} {target}% on {on_day(day, status.today)}"
     if status.rate == 0:
         return "no spend in the last 7 days"
-    return f"at this pace you stay under {target}% this period"
+    return f"at this pace {subject} {'stay' if plural else 'stays'} under {target}% this period"
 
 
 def floor_text(status: BudgetStatus) -> str:
@@ -121,7 +164,8 @@ def floor_text(status: BudgetStatus) -> str:
 
 def status_line(status: BudgetStatus, *, highlight: bool = False) -> str:
     budget = status.budget
-    who = target_text(budget, status.team, status.person_label)
+    who = status_target(status)
+    subject = pace_subject(status)
     scope = scope_text(budget)
     reset = reset_text(status.period)
     if status.visibility == b.HIDDEN:
@@ -133,7 +177,7 @@ def status_line(status: BudgetStatus, *, highlight: bool = False) -> str:
         icon = ":red_circle:" if status.over else ":large_green_circle:"
         return (
             f"{icon} {who} · {PERIOD_ADJECTIVE[budget.period]} budget ({scope}): *{status.percent}%* used · "
-            f"{forecast_text(status, amounts=False)} · {reset}"
+            f"{forecast_text(status, amounts=False, subject=subject)} · {reset}"
         )
     icon = (
         ":red_circle:"
@@ -144,7 +188,7 @@ def status_line(status: BudgetStatus, *, highlight: bool = False) -> str:
     parts = [
         f"{icon} {who} · {usd(status.ceiling_micros)}/{budget.period}{extra} ({scope}): "
         f"*{usd(status.spent_micros)}* spent, *{status.percent}%*",
-        forecast_text(status),
+        forecast_text(status, subject=subject),
     ]
     if floor := floor_text(status):
         parts.append(floor)
@@ -172,8 +216,23 @@ def _chunks(lines: list[str]) -> list[Block]:
 
 
 def build_budget_changed(
-    *, before: BudgetRow | None, after: BudgetRow, status: BudgetStatus, who: str, tz: ZoneInfo
+    *, before: Budget | None, after: Budget, status: BudgetStatus, tz: ZoneInfo
 ) -> Message:
+    """The answer to ``/tokens budget set``: before and after, or "unchanged" when the budget
+    already was as asked (``budgets.unchanged``: nothing written, nothing audited)."""
+    who = status_target(status)
+    if b.unchanged(before, after):
+        text = f"Budget unchanged for {who}: it is already {amount_text(after)} ({scope_text(after)})"
+        return message(
+            text,
+            [
+                section(
+                    f":information_source: *Budget unchanged* for {who}: it is already {describe(after)}."
+                ),
+                section(status_line(status)),
+                context("Nothing was changed, so nothing was added to the audit log."),
+            ],
+        )
     verb = "Budget set" if before is None else "Budget changed"
     text = f"{verb} for {who}: {amount_text(after)} ({scope_text(after)})"
     blocks = [
@@ -189,9 +248,9 @@ def build_budget_changed(
     return message(text, blocks)
 
 
-def build_budget_cleared(removed: Sequence[BudgetRow], *, who: str) -> Message:
+def build_budget_cleared(removed: Sequence[Budget], *, target: TargetRef) -> Message:
     lines = [f"*Before:* {describe(r)}\n*After:* _no budget_" for r in removed]
-    text = f"Removed {len(removed)} budget(s) of {who}."
+    text = f"Removed {len(removed)} budget(s) of {target_mention(target)}."
     return message(
         text,
         [
@@ -213,14 +272,18 @@ def build_budget_show(items: Sequence[BudgetStatus], *, title: str, empty: str, 
     return message(f"{title}: {len(items)} budget(s)", blocks)
 
 
+def _short_list(title: str, items: Sequence[BudgetStatus], limit: int = 8) -> str:
+    lines = _status_lines(items)[:limit]
+    if len(items) > limit:
+        lines.append(f"…and {len(items) - limit} more: `/tokens budget`")
+    return clip(title + "\n" + "\n".join(lines), 3000)
+
+
 def budget_me_blocks(items: Sequence[BudgetStatus]) -> list[Block]:
     """The short ``/tokens me`` section: each budget that applies, the tightest highlighted."""
     if not items:
         return []
-    lines = _status_lines(items)[:8]
-    if len(items) > 8:
-        lines.append(f"…and {len(items) - 8} more: `/tokens budget`")
-    return [divider(), section(clip("*Budgets*\n" + "\n".join(lines), 3000))]
+    return [divider(), section(_short_list("*Budgets*", items))]
 
 
 def with_budgets(reply: Message, items: Sequence[BudgetStatus]) -> Message:
@@ -233,6 +296,17 @@ def with_budgets(reply: Message, items: Sequence[BudgetStatus]) -> Message:
     return message(reply.text, [*blocks[:at], *extra, *blocks[at:]])
 
 
+def budget_home_blocks(items: Sequence[BudgetStatus]) -> list[Block]:
+    """The App Home's budget section: the budgets that apply to the person, as in ``/tokens me``
+    (the same lines, the same tightest)."""
+    if not items:
+        return []
+    return [
+        section(_short_list("*Your budgets*", items)),
+        context("`/tokens budget request <amount> <reason>` asks for more."),
+    ]
+
+
 # -- alerts ------------------------------------------------------------------------------------
 
 
@@ -242,23 +316,34 @@ def _whose(status: BudgetStatus, audience: str) -> str:
     vendors = f" {vendor_name(budget.vendor)}" if budget.vendor else ""
     if audience == b.PERSON:
         return f"your {adjective}{vendors} AI budget"
-    return f"the {adjective}{vendors} AI budget of {target_text(budget, status.team, status.person_label)}"
+    return f"the {adjective}{vendors} AI budget of {status_target(status)}"
 
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
 
 
-def build_threshold_alert(status: BudgetStatus, *, threshold: int, audience: str) -> Message:
+def build_threshold_alert(
+    status: BudgetStatus, *, threshold: int, audience: str, tightest: BudgetStatus | None = None
+) -> Message:
+    """``tightest``: the person's tightest budget when it is another one (a request raises it)."""
     whose = _whose(status, audience)
     ceiling = usd(status.ceiling_micros)
     head = f"{status.percent}% of {whose} is used" if status.percent < 100 else f"{whose} is used up"
     period = period_name(status.period, status.budget.period)
     text = _sentence(f"{head}: {usd(status.spent_micros)} of {ceiling} in {period} (the {threshold}% alert)")
     icon = ":rotating_light:" if threshold >= 100 else ":warning:"
-    details = [_sentence(forecast_text(status)), _sentence(reset_text(status.period))]
+    pace = forecast_text(status, subject=pace_subject(status, own=audience == b.PERSON))
+    details = [_sentence(pace), _sentence(reset_text(status.period))]
     if audience == b.PERSON:
-        details.append("Need more? `/tokens budget request <amount> <reason>` asks your manager.")
+        ask = "Need more? `/tokens budget request <amount> <reason>` asks your manager"
+        if tightest is None:
+            details.append(f"{ask}.")
+        else:
+            shown = f"{tightest.percent}% used"
+            details.append(
+                f"{ask}; it raises your tightest budget, {budget_name(tightest, 'your')} ({shown})."
+            )
     return message(
         text,
         [
@@ -298,7 +383,7 @@ def build_floor_nudge(status: BudgetStatus, *, audience: str, peers: PeerPace | 
     if peers is not None:
         who = "Your teammates" if audience == b.PERSON else "Its members"
         lines.append(
-            f"{who} in {peers.team.mention} average {usd(peers.average_micros)} each so far "
+            f"{who} in {team_text(peers.team)} average {usd(peers.average_micros)} each so far "
             f"({peers.people} people)."
         )
     lines.append("If the tools are not helping, that is worth knowing too. " + SEE_ME)
@@ -318,7 +403,7 @@ def budget_name(status: BudgetStatus, whose: str) -> str:
     return f"the{vendors} budget of {target_text(status.budget, status.team)}"
 
 
-def build_request_sent(request: RequestRow, *, status: BudgetStatus, deciders: Sequence[str]) -> Message:
+def build_request_sent(request: BudgetRequest, *, status: BudgetStatus, deciders: Sequence[str]) -> Message:
     names = ", ".join(f"<@{u}>" for u in deciders[:10])
     amount = "" if status.budget.target_kind == b.ORG else f" ({amount_text(status.budget)})"
     text = (
@@ -328,7 +413,7 @@ def build_request_sent(request: RequestRow, *, status: BudgetStatus, deciders: S
     return message(text, [section(f":envelope: {text}"), context(f"Request #{request.id} · audited.")])
 
 
-def build_request_dm(request: RequestRow, *, requester: str, status: BudgetStatus) -> Message:
+def build_request_dm(request: BudgetRequest, *, requester: str, status: BudgetStatus) -> Message:
     """What a decider gets: the request, the budget's status, an amount field, a scope choice
     and Approve / Deny."""
     text = f"{requester} asks for {usd(request.amount_micros)} more on {budget_name(status, 'their')}."
@@ -372,12 +457,72 @@ def build_request_dm(request: RequestRow, *, requester: str, status: BudgetStatu
     return message(text, blocks)
 
 
+def choice_label(status: BudgetStatus) -> str:
+    """A budget named in plain text, for a button: "Your personal Cursor budget", "The budget of
+    @platform", "The org budget"."""
+    budget, team = status.budget, status.team
+    vendors = f" {vendor_name(budget.vendor)}" if budget.vendor else ""
+    if budget.target_kind == b.PERSON:
+        return f"Your personal{vendors} budget"
+    if budget.target_kind == b.ORG:
+        return f"The org{vendors} budget"
+    name = team.name if team is not None and team.name else budget.target_id
+    prefix = "@" if budget.target_kind == b.GROUP else "#"
+    return f"The{vendors} budget of {prefix}{name}"
+
+
+def pick_value(budget_id: int, amount_micros: int, reason: str) -> str:
+    """A pick button's value: what the request needs to go on (under Slack's 2,000 characters:
+    the reason is at most MAX_REASON)."""
+    return json.dumps({"budget": budget_id, "amount": amount_micros, "reason": reason}, ensure_ascii=False)
+
+
+def read_pick(value: str) -> tuple[int, int, str] | None:
+    """A pick button's value read back (None when it is not one of ours)."""
+    try:
+        found = json.loads(value)
+        budget_id, amount, reason = found["budget"], found["amount"], found["reason"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not (isinstance(budget_id, int) and isinstance(amount, int) and isinstance(reason, str)):
+        return None
+    if not 0 < amount <= b.MAX_AMOUNT_MICROS:
+        return None
+    return budget_id, amount, reason[: b.MAX_REASON]
+
+
+def build_request_choice(choices: Sequence[BudgetStatus], *, amount_micros: int, reason: str) -> Message:
+    """Several budgets apply and none is the tightest: which one should the request raise?"""
+    shown = list(choices)[:MAX_PICKS]
+    lines = [f"• {choice_label(s)}: {status_line(s)}" for s in shown]
+    text = (
+        f"Several budgets apply to you and none is tighter than the others: which one should "
+        f"{usd(amount_micros)} more go to? Nothing was sent yet."
+    )
+    return message(
+        text,
+        [
+            section(f":question: {text}"),
+            *_chunks(lines),
+            {
+                "type": "actions",
+                "block_id": "budget_request_pick",
+                "elements": [  # action ids are unique within a block: PICK_<n>
+                    button(choice_label(s), f"{PICK}_{n}", pick_value(s.budget.id, amount_micros, reason))
+                    for n, s in enumerate(shown)
+                ],
+            },
+            context("Your manager sees the reason and the budget you pick."),
+        ],
+    )
+
+
 def _scope_option(scope: str) -> dict:
     words = "This period only" if scope == b.SCOPE_PERIOD else "From now on (raise the budget)"
     return {"text": {"type": "plain_text", "text": words}, "value": scope}
 
 
-def decision_words(request: RequestRow) -> str:
+def decision_words(request: BudgetRequest) -> str:
     if request.status == b.APPROVED:
         how = "for this period only" if request.scope == b.SCOPE_PERIOD else "from now on"
         return f"approved +{usd(request.granted_micros or 0)} {how}"
@@ -387,7 +532,7 @@ def decision_words(request: RequestRow) -> str:
 
 
 def build_request_closed(
-    request: RequestRow, *, requester: str, result: DecisionResult | None = None
+    request: BudgetRequest, *, requester: str, result: DecisionResult | None = None
 ) -> Message:
     """Replaces the deciders' DMs once decided: no buttons left to click."""
     by = f"<@{request.decided_by}>" if request.decided_by else "someone"
@@ -405,7 +550,7 @@ def build_request_closed(
     return message(text, [section("\n".join(lines)), context(f"Request #{request.id} · audited.")])
 
 
-def build_already_decided(request: RequestRow) -> Message:
+def build_already_decided(request: BudgetRequest) -> Message:
     by = f"<@{request.decided_by}>" if request.decided_by else "someone"
     text = f"Request #{request.id} was already {decision_words(request)} by {by}; nothing changed."
     return message(text, [section(text)])

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from bot.services.home import Dashboard, TeamSummary
 from bot.slack.blocks.anomalies import home_blocks
+from bot.slack.blocks.budgets import budget_home_blocks
 from bot.slack.blocks.common import (
     MAX_VIEW_BLOCKS,
     Block,
@@ -98,6 +99,7 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
         ),
     ]
     blocks.extend(home_blocks(dashboard.anomalies))  # open anomalies first: they are today's news
+    blocks.extend(budget_home_blocks(dashboard.budgets))  # the same lines and tightest as /tokens me
     if month.vendors:
         blocks.append(section("*Per vendor*\n" + "\n".join(_spend_lines(month, org=False))))
         blocks.append(

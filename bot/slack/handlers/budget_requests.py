@@ -7,6 +7,7 @@ reads Slack (who clicked, what they typed) and writes to it (the DMs and their u
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -20,7 +21,14 @@ from bot.slack.background import in_background
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_error, build_not_linked
-from bot.slack.context import CommandContext, admins_hint, authorized_workspace, caller_person, run_db
+from bot.slack.context import (
+    CommandContext,
+    admins_hint,
+    authorized_workspace,
+    caller_person,
+    resolve_caller,
+    run_db,
+)
 from bot.slack.directory import SlackDirectory
 from bot.slack.messaging import send_dm, slack_error
 
@@ -32,6 +40,14 @@ log = logging.getLogger(__name__)
 
 async def request_more(ctx: CommandContext, args: list[str]) -> Message:
     amount, reason = budgets.parse_request(args)
+    return await ask_for_more(ctx, amount, reason)
+
+
+async def ask_for_more(
+    ctx: CommandContext, amount: int, reason: str, *, budget_id: int | None = None
+) -> Message:
+    """Ask for ``amount`` more on the tightest budget that applies to the caller (or the one
+    they picked, ``budget_id``); when two tie, the answer asks which, with a button each."""
     caller = ctx.caller
     workspace_id = caller.workspace_id
     settings = ctx.runtime.settings
@@ -39,12 +55,20 @@ async def request_more(ctx: CommandContext, args: list[str]) -> Message:
     if person is None:
         return build_not_linked(admins_hint=admins_hint(ctx.runtime))
     today = ctx.runtime.today()
+    viewer = access.Viewer(caller.user_id, caller.is_admin, person.id)
 
     def load(conn):
         pending = budgets.pending_request(conn, workspace_id=workspace_id, person_id=person.id)
-        rows = budgets.budgets_for_person(conn, workspace_id=workspace_id, person_id=person.id)
-        items = budgets.statuses(conn, workspace_id=workspace_id, budgets=rows, today=today)
-        target = budgets.request_budget(items)
+        items = budgets.statuses_for_person(
+            conn,
+            workspace_id=workspace_id,
+            viewer=viewer,
+            person_id=person.id,
+            today=today,
+            min_group_size=settings.min_group_size,
+        )
+        aim = budgets.aim_request(items, budget_id=budget_id)
+        target = aim.target
         asked = (
             budgets.deciders(
                 conn,
@@ -57,15 +81,20 @@ async def request_more(ctx: CommandContext, args: list[str]) -> Message:
             if target
             else []
         )
-        return pending, target, asked
+        return pending, aim, asked
 
-    pending, target, asked = await ctx.db(load)
+    pending, aim, asked = await ctx.db(load)
     if pending is not None:
         return build_error(
             f"You already asked for {views.usd(pending.amount_micros)} more (request #{pending.id}); "
             "wait for that decision before asking again. Nothing changed."
         )
+    if aim.choices:
+        return views.build_request_choice(aim.choices, amount_micros=amount, reason=reason)
+    target = aim.target
     if target is None:
+        if budget_id is not None:
+            return build_error("That budget no longer applies to you; nothing was sent.")
         return build_error(
             "No budget applies to you, so there is nothing to raise. `/tokens budget` shows budgets."
         )
@@ -84,7 +113,9 @@ async def request_more(ctx: CommandContext, args: list[str]) -> Message:
         reason=reason,
         write=True,
     )
-    shown = replace(target, person_label=f"<@{caller.user_id}>")
+    # The deciders see the budget in full, and about the requester ("they"), not as the
+    # requester sees it.
+    shown = replace(target, visibility=budgets.FULL, person_slack_id=caller.user_id, own=False)
     dm = views.build_request_dm(request, requester=f"<@{caller.user_id}>", status=shown)
     refs, failures = [], []
     for user_id in asked:
@@ -113,7 +144,7 @@ async def request_more(ctx: CommandContext, args: list[str]) -> Message:
             "nobody was told. "
             f"Ask {admins_hint(ctx.runtime)}."
         )
-    return views.build_request_sent(request, status=shown, deciders=reached)
+    return views.build_request_sent(request, status=target, deciders=reached)
 
 
 # -- Approve / Deny ----------------------------------------------------------------------------
@@ -270,3 +301,41 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
 
     app.action(views.APPROVE)(listener(True))
     app.action(views.DENY)(listener(False))
+
+    async def answer_pick(
+        body: dict, client: AsyncWebClient, respond: AsyncRespond, workspace_id: str
+    ) -> None:
+        try:
+            reply = await picked(runtime, directory, client, body, workspace_id=workspace_id)
+        except Exception:
+            log.exception("budget request pick failed")
+            reply = views.build_action_error("Something went wrong; nothing was sent.")
+        try:
+            await respond(**reply.as_kwargs(), replace_original=True, response_type="ephemeral")
+        except Exception:
+            log.warning("could not answer a budget request pick")
+
+    @app.action(re.compile(f"^{views.PICK}_\\d+$"))
+    async def on_pick(
+        ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        workspace_id = authorized_workspace(runtime, context)
+        # Asking DMs the deciders: after Slack has its response.
+        in_background(answer_pick(body, client, respond, workspace_id), "budget request pick")
+
+
+async def picked(
+    runtime: Runtime, directory: SlackDirectory, client: AsyncWebClient, body: dict, *, workspace_id: str
+) -> Message:
+    """A click on one of ``build_request_choice``'s buttons: the request goes on, for the budget
+    picked, with every check of ``/tokens budget request`` made again for the one who clicked."""
+    pick = views.read_pick(((body.get("actions") or [{}])[0]).get("value", ""))
+    if pick is None:
+        return views.build_action_error("This button is not a budget I know; nothing was sent.")
+    budget_id, amount, reason = pick
+    caller = await resolve_caller(
+        runtime, directory, client, user_id=(body.get("user") or {}).get("id", ""), workspace_id=workspace_id
+    )
+    ctx = CommandContext(runtime, directory, client, caller)
+    return await ask_for_more(ctx, amount, reason, budget_id=budget_id)

@@ -56,11 +56,15 @@ class Refusal(Exception):
         self.reply = reply
 
 
-async def _person_target(ctx: CommandContext, target: TargetRef, *, create: bool):
+async def _person_target(ctx: CommandContext, target: TargetRef, *, create: bool) -> Person | None:
+    """The person named, through the one resolution (``context.resolve_person``). Without
+    ``create`` only a person already linked to the Slack id (a read: nothing is learnt from
+    Slack); with it, a live human Slack knows is matched by email, else a precise refusal."""
     workspace_id = ctx.caller.workspace_id
-    person = await ctx.db(people.find_by_slack_id, workspace_id=workspace_id, slack_user_id=target.slack_id)
+    person = await ctx.db(people.resolve_slack_user, workspace_id=workspace_id, slack_user_id=target.slack_id)
     if person is not None or not create:
         return person
+    who = views.target_mention(target)
     slack_user = await ctx.directory.user(ctx.client, target.slack_id)
     found = authorization.new_person(
         found=slack_user is not None,
@@ -68,24 +72,14 @@ async def _person_target(ctx: CommandContext, target: TargetRef, *, create: bool
         is_bot=bool(slack_user and slack_user.is_bot),
     )
     if found.refused == Refused.UNKNOWN_USER:
-        raise Refusal(build_error(f"I cannot find <@{target.slack_id}> in this workspace; nothing changed."))
+        raise Refusal(build_error(f"I cannot find {who} in this workspace; nothing changed."))
     if found.refused == Refused.INACTIVE_USER:
-        raise Refusal(
-            build_error(f"<@{target.slack_id}> is a deactivated account or a bot; nothing changed.")
-        )
-    person = await ctx.db(
-        people.match_slack_user,
-        workspace_id=workspace_id,
-        slack_user_id=target.slack_id,
-        email=slack_user.email,
-        name=slack_user.name,
-        write=True,
-    )
+        raise Refusal(build_error(f"{who} is a deactivated account or a bot; nothing changed."))
+    person = await ctx.person(target.slack_id, slack_user)
     if not authorization.matched_person(person is not None).allowed:
         raise Refusal(
             build_error(
-                f"<@{target.slack_id}> has no email visible to me, so I cannot tie a budget to their usage. "
-                "Nothing changed."
+                f"{who} has no email visible to me, so I cannot tie a budget to their usage. Nothing changed."
             )
         )
     return person
@@ -125,7 +119,8 @@ def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[teams.T
     refused = authorization.manage_refusal(target, managed).refused
     if refused == Refused.ORG_BY_ADMINS:
         return Refusal(build_error(f"The org budget is set by admins ({hint}). Nothing changed."))
-    yours = ", ".join(t.mention for t in managed[:5])
+    yours = ", ".join(views.team_text(t) for t in managed[:5])
+    named = views.target_mention(target)
     if refused == Refused.MANAGES_NO_TEAM:
         return Refusal(
             build_error(
@@ -135,11 +130,11 @@ def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[teams.T
         )
     if refused == Refused.PERSON_OUTSIDE_TEAMS:
         text = (
-            f"{target.mention} is not a member of a team you manage ({yours}), or joined a channel "
+            f"{named} is not a member of a team you manage ({yours}), or joined a channel "
             "after you were made its manager and is not yet approved by an admin"
         )
     else:
-        text = f"You do not manage {target.mention} (you manage {yours})"
+        text = f"You do not manage {named} (you manage {yours})"
     return Refusal(
         build_error(f"{text}; budgets outside your teams are set by admins ({hint}). Nothing changed.")
     )
@@ -189,20 +184,20 @@ async def _set(ctx: CommandContext, args: list[str]) -> Message:
     if target.kind == budgets.PERSON:
         person = await _person_target(ctx, target, create=True)
         target_id = str(person.id)
-        who = target.mention
     elif target.kind == budgets.ORG:
-        target_id, who = budgets.ORG, "the org"
+        target_id = budgets.ORG
     else:
         team = await _team_target(ctx, target, fresh=True)
         members = await ctx.db(teams.member_count, team_id=team.id) if team else 0
         if team is None or members == 0:
             raise Refusal(
                 build_error(
-                    f"{target.mention} has no members I can count, so a budget there would never apply. "
+                    f"{views.target_mention(target)} has no members I can count, so a budget there would "
+                    "never apply. "
                     "Nothing changed."
                 )
             )
-        target_id, who = target.slack_id, team.mention
+        target_id = target.slack_id
     decision = await ctx.db(
         access.can_manage_budget,
         workspace_id,
@@ -229,10 +224,9 @@ async def _set(ctx: CommandContext, args: list[str]) -> Message:
         return before, after, status
 
     before, after, status = await ctx.db(apply, write=True)
-    status = replace(status, person_label=who)
-    return views.build_budget_changed(
-        before=before, after=after, status=status, who=who, tz=ctx.runtime.settings.tz
-    )
+    if person is not None:  # "they" about someone else, "you" about yourself
+        status = replace(status, person_slack_id=target.slack_id, own=person.id == viewer.person_id)
+    return views.build_budget_changed(before=before, after=after, status=status, tz=ctx.runtime.settings.tz)
 
 
 async def _clear(ctx: CommandContext, args: list[str]) -> Message:
@@ -248,7 +242,7 @@ async def _clear(ctx: CommandContext, args: list[str]) -> Message:
     viewer, _ = await _viewer(ctx)
     person = team = None
     nothing = build_error(
-        f"{target.mention} has no budget{f' for {vendor}' if vendor else ''}; nothing changed."
+        f"{views.target_mention(target)} has no budget{f' for {vendor}' if vendor else ''}; nothing changed."
     )
     if target.kind == budgets.PERSON:
         person = await _person_target(ctx, target, create=False)
@@ -284,7 +278,7 @@ async def _clear(ctx: CommandContext, args: list[str]) -> Message:
     )
     if not removed:
         return nothing
-    return views.build_budget_cleared(removed, who=team.mention if team else target.mention)
+    return views.build_budget_cleared(removed, target=target)
 
 
 async def _show(ctx: CommandContext, token: str | None) -> Message:
@@ -323,7 +317,8 @@ async def _show(ctx: CommandContext, token: str | None) -> Message:
             note="Only you can see this.",
         )
     refusal = build_error(
-        f"Budgets of {target.mention} are visible to the people they apply to, their managers and admins "
+        f"Budgets of {views.target_mention(target)} are visible to the people they apply to, their managers "
+        f"and admins "
         f"({admins_hint(ctx.runtime)})."
     )
     person = await _person_target(ctx, target, create=False) if target.kind == budgets.PERSON else None
@@ -380,18 +375,10 @@ async def _show(ctx: CommandContext, token: str | None) -> Message:
         title = f"Budgets that apply to {person.display_name or person.email or 'them'}"
         note = "Private to you; viewing someone's budgets is audited."
     else:
-        title, note = f"Budgets of {_plain(target)}", "Private to you."
+        title, note = f"Budgets of {views.target_plain(target)}", "Private to you."
     return views.build_budget_show(
-        items, title=title, empty=f"{team.mention if team else target.mention} has no budget.", note=note
+        items, title=title, empty=f"{views.target_mention(target)} has no budget.", note=note
     )
-
-
-def _plain(target: TargetRef) -> str:
-    """Header text is plain: no mention markup."""
-    if target.kind == budgets.ORG:
-        return "the org"
-    prefix = "@" if target.kind == budgets.GROUP else "#"
-    return prefix + target.name if target.name else target.slack_id
 
 
 async def _list(ctx: CommandContext) -> Message:

@@ -72,6 +72,7 @@ async def home_view(
         who=person.display_name or person.email or "you",
         slack_user_id=user_id,
         today=runtime.today(),
+        min_group_size=runtime.settings.min_group_size,
     )
     return build_home(dashboard, tz=runtime.settings.tz, now=datetime.now(UTC))
 
