@@ -36,6 +36,7 @@ BUCKETS: dict[str, str] = {
 NOTHING = "nothing"
 LOOKBACK_DAYS = 7  # a PR merged longer ago than this is not asked about: memory fades
 MAX_SNOOZE_DAYS = 90
+BUTTON_SNOOZE_DAYS = 7  # the DM's own "Snooze" button
 
 CLAIMED, SENT, FAILED = "claimed", "sent", "failed"
 
@@ -209,32 +210,54 @@ def finish_ask(
 
 @dataclass(frozen=True)
 class Answer:
-    outcome: str  # recorded | changed | refused | unknown
+    outcome: str  # recorded | changed | snoozed | refused | unknown
     bucket: str = ""
     repo: str = ""
     number: int = 0
+    snoozed_until: datetime | None = None
 
 
-def record_answer(
-    conn: Connection, *, workspace_id: str, ask_id: int, user_id: str, bucket: str, now: datetime
-) -> Answer:
-    """The person's tap: one answer per PR, a second tap changes it. Only the person the
-    question was asked of may answer: a click naming someone else's question is refused."""
+def _own_ask(conn: Connection, workspace_id: str, ask_id: int, user_id: str) -> tuple[Answer | None, tuple]:
+    """The ask's row when ``user_id`` is the person it was asked of, else the answer to give.
+    Only they may tap its buttons: a click naming someone else's question is refused."""
     row = conn.execute(
         select(SavedTimeAsk.person_id, SavedTimeAsk.repo, SavedTimeAsk.number, SavedTimeAsk.bucket).where(
             SavedTimeAsk.workspace_id == workspace_id, SavedTimeAsk.id == ask_id
         )
     ).first()
-    if row is None or bucket not in BUCKETS:
-        return Answer("unknown")
-    person_id, repo, number, before = row
+    if row is None:
+        return Answer("unknown"), ()
     owner = conn.execute(
-        select(Person.slack_user_id).where(Person.id == person_id, Person.forgotten_at.is_(None))
+        select(Person.slack_user_id).where(Person.id == row[0], Person.forgotten_at.is_(None))
     ).scalar_one_or_none()
     if not owner or owner != user_id:
-        return Answer("refused")
+        return Answer("refused"), ()
+    return None, tuple(row)
+
+
+def record_answer(
+    conn: Connection, *, workspace_id: str, ask_id: int, user_id: str, bucket: str, now: datetime
+) -> Answer:
+    """The person's tap: one answer per PR, a second tap changes it."""
+    if bucket not in BUCKETS:
+        return Answer("unknown")
+    refused, row = _own_ask(conn, workspace_id, ask_id, user_id)
+    if refused is not None:
+        return refused
+    _, repo, number, before = row
     conn.execute(update(SavedTimeAsk).where(SavedTimeAsk.id == ask_id).values(bucket=bucket, answered_at=now))
     return Answer("changed" if before else "recorded", bucket, repo, int(number))
+
+
+def snooze_from_ask(
+    conn: Connection, *, workspace_id: str, ask_id: int, user_id: str, days: int, now: datetime
+) -> Answer:
+    """The DM's "Snooze" button: no questions for ``days``; the opt-in stays."""
+    refused, row = _own_ask(conn, workspace_id, ask_id, user_id)
+    if refused is not None:
+        return refused
+    pref = set_pref(conn, workspace_id=workspace_id, person_id=row[0], now=now, snooze_days=days)
+    return Answer("snoozed", repo=row[1], number=int(row[2]), snoozed_until=pref.snoozed_until)
 
 
 # -- what a recap may cite ---------------------------------------------------------------------

@@ -78,7 +78,7 @@ def _tap(client, fake, *, user_id: str, bucket: str, ask_id: int) -> str:
     post_action(
         client,
         user_id=user_id,
-        action_id=f"{views.ANSWER_ACTION}_{bucket}",
+        action_id=views.SNOOZE_ACTION if bucket == "snooze" else f"{views.ANSWER_ACTION}_{bucket}",
         value=str(ask_id),
         response_url=fake.server.url_for(f"/response_url/{user_id}"),
     )
@@ -112,7 +112,10 @@ def test_opt_in_one_question_a_day_answers_and_a_forged_tap(engine, fake):
         assert (ask.person_id, ask.number, ask.status, ask.recipient) == (ana, 2, "sent", "UANA")
         [dm] = _dms(fake)
         assert dm["channel"] == "DUANA" and "acme/api#2" in dm["text"]
-        assert [b["action_id"] for b in _buttons(dm)] == [f"saved_time_{key}" for key in saved_time.BUCKETS]
+        assert [b["action_id"] for b in _buttons(dm)] == [
+            *(f"saved_time_{key}" for key in saved_time.BUCKETS),
+            "saved_time_snooze",
+        ]
         assert {b["value"] for b in _buttons(dm)} == {str(ask.id)}
 
         # Ben forges a tap on Ana's question: refused, nothing recorded.
@@ -134,7 +137,11 @@ def test_opt_in_one_question_a_day_answers_and_a_forged_tap(engine, fake):
         assert [a.number for a in _asks(engine)] == [2, 3] and len(sent) == 1
         with engine.begin() as conn:
             _pr(conn, ana, 6, utcnow())
-        assert "snoozed until" in send(client, "saved snooze 3", user_id="UANA")["text"]
+        assert "Only the person" in _tap(client, fake, user_id="UBEN", bucket="snooze", ask_id=ask.id)
+        with engine.connect() as conn:
+            assert saved_time.get_pref(conn, workspace_id=W, person_id=ben) == saved_time.Pref()
+        assert "No questions until" in _tap(client, fake, user_id="UANA", bucket="snooze", ask_id=ask.id)
+        assert "snoozed until" in send(client, "saved", user_id="UANA")["text"]
         later = tomorrow + timedelta(days=1)
         assert (
             asyncio.run(
@@ -152,6 +159,8 @@ def test_bad_arguments_are_told_and_snoozing_needs_the_opt_in(engine, fake):
         assert "nothing to snooze" in send(client, "saved snooze 3", user_id="UANA")["text"]
         send(client, "saved on", user_id="UANA")
         assert "1 to 90 days" in send(client, "saved snooze 365", user_id="UANA")["text"]
+        assert "snoozed until" in send(client, "saved snooze 3", user_id="UANA")["text"]
+        assert "On: at most one" in send(client, "saved on", user_id="UANA")["text"]  # ends the snooze
         assert "did not understand" in send(client, "saved maybe", user_id="UANA")["text"]
         assert "could not find your AI usage" in send(client, "saved on", user_id="UNOBODY")["text"]
 

@@ -19,10 +19,11 @@ def test_every_saved_time_message_is_within_slacks_limits():
     ask = DueAsk(1, "UANA", "o" * 90 + "/" + "r" * 109, 123456, NOW)
     built = [
         views.build_ask(ask, ask_id=7, min_group_size=5, tz=UTC),
-        views.build_answer(Answer("recorded", "30m_2h", ask.repo, ask.number)),
-        views.build_answer(Answer("changed", "more", "acme/api", 2)),
-        views.build_answer(Answer("refused")),
-        views.build_answer(Answer("unknown")),
+        views.build_answer(Answer("recorded", "30m_2h", ask.repo, ask.number), tz=UTC),
+        views.build_answer(Answer("changed", "more", "acme/api", 2), tz=UTC),
+        views.build_answer(Answer("refused"), tz=UTC),
+        views.build_answer(Answer("unknown"), tz=UTC),
+        views.build_answer(Answer("snoozed", snoozed_until=NOW + timedelta(days=7)), tz=UTC),
         views.build_status(Pref(), now=NOW, tz=UTC, min_group_size=5),
         views.build_status(Pref(True), now=NOW, tz=UTC, min_group_size=5),
         views.build_status(Pref(True, NOW + timedelta(days=3)), now=NOW, tz=UTC, min_group_size=5),
@@ -31,8 +32,9 @@ def test_every_saved_time_message_is_within_slacks_limits():
         assert validate(message.blocks) == [], message.text
     assert "Changed to *More than 2 h* for acme/api#2" in built[2].text
     assert "Only the person" in built[3].text
-    assert "Off." in built[5].text and "On: at most one" in built[6].text
-    assert "snoozed until Fri Dec 04 15:00" in built[7].text
+    assert "No questions until Tue Dec 08 15:00" in built[5].text
+    assert "Off." in built[6].text and "On: at most one" in built[7].text
+    assert "snoozed until Fri Dec 04 15:00" in built[8].text
     # The snooze over, the status says so.
     assert (
         "On: at most one"

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from bot.services.saved_time import BUCKETS, MAX_SNOOZE_DAYS, Answer, DueAsk, Pref
+from bot.services.saved_time import BUCKETS, BUTTON_SNOOZE_DAYS, MAX_SNOOZE_DAYS, Answer, DueAsk, Pref
 from bot.slack.blocks.common import Message, button, context, escape, message, section
 
 ANSWER_ACTION = "saved_time"  # + "_<bucket>": one action id per button, the ask id as value
 ANSWER_BLOCK = "saved_time"
+SNOOZE_ACTION = "saved_time_snooze"  # the ask id as value
 
 
 def pr_label(repo: str, number: int) -> str:
@@ -28,21 +29,27 @@ def build_ask(ask: DueAsk, *, ask_id: int, min_group_size: int, tz: ZoneInfo) ->
                 "type": "actions",
                 "block_id": ANSWER_BLOCK,
                 "elements": [
-                    button(label, f"{ANSWER_ACTION}_{key}", str(ask_id)) for key, label in BUCKETS.items()
+                    *(button(label, f"{ANSWER_ACTION}_{key}", str(ask_id)) for key, label in BUCKETS.items()),
+                    button(f"Snooze {BUTTON_SNOOZE_DAYS} days", SNOOZE_ACTION, str(ask_id)),
                 ],
             },
             context(
                 "One tap, and you can change it. Only counts per answer reach a channel, and only over "
-                f"at least {min_group_size} people who answered. At most one question a day: "
-                "`/tokens saved snooze 7` pauses them, `/tokens saved off` stops them."
+                f"at least {min_group_size} people who answered. At most one question a day; "
+                "`/tokens saved off` stops them."
             ),
         ],
     )
 
 
-def build_answer(answer: Answer) -> Message:
+def build_answer(answer: Answer, *, tz: ZoneInfo) -> Message:
     label = BUCKETS.get(answer.bucket, "")
-    if answer.outcome in ("recorded", "changed"):
+    if answer.outcome == "snoozed" and answer.snoozed_until is not None:
+        text = (
+            f":zzz: No questions until {answer.snoozed_until.astimezone(tz):%a %b %d %H:%M %Z}. "
+            "`/tokens saved on` ends the snooze, `/tokens saved off` stops them."
+        )
+    elif answer.outcome in ("recorded", "changed"):
         verb = "Changed to" if answer.outcome == "changed" else "Noted"
         text = f":white_check_mark: {verb} *{label}* for {pr_label(answer.repo, answer.number)}. Thanks."
     elif answer.outcome == "refused":

@@ -1,5 +1,5 @@
-"""``/tokens saved [on | off | snooze <days>]`` (the opt-in) and the answer buttons of the
-"what did it save you?" DM (bot.services.saved_time)."""
+"""``/tokens saved [on | off | snooze <days>]`` (the opt-in) and the answer and "Snooze"
+buttons of the "what did it save you?" DM (bot.services.saved_time)."""
 
 from __future__ import annotations
 
@@ -62,23 +62,21 @@ async def handle_saved(ctx: CommandContext, command: ParsedCommand) -> Message:
 
 
 async def answer_tap(runtime: Runtime, body: dict, workspace_id: str) -> Message:
+    """An answer button, or the DM's "Snooze" button; the ask id is the value."""
     user_id = (body.get("user") or {}).get("id", "")
     action = (body.get("actions") or [{}])[0]
-    match = ANSWER_PATTERN.match(action.get("action_id", ""))
-    value = action.get("value", "")
-    if match is None or not value.isdigit():
-        return views.build_answer(saved_time.Answer("unknown"))
-    answer = await run_db(
-        runtime,
-        saved_time.record_answer,
-        workspace_id=workspace_id,
-        ask_id=int(value),
-        user_id=user_id,
-        bucket=match.group(1),
-        now=utcnow(),
-        write=True,
-    )
-    return views.build_answer(answer)
+    action_id, value = action.get("action_id", ""), action.get("value", "")
+    match = ANSWER_PATTERN.match(action_id)
+    tz = runtime.settings.tz
+    if (match is None and action_id != views.SNOOZE_ACTION) or not value.isdigit():
+        return views.build_answer(saved_time.Answer("unknown"), tz=tz)
+    who = {"workspace_id": workspace_id, "ask_id": int(value), "user_id": user_id, "now": utcnow()}
+    if match is None:
+        days = saved_time.BUTTON_SNOOZE_DAYS
+        answer = await run_db(runtime, saved_time.snooze_from_ask, days=days, write=True, **who)
+    else:
+        answer = await run_db(runtime, saved_time.record_answer, bucket=match.group(1), write=True, **who)
+    return views.build_answer(answer, tz=tz)
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
@@ -87,7 +85,7 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
             answer = await answer_tap(runtime, body, workspace_id)
         except Exception:
             log.exception("saved-time answer failed")
-            answer = views.build_answer(saved_time.Answer("unknown"))
+            answer = views.build_answer(saved_time.Answer("unknown"), tz=runtime.settings.tz)
         await respond(**answer.as_kwargs(), replace_original=False, response_type="ephemeral")
 
     async def on_answer(ack: AsyncAck, body: dict, respond: AsyncRespond, context: AsyncBoltContext) -> None:
@@ -96,3 +94,4 @@ def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None
         in_background(reply(body, respond, workspace_id), "saved-time answer")
 
     app.action(ANSWER_PATTERN)(on_answer)
+    app.action(views.SNOOZE_ACTION)(on_answer)
