@@ -395,13 +395,14 @@ def visible_incidents(
     if viewer.is_admin:
         return recent[:MAX_LISTED]
     reach: dict[int, bool] = {}
+    managed = {
+        str(t.id) for t in teams.managed_teams(conn, workspace_id=workspace_id, slack_user_id=viewer.user_id)
+    }
     shown = []
     for incident in recent:
         pid = incident.person_id
         if incident.subject_kind == TEAM:
-            if viewer.user_id in teams.team_managers(
-                conn, workspace_id=workspace_id, team_id=int(incident.subject_key)
-            ):
+            if incident.subject_key in managed:
                 shown.append(incident)
             continue
         if pid is None or incident.subject_kind != PERSON:
