@@ -52,28 +52,13 @@ async def ask_saved_time(
         reply = views.build_ask(ask, ask_id=ask_id, min_group_size=settings.min_group_size, tz=settings.tz)
         try:
             channel, ts = await send_dm(client, ask.recipient, reply)
+            outcome = {"status": saved_time.SENT, "channel": channel, "ts": ts}
+            sent.append(ask_id)
         except Exception as error:  # one unreachable person must not stop the others
             reason = slack_error(error)
             log.warning("saved-time question %s to %s failed: %s", ask_id, ask.recipient, reason)
-            await run_db(
-                runtime,
-                saved_time.finish_ask,
-                ask_id=ask_id,
-                status=saved_time.FAILED,
-                error=reason,
-                write=True,
-            )
-            continue
-        await run_db(
-            runtime,
-            saved_time.finish_ask,
-            ask_id=ask_id,
-            status=saved_time.SENT,
-            channel=channel,
-            ts=ts,
-            write=True,
-        )
-        sent.append(ask_id)
+            outcome = {"status": saved_time.FAILED, "error": reason}
+        await run_db(runtime, saved_time.finish_ask, ask_id=ask_id, write=True, **outcome)
     return sent
 
 
