@@ -178,6 +178,7 @@ def test_scheduler_runs_every_job():
         "anomalies",
         "budgets",
         "recaps",
+        "saved_time",
         "sync",
         "teams",
     ]

@@ -845,3 +845,49 @@ class AnomalyMute(SQLModel, table=True):
     incident_id: int | None = Field(default=None)
     created_by: str = Field(default="", max_length=32)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class SavedTimePref(SQLModel, table=True):
+    """A person's answer to "ask me what AI saved on my merged PRs?" (``/tokens saved``): off
+    unless they opt in; a snooze pauses the questions without losing the opt-in."""
+
+    __tablename__ = "saved_time_pref"
+    __table_args__ = (UniqueConstraint("workspace_id", "person_id", name="uq_saved_time_pref"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    person_id: int = Field(foreign_key="person.id")
+    opted_in: bool = Field(default=False)
+    opted_in_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))  # asks from then on
+    snoozed_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+
+
+class SavedTimeAsk(SQLModel, table=True):
+    """Ledger of the "what did it save you?" DMs and their answers: one row per merged PR (by
+    repo and number: PR rows are replaced on re-sync, their ids change) and at most one per
+    person and local day, claimed before the DM is sent. The answer lives on the row, so each
+    PR has one answer; a second click changes it."""
+
+    __tablename__ = "saved_time_ask"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "repo", "number", name="uq_saved_time_pr"),
+        UniqueConstraint("workspace_id", "person_id", "ask_day", name="uq_saved_time_day"),
+        Index("ix_saved_time_merged", "workspace_id", "merged_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    person_id: int = Field(foreign_key="person.id")
+    repo: str = Field(max_length=200)
+    number: int = Field(sa_type=BigInteger)
+    merged_at: datetime = Field(sa_column=_ts(nullable=False))
+    ask_day: date  # the org's local day of the DM: one a day per person
+    recipient: str = Field(max_length=32)  # Slack user id
+    status: str = Field(default="claimed", max_length=16)  # claimed | sent | failed
+    channel: str = Field(default="", max_length=32)
+    message_ts: str = Field(default="", max_length=32)
+    error: str | None = Field(default=None, sa_type=Text)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    bucket: str | None = Field(default=None, max_length=16)  # nothing | under_30m | 30m_2h | more
+    answered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

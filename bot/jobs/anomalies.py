@@ -15,15 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.jobs.per_workspace import run_in_each_workspace
 from bot.services.anomalies import incidents
+from bot.services.anomalies.detectors import TEAM
 from bot.services.anomalies.incidents import TO_MANAGER, TO_PERSON, Applied, DueNotice
 from bot.services.runtime import Runtime
 from bot.slack.blocks import anomalies as views
 from bot.slack.blocks.common import Message
+from bot.slack.messaging import send_dm, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +44,16 @@ async def _db(runtime: Runtime, fn: Callable, *args, write: bool = False, **kwar
     return await asyncio.to_thread(work)
 
 
-def notice_message(runtime: Runtime, notice: DueNotice, labels: dict[int, str]) -> Message:
+def notice_message(runtime: Runtime, notice: DueNotice, labels: dict[int | str, str]) -> Message:
     incident = notice.incident
+    if incident.subject_kind == TEAM:
+        return views.build_team_notice(incident, team=views.subject_label(incident, labels))
     if notice.audience == TO_PERSON:
         return views.build_person_notice(incident, escalate_hours=runtime.settings.anomaly_escalate_hours)
     if notice.audience == TO_MANAGER:
         who = views.subject_label(incident, labels)
         return views.build_manager_notice(incident, who=who, unreachable=notice.unreachable)
     return views.build_admin_notice(incident)
-
-
-def _slack_error(error: Exception) -> str:
-    if isinstance(error, SlackApiError) and error.response is not None:
-        return str(error.response.get("error") or "unknown")
-    return type(error).__name__
 
 
 async def check_anomalies(
@@ -81,10 +78,9 @@ async def check_anomalies(
     )
     due = await _db(runtime, incidents.due_notices, workspace_id=workspace_id, now=now, settings=settings)
     result = CheckResult(applied)
-    person_ids = sorted(
-        {n.incident.person_id for n in due if n.audience == TO_MANAGER and n.incident.person_id}
+    labels = await _db(
+        runtime, incidents.subject_labels, [n.incident for n in due if n.audience == TO_MANAGER]
     )
-    labels = await _db(runtime, incidents.person_labels, person_ids=person_ids)
     for notice in due:
         claimed = await _db(
             runtime, incidents.claim_notice, workspace_id=workspace_id, notice=notice, write=True
@@ -93,13 +89,9 @@ async def check_anomalies(
             continue  # another replica (or an earlier run) owns this DM
         key = (notice.incident.id, notice.audience, notice.recipient)
         try:
-            opened = await client.conversations_open(users=notice.recipient)
-            channel = opened["channel"]["id"]
-            posted = await client.chat_postMessage(
-                channel=channel, **notice_message(runtime, notice, labels).as_kwargs()
-            )
+            channel, ts = await send_dm(client, notice.recipient, notice_message(runtime, notice, labels))
         except Exception as error:  # one unreachable recipient must not stop the others
-            reason = _slack_error(error)
+            reason = slack_error(error)
             log.warning("anomaly %s %s DM to %s failed: %s", key[0], key[1], key[2], reason)
             await _db(
                 runtime, incidents.finish_notice, notice=notice, status="failed", error=reason, write=True
@@ -112,7 +104,7 @@ async def check_anomalies(
             notice=notice,
             status="sent",
             channel=channel,
-            ts=posted.get("ts") or "",
+            ts=ts,
             write=True,
         )
         result.sent.append(key)

@@ -18,6 +18,7 @@ from bot.jobs.anomalies import anomaly_job
 from bot.jobs.budget_alerts import budget_check_job
 from bot.jobs.guard import guarded
 from bot.jobs.recaps import RECAP_CHECK_MINUTES, Outcome, recap_job
+from bot.jobs.saved_time import SAVED_TIME_CHECK_MINUTES, saved_time_job
 from bot.jobs.sync import sync_job, sync_sources
 from bot.jobs.team_refresh import team_refresh_job
 from bot.services.runtime import Runtime
@@ -27,6 +28,7 @@ BUDGET_CHECK = "budget check"
 ANOMALY_CHECK = "anomaly check"
 RECAP_DELIVERY = "recap delivery"
 TEAM_REFRESH = "team refresh"
+SAVED_TIME = "saved-time questions"
 
 
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -54,6 +56,8 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
          "weekly recaps due (each posted once per subscription and week)"),
         ("teams", TEAM_REFRESH, team_refresh_job, settings.team_refresh_minutes, False,
          "re-read stale team memberships from Slack"),
+        ("saved_time", SAVED_TIME, saved_time_job, SAVED_TIME_CHECK_MINUTES, False,
+         "what AI saved: one question a day after an AI-assisted PR merges (opt-in)"),
     )  # fmt: skip
     for job_id, what, job, minutes, at_once, name in guarded_jobs:
         scheduler.add_job(
@@ -76,6 +80,7 @@ class RunOnce:
     recaps: list[Outcome] | None
     teams_refreshed: int | None
     anomaly_dms: int | None
+    saved_time_asks: int | None = 0
 
     @property
     def failed(self) -> bool:
@@ -84,6 +89,7 @@ class RunOnce:
             self.recaps,
             self.teams_refreshed,
             self.anomaly_dms,
+            self.saved_time_asks,
         )
 
 
@@ -96,4 +102,5 @@ def run_once(runtime: Runtime) -> RunOnce:
         recaps=guarded(RECAP_DELIVERY, recap_job, runtime),
         teams_refreshed=guarded(TEAM_REFRESH, team_refresh_job, runtime),
         anomaly_dms=guarded(ANOMALY_CHECK, anomaly_job, runtime),
+        saved_time_asks=guarded(SAVED_TIME, saved_time_job, runtime),
     )

@@ -50,6 +50,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "the weekly recap in a channel: spend beside value, the case for and against, a vote",
     ),
     "anomalies": ("", "unusual spend caught the same day: yours; managers their teams'; admins all"),
+    "saved": (
+        "[on | off | snooze <days>]",
+        "opt in to one tap after your AI-assisted PR merges: what did it save you?",
+    ),
     "help": ("", "this help"),
 }
 

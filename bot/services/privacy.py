@@ -30,6 +30,8 @@ from bot.db.models import (
     OtelPoint,
     Person,
     RoleGrant,
+    SavedTimeAsk,
+    SavedTimePref,
     TeamMembership,
     UsageDaily,
 )
@@ -378,6 +380,9 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
             AnomalyMute.subject_kind == "person", AnomalyMute.subject_key == str(person_id)
         )
     )
+    # What they said AI saved them, and whether to ask (docs/value-saved.md).
+    conn.execute(delete(SavedTimeAsk).where(SavedTimeAsk.person_id == person_id))
+    conn.execute(delete(SavedTimePref).where(SavedTimePref.person_id == person_id))
     if person.slack_user_id:
         their_grants = and_(
             RoleGrant.workspace_id == workspace_id, RoleGrant.slack_user_id == person.slack_user_id

@@ -16,9 +16,17 @@ from functools import cache
 
 from sqlalchemy import Connection, func, select
 
-from bot.db.models import ActivityDaily, ActivityOrgDaily, Person, UsageDaily, UsagePersonDaily
+from bot.db.models import (
+    ActivityDaily,
+    ActivityOrgDaily,
+    Person,
+    Team,
+    TeamMembership,
+    UsageDaily,
+    UsagePersonDaily,
+)
 from bot.domain.records import SEAT
-from bot.services.anomalies.detectors import ACTOR, PERSON, Day, History, Thresholds, recent_days
+from bot.services.anomalies.detectors import ACTOR, PERSON, TEAM, Day, History, Thresholds, recent_days
 from bot.services.privacy import FORGOTTEN_PREFIX
 from bot.sources.prices import price_for
 
@@ -124,3 +132,35 @@ def load_histories(
         for (kind, key), days in sorted(spend.items())
     ]
     return histories, reported
+
+
+def team_histories(
+    conn: Connection, *, workspace_id: str, people: list[History], min_people: int
+) -> list[History]:
+    """Each team's days: the sum of the members' days while they were members (dated
+    membership, like ``/tokens team``). A day on which fewer than ``min_people`` members spent
+    is left out: a team figure from one or two people is their own number, and the team's
+    managers are not always managers of every member (docs/privacy.md)."""
+    by_person = {h.person_id: h for h in people if h.kind == PERSON}
+    rows = conn.execute(
+        select(
+            TeamMembership.team_id, TeamMembership.person_id, TeamMembership.joined_on, TeamMembership.left_on
+        )
+        .join(Team, Team.id == TeamMembership.team_id)
+        .where(Team.workspace_id == workspace_id, TeamMembership.person_id.in_(sorted(by_person)))
+    ).all()
+    sums: dict[int, dict[date, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    for team_id, person_id, joined, left in rows:
+        for day, figures in by_person[person_id].days.items():
+            if joined <= day and (left is None or day < left) and figures.spend_micros > 0:
+                cell = sums[team_id][day]
+                cell[0] += figures.spend_micros
+                cell[1] += figures.premium_micros
+                cell[2] += figures.signals
+                cell[3] += 1  # members who spent that day
+    return [
+        History(
+            TEAM, str(team_id), {day: Day(*cell[:3]) for day, cell in days.items() if cell[3] >= min_people}
+        )
+        for team_id, days in sorted(sums.items())
+    ]

@@ -1,6 +1,7 @@
 """The anomaly rules, pure: a subject's daily figures and the thresholds in, detections out.
 
-A *subject* is a person or an actor that maps to nobody (a service key, an unlinked account).
+A *subject* is a person, an actor that maps to nobody (a service key, an unlinked account), or
+a team (its members summed, judged for drift only).
 Its history holds only the UTC days with spend or value signals; a day it is not in is a day
 with nothing. Money is integer micro-USD; every comparison is exact (``Fraction``), never float.
 
@@ -30,6 +31,7 @@ RULES = (RUNAWAY, IDLE, DRIFT, UNATTRIBUTED)
 
 PERSON = "person"
 ACTOR = "actor"
+TEAM = "team"  # a team's members summed, for drift only (bot.services.anomalies.daily.team_histories)
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,8 @@ class Day:
 
 @dataclass(frozen=True)
 class History:
-    kind: str  # person | actor
-    key: str  # the person id as text, or the actor
+    kind: str  # person | actor | team
+    key: str  # the person id as text, the actor, or the team id as text
     days: Mapping[date, Day]
     person_id: int | None = None
 
@@ -226,13 +228,15 @@ def detect(
 ) -> list[Detection]:
     """Every rule over every subject: for each (subject, rule) the newest recent day it fires on.
     People get runaway, idle burn and drift; actors that map to nobody get unattributed surge and
-    idle burn (a service key that spends with nothing to show)."""
+    idle burn (a service key that spends with nothing to show); teams only drift (a team's
+    runaway or idle day is its members', each told first)."""
     found = []
     days = recent_days(today, th)
     for history in histories:
-        rules = (runaway, model_drift) if history.kind == PERSON else (unattributed_surge,)
-        checks = [partial(rule, history, th=th) for rule in rules]
-        checks.append(lambda d, h=history: idle_burn(h, d, th, signals_reported=d in reported_days))
+        rules = {PERSON: (runaway, model_drift), ACTOR: (unattributed_surge,), TEAM: (model_drift,)}
+        checks = [partial(rule, history, th=th) for rule in rules[history.kind]]
+        if history.kind != TEAM:
+            checks.append(lambda d, h=history: idle_burn(h, d, th, signals_reported=d in reported_days))
         for check in checks:
             hit = next((h for h in map(check, days) if h is not None), None)
             if hit is not None:

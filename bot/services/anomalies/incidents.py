@@ -18,9 +18,9 @@ from sqlalchemy import Connection, select, update
 from bot.db.models import AnomalyIncident, AnomalyMute, AnomalyNotice, Person, as_utc
 from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
-from bot.services import access, privacy
+from bot.services import access, privacy, teams
 from bot.services.anomalies import daily
-from bot.services.anomalies.detectors import ACTOR, PERSON, Detection, Thresholds, detect
+from bot.services.anomalies.detectors import ACTOR, PERSON, TEAM, Detection, Thresholds, detect
 from bot.services.budgets import admin_user_ids
 from bot.settings import Settings
 
@@ -69,6 +69,9 @@ def detect_now(conn: Connection, *, workspace_id: str, today: date, settings: Se
         today=today,
         th=th,
         is_premium=daily.premium_rule(settings.anomaly_premium_output_usd),
+    )
+    histories += daily.team_histories(
+        conn, workspace_id=workspace_id, people=histories, min_people=settings.min_group_size
     )
     return detect(histories, today=today, th=th, reported_days=reported)
 
@@ -234,6 +237,10 @@ def due_notices(conn: Connection, *, workspace_id: str, now: datetime, settings:
             if admins is None:
                 admins = admin_user_ids(conn, workspace_id=workspace_id, settings=settings)
             wanted.extend((TO_ADMIN, a) for a in admins)
+        elif incident.subject_kind == TEAM:
+            # A team's figures go to its managers only, never to a channel nor to its members.
+            managers = teams.team_managers(conn, workspace_id=workspace_id, team_id=int(incident.subject_key))
+            wanted.extend((TO_MANAGER, m) for m in managers)
         for audience, recipient in wanted:
             if (incident.id, audience, recipient) not in ledger:
                 due.append(DueNotice(incident, audience, recipient, unreachable))
@@ -322,7 +329,8 @@ def mark_expected(
     now: datetime | None = None,
 ) -> Answer:
     """The subject (or, for an actor that maps to nobody, an admin) says the anomaly is
-    expected: the incident closes as ``expected`` and the rule is muted for the subject for
+    expected (for a team, one of its managers): the incident closes as ``expected`` and the rule
+    is muted for the subject for
     ``days``. Only the first answer counts; a replayed click changes nothing."""
     now = now or utcnow()
     incident = get_incident(conn, workspace_id=workspace_id, incident_id=incident_id)
@@ -333,6 +341,10 @@ def mark_expected(
             select(Person.slack_user_id).where(Person.id == incident.person_id)
         ).scalar_one_or_none()
         allowed = owner == user_id
+    elif incident.subject_kind == TEAM:
+        allowed = is_admin or user_id in teams.team_managers(
+            conn, workspace_id=workspace_id, team_id=int(incident.subject_key)
+        )
     else:
         allowed = is_admin
     if not allowed:
@@ -372,7 +384,8 @@ def visible_incidents(
     conn: Connection, *, workspace_id: str, viewer: access.Viewer, since: datetime
 ) -> list[AnomalyIncident]:
     """Open incidents and those closed since ``since``, newest first, that ``viewer`` may see:
-    their own; as a manager, the people their grants reach; as an admin, all (actors too)."""
+    their own; as a manager, the people their grants reach and their teams' own incidents; as an
+    admin, all (actors too)."""
     recent = _load(
         conn,
         AnomalyIncident.workspace_id == workspace_id,
@@ -382,9 +395,16 @@ def visible_incidents(
     if viewer.is_admin:
         return recent[:MAX_LISTED]
     reach: dict[int, bool] = {}
+    managed = {
+        str(t.id) for t in teams.managed_teams(conn, workspace_id=workspace_id, slack_user_id=viewer.user_id)
+    }
     shown = []
     for incident in recent:
         pid = incident.person_id
+        if incident.subject_kind == TEAM:
+            if incident.subject_key in managed:
+                shown.append(incident)
+            continue
         if pid is None or incident.subject_kind != PERSON:
             continue
         if pid not in reach:
@@ -405,6 +425,16 @@ def open_for_person(conn: Connection, *, workspace_id: str, person_id: int) -> l
         AnomalyIncident.status == OPEN,
     )
     return sorted(found, key=lambda i: i.id)
+
+
+def subject_labels(conn: Connection, incidents: list[AnomalyIncident]) -> dict[int | str, str]:
+    """Labels of the incidents' people (by id) and teams (by ``"team:<id>"``, the mention)."""
+    labels: dict[int | str, str] = {}
+    labels.update(person_labels(conn, person_ids=sorted({i.person_id for i in incidents if i.person_id})))
+    for key in sorted({i.subject_key for i in incidents if i.subject_kind == TEAM}):
+        team = teams.team_by_id(conn, int(key))
+        labels[f"team:{key}"] = team.mention if team else f"team {key}"
+    return labels
 
 
 def person_labels(conn: Connection, *, person_ids: list[int]) -> dict[int, str]:

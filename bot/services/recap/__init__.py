@@ -4,6 +4,8 @@ No Slack here. One module per concern, each importing its siblings directly (nev
 package), in this order of dependence:
 
 - ``rules``: the case for and the case against, pure rules over ``RecapFacts``.
+- ``incident_rules``, ``saved_rules``: findings fed by other features' records (the week's
+  anomaly incidents; what people say AI saved), each with its own query.
 - ``model``: the recap's typed values (lines, ``Tally``, ``Recap``).
 - ``scope``: whose numbers a recap covers.
 - ``lines``: the grouped rows into lines, week totals and per-person figures.

@@ -20,9 +20,11 @@ from bot.db.models import ActivityDaily, Identity, Person, PullRequest, UsageDai
 from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
 from bot.services import privacy, reports, teams
+from bot.services.recap.incident_rules import cited as cited_incidents
 from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
 from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
 from bot.services.recap.rules import (
+    FOR,
     BudgetStatus,
     IdleSeat,
     IdleWeek,
@@ -31,6 +33,7 @@ from bot.services.recap.rules import (
     evaluate,
     split_postable,
 )
+from bot.services.recap.saved_rules import cited as cited_saved
 from bot.services.recap.scope import Scope, scope_people
 
 
@@ -143,6 +146,11 @@ def load_recap(
         int(r[1]) for r in activity if r[0] < SHOWN_WEEKS
     }
     case_for, case_against = evaluate(facts)
+    for cite in (cited_incidents, cited_saved):  # findings fed by other features' records
+        for found in cite(
+            conn, workspace_id=workspace_id, scope=scope, facts=facts, start=this_start, end=end
+        ):
+            (case_for if found.side == FOR else case_against).append(found)
     case_for, withheld_for = split_postable(case_for, min_group_size)
     case_against, withheld_against = split_postable(case_against, min_group_size)
     return Recap(

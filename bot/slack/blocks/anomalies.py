@@ -7,10 +7,11 @@ Every one is a DM or an ephemeral answer: nothing here is ever posted to a chann
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
 from bot.db.models import AnomalyIncident
-from bot.services.anomalies.detectors import DRIFT, IDLE, RUNAWAY, UNATTRIBUTED
+from bot.services.anomalies.detectors import DRIFT, IDLE, RUNAWAY, TEAM, UNATTRIBUTED
 from bot.services.anomalies.incidents import EXPECTED, MUTE_DAYS, OPEN, Answer
 from bot.slack.blocks.common import Block, Message, button, context, escape, header, message, section
 from bot.slack.blocks.format import usd
@@ -50,15 +51,19 @@ def describe(incident: AnomalyIncident) -> str:
             f"that day (value signals showed on {f.get('signal_days', 0)} earlier days)."
         )
     if incident.rule == DRIFT:
+        whose = "the team's" if incident.subject_kind == TEAM else "your"
         return (
             f"{f.get('share_percent', 0)}% of {spent} went to the most expensive models "
-            f"({usd(f.get('premium_micros', 0))}), against {f.get('baseline_percent', 0)}% over your "
+            f"({usd(f.get('premium_micros', 0))}), against {f.get('baseline_percent', 0)}% over {whose} "
             f"last {f.get('active_days', 0)} active days."
         )
     return spent
 
 
-def subject_label(incident: AnomalyIncident, labels: dict[int, str]) -> str:
+def subject_label(incident: AnomalyIncident, labels: Mapping[int | str, str]) -> str:
+    """A person's or a team's label (``incidents.subject_labels``), or the actor itself."""
+    if incident.subject_kind == TEAM:
+        return labels.get(f"team:{incident.subject_key}", f"team {incident.subject_key}")
     if incident.person_id is not None:
         return labels.get(incident.person_id, f"person {incident.person_id}")
     return f"`{escape(incident.subject_key[:120])}`"
@@ -120,6 +125,26 @@ def build_manager_notice(incident: AnomalyIncident, *, who: str, unreachable: bo
     )
 
 
+def build_team_notice(incident: AnomalyIncident, *, team: str) -> Message:
+    """A team's own incident (drift), to its managers: the team's figures, no member named."""
+    title = TITLES.get(incident.rule, incident.rule)
+    return message(
+        f"{title} for {team}",
+        [
+            header(f":rotating_light: {title}"),
+            section(f"{team}: {describe(incident)}"),
+            section(
+                "If this is expected (a new project, a model trial), mark it to mute this check for the team."
+            ),
+            expected_buttons(incident),
+            context(
+                "Sent to the team's managers only: a team's figures never go to a channel. Members with "
+                "incidents of their own are told privately first."
+            ),
+        ],
+    )
+
+
 def build_admin_notice(incident: AnomalyIncident) -> Message:
     title = TITLES.get(incident.rule, incident.rule)
     actor = f"`{escape(incident.subject_key[:120])}`"
@@ -142,7 +167,8 @@ def build_answer(answer: Answer, *, tz: ZoneInfo) -> Message:
     if answer.outcome == "muted" and answer.until is not None and answer.incident is not None:
         until = f"{answer.until.astimezone(tz):%a %b %d %H:%M %Z}"
         if answer.incident.person_id is None:
-            text = f":white_check_mark: Marked expected. This check is muted for this account until {until}."
+            whom = "the team" if answer.incident.subject_kind == TEAM else "this account"
+            text = f":white_check_mark: Marked expected. This check is muted for {whom} until {until}."
         else:
             text = (
                 f":white_check_mark: Marked expected. This check is muted for you until {until}; "
@@ -152,14 +178,15 @@ def build_answer(answer: Answer, *, tz: ZoneInfo) -> Message:
         text = "This incident is already closed (back to normal, or answered before): nothing changed."
     elif answer.outcome == "refused":
         text = (
-            "Only the person this incident is about (an admin, for unlinked accounts) can mark it expected."
+            "Only the person this incident is about (an admin, for unlinked accounts; a manager, for a "
+            "team) can mark it expected."
         )
     else:
         text = "I cannot find that incident any more."
     return message(text, [section(text)])
 
 
-def _line(incident: AnomalyIncident, labels: dict[int, str], tz: ZoneInfo) -> str:
+def _line(incident: AnomalyIncident, labels: Mapping[int | str, str], tz: ZoneInfo) -> str:
     title = TITLES.get(incident.rule, incident.rule)
     if incident.status == OPEN:
         state = f"open since {incident.first_seen_at.astimezone(tz):%b %d %H:%M}"
@@ -172,7 +199,7 @@ def _line(incident: AnomalyIncident, labels: dict[int, str], tz: ZoneInfo) -> st
 
 
 def build_anomalies(
-    incidents: list[AnomalyIncident], *, labels: dict[int, str], tz: ZoneInfo, scope: str
+    incidents: list[AnomalyIncident], *, labels: Mapping[int | str, str], tz: ZoneInfo, scope: str
 ) -> Message:
     if not incidents:
         text = f"No anomalies in {scope} over the last 7 days."

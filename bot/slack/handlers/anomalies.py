@@ -49,8 +49,7 @@ async def handle_anomalies(ctx: CommandContext, command: ParsedCommand) -> Messa
             person_ids=others,
             detail="as=admin" if caller.is_admin else "as=manager",
         )
-        labels = incidents.person_labels(conn, person_ids=sorted({i.person_id for i in shown if i.person_id}))
-        return shown, labels
+        return shown, incidents.subject_labels(conn, shown)
 
     shown, labels = await ctx.db(load, write=True)
     scope = "the workspace" if caller.is_admin else "your incidents and your teams'"
