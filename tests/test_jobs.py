@@ -111,6 +111,7 @@ def test_scheduler_once_runs_every_job_once(monkeypatch, db_url, engine, fake):
     assert "budget alerts: 1 sent" in lines and "recaps due: 1 posted" in lines
     assert "teams re-read: 1" in lines  # the recap's own team was read fresh by the delivery
     assert "anomaly DMs: 0 sent" in lines  # the demo's steady habits hold no anomaly
+    assert "saved-time questions: 0 sent" in lines  # nobody opted in
 
     again = runner.invoke(app, ["scheduler", "--once"])
     assert again.exit_code == 0, again.output

@@ -1,7 +1,7 @@
 """what people say AI saved: the opt-in and the ledger of questions and answers
 
-Revision ID: 0015_saved_time
-Revises: 0014_anomalies
+Revision ID: 0016_saved_time
+Revises: 0015_anthropic_links
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_saved_time"
-down_revision: str | None = "0014_anomalies"
+revision: str = "0016_saved_time"
+down_revision: str | None = "0015_anthropic_links"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
