@@ -21,6 +21,7 @@ from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
 from bot.services import privacy, reports, teams
 from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
+from bot.services.recap.money_rules import load_money_findings
 from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
 from bot.services.recap.rules import (
     BudgetStatus,
@@ -60,6 +61,7 @@ def load_recap(
     idle_days: int = 14,
     today: date | None = None,
     idle_seat_actors: Collection[str] | None = None,
+    adoption_threshold_micros: int | None = None,
 ) -> Recap:
     """The recap of ``scope`` for the week ``[end - 7, end)``: lines, facts and findings."""
     starts = week_starts(end)
@@ -145,6 +147,9 @@ def load_recap(
     case_for, case_against = evaluate(facts)
     case_for, withheld_for = split_postable(case_for, min_group_size)
     case_against, withheld_against = split_postable(case_against, min_group_size)
+    money, withheld_money = split_postable(
+        load_money_findings(conn, workspace_id, scope, end, adoption_threshold_micros), min_group_size
+    )
     return Recap(
         scope_label=scope.label,
         scope_name=scope.name,
@@ -159,12 +164,13 @@ def load_recap(
         people=people,
         people_with_data=len(shown),
         min_group_size=min_group_size,
-        withheld=[*withheld_for, *withheld_against],
+        withheld=[*withheld_for, *withheld_against, *withheld_money],
         this_week_small=0 in small_weeks,
         hidden_before=starts[hidden_from - 1] if hidden_from < WEEKS else None,
         managers=teams.team_managers(conn, workspace_id=workspace_id, team_id=scope.team_id)
         if scope.team_id is not None
         else [],
+        money=money,
     )
 
 
