@@ -50,6 +50,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "the weekly recap in a channel: spend beside value, the case for and against, a vote",
     ),
     "anomalies": ("", "unusual spend caught the same day: yours; managers their teams'; admins all"),
+    "seats": ("", "seats paid, active, reassignable and reducible at renewal; Reclaim asks first (admins)"),
     "help": ("", "this help"),
 }
 

@@ -30,6 +30,7 @@ from bot.db.models import (
     OtelPoint,
     Person,
     RoleGrant,
+    SeatReclaim,
     TeamMembership,
     UsageDaily,
 )
@@ -378,6 +379,7 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
             AnomalyMute.subject_kind == "person", AnomalyMute.subject_key == str(person_id)
         )
     )
+    conn.execute(delete(SeatReclaim).where(SeatReclaim.person_id == person_id))  # who was asked
     if person.slack_user_id:
         their_grants = and_(
             RoleGrant.workspace_id == workspace_id, RoleGrant.slack_user_id == person.slack_user_id

@@ -22,6 +22,7 @@ from bot.slack.handlers import (
     recap,
     reconcile,
     reports,
+    seats,
     sources,
     teams,
 )
@@ -44,6 +45,7 @@ COMMANDS: dict[str, Handler] = {
     "sources": sources.handle_sources,  # opens a modal with the command's trigger_id
     "recap": recap.handle_recap,
     "anomalies": anomalies.handle_anomalies,
+    "seats": seats.handle_seats,
 }
 
 # (app, runtime, directory) -> None: the events, actions and views of each feature.
@@ -53,5 +55,6 @@ LISTENERS: tuple[Callable, ...] = (
     budget_requests.register,  # Approve / Deny on budget requests
     privacy.register,  # the forget confirmation
     recap.register,  # the recap vote buttons
+    seats.register,  # Reclaim on the seat ledger
     sources.register,  # the vendor keys modal's submission
 )

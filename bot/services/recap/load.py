@@ -21,8 +21,8 @@ from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
 from bot.services import privacy, reports, teams
 from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
-from bot.services.recap.money_rules import load_money_findings
 from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
+from bot.services.recap.money_rules import load_money_findings
 from bot.services.recap.rules import (
     BudgetStatus,
     IdleSeat,

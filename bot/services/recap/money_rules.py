@@ -50,8 +50,8 @@ def cost_per_pr(facts: MoneyFacts) -> Finding | None:
     text = (
         f"Cost per merged PR ({label}): median {format_usd(s.median_micros)}, middle half "
         f"{format_usd(s.low_micros)}–{format_usd(s.high_micros)}, over {s.prs} PR{'s' if s.prs != 1 else ''} "
-        f"by {len(s.authors)} author{'s' if len(s.authors) != 1 else ''}. Each is the author's AI spend in the "
-        "PR's working span, shared across their PRs open those days"
+        f"by {len(s.authors)} author{'s' if len(s.authors) != 1 else ''}. Each is the author's AI spend "
+        "in the PR's working span, shared across their PRs open those days"
     )
     if s.measured and s.measured < s.prs:
         text += f"; {s.measured} measured from agent sessions tied to the PR"
@@ -74,14 +74,18 @@ def cost_per_pr(facts: MoneyFacts) -> Finding | None:
     )
 
 
+def _weeks(n: int) -> str:
+    return f"{n} week{'s' if n != 1 else ''}"
+
+
 def baseline(facts: MoneyFacts) -> Finding | None:
     b = facts.baseline
     if b is None:
         return None
-    since = "this week" if b.weeks_since == 0 else f"{b.weeks_since} week{'s' if b.weeks_since != 1 else ''} ago"
+    since = "this week" if b.weeks_since == 0 else f"{_weeks(b.weeks_since)} ago"
     text = (
         f"Merged PRs: {b.this_prs} this week against {b.pre_average:.1f} a week before the team adopted "
-        f"AI tools ({b.pre_weeks} week{'s' if b.pre_weeks != 1 else ''} before the week of {b.adopted:%b %-d}, "
+        f"AI tools ({_weeks(b.pre_weeks)} before the week of {b.adopted:%b %-d}, "
         f"{since})"
     )
     if b.last_prs is not None:
@@ -129,9 +133,7 @@ def load_money_findings(
     history = end - timedelta(days=7 * baselines.HISTORY_WEEKS)
     people = scope_people(conn, scope, history, end)
     this_week = set(scope_people(conn, scope, start, end))
-    costs = load_pr_costs(
-        conn, workspace_id=workspace_id, person_ids=sorted(this_week), start=start, end=end
-    )
+    costs = load_pr_costs(conn, workspace_id=workspace_id, person_ids=sorted(this_week), start=start, end=end)
     weeks = baselines.load_team_weeks(
         conn,
         workspace_id=workspace_id,

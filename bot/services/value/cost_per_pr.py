@@ -73,7 +73,9 @@ class PrCostSummary:
     without_spend: int  # PRs whose span saw no AI spend of their author
 
 
-def working_span(opened_at: datetime, merged_at: datetime, first_commit_at: datetime | None) -> tuple[date, date]:
+def working_span(
+    opened_at: datetime, merged_at: datetime, first_commit_at: datetime | None
+) -> tuple[date, date]:
     """The UTC days ``(start, merged)`` a PR was worked on (see the module's docstring)."""
     merged = as_utc(merged_at).date()
     begun = as_utc(opened_at)
