@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, timedelta
+from decimal import Decimal
 
 from sqlalchemy import Connection, case, func, literal_column, or_, select
 
@@ -61,7 +62,7 @@ def load_recap(
     idle_days: int = 14,
     today: date | None = None,
     idle_seat_actors: Collection[str] | None = None,
-    adoption_threshold_micros: int | None = None,
+    adoption_threshold_usd: Decimal | None = None,
 ) -> Recap:
     """The recap of ``scope`` for the week ``[end - 7, end)``: lines, facts and findings."""
     starts = week_starts(end)
@@ -148,7 +149,7 @@ def load_recap(
     case_for, withheld_for = split_postable(case_for, min_group_size)
     case_against, withheld_against = split_postable(case_against, min_group_size)
     money, withheld_money = split_postable(
-        load_money_findings(conn, workspace_id, scope, end, adoption_threshold_micros), min_group_size
+        load_money_findings(conn, workspace_id, scope, end, adoption_threshold_usd), min_group_size
     )
     return Recap(
         scope_label=scope.label,

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 from sqlalchemy import Connection
 
 from bot.db.models import UsagePersonDaily
-from bot.domain.money import format_usd
+from bot.domain.money import format_usd, usd_to_micros
 from bot.services.recap.rules import Finding
 from bot.services.recap.scope import Scope, scope_people
 from bot.services.value import baseline as baselines
@@ -121,14 +122,13 @@ def evaluate_money(facts: MoneyFacts) -> list[Finding]:
 
 
 def load_money_findings(
-    conn: Connection, workspace_id: str, scope: Scope, end: date, threshold_micros: int | None = None
+    conn: Connection, workspace_id: str, scope: Scope, end: date, threshold_usd: Decimal | None = None
 ) -> list[Finding]:
     """The money findings of ``scope`` for the week ``[end - 7, end)`` (all of them: the caller
-    splits what a channel may see)."""
-    if threshold_micros is None:
-        threshold_micros = baselines.adoption_threshold_micros(
-            Settings.model_fields["adoption_threshold_usd"].default
-        )
+    splits what a channel may see). ``threshold_usd``: ``Settings.adoption_threshold_usd``."""
+    if threshold_usd is None:
+        threshold_usd = Settings.model_fields["adoption_threshold_usd"].default
+    threshold_micros = usd_to_micros(threshold_usd)
     start = end - timedelta(days=7)
     history = end - timedelta(days=7 * baselines.HISTORY_WEEKS)
     people = scope_people(conn, scope, history, end)

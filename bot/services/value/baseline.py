@@ -20,7 +20,6 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Connection, func, select
 
 from bot.db.models import PullRequest, UsagePersonDaily, as_utc
-from bot.domain.money import usd_to_micros
 
 HISTORY_WEEKS = 26  # about six months: how far back adoption is looked for
 EARLY_WEEKS = 6  # weeks after adoption in which a dip is "early"
@@ -56,10 +55,6 @@ class Baseline:
     @property
     def early_dip(self) -> bool:
         return self.weeks_since < EARLY_WEEKS and self.this_prs < self.pre_average
-
-
-def adoption_threshold_micros(threshold_usd) -> int:
-    return usd_to_micros(threshold_usd)
 
 
 def compare(weeks: Sequence[TeamWeek], threshold_micros: int) -> Baseline | None:

@@ -221,3 +221,10 @@ def load_pr_costs(
         ).all()
     }
     return [cost for cost in apportion(work, daily) if cost.pr_id in wanted]
+
+
+def my_pr_costs(
+    conn: Connection, *, workspace_id: str, person_id: int, start: date, end: date
+) -> list[PrCost]:
+    """One person's own PR costs for ``/tokens me`` (ephemeral: their figures, theirs alone)."""
+    return load_pr_costs(conn, workspace_id=workspace_id, person_ids=[person_id], start=start, end=end)
