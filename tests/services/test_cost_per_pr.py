@@ -7,10 +7,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from bot.db import rollups
-from bot.db.models import Person, PullRequest, UsageDaily
 from bot.services.value.cost_per_pr import (
     APPORTIONED,
     MAX_SPAN_DAYS,
@@ -22,9 +20,9 @@ from bot.services.value.cost_per_pr import (
     summarize,
     working_span,
 )
+from tests.value_support import W, add_merged_pr, add_person, add_usage
 
 D = date(2026, 11, 2)
-W = "default"
 
 
 def at(day: date, hour: int = 12) -> datetime:
@@ -97,60 +95,20 @@ def test_summary_median_and_middle_half_without_floats():
     assert summarize([]) is None
 
 
-def _person(conn, name: str) -> int:
-    conn.execute(
-        Person.__table__.insert().values(workspace_id=W, email=f"{name}@example.com", display_name=name)
-    )
-    return conn.execute(select(Person.id).where(Person.email == f"{name}@example.com")).scalar_one()
-
-
-def _pr(conn, pid: int, number: int, opened: date, merged: date) -> None:
-    conn.execute(
-        PullRequest.__table__.insert().values(
-            workspace_id=W,
-            source="github_delivery",
-            repo="acme/api",
-            number=number,
-            actor=f"github:{pid}",
-            person_id=pid,
-            opened_at=at(opened, 9),
-            merged_at=at(merged, 17),
-            ai_confidence="none",
-            ai_rule="",
-        )
-    )
-
-
-def _spend(conn, pid: int, day: date, micros: int, *, kind: str = "usage", in_org: bool = True) -> None:
-    conn.execute(
-        UsageDaily.__table__.insert().values(
-            workspace_id=W,
-            source="openai",
-            vendor="openai",
-            day=day,
-            actor=f"openai_user:{pid}",
-            person_id=pid,
-            model=("gpt-5" if in_org else "claude-code") if kind == "usage" else "seat",
-            cost_basis="billed",
-            kind=kind,
-            cost_micros=micros,
-            raw_amount="0",
-            raw_unit="usd",
-            in_org_total=in_org,
-        )
-    )
-
-
 def test_load_shares_days_with_prs_merged_after_the_period(engine):
     start, end = D, D + timedelta(days=7)
     with engine.begin() as conn:
-        ana = _person(conn, "ana")
-        _pr(conn, ana, 1, D + timedelta(days=1), D + timedelta(days=2))  # in the period
-        _pr(conn, ana, 2, D + timedelta(days=2), D + timedelta(days=9))  # merged after it
-        _spend(conn, ana, D + timedelta(days=1), 4_000_000)
-        _spend(conn, ana, D + timedelta(days=2), 3_000_001)  # shared with PR 2
-        _spend(conn, ana, D + timedelta(days=2), 50_000_000, kind="seat")  # seats are not PR work
-        _spend(conn, ana, D + timedelta(days=2), 7_000_000, in_org=False)  # billed elsewhere too
+        ana = add_person(conn, "ana")
+        add_merged_pr(conn, ana, 1, D + timedelta(days=1), D + timedelta(days=2))  # in the period
+        add_merged_pr(conn, ana, 2, D + timedelta(days=2), D + timedelta(days=9))  # merged after it
+        add_usage(conn, ana, D + timedelta(days=1), 4_000_000)
+        add_usage(conn, ana, D + timedelta(days=2), 3_000_001)  # shared with PR 2
+        add_usage(
+            conn, ana, D + timedelta(days=2), 50_000_000, kind="seat", model="seat"
+        )  # seats are not PR work
+        add_usage(
+            conn, ana, D + timedelta(days=2), 7_000_000, in_org=False, model="claude-code"
+        )  # billed elsewhere too
         rollups.rebuild(conn)
     with engine.connect() as conn:
         costs = load_pr_costs(conn, workspace_id=W, person_ids=[ana], start=start, end=end)

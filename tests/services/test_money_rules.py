@@ -3,17 +3,16 @@ baseline (with its early-dip label), and the baseline's weeks read from real row
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
-
-from sqlalchemy import select
+from datetime import date, timedelta
 
 from bot.db import rollups
-from bot.db.models import Person, PullRequest, UsageDaily, UsagePersonDaily
+from bot.db.models import UsagePersonDaily
 from bot.services.recap.money_rules import CONTEXT, MoneyFacts, baseline, cost_per_pr, evaluate_money
 from bot.services.recap.rules import postable
 from bot.services.value import baseline as baselines
 from bot.services.value.baseline import EARLY_WEEKS, TeamWeek, compare
 from bot.services.value.cost_per_pr import PrCostSummary
+from tests.value_support import add_merged_pr, add_person, add_usage
 
 USD = 1_000_000
 END = date(2026, 11, 30)
@@ -99,52 +98,18 @@ def test_baseline_does_not_fire_without_adoption_or_pre_adoption_prs():
     assert evaluate_money(MoneyFacts()) == []
 
 
-W = "default"
-
-
 def test_team_weeks_from_rows(engine):
     with engine.begin() as conn:
-        conn.execute(
-            Person.__table__.insert().values(workspace_id=W, email="a@example.com", display_name="A")
-        )
-        pid = conn.execute(select(Person.id)).scalar_one()
-        for n, micros in ((1, 60 * USD), (3, 2 * USD)):
-            conn.execute(
-                UsageDaily.__table__.insert().values(
-                    workspace_id=W,
-                    source="openai",
-                    vendor="openai",
-                    day=END - timedelta(days=n),
-                    actor="openai_user:a",
-                    person_id=pid,
-                    model="gpt-5",
-                    cost_basis="billed",
-                    kind="usage",
-                    cost_micros=micros,
-                    raw_amount="0",
-                    raw_unit="usd",
-                    in_org_total=True,
-                )
-            )
+        pid = add_person(conn, "a")
+        add_usage(conn, pid, END - timedelta(days=1), 60 * USD)
+        add_usage(conn, pid, END - timedelta(days=3), 2 * USD)
         for number, back in ((1, 2), (2, 20), (3, 22)):
-            day = END - timedelta(days=back)
-            conn.execute(
-                PullRequest.__table__.insert().values(
-                    workspace_id=W,
-                    source="github_delivery",
-                    repo="acme/api",
-                    number=number,
-                    actor="github:a",
-                    person_id=pid,
-                    opened_at=datetime(day.year, day.month, day.day, 8, tzinfo=UTC),
-                    merged_at=datetime(day.year, day.month, day.day, 18, tzinfo=UTC),
-                )
-            )
+            add_merged_pr(conn, pid, number, END - timedelta(days=back), END - timedelta(days=back))
         rollups.rebuild(conn)
     with engine.connect() as conn:
         found = baselines.load_team_weeks(
             conn,
-            workspace_id=W,
+            workspace_id="default",
             clause=UsagePersonDaily.person_id.in_([pid]),
             person_ids=[pid],
             end=END,

@@ -4,12 +4,12 @@ no names) and the pre-adoption baseline; too few authors keep it out. SQLite and
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.models import PullRequest, UsageDaily
+from bot.db.models import UsageDaily
 from bot.domain.money import format_usd
 from bot.slack.blocks.common import validate
 from tests.slack_fake import start_fake_slack
@@ -23,6 +23,7 @@ from tests.teams_support import (
     send,
     slack_client,
 )
+from tests.value_support import add_merged_pr
 
 AUTHORS = ["ana", "ben", "chen", "dana", "emil", "farah"]
 
@@ -32,23 +33,6 @@ def fake(httpserver):
     fake = start_fake_slack(httpserver)
     add_team_users(fake)
     return fake
-
-
-def _merged(conn, pid: int, number: int, opened, merged) -> None:
-    conn.execute(
-        PullRequest.__table__.insert().values(
-            workspace_id="default",
-            source="github_delivery",
-            repo="acme/api",
-            number=number,
-            actor=f"github:{pid}",
-            person_id=pid,
-            opened_at=datetime.combine(opened, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9),
-            merged_at=datetime.combine(merged, datetime.min.time(), tzinfo=UTC) + timedelta(hours=17),
-            ai_confidence="none",
-            ai_rule="",
-        )
-    )
 
 
 def _seed(engine, authors: list[str]) -> list[int]:
@@ -62,11 +46,11 @@ def _seed(engine, authors: list[str]) -> list[int]:
         for weeks_back in (11, 12, 13, 14):  # the demo's data starts 70 days (10 weeks) back
             start = TODAY - timedelta(days=7 * weeks_back)
             for name in AUTHORS[:5]:
-                _merged(conn, ids[name], number, start + timedelta(days=1), start + timedelta(days=3))
+                add_merged_pr(conn, ids[name], number, start + timedelta(days=1), start + timedelta(days=3))
                 number += 1
         opened, merged = TODAY - timedelta(days=5), TODAY - timedelta(days=2)
         for name in authors:
-            _merged(conn, ids[name], number, opened, merged)
+            add_merged_pr(conn, ids[name], number, opened, merged)
             number += 1
             spans.append(
                 int(

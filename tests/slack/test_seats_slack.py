@@ -12,9 +12,9 @@ from sqlalchemy import select
 from bot.db.models import AuditLog, SeatReclaim
 from bot.slack.blocks.common import validate
 from bot.slack.blocks.seats import RECLAIM_ACTION
-from tests.seats_support import seed_seats
 from tests.slack_fake import start_fake_slack
 from tests.teams_support import TODAY, add_team_users, all_text, post_action, send, slack_client
+from tests.value_support import seed_seats
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ import logging
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.services import access, privacy, seats_ledger
+from bot.services import privacy, seats_ledger
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
 from bot.slack.background import in_background
 from bot.slack.blocks import seats as views
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_error
-from bot.slack.context import CommandContext, admins_hint, authorized_workspace, run_db
+from bot.slack.context import CommandContext, admins_hint, authorized_workspace, resolve_caller, run_db
 from bot.slack.directory import SlackDirectory
 from bot.slack.messaging import send_dm, slack_error
 
@@ -64,14 +64,8 @@ async def answer_reclaim(
     parsed = views.parse_reclaim_value(action.get("value", ""))
     if parsed is None:
         return views.build_reclaim_answer(seats_ledger.ReclaimClaim("unknown"))
-    slack_user = await directory.user(client, user_id)
     # Admin rights are decided now, from Slack and the settings: never from the message clicked.
-    is_admin = access.is_admin(
-        runtime.settings,
-        user_id=user_id,
-        email=slack_user.email if slack_user else None,
-        slack_admin=bool(slack_user and slack_user.is_admin),
-    )
+    caller = await resolve_caller(runtime, directory, client, user_id=user_id, workspace_id=workspace_id)
     claim = await run_db(
         runtime,
         seats_ledger.claim_reclaim,
@@ -79,7 +73,7 @@ async def answer_reclaim(
         vendor=parsed[0],
         actor=parsed[1],
         requested_by=user_id,
-        is_admin=is_admin,
+        is_admin=caller.is_admin,
         today=runtime.today(),
         idle_days=runtime.settings.seat_idle_days,
         write=True,
@@ -88,30 +82,24 @@ async def answer_reclaim(
         return views.build_reclaim_answer(claim)
     assert claim.holder is not None and claim.reclaim_id is not None
     try:
-        channel, ts = await send_dm(
-            client, claim.holder.slack_user_id or "", views.build_holder_dm(claim, user_id)
-        )
+        dm = views.build_holder_dm(claim, user_id)
+        channel, ts = await send_dm(client, claim.holder.slack_user_id or "", dm)
     except Exception as error:
-        reason = slack_error(error)
-        await run_db(
-            runtime,
-            seats_ledger.finish_reclaim,
-            reclaim_id=claim.reclaim_id,
-            status=seats_ledger.FAILED,
-            error=reason,
-            write=True,
-        )
-        return views.build_reclaim_answer(dataclasses.replace(claim, status="failed"), error=reason)
+        channel, ts, reason = "", "", slack_error(error)
+    else:
+        reason = ""
+    status = seats_ledger.FAILED if reason else seats_ledger.SENT
     await run_db(
         runtime,
         seats_ledger.finish_reclaim,
         reclaim_id=claim.reclaim_id,
-        status=seats_ledger.SENT,
+        status=status,
         channel=channel,
         ts=ts,
+        error=reason or None,
         write=True,
     )
-    return views.build_reclaim_answer(dataclasses.replace(claim, status="sent"))
+    return views.build_reclaim_answer(dataclasses.replace(claim, status=status), error=reason)
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:

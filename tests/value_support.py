@@ -1,7 +1,8 @@
-"""A stored Copilot seat list for the seat ledger tests (services and Slack).
+"""Rows for the value-in-money tests (cost per PR, baseline, seats), written as the connectors
+store them: people, usage and seat rows, activity, merged pull requests.
 
-Seat rows are what ``GitHubCopilotConnector.seat_costs`` stores: one estimated ``kind="seat"``
-row per seat and day. Today ``T``; the latest seat list is for ``T - 1``:
+``seed_seats`` stores a Copilot seat list as ``GitHubCopilotConnector.seat_costs`` does (one
+estimated ``kind="seat"`` row per seat and day). Today ``T``; the latest seat list is for ``T - 1``:
 
   holder  Slack   seat since   last use      expected
   ana     UANA    T - 90       T - 2         active
@@ -13,18 +14,18 @@ row per seat and day. Today ``T``; the latest seat list is for ``T - 1``:
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
 from bot.db import rollups
-from bot.db.models import ActivityDaily, Person, UsageDaily
+from bot.db.models import ActivityDaily, Person, PullRequest, UsageDaily
 
 W = "default"
 SEAT_MICROS = 612_903  # $19 a month over 31 days
 
 
-def _person(conn, name: str, slack_id: str | None) -> int:
+def add_person(conn, name: str, slack_id: str | None = None) -> int:
     conn.execute(
         Person.__table__.insert().values(
             workspace_id=W, email=f"{name}@example.com", slack_user_id=slack_id, display_name=name.title()
@@ -33,29 +34,69 @@ def _person(conn, name: str, slack_id: str | None) -> int:
     return conn.execute(select(Person.id).where(Person.email == f"{name}@example.com")).scalar_one()
 
 
+def add_usage(
+    conn,
+    pid: int,
+    day: date,
+    micros: int,
+    *,
+    vendor: str = "openai",
+    kind: str = "usage",
+    model: str = "gpt-5",
+    in_org: bool = True,
+    actor: str | None = None,
+) -> None:
+    conn.execute(
+        UsageDaily.__table__.insert().values(
+            workspace_id=W,
+            source=vendor,
+            vendor=vendor,
+            day=day,
+            actor=actor or f"{vendor}_user:{pid}",
+            person_id=pid,
+            model=model,
+            cost_basis="estimated" if kind == "seat" else "billed",
+            kind=kind,
+            cost_micros=micros,
+            raw_amount="0",
+            raw_unit="usd",
+            in_org_total=in_org,
+        )
+    )
+
+
+def add_merged_pr(conn, pid: int, number: int, opened: date, merged: date) -> None:
+    """A PR opened at 09:00 and merged at 17:00 UTC on those days."""
+    conn.execute(
+        PullRequest.__table__.insert().values(
+            workspace_id=W,
+            source="github_delivery",
+            repo="acme/api",
+            number=number,
+            actor=f"github:{pid}",
+            person_id=pid,
+            opened_at=datetime(opened.year, opened.month, opened.day, 9, tzinfo=UTC),
+            merged_at=datetime(merged.year, merged.month, merged.day, 17, tzinfo=UTC),
+            ai_confidence="none",
+            ai_rule="",
+        )
+    )
+
+
 def _seat_days(conn, pid: int, login: str, first: date, last: date) -> None:
-    rows = []
     day = first
     while day <= last:
-        rows.append(
-            dict(
-                workspace_id=W,
-                source="github_copilot",
-                vendor="github_copilot",
-                day=day,
-                actor=f"github:{login}",
-                person_id=pid,
-                model="copilot-business",
-                cost_basis="estimated",
-                kind="seat",
-                cost_micros=SEAT_MICROS,
-                raw_amount="0.612903",
-                raw_unit="estimate:copilot-seat-list-price",
-                in_org_total=True,
-            )
+        add_usage(
+            conn,
+            pid,
+            day,
+            SEAT_MICROS,
+            vendor="github_copilot",
+            kind="seat",
+            model="copilot-business",
+            actor=f"github:{login}",
         )
         day += timedelta(days=1)
-    conn.execute(UsageDaily.__table__.insert(), rows)
 
 
 def _used(conn, pid: int, login: str, day: date) -> None:
@@ -83,7 +124,7 @@ def seed_seats(engine, today: date) -> dict[str, int]:
             ("dana", "UDANA"),
             ("erin", None),
         ):
-            ids[name] = _person(conn, name, slack_id)
+            ids[name] = add_person(conn, name, slack_id)
         latest = today - timedelta(days=1)
         for name in ("ana", "ben", "chen"):
             _seat_days(conn, ids[name], name, today - timedelta(days=90), latest)
