@@ -27,7 +27,6 @@ def weeks(spend: list[int], prs: list[int]) -> list[TeamWeek]:
             END - timedelta(days=7 * (i + 1)),
             s * USD,
             p,
-            TEAM if s else frozenset(),
             TEAM if p else frozenset(),
         )
         for i, (s, p) in enumerate(zip(spend, prs, strict=True))
@@ -115,7 +114,7 @@ def test_team_weeks_from_rows(engine):
             end=END,
         )
     assert len(found) == baselines.HISTORY_WEEKS
-    assert (found[0].spend_micros, found[0].merged_prs, found[0].spenders) == (62 * USD, 1, frozenset({pid}))
+    assert (found[0].spend_micros, found[0].merged_prs, found[0].authors) == (62 * USD, 1, frozenset({pid}))
     assert (found[2].merged_prs, found[3].merged_prs, found[1].spend_micros) == (1, 1, 0)
     result = compare(found, THRESHOLD)
     assert result is not None and (result.pre_weeks, result.pre_prs, result.this_prs) == (3, 2, 1)

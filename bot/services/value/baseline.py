@@ -27,12 +27,11 @@ EARLY_WEEKS = 6  # weeks after adoption in which a dip is "early"
 
 @dataclass(frozen=True)
 class TeamWeek:
-    """One week of a team: its AI spend and merged PRs, and the people behind each."""
+    """One week of a team: its AI spend, its merged PRs and their authors."""
 
     start: date
     spend_micros: int = 0
     merged_prs: int = 0
-    spenders: frozenset[int] = frozenset()
     authors: frozenset[int] = frozenset()
 
 
@@ -101,9 +100,8 @@ def load_team_weeks(
     starts = [end - timedelta(days=7 * (i + 1)) for i in range(HISTORY_WEEKS)]
     first = starts[-1]
     spend: dict[int, int] = {}
-    spenders: dict[int, set[int]] = {}
-    for pid, day, micros in conn.execute(
-        select(UsagePersonDaily.person_id, UsagePersonDaily.day, func.sum(UsagePersonDaily.cost_micros))
+    for day, micros in conn.execute(
+        select(UsagePersonDaily.day, func.sum(UsagePersonDaily.cost_micros))
         .where(
             UsagePersonDaily.workspace_id == workspace_id,
             clause,
@@ -111,12 +109,11 @@ def load_team_weeks(
             UsagePersonDaily.day >= first,
             UsagePersonDaily.day < end,
         )
-        .group_by(UsagePersonDaily.person_id, UsagePersonDaily.day)
+        .group_by(UsagePersonDaily.day)
     ).all():
         wk = _week_of(day, starts)
         if wk is not None and micros:
             spend[wk] = spend.get(wk, 0) + int(micros)
-            spenders.setdefault(wk, set()).add(int(pid))
     prs: dict[int, int] = {}
     authors: dict[int, set[int]] = {}
     if person_ids:
@@ -133,12 +130,6 @@ def load_team_weeks(
                 prs[wk] = prs.get(wk, 0) + 1
                 authors.setdefault(wk, set()).add(int(pid))
     return [
-        TeamWeek(
-            start,
-            spend.get(i, 0),
-            prs.get(i, 0),
-            frozenset(spenders.get(i, ())),
-            frozenset(authors.get(i, ())),
-        )
+        TeamWeek(start, spend.get(i, 0), prs.get(i, 0), frozenset(authors.get(i, ())))
         for i, start in enumerate(starts)
     ]
