@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from bot.db.models import UsageDaily
 from bot.domain.money import format_usd
+from bot.services import recap, teams
 from bot.slack.blocks.common import validate
 from tests.slack_fake import start_fake_slack
 from tests.teams_support import (
@@ -89,6 +90,13 @@ def test_too_few_authors_keep_the_money_lines_out_of_the_recap(engine, fake):
     _seed(engine, AUTHORS[:2])
     with slack_client(engine, fake, TOKENWISE_ADOPTION_THRESHOLD="1") as client:
         text = all_text(send(client, f"recap preview {PLATFORM}", user_id="UADMIN", channel_id="CPAYMENTS"))
-    # Two authors this week: both money lines are made of their figures, so neither is shown.
+    # Two authors this week: both money lines are made of their figures, so neither is shown,
+    # nor held for the managers' DM (a median cannot be cut to the people a grant reaches).
     assert "Weekly AI recap" in text and "Cost per PR and baseline" not in text
     assert "Cost per merged PR" not in text
+    with engine.connect() as conn:
+        team = teams.get_team(conn, workspace_id="default", kind=teams.USERGROUP, slack_id="SPLATFORM")
+        found = recap.load_recap(
+            conn, workspace_id="default", scope=recap.team_scope(team), end=TODAY, min_group_size=5
+        )
+    assert found.money == [] and not any(f.rule in ("cost_per_pr", "baseline") for f in found.withheld)

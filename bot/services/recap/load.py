@@ -148,7 +148,9 @@ def load_recap(
     case_for, case_against = evaluate(facts)
     case_for, withheld_for = split_postable(case_for, min_group_size)
     case_against, withheld_against = split_postable(case_against, min_group_size)
-    money, withheld_money = split_postable(
+    # Money lines from too few people are dropped, not sent to the managers: they name no one, so
+    # the managers' DM could not leave out a figure made partly of people their grant misses.
+    money, _ = split_postable(
         load_money_findings(conn, workspace_id, scope, end, adoption_threshold_usd), min_group_size
     )
     return Recap(
@@ -165,7 +167,7 @@ def load_recap(
         people=people,
         people_with_data=len(shown),
         min_group_size=min_group_size,
-        withheld=[*withheld_for, *withheld_against, *withheld_money],
+        withheld=[*withheld_for, *withheld_against],
         this_week_small=0 in small_weeks,
         hidden_before=starts[hidden_from - 1] if hidden_from < WEEKS else None,
         managers=teams.team_managers(conn, workspace_id=workspace_id, team_id=scope.team_id)
