@@ -368,6 +368,7 @@ def recap(
             end=today,
             min_group_size=settings.min_group_size,
             idle_days=settings.github_delivery_idle_days,
+            adoption_threshold_usd=settings.adoption_threshold_usd,
             today=today,
         )
     render(build_recap(report, preview=True), console, title=f"tokenwise recap --channel {channel} --preview")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -202,6 +203,18 @@ class Settings(BaseSettings):
         default=Decimal(50), ge=0, validation_alias="TOKENWISE_ANOMALY_UNATTRIBUTED_FLOOR"
     )
     anomaly_escalate_hours: int = Field(default=24, ge=0, validation_alias="TOKENWISE_ANOMALY_ESCALATE_HOURS")
+
+    # Value in money (docs/value-money.md). A team "adopted" AI tools in the first week its
+    # spend reached this; the weeks before are its own baseline.
+    adoption_threshold_usd: Decimal = Field(
+        default=Decimal(50), gt=0, validation_alias="TOKENWISE_ADOPTION_THRESHOLD"
+    )
+    # Seats: reassignable after this many days unused, reducible at renewal after this many.
+    seat_idle_days: int = Field(default=30, ge=1, validation_alias="TOKENWISE_SEAT_IDLE_DAYS")
+    seat_reduce_days: int = Field(default=60, ge=1, validation_alias="TOKENWISE_SEAT_REDUCE_DAYS")
+    # Vendor -> its next seat renewal (ISO date), e.g. {"cursor": "2027-03-01"}; a vendor not
+    # named renews monthly, on the 1st (GitHub Copilot bills seats per calendar month).
+    seat_renewals: dict[str, date] = Field(default_factory=dict, validation_alias="TOKENWISE_SEAT_RENEWALS")
 
     # Fernet key(s) for vendor keys stored per workspace; comma-separated, the first encrypts.
     secret_key: SecretStr | None = _env("TOKENWISE_SECRET_KEY")

@@ -891,3 +891,29 @@ class SavedTimeAsk(SQLModel, table=True):
     claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
     bucket: str | None = Field(default=None, max_length=16)  # nothing | under_30m | 30m_2h | more
     answered_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class SeatReclaim(SQLModel, table=True):
+    """Ledger of seat reclaim requests: an admin's "Reclaim" claims the row BEFORE the holder is
+    asked by DM, so each seat holder is asked once per seat, whoever clicks and however often.
+    ``seat_since`` (the first day of the holder's current seat) lets a later seat be asked about."""
+
+    __tablename__ = "seat_reclaim"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "vendor", "actor", "seat_since", name="uq_seat_reclaim"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    workspace_id: str = Field(max_length=64)
+    vendor: str = Field(max_length=32)
+    actor: str = Field(max_length=400)
+    seat_since: date
+    person_id: int | None = Field(default=None)
+    requested_by: str = Field(max_length=32)  # the admin's Slack id
+    recipient: str = Field(default="", max_length=32)  # the holder's Slack id
+    status: str = Field(default="claimed", max_length=16)  # claimed | sent | failed
+    channel: str = Field(default="", max_length=32)
+    message_ts: str = Field(default="", max_length=32)
+    error: str | None = Field(default=None, sa_type=Text)
+    claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

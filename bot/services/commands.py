@@ -54,6 +54,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "[on | off | snooze <days>]",
         "opt in to one tap after your AI-assisted PR merges: what did it save you?",
     ),
+    "seats": ("", "seats paid, active, reassignable and reducible at renewal; Reclaim asks first (admins)"),
     "help": ("", "this help"),
 }
 

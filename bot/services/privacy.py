@@ -32,6 +32,7 @@ from bot.db.models import (
     RoleGrant,
     SavedTimeAsk,
     SavedTimePref,
+    SeatReclaim,
     TeamMembership,
     UsageDaily,
 )
@@ -383,6 +384,7 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
     # What they said AI saved them, and whether to ask (docs/value-saved.md).
     conn.execute(delete(SavedTimeAsk).where(SavedTimeAsk.person_id == person_id))
     conn.execute(delete(SavedTimePref).where(SavedTimePref.person_id == person_id))
+    conn.execute(delete(SeatReclaim).where(SeatReclaim.person_id == person_id))  # who was asked
     if person.slack_user_id:
         their_grants = and_(
             RoleGrant.workspace_id == workspace_id, RoleGrant.slack_user_id == person.slack_user_id

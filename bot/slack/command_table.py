@@ -23,6 +23,7 @@ from bot.slack.handlers import (
     reconcile,
     reports,
     saved_time,
+    seats,
     sources,
     teams,
 )
@@ -46,6 +47,7 @@ COMMANDS: dict[str, Handler] = {
     "recap": recap.handle_recap,
     "anomalies": anomalies.handle_anomalies,
     "saved": saved_time.handle_saved,
+    "seats": seats.handle_seats,
 }
 
 # (app, runtime, directory) -> None: the events, actions and views of each feature.
@@ -56,5 +58,6 @@ LISTENERS: tuple[Callable, ...] = (
     privacy.register,  # the forget confirmation
     recap.register,  # the recap vote buttons
     saved_time.register,  # the "what did it save you?" buttons
+    seats.register,  # Reclaim on the seat ledger
     sources.register,  # the vendor keys modal's submission
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, timedelta
+from decimal import Decimal
 
 from sqlalchemy import Connection, case, func, literal_column, or_, select
 
@@ -23,6 +24,7 @@ from bot.services import privacy, reports, teams
 from bot.services.recap.incident_rules import cited as cited_incidents
 from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
 from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
+from bot.services.recap.money_rules import load_money_findings
 from bot.services.recap.rules import (
     FOR,
     BudgetStatus,
@@ -63,6 +65,7 @@ def load_recap(
     idle_days: int = 14,
     today: date | None = None,
     idle_seat_actors: Collection[str] | None = None,
+    adoption_threshold_usd: Decimal | None = None,
 ) -> Recap:
     """The recap of ``scope`` for the week ``[end - 7, end)``: lines, facts and findings."""
     starts = week_starts(end)
@@ -153,6 +156,11 @@ def load_recap(
             (case_for if found.side == FOR else case_against).append(found)
     case_for, withheld_for = split_postable(case_for, min_group_size)
     case_against, withheld_against = split_postable(case_against, min_group_size)
+    # Money lines from too few people are dropped, not sent to the managers: they name no one, so
+    # the managers' DM could not leave out a figure made partly of people their grant misses.
+    money, _ = split_postable(
+        load_money_findings(conn, workspace_id, scope, end, adoption_threshold_usd), min_group_size
+    )
     return Recap(
         scope_label=scope.label,
         scope_name=scope.name,
@@ -173,6 +181,7 @@ def load_recap(
         managers=teams.team_managers(conn, workspace_id=workspace_id, team_id=scope.team_id)
         if scope.team_id is not None
         else [],
+        money=money,
     )
 
 

@@ -103,6 +103,8 @@ class Recap:
     managers: list[str] = field(default_factory=list)  # Slack ids: they get the private detail
     last_vote: Tally | None = None
     delivery_id: int | None = None  # the ledger row once claimed: the vote buttons carry it
+    #: Cost per merged PR and the pre-adoption baseline (``money_rules``), postable ones only.
+    money: list[Finding] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:

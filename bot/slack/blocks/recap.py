@@ -294,6 +294,8 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
     if recap.efficiency:
         blocks.append(section("*Efficiency*: spend divided by each measure, side by side; no single score."))
         blocks.append(fields_section([_efficiency_field(line) for line in recap.efficiency]))
+    if recap.money:  # cost per merged PR and the pre-adoption baseline (recap.money_rules)
+        blocks.extend(_findings(":moneybag: *Cost per PR and baseline*", recap.money, recap, ""))
     blocks.append(divider())
     blocks.extend(
         _findings(

@@ -265,6 +265,7 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
             end=today,
             min_group_size=settings.min_group_size,
             idle_days=settings.github_delivery_idle_days,
+            adoption_threshold_usd=settings.adoption_threshold_usd,
             today=today,
         )
         sub = recap.get_subscription(
