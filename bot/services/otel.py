@@ -33,9 +33,12 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from bot.db import store
 from bot.db.locks import hold_xact_lock
 from bot.db.models import ActivityDaily, Identity, OtelPoint, OtelToken, UsageDaily, as_utc
+from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
 from bot.domain.money import Money, micros_to_usd
 from bot.domain.records import ESTIMATED, UNPRICED, ActivityRecord, Batch, IdentityHint, UsageRecord
+from bot.observability import remember_secrets
+from bot.services import privacy
 from bot.sources.otel import AGENTS, source_of
 from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping
 from bot.sources.otel.otlp import Decoded, Point
@@ -56,41 +59,52 @@ def _new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def issue_token(conn: Connection, *, workspace_id: str, rotate: bool, by: str = "") -> str:
+    """Create (``rotate=False``) or rotate the workspace's ingest token in ``conn``'s transaction
+    and audit it (never the value); the new token, shown once: only its hash is kept. Rotating
+    makes the old token fail at once. ``TokenError`` when there is none to rotate, or already one."""
+    token = _new_token()
+    remember_secrets(token)  # masked from every log line from now on (Bolt logs replies at DEBUG)
+    now = utcnow()
+    if rotate:
+        changed = conn.execute(
+            update(OtelToken)
+            .where(OtelToken.workspace_id == workspace_id)
+            .values(token_hash=token_hash(token), rotated_at=now, created_by=by)
+        ).rowcount
+        if not changed:
+            raise TokenError(f"workspace {workspace_id} has no ingest token yet: create one")
+    else:
+        row = dict(workspace_id=workspace_id, token_hash=token_hash(token), created_by=by, created_at=now)
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
+        added = conn.execute(
+            insert_for(conn, OtelToken.__table__)
+            .on_conflict_do_nothing(index_elements=["workspace_id"])
+            .returning(OtelToken.__table__.c.id),
+            row,
+        ).first()
+        if not added:
+            raise TokenError(f"workspace {workspace_id} already has an ingest token: rotate it instead")
+    privacy.record(
+        conn,
+        workspace_id=workspace_id,
+        actor_user_id=by,
+        action="otel_token_rotate" if rotate else "otel_token_create",
+        target="otel_token",
+    )
+    return token
+
+
 def create_token(engine: Engine, *, workspace_id: str, created_by: str = "") -> str:
     """A new ingest token for the workspace (shown once; only its hash is kept)."""
-    token = _new_token()
     with engine.begin() as conn:
-        exists = conn.execute(select(OtelToken.id).where(OtelToken.workspace_id == workspace_id)).first()
-        if exists:
-            raise TokenError(f"workspace {workspace_id} already has an ingest token: rotate it instead")
-        store.insert_ignore(
-            conn,
-            OtelToken.__table__,
-            [
-                {
-                    "workspace_id": workspace_id,
-                    "token_hash": token_hash(token),
-                    "created_by": created_by,
-                    "created_at": utcnow(),
-                }
-            ],
-            ("workspace_id",),
-        )
-    return token
+        return issue_token(conn, workspace_id=workspace_id, rotate=False, by=created_by)
 
 
 def rotate_token(engine: Engine, *, workspace_id: str, rotated_by: str = "") -> str:
     """Replace the workspace's token: the old one stops working at once."""
-    token = _new_token()
     with engine.begin() as conn:
-        changed = conn.execute(
-            update(OtelToken)
-            .where(OtelToken.workspace_id == workspace_id)
-            .values(token_hash=token_hash(token), rotated_at=utcnow(), created_by=rotated_by)
-        ).rowcount
-    if not changed:
-        raise TokenError(f"workspace {workspace_id} has no ingest token yet: create one")
-    return token
+        return issue_token(conn, workspace_id=workspace_id, rotate=True, by=rotated_by)
 
 
 def workspace_for_token(engine: Engine, token: str) -> str | None:
