@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from bot.db import store
 from bot.db.locks import hold_xact_lock
@@ -206,8 +206,9 @@ def _anonymise(
     return kept
 
 
-def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded) -> int:
-    """Store the request's points once each and refold the days they touch; the points written."""
+def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded, retention_days: int | None = None) -> int:
+    """Store the request's points once each and refold the days they touch; the points written.
+    With ``retention_days``, raw points of older days are pruned too (``prune_due``)."""
     if not decoded.points:
         return 0
     now = utcnow()
@@ -237,7 +238,49 @@ def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded) -> int:
                 hints=hints,
                 actors=sorted({row["actor"] for row in part}),
             )
+            if retention_days is not None and PRUNED.due(workspace_id, source, now.date()):
+                prune(
+                    conn,
+                    workspace_id=workspace_id,
+                    source=source,
+                    before=now.date() - timedelta(retention_days),
+                )
     return len(rows)
+
+
+# -- retention --------------------------------------------------------------------------------
+
+
+class PruneLedger:
+    """When each (workspace, source) was last pruned by this process: at most once a UTC day, so
+    a request pays for it once a day, not every minute. Bounded: past ``limit`` keys it starts over
+    (the worst case is one extra prune per key)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.days: dict[tuple[str, str], date] = {}
+
+    def due(self, workspace_id: str, source: str, today: date) -> bool:
+        key = (workspace_id, source)
+        if self.days.get(key) == today:
+            return False
+        if len(self.days) >= self.limit:
+            self.days.clear()
+        self.days[key] = today
+        return True
+
+
+PRUNED = PruneLedger()
+
+
+def prune(conn: Connection, *, workspace_id: str, source: str, before: date) -> int:
+    """Delete the raw points of days before ``before``; the daily rows they made stay. Whole days
+    go, so a day keeps all of its points or none (``refold_shadowed`` relies on it)."""
+    return conn.execute(
+        delete(OtelPoint).where(
+            OtelPoint.workspace_id == workspace_id, OtelPoint.source == source, OtelPoint.day < before
+        )
+    ).rowcount
 
 
 # -- folding into daily rows ----------------------------------------------------------------
@@ -384,19 +427,19 @@ def refold_shadowed(
     for agent in AGENTS.values():
         if agent.shadowed_by != vendor:
             continue
-        has_points = conn.execute(
-            select(OtelPoint.id)
-            .where(
+        # The first day that still has points: older days were pruned (whole days), and
+        # refolding them from nothing would erase the daily rows their points made.
+        first = conn.execute(
+            select(func.min(OtelPoint.day)).where(
                 OtelPoint.workspace_id == workspace_id,
                 OtelPoint.source == source_of(agent.agent),
                 OtelPoint.day >= start,
                 OtelPoint.day < end,
             )
-            .limit(1)
-        ).first()
-        if has_points:
+        ).scalar()
+        if first is not None:
             hold_xact_lock(conn, f"otel:{workspace_id}:{source_of(agent.agent)}")
-            fold_window(conn, workspace_id=workspace_id, agent=agent, start=start, end=end)
+            fold_window(conn, workspace_id=workspace_id, agent=agent, start=first, end=end)
 
 
 # -- status -----------------------------------------------------------------------------------

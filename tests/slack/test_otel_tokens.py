@@ -57,9 +57,11 @@ def token_of(reply: dict) -> str:
     return found.pop()
 
 
-def export(client, token: str, email: str = "ana@example.com", **use) -> int:
+def export(client, token: str, email: str = "ana@example.com", active: float = 0, **use) -> int:
     agent = ClaudeCode()
     agent.use(claude_person(email), **(use or {"input": 10}))
+    if active:
+        agent.active.add(active, claude_person(email))
     response = client.post(
         "/v1/metrics",
         content=agent.protobuf(),
@@ -97,7 +99,10 @@ def test_admins_create_and_rotate_the_ingest_token_shown_once_to_them_only(clien
             select(AuditLog.actor_user_id, AuditLog.action, AuditLog.detail).order_by(AuditLog.id)
         ).all()
         (stored,) = conn.execute(select(OtelToken.token_hash)).scalars().all()
-    assert [(a, b) for a, b, _ in audit] == [("UADMIN", "otel_token_create"), ("ULISTED", "otel_token_rotate")]
+    assert [(a, b) for a, b, _ in audit] == [
+        ("UADMIN", "otel_token_create"),
+        ("ULISTED", "otel_token_rotate"),
+    ]
     # Only the hash is stored; neither token is in a log line or an audit row.
     for token in (first, second):
         assert token not in stored
@@ -116,9 +121,10 @@ def test_an_export_shows_in_tokens_me_at_once_without_a_scheduled_job(client):
     before = text_of(command(client, "me", "UANA"))
     assert "Claude Code" not in before
 
-    assert export(client, token, input=1200, output=300, usd=0.75) == 200
+    assert export(client, token, input=1200, output=300, usd=0.75, sessions=1, active=1800) == 200
     after = text_of(command(client, "me", "UANA"))
     assert "Claude Code" in after and "$0.75" in after and "(est.)" in after
+    assert "1 sessions, 30 min active" in after  # use counts as a value signal
     # Someone else's export is not Ana's.
     assert export(client, token, email="ben@example.com", input=5, usd=2.5) == 200
     assert "$2.50" not in text_of(command(client, "me", "UANA"))
