@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,10 +11,13 @@ from sqlalchemy import select
 from werkzeug import Request, Response
 
 from bot.db.models import ActivityDaily, Identity, Person, UsageDaily
+from bot.services import otel
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
 from bot.sources.openai_codex import epoch, from_settings
+from bot.sources.otel.base import Person as AgentPerson
+from bot.sources.otel.otlp import NANOS, Decoded, Point
 from bot.sources.registry import enabled_connectors
 from tests.conftest import fixture_path
 
@@ -195,3 +198,61 @@ def test_enabled_by_its_key_and_by_accounts_with_the_workspace_as_org():
     ).codex_usd_per_credit == Decimal("0.04")
     for connector in connectors:
         connector.close()
+
+
+def _codex_otel_point(day: date, tokens: int):
+    at = int(datetime(day.year, day.month, day.day, 15, tzinfo=UTC).timestamp()) * NANOS
+    return Point(
+        "codex",
+        f"s{day}",
+        "codex.sse_event",
+        at,
+        at,
+        "email:ana@example.com",
+        "input_tokens",
+        "",
+        False,
+        tokens,
+    )
+
+
+def test_the_analytics_figure_wins_over_the_cli_telemetry_for_the_same_person_and_day(engine, httpserver):
+    ana = "email:ana@example.com"
+    covered, uncovered = date(2026, 3, 1), date(2026, 3, 5)
+    decoded = Decoded(
+        points=[_codex_otel_point(covered, 111), _codex_otel_point(uncovered, 222)],
+        people={ana: AgentPerson(ana, "ana@example.com")},
+    )
+    otel.ingest(engine, workspace_id="W", decoded=decoded)
+    _serve(httpserver, {None: "usage_page1.json", "cursor-2": "usage_page2.json"})
+    assert _run(engine, _connector(httpserver)).status == "ok"
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(UsageDaily.source, UsageDaily.day, UsageDaily.input_tokens)
+            .where(UsageDaily.actor == ana)
+            .order_by(UsageDaily.day, UsageDaily.source)
+        ).all()
+    # 1 March: Codex analytics reports Ana, so the CLI's own count is left out (no double count);
+    # 5 March: only the CLI saw her, so its figure counts.
+    assert rows == [
+        ("codex", covered, 42000),
+        ("codex", date(2026, 3, 2), 10000),
+        ("otel_codex", uncovered, 222),
+    ]
+
+
+def test_a_rate_limited_answer_is_retried_after_the_wait_it_asks_for(httpserver):
+    answers = [Response("slow down", status=429, headers={"Retry-After": "0"})]
+
+    def handler(request: Request) -> Response:
+        if answers:
+            return answers.pop()
+        return Response(_fixture("usage_page2.json"), content_type="application/json")
+
+    httpserver.expect_request(PATH).respond_with_handler(handler)
+    (batch,) = list(_connector(httpserver).fetch(SINCE, UNTIL))
+    assert len(httpserver.log) == 2
+    assert [(r.day, r.actor, r.cost.raw_amount) for r in batch.usage] == [
+        (date(2026, 3, 2), "email:ana@example.com", "40")
+    ]
+    assert [h.actor for h in batch.identities] == ["codex_user:user-ana"]
