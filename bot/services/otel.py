@@ -12,6 +12,9 @@ daily usage and activity rows (docs/sources/otel.md).
   into a ``Batch`` per agent (source ``otel_<agent>``), stored through the same path as a vendor
   source (``bot.db.store.write_batch``): people, rollups, budgets and recaps see them as any
   other source's rows.
+- **Retention.** Raw points of days older than the retention are deleted on intake (whole days,
+  once a UTC day per workspace, agent and process); the daily rows they made stay, and a vendor
+  batch's refold starts at the first day that still has points.
 - **The double-count rule.** A person and day that the agent's admin-API source (the vendor's
   own figure, e.g. ``claude_code`` analytics) reports are left out of the OTel rows: the vendor
   figure wins. It is applied whenever either side is stored (``refold_shadowed`` runs after each
@@ -208,7 +211,7 @@ def _anonymise(
 
 def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded, retention_days: int | None = None) -> int:
     """Store the request's points once each and refold the days they touch; the points written.
-    With ``retention_days``, raw points of older days are pruned too (``prune_due``)."""
+    With ``retention_days``, raw points of older days are pruned too (at most daily: ``PRUNED``)."""
     if not decoded.points:
         return 0
     now = utcnow()
