@@ -21,11 +21,12 @@ linked to it), else ``codex_user:<user_id>`` for an admin to link.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from bot.domain.clock import utc_today
 from bot.domain.money import Money, to_decimal, usd_to_micros
 from bot.domain.records import (
     ESTIMATED,
@@ -49,6 +50,7 @@ CREDITS = "codex_credits"
 PAGE_SIZE = 1000
 MAX_PAGES = 10_000  # loop guard: a cursor that never ends is an error, not a hang
 DAY_SECONDS = 86_400
+LOOKBACK_DAYS = 90  # "Requests can look back up to 90 days" (governance page)
 
 #: ``totals`` fields read, and the money-like words that make an unknown field an error.
 TOKEN_FIELDS = {
@@ -182,8 +184,10 @@ class CodexAnalyticsConnector:
         base_url: str,
         settings: Settings,
         transport=None,
+        today: Callable[[], date] = utc_today,
     ) -> None:
         self.name = name
+        self.today = today
         self.lag = timedelta(hours=12)  # "Usage data can lag by up to 12 hours"
         self.trailing_days = 3
         self.max_window_days = 31
@@ -247,6 +251,15 @@ class CodexAnalyticsConnector:
         return batch
 
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
+        oldest = self.today() - timedelta(days=LOOKBACK_DAYS)
+        if window_start < oldest:
+            # Said before any request: the API cannot answer, and an empty window would claim zero.
+            raise SourceError(
+                self.name,
+                self.endpoint,
+                f"the window starts {window_start}, but the Analytics API looks back at most "
+                f"{LOOKBACK_DAYS} days (to {oldest}): sync from {oldest} on",
+            )
         for start, end in split_window(window_start, window_end, self.max_window_days):
             yield self._window(start, end)
 

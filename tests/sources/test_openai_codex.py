@@ -41,6 +41,7 @@ def _connector(httpserver, **overrides):
         **overrides,
     )
     (connector,) = from_settings(settings)
+    connector.today = lambda: TODAY  # the fixtures' days are within the 90-day lookback
     return connector
 
 
@@ -179,6 +180,7 @@ def test_a_cursor_that_repeats_is_an_error_not_a_loop(httpserver):
 def test_without_a_workspace_id_nothing_is_sent(httpserver):
     settings = Settings(CODEX_ANALYTICS_KEY=KEY, CODEX_ANALYTICS_BASE_URL=httpserver.url_for("/"))
     (connector,) = from_settings(settings)
+    connector.today = lambda: TODAY
     with pytest.raises(SourceError, match="set CODEX_WORKSPACE_ID"):
         list(connector.fetch(SINCE, UNTIL))
     assert httpserver.log == []
@@ -256,3 +258,14 @@ def test_a_rate_limited_answer_is_retried_after_the_wait_it_asks_for(httpserver)
         (date(2026, 3, 2), "email:ana@example.com", "40")
     ]
     assert [h.actor for h in batch.identities] == ["codex_user:user-ana"]
+
+
+def test_a_window_beyond_the_90_day_lookback_is_refused_before_any_request(httpserver):
+    connector = _connector(httpserver)
+    connector.today = lambda: date(2026, 6, 1)
+    with pytest.raises(SourceError, match="looks back at most 90 days"):
+        list(connector.fetch(date(2026, 3, 1), date(2026, 3, 3)))
+    assert httpserver.log == []
+    _serve(httpserver, {None: "usage_page2.json"})
+    connector.today = lambda: date(2026, 5, 30)  # 1 March is 90 days back: answered
+    assert len(list(connector.fetch(date(2026, 3, 1), date(2026, 3, 3)))) == 1
