@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     )
     # Points older than this are refused (400): the daily rows of older days are settled.
     otel_max_age_days: int = Field(default=35, ge=1, validation_alias="TOKENWISE_OTEL_MAX_AGE_DAYS")
+    # Raw OTel points older than this are pruned (the daily rows they made stay); never less than
+    # the age of points still accepted, or a late point could refold a day from a partial set.
+    otel_retention_days: int = Field(default=35, ge=1, validation_alias="TOKENWISE_OTEL_RETENTION_DAYS")
 
     # Vendors: a source is enabled when its key is set.
     openai_admin_key: SecretStr | None = _env("OPENAI_ADMIN_KEY")
@@ -165,6 +168,16 @@ class Settings(BaseSettings):
     windsurf_base_url: str = Field(
         default="https://server.codeium.com/api/v1", validation_alias="WINDSURF_BASE_URL"
     )
+    # OpenAI Codex Enterprise Analytics (docs/sources/codex.md): a key scoped
+    # ``codex.enterprise.analytics.read`` and the ChatGPT workspace it reads.
+    codex_analytics_key: SecretStr | None = _env("CODEX_ANALYTICS_KEY")
+    codex_workspace_id: str | None = _env("CODEX_WORKSPACE_ID")
+    codex_analytics_base_url: str = Field(
+        default="https://api.chatgpt.com/v1/analytics/codex", validation_alias="CODEX_ANALYTICS_BASE_URL"
+    )
+    # USD per Codex credit under the workspace's own contract. OpenAI publishes no dollar rate for
+    # credits: unset, credits are kept as reported and their cost is unknown (unpriced).
+    codex_usd_per_credit: Decimal | None = Field(default=None, gt=0, validation_alias="CODEX_USD_PER_CREDIT")
     accounts: list[SourceAccount] = Field(default_factory=list)
 
     # Same-day anomalies (docs/anomalies.md states each rule and its limits); amounts in USD.

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import socket
 import time
 
@@ -62,23 +63,34 @@ TOKEN_HEADER = "x-tokenwise-token"
 
 
 class RateLimit:
-    """At most ``per_minute`` requests per ingest token and fixed minute, in this process."""
+    """At most ``per_minute`` requests per ingest token and fixed minute, in this process.
 
-    def __init__(self, per_minute: int) -> None:
+    Keys are hashes of valid tokens only (the token is checked before the rate), so there are as
+    many as workspaces sending; still, at most ``max_keys`` windows are kept: stale ones are
+    dropped first, then the oldest, so memory stays bounded whatever arrives.
+    """
+
+    def __init__(self, per_minute: int, *, max_keys: int = 10_000, clock=time.monotonic) -> None:
         self.per_minute = per_minute
-        self.windows: dict[str, tuple[int, int]] = {}
+        self.max_keys = max_keys
+        self.clock = clock
+        self.windows: dict[str, tuple[int, int]] = {}  # key -> (minute, requests in it)
 
-    def allow(self, key: str) -> bool:
-        minute = int(time.monotonic() // 60)
+    def wait(self, key: str) -> float | None:
+        """None: allowed (and counted); else the seconds until this token's window reopens."""
+        now = self.clock()
+        minute = int(now // 60)
         start, used = self.windows.get(key, (minute, 0))
         if start != minute:
             start, used = minute, 0
-            if len(self.windows) > 10_000:  # forget every stale window, not just this one
-                self.windows = {k: v for k, v in self.windows.items() if v[0] == minute}
         if used >= self.per_minute:
-            return False
+            return 60 - now % 60
+        if key not in self.windows and len(self.windows) >= self.max_keys:
+            self.windows = {k: v for k, v in self.windows.items() if v[0] == minute}
+            while len(self.windows) >= self.max_keys:  # all current: forget the oldest
+                del self.windows[next(iter(self.windows))]
         self.windows[key] = (start, used + 1)
-        return True
+        return None
 
 
 def ingest_token(headers) -> str:
@@ -119,6 +131,9 @@ def otlp_endpoint(runtime: Runtime):
         max_people=settings.otel_max_people_per_request,
         max_age_days=settings.otel_max_age_days,
     )
+    # Never shorter than the age of points still accepted: a late point refolds its day, which
+    # needs every point of that day.
+    retention = max(settings.otel_retention_days, settings.otel_max_age_days)
 
     def unavailable() -> Response:
         return PlainTextResponse("database unavailable", status_code=503, headers={"Retry-After": "30"})
@@ -134,8 +149,10 @@ def otlp_endpoint(runtime: Runtime):
             return unavailable()
         if workspace_id is None:
             return PlainTextResponse("missing or invalid ingest token", status_code=401)
-        if not limiter.allow(otel.token_hash(token)):
-            return PlainTextResponse("rate limit exceeded", status_code=429, headers={"Retry-After": "60"})
+        wait = limiter.wait(otel.token_hash(token))
+        if wait is not None:
+            retry = str(max(1, math.ceil(wait)))
+            return PlainTextResponse("rate limit exceeded", status_code=429, headers={"Retry-After": retry})
         content_type = request.headers.get("content-type") or ""
         kind = content_type.split(";", 1)[0].strip().lower()
         if kind not in (otlp.PROTOBUF, otlp.JSON):
@@ -162,7 +179,13 @@ def otlp_endpoint(runtime: Runtime):
             log.info("refused an OTLP %s request: %s", signal, error)
             return PlainTextResponse(str(error), status_code=400)
         try:
-            await asyncio.to_thread(otel.ingest, runtime.engine, workspace_id=workspace_id, decoded=decoded)
+            await asyncio.to_thread(
+                otel.ingest,
+                runtime.engine,
+                workspace_id=workspace_id,
+                decoded=decoded,
+                retention_days=retention,
+            )
         except DBAPIError as error:  # rolled back whole: the exporter retries a 503 later
             log.error("OTLP %s request not stored: database error: %s", signal, type(error).__name__)
             return unavailable()

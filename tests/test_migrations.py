@@ -98,6 +98,11 @@ def test_the_rollup_migration_fills_the_rollups_from_stored_rows(empty_engine):
     usage_0007 = Table(
         "usage_daily", MetaData(), *(c._copy() for c in UsageDaily.__table__.columns if c.name not in later)
     )
+    activity_0007 = Table(
+        "activity_daily",
+        MetaData(),
+        *(c._copy() for c in ActivityDaily.__table__.columns if c.name != "active_seconds"),
+    )
     with empty_engine.begin() as conn:
         conn.execute(
             insert(usage_0007),
@@ -109,7 +114,7 @@ def test_the_rollup_migration_fills_the_rollups_from_stored_rows(empty_engine):
             ],
         )
         conn.execute(
-            insert(ActivityDaily.__table__),
+            insert(activity_0007),
             [
                 dict(
                     workspace_id="W",

@@ -237,6 +237,7 @@ class ActivityDaily(SQLModel, table=True):
     requests: int = Field(default=0, sa_type=BigInteger)
     merge_minutes_median: int | None = Field(default=None)
     sync_run_id: int | None = Field(default=None, sa_type=BigInteger)
+    active_seconds: int = Field(default=0, sa_type=BigInteger)  # time in the tool (OTel), seconds
 
 
 # -- rollups ------------------------------------------------------------------------------
@@ -323,6 +324,7 @@ class ActivityOrgDaily(SQLModel, table=True):
     reviews: int = _sum()
     sessions: int = _sum()
     requests: int = _sum()
+    active_seconds: int = _sum()
 
 
 class SyncState(SQLModel, table=True):

@@ -92,6 +92,7 @@ ACTIVITY_FIELDS = (
     "reviews",
     "sessions",
     "requests",
+    "active_seconds",
 )
 
 
@@ -114,6 +115,8 @@ class ActivityRecord:
     reviews: int = 0
     sessions: int = 0
     requests: int = 0
+    #: Time a person actively used the tool (Claude Code's ``active_time.total``), in seconds.
+    active_seconds: int = 0
     merge_minutes_median: int | None = None
 
     def key(self) -> tuple:

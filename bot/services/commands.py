@@ -43,7 +43,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "| clear <target> [vendor] | request <amount> <reason>",
         "budgets per person, team or org: alerts, forecasts, floors; ask your manager for more",
     ),
-    "sources": ("", "vendor keys for this workspace, stored encrypted (admins)"),
+    "sources": (
+        "[otel token create|rotate]",
+        "vendor keys for this workspace, stored encrypted; the OTel ingest token, shown once (admins)",
+    ),
     "recap": (
         "subscribe [#channel] [@group] [day] [time] [skip-empty] | list | unsubscribe [#channel] [@group] "
         "| preview [#channel] [@group]",

@@ -12,6 +12,9 @@ daily usage and activity rows (docs/sources/otel.md).
   into a ``Batch`` per agent (source ``otel_<agent>``), stored through the same path as a vendor
   source (``bot.db.store.write_batch``): people, rollups, budgets and recaps see them as any
   other source's rows.
+- **Retention.** Raw points of days older than the retention are deleted on intake (whole days,
+  once a UTC day per workspace, agent and process); the daily rows they made stay, and a vendor
+  batch's refold starts at the first day that still has points.
 - **The double-count rule.** A person and day that the agent's admin-API source (the vendor's
   own figure, e.g. ``claude_code`` analytics) reports are left out of the OTel rows: the vendor
   figure wins. It is applied whenever either side is stored (``refold_shadowed`` runs after each
@@ -28,14 +31,17 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from bot.db import store
 from bot.db.locks import hold_xact_lock
 from bot.db.models import ActivityDaily, Identity, OtelPoint, OtelToken, UsageDaily, as_utc
+from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
 from bot.domain.money import Money, micros_to_usd
 from bot.domain.records import ESTIMATED, UNPRICED, ActivityRecord, Batch, IdentityHint, UsageRecord
+from bot.observability import remember_secrets
+from bot.services import privacy
 from bot.sources.otel import AGENTS, source_of
 from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping
 from bot.sources.otel.otlp import Decoded, Point
@@ -56,41 +62,52 @@ def _new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
+def issue_token(conn: Connection, *, workspace_id: str, rotate: bool, by: str = "") -> str:
+    """Create (``rotate=False``) or rotate the workspace's ingest token in ``conn``'s transaction
+    and audit it (never the value); the new token, shown once: only its hash is kept. Rotating
+    makes the old token fail at once. ``TokenError`` when there is none to rotate, or already one."""
+    token = _new_token()
+    remember_secrets(token)  # masked from every log line from now on (Bolt logs replies at DEBUG)
+    now = utcnow()
+    if rotate:
+        changed = conn.execute(
+            update(OtelToken)
+            .where(OtelToken.workspace_id == workspace_id)
+            .values(token_hash=token_hash(token), rotated_at=now, created_by=by)
+        ).rowcount
+        if not changed:
+            raise TokenError(f"workspace {workspace_id} has no ingest token yet: create one")
+    else:
+        row = dict(workspace_id=workspace_id, token_hash=token_hash(token), created_by=by, created_at=now)
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
+        added = conn.execute(
+            insert_for(conn, OtelToken.__table__)
+            .on_conflict_do_nothing(index_elements=["workspace_id"])
+            .returning(OtelToken.__table__.c.id),
+            row,
+        ).first()
+        if not added:
+            raise TokenError(f"workspace {workspace_id} already has an ingest token: rotate it instead")
+    privacy.record(
+        conn,
+        workspace_id=workspace_id,
+        actor_user_id=by,
+        action="otel_token_rotate" if rotate else "otel_token_create",
+        target="otel_token",
+    )
+    return token
+
+
 def create_token(engine: Engine, *, workspace_id: str, created_by: str = "") -> str:
     """A new ingest token for the workspace (shown once; only its hash is kept)."""
-    token = _new_token()
     with engine.begin() as conn:
-        exists = conn.execute(select(OtelToken.id).where(OtelToken.workspace_id == workspace_id)).first()
-        if exists:
-            raise TokenError(f"workspace {workspace_id} already has an ingest token: rotate it instead")
-        store.insert_ignore(
-            conn,
-            OtelToken.__table__,
-            [
-                {
-                    "workspace_id": workspace_id,
-                    "token_hash": token_hash(token),
-                    "created_by": created_by,
-                    "created_at": utcnow(),
-                }
-            ],
-            ("workspace_id",),
-        )
-    return token
+        return issue_token(conn, workspace_id=workspace_id, rotate=False, by=created_by)
 
 
 def rotate_token(engine: Engine, *, workspace_id: str, rotated_by: str = "") -> str:
     """Replace the workspace's token: the old one stops working at once."""
-    token = _new_token()
     with engine.begin() as conn:
-        changed = conn.execute(
-            update(OtelToken)
-            .where(OtelToken.workspace_id == workspace_id)
-            .values(token_hash=token_hash(token), rotated_at=utcnow(), created_by=rotated_by)
-        ).rowcount
-    if not changed:
-        raise TokenError(f"workspace {workspace_id} has no ingest token yet: create one")
-    return token
+        return issue_token(conn, workspace_id=workspace_id, rotate=True, by=rotated_by)
 
 
 def workspace_for_token(engine: Engine, token: str) -> str | None:
@@ -192,8 +209,9 @@ def _anonymise(
     return kept
 
 
-def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded) -> int:
-    """Store the request's points once each and refold the days they touch; the points written."""
+def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded, retention_days: int | None = None) -> int:
+    """Store the request's points once each and refold the days they touch; the points written.
+    With ``retention_days``, raw points of older days are pruned too (at most daily: ``PRUNED``)."""
     if not decoded.points:
         return 0
     now = utcnow()
@@ -223,7 +241,49 @@ def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded) -> int:
                 hints=hints,
                 actors=sorted({row["actor"] for row in part}),
             )
+            if retention_days is not None and PRUNED.due(workspace_id, source, now.date()):
+                prune(
+                    conn,
+                    workspace_id=workspace_id,
+                    source=source,
+                    before=now.date() - timedelta(retention_days),
+                )
     return len(rows)
+
+
+# -- retention --------------------------------------------------------------------------------
+
+
+class PruneLedger:
+    """When each (workspace, source) was last pruned by this process: at most once a UTC day, so
+    a request pays for it once a day, not every minute. Bounded: past ``limit`` keys it starts over
+    (the worst case is one extra prune per key)."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.limit = limit
+        self.days: dict[tuple[str, str], date] = {}
+
+    def due(self, workspace_id: str, source: str, today: date) -> bool:
+        key = (workspace_id, source)
+        if self.days.get(key) == today:
+            return False
+        if len(self.days) >= self.limit:
+            self.days.clear()
+        self.days[key] = today
+        return True
+
+
+PRUNED = PruneLedger()
+
+
+def prune(conn: Connection, *, workspace_id: str, source: str, before: date) -> int:
+    """Delete the raw points of days before ``before``; the daily rows they made stay. Whole days
+    go, so a day keeps all of its points or none (``refold_shadowed`` relies on it)."""
+    return conn.execute(
+        delete(OtelPoint).where(
+            OtelPoint.workspace_id == workspace_id, OtelPoint.source == source, OtelPoint.day < before
+        )
+    ).rowcount
 
 
 # -- folding into daily rows ----------------------------------------------------------------
@@ -370,19 +430,19 @@ def refold_shadowed(
     for agent in AGENTS.values():
         if agent.shadowed_by != vendor:
             continue
-        has_points = conn.execute(
-            select(OtelPoint.id)
-            .where(
+        # The first day that still has points: older days were pruned (whole days), and
+        # refolding them from nothing would erase the daily rows their points made.
+        first = conn.execute(
+            select(func.min(OtelPoint.day)).where(
                 OtelPoint.workspace_id == workspace_id,
                 OtelPoint.source == source_of(agent.agent),
                 OtelPoint.day >= start,
                 OtelPoint.day < end,
             )
-            .limit(1)
-        ).first()
-        if has_points:
+        ).scalar()
+        if first is not None:
             hold_xact_lock(conn, f"otel:{workspace_id}:{source_of(agent.agent)}")
-            fold_window(conn, workspace_id=workspace_id, agent=agent, start=start, end=end)
+            fold_window(conn, workspace_id=workspace_id, agent=agent, start=first, end=end)
 
 
 # -- status -----------------------------------------------------------------------------------

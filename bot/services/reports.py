@@ -72,6 +72,7 @@ class Value:
     reviews: int = 0
     sessions: int = 0
     requests: int = 0
+    active_seconds: int = 0
 
     @property
     def acceptance_rate(self) -> float | None:

@@ -54,7 +54,7 @@ CONFIGURABLE: dict[str, ConfigurableSource] = {
 }
 
 
-_VENDOR_PREFIXES = ("openai_", "anthropic_", "cursor_", "github_", "openrouter_", "windsurf_")
+_VENDOR_PREFIXES = ("openai_", "anthropic_", "cursor_", "github_", "openrouter_", "windsurf_", "codex_")
 
 
 def default_base_url(source: str) -> str:

@@ -21,6 +21,7 @@ SOURCE_MODULES: dict[str, str] = {
     "github_copilot": "bot.sources.github_copilot",
     "github_delivery": "bot.sources.github_delivery",
     "openrouter": "bot.sources.openrouter",
+    "codex": "bot.sources.openai_codex",
 }
 
 DEMO = "demo"

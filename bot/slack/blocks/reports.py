@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services.commands import SUBCOMMANDS, usage_line
@@ -113,6 +114,8 @@ def _value_lines(values: list[Value]) -> list[str]:
             parts.append(f"{count(v.prs_merged)} PRs merged ({share} AI-assisted)")
         if v.sessions:
             parts.append(f"{count(v.sessions)} sessions")
+        if v.active_seconds:
+            parts.append(f"{duration(timedelta(seconds=v.active_seconds))} active")
         if parts:
             lines.append(f"*{vendor_name(v.vendor)}*: " + ", ".join(parts))
     return lines

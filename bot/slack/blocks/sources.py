@@ -160,3 +160,20 @@ def build_saved(changes: list[tuple[str, str]], *, sync_minutes: int) -> Message
     )
     text = f":lock: Vendor keys: {done}. The next sync (within {sync_minutes} minutes) uses them."
     return message(text, [section(text), context("Keys are stored encrypted and are never shown again.")])
+
+
+def build_otel_token(token: str, *, rotated: bool) -> Message:
+    """The OTLP ingest token, shown this once (only its hash is stored), with how to send it."""
+    done = "rotated: the old token no longer works" if rotated else "created"
+    text = f":key: OTel ingest token {done}. Copy it now: it is shown only this once."
+    return message(
+        text,
+        [
+            section(text),
+            section(f"```{token}```"),
+            context(
+                "Agents send it as `Authorization: Bearer <token>` to `/v1/metrics` and `/v1/logs` "
+                "on this app's host (docs/sources/otel.md). Only you see this message."
+            ),
+        ],
+    )

@@ -1,4 +1,5 @@
-"""``/tokens sources`` (admins): vendor keys per workspace, entered in a modal, stored encrypted.
+"""``/tokens sources`` (admins): vendor keys per workspace, entered in a modal, stored encrypted;
+``/tokens sources otel token create|rotate``: the OTLP ingest token, shown once to the admin.
 
 ``/tokens sources`` goes through the command table like every subcommand; the modal opens with
 the command's ``trigger_id`` (``CommandContext.trigger_id``).
@@ -17,6 +18,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.services import otel
 from bot.services import secrets as secret_store
 from bot.services.commands import ParsedCommand, usage_line
 from bot.services.runtime import Runtime
@@ -29,6 +31,7 @@ from bot.slack.blocks.sources import (
     REMOVE_BLOCK,
     VALUE_ACTION,
     build_no_secret_key_modal,
+    build_otel_token,
     build_refused_view,
     build_saved,
     build_sources_modal,
@@ -51,10 +54,16 @@ def _refusal(runtime: Runtime) -> str:
 OPENED = ":key: Opened the vendor keys form. Keys you enter are stored encrypted and never shown back."
 
 
+OTEL_ACTIONS = {"create": False, "rotate": True}  # action -> rotate
+
+
 async def handle_sources(ctx: CommandContext, command: ParsedCommand) -> Message:
     """Opens the modal and says so, ephemerally, so the command never looks ignored; or refuses."""
+    words = [word.lower() for word in command.args]
+    if words[:2] == ["otel", "token"]:
+        return await _otel_token(ctx, words[2:])
     if command.args:
-        return build_error("`/tokens sources` takes no arguments.", usage_line(SUBCOMMAND))
+        return build_error("`/tokens sources` takes no arguments but `otel token …`.", usage_line(SUBCOMMAND))
     if not ctx.caller.is_admin:
         return build_error(_refusal(ctx.runtime))
     if secret_store.has_keyring(ctx.runtime.settings):
@@ -69,6 +78,28 @@ async def handle_sources(ctx: CommandContext, command: ParsedCommand) -> Message
         log.warning("views.open for /tokens sources failed: %s", code)
         return build_error(f"Slack did not open the form (`{code}`). Run `/tokens sources` again.")
     return Message(OPENED, [section(OPENED)])
+
+
+async def _otel_token(ctx: CommandContext, words: list[str]) -> Message:
+    """Create or rotate the workspace's ingest token; the answer (ephemeral, to the admin who
+    asked) is the one place the token is shown. Never logged."""
+    if not ctx.caller.is_admin:
+        return build_error(f"OTel ingest tokens are managed by admins ({admins_hint(ctx.runtime)}).")
+    if len(words) != 1 or words[0] not in OTEL_ACTIONS:
+        return build_error("Say `create` or `rotate`.", "/tokens sources otel token create|rotate")
+    rotate = OTEL_ACTIONS[words[0]]
+    try:
+        token = await ctx.db(
+            otel.issue_token,
+            workspace_id=ctx.caller.workspace_id,
+            rotate=rotate,
+            by=ctx.caller.user_id,
+            write=True,
+        )
+    except otel.TokenError as error:
+        return build_error(f"{error}: `/tokens sources otel token {'create' if rotate else 'rotate'}`.")
+    log.info("OTel ingest token %s by %s", "rotated" if rotate else "created", ctx.caller.user_id)
+    return build_otel_token(token, rotated=rotate)
 
 
 def _text(values: dict, block_id: str) -> str | None:

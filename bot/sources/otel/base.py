@@ -16,8 +16,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 from bot.domain.money import usd_to_micros
 
 #: What a reading measures. Token measures and ``cost_micros`` fold into ``usage_daily``; the
-#: activity measures are ``ActivityRecord`` fields; ``active_seconds`` is kept raw only (no daily
-#: column holds it yet).
+#: activity measures are ``ActivityRecord`` fields (``active_seconds``: time in the tool).
 USAGE_MEASURES = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests")
 COST = "cost_micros"
 ACTIVITY_MEASURES = (
@@ -28,9 +27,9 @@ ACTIVITY_MEASURES = (
     "sessions",
     "acceptances",
     "rejections",
+    "active_seconds",
 )
-RAW_ONLY = ("active_seconds",)
-MEASURES = frozenset((*USAGE_MEASURES, COST, *ACTIVITY_MEASURES, *RAW_ONLY))
+MEASURES = frozenset((*USAGE_MEASURES, COST, *ACTIVITY_MEASURES))
 
 
 class BadPayload(ValueError):

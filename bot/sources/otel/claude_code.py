@@ -10,7 +10,7 @@ Metrics, each a monotonic sum (delta temporality by default, cumulative when the
 - ``claude_code.lines_of_code.count``, ``type`` = added | removed;
 - ``claude_code.commit.count``, ``claude_code.pull_request.count``, ``claude_code.session.count``;
 - ``claude_code.code_edit_tool.decision``, ``decision`` = accept | reject;
-- ``claude_code.active_time.total`` (seconds): kept with the raw points only.
+- ``claude_code.active_time.total`` (seconds, a double): ``active_seconds``, whole seconds.
 
 The person: ``user.email`` (``email:`` actor), else ``user.account_uuid``
 (``claude_code_account:<uuid>``), else ``user.id`` (``claude_code_user:<id>``, an anonymous
