@@ -1,7 +1,7 @@
 """active time as an activity measure (Claude Code's active_time.total, folded from OTel)
 
-Revision ID: 0015_otel_retention
-Revises: 0014_anomalies
+Revision ID: 0018_otel_retention
+Revises: 0017_value_money
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015_otel_retention"
-down_revision: str | None = "0014_anomalies"
+revision: str = "0018_otel_retention"
+down_revision: str | None = "0017_value_money"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
