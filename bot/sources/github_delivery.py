@@ -10,8 +10,11 @@ REST endpoints, asked through the shared GitHub client (``bot.sources.github_api
   the ``Link`` header only until a pull request was last updated before the window;
 - ``GET /repos/{repo}/commits?sha=<default branch>&since=&until=`` (skipped when nothing was
   pushed to the repo since the window started; 409 is an empty repository);
-- per merged PR ``GET /repos/{repo}/pulls/{n}`` (lines, labels, body) and ``.../commits``
-  (first commit, trailers); per PR touched in the window ``.../reviews``.
+- per merged PR ``GET /repos/{repo}/pulls/{n}`` (lines, labels, body, title, shas), ``.../commits``
+  (first commit, trailers; past the 250 that endpoint lists, ``GET /repos/{repo}/compare/
+  {base}...{head}`` page by page), ``.../files`` (paths, for follow-up fixes) and
+  ``GET /repos/{repo}/issues/{n}/timeline`` (when it was marked ready for review); per PR touched
+  in the window ``.../reviews`` (reviews given, and review rounds: distinct reviewed commits).
 
 Every GET is conditional: the parsed (slimmed) body of each URL is kept with its ETag in a
 bounded in-process cache (``SHARED_CACHE``), and a ``304 Not Modified`` (which GitHub does not
@@ -33,7 +36,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -41,6 +44,7 @@ from urllib.parse import quote
 import httpx
 
 from bot.domain.ai_rules import HIGH, PullRequestFacts, agent_tool, detect, is_excluded
+from bot.domain.survival_rules import is_fix, joined_refs, names_commit, revert_refs
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, PullRequestRecord
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
@@ -52,6 +56,9 @@ log = logging.getLogger(__name__)
 VENDOR = "github_delivery"
 BODY_LIMIT = 65_536  # PR body kept for detection (bounded: the cache holds it)
 MESSAGE_LIMIT = 16_384  # per commit message
+TITLE_LIMIT = 300  # pull_request.title
+FILES_LIMIT = 300  # paths kept per PR for the follow-up-fix overlap (docs/value.md)
+PR_COMMITS_LIMIT = 250  # GitHub: "Lists a maximum of 250 commits for a pull request"
 REVIEW_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED"})
 HINTS = {
     401: "the token was rejected (check GITHUB_DELIVERY_TOKEN, or GITHUB_COPILOT_TOKEN if unset)",
@@ -102,6 +109,11 @@ class PullDetail:
     deletions: int
     body: str
     labels: tuple[str, ...]
+    title: str = ""
+    merge_sha: str | None = None  # the merge, squash or rebase commit on the base branch
+    base_sha: str | None = None
+    head_sha: str | None = None
+    commit_count: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,12 +127,16 @@ class Review:
     reviewer: Account | None
     state: str
     submitted_at: datetime | None
+    commit_id: str | None = None  # the head commit the review was made on
 
 
 @dataclass(frozen=True, slots=True)
 class BranchCommit:
     author: Account | None  # None: the commit email is not linked to a GitHub account
     committed_at: datetime
+    sha: str = ""
+    message: str = ""
+    repo: str = ""
 
 
 def _required(value: Any, field: str) -> datetime:
@@ -190,6 +206,14 @@ def parse_pulls(body: Any) -> tuple[PullSummary, ...]:
     return tuple(pulls)
 
 
+def _sha(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) and value.strip() else None
+
+
+def _ref_sha(value: Any) -> str | None:
+    return _sha(value.get("sha")) if isinstance(value, dict) else None
+
+
 def parse_pull(body: Any) -> PullDetail:
     if not isinstance(body, dict):
         raise ValueError("expected a pull request object")
@@ -197,6 +221,11 @@ def parse_pull(body: Any) -> PullDetail:
     if not isinstance(labels, list):
         raise ValueError("labels is not a list")
     return PullDetail(
+        title=_text(body.get("title"), TITLE_LIMIT),
+        merge_sha=_sha(body.get("merge_commit_sha")),
+        base_sha=_ref_sha(body.get("base")),
+        head_sha=_ref_sha(body.get("head")),
+        commit_count=count(body.get("commits"), "commits", negative=False),
         additions=count(body.get("additions"), "additions", negative=False),
         deletions=count(body.get("deletions"), "deletions", negative=False),
         body=_text(body.get("body"), BODY_LIMIT),
@@ -224,12 +253,40 @@ def parse_pull_commits(body: Any) -> tuple[PullCommit, ...]:
     return tuple(commits)
 
 
+def parse_compare(body: Any) -> tuple[PullCommit, ...]:
+    """A "compare two commits" object: its ``commits`` page, read like the PR commits listing."""
+    if not isinstance(body, dict):
+        raise ValueError("expected a comparison object")
+    return parse_pull_commits(body.get("commits") or [])
+
+
+def parse_files(body: Any) -> tuple[str, ...]:
+    """The paths a PR changed; a rename counts for its old path too."""
+    paths: list[str] = []
+    for item in _objects(body, "files"):
+        for key in ("filename", "previous_filename"):
+            if isinstance(item.get(key), str) and item[key]:
+                paths.append(item[key])
+    return tuple(paths)
+
+
+def parse_ready_times(body: Any) -> tuple[datetime, ...]:
+    """When the timeline says the PR was marked ready for review (other events are ignored)."""
+    return tuple(
+        moment
+        for item in _objects(body, "timeline events")
+        if item.get("event") == "ready_for_review"
+        and (moment := utc_moment(item.get("created_at"), "created_at")) is not None
+    )
+
+
 def parse_reviews(body: Any) -> tuple[Review, ...]:
     return tuple(
         Review(
             reviewer=_account(item.get("user")),
             state=str(item.get("state") or "").upper(),
             submitted_at=utc_moment(item.get("submitted_at"), "submitted_at"),
+            commit_id=_sha(item.get("commit_id")),
         )
         for item in _objects(body, "reviews")
     )
@@ -248,7 +305,14 @@ def parse_branch_commits(body: Any) -> tuple[BranchCommit, ...]:
         )
         if when is None:
             raise ValueError(f"commit {item.get('sha')!r} has no date")
-        commits.append(BranchCommit(author=_account(item.get("author")), committed_at=when))
+        commits.append(
+            BranchCommit(
+                author=_account(item.get("author")),
+                committed_at=when,
+                sha=_sha(item.get("sha")) or "",
+                message=_text(commit.get("message"), MESSAGE_LIMIT),
+            )
+        )
     return tuple(commits)
 
 
@@ -257,6 +321,22 @@ SHARED_CACHE = EtagCache()  # the ETag cache of every delivery connector of this
 
 def _patterns(text: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in (text or "").split(",") if part.strip())
+
+
+def review_rounds(pr: PullSummary, reviews: list[Review]) -> int:
+    """Rounds of review: the distinct head commits humans other than the author submitted a review
+    on (each push answering a review starts a new round); 0 when nobody reviewed."""
+    author = pr.author.login.lower() if pr.author else ""
+    return len(
+        {
+            r.commit_id or "?"
+            for r in reviews
+            if r.reviewer is not None
+            and r.state in REVIEW_STATES
+            and r.reviewer.login.lower() != author
+            and not is_excluded(r.reviewer.login, r.reviewer.type)
+        }
+    )
 
 
 def credited_author(pr: PullSummary) -> Account | None:
@@ -361,7 +441,7 @@ class GitHubDeliveryConnector:
         }
         found: list[BranchCommit] = []
         for page in self.api.pages(endpoint, params, endpoint, parse_branch_commits, empty=(409,)):
-            found.extend(c for c in page if start <= c.committed_at < end)
+            found.extend(replace(c, repo=repo.full_name) for c in page if start <= c.committed_at < end)
         return found
 
     def pull_detail(self, repo: Repo, number: int) -> PullDetail:
@@ -370,19 +450,25 @@ class GitHubDeliveryConnector:
         assert page is not None
         return page.body
 
-    def pull_commits(self, repo: Repo, number: int) -> list[PullCommit]:
-        endpoint = self._repo_path(repo, f"pulls/{number}/commits")
-        return [
-            c
-            for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse_pull_commits)
-            for c in page
-        ]
+    def _listing(self, repo: Repo, suffix: str, parse: Callable[[Any], tuple]) -> list:
+        endpoint = self._repo_path(repo, suffix)
+        return [item for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse) for item in page]
+
+    def pull_commits(self, repo: Repo, number: int, detail: PullDetail | None = None) -> list[PullCommit]:
+        """Every commit of the PR. The PR commits endpoint stops at 250; past that GitHub points to
+        the commit listing, and the comparison of the PR's base and head pages through them all."""
+        if detail and detail.commit_count > PR_COMMITS_LIMIT and detail.base_sha and detail.head_sha:
+            return self._listing(repo, f"compare/{detail.base_sha}...{detail.head_sha}", parse_compare)
+        return self._listing(repo, f"pulls/{number}/commits", parse_pull_commits)
+
+    def pull_files(self, repo: Repo, number: int) -> list[str]:
+        return self._listing(repo, f"pulls/{number}/files", parse_files)
+
+    def ready_times(self, repo: Repo, number: int) -> list[datetime]:
+        return self._listing(repo, f"issues/{number}/timeline", parse_ready_times)
 
     def reviews(self, repo: Repo, number: int) -> list[Review]:
-        endpoint = self._repo_path(repo, f"pulls/{number}/reviews")
-        return [
-            r for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse_reviews) for r in page
-        ]
+        return self._listing(repo, f"pulls/{number}/reviews", parse_reviews)
 
     # -- fetch ---------------------------------------------------------------------------
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
@@ -439,7 +525,7 @@ class GitHubDeliveryConnector:
                 if low <= pr.created_at < high:
                     record(pr.created_at, credited.login).prs_opened += 1
                 if pr.merged_at is not None and low <= pr.merged_at < high:
-                    merged = self._merged(repo, pr, credited)
+                    merged = self._merged(repo, pr, credited, reviews.get((repo.full_name, pr.number), []), commits)
                     pulls.append(merged)
                     stats = record(pr.merged_at, credited.login)
                     stats.prs_merged += 1
@@ -484,18 +570,37 @@ class GitHubDeliveryConnector:
             given.setdefault((when.date(), reviewer.login.lower()), (when, reviewer.login))
         return list(given.values())
 
-    def _merged(self, repo: Repo, pr: PullSummary, credited: Account) -> PullRequestRecord:
+    def _merged(
+        self,
+        repo: Repo,
+        pr: PullSummary,
+        credited: Account,
+        reviews: list[Review],
+        branch: list[BranchCommit],
+    ) -> PullRequestRecord:
         assert pr.merged_at is not None and pr.author is not None
         detail = self.pull_detail(repo, pr.number)
-        commits = self.pull_commits(repo, pr.number)
+        commits = self.pull_commits(repo, pr.number, detail)
+        messages = tuple(c.message for c in commits)
+        ready = [t for t in self.ready_times(repo, pr.number) if t <= pr.merged_at]
         detection = detect(
             PullRequestFacts(
                 author_login=pr.author.login,
                 author_type=pr.author.type,
                 labels=detail.labels,
                 body=detail.body,
-                commit_messages=tuple(c.message for c in commits),
+                commit_messages=messages,
             )
+        )
+        # A revert pushed straight to the base branch names the merge (or squash) commit.
+        reverted_by = next(
+            (
+                f"commit:{c.sha[:12]}"
+                for c in branch
+                if c.repo == repo.full_name
+                and any(names_commit(ref, detail.merge_sha) for ref in revert_refs(repo.full_name, (c.message,)))
+            ),
+            "",
         )
         return PullRequestRecord(
             repo=repo.full_name,
@@ -508,6 +613,14 @@ class GitHubDeliveryConnector:
             deletions=detail.deletions,
             ai_confidence=detection.confidence,
             ai_rule=detection.rule,
+            title=detail.title,
+            merge_sha=detail.merge_sha or "",
+            ready_at=max(ready, default=pr.created_at),
+            review_rounds=review_rounds(pr, reviews),
+            is_fix=is_fix(detail.title, detail.labels),
+            reverts=joined_refs(revert_refs(repo.full_name, (detail.body, *messages))),
+            reverted_by=reverted_by,
+            files=tuple(self.pull_files(repo, pr.number)[:FILES_LIMIT]),
         )
 
 
