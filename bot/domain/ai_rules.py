@@ -36,9 +36,9 @@ THE RULE TABLE (``RULES`` below; the first rule that fires wins, in this order):
 
 Every rule reads the PR body and the message of EVERY commit of the PR (the connector lists them
 all, past the 250 the PR commits endpoint stops at), never the merge commit alone: a squash merge
-keeps only what GitHub puts in the squash message, which may drop the trailers. To change what counts, edit the tables below (or
-pass another ``rules`` tuple to ``detect``); the unit tests in tests/test_ai_detection.py show
-each rule firing and not firing.
+keeps only what GitHub puts in the squash message, which may drop the trailers. To change what
+counts, edit the tables below (or pass another ``rules`` tuple to ``detect``); the unit tests in
+tests/test_ai_detection.py and tests/domain/test_trailer_rules.py show each rule firing and not.
 
 Bots (``is_excluded``): accounts of type Bot, logins ending in ``[bot]`` and ``BOT_LOGINS``
 (dependabot, renovate, …) are left out of every count, except the coding agents above.
@@ -214,7 +214,9 @@ _GENERATED = re.compile(
 )
 
 
-_ASSISTED_BY = re.compile(r"^[ \t>]*assisted-by:[ \t]*(?P<value>\S[^\n]*?)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_ASSISTED_BY = re.compile(
+    r"^[ \t>]*assisted-by:[ \t]*(?P<value>\S[^\n]*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
+)
 _MADE_WITH = re.compile(
     r"^[ \t>]*made-with:[ \t]*\[?(?P<tool>"
     + "|".join(tool.replace(" ", r"\s+") for tool in GENERATED_TOOLS)

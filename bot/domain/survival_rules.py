@@ -16,7 +16,9 @@ import re
 from collections.abc import Iterable
 
 #: Labels that mark a fix (compared lower-case, spaces/underscores as hyphens).
-FIX_LABELS: frozenset[str] = frozenset({"bug", "fix", "bugfix", "hotfix", "regression", "type:-bug", "kind/bug"})
+FIX_LABELS: frozenset[str] = frozenset(
+    {"bug", "fix", "bugfix", "hotfix", "regression", "type:-bug", "kind/bug"}
+)
 REFS_LIMIT = 400  # pull_request.reverts length
 MIN_SHA = 7  # git's shortest default abbreviation
 
@@ -27,7 +29,7 @@ _REVERTS_SHA = re.compile(r"this reverts commit (?P<sha>[0-9a-f]{7,40})\b", re.I
 _FIX_TITLE = re.compile(
     r"^\s*(?:(?:fix|bugfix|hotfix)(?:\([^)]*\))?!?:|(?:fix|fixes|fixed|hotfix|bugfix)\b)", re.IGNORECASE
 )
-_REVERT_TITLE = re.compile(r'^\s*revert\b', re.IGNORECASE)
+_REVERT_TITLE = re.compile(r"^\s*revert\b", re.IGNORECASE)
 
 
 def revert_refs(repo: str, texts: Iterable[str]) -> tuple[str, ...]:

@@ -44,8 +44,8 @@ from urllib.parse import quote
 import httpx
 
 from bot.domain.ai_rules import HIGH, PullRequestFacts, agent_tool, detect, is_excluded
-from bot.domain.survival_rules import is_fix, joined_refs, names_commit, revert_refs
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, PullRequestRecord
+from bot.domain.survival_rules import is_fix, joined_refs, names_commit, revert_refs
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.github_api import EtagCache, GitHubApi, actor_of
@@ -452,7 +452,9 @@ class GitHubDeliveryConnector:
 
     def _listing(self, repo: Repo, suffix: str, parse: Callable[[Any], tuple]) -> list:
         endpoint = self._repo_path(repo, suffix)
-        return [item for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse) for item in page]
+        return [
+            item for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse) for item in page
+        ]
 
     def pull_commits(self, repo: Repo, number: int, detail: PullDetail | None = None) -> list[PullCommit]:
         """Every commit of the PR. The PR commits endpoint stops at 250; past that GitHub points to
@@ -525,7 +527,9 @@ class GitHubDeliveryConnector:
                 if low <= pr.created_at < high:
                     record(pr.created_at, credited.login).prs_opened += 1
                 if pr.merged_at is not None and low <= pr.merged_at < high:
-                    merged = self._merged(repo, pr, credited, reviews.get((repo.full_name, pr.number), []), commits)
+                    merged = self._merged(
+                        repo, pr, credited, reviews.get((repo.full_name, pr.number), []), commits
+                    )
                     pulls.append(merged)
                     stats = record(pr.merged_at, credited.login)
                     stats.prs_merged += 1
@@ -598,7 +602,9 @@ class GitHubDeliveryConnector:
                 f"commit:{c.sha[:12]}"
                 for c in branch
                 if c.repo == repo.full_name
-                and any(names_commit(ref, detail.merge_sha) for ref in revert_refs(repo.full_name, (c.message,)))
+                and any(
+                    names_commit(ref, detail.merge_sha) for ref in revert_refs(repo.full_name, (c.message,))
+                )
             ),
             "",
         )

@@ -31,9 +31,7 @@ def upgrade() -> None:
     # Rows synced before this revision get empty facts: the next sync's trailing days refill them.
     with op.batch_alter_table("pull_request", schema=None) as batch_op:
         for name, kind, default in COLUMNS:
-            batch_op.add_column(
-                sa.Column(name, kind, nullable=default is None, server_default=default)
-            )
+            batch_op.add_column(sa.Column(name, kind, nullable=default is None, server_default=default))
     with op.batch_alter_table("pull_request", schema=None) as batch_op:
         for name, _, default in COLUMNS:
             if default is not None:

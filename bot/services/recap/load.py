@@ -20,6 +20,7 @@ from bot.db.models import ActivityDaily, Identity, Person, PullRequest, UsageDai
 from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
 from bot.services import privacy, reports, teams
+from bot.services.recap import value_rules
 from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
 from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
 from bot.services.recap.rules import (
@@ -32,6 +33,7 @@ from bot.services.recap.rules import (
     split_postable,
 )
 from bot.services.recap.scope import Scope, scope_people
+from bot.services.value.merged_prs import midnight
 
 
 def week_starts(end: date) -> list[date]:
@@ -60,6 +62,7 @@ def load_recap(
     idle_days: int = 14,
     today: date | None = None,
     idle_seat_actors: Collection[str] | None = None,
+    fix_days: int = 14,
 ) -> Recap:
     """The recap of ``scope`` for the week ``[end - 7, end)``: lines, facts and findings."""
     starts = week_starts(end)
@@ -143,6 +146,18 @@ def load_recap(
         int(r[1]) for r in activity if r[0] < SHOWN_WEEKS
     }
     case_for, case_against = evaluate(facts)
+    # The code host's value rules (survival, review load): bot/services/recap/value_rules.py.
+    value = value_rules.load_value(
+        conn,
+        workspace_id=workspace_id,
+        end=end,
+        fix_days=fix_days,
+        now=midnight(today or end),
+        team_id=scope.team_id,
+        person_ids=scope.person_ids,
+    )
+    value_for, value_against = value_rules.evaluate(value)
+    case_for, case_against = [*case_for, *value_for], [*case_against, *value_against]
     case_for, withheld_for = split_postable(case_for, min_group_size)
     case_against, withheld_against = split_postable(case_against, min_group_size)
     return Recap(

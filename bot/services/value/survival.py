@@ -1,0 +1,144 @@
+"""Survival: did an AI-assisted PR last, compared with the others? (docs/value.md, "Survival")
+
+A merged PR is, in this order:
+
+- **reverted**: a later PR says it reverts it (GitHub's "Revert" button: "Reverts owner/repo#123"
+  in the body; ``git revert``: "This reverts commit <merge sha>" in the body or a commit), at any
+  time after the merge, or a revert commit pushed straight to the base branch names its merge
+  commit (``pull_request.reverted_by``, seen by the sync while the PR is in its trailing days);
+- **fixed**: within ``window_days`` of its merge, a fix PR (``survival_rules.is_fix``) merged in
+  the same repository changed at least one of its files;
+- **pending**: neither yet, and the window is still open: not counted either way;
+- **survived**: neither, and the window has closed.
+
+The surviving share is survived / (survived + reverted + fixed), AI-assisted (a high-confidence
+mark) and other PRs apart. Verdicts are derived from the stored facts at each read, so a re-sync
+that rewrites a PR never counts it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Connection
+
+from bot.domain.survival_rules import names_commit
+from bot.services.value.merged_prs import MergedPr, merged_between, subject_prs
+
+SURVIVED = "survived"
+REVERTED = "reverted"
+FIXED = "fixed"
+PENDING = "pending"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: str
+    by: str = ""  # "#123" (the reverting or fixing PR) or "commit:<sha>"
+
+
+def reverts(later: MergedPr, pr: MergedPr) -> bool:
+    """Does ``later`` say it reverts ``pr``?"""
+    if later.key == pr.key:
+        return False
+    same_repo = later.repo.lower() == pr.repo.lower()
+    for ref in later.reverts:
+        if ref == f"#{pr.number}" and same_repo:
+            return True
+        if ref == f"{pr.repo.lower()}#{pr.number}":
+            return True
+        if same_repo and names_commit(ref, pr.merge_sha):
+            return True
+    return False
+
+
+def verdict(pr: MergedPr, later: Sequence[MergedPr], window_days: int, now: datetime) -> Verdict:
+    """``pr``'s verdict against the PRs merged after it (any author, any repository)."""
+    after = [o for o in later if o.key != pr.key and o.merged_at >= pr.merged_at]
+    revert = next((o for o in after if reverts(o, pr)), None)
+    if revert is not None:
+        return Verdict(REVERTED, f"#{revert.number}")
+    if pr.reverted_by:
+        return Verdict(REVERTED, pr.reverted_by)
+    deadline = pr.merged_at + timedelta(days=window_days)
+    fix = next(
+        (
+            o
+            for o in after
+            if o.is_fix and o.repo == pr.repo and o.merged_at <= deadline and o.files & pr.files
+        ),
+        None,
+    )
+    if fix is not None:
+        return Verdict(FIXED, f"#{fix.number}")
+    return Verdict(PENDING) if now < deadline else Verdict(SURVIVED)
+
+
+@dataclass(frozen=True)
+class Share:
+    survived: int = 0
+    reverted: int = 0
+    fixed: int = 0
+    pending: int = 0
+    people: frozenset[int] = frozenset()  # the authors of the decided PRs: the share's group
+
+    @property
+    def decided(self) -> int:
+        return self.survived + self.reverted + self.fixed
+
+    @property
+    def share(self) -> float | None:
+        return self.survived / self.decided if self.decided else None
+
+
+@dataclass(frozen=True)
+class SurvivalShares:
+    window_days: int
+    ai: Share = field(default_factory=Share)
+    other: Share = field(default_factory=Share)
+    verdicts: dict[tuple[str, int], Verdict] = field(default_factory=dict)
+
+    @property
+    def groups(self) -> tuple[frozenset[int], ...]:
+        return tuple(s.people for s in (self.ai, self.other) if s.decided)
+
+
+def tally(prs: Sequence[MergedPr], verdicts: dict[tuple[str, int], Verdict]) -> Share:
+    counts = {SURVIVED: 0, REVERTED: 0, FIXED: 0, PENDING: 0}
+    for pr in prs:
+        counts[verdicts[pr.key].status] += 1
+    people = frozenset(
+        pr.person_id for pr in prs if pr.person_id is not None and verdicts[pr.key].status != PENDING
+    )
+    return Share(counts[SURVIVED], counts[REVERTED], counts[FIXED], counts[PENDING], people)
+
+
+def survival_shares(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    start: datetime,
+    end: datetime,
+    window_days: int,
+    now: datetime,
+    person_ids: Collection[int] | None = None,
+    team_id: int | None = None,
+) -> SurvivalShares:
+    """The verdicts of the PRs merged in ``[start, end)`` by ``person_ids`` (or the team's members
+    on the merge day; neither: everyone's) and the two surviving shares."""
+    prs = subject_prs(conn, workspace_id, start, end, person_ids=person_ids, team_id=team_id)
+    if not prs:
+        return SurvivalShares(window_days)
+    # Reverts and fixes by anyone, up to now (a revert counts whenever it comes).
+    later = merged_between(
+        conn, workspace_id, min(p.merged_at for p in prs), max(now, end) + timedelta(seconds=1)
+    )
+    verdicts = {pr.key: verdict(pr, later, window_days, now) for pr in prs}
+    return SurvivalShares(
+        window_days,
+        ai=tally([p for p in prs if p.ai], verdicts),
+        other=tally([p for p in prs if not p.ai], verdicts),
+        verdicts=verdicts,
+    )
