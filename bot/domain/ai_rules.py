@@ -227,7 +227,7 @@ _CHECKPOINT = re.compile(
     r"^[ \t>]*(?P<key>" + "|".join(map(re.escape, CHECKPOINT_TRAILERS)) + r"):[ \t]*[0-9a-f]{6,64}[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_ADDRESS = re.compile(r"<(?P<email>[^>\n]*)>")
+_ADDRESS = re.compile(r"<(?P<email>[^>\n]*@[^>\n]*)>")  # "<internal>" is no address
 
 
 def _rule_id(rule: str, matched: str) -> str:
@@ -263,7 +263,7 @@ def assisted_by_tool(value: str) -> str | None:
     address = _ADDRESS.search(value)
     if address and "noreply" not in address.group("email").lower():
         return None
-    agent = _ADDRESS.sub("", value).split(":", 1)[0].strip()
+    agent = _ADDRESS.sub("", value).split(":", 1)[0].strip(" \t<>")
     if not agent:
         return None
     return co_author_tool(agent, None) or " ".join(agent.lower().split())
