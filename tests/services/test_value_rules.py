@@ -105,6 +105,7 @@ PEOPLE = frozenset(range(1, 6))
 
 
 def _facts(ai: Share, other: Share, review: ReviewLoad | None = None) -> ValueFacts:
+    """The measures as the recap's loader hands them to the rules."""
     return ValueFacts(SurvivalShares(14, ai, other), review or ReviewLoad())
 
 

@@ -21,15 +21,13 @@ channel sees it only when both hold the minimum group (``rules.postable``).
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
 from bot.services.recap.rules import AGAINST, FOR, Finding
+from bot.services.value.measures import ValueMeasures, value_measures_between
 from bot.services.value.merged_prs import midnight
-from bot.services.value.review import ReviewLoad, review_load
-from bot.services.value.survival import SurvivalShares, survival_shares
 
 SURVIVAL_WEEKS = 4
 SURVIVAL_MIN_PRS = 5
@@ -41,10 +39,7 @@ REVIEW_RATIO = 1.5
 REVIEW_MIN_GAP_MINUTES = 240  # 4 hours
 
 
-@dataclass(frozen=True)
-class ValueFacts:
-    survival: SurvivalShares
-    review: ReviewLoad
+ValueFacts = ValueMeasures  # what the rules read
 
 
 def load_value(
@@ -58,25 +53,15 @@ def load_value(
     person_ids: Collection[int] | None = None,
 ) -> ValueFacts:
     closed = midnight(end) - timedelta(days=fix_days)
-    return ValueFacts(
-        survival=survival_shares(
-            conn,
-            workspace_id=workspace_id,
-            start=closed - timedelta(weeks=SURVIVAL_WEEKS),
-            end=closed,
-            window_days=fix_days,
-            now=now,
-            person_ids=person_ids,
-            team_id=team_id,
-        ),
-        review=review_load(
-            conn,
-            workspace_id=workspace_id,
-            start=midnight(end) - timedelta(weeks=REVIEW_WEEKS),
-            end=midnight(end),
-            person_ids=person_ids,
-            team_id=team_id,
-        ),
+    return value_measures_between(
+        conn,
+        workspace_id=workspace_id,
+        survival=(closed - timedelta(weeks=SURVIVAL_WEEKS), closed),
+        review=(midnight(end) - timedelta(weeks=REVIEW_WEEKS), midnight(end)),
+        fix_days=fix_days,
+        now=now,
+        person_ids=person_ids,
+        team_id=team_id,
     )
 
 

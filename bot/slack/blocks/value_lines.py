@@ -7,6 +7,7 @@ withheld; None for a person's own line (ephemeral, their own numbers).
 
 from __future__ import annotations
 
+from bot.services.value.measures import ValueMeasures
 from bot.services.value.review import ReviewGroup, ReviewLoad
 from bot.services.value.survival import Share, SurvivalShares
 
@@ -54,3 +55,9 @@ def review_line(load: ReviewLoad, min_group: int | None = None) -> str | None:
         f"Ready for review to merge (median): AI-assisted {_review(load.ai, min_group)} · "
         f"others {_review(load.other, min_group)}"
     )
+
+
+def value_lines(measures: ValueMeasures, min_group: int | None = None) -> list[str]:
+    """The lines ``/tokens team`` (``min_group`` set) and ``/tokens me`` (None) add, when there are PRs."""
+    lines = (survival_line(measures.survival, min_group), review_line(measures.review, min_group))
+    return [line for line in lines if line]
