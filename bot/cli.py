@@ -368,6 +368,7 @@ def recap(
             end=today,
             min_group_size=settings.min_group_size,
             idle_days=settings.github_delivery_idle_days,
+            fix_days=settings.github_delivery_fix_days,
             today=today,
         )
     render(build_recap(report, preview=True), console, title=f"tokenwise recap --channel {channel} --preview")

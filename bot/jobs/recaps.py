@@ -196,6 +196,7 @@ async def deliver(
                 end=end,
                 min_group_size=settings.min_group_size,
                 idle_days=settings.github_delivery_idle_days,
+                fix_days=settings.github_delivery_fix_days,
                 today=runtime.today(),
                 idle_seat_actors=idle_actors,
             )

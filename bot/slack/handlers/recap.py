@@ -265,6 +265,7 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
             end=today,
             min_group_size=settings.min_group_size,
             idle_days=settings.github_delivery_idle_days,
+            fix_days=settings.github_delivery_fix_days,
             today=today,
         )
         sub = recap.get_subscription(
