@@ -206,22 +206,16 @@ _TRAILER = re.compile(
     r"^[ \t>]*co-authored-by:[ \t]*(?P<name>[^<\n]*?)[ \t]*(?:<(?P<email>[^>\n]*)>)?[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
+_TOOL_NAMES = "|".join(tool.replace(" ", r"\s+") for tool in GENERATED_TOOLS)
 _GENERATED = re.compile(
-    r"^[^\w\n]*generated\s+(?:with|by|using)\s+\[?(?P<tool>"
-    + "|".join(tool.replace(" ", r"\s+") for tool in GENERATED_TOOLS)
-    + r")\b",
+    r"^[^\w\n]*generated\s+(?:with|by|using)\s+\[?(?P<tool>" + _TOOL_NAMES + r")\b",
     re.IGNORECASE | re.MULTILINE,
 )
-
-
 _ASSISTED_BY = re.compile(
     r"^[ \t>]*assisted-by:[ \t]*(?P<value>\S[^\n]*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
 )
 _MADE_WITH = re.compile(
-    r"^[ \t>]*made-with:[ \t]*\[?(?P<tool>"
-    + "|".join(tool.replace(" ", r"\s+") for tool in GENERATED_TOOLS)
-    + r")\b",
-    re.IGNORECASE | re.MULTILINE,
+    r"^[ \t>]*made-with:[ \t]*\[?(?P<tool>" + _TOOL_NAMES + r")\b", re.IGNORECASE | re.MULTILINE
 )
 _CHECKPOINT = re.compile(
     r"^[ \t>]*(?P<key>" + "|".join(map(re.escape, CHECKPOINT_TRAILERS)) + r"):[ \t]*[0-9a-f]{6,64}[ \t]*$",

@@ -10,6 +10,7 @@ from bot.db.models import Person, PullRequest, TeamMembership
 from bot.domain.periods import Period
 from bot.services import teams
 from bot.services.value.measures import value_measures
+from bot.services.value.merged_prs import Whose
 from bot.slack.blocks.value_lines import value_lines
 
 MAY = Period(date(2026, 5, 1), date(2026, 6, 1), "May 2026")
@@ -93,5 +94,5 @@ def test_team_measures_count_prs_of_members_on_the_merge_day(engine):
 
 def test_no_prs_no_lines(engine):
     with engine.connect() as conn:
-        empty = value_measures(conn, workspace_id="W", period=MAY, fix_days=14, now=NOW, person_ids=[1])
+        empty = value_measures(conn, Whose("W", [1]), period=MAY, fix_days=14, now=NOW)
     assert value_lines(empty) == [] and value_lines(empty, 5) == []

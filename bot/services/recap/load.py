@@ -33,7 +33,7 @@ from bot.services.recap.rules import (
     split_postable,
 )
 from bot.services.recap.scope import Scope, scope_people
-from bot.services.value.merged_prs import midnight
+from bot.services.value.merged_prs import Whose, midnight
 
 
 def week_starts(end: date) -> list[date]:
@@ -147,15 +147,8 @@ def load_recap(
     }
     case_for, case_against = evaluate(facts)
     # The code host's value rules (survival, review load): bot/services/recap/value_rules.py.
-    value = value_rules.load_value(
-        conn,
-        workspace_id=workspace_id,
-        end=end,
-        fix_days=fix_days,
-        now=midnight(today or end),
-        team_id=scope.team_id,
-        person_ids=scope.person_ids,
-    )
+    whose = Whose(workspace_id, scope.person_ids, scope.team_id)
+    value = value_rules.load_value(conn, whose, end=end, fix_days=fix_days, now=midnight(today or end))
     value_for, value_against = value_rules.evaluate(value)
     case_for, case_against = [*case_for, *value_for], [*case_against, *value_against]
     case_for, withheld_for = split_postable(case_for, min_group_size)

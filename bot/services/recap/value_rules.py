@@ -20,14 +20,13 @@ channel sees it only when both hold the minimum group (``rules.postable``).
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from datetime import date, datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
 from bot.services.recap.rules import AGAINST, FOR, Finding
 from bot.services.value.measures import ValueMeasures, value_measures_between
-from bot.services.value.merged_prs import midnight
+from bot.services.value.merged_prs import Whose, midnight
 
 SURVIVAL_WEEKS = 4
 SURVIVAL_MIN_PRS = 5
@@ -42,26 +41,15 @@ REVIEW_MIN_GAP_MINUTES = 240  # 4 hours
 ValueFacts = ValueMeasures  # what the rules read
 
 
-def load_value(
-    conn: Connection,
-    *,
-    workspace_id: str,
-    end: date,
-    fix_days: int,
-    now: datetime,
-    team_id: int | None = None,
-    person_ids: Collection[int] | None = None,
-) -> ValueFacts:
+def load_value(conn: Connection, whose: Whose, *, end: date, fix_days: int, now: datetime) -> ValueFacts:
     closed = midnight(end) - timedelta(days=fix_days)
     return value_measures_between(
         conn,
-        workspace_id=workspace_id,
+        whose,
         survival=(closed - timedelta(weeks=SURVIVAL_WEEKS), closed),
         review=(midnight(end) - timedelta(weeks=REVIEW_WEEKS), midnight(end)),
         fix_days=fix_days,
         now=now,
-        person_ids=person_ids,
-        team_id=team_id,
     )
 
 

@@ -7,14 +7,13 @@ are fewer than the minimum group (``bot.slack.blocks.value_lines``). See docs/va
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
 from bot.domain.periods import Period
-from bot.services.value.merged_prs import midnight
+from bot.services.value.merged_prs import Whose, midnight
 from bot.services.value.review import ReviewLoad, review_load
 from bot.services.value.survival import SurvivalShares, survival_shares
 
@@ -26,45 +25,27 @@ class ValueMeasures:
 
 
 def value_measures(
-    conn: Connection,
-    *,
-    workspace_id: str,
-    period: Period,
-    fix_days: int,
-    now: datetime,
-    person_ids: Collection[int] | None = None,
-    team_id: int | None = None,
+    conn: Connection, whose: Whose, *, period: Period, fix_days: int, now: datetime
 ) -> ValueMeasures:
-    """Survival and review load of the PRs merged in ``period`` (UTC days) by ``person_ids`` or
-    the team's members (neither: the whole org). PRs younger than ``fix_days`` are pending."""
-    return value_measures_between(
-        conn,
-        workspace_id=workspace_id,
-        survival=(midnight(period.start), midnight(period.end)),
-        review=(midnight(period.start), midnight(period.end)),
-        fix_days=fix_days,
-        now=now,
-        person_ids=person_ids,
-        team_id=team_id,
-    )
+    """Survival and review load of ``whose`` PRs merged in ``period`` (UTC days); PRs younger
+    than ``fix_days`` are pending."""
+    span = (midnight(period.start), midnight(period.end))
+    return value_measures_between(conn, whose, survival=span, review=span, fix_days=fix_days, now=now)
 
 
 def value_measures_between(
     conn: Connection,
+    whose: Whose,
     *,
-    workspace_id: str,
     survival: tuple[datetime, datetime],
     review: tuple[datetime, datetime],
     fix_days: int,
     now: datetime,
-    person_ids: Collection[int] | None = None,
-    team_id: int | None = None,
 ) -> ValueMeasures:
-    """The same, over a span of merges for each measure (the recap reads older PRs' survival)."""
-    whose = {"workspace_id": workspace_id, "person_ids": person_ids, "team_id": team_id}
+    """The same over a span of merges for each measure (the recap reads older PRs' survival)."""
     return ValueMeasures(
         survival=survival_shares(
-            conn, start=survival[0], end=survival[1], window_days=fix_days, now=now, **whose
+            conn, whose, start=survival[0], end=survival[1], window_days=fix_days, now=now
         ),
-        review=review_load(conn, start=review[0], end=review[1], **whose),
+        review=review_load(conn, whose, start=review[0], end=review[1]),
     )

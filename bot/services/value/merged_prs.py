@@ -103,16 +103,17 @@ def on_team_at_merge(conn: Connection, team_id: int, prs: Iterable[MergedPr]) ->
     ]
 
 
-def subject_prs(
-    conn: Connection,
-    workspace_id: str,
-    start: datetime,
-    end: datetime,
-    *,
-    person_ids: Collection[int] | None = None,
-    team_id: int | None = None,
-) -> list[MergedPr]:
-    """The PRs a measure is about: merged in ``[start, end)`` by ``person_ids``, or by the team's
-    members on the merge day; neither: everyone's."""
-    prs = merged_between(conn, workspace_id, start, end, person_ids=person_ids)
-    return prs if team_id is None else on_team_at_merge(conn, team_id, prs)
+@dataclass(frozen=True)
+class Whose:
+    """Whose PRs a measure is about: ``person_ids``, or the team's members on each merge day;
+    neither: the whole workspace's."""
+
+    workspace_id: str
+    person_ids: Collection[int] | None = None
+    team_id: int | None = None
+
+
+def subject_prs(conn: Connection, whose: Whose, start: datetime, end: datetime) -> list[MergedPr]:
+    """``whose`` PRs merged in ``[start, end)``."""
+    prs = merged_between(conn, whose.workspace_id, start, end, person_ids=whose.person_ids)
+    return prs if whose.team_id is None else on_team_at_merge(conn, whose.team_id, prs)

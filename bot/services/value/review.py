@@ -13,13 +13,13 @@ A group's figures are the median review time (the lower median) and the mean rou
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Connection
 
-from bot.services.value.merged_prs import MergedPr, subject_prs
+from bot.services.value.merged_prs import MergedPr, Whose, subject_prs
 
 
 def review_minutes(pr: MergedPr) -> int:
@@ -56,15 +56,7 @@ class ReviewLoad:
         return tuple(g.people for g in (self.ai, self.other) if g.prs)
 
 
-def review_load(
-    conn: Connection,
-    *,
-    workspace_id: str,
-    start: datetime,
-    end: datetime,
-    person_ids: Collection[int] | None = None,
-    team_id: int | None = None,
-) -> ReviewLoad:
-    """Review load of the PRs merged in ``[start, end)`` (people, team or everyone, as survival)."""
-    prs = subject_prs(conn, workspace_id, start, end, person_ids=person_ids, team_id=team_id)
+def review_load(conn: Connection, whose: Whose, *, start: datetime, end: datetime) -> ReviewLoad:
+    """Review load of ``whose`` PRs merged in ``[start, end)``."""
+    prs = subject_prs(conn, whose, start, end)
     return ReviewLoad(review_group([p for p in prs if p.ai]), review_group([p for p in prs if not p.ai]))

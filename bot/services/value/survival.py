@@ -18,14 +18,14 @@ that rewrites a PR never counts it twice.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
 from bot.domain.survival_rules import names_commit
-from bot.services.value.merged_prs import MergedPr, merged_between, subject_prs
+from bot.services.value.merged_prs import MergedPr, Whose, merged_between, subject_prs
 
 SURVIVED = "survived"
 REVERTED = "reverted"
@@ -116,24 +116,15 @@ def tally(prs: Sequence[MergedPr], verdicts: dict[tuple[str, int], Verdict]) -> 
 
 
 def survival_shares(
-    conn: Connection,
-    *,
-    workspace_id: str,
-    start: datetime,
-    end: datetime,
-    window_days: int,
-    now: datetime,
-    person_ids: Collection[int] | None = None,
-    team_id: int | None = None,
+    conn: Connection, whose: Whose, *, start: datetime, end: datetime, window_days: int, now: datetime
 ) -> SurvivalShares:
-    """The verdicts of the PRs merged in ``[start, end)`` by ``person_ids`` (or the team's members
-    on the merge day; neither: everyone's) and the two surviving shares."""
-    prs = subject_prs(conn, workspace_id, start, end, person_ids=person_ids, team_id=team_id)
+    """The verdicts of ``whose`` PRs merged in ``[start, end)`` and the two surviving shares."""
+    prs = subject_prs(conn, whose, start, end)
     if not prs:
         return SurvivalShares(window_days)
     # Reverts and fixes by anyone, up to now (a revert counts whenever it comes).
     later = merged_between(
-        conn, workspace_id, min(p.merged_at for p in prs), max(now, end) + timedelta(seconds=1)
+        conn, whose.workspace_id, min(p.merged_at for p in prs), max(now, end) + timedelta(seconds=1)
     )
     verdicts = {pr.key: verdict(pr, later, window_days, now) for pr in prs}
     return SurvivalShares(
