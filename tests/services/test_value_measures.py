@@ -72,11 +72,9 @@ def _seed(engine) -> tuple[int, list[int]]:
 def test_team_measures_count_prs_of_members_on_the_merge_day(engine):
     team_id, people = _seed(engine)
     with engine.connect() as conn:
-        team = value_measures(conn, workspace_id="W", period=MAY, fix_days=14, now=NOW, team_id=team_id)
-        mine = value_measures(
-            conn, workspace_id="W", period=MAY, fix_days=14, now=NOW, person_ids=[people[1]]
-        )
-        org = value_measures(conn, workspace_id="W", period=MAY, fix_days=14, now=NOW)
+        team = value_measures(conn, Whose("W", team_id=team_id), period=MAY, fix_days=14, now=NOW)
+        mine = value_measures(conn, Whose("W", [people[1]]), period=MAY, fix_days=14, now=NOW)
+        org = value_measures(conn, Whose("W"), period=MAY, fix_days=14, now=NOW)
     assert sorted(n for _, n in team.survival.verdicts) == [1, 4]
     assert (team.survival.ai.survived, team.survival.ai.fixed) == (1, 1)
     assert team.survival.ai.people == {people[0], people[1]}

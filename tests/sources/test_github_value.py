@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from bot.db.models import PullRequest
 from bot.services.sync import run_source
+from bot.services.value.merged_prs import Whose
 from bot.services.value.review import review_load
 from bot.services.value.survival import FIXED, PENDING, REVERTED, SURVIVED, survival_shares
 from bot.settings import Settings
@@ -117,13 +118,10 @@ def test_survival_review_and_trailers_end_to_end_and_rerun(engine, httpserver):
 
     def read():
         with engine.connect() as conn:
-            shares = survival_shares(
-                conn, workspace_id="W", start=MAY[0], end=MAY[1], window_days=14, now=NOW
-            )
-            load = review_load(conn, workspace_id="W", start=MAY[0], end=MAY[1])
-            mine = survival_shares(
-                conn, workspace_id="W", start=MAY[0], end=MAY[1], window_days=14, now=NOW, person_ids=[ana]
-            )
+            span = {"start": MAY[0], "end": MAY[1]}
+            shares = survival_shares(conn, Whose("W"), **span, window_days=14, now=NOW)
+            load = review_load(conn, Whose("W"), **span)
+            mine = survival_shares(conn, Whose("W", [ana]), **span, window_days=14, now=NOW)
         return shares, load, mine
 
     shares, load, mine = read()
