@@ -29,6 +29,9 @@ THE RULES (one function each, in the order they are shown; thresholds are the co
   against  budget_crossed           a budget of the team is at or over 100% for its period
   against  idle_seats               seats (e.g. Copilot) with no activity for IDLE_SEAT_DAYS days
 
+The code host's value rules (AI-assisted PRs' survival and review load) are in ``value_rules.py``;
+``load.load_recap`` adds their findings after these (docs/value.md).
+
 WHAT A CHANNEL MAY SEE: every finding carries ``groups``, the sets of people each of its figures
 is computed from (this week's spenders, each baseline week's, the idle burners, a budget period's
 spenders ...). ``postable`` lets a finding into a channel only when it declares its groups and
