@@ -20,8 +20,10 @@ carry no trailers):
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import select
 
 from bot.db.models import PullRequest
@@ -30,7 +32,16 @@ from bot.services.value.merged_prs import Whose
 from bot.services.value.review import review_load
 from bot.services.value.survival import FIXED, PENDING, REVERTED, SURVIVED, survival_shares
 from bot.settings import Settings
-from bot.sources.github_delivery import SHARED_CACHE, from_settings
+from bot.sources.github_delivery import (
+    SHARED_CACHE,
+    from_settings,
+    parse_compare,
+    parse_files,
+    parse_pulls,
+    parse_ready_times,
+    parse_reviews,
+    review_rounds,
+)
 from tests.conftest import fixture_path
 from tests.sources.test_github_delivery import _link
 
@@ -154,3 +165,59 @@ def test_survival_review_and_trailers_end_to_end_and_rerun(engine, httpserver):
     again, load_again, _ = read()
     assert (again.ai, again.other, again.verdicts) == (shares.ai, shares.other, shares.verdicts)
     assert load_again == load
+
+
+def test_the_new_parsers_read_the_documented_shapes_and_refuse_others():
+    timeline = json.loads(fixture_path("github_delivery", "value", "timeline-1.json").read_text())
+    assert parse_ready_times(timeline) == (
+        datetime(2026, 5, 1, 12, tzinfo=UTC),
+        datetime(2026, 5, 2, 10, tzinfo=UTC),
+    )
+    assert parse_files([{"filename": "b.py", "previous_filename": "a.py"}, {"filename": "c.py"}]) == (
+        "b.py",
+        "a.py",
+        "c.py",
+    )
+    page = json.loads(fixture_path("github_delivery", "value", "compare-5-page2.json").read_text())
+    assert [c.message.splitlines()[0] for c in parse_compare(page)] == ["CLI step 251"]
+    for parse, bad in (
+        (parse_compare, []),
+        (parse_files, {"files": []}),
+        (parse_ready_times, {"event": "x"}),
+    ):
+        with pytest.raises(ValueError):
+            parse(bad)
+
+
+def test_a_malformed_comparison_fails_the_run_naming_the_endpoint(engine, httpserver):
+    _serve(httpserver)
+    compare = f"/repos/lab/app/compare/{'0' * 40}...{'f' * 40}"
+    # One-shot handlers answer before the permanent ones: the comparison comes back as a list.
+    httpserver.expect_oneshot_request(compare).respond_with_json([{"sha": "not a comparison"}])
+    SHARED_CACHE.clear()
+    settings = Settings(
+        GITHUB_DELIVERY_TOKEN="ghp_value_test",
+        GITHUB_DELIVERY_ORG="lab",
+        GITHUB_API_BASE_URL=httpserver.url_for("/"),
+        TOKENWISE_HTTP_MAX_BACKOFF=0.01,
+    )
+    (connector,) = from_settings(settings)
+    outcome = run_source(
+        engine, connector, workspace_id="W", since=date(2026, 5, 1), until=TODAY, today=TODAY
+    )
+    assert outcome.status == "failed"
+    assert "compare" in outcome.error and "unexpected response: expected a comparison object" in outcome.error
+    with engine.connect() as conn:
+        stored = conn.execute(select(PullRequest.number)).scalars().all()
+    # The weeks before stay stored; nothing of #5's window (May 8 on) is.
+    assert sorted(stored) == [1, 2, 3, 4]
+
+
+def test_review_rounds_count_distinct_reviewed_commits_of_others():
+    pr = parse_pulls(json.loads(fixture_path("github_delivery", "value", "pulls.json").read_text()))[-1]
+    reviews = parse_reviews(
+        json.loads(fixture_path("github_delivery", "value", "reviews-1.json").read_text())
+    )
+    assert pr.number == 1 and review_rounds(pr, list(reviews)) == 2
+    assert review_rounds(pr, [r for r in reviews if r.reviewer.login == "ana"]) == 0  # the author's own
+    assert review_rounds(pr, []) == 0
