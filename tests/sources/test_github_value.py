@@ -32,15 +32,13 @@ from bot.services.value.merged_prs import Whose
 from bot.services.value.review import review_load
 from bot.services.value.survival import FIXED, PENDING, REVERTED, SURVIVED, survival_shares
 from bot.settings import Settings
-from bot.sources.github_delivery import (
-    SHARED_CACHE,
-    from_settings,
+from bot.sources.github_delivery import SHARED_CACHE, from_settings, review_rounds
+from bot.sources.github_delivery_parse import (
     parse_compare,
     parse_files,
     parse_pulls,
     parse_ready_times,
     parse_reviews,
-    review_rounds,
 )
 from tests.conftest import fixture_path
 from tests.sources.test_github_delivery import _link
