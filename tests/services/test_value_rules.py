@@ -16,6 +16,7 @@ from bot.services.value.survival import (
     PENDING,
     REVERTED,
     SURVIVED,
+    Followers,
     Share,
     SurvivalShares,
     Verdict,
@@ -52,13 +53,15 @@ BASE = pr(1)
 
 def test_reverted_by_a_revert_pr_at_any_time():
     by_number = pr(2, days=40, reverts=("#1",))
-    assert verdict(BASE, [BASE, by_number], 14, LATER + timedelta(days=20)) == Verdict(REVERTED, "#2")
+    assert verdict(BASE, Followers([BASE, by_number]), 14, LATER + timedelta(days=20)) == Verdict(
+        REVERTED, "#2"
+    )
     by_sha = pr(3, days=2, reverts=(f"sha:{BASE.merge_sha[:9]}",), files=frozenset())
-    assert verdict(BASE, [by_sha], 14, LATER) == Verdict(REVERTED, "#3")
+    assert verdict(BASE, Followers([by_sha]), 14, LATER) == Verdict(REVERTED, "#3")
     cross_repo = pr(4, days=2, repo="lab/ops", reverts=("lab/app#1",))
-    assert verdict(BASE, [cross_repo], 14, LATER).status == REVERTED
+    assert verdict(BASE, Followers([cross_repo]), 14, LATER).status == REVERTED
     pushed = replace(BASE, reverted_by="commit:abcdef012345")
-    assert verdict(pushed, [], 14, LATER) == Verdict(REVERTED, "commit:abcdef012345")
+    assert verdict(pushed, Followers([]), 14, LATER) == Verdict(REVERTED, "commit:abcdef012345")
 
 
 def test_not_reverted():
@@ -66,15 +69,17 @@ def test_not_reverted():
     other_repo_same_number = pr(3, days=2, repo="lab/ops", reverts=("#1",))  # #1 of lab/ops
     before = pr(4, days=-1, reverts=("#1",))  # merged before the PR: cannot revert it
     itself = replace(BASE, reverts=("#1",))
-    assert verdict(BASE, [other_number, other_repo_same_number, before, itself], 14, LATER) == Verdict(
-        SURVIVED
-    )
+    assert verdict(
+        BASE, Followers([other_number, other_repo_same_number, before, itself]), 14, LATER
+    ) == Verdict(SURVIVED)
 
 
 def test_followed_by_a_fix_within_the_window():
     fix = pr(2, days=13.9, is_fix=True, files=frozenset({"src/a.py", "src/b.py"}))
-    assert verdict(BASE, [fix], 14, LATER) == Verdict(FIXED, "#2")
-    assert verdict(BASE, [fix], 14, T0 + timedelta(days=14)) == Verdict(FIXED, "#2")  # decided early
+    assert verdict(BASE, Followers([fix]), 14, LATER) == Verdict(FIXED, "#2")
+    assert verdict(BASE, Followers([fix]), 14, T0 + timedelta(days=14)) == Verdict(
+        FIXED, "#2"
+    )  # decided early
 
 
 def test_not_followed_by_a_fix():
@@ -82,13 +87,17 @@ def test_not_followed_by_a_fix():
     other_files = pr(3, days=1, is_fix=True, files=frozenset({"src/b.py"}))
     not_a_fix = pr(4, days=1)
     other_repo = pr(5, days=1, is_fix=True, repo="lab/ops")
-    assert verdict(BASE, [late, other_files, not_a_fix, other_repo], 14, LATER) == Verdict(SURVIVED)
-    assert verdict(BASE, [late], 30, LATER + timedelta(days=1)) == Verdict(FIXED, "#2")  # a longer window
+    assert verdict(BASE, Followers([late, other_files, not_a_fix, other_repo]), 14, LATER) == Verdict(
+        SURVIVED
+    )
+    assert verdict(BASE, Followers([late]), 30, LATER + timedelta(days=1)) == Verdict(
+        FIXED, "#2"
+    )  # a longer window
 
 
 def test_pending_until_the_window_closes():
-    assert verdict(BASE, [], 14, T0 + timedelta(days=13)) == Verdict(PENDING)
-    assert verdict(BASE, [], 14, T0 + timedelta(days=14)) == Verdict(SURVIVED)
+    assert verdict(BASE, Followers([]), 14, T0 + timedelta(days=13)) == Verdict(PENDING)
+    assert verdict(BASE, Followers([]), 14, T0 + timedelta(days=14)) == Verdict(SURVIVED)
 
 
 def test_review_minutes_and_groups():

@@ -18,13 +18,14 @@ that rewrites a PR never counts it twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from bot.domain.survival_rules import names_commit
+from bot.domain.survival_rules import MIN_SHA, names_commit
 from bot.services.value.merged_prs import MergedPr, Whose, merged_between, subject_prs
 
 SURVIVED = "survived"
@@ -54,23 +55,61 @@ def reverts(later: MergedPr, pr: MergedPr) -> bool:
     return False
 
 
-def verdict(pr: MergedPr, later: Sequence[MergedPr], window_days: int, now: datetime) -> Verdict:
+class Followers:
+    """The PRs merged after the ones judged, indexed so that a verdict reads only its candidates
+    (an org's month is thousands of PRs): revert PRs by what they name, fix PRs per repository in
+    merge order."""
+
+    def __init__(self, later: Iterable[MergedPr]) -> None:
+        self.by_ref: dict[tuple[str, str], list[MergedPr]] = {}
+        self.fixes: dict[str, list[MergedPr]] = {}
+        for other in later:
+            for ref in other.reverts:
+                self.by_ref.setdefault(self._ref_key(other.repo, ref), []).append(other)
+            if other.is_fix:
+                self.fixes.setdefault(other.repo, []).append(other)
+        for fixes in self.fixes.values():
+            fixes.sort(key=lambda o: o.merged_at)
+
+    @staticmethod
+    def _ref_key(repo: str, ref: str) -> tuple[str, str]:
+        """(repository, "#n" or the sha's first 7 digits) of what a ref names."""
+        if ref.startswith("sha:"):
+            return repo.lower(), ref[: 4 + MIN_SHA]
+        named_repo, _, number = ref.rpartition("#")
+        return (named_repo or repo).lower(), f"#{number}"
+
+    def revert_of(self, pr: MergedPr) -> MergedPr | None:
+        keys = [(pr.repo.lower(), f"#{pr.number}")]
+        if pr.merge_sha:
+            keys.append((pr.repo.lower(), f"sha:{pr.merge_sha[:MIN_SHA]}"))
+        found = [
+            o
+            for key in keys
+            for o in self.by_ref.get(key, ())
+            if o.merged_at >= pr.merged_at and reverts(o, pr)
+        ]
+        return min(found, key=lambda o: (o.merged_at, o.repo, o.number), default=None)
+
+    def fix_of(self, pr: MergedPr, deadline: datetime) -> MergedPr | None:
+        fixes = self.fixes.get(pr.repo, [])
+        for other in fixes[bisect_left(fixes, pr.merged_at, key=lambda o: o.merged_at) :]:
+            if other.merged_at > deadline:
+                break
+            if other.key != pr.key and other.files & pr.files:
+                return other
+        return None
+
+
+def verdict(pr: MergedPr, later: Followers, window_days: int, now: datetime) -> Verdict:
     """``pr``'s verdict against the PRs merged after it (any author, any repository)."""
-    after = [o for o in later if o.key != pr.key and o.merged_at >= pr.merged_at]
-    revert = next((o for o in after if reverts(o, pr)), None)
+    revert = later.revert_of(pr)
     if revert is not None:
         return Verdict(REVERTED, f"#{revert.number}")
     if pr.reverted_by:
         return Verdict(REVERTED, pr.reverted_by)
     deadline = pr.merged_at + timedelta(days=window_days)
-    fix = next(
-        (
-            o
-            for o in after
-            if o.is_fix and o.repo == pr.repo and o.merged_at <= deadline and o.files & pr.files
-        ),
-        None,
-    )
+    fix = later.fix_of(pr, deadline)
     if fix is not None:
         return Verdict(FIXED, f"#{fix.number}")
     return Verdict(PENDING) if now < deadline else Verdict(SURVIVED)
@@ -126,7 +165,8 @@ def survival_shares(
     later = merged_between(
         conn, whose.workspace_id, min(p.merged_at for p in prs), max(now, end) + timedelta(seconds=1)
     )
-    verdicts = {pr.key: verdict(pr, later, window_days, now) for pr in prs}
+    followers = Followers(later)
+    verdicts = {pr.key: verdict(pr, followers, window_days, now) for pr in prs}
     return SurvivalShares(
         window_days,
         ai=tally([p for p in prs if p.ai], verdicts),
