@@ -369,6 +369,7 @@ def recap(
             min_group_size=settings.min_group_size,
             idle_days=settings.github_delivery_idle_days,
             adoption_threshold_usd=settings.adoption_threshold_usd,
+            fix_days=settings.github_delivery_fix_days,
             today=today,
         )
     render(build_recap(report, preview=True), console, title=f"tokenwise recap --channel {channel} --preview")

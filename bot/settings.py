@@ -160,6 +160,10 @@ class Settings(BaseSettings):
     github_delivery_repos_deny: str = Field(default="", validation_alias="GITHUB_DELIVERY_REPOS_DENY")
     # Spend in a week with no merged PR within this many days after it is "idle" (recap).
     github_delivery_idle_days: int = Field(default=14, ge=1, validation_alias="GITHUB_DELIVERY_IDLE_DAYS")
+    # A merged PR followed within this many days by a fix PR touching its files did not survive.
+    github_delivery_fix_days: int = Field(
+        default=14, ge=1, le=90, validation_alias="GITHUB_DELIVERY_FIX_DAYS"
+    )
     openrouter_management_key: SecretStr | None = _env("OPENROUTER_MANAGEMENT_KEY")
     openrouter_base_url: str = Field(
         default="https://openrouter.ai/api/v1", validation_alias="OPENROUTER_BASE_URL"

@@ -608,6 +608,15 @@ class PullRequest(SQLModel, table=True):
     ai_confidence: str = Field(default="none", max_length=8)  # high | low | none
     ai_rule: str = Field(default="", max_length=64)  # which rule fired, e.g. "label:ai-assisted"
     sync_run_id: int | None = Field(default=None, sa_type=BigInteger)
+    # Survival and review load (bot/services/value, docs/value.md); migration 0019_value_git.
+    title: str = Field(default="", max_length=300)
+    merge_sha: str = Field(default="", max_length=64)
+    ready_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    review_rounds: int = Field(default=0)
+    is_fix: bool = Field(default=False)
+    reverts: str = Field(default="", max_length=400)  # refs it reverts: "#12 sha:abc1234"
+    reverted_by: str = Field(default="", max_length=64)  # "commit:<sha>": a revert pushed to the branch
+    files: str = Field(default="", sa_type=Text)  # changed paths, one per line (at most 300)
 
 
 class Workspace(SQLModel, table=True):

@@ -68,6 +68,14 @@ PULL_REQUEST_VALUES = (
     "deletions",
     "ai_confidence",
     "ai_rule",
+    "title",
+    "merge_sha",
+    "ready_at",
+    "review_rounds",
+    "is_fix",
+    "reverts",
+    "reverted_by",
+    "files",
     "sync_run_id",
 )
 
@@ -376,6 +384,14 @@ def replace_pull_requests(
             "deletions": r.deletions,
             "ai_confidence": r.ai_confidence,
             "ai_rule": r.ai_rule,
+            "title": r.title,
+            "merge_sha": r.merge_sha,
+            "ready_at": _utc(r.ready_at),
+            "review_rounds": r.review_rounds,
+            "is_fix": r.is_fix,
+            "reverts": r.reverts,
+            "reverted_by": r.reverted_by,
+            "files": "\n".join(r.files),
             "sync_run_id": run_id,
         }
         for r in records

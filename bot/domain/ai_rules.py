@@ -9,6 +9,16 @@ THE RULE TABLE (``RULES`` below; the first rule that fires wins, in this order):
                                  cursoragent@cursor.com, ...), or the name is exactly the tool's
                                  ("Claude", "Copilot", "Cursor Agent") with no address or a
                                  no-reply one. "Claude Martin <cm@corp.com>" is a colleague.
+  assisted_by        high        an ``Assisted-by:`` trailer (the Linux kernel's form
+                                 "Assisted-by: <agent>:<model>", e.g. "Assisted-by: Claude
+                                 Code:claude-opus-4") whose value is not a person: a value with a
+                                 personal address ("Assisted-by: Ana <ana@corp.com>") is a human
+                                 helper and does not fire
+  made_with          high        a ``Made-with: <tool>`` trailer (Cursor's) naming a tool of
+                                 ``GENERATED_TOOLS``; "Made-with: love" does not fire
+  agent_checkpoint   high        an agent checkpoint trailer (``CHECKPOINT_TRAILERS``, e.g.
+                                 Entire's "Entire-Checkpoint: a3b2c4d5e6f7", written only when
+                                 an agent session is attached to the commit) with a hex id
   generated_with     high        a line "Generated with/by/using <tool>" (e.g. "🤖 Generated with
                                  [Claude Code](...)") in the PR body or a commit message
   label              high        a PR label in ``AI_LABELS`` (ai-assisted, ai-generated, ...;
@@ -22,9 +32,13 @@ THE RULE TABLE (``RULES`` below; the first rule that fires wins, in this order):
                                  never stored.
 
 ``pull_request.ai_rule`` records ``<rule>:<what matched>``, e.g. ``co_author_trailer:claude``,
-``label:ai-assisted``, ``agent_author:copilot``. To change what counts, edit the tables below (or
-pass another ``rules`` tuple to ``detect``); the unit tests in tests/test_ai_detection.py show
-each rule firing and not firing.
+``label:ai-assisted``, ``agent_author:copilot``, ``assisted_by:claude``.
+
+Every rule reads the PR body and the message of EVERY commit of the PR (the connector lists them
+all, past the 250 the PR commits endpoint stops at), never the merge commit alone: a squash merge
+keeps only what GitHub puts in the squash message, which may drop the trailers. To change what
+counts, edit the tables below (or pass another ``rules`` tuple to ``detect``); the unit tests in
+tests/test_ai_detection.py and tests/domain/test_trailer_rules.py show each rule firing and not.
 
 Bots (``is_excluded``): accounts of type Bot, logins ending in ``[bot]`` and ``BOT_LOGINS``
 (dependabot, renovate, …) are left out of every count, except the coding agents above.
@@ -95,6 +109,10 @@ GENERATED_TOOLS: tuple[str, ...] = (
     "amazon q",
 )
 
+#: Agent checkpoint trailers (lower-case key -> tool): written by a tool that attaches an agent
+#: session to the commit (https://docs.entire.io/cli/checkpoints).
+CHECKPOINT_TRAILERS: dict[str, str] = {"entire-checkpoint": "entire"}
+
 #: PR labels that mark AI-assisted work (compared lower-case, spaces/underscores as hyphens).
 AI_LABELS: frozenset[str] = frozenset(
     {
@@ -151,6 +169,9 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule("co_author_trailer", HIGH, "Co-authored-by trailers in commit messages and the PR body"),
+    Rule("assisted_by", HIGH, "Assisted-by trailers (agent:model) in commit messages and the PR body"),
+    Rule("made_with", HIGH, "Made-with: <tool> trailers in commit messages and the PR body"),
+    Rule("agent_checkpoint", HIGH, "agent checkpoint trailers (Entire-Checkpoint: <id>)"),
     Rule("generated_with", HIGH, "a 'Generated with <tool>' line in the PR body or a commit message"),
     Rule("label", HIGH, "PR labels"),
     Rule("agent_author", HIGH, "the account that opened the PR"),
@@ -185,12 +206,22 @@ _TRAILER = re.compile(
     r"^[ \t>]*co-authored-by:[ \t]*(?P<name>[^<\n]*?)[ \t]*(?:<(?P<email>[^>\n]*)>)?[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
+_TOOL_NAMES = "|".join(tool.replace(" ", r"\s+") for tool in GENERATED_TOOLS)
 _GENERATED = re.compile(
-    r"^[^\w\n]*generated\s+(?:with|by|using)\s+\[?(?P<tool>"
-    + "|".join(tool.replace(" ", r"\s+") for tool in GENERATED_TOOLS)
-    + r")\b",
+    r"^[^\w\n]*generated\s+(?:with|by|using)\s+\[?(?P<tool>" + _TOOL_NAMES + r")\b",
     re.IGNORECASE | re.MULTILINE,
 )
+_ASSISTED_BY = re.compile(
+    r"^[ \t>]*assisted-by:[ \t]*(?P<value>\S[^\n]*?)[ \t]*$", re.IGNORECASE | re.MULTILINE
+)
+_MADE_WITH = re.compile(
+    r"^[ \t>]*made-with:[ \t]*\[?(?P<tool>" + _TOOL_NAMES + r")\b", re.IGNORECASE | re.MULTILINE
+)
+_CHECKPOINT = re.compile(
+    r"^[ \t>]*(?P<key>" + "|".join(map(re.escape, CHECKPOINT_TRAILERS)) + r"):[ \t]*[0-9a-f]{6,64}[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_ADDRESS = re.compile(r"<(?P<email>[^>\n]*@[^>\n]*)>")  # "<internal>" is no address
 
 
 def _rule_id(rule: str, matched: str) -> str:
@@ -220,11 +251,32 @@ def _trailer_match(texts: Iterable[str]) -> str | None:
     return None
 
 
-def _generated_match(texts: Iterable[str]) -> str | None:
+def assisted_by_tool(value: str) -> str | None:
+    """What an ``Assisted-by:`` value names: the agent (before ``:model``), lower-case, the known
+    tool when it is one; None for a person (a value with an address that is not a no-reply one)."""
+    address = _ADDRESS.search(value)
+    if address and "noreply" not in address.group("email").lower():
+        return None
+    agent = _ADDRESS.sub("", value).split(":", 1)[0].strip(" \t<>")
+    if not agent:
+        return None
+    return co_author_tool(agent, None) or " ".join(agent.lower().split())
+
+
+def _assisted_match(texts: Iterable[str]) -> str | None:
     for text in texts:
-        match = _GENERATED.search(text or "")
+        for match in _ASSISTED_BY.finditer(text or ""):
+            tool = assisted_by_tool(match.group("value"))
+            if tool:
+                return tool
+    return None
+
+
+def _first_group(pattern: re.Pattern, group: str, texts: Iterable[str]) -> str | None:
+    for text in texts:
+        match = pattern.search(text or "")
         if match:
-            return match.group("tool")
+            return match.group(group)
     return None
 
 
@@ -256,8 +308,15 @@ def detect(facts: PullRequestFacts, rules: tuple[Rule, ...] = RULES) -> Detectio
         matched: str | None = None
         if rule.name == "co_author_trailer":
             matched = _trailer_match(texts)
+        elif rule.name == "assisted_by":
+            matched = _assisted_match(texts)
+        elif rule.name == "made_with":
+            matched = _first_group(_MADE_WITH, "tool", texts)
+        elif rule.name == "agent_checkpoint":
+            key = _first_group(_CHECKPOINT, "key", texts)
+            matched = CHECKPOINT_TRAILERS[key.lower()] if key else None
         elif rule.name == "generated_with":
-            matched = _generated_match((facts.body, *facts.commit_messages))
+            matched = _first_group(_GENERATED, "tool", (facts.body, *facts.commit_messages))
         elif rule.name == "label":
             matched = next((n for n in map(normalise_label, facts.labels) if n in AI_LABELS), None)
         elif rule.name == "agent_author":

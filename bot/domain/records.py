@@ -158,6 +158,15 @@ class PullRequestRecord:
     deletions: int = 0
     ai_confidence: str = "none"  # high | none here; "low" is decided at query time
     ai_rule: str = ""
+    # Survival and review load (docs/value.md)
+    title: str = ""
+    merge_sha: str = ""
+    ready_at: datetime | None = None  # last marked ready for review before the merge, else opened_at
+    review_rounds: int = 0
+    is_fix: bool = False
+    reverts: str = ""  # refs this PR says it reverts: "#12 sha:abc1234" (bot.domain.survival_rules)
+    reverted_by: str = ""  # "commit:<sha>" when a revert was pushed straight to the base branch
+    files: tuple[str, ...] = ()
 
     @property
     def day(self) -> date:

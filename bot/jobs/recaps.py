@@ -197,6 +197,7 @@ async def deliver(
                 min_group_size=settings.min_group_size,
                 idle_days=settings.github_delivery_idle_days,
                 adoption_threshold_usd=settings.adoption_threshold_usd,
+                fix_days=settings.github_delivery_fix_days,
                 today=runtime.today(),
                 idle_seat_actors=idle_actors,
             )

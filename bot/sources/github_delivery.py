@@ -10,8 +10,11 @@ REST endpoints, asked through the shared GitHub client (``bot.sources.github_api
   the ``Link`` header only until a pull request was last updated before the window;
 - ``GET /repos/{repo}/commits?sha=<default branch>&since=&until=`` (skipped when nothing was
   pushed to the repo since the window started; 409 is an empty repository);
-- per merged PR ``GET /repos/{repo}/pulls/{n}`` (lines, labels, body) and ``.../commits``
-  (first commit, trailers); per PR touched in the window ``.../reviews``.
+- per merged PR ``GET /repos/{repo}/pulls/{n}`` (lines, labels, body, title, shas), ``.../commits``
+  (first commit, trailers; past the 250 that endpoint lists, ``GET /repos/{repo}/compare/
+  {base}...{head}`` page by page), ``.../files`` (paths, for follow-up fixes) and
+  ``GET /repos/{repo}/issues/{n}/timeline`` (when it was marked ready for review); per PR touched
+  in the window ``.../reviews`` (reviews given, and review rounds: distinct reviewed commits).
 
 Every GET is conditional: the parsed (slimmed) body of each URL is kept with its ETag in a
 bounded in-process cache (``SHARED_CACHE``), and a ``304 Not Modified`` (which GitHub does not
@@ -33,7 +36,7 @@ import logging
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -42,16 +45,34 @@ import httpx
 
 from bot.domain.ai_rules import HIGH, PullRequestFacts, agent_tool, detect, is_excluded
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, PullRequestRecord
+from bot.domain.survival_rules import is_fix, joined_refs, names_commit, revert_refs
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.github_api import EtagCache, GitHubApi, actor_of
-from bot.sources.values import count, utc_moment
+from bot.sources.github_delivery_parse import (
+    Account,
+    BranchCommit,
+    PullCommit,
+    PullDetail,
+    PullSummary,
+    Repo,
+    Review,
+    parse_branch_commits,
+    parse_compare,
+    parse_files,
+    parse_pull,
+    parse_pull_commits,
+    parse_pulls,
+    parse_ready_times,
+    parse_repos,
+    parse_reviews,
+)
 
 log = logging.getLogger(__name__)
 
 VENDOR = "github_delivery"
-BODY_LIMIT = 65_536  # PR body kept for detection (bounded: the cache holds it)
-MESSAGE_LIMIT = 16_384  # per commit message
+FILES_LIMIT = 300  # paths kept per PR for the follow-up-fix overlap (docs/value.md)
+PR_COMMITS_LIMIT = 250  # GitHub: "Lists a maximum of 250 commits for a pull request"
 REVIEW_STATES = frozenset({"APPROVED", "CHANGES_REQUESTED", "COMMENTED", "DISMISSED"})
 HINTS = {
     401: "the token was rejected (check GITHUB_DELIVERY_TOKEN, or GITHUB_COPILOT_TOKEN if unset)",
@@ -71,192 +92,27 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# -- parsing (schema drift: unknown fields ignored, optional ones may be missing) ---------------
-@dataclass(frozen=True, slots=True)
-class Account:
-    login: str
-    type: str = "User"
-
-
-@dataclass(frozen=True, slots=True)
-class Repo:
-    full_name: str
-    name: str
-    default_branch: str | None
-    pushed_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class PullSummary:
-    number: int
-    author: Account | None  # None: a deleted ("ghost") account
-    assignees: tuple[Account, ...]
-    created_at: datetime
-    updated_at: datetime
-    merged_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class PullDetail:
-    additions: int
-    deletions: int
-    body: str
-    labels: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class PullCommit:
-    message: str
-    authored_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Review:
-    reviewer: Account | None
-    state: str
-    submitted_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class BranchCommit:
-    author: Account | None  # None: the commit email is not linked to a GitHub account
-    committed_at: datetime
-
-
-def _required(value: Any, field: str) -> datetime:
-    moment = utc_moment(value, field)
-    if moment is None:
-        raise ValueError(f"{field} is missing")
-    return moment
-
-
-def _account(value: Any) -> Account | None:
-    if not isinstance(value, dict):
-        return None
-    login = value.get("login")
-    if not isinstance(login, str) or not login.strip():
-        return None
-    kind = value.get("type")
-    return Account(login.strip(), kind if isinstance(kind, str) else "User")
-
-
-def _objects(body: Any, what: str) -> list[dict]:
-    if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
-        raise ValueError(f"expected a JSON array of {what}")
-    return body
-
-
-def _text(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
-
-
-def parse_repos(body: Any) -> tuple[Repo, ...]:
-    repos = []
-    for item in _objects(body, "repositories"):
-        full_name = item.get("full_name")
-        if not isinstance(full_name, str) or "/" not in full_name:
-            raise ValueError("a repository has no full_name")
-        branch = item.get("default_branch")
-        repos.append(
-            Repo(
-                full_name=full_name,
-                name=str(item.get("name") or full_name.split("/", 1)[1]),
-                default_branch=branch if isinstance(branch, str) and branch else None,
-                pushed_at=utc_moment(item.get("pushed_at"), "pushed_at"),
-            )
-        )
-    return tuple(repos)
-
-
-def parse_pulls(body: Any) -> tuple[PullSummary, ...]:
-    pulls = []
-    for item in _objects(body, "pull requests"):
-        number = item.get("number")
-        if isinstance(number, bool) or not isinstance(number, int):
-            raise ValueError("a pull request has no number")
-        assignees = item.get("assignees") or []
-        if not isinstance(assignees, list):
-            raise ValueError(f"#{number}: assignees is not a list")
-        pulls.append(
-            PullSummary(
-                number=number,
-                author=_account(item.get("user")),
-                assignees=tuple(a for a in map(_account, assignees) if a is not None),
-                created_at=_required(item.get("created_at"), f"#{number} created_at"),
-                updated_at=_required(item.get("updated_at"), f"#{number} updated_at"),
-                merged_at=utc_moment(item.get("merged_at"), f"#{number} merged_at"),
-            )
-        )
-    return tuple(pulls)
-
-
-def parse_pull(body: Any) -> PullDetail:
-    if not isinstance(body, dict):
-        raise ValueError("expected a pull request object")
-    labels = body.get("labels") or []
-    if not isinstance(labels, list):
-        raise ValueError("labels is not a list")
-    return PullDetail(
-        additions=count(body.get("additions"), "additions", negative=False),
-        deletions=count(body.get("deletions"), "deletions", negative=False),
-        body=_text(body.get("body"), BODY_LIMIT),
-        labels=tuple(
-            label["name"]
-            for label in labels
-            if isinstance(label, dict) and isinstance(label.get("name"), str)
-        ),
-    )
-
-
-def parse_pull_commits(body: Any) -> tuple[PullCommit, ...]:
-    commits = []
-    for item in _objects(body, "commits"):
-        commit = item.get("commit")
-        if not isinstance(commit, dict):
-            raise ValueError("a commit has no commit object")
-        author = commit.get("author") if isinstance(commit.get("author"), dict) else {}
-        commits.append(
-            PullCommit(
-                message=_text(commit.get("message"), MESSAGE_LIMIT),
-                authored_at=utc_moment(author.get("date"), "commit.author.date"),
-            )
-        )
-    return tuple(commits)
-
-
-def parse_reviews(body: Any) -> tuple[Review, ...]:
-    return tuple(
-        Review(
-            reviewer=_account(item.get("user")),
-            state=str(item.get("state") or "").upper(),
-            submitted_at=utc_moment(item.get("submitted_at"), "submitted_at"),
-        )
-        for item in _objects(body, "reviews")
-    )
-
-
-def parse_branch_commits(body: Any) -> tuple[BranchCommit, ...]:
-    commits = []
-    for item in _objects(body, "commits"):
-        commit = item.get("commit")
-        if not isinstance(commit, dict):
-            raise ValueError("a commit has no commit object")
-        committer = commit.get("committer") if isinstance(commit.get("committer"), dict) else {}
-        author = commit.get("author") if isinstance(commit.get("author"), dict) else {}
-        when = utc_moment(committer.get("date"), "commit.committer.date") or utc_moment(
-            author.get("date"), "commit.author.date"
-        )
-        if when is None:
-            raise ValueError(f"commit {item.get('sha')!r} has no date")
-        commits.append(BranchCommit(author=_account(item.get("author")), committed_at=when))
-    return tuple(commits)
-
-
 SHARED_CACHE = EtagCache()  # the ETag cache of every delivery connector of this process
 
 
 def _patterns(text: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in (text or "").split(",") if part.strip())
+
+
+def review_rounds(pr: PullSummary, reviews: list[Review]) -> int:
+    """Rounds of review: the distinct head commits humans other than the author submitted a review
+    on (each push answering a review starts a new round); 0 when nobody reviewed."""
+    author = pr.author.login.lower() if pr.author else ""
+    return len(
+        {
+            r.commit_id or "?"
+            for r in reviews
+            if r.reviewer is not None
+            and r.state in REVIEW_STATES
+            and r.reviewer.login.lower() != author
+            and not is_excluded(r.reviewer.login, r.reviewer.type)
+        }
+    )
 
 
 def credited_author(pr: PullSummary) -> Account | None:
@@ -361,7 +217,7 @@ class GitHubDeliveryConnector:
         }
         found: list[BranchCommit] = []
         for page in self.api.pages(endpoint, params, endpoint, parse_branch_commits, empty=(409,)):
-            found.extend(c for c in page if start <= c.committed_at < end)
+            found.extend(replace(c, repo=repo.full_name) for c in page if start <= c.committed_at < end)
         return found
 
     def pull_detail(self, repo: Repo, number: int) -> PullDetail:
@@ -370,19 +226,27 @@ class GitHubDeliveryConnector:
         assert page is not None
         return page.body
 
-    def pull_commits(self, repo: Repo, number: int) -> list[PullCommit]:
-        endpoint = self._repo_path(repo, f"pulls/{number}/commits")
+    def _listing(self, repo: Repo, suffix: str, parse: Callable[[Any], tuple]) -> list:
+        endpoint = self._repo_path(repo, suffix)
         return [
-            c
-            for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse_pull_commits)
-            for c in page
+            item for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse) for item in page
         ]
 
+    def pull_commits(self, repo: Repo, number: int, detail: PullDetail | None = None) -> list[PullCommit]:
+        """Every commit of the PR. The PR commits endpoint stops at 250; past that GitHub points to
+        the commit listing, and the comparison of the PR's base and head pages through them all."""
+        if detail and detail.commit_count > PR_COMMITS_LIMIT and detail.base_sha and detail.head_sha:
+            return self._listing(repo, f"compare/{detail.base_sha}...{detail.head_sha}", parse_compare)
+        return self._listing(repo, f"pulls/{number}/commits", parse_pull_commits)
+
+    def pull_files(self, repo: Repo, number: int) -> list[str]:
+        return self._listing(repo, f"pulls/{number}/files", parse_files)
+
+    def ready_times(self, repo: Repo, number: int) -> list[datetime]:
+        return self._listing(repo, f"issues/{number}/timeline", parse_ready_times)
+
     def reviews(self, repo: Repo, number: int) -> list[Review]:
-        endpoint = self._repo_path(repo, f"pulls/{number}/reviews")
-        return [
-            r for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse_reviews) for r in page
-        ]
+        return self._listing(repo, f"pulls/{number}/reviews", parse_reviews)
 
     # -- fetch ---------------------------------------------------------------------------
     def fetch(self, window_start: date, window_end: date) -> Iterator[Batch]:
@@ -439,7 +303,9 @@ class GitHubDeliveryConnector:
                 if low <= pr.created_at < high:
                     record(pr.created_at, credited.login).prs_opened += 1
                 if pr.merged_at is not None and low <= pr.merged_at < high:
-                    merged = self._merged(repo, pr, credited)
+                    merged = self._merged(
+                        repo, pr, credited, reviews.get((repo.full_name, pr.number), []), commits
+                    )
                     pulls.append(merged)
                     stats = record(pr.merged_at, credited.login)
                     stats.prs_merged += 1
@@ -484,18 +350,39 @@ class GitHubDeliveryConnector:
             given.setdefault((when.date(), reviewer.login.lower()), (when, reviewer.login))
         return list(given.values())
 
-    def _merged(self, repo: Repo, pr: PullSummary, credited: Account) -> PullRequestRecord:
+    def _merged(
+        self,
+        repo: Repo,
+        pr: PullSummary,
+        credited: Account,
+        reviews: list[Review],
+        branch: list[BranchCommit],
+    ) -> PullRequestRecord:
         assert pr.merged_at is not None and pr.author is not None
         detail = self.pull_detail(repo, pr.number)
-        commits = self.pull_commits(repo, pr.number)
+        commits = self.pull_commits(repo, pr.number, detail)
+        messages = tuple(c.message for c in commits)
+        ready = [t for t in self.ready_times(repo, pr.number) if t <= pr.merged_at]
         detection = detect(
             PullRequestFacts(
                 author_login=pr.author.login,
                 author_type=pr.author.type,
                 labels=detail.labels,
                 body=detail.body,
-                commit_messages=tuple(c.message for c in commits),
+                commit_messages=messages,
             )
+        )
+        # A revert pushed straight to the base branch names the merge (or squash) commit.
+        reverted_by = next(
+            (
+                f"commit:{c.sha[:12]}"
+                for c in branch
+                if c.repo == repo.full_name
+                and any(
+                    names_commit(ref, detail.merge_sha) for ref in revert_refs(repo.full_name, (c.message,))
+                )
+            ),
+            "",
         )
         return PullRequestRecord(
             repo=repo.full_name,
@@ -508,6 +395,14 @@ class GitHubDeliveryConnector:
             deletions=detail.deletions,
             ai_confidence=detection.confidence,
             ai_rule=detection.rule,
+            title=detail.title,
+            merge_sha=detail.merge_sha or "",
+            ready_at=max(ready, default=pr.created_at),
+            review_rounds=review_rounds(pr, reviews),
+            is_fix=is_fix(detail.title, detail.labels),
+            reverts=joined_refs(revert_refs(repo.full_name, (detail.body, *messages))),
+            reverted_by=reverted_by,
+            files=tuple(self.pull_files(repo, pr.number)[:FILES_LIMIT]),
         )
 
 

@@ -113,6 +113,9 @@ def _serve(httpserver) -> None:
     for repo, number in (("api", 100), ("api", 102), ("api", 104), ("web", 7), ("web", 6)):
         _json(httpserver, f"/repos/acme/{repo}/pulls/{number}", f"pull-{repo}-{number}.json")
         _json(httpserver, f"/repos/acme/{repo}/pulls/{number}/commits", f"pull-commits-{repo}-{number}.json")
+    for repo, number in (("api", 100), ("api", 101), ("api", 102), ("api", 104), ("web", 7), ("web", 6)):
+        for listing in (f"pulls/{number}/files", f"issues/{number}/timeline"):  # survival, review load
+            _json(httpserver, f"/repos/acme/{repo}/{listing}", "empty-list.json")
     _json(httpserver, "/repos/acme/api/pulls/101/commits", "pull-commits-api-101.json")
     for repo, number in (("api", 101), ("api", 102), ("api", 103), ("api", 104), ("api", 105), ("web", 7)):
         _json(httpserver, f"/repos/acme/{repo}/pulls/{number}/reviews", f"reviews-{repo}-{number}.json")

@@ -22,6 +22,7 @@ from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
 from bot.services import privacy, reports, teams
 from bot.services.recap.incident_rules import cited as cited_incidents
+from bot.services.recap import value_rules
 from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
 from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
 from bot.services.recap.money_rules import load_money_findings
@@ -37,6 +38,7 @@ from bot.services.recap.rules import (
 )
 from bot.services.recap.saved_rules import cited as cited_saved
 from bot.services.recap.scope import Scope, scope_people
+from bot.services.value.merged_prs import Whose, midnight
 
 
 def week_starts(end: date) -> list[date]:
@@ -66,6 +68,7 @@ def load_recap(
     today: date | None = None,
     idle_seat_actors: Collection[str] | None = None,
     adoption_threshold_usd: Decimal | None = None,
+    fix_days: int = 14,
 ) -> Recap:
     """The recap of ``scope`` for the week ``[end - 7, end)``: lines, facts and findings."""
     starts = week_starts(end)
@@ -154,6 +157,11 @@ def load_recap(
             conn, workspace_id=workspace_id, scope=scope, facts=facts, start=this_start, end=end
         ):
             (case_for if found.side == FOR else case_against).append(found)
+    # The code host's value rules (survival, review load): bot/services/recap/value_rules.py.
+    whose = Whose(workspace_id, scope.person_ids, scope.team_id)
+    value = value_rules.load_value(conn, whose, end=end, fix_days=fix_days, now=midnight(today or end))
+    value_for, value_against = value_rules.evaluate(value)
+    case_for, case_against = [*case_for, *value_for], [*case_against, *value_against]
     case_for, withheld_for = split_postable(case_for, min_group_size)
     case_against, withheld_against = split_postable(case_against, min_group_size)
     # Money lines from too few people are dropped, not sent to the managers: they name no one, so

@@ -29,8 +29,11 @@ THE RULES (one function each, in the order they are shown; thresholds are the co
   against  budget_crossed           a budget of the team is at or over 100% for its period
   against  idle_seats               seats (e.g. Copilot) with no activity for IDLE_SEAT_DAYS days
 
-  (and, fed by other features' records, in their own modules: ``incident_rules`` for the week's
-  anomaly incidents as counts, ``saved_rules`` for what people say AI saved them)
+Rules fed by other features' records live in their own modules, and ``load.load_recap`` adds their
+findings after these: ``incident_rules`` (the week's anomaly incidents, as counts),
+``saved_rules`` (what people say AI saved them), ``value_rules`` (AI-assisted PRs' survival and
+review load, docs/value.md) and ``money_rules`` (cost per PR and the pre-adoption baseline, a
+section of its own).
 
 WHAT A CHANNEL MAY SEE: every finding carries ``groups``, the sets of people each of its figures
 is computed from (this week's spenders, each baseline week's, the idle burners, a budget period's

@@ -266,6 +266,7 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
             min_group_size=settings.min_group_size,
             idle_days=settings.github_delivery_idle_days,
             adoption_threshold_usd=settings.adoption_threshold_usd,
+            fix_days=settings.github_delivery_fix_days,
             today=today,
         )
         sub = recap.get_subscription(
