@@ -21,8 +21,8 @@ from bot.db.models import ActivityDaily, Identity, Person, PullRequest, UsageDai
 from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
 from bot.services import privacy, reports, teams
-from bot.services.recap.incident_rules import cited as cited_incidents
 from bot.services.recap import value_rules
+from bot.services.recap.incident_rules import cited as cited_incidents
 from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
 from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
 from bot.services.recap.money_rules import load_money_findings
