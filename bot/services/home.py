@@ -1,5 +1,6 @@
 """What the App Home dashboard shows one person: this month, the last eight weeks, top models,
-and (for managers) their teams' aggregates. Data only; bot/slack/blocks/home.py draws it."""
+their teams' medians of the value measures, why there is nothing when there is nothing, and
+(for managers) their teams' aggregates. Data only; bot/slack/blocks/home.py draws it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ from bot.db.models import AnomalyIncident
 from bot.domain.periods import Period, calendar_period, week_start
 from bot.services import access, reports, teams
 from bot.services.anomalies.incidents import open_for_person
+from bot.services.me import TeamMedian, team_medians
+from bot.services.no_usage import NoUsage, explain_no_usage
 from bot.services.reports import SpendReport
+from bot.settings import Settings
 
 TREND_WEEKS = 8
 MAX_TEAMS = 15  # keeps the Home tab well inside 100 blocks
+DEFAULT_MIN_GROUP_SIZE = Settings.model_fields["min_group_size"].default
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class Dashboard:
     teams: list[TeamSummary] = field(default_factory=list)
     more_teams: int = 0
     anomalies: list[AnomalyIncident] = field(default_factory=list)  # the person's open incidents
+    medians: list[TeamMedian] = field(default_factory=list)  # their teams', beside their own
+    no_usage: NoUsage | None = None  # why this month is empty, when it is
 
 
 def trend_start(today: date, weeks: int = TREND_WEEKS) -> date:
@@ -43,7 +50,16 @@ def trend_start(today: date, weeks: int = TREND_WEEKS) -> date:
 
 
 def load_dashboard(
-    conn: Connection, *, workspace_id: str, person_id: int, who: str, slack_user_id: str, today: date
+    conn: Connection,
+    *,
+    workspace_id: str,
+    person_id: int,
+    who: str,
+    slack_user_id: str,
+    today: date,
+    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    email: str | None = None,
+    enabled: dict[str, timedelta] | None = None,
 ) -> Dashboard:
     month: Period = calendar_period("month", today)
     report = reports.person_report(
@@ -72,4 +88,13 @@ def load_dashboard(
         )
         summaries.append(TeamSummary(team, teams.member_count(conn, team_id=team.id), team_month, unapproved))
     anomalies = open_for_person(conn, workspace_id=workspace_id, person_id=person_id)
-    return Dashboard(who, report, models, weeks, summaries, max(0, len(managed) - MAX_TEAMS), anomalies)
+    medians = team_medians(
+        conn, workspace_id=workspace_id, person_id=person_id, period=month, min_group_size=min_group_size
+    )
+    no_usage = None
+    if report.is_empty:
+        no_usage = explain_no_usage(
+            conn, workspace_id=workspace_id, email=email, person_id=person_id, enabled=enabled or {}
+        )
+    more = max(0, len(managed) - MAX_TEAMS)
+    return Dashboard(who, report, models, weeks, summaries, more, anomalies, medians, no_usage)

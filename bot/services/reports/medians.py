@@ -23,12 +23,26 @@ def _lower_median(values: list[int]) -> int | None:
     return (ordered[middle - 1] + ordered[middle]) // 2
 
 
+MEASURES = ("per_accepted_line", "per_ai_commit", "per_merged_pr")
+
+
 def team_median_ratios(
-    conn: Connection, *, workspace_id: str, team_id: int, period: Period, min_group_size: int
+    conn: Connection,
+    *,
+    workspace_id: str,
+    team_id: int,
+    period: Period,
+    min_group_size: int,
+    viewer_person_id: int | None = None,
 ) -> ValueRatios | None:
-    """The median over a team's active members of each person's ``ValueRatios`` in ``period``, or
-    None when fewer than ``min_group_size`` members had usage: a median of too few people is
-    nearly one person's figure. Members without a signal are left out of that measure's median."""
+    """The median over a team's active members (usage on a day they belonged) of each person's
+    ``ValueRatios`` in ``period``; None when fewer than ``min_group_size`` of them had usage.
+
+    Each measure is the median of the people who have that measure, and is left out (None)
+    unless at least ``min_group_size`` of them are someone other than ``viewer_person_id``: the
+    median of two figures, one of them the viewer's own, would give the other away. With the
+    minimum group, the most the viewer (or anyone) learns is one colleague's figure, or the
+    mean of two, without knowing whose (docs/privacy.md, "Team medians")."""
     spend = dict(
         conn.execute(
             select(UsagePersonDaily.person_id, func.sum(UsagePersonDaily.cost_micros))
@@ -40,8 +54,8 @@ def team_median_ratios(
             .group_by(UsagePersonDaily.person_id)
         ).all()
     )
-    active = [int(person) for person, micros in spend.items() if person is not None]
-    if len(active) < min_group_size:
+    active = [int(person) for person in spend if person is not None]
+    if len(set(active) - {viewer_person_id}) < min_group_size:
         return None
     values: dict[int, list[Value]] = {person: [] for person in active}
     for person_id, *row in conn.execute(
@@ -55,10 +69,12 @@ def team_median_ratios(
         .group_by(ActivityDaily.person_id, ActivityDaily.vendor)
     ).all():
         values[int(person_id)].extend(_value_rows([row]))
-    per_person = [value_ratios(int(spend[person] or 0), values[person]) for person in active]
-    return ValueRatios(
-        *(
-            _lower_median([getattr(r, name) for r in per_person if getattr(r, name) is not None])
-            for name in ("per_accepted_line", "per_ai_commit", "per_merged_pr")
-        )
-    )
+    per_person = {person: value_ratios(int(spend[person] or 0), values[person]) for person in active}
+
+    def median_of(name: str) -> int | None:
+        have = {person: getattr(r, name) for person, r in per_person.items() if getattr(r, name) is not None}
+        if len(set(have) - {viewer_person_id}) < min_group_size:
+            return None
+        return _lower_median(list(have.values()))
+
+    return ValueRatios(*(median_of(name) for name in MEASURES))
