@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services.home import Dashboard, TeamSummary
+from bot.services.no_usage import NoUsage
 from bot.slack.blocks.anomalies import home_blocks
 from bot.slack.blocks.common import (
     MAX_VIEW_BLOCKS,
@@ -22,7 +23,8 @@ from bot.slack.blocks.common import (
     validate,
 )
 from bot.slack.blocks.format import comparison_text, count, usd
-from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, value_section
+from bot.slack.blocks.no_usage import no_usage_blocks
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, open_team_buttons, value_section
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 16
@@ -85,7 +87,7 @@ def _team_block(summary: TeamSummary) -> Block:
     )
 
 
-def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
+def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint: str = "an admin") -> dict:
     month = dashboard.month
     total = usd(month.total_micros)
     compare = comparison_text(month.total_micros, month.previous_total_micros, month.comparison)
@@ -97,6 +99,10 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
             + f"\n{compare}"
         ),
     ]
+    if dashboard.no_usage is not None:  # say why it is $0.00 before showing the zeros
+        blocks.extend(
+            no_usage_blocks(dashboard.no_usage, admins_hint=admins_hint, tz=tz, period_label="this month")
+        )
     blocks.extend(home_blocks(dashboard.anomalies))  # open anomalies first: they are today's news
     if month.vendors:
         blocks.append(section("*Per vendor*\n" + "\n".join(_spend_lines(month, org=False))))
@@ -106,7 +112,7 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
     else:
         blocks.append(section("No AI spend recorded this month yet."))
     blocks.append(trend_block(dashboard.weeks, now.astimezone(tz).date()))
-    blocks.append(value_section(month))
+    blocks.append(value_section(month, dashboard.medians))
     if dashboard.models:
         top = "\n".join(
             f"{i}. {escape(model)}: {usd(cost)}" for i, (_, model, cost) in enumerate(dashboard.models, 1)
@@ -117,6 +123,9 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
         blocks.append(header("Teams you manage"))
         for summary in dashboard.teams:
             blocks.append(_team_block(summary))
+        opener = open_team_buttons([summary.team for summary in dashboard.teams])
+        if opener is not None:
+            blocks.append(opener)
         tail = f"{dashboard.more_teams} more: " if dashboard.more_teams else ""
         blocks.append(context(f"{tail}`/tokens team @group` shows a team's members and models."))
     blocks.append(divider())
@@ -130,17 +139,24 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
 
 
-def build_home_not_linked(*, admins_hint: str) -> dict:
-    text = (
-        "I have no AI usage linked to you yet: your Slack email does not match a vendor account, "
-        f"or I cannot see your email. Ask an admin ({admins_hint}) to link you, or claim your GitHub "
-        "login with `/tokens link github <login>`."
-    )
+def build_home_not_linked(
+    *, admins_hint: str, explained: NoUsage | None = None, tz: ZoneInfo | None = None
+) -> dict:
+    if explained is not None and tz is not None:
+        why = no_usage_blocks(explained, admins_hint=admins_hint, tz=tz, period_label="this month")
+    else:
+        why = [
+            section(
+                ":mag: I have no AI usage linked to you yet: your Slack email does not match a vendor "
+                f"account, or I cannot see your email. Ask an admin ({admins_hint}) to link you, or "
+                "claim your GitHub login with `/tokens link github <login>`."
+            )
+        ]
     return {
         "type": "home",
         "blocks": [
             header("Tokenwise"),
-            section(f":mag: {text}"),
+            *why,
             divider(),
             section("*Commands*\n" + "\n".join(f"`{cmd}`: {what}" for cmd, what in COMMANDS)),
         ],

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import teams
 from bot.services.home import load_dashboard
+from bot.services.no_usage import explain_no_usage
 from bot.services.runtime import Runtime
 from bot.slack.background import in_background
 from bot.slack.blocks.home import build_home, build_home_not_linked
@@ -59,8 +60,18 @@ async def home_view(
     person = await resolve_person(
         runtime, directory, client, workspace_id=workspace_id, slack_user_id=user_id, humans_only=True
     )
-    if person is None:
-        return build_home_not_linked(admins_hint=admins_hint(runtime))
+    hint = admins_hint(runtime)
+    if person is None:  # Slack shows no email (or only a bot's): say so, and who can link them
+        slack_user = await directory.user(client, user_id)
+        explained = await run_db(
+            runtime,
+            explain_no_usage,
+            workspace_id=workspace_id,
+            email=slack_user.email if slack_user and not slack_user.is_bot else None,
+            person_id=None,
+            enabled=runtime.source_lags,
+        )
+        return build_home_not_linked(admins_hint=hint, explained=explained, tz=runtime.settings.tz)
     managed = await run_db(runtime, teams.managed_teams, workspace_id=workspace_id, slack_user_id=user_id)
     if managed:
         await refresh_stale_teams(runtime, client, directory, workspace_id=workspace_id, only=managed)
@@ -72,8 +83,11 @@ async def home_view(
         who=person.display_name or person.email or "you",
         slack_user_id=user_id,
         today=runtime.today(),
+        min_group_size=runtime.settings.min_group_size,
+        email=person.email,
+        enabled=runtime.source_lags,
     )
-    return build_home(dashboard, tz=runtime.settings.tz, now=datetime.now(UTC))
+    return build_home(dashboard, tz=runtime.settings.tz, now=datetime.now(UTC), admins_hint=hint)
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:

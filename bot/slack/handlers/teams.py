@@ -14,7 +14,7 @@ from bot.services.mentions import mentioned_user
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time, team_mention
 from bot.slack.blocks.reconcile import with_unpriced
-from bot.slack.blocks.reports import build_error
+from bot.slack.blocks.reports import build_error, period_buttons, with_actions
 from bot.slack.blocks.teams import build_done, build_roles, build_team
 from bot.slack.context import CommandContext, admins_hint, one_period
 from bot.slack.membership import TeamReadError, max_age, read_members, refresh_team
@@ -315,7 +315,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         notes=notes,
         compare_previous=compare_previous,
     )
-    return with_unpriced(reply, unpriced)
+    return with_actions(with_unpriced(reply, unpriced), period_buttons(f"team {team.mention}"))
 
 
 async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
