@@ -28,14 +28,14 @@ def why_text(explained: NoUsage, *, period_label: str) -> str:
     """The reason, said plainly: which email was matched and what came of it."""
     if explained.reason == NO_EMAIL:
         return (
-            "*Why $0.00:* Slack shows me no email for you (a guest account, or the email is hidden), "
-            "so I cannot match you to a vendor account."
+            "*Why $0.00:* I have no AI usage linked to you: Slack shows me no email for you (a guest "
+            "account, or the email is hidden), so I cannot match you to a vendor account."
         )
     email = f"`{escape(explained.email or '')}`"
     if explained.reason == NO_MATCH:
         return (
             f"*Why $0.00:* I matched your Slack email {email}, but no vendor account in the connected "
-            "sources uses it, so no usage is linked to you yet."
+            "sources uses it, so I have no AI usage linked to you yet."
         )
     last = f" Your last recorded usage was on {explained.last_day:%b %-d, %Y}." if explained.last_day else ""
     linked = f"your accounts are linked ({email}), but nothing was recorded."

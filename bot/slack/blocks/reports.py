@@ -156,7 +156,7 @@ def value_line(ratios: ValueRatios, medians: Sequence[tuple[str, ValueRatios]] =
 def value_section(report: SpendReport, medians: Sequence[TeamMedian] = ()) -> Block:
     """The value signals of a report and, last, the one line that weighs its spend against them
     (with the person's teams' medians, where the privacy rules allow one)."""
-    labelled = [(f"{m.team.mention}", m.ratios) for m in medians]
+    labelled = [(m.team.label, m.ratios) for m in medians]
     lines = [*_value_lines(report.value), value_line(report.ratios(), labelled)]
     return section(clip("*Value signals*\n" + "\n".join(lines), MAX_SECTION_TEXT))
 
