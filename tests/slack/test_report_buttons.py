@@ -165,13 +165,14 @@ def test_a_forged_team_value_is_decided_again_for_the_clicker(client, fake_slack
 
 def test_a_manager_opens_the_team_and_the_grant_is_checked_on_each_click(client, fake_slack):
     send(client, f"role add manager <@UBEN|ben> {PLATFORM}", user_id="UADMIN")
+    send(client, f"budget set {PLATFORM} $90000/month", user_id="UADMIN")
     reply = send(client, "me", user_id="UBEN")
     assert _buttons(reply)["tokens_open_team_0"] == f"team {PLATFORM_ID}"
     opened = _click(
         client, fake_slack, user_id="UBEN", action_id="tokens_open_team_0", value=f"team {PLATFORM_ID}"
     )
     assert opened["replace_original"] is False  # a new message beside /tokens me
-    assert "Members with spend" in all_text(opened)
+    assert "Members with spend" in all_text(opened) and "*Budgets*" in all_text(opened)
     assert _buttons(opened)["tokens_period_7d"] == f"team {PLATFORM_ID} 7d"
     # The grant is removed; the old button now shows the team as its members see it.
     send(client, f"role remove manager <@UBEN|ben> {PLATFORM}", user_id="UADMIN")
