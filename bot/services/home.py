@@ -34,14 +34,15 @@ class TeamSummary:
 @dataclass
 class Dashboard:
     who: str
-    month: SpendReport
+    month: SpendReport  # the period shown: this month, unless the Home's period buttons chose another
     models: list[tuple[str, str, int]]
     weeks: list[tuple[date, int]]
     teams: list[TeamSummary] = field(default_factory=list)
     more_teams: int = 0
     anomalies: list[AnomalyIncident] = field(default_factory=list)  # the person's open incidents
     medians: list[TeamMedian] = field(default_factory=list)  # their teams', beside their own
-    no_usage: NoUsage | None = None  # why this month is empty, when it is
+    no_usage: NoUsage | None = None  # why the period is empty, when it is
+    when: str = "this month"  # the period in words ("this month", "in the last 7 days")
 
 
 def trend_start(today: date, weeks: int = TREND_WEEKS) -> date:
@@ -60,8 +61,15 @@ def load_dashboard(
     min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
     email: str | None = None,
     enabled: dict[str, timedelta] | None = None,
+    period: Period | None = None,
 ) -> Dashboard:
-    month: Period = calendar_period("month", today)
+    """The dashboard for ``period`` (this month when None)."""
+    month: Period = period or calendar_period("month", today)
+    when = (
+        "this month"
+        if period is None
+        else ("in the " if month.label.startswith("last ") else "in ") + month.label
+    )
     report = reports.person_report(
         conn, workspace_id=workspace_id, person_ids=[person_id], period=month, today=today
     )
@@ -97,4 +105,4 @@ def load_dashboard(
             conn, workspace_id=workspace_id, email=email, person_id=person_id, enabled=enabled or {}
         )
     more = max(0, len(managed) - MAX_TEAMS)
-    return Dashboard(who, report, models, weeks, summaries, more, anomalies, medians, no_usage)
+    return Dashboard(who, report, models, weeks, summaries, more, anomalies, medians, no_usage, when)

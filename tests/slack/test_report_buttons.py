@@ -240,3 +240,31 @@ def test_the_app_home_says_why_it_is_empty(client, fake_slack):
     time.sleep(0.1)
     ana = fake_slack.wait_for("views.publish", 2)[1].params["view"]
     assert "I matched your Slack email" not in all_text(ana)
+
+
+def test_the_app_home_period_buttons_publish_the_tab_again(client, fake_slack):
+    post_event(client, {"type": "app_home_opened", "user": "UANA", "tab": "home"}, event_id="EvP1")
+    home = fake_slack.wait_for("views.publish")[0].params["view"]
+    assert _buttons(home)["tokens_home_period_7d"] == "7d"
+    _click_on_view(
+        client,
+        user_id="UANA",
+        action_id="tokens_home_period_7d",
+        value="7d",
+        view={"id": "VH", "type": "home"},
+    )
+    week = fake_slack.wait_for("views.publish", 2)[1].params
+    assert week["user_id"] == "UANA" and validate(week["view"]["blocks"], max_blocks=100) == []
+    assert "Your AI spend: last 7 days" in all_text(week["view"]) and "in last 7 days" in all_text(
+        week["view"]
+    )
+    # A value no button makes falls back to this month.
+    _click_on_view(
+        client,
+        user_id="UANA",
+        action_id="tokens_home_period_7d",
+        value="2020-01",
+        view={"id": "VH", "type": "home"},
+    )
+    forged = fake_slack.wait_for("views.publish", 3)[2].params["view"]
+    assert "this month" in all_text(forged) and "2020" not in all_text(forged)

@@ -9,11 +9,12 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services.home import Dashboard, TeamSummary
-from bot.services.no_usage import NoUsage
+from bot.services.no_usage import NONE_IN_PERIOD, NoUsage
 from bot.slack.blocks.anomalies import home_blocks
 from bot.slack.blocks.common import (
     MAX_VIEW_BLOCKS,
     Block,
+    button,
     context,
     divider,
     escape,
@@ -69,7 +70,7 @@ def trend_block(weeks: list[tuple[date, int]], today: date | None = None) -> Blo
     )
 
 
-def _team_block(summary: TeamSummary) -> Block:
+def _team_block(summary: TeamSummary, when: str = "this month") -> Block:
     report = summary.report
     if report is None:
         return section(
@@ -82,9 +83,28 @@ def _team_block(summary: TeamSummary) -> Block:
     compare = comparison_text(total, report.previous_total_micros, report.comparison)
     return section(
         f"*{summary.team.mention}* · {summary.members} members\n"
-        f"*{usd(total)}* this month · {report.active_people} active · {per_person} per active person\n"
+        f"*{usd(total)}* {when} · {report.active_people} active · {per_person} per active person\n"
         f"{compare}"
     )
+
+
+HOME_PERIOD_ACTION = "tokens_home_period"
+#: The periods the Home's buttons offer: the word parse_period reads, and the button's text.
+HOME_PERIODS = (
+    ("month", "This month"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("quarter", "This quarter"),
+)
+
+
+def home_period_buttons() -> Block:
+    """Switch the Home's period: the listener re-publishes the tab (handlers/home.py)."""
+    return {
+        "type": "actions",
+        "block_id": "tokens_home_periods",
+        "elements": [button(label, f"{HOME_PERIOD_ACTION}_{word}", word) for word, label in HOME_PERIODS],
+    }
 
 
 def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint: str = "an admin") -> dict:
@@ -94,14 +114,16 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint
     blocks: list[Block] = [
         header(f"Your AI spend: {month.period.label}"),
         section(
-            f"*{total}* this month"
+            f"*{total}* {dashboard.when}"
             + (" _(includes estimates)_" if month.estimated_micros else "")
             + f"\n{compare}"
         ),
     ]
+    if dashboard.no_usage is None or dashboard.no_usage.reason == NONE_IN_PERIOD:
+        blocks.append(home_period_buttons())  # another period cannot help one with nothing linked
     if dashboard.no_usage is not None:  # say why it is $0.00 before showing the zeros
         blocks.extend(
-            no_usage_blocks(dashboard.no_usage, admins_hint=admins_hint, tz=tz, period_label="this month")
+            no_usage_blocks(dashboard.no_usage, admins_hint=admins_hint, tz=tz, period_label=dashboard.when)
         )
     blocks.extend(home_blocks(dashboard.anomalies))  # open anomalies first: they are today's news
     if month.vendors:
@@ -110,7 +132,7 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint
             fields_section([f"*Tokens*\n{count(month.tokens)}", f"*Requests*\n{count(month.requests)}"])
         )
     else:
-        blocks.append(section("No AI spend recorded this month yet."))
+        blocks.append(section(f"No AI spend recorded {dashboard.when} yet."))
     blocks.append(trend_block(dashboard.weeks, now.astimezone(tz).date()))
     blocks.append(value_section(month, dashboard.medians))
     if dashboard.models:
@@ -122,7 +144,7 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint
         blocks.append(divider())
         blocks.append(header("Teams you manage"))
         for summary in dashboard.teams:
-            blocks.append(_team_block(summary))
+            blocks.append(_team_block(summary, dashboard.when))
         opener = open_team_buttons([summary.team for summary in dashboard.teams])
         if opener is not None:
             blocks.append(opener)
