@@ -20,7 +20,6 @@ from bot.settings import Settings
 
 TREND_WEEKS = 8
 MAX_TEAMS = 15  # keeps the Home tab well inside 100 blocks
-DEFAULT_MIN_GROUP_SIZE = Settings.model_fields["min_group_size"].default
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def load_dashboard(
     who: str,
     slack_user_id: str,
     today: date,
-    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
+    min_group_size: int = Settings.model_fields["min_group_size"].default,
     email: str | None = None,
     enabled: dict[str, timedelta] | None = None,
     period: Period | None = None,
