@@ -116,7 +116,7 @@ def test_a_persons_value_line_carries_the_team_median_where_there_is_one():
 
     mine = ValueRatios(per_accepted_line=50_000, per_ai_commit=None, per_merged_pr=9_000_000)
     team = ValueRatios(per_accepted_line=40_000, per_ai_commit=2_000_000, per_merged_pr=None)
-    assert value_line(mine, team) == (
+    assert value_line(mine, [("team", team)]) == (
         "*Spend beside value*: $0.05 per accepted line (team median $0.04) · no AI commits"
         " · $9.00 per merged PR"
     )

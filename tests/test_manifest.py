@@ -83,6 +83,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "users.lookupByEmail": ("users:read", "users:read.email"),
     "views.open": (),
     "views.publish": (),
+    "views.update": (),  # docs.slack.dev/reference/methods/views.update: "No scopes required"
 }
 #: slack_sdk helpers that call several Web API methods.
 HELPERS = {"files_upload_v2": ("files.getUploadURLExternal", "files.completeUploadExternal")}

@@ -396,13 +396,14 @@ def test_team_median_ratios_need_the_minimum_group_of_active_people(engine):
             _activity(conn, pid, D0, commits=commits, vendor="claude_code")
         _activity(conn, idle, D0, lines_accepted=500)  # value without usage: not an active person
     with engine.connect() as conn:
-        three = reports.team_median_ratios(
-            conn, workspace_id="w", team_id=team.id, period=period, min_group_size=3
+        two = reports.team_median_ratios(
+            conn, workspace_id="w", team_id=team.id, period=period, min_group_size=2
         )
         four = reports.team_median_ratios(
             conn, workspace_id="w", team_id=team.id, period=period, min_group_size=4
         )
     # per accepted line: a $0.04, b $0.09 (c has none) -> median of two, $0.065
     # per AI commit: a $2.00, c $1.00 (b has none) -> $1.50; nobody merged a PR
-    assert three == reports.ValueRatios(per_accepted_line=65_000, per_ai_commit=1_500_000, per_merged_pr=None)
+    # (each measure needs the minimum group itself: tests/services/test_medians.py)
+    assert two == reports.ValueRatios(per_accepted_line=65_000, per_ai_commit=1_500_000, per_merged_pr=None)
     assert four is None  # three active people are too few for a group of four: no median at all

@@ -1,5 +1,6 @@
 """What the App Home dashboard shows one person: this month, the last eight weeks, top models,
-and (for managers) their teams' aggregates. Data only; bot/slack/blocks/home.py draws it."""
+their teams' medians of the value measures, why there is nothing when there is nothing, and
+(for managers) their teams' aggregates. Data only; bot/slack/blocks/home.py draws it."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from bot.domain.periods import Period, calendar_period, week_start
 from bot.services import access, budgets, reports, teams
 from bot.services.anomalies.incidents import open_for_person
 from bot.services.budgets import BudgetStatus
+from bot.services.me import TeamMedian, team_medians
+from bot.services.no_usage import NoUsage, explain_no_usage
 from bot.services.reports import SpendReport
 from bot.settings import Settings
 
@@ -31,13 +34,16 @@ class TeamSummary:
 @dataclass
 class Dashboard:
     who: str
-    month: SpendReport
+    month: SpendReport  # the period shown: this month, unless the Home's period buttons chose another
     models: list[tuple[str, str, int]]
     weeks: list[tuple[date, int]]
     teams: list[TeamSummary] = field(default_factory=list)
     more_teams: int = 0
     anomalies: list[AnomalyIncident] = field(default_factory=list)  # the person's open incidents
     budgets: list[BudgetStatus] = field(default_factory=list)  # those that apply, as /tokens me shows them
+    medians: list[TeamMedian] = field(default_factory=list)  # their teams', beside their own
+    no_usage: NoUsage | None = None  # why the period is empty, when it is
+    when: str = "this month"  # the period in words ("this month", "in the last 7 days")
 
 
 def trend_start(today: date, weeks: int = TREND_WEEKS) -> date:
@@ -55,8 +61,17 @@ def load_dashboard(
     today: date,
     is_admin: bool = False,
     min_group_size: int = Settings.model_fields["min_group_size"].default,
+    email: str | None = None,
+    enabled: dict[str, timedelta] | None = None,
+    period: Period | None = None,
 ) -> Dashboard:
-    month: Period = calendar_period("month", today)
+    """The dashboard for ``period`` (this month when None)."""
+    month: Period = period or calendar_period("month", today)
+    when = (
+        "this month"
+        if period is None
+        else ("in the " if month.label.startswith("last ") else "in ") + month.label
+    )
     report = reports.person_report(
         conn, workspace_id=workspace_id, person_ids=[person_id], period=month, today=today
     )
@@ -91,5 +106,25 @@ def load_dashboard(
         today=today,
         min_group_size=min_group_size,
     )
+    medians = team_medians(
+        conn, workspace_id=workspace_id, person_id=person_id, period=month, min_group_size=min_group_size
+    )
+    no_usage = None
+    if report.is_empty:
+        no_usage = explain_no_usage(
+            conn, workspace_id=workspace_id, email=email, person_id=person_id, enabled=enabled or {}
+        )
     more = max(0, len(managed) - MAX_TEAMS)
-    return Dashboard(who, report, models, weeks, summaries, more, anomalies, owned)
+    return Dashboard(
+        who,
+        report,
+        models,
+        weeks,
+        summaries,
+        more,
+        anomalies,
+        budgets=owned,
+        medians=medians,
+        no_usage=no_usage,
+        when=when,
+    )

@@ -1,18 +1,31 @@
 """What ``/tokens me`` shows one person: their spend in a period, the budgets that apply to them
-now, and the models without a price. Data only; bot/slack/blocks/reports.py draws it."""
+now, the models without a price, their teams' medians of the value measures, the teams they
+manage (to open), and why there is nothing when there is nothing. Data only;
+bot/slack/blocks/reports.py draws it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from sqlalchemy import Connection
 
 from bot.db.models import Person
 from bot.domain.periods import Period
-from bot.services import access, budgets, people, reports
+from bot.services import access, budgets, people, reports, teams
 from bot.services.budgets import BudgetStatus
-from bot.services.reports import SpendReport, UnpricedModel
+from bot.services.no_usage import NoUsage, explain_no_usage
+from bot.services.reports import SpendReport, UnpricedModel, ValueRatios
+
+MAX_MEDIAN_TEAMS = 3  # one line stays readable; each team costs two grouped queries
+
+
+@dataclass(frozen=True)
+class TeamMedian:
+    """A team's median of each value measure (``reports.team_median_ratios``), beside a member's own."""
+
+    team: teams.TeamRef
+    ratios: ValueRatios
 
 
 @dataclass(frozen=True)
@@ -21,6 +34,29 @@ class MyNumbers:
     report: SpendReport  # the asked period
     budgets: list[BudgetStatus]  # those that apply now, whatever the period asked
     unpriced: list[UnpricedModel]
+    medians: list[TeamMedian] = field(default_factory=list)
+    managed: list[teams.TeamRef] = field(default_factory=list)  # teams to open (a manager's)
+    no_usage: NoUsage | None = None  # why the report is empty, when it is
+
+
+def team_medians(
+    conn: Connection, *, workspace_id: str, person_id: int, period: Period, min_group_size: int
+) -> list[TeamMedian]:
+    """The medians of the person's current teams for ``period``, each only where enough people
+    besides the person have the measure (``team_median_ratios`` decides; docs/privacy.md)."""
+    found = []
+    for team in teams.teams_of(conn, workspace_id=workspace_id, person_id=person_id)[:MAX_MEDIAN_TEAMS]:
+        ratios = reports.team_median_ratios(
+            conn,
+            workspace_id=workspace_id,
+            team_id=team.id,
+            period=period,
+            min_group_size=min_group_size,
+            viewer_person_id=person_id,
+        )
+        if ratios is not None and not ratios.is_empty:
+            found.append(TeamMedian(team, ratios))
+    return found
 
 
 def load_me(
@@ -33,11 +69,12 @@ def load_me(
     today: date,
     min_group_size: int,
     person: Person | None = None,
+    enabled: dict[str, timedelta] | None = None,
 ) -> MyNumbers | None:
     """The numbers of ``person``, or of the person linked to ``slack_user_id`` (None when there is
     none yet: matching by email is a write, the Slack layer's call). The person and their numbers
     in one call: each worker-thread hand-off costs about as much as a query under load
-    (docs/benchmarks.md, B5)."""
+    (docs/benchmarks.md, B5). ``enabled``: the connected sources, named when there is no usage."""
     person = person or people.resolve_slack_user(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
     if person is None:
         return None
@@ -55,4 +92,13 @@ def load_me(
     unpriced = reports.unpriced_models(
         conn, workspace_id=workspace_id, start=period.start, end=period.end, person_ids=[person.id]
     )
-    return MyNumbers(person, report, owned, unpriced)
+    medians = team_medians(
+        conn, workspace_id=workspace_id, person_id=person.id, period=period, min_group_size=min_group_size
+    )
+    managed = teams.managed_teams(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
+    no_usage = None
+    if report.is_empty and not unpriced:
+        no_usage = explain_no_usage(
+            conn, workspace_id=workspace_id, email=person.email, person_id=person.id, enabled=enabled or {}
+        )
+    return MyNumbers(person, report, owned, unpriced, medians, managed, no_usage)

@@ -54,6 +54,7 @@ COMMANDS: dict[str, Handler] = {
 LISTENERS: tuple[Callable, ...] = (
     anomalies.register,  # the Expected buttons on anomaly DMs
     home.register,  # app_home_opened
+    reports.register,  # period and open-team buttons on me, @user, org, team and the App Home
     budget_requests.register,  # Approve / Deny on budget requests
     privacy.register,  # the forget confirmation
     recap.register,  # the recap vote buttons

@@ -9,11 +9,13 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services.home import Dashboard, TeamSummary
+from bot.services.no_usage import NONE_IN_PERIOD, NoUsage
 from bot.slack.blocks.anomalies import home_blocks
 from bot.slack.blocks.budgets import budget_home_blocks
 from bot.slack.blocks.common import (
     MAX_VIEW_BLOCKS,
     Block,
+    button,
     context,
     divider,
     escape,
@@ -23,7 +25,8 @@ from bot.slack.blocks.common import (
     validate,
 )
 from bot.slack.blocks.format import comparison_text, count, usd
-from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, value_section
+from bot.slack.blocks.no_usage import no_usage_blocks
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, open_team_buttons, value_section
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 16
@@ -68,7 +71,7 @@ def trend_block(weeks: list[tuple[date, int]], today: date | None = None) -> Blo
     )
 
 
-def _team_block(summary: TeamSummary) -> Block:
+def _team_block(summary: TeamSummary, when: str = "this month") -> Block:
     report = summary.report
     if report is None:
         return section(
@@ -81,23 +84,48 @@ def _team_block(summary: TeamSummary) -> Block:
     compare = comparison_text(total, report.previous_total_micros, report.comparison)
     return section(
         f"*{summary.team.mention}* · {summary.members} members\n"
-        f"*{usd(total)}* this month · {report.active_people} active · {per_person} per active person\n"
+        f"*{usd(total)}* {when} · {report.active_people} active · {per_person} per active person\n"
         f"{compare}"
     )
 
 
-def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
+HOME_PERIOD_ACTION = "tokens_home_period"
+#: The periods the Home's buttons offer: the word parse_period reads, and the button's text.
+HOME_PERIODS = (
+    ("month", "This month"),
+    ("7d", "Last 7 days"),
+    ("30d", "Last 30 days"),
+    ("quarter", "This quarter"),
+)
+
+
+def home_period_buttons() -> Block:
+    """Switch the Home's period: the listener re-publishes the tab (handlers/home.py)."""
+    return {
+        "type": "actions",
+        "block_id": "tokens_home_periods",
+        "elements": [button(label, f"{HOME_PERIOD_ACTION}_{word}", word) for word, label in HOME_PERIODS],
+    }
+
+
+def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint: str = "an admin") -> dict:
     month = dashboard.month
     total = usd(month.total_micros)
     compare = comparison_text(month.total_micros, month.previous_total_micros, month.comparison)
     blocks: list[Block] = [
         header(f"Your AI spend: {month.period.label}"),
         section(
-            f"*{total}* this month"
+            f"*{total}* {dashboard.when}"
             + (" _(includes estimates)_" if month.estimated_micros else "")
             + f"\n{compare}"
         ),
     ]
+    if dashboard.no_usage is None or dashboard.no_usage.reason == NONE_IN_PERIOD:
+        blocks.append(home_period_buttons())  # another period cannot help one with nothing linked
+    if dashboard.no_usage is not None:  # say why it is $0.00 before showing the zeros
+        blocks.extend(
+            no_usage_blocks(dashboard.no_usage, admins_hint=admins_hint, tz=tz, period_label=dashboard.when)
+        )
     blocks.extend(home_blocks(dashboard.anomalies))  # open anomalies first: they are today's news
     blocks.extend(budget_home_blocks(dashboard.budgets))  # the same lines and tightest as /tokens me
     if month.vendors:
@@ -106,9 +134,9 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
             fields_section([f"*Tokens*\n{count(month.tokens)}", f"*Requests*\n{count(month.requests)}"])
         )
     else:
-        blocks.append(section("No AI spend recorded this month yet."))
+        blocks.append(section(f"No AI spend recorded {dashboard.when} yet."))
     blocks.append(trend_block(dashboard.weeks, now.astimezone(tz).date()))
-    blocks.append(value_section(month))
+    blocks.append(value_section(month, dashboard.medians))
     if dashboard.models:
         top = "\n".join(
             f"{i}. {escape(model)}: {usd(cost)}" for i, (_, model, cost) in enumerate(dashboard.models, 1)
@@ -118,7 +146,10 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
         blocks.append(divider())
         blocks.append(header("Teams you manage"))
         for summary in dashboard.teams:
-            blocks.append(_team_block(summary))
+            blocks.append(_team_block(summary, dashboard.when))
+        opener = open_team_buttons([summary.team for summary in dashboard.teams])
+        if opener is not None:
+            blocks.append(opener)
         tail = f"{dashboard.more_teams} more: " if dashboard.more_teams else ""
         blocks.append(context(f"{tail}`/tokens team @group` shows a team's members and models."))
     blocks.append(divider())
@@ -132,17 +163,24 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime) -> dict:
     return {"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]}
 
 
-def build_home_not_linked(*, admins_hint: str) -> dict:
-    text = (
-        "I have no AI usage linked to you yet: your Slack email does not match a vendor account, "
-        f"or I cannot see your email. Ask an admin ({admins_hint}) to link you, or claim your GitHub "
-        "login with `/tokens link github <login>`."
-    )
+def build_home_not_linked(
+    *, admins_hint: str, explained: NoUsage | None = None, tz: ZoneInfo | None = None
+) -> dict:
+    if explained is not None and tz is not None:
+        why = no_usage_blocks(explained, admins_hint=admins_hint, tz=tz, period_label="this month")
+    else:
+        why = [
+            section(
+                ":mag: I have no AI usage linked to you yet: your Slack email does not match a vendor "
+                f"account, or I cannot see your email. Ask an admin ({admins_hint}) to link you, or "
+                "claim your GitHub login with `/tokens link github <login>`."
+            )
+        ]
     return {
         "type": "home",
         "blocks": [
             header("Tokenwise"),
-            section(f":mag: {text}"),
+            *why,
             divider(),
             section("*Commands*\n" + "\n".join(f"`{cmd}`: {what}" for cmd, what in COMMANDS)),
         ],

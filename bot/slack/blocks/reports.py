@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services.commands import SUBCOMMANDS, usage_line
+from bot.services.me import TeamMedian
 from bot.services.reports import SpendReport, Value, ValueRatios
 from bot.services.status import StatusReport
+from bot.services.teams import TeamRef
 from bot.slack.blocks.common import (
+    MAX_MESSAGE_BLOCKS,
+    MAX_SECTION_TEXT,
+    MAX_VIEW_BLOCKS,
     Block,
     Message,
+    button,
+    clip,
     context,
     divider,
     escape,
@@ -128,9 +136,9 @@ _MEASURES = (
 )
 
 
-def value_line(ratios: ValueRatios, median: ValueRatios | None = None, *, median_of: str = "team") -> str:
-    """Spend beside value, three measures side by side and never one score; with ``median``, the
-    team's median of the same measure after each (a person's view)."""
+def value_line(ratios: ValueRatios, medians: Sequence[tuple[str, ValueRatios]] = ()) -> str:
+    """Spend beside value, three measures side by side and never one score; with ``medians``
+    ((label, ratios) of the person's teams), each team's median of the same measure after it."""
     if ratios.is_empty:
         return "*Spend beside value*: no value signals recorded for this period, so it cannot be weighed yet."
     parts = []
@@ -139,17 +147,78 @@ def value_line(ratios: ValueRatios, median: ValueRatios | None = None, *, median
         if amount is None:
             parts.append(missing)
             continue
-        text = f"{usd(amount)} per {unit}"
-        if median is not None and getattr(median, name) is not None:
-            text += f" ({median_of} median {usd(getattr(median, name))})"
-        parts.append(text)
+        beside = [
+            f"{label} median {usd(getattr(median, name))}"
+            for label, median in medians
+            if getattr(median, name) is not None
+        ]
+        parts.append(f"{usd(amount)} per {unit}" + (f" ({', '.join(beside)})" if beside else ""))
     return "*Spend beside value*: " + " · ".join(parts)
 
 
-def value_section(report: SpendReport, median: ValueRatios | None = None) -> Block:
-    """The value signals of a report and, last, the one line that weighs its spend against them."""
-    lines = [*_value_lines(report.value), value_line(report.ratios(), median)]
-    return section("*Value signals*\n" + "\n".join(lines))
+def value_section(report: SpendReport, medians: Sequence[TeamMedian] = ()) -> Block:
+    """The value signals of a report and, last, the one line that weighs its spend against them
+    (with the person's teams' medians, where the privacy rules allow one)."""
+    labelled = [(m.team.label, m.ratios) for m in medians]
+    lines = [*_value_lines(report.value), value_line(report.ratios(), labelled)]
+    return section(clip("*Value signals*\n" + "\n".join(lines), MAX_SECTION_TEXT))
+
+
+# -- buttons: switch period, open a managed team ---------------------------------------------
+# A button's value is the text of a /tokens command, run again for whoever clicks (as if they
+# typed it): the listener (handlers/reports.py) never trusts it beyond that, and the handler
+# decides who may see what exactly as for the typed command.
+
+PERIOD_ACTION = "tokens_period"
+OPEN_TEAM_ACTION = "tokens_open_team"
+PERIOD_CHOICES = (("7d", "Last 7 days"), ("30d", "Last 30 days"), ("quarter", "This quarter"))
+MAX_TEAM_BUTTONS = 5
+
+
+def _actions(block_id: str, elements: list[Block]) -> Block:
+    return {"type": "actions", "block_id": block_id, "elements": elements}
+
+
+def period_buttons(command: str) -> Block:
+    """7d / 30d / quarter for ``command`` (``me``, ``org``, ``team <mention>``, ``<@U…>``)."""
+    return _actions(
+        "tokens_periods",
+        [button(label, f"{PERIOD_ACTION}_{word}", f"{command} {word}") for word, label in PERIOD_CHOICES],
+    )
+
+
+def open_team_buttons(managed: Sequence[TeamRef]) -> Block | None:
+    """One "Open" button per managed team (the first few), or None for a non-manager."""
+    if not managed:
+        return None
+    return _actions(
+        "tokens_open_teams",
+        [
+            button(f"Open {team.label}", f"{OPEN_TEAM_ACTION}_{index}", f"team {team.mention}")
+            for index, team in enumerate(managed[:MAX_TEAM_BUTTONS])
+        ],
+    )
+
+
+WORKING = Message("Working on it…", [section(":hourglass_flowing_sand: Working on it…")])
+
+
+def as_modal(reply: Message) -> dict:
+    """A reply shown in a modal (a click on the App Home has no message to answer): only the
+    person who clicked sees it, like an ephemeral message."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Tokenwise"},
+        "close": {"type": "plain_text", "text": "Close"},
+        "blocks": list(reply.blocks)[:MAX_VIEW_BLOCKS],
+    }
+
+
+def with_actions(reply: Message, *extra: Block | None) -> Message:
+    """``reply`` with button rows at the end, kept even when the body fills the message."""
+    rows = [block for block in extra if block is not None]
+    body = list(reply.blocks)[: MAX_MESSAGE_BLOCKS - len(rows)]
+    return message(reply.text, [*body, *rows])
 
 
 def build_me(
@@ -159,8 +228,10 @@ def build_me(
     models: list[tuple[str, str, int]],
     tz: ZoneInfo,
     self_view: bool = True,
-    team_median: ValueRatios | None = None,
+    medians: Sequence[TeamMedian] = (),
+    notice: Sequence[Block] = (),
 ) -> Message:
+    """A person's numbers; ``notice``: blocks said right after the total (why it is empty)."""
     title = "Your AI spend" if self_view else f"AI spend of {who}"
     period = shown_span(report.period, report.comparison)
     total = usd(report.total_micros)
@@ -173,6 +244,7 @@ def build_me(
             + f"\n{compare}"
         ),
     ]
+    blocks.extend(notice)
     if report.vendors:
         blocks.append(section("\n".join(_spend_lines(report, org=False))))
         blocks.append(
@@ -186,7 +258,7 @@ def build_me(
     else:
         blocks.append(section("No AI spend recorded for this period."))
     blocks.append(divider())
-    blocks.append(value_section(report, team_median))
+    blocks.append(value_section(report, medians))
     if models:
         top = ", ".join(f"{escape(model)} ({usd(cost)})" for _, model, cost in models)
         blocks.append(context(f"Top models: {top}"))

@@ -8,13 +8,14 @@ import logging
 from datetime import UTC, datetime
 
 from bot.domain.periods import Period
-from bot.services import access, aggregates, mentions, people, privacy, reports, teams
+from bot.services import access, aggregates, budgets, mentions, people, privacy, reports, teams
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.mentions import mentioned_user
+from bot.slack.blocks.budgets import with_budgets
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time, team_mention
 from bot.slack.blocks.reconcile import with_unpriced
-from bot.slack.blocks.reports import build_error
+from bot.slack.blocks.reports import build_error, period_buttons, with_actions
 from bot.slack.blocks.teams import build_done, build_roles, build_team
 from bot.slack.context import CommandContext, admins_hint, one_period
 from bot.slack.membership import TeamReadError, max_age, read_members, refresh_team
@@ -300,12 +301,27 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
             period=period,
             min_people=1 if decision.sees_individuals else settings.min_group_size,
         )
-        return report, member_spend, unpriced
+        # The team's own budgets, as much of each as this viewer may see (docs/budgets.md).
+        kind = next(word for word, team_kind in budgets.TEAM_KINDS.items() if team_kind == team.kind)
+        owned = budgets.visible_statuses(
+            conn,
+            workspace_id=workspace_id,
+            viewer=viewer,
+            budgets=[
+                (b, team)
+                for b in budgets.budgets_of_target(
+                    conn, workspace_id=workspace_id, kind=kind, target_id=team.slack_id
+                )
+            ],
+            today=today,
+            min_group_size=settings.min_group_size,
+        )
+        return report, member_spend, unpriced, owned
 
     loaded = await ctx.db(load, write=decision.sees_individuals)
     if isinstance(loaded, aggregates.AggregateCheck):
         return _withheld(ctx, team.mention, loaded.reason)
-    report, member_spend, unpriced = loaded
+    report, member_spend, unpriced, owned = loaded
     reply = build_team(
         report,
         team=team,
@@ -315,7 +331,8 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         notes=notes,
         compare_previous=compare_previous,
     )
-    return with_unpriced(reply, unpriced)
+    reply = with_budgets(with_unpriced(reply, unpriced), owned)
+    return with_actions(reply, period_buttons(f"team {team.mention}"))
 
 
 async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
