@@ -18,6 +18,7 @@ from bot.slack.app import build_app
 from bot.web import build_web_app
 from tests.otel_support import ClaudeCode, claude_person
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers, start_fake_slack
+from tests.teams_support import all_text
 
 TOKEN = re.compile(r"twotel_[A-Za-z0-9_-]{20,}")
 
@@ -44,11 +45,7 @@ def command(client, text: str, user_id: str) -> dict:
 
 
 def text_of(reply: dict) -> str:
-    return "\n".join(
-        [reply.get("text", "")]
-        + [b["text"]["text"] for b in reply.get("blocks", []) if isinstance(b.get("text"), dict)]
-        + [e["text"] for b in reply.get("blocks", []) for e in b.get("elements", []) if "text" in e]
-    )
+    return all_text(reply)  # section texts, fields and button labels alike
 
 
 def token_of(reply: dict) -> str:
