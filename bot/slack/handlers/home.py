@@ -57,7 +57,13 @@ async def home_view(
     runtime: Runtime, client: AsyncWebClient, directory: SlackDirectory, *, user_id: str, workspace_id: str
 ) -> dict:
     person = await resolve_person(
-        runtime, directory, client, workspace_id=workspace_id, slack_user_id=user_id, humans_only=True
+        runtime,
+        directory,
+        client,
+        workspace_id=workspace_id,
+        slack_user_id=user_id,
+        humans_only=True,
+        caller=True,
     )
     if person is None:
         return build_home_not_linked(admins_hint=admins_hint(runtime))

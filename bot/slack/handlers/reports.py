@@ -94,7 +94,8 @@ async def handle_status(ctx: CommandContext, command: ParsedCommand) -> Message:
         gaps = await ctx.db(reconcile.reconcile, workspace_id=ctx.caller.workspace_id, period=period)
     else:
         report = replace(report, unlinked=[])  # unlinked actors carry spend: admins only
-    return with_reconciliation(build_status(report, tz=ctx.runtime.settings.tz), gaps)
+    settings = ctx.runtime.settings
+    return with_reconciliation(build_status(report, tz=settings.tz, demo_mode=settings.demo), gaps)
 
 
 async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Message:
