@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
@@ -49,6 +50,33 @@ def invite_hint(channel_id: str) -> str:
     )
 
 
+CHANNEL_NAME_TTL = 3600.0  # seconds a channel's name is reused before Slack is asked again (renames)
+_channel_names: dict[tuple[str, str], tuple[float, str]] = {}  # (bot token, channel) -> (expiry, name)
+
+
+def _remember_name(client: AsyncWebClient, channel_id: str, name: str) -> None:
+    if len(_channel_names) > 5000:
+        _channel_names.clear()  # a cache, not a store: the team row keeps the name
+    _channel_names[(client.token or "", channel_id)] = (time.monotonic() + CHANNEL_NAME_TTL, name)
+
+
+async def channel_name(client: AsyncWebClient, channel_id: str) -> str:
+    """The channel's name as ``conversations.info`` tells it (cached for ``CHANNEL_NAME_TTL``), or
+    "" when Slack will not say: the recap's header and notification then show ``#<id>``."""
+    cached = _channel_names.get((client.token or "", channel_id))
+    if cached and cached[0] > time.monotonic():
+        return cached[1]
+    try:
+        response = await client.conversations_info(channel=channel_id)
+    except SlackApiError as error:
+        code = error.response.get("error") if error.response is not None else "unknown"
+        log.info("conversations.info for %s failed: %s; the recap shows its id", channel_id, code)
+        return ""  # not cached: the next post asks again
+    name = (response.get("channel") or {}).get("name") or ""
+    _remember_name(client, channel_id, name)
+    return name
+
+
 async def channel_problem(client: AsyncWebClient, channel_id: str) -> tuple[str | None, str]:
     """(Why the bot cannot post in ``channel_id`` (not a member, archived, unknown) or None,
     the channel's name when Slack told it)."""
@@ -61,6 +89,8 @@ async def channel_problem(client: AsyncWebClient, channel_id: str) -> tuple[str 
         return f"Slack would not tell me about <#{channel_id}> (`{code}`).", ""
     channel = response.get("channel") or {}
     name = channel.get("name") or ""
+    if name:
+        _remember_name(client, channel_id, name)
     if channel.get("is_archived"):
         return f"<#{channel_id}> is archived.", name
     if channel.get("is_member") is False and not channel.get("is_im"):
@@ -79,7 +109,10 @@ async def fresh_team(
 ) -> tuple[TeamRef, str]:
     """The team with membership no older than TOKENWISE_TEAM_REFRESH_MINUTES, plus a note when
     Slack could not be read and the last known membership is used. Raises TeamReadError when
-    the team was never read."""
+    the team was never read. A channel's name, when not given, is asked of Slack
+    (``channel_name``), so a recap's header names the channel rather than its id."""
+    if kind == teams.CHANNEL and not name:
+        name = await channel_name(client, slack_id)
     team = await run_db(runtime, teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
     if team is None or team.refreshed_at is None:
         team, _ = await refresh_team(runtime, client, directory, workspace_id, kind, slack_id, name)
@@ -101,6 +134,20 @@ async def fresh_team(
     )
     return refreshed, (
         "Membership could not be re-read from Slack; the last known members are used." if stale else ""
+    )
+
+
+def team_recap(conn, runtime: Runtime, workspace_id: str, team: TeamRef, *, end: date) -> recap.Recap:
+    """``recap.load_recap`` of a team up to ``end``, with the runtime's privacy and idle settings."""
+    settings = runtime.settings
+    return recap.load_recap(
+        conn,
+        workspace_id=workspace_id,
+        scope=recap.team_scope(team),
+        end=end,
+        min_group_size=settings.min_group_size,
+        idle_days=settings.github_delivery_idle_days,
+        today=runtime.today(),
     )
 
 
@@ -163,12 +210,16 @@ async def _subscribe(ctx: CommandContext, args: list[str]) -> Message:
     if kind == teams.CHANNEL and not name:
         name = channel_name  # the channel typed in, not mentioned: its name for the recap's header
     try:
-        _, note = await fresh_team(
+        team, note = await fresh_team(
             ctx.runtime, ctx.client, ctx.directory, ctx.caller.workspace_id, kind, slack_id, name
         )
     except TeamReadError as error:
         return build_error(error.message)
     workspace_id = ctx.caller.workspace_id
+    settings = ctx.runtime.settings
+    today = ctx.runtime.today()
+    # Would this week's recap be withheld? The same load as the post, so the warning never disagrees.
+    last_week = await ctx.db(team_recap, ctx.runtime, workspace_id, team, end=today)
     existing = await ctx.db(
         recap.get_subscription,
         workspace_id=workspace_id,
@@ -189,9 +240,14 @@ async def _subscribe(ctx: CommandContext, args: list[str]) -> Message:
         created_by=ctx.caller.user_id,
         write=True,
     )
-    tz = ctx.runtime.settings.tz
+    tz = settings.tz
     return build_subscribed(
-        sub, created=created, next_run=recap.next_run(sub, datetime.now(UTC), tz), tz=tz, note=note
+        sub,
+        created=created,
+        next_run=recap.next_run(sub, datetime.now(UTC), tz),
+        tz=tz,
+        note=note,
+        withheld_below=settings.min_group_size if last_week.too_small else None,
     )
 
 
@@ -258,15 +314,7 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
     today = ctx.runtime.today()
 
     def load(conn):
-        found = recap.load_recap(
-            conn,
-            workspace_id=workspace_id,
-            scope=recap.team_scope(team),
-            end=today,
-            min_group_size=settings.min_group_size,
-            idle_days=settings.github_delivery_idle_days,
-            today=today,
-        )
+        found = team_recap(conn, ctx.runtime, workspace_id, team, end=today)
         sub = recap.get_subscription(
             conn, workspace_id=workspace_id, channel_id=channel, group_id=request.group_id or ""
         )
