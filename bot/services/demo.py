@@ -71,18 +71,20 @@ def resolve_demo_caller(
     conn: Connection, *, workspace_id: str, slack_user_id: str, email: str | None, name: str = ""
 ) -> Person | None:
     """The caller's person in demo mode: linked by Slack id; else the person who already has
-    their email (real usage wins over the demo); else a demo person; else, with an email, a new
+    their email (real usage wins over the demo), unless that is a demo person another Slack user
+    has claimed (a claim is never taken away); else a demo person; else, with an email, a new
     person (every demo person is taken). A write: call it in a transaction."""
     found = people.find_by_slack_id(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
     if found is not None:
         return found
-    if email and people.find_by_email(conn, workspace_id=workspace_id, email=email) is not None:
+    owner = people.find_by_email(conn, workspace_id=workspace_id, email=email) if email else None
+    if owner is not None and not (owner.email in DEMO_EMAILS and owner.slack_user_id):
         return people.resolve_slack_user(
             conn, workspace_id=workspace_id, slack_user_id=slack_user_id, email=email, name=name
         )
     claimed = claim_demo_person(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
-    if claimed is not None or not email:
-        return claimed
+    if claimed is not None or not email or owner is not None:
+        return claimed  # never a second person for an email, nor a claimed one taken away
     return people.resolve_slack_user(
         conn, workspace_id=workspace_id, slack_user_id=slack_user_id, email=email, name=name
     )

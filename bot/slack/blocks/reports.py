@@ -61,6 +61,15 @@ def build_error(text: str, usage: str | None = None) -> Message:
     return message(text if not usage else f"{text} Usage: {usage}", blocks)
 
 
+def with_demo_note(reply: Message, who: str) -> Message:
+    """``reply`` (a ``/tokens me`` answer in demo mode) saying whose numbers these are."""
+    note = context(
+        f":test_tube: Demo mode: you are shown as *{escape(who)}*, a person of the synthetic org "
+        "(`TOKENWISE_DEMO=1`); the link stays until an admin changes it."
+    )
+    return message(reply.text, [*reply.blocks, note])
+
+
 def build_not_linked(*, admins_hint: str) -> Message:
     text = (
         "I could not find your AI usage yet: your Slack email does not match any vendor account. "

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
@@ -50,34 +49,9 @@ def invite_hint(channel_id: str) -> str:
     )
 
 
-CHANNEL_NAME_TTL = 3600.0  # seconds a channel's name is reused before Slack is asked again (renames)
-_channel_names: dict[tuple[str, str], tuple[float, str]] = {}  # (bot token, channel) -> (expiry, name)
-
-
-def _remember_name(client: AsyncWebClient, channel_id: str, name: str) -> None:
-    if len(_channel_names) > 5000:
-        _channel_names.clear()  # a cache, not a store: the team row keeps the name
-    _channel_names[(client.token or "", channel_id)] = (time.monotonic() + CHANNEL_NAME_TTL, name)
-
-
-async def channel_name(client: AsyncWebClient, channel_id: str) -> str:
-    """The channel's name as ``conversations.info`` tells it (cached for ``CHANNEL_NAME_TTL``), or
-    "" when Slack will not say: the recap's header and notification then show ``#<id>``."""
-    cached = _channel_names.get((client.token or "", channel_id))
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    try:
-        response = await client.conversations_info(channel=channel_id)
-    except SlackApiError as error:
-        code = error.response.get("error") if error.response is not None else "unknown"
-        log.info("conversations.info for %s failed: %s; the recap shows its id", channel_id, code)
-        return ""  # not cached: the next post asks again
-    name = (response.get("channel") or {}).get("name") or ""
-    _remember_name(client, channel_id, name)
-    return name
-
-
-async def channel_problem(client: AsyncWebClient, channel_id: str) -> tuple[str | None, str]:
+async def channel_problem(
+    client: AsyncWebClient, channel_id: str, directory: SlackDirectory | None = None
+) -> tuple[str | None, str]:
     """(Why the bot cannot post in ``channel_id`` (not a member, archived, unknown) or None,
     the channel's name when Slack told it)."""
     try:
@@ -89,8 +63,8 @@ async def channel_problem(client: AsyncWebClient, channel_id: str) -> tuple[str 
         return f"Slack would not tell me about <#{channel_id}> (`{code}`).", ""
     channel = response.get("channel") or {}
     name = channel.get("name") or ""
-    if name:
-        _remember_name(client, channel_id, name)
+    if name and directory is not None:
+        directory.remember_channel(client, channel_id, name)
     if channel.get("is_archived"):
         return f"<#{channel_id}> is archived.", name
     if channel.get("is_member") is False and not channel.get("is_im"):
@@ -110,9 +84,9 @@ async def fresh_team(
     """The team with membership no older than TOKENWISE_TEAM_REFRESH_MINUTES, plus a note when
     Slack could not be read and the last known membership is used. Raises TeamReadError when
     the team was never read. A channel's name, when not given, is asked of Slack
-    (``channel_name``), so a recap's header names the channel rather than its id."""
+    (``SlackDirectory.channel_name``, cached), so a recap's header names the channel, not its id."""
     if kind == teams.CHANNEL and not name:
-        name = await channel_name(client, slack_id)
+        name = await directory.channel_name(client, slack_id)
     team = await run_db(runtime, teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
     if team is None or team.refreshed_at is None:
         team, _ = await refresh_team(runtime, client, directory, workspace_id, kind, slack_id, name)
@@ -204,7 +178,7 @@ async def _subscribe(ctx: CommandContext, args: list[str]) -> Message:
     channel, kind, slack_id, name = _target(ctx, request)
     if not await _may_manage(ctx, kind, slack_id):
         return _refusal(ctx, kind, slack_id)
-    problem, channel_name = await channel_problem(ctx.client, channel)
+    problem, channel_name = await channel_problem(ctx.client, channel, ctx.directory)
     if problem:
         return build_error(problem)
     if kind == teams.CHANNEL and not name:

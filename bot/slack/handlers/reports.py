@@ -11,6 +11,7 @@ from dataclasses import replace
 from bot.domain.periods import parse_period
 from bot.services import access, people, privacy, reconcile, reports
 from bot.services.commands import CommandError, ParsedCommand, usage_line
+from bot.services.demo import DEMO_EMAILS
 from bot.services.me import load_me
 from bot.services.status import status_report
 from bot.slack.blocks.budgets import with_budgets
@@ -23,6 +24,7 @@ from bot.slack.blocks.reports import (
     build_not_linked,
     build_org,
     build_status,
+    with_demo_note,
 )
 from bot.slack.context import CommandContext, admins_hint, caller_person, one_period
 from bot.slack.membership import refresh_managed_teams
@@ -58,7 +60,10 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
         tz=settings.tz,
     )
     # The budgets that apply now, whatever the period asked.
-    return with_budgets(with_unpriced(reply, mine.unpriced), mine.budgets)
+    reply = with_budgets(with_unpriced(reply, mine.unpriced), mine.budgets)
+    if settings.demo and person.email in DEMO_EMAILS:
+        reply = with_demo_note(reply, person.display_name or person.email)
+    return reply
 
 
 async def handle_org(ctx: CommandContext, command: ParsedCommand) -> Message:
