@@ -12,7 +12,7 @@ import pytest
 from bot.db.models import RecapSubscription
 from bot.slack.blocks.common import validate
 from bot.slack.blocks.recap import build_recap, build_subscribed, verdict
-from tests.slack.recap_support import make_recap, week
+from tests.support.recap_builders import make_recap, week
 
 
 @pytest.mark.parametrize(

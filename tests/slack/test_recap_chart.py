@@ -15,7 +15,7 @@ from bot.slack.blocks.recap_chart import (
     render_chart,
     thousands,
 )
-from tests.slack.recap_support import MONDAY, make_recap, week
+from tests.support.recap_builders import MONDAY, make_recap, week
 
 
 def test_the_chart_has_a_legend_ticks_headroom_and_billed_apart_from_estimated():
