@@ -21,8 +21,8 @@ from tests.support.recap_builders import make_recap, week
         (0, 0, "no finding either way this week"),
         (2, 2, "evenly balanced, 2 points for and 2 against"),
         (1, 1, "evenly balanced, 1 point for and 1 against"),
-        (3, 1, "the case for leads, 3 points to 1 against"),
-        (0, 1, "the case against leads, 1 point to 0 for"),
+        (3, 1, "more for than against, 3 points for and 1 against"),
+        (0, 1, "more against than for, 1 point against and 0 for"),
     ],
 )
 def test_the_verdict_counts_both_sides_in_one_line(for_n, against_n, balance):
@@ -37,7 +37,7 @@ def test_the_recap_opens_with_the_verdict_and_names_the_channel():
     assert validate(message.blocks) == []
     header, top = message.blocks[0], message.blocks[1]
     assert header["text"]["text"] == "Weekly AI recap: #payments"
-    assert top["text"]["text"].startswith("*On balance:* the case against leads, 1 point to 0 for;")
+    assert top["text"]["text"].startswith("*On balance:* more against than for, 1 point against and 0 for;")
     assert message.text.startswith("Weekly AI recap: #payments, ")
     text = str(message.blocks)
     # An empty side says so in a whole sentence, never "... makes the case for."
@@ -72,7 +72,7 @@ def test_subscribing_warns_only_when_the_post_would_be_withheld():
     warned = build_subscribed(_sub("SPAIR"), created=True, next_run=now, tz=ZoneInfo("UTC"), withheld_below=5)
     assert validate(warned.blocks) == []
     assert (
-        ":warning: Fewer than 5 people in <!subteam^SPAIR> used AI tools in the last week, the minimum "
+        ":warning: Fewer than 5 people in <!subteam^SPAIR> used AI tools recently, the minimum "
         "group for a channel. As things stand the recap would be withheld"
     ) in warned.text
     calm = build_subscribed(_sub(), created=True, next_run=now, tz=ZoneInfo("UTC"))

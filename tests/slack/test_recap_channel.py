@@ -115,7 +115,7 @@ def test_subscribing_a_team_below_the_minimum_group_warns_that_the_post_would_be
         small = all_text(send(client, f"recap subscribe {PAIR}", user_id="UADMIN", channel_id=CHANNEL))
         large = all_text(send(client, f"recap subscribe {PLATFORM}", user_id="UADMIN", channel_id=CHANNEL))
     assert "Subscribed: <#CPAYMENTS> gets the weekly recap of <!subteam^SPAIR>" in small
-    assert ":warning: Fewer than 5 people in <!subteam^SPAIR> used AI tools in the last week" in small
+    assert ":warning: Fewer than 5 people in <!subteam^SPAIR> used AI tools recently" in small
     assert "the recap would be withheld" in small
     assert "Subscribed: <#CPAYMENTS> gets the weekly recap of <!subteam^SPLATFORM>" in large
     assert ":warning:" not in large and "withheld" not in large

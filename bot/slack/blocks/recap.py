@@ -263,9 +263,9 @@ def verdict(recap: Recap) -> str:
     elif for_n == against_n:
         balance = f"evenly balanced, {_points(for_n)} for and {against_n} against"
     elif for_n > against_n:
-        balance = f"the case for leads, {_points(for_n)} to {against_n} against"
+        balance = f"more for than against, {_points(for_n)} for and {against_n} against"
     else:
-        balance = f"the case against leads, {_points(against_n)} to {for_n} for"
+        balance = f"more against than for, {_points(against_n)} against and {for_n} for"
     facts = recap.facts
     last = facts.weeks[1].spend_micros if len(facts.weeks) > 1 else 0
     spend = f"{usd(facts.this.spend_micros)} spent, {change(facts.this.spend_micros, last, 'last week')}"
@@ -443,8 +443,8 @@ def build_subscribed(
     note: str = "",
     withheld_below: int | None = None,
 ) -> Message:
-    """``withheld_below``: the minimum group, when the team's last week had fewer people with AI
-    usage than that, so the next post would be withheld as things stand."""
+    """``withheld_below``: the minimum group, when the team's recap would be withheld now (fewer
+    people with AI usage than that in the weeks it shows, or this week)."""
     verb = "Subscribed" if created else "Updated"
     text = (
         f":calendar: {verb}: <#{sub.channel_id}> gets the weekly recap of {_team_mention(sub)} on "
@@ -454,8 +454,8 @@ def build_subscribed(
         text += " Weeks with no AI usage are skipped."
     if withheld_below is not None:
         text += (
-            f"\n:warning: Fewer than {withheld_below} people in {_team_mention(sub)} used AI tools in "
-            f"the last week, the minimum group for a channel. As things stand the recap would be "
+            f"\n:warning: Fewer than {withheld_below} people in {_team_mention(sub)} used AI tools "
+            "recently, the minimum group for a channel. As things stand the recap would be "
             "withheld: the channel gets a short notice instead of the numbers until enough people "
             "use AI tools (`TOKENWISE_MIN_GROUP_SIZE`, docs/privacy.md)."
         )
