@@ -6,6 +6,7 @@ PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import timedelta
 
 import pytest
@@ -21,7 +22,7 @@ from bot.slack.blocks.common import validate
 from bot.sources.demo import PEOPLE
 from bot.web import build_web_app
 from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
-from tests.teams_support import TODAY, all_text, seed_demo, send, spend_of
+from tests.teams_support import TODAY, all_text, post_event, seed_demo, send, spend_of
 
 
 @pytest.fixture
@@ -75,6 +76,14 @@ def test_demo_mode_shows_a_caller_the_first_unclaimed_demo_person_and_keeps_them
     # A restart (a new process) finds the same link: it is the person row, not a cache.
     with served(seeded, fake, demo=True) as client:
         assert f"shown as *{PEOPLE[0].name}*" in all_text(send(client, "me", user_id="UNOMAIL"))
+
+
+def test_the_app_home_of_a_caller_without_a_person_is_a_demo_persons_dashboard(seeded, fake):
+    with served(seeded, fake, demo=True) as client:
+        post_event(client, {"type": "app_home_opened", "user": "UNOMAIL", "tab": "home"}, event_id="EvDemo")
+        view = fake.wait_for("views.publish")[0].params["view"]
+    assert "$" in json.dumps(view) and "no AI usage linked to you" not in json.dumps(view)
+    assert slack_ids(seeded) == {"UNOMAIL": PEOPLE[0].email}
 
 
 def test_without_demo_mode_nobody_is_mapped_to_a_demo_person(seeded, fake):
