@@ -39,6 +39,7 @@ def test_the_recap_opens_with_the_verdict_and_names_the_channel():
     assert header["text"]["text"] == "Weekly AI recap: #payments"
     assert top["text"]["text"].startswith("*On balance:* more against than for, 1 point against and 0 for;")
     assert message.text.startswith("Weekly AI recap: #payments, ")
+    assert "On balance: more against than for, 1 point against and 0 for. Was it worth it?" in message.text
     text = str(message.blocks)
     # An empty side says so in a whole sentence, never "... makes the case for."
     assert "Nothing in this week's data speaks for the spend." in text and "makes the case for." not in text

@@ -254,22 +254,25 @@ def _points(n: int) -> str:
     return f"{n} point{'' if n == 1 else 's'}"
 
 
-def verdict(recap: Recap) -> str:
-    """One neutral line on the balance of the case for and against (counted, never weighed, and
-    naming no one), with the week's spend beside it; the reader decides in the vote."""
+def balance(recap: Recap) -> str:
+    """The balance of the case for and against, counted (never weighed) and naming no one."""
     for_n, against_n = len(recap.case_for), len(recap.case_against)
     if for_n == against_n == 0:
-        balance = "no finding either way this week"
-    elif for_n == against_n:
-        balance = f"evenly balanced, {_points(for_n)} for and {against_n} against"
-    elif for_n > against_n:
-        balance = f"more for than against, {_points(for_n)} for and {against_n} against"
-    else:
-        balance = f"more against than for, {_points(against_n)} against and {for_n} for"
+        return "no finding either way this week"
+    if for_n == against_n:
+        return f"evenly balanced, {_points(for_n)} for and {against_n} against"
+    if for_n > against_n:
+        return f"more for than against, {_points(for_n)} for and {against_n} against"
+    return f"more against than for, {_points(against_n)} against and {for_n} for"
+
+
+def verdict(recap: Recap) -> str:
+    """One neutral line at the top: the balance, with the week's spend beside it; the reader
+    decides in the vote."""
     facts = recap.facts
     last = facts.weeks[1].spend_micros if len(facts.weeks) > 1 else 0
     spend = f"{usd(facts.this.spend_micros)} spent, {change(facts.this.spend_micros, last, 'last week')}"
-    return f"*On balance:* {balance}; {spend}."
+    return f"*On balance:* {balance(recap)}; {spend}."
 
 
 def build_recap(recap: Recap, *, preview: bool = False) -> Message:
@@ -352,12 +355,10 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
     else:
         notes.append("The chart of the last 8 weeks is in the thread.")
     blocks.append(context(*notes))
-    for_n, against_n = len(recap.case_for), len(recap.case_against)
     text = (
         f"{title}, {period_text(recap.period)}: {usd(facts.this.spend_micros)} "
         f"({change(facts.this.spend_micros, facts.weeks[1].spend_micros, 'last week')}). "
-        f"Case for: {for_n} point{'s' if for_n != 1 else ''}; case against: {against_n}. "
-        "Was it worth it? Vote in the message."
+        f"On balance: {balance(recap)}. Was it worth it? Vote in the message."
     )
     return message(text, blocks)
 
