@@ -116,14 +116,15 @@ async def resolve_person(
         return person
     if slack_user is LOOK_UP:
         slack_user = await directory.user(client, slack_user_id)
-    if caller and runtime.settings.demo and not (isinstance(slack_user, SlackUser) and slack_user.is_bot):
+    # Only once Slack has answered: a user whose email a failed users.info hid keeps their own.
+    if caller and runtime.settings.demo and isinstance(slack_user, SlackUser) and not slack_user.is_bot:
         return await run_db(
             runtime,
             demo.resolve_demo_caller,
             workspace_id=workspace_id,
             slack_user_id=slack_user_id,
-            email=slack_user.email if isinstance(slack_user, SlackUser) else None,
-            name=slack_user.name if isinstance(slack_user, SlackUser) else "",
+            email=slack_user.email,
+            name=slack_user.name,
             write=True,
         )
     if not isinstance(slack_user, SlackUser) or not slack_user.email or (humans_only and slack_user.is_bot):

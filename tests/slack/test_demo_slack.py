@@ -70,6 +70,8 @@ def test_demo_mode_shows_a_caller_the_first_unclaimed_demo_person_and_keeps_them
         assert f"Demo mode: you are shown as *{PEOPLE[0].name}*" in text
         # Listed Admin's email (lead@example.com) has no person: the next demo person, Ben.
         assert f"shown as *{PEOPLE[1].name}*" in all_text(send(client, "me", user_id="ULISTED"))
+        # Slack cannot tell who UGHOST is (users.info fails): no demo person until it can.
+        assert "I could not find your AI usage yet" in all_text(send(client, "me", user_id="UGHOST"))
         # Stable: the same Slack user is the same demo person on every later request.
         assert f"shown as *{PEOPLE[0].name}*" in all_text(send(client, "me", user_id="UNOMAIL"))
     assert slack_ids(seeded) == {"UNOMAIL": PEOPLE[0].email, "ULISTED": PEOPLE[1].email}
