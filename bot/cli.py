@@ -266,15 +266,9 @@ def demo(
     database_url: Annotated[str | None, typer.Option(help="Override DATABASE_URL.")] = None,
 ) -> None:
     """See Tokenwise work with no keys: a synthetic org through the real sync engine."""
-    from bot.domain.periods import parse_period
-    from bot.services import recap as recaps
-    from bot.services import reports
-    from bot.services.people import find_by_email
-    from bot.services.status import status_report
     from bot.slack.blocks.builder import builder_messages
-    from bot.slack.blocks.recap import build_recap
-    from bot.slack.blocks.reports import build_me, build_org, build_status
-    from bot.sources.demo import DEMO_DAYS, PEOPLE, demo_connectors
+    from bot.slack.demo import demo_messages
+    from bot.sources.demo import DEMO_DAYS
     from bot.terminal import render
 
     overrides = {"database_url": database_url} if database_url else {}
@@ -292,35 +286,8 @@ def demo(
     )
     if any(o.status == "failed" for o in outcomes):
         raise fail("the demo sync failed: " + "; ".join(o.error or "" for o in outcomes if o.error), 1)
-    period = parse_period("30d", today)
-    workspace_id = settings.workspace_id
-    demo_lags = {c.name: c.lag for c in demo_connectors(today)}
     with engine.connect() as conn:
-        person = find_by_email(conn, workspace_id=workspace_id, email=PEOPLE[0].email)
-        me = reports.person_report(
-            conn, workspace_id=workspace_id, person_ids=[person.id], period=period, today=today
-        )
-        org = reports.org_report(conn, workspace_id=workspace_id, period=period, today=today)
-        org_models = reports.org_models(conn, workspace_id=workspace_id, period=period)
-        status = status_report(conn, workspace_id=workspace_id, enabled=demo_lags)
-        weekly = recaps.load_recap(
-            conn,
-            workspace_id=workspace_id,
-            scope=recaps.people_scope(conn, workspace_id=workspace_id, label="#demo (everyone)"),
-            end=today,
-            min_group_size=settings.min_group_size,
-            idle_days=settings.github_delivery_idle_days,
-            today=today,
-        )
-    named = [
-        (
-            f"/tokens me 30d  (as {person.display_name})",
-            build_me(me, who=person.display_name, models=me.models, tz=settings.tz),
-        ),
-        ("/tokens org 30d  (admin)", build_org(org, models=org_models)),
-        ("/tokens status  (TOKENWISE_DEMO=1)", build_status(status, tz=settings.tz, demo_mode=True)),
-        ("weekly recap  (everyone in the demo)", build_recap(weekly)),
-    ]
+        named = demo_messages(conn, settings, today)
     for title, shown in named[:2]:
         render(shown, console, title=title)
     output.write_text(json.dumps(builder_messages(named), indent=2))
