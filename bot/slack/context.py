@@ -116,22 +116,15 @@ async def resolve_person(
         return person
     if slack_user is LOOK_UP:
         slack_user = await directory.user(client, slack_user_id)
-    # Only once Slack has answered: a user whose email a failed users.info hid keeps their own.
-    if caller and runtime.settings.demo and isinstance(slack_user, SlackUser) and not slack_user.is_bot:
-        return await run_db(
-            runtime,
-            demo.resolve_demo_caller,
-            workspace_id=workspace_id,
-            slack_user_id=slack_user_id,
-            email=slack_user.email,
-            name=slack_user.name,
-            write=True,
-        )
-    if not isinstance(slack_user, SlackUser) or not slack_user.email or (humans_only and slack_user.is_bot):
+    if not isinstance(slack_user, SlackUser):
+        return None  # Slack did not answer: a demo claim too waits until it does
+    # Demo mode: a caller whom no person matches takes a demo person (services.demo).
+    demo_claim = caller and runtime.settings.demo and not slack_user.is_bot
+    if not demo_claim and (not slack_user.email or (humans_only and slack_user.is_bot)):
         return None
     return await run_db(
         runtime,
-        people.resolve_slack_user,
+        demo.resolve_demo_caller if demo_claim else people.resolve_slack_user,
         workspace_id=workspace_id,
         slack_user_id=slack_user_id,
         email=slack_user.email,
