@@ -266,10 +266,9 @@ def demo(
     database_url: Annotated[str | None, typer.Option(help="Override DATABASE_URL.")] = None,
 ) -> None:
     """See Tokenwise work with no keys: a synthetic org through the real sync engine."""
-    from bot.domain.periods import parse_period
-    from bot.services import reports
-    from bot.slack.blocks.reports import build_me, build_org
-    from bot.sources.demo import DEMO_DAYS, PEOPLE
+    from bot.slack.blocks.builder import builder_messages
+    from bot.slack.demo import demo_messages
+    from bot.sources.demo import DEMO_DAYS
     from bot.terminal import render
 
     overrides = {"database_url": database_url} if database_url else {}
@@ -287,28 +286,16 @@ def demo(
     )
     if any(o.status == "failed" for o in outcomes):
         raise fail("the demo sync failed: " + "; ".join(o.error or "" for o in outcomes if o.error), 1)
-    period = parse_period("30d", today)
-    from bot.services.people import find_by_email
-
     with engine.connect() as conn:
-        person = find_by_email(conn, workspace_id=settings.workspace_id, email=PEOPLE[0].email)
-        me = reports.person_report(
-            conn, workspace_id=settings.workspace_id, person_ids=[person.id], period=period, today=today
-        )
-        org = reports.org_report(conn, workspace_id=settings.workspace_id, period=period, today=today)
-        org_models = reports.org_models(conn, workspace_id=settings.workspace_id, period=period)
-    me_message = build_me(me, who=person.display_name, models=me.models, tz=settings.tz)
-    org_message = build_org(org, models=org_models)
-    render(me_message, console, title=f"/tokens me 30d  (as {person.display_name})")
-    render(org_message, console, title="/tokens org 30d  (admin)")
-    output.write_text(
-        json.dumps(
-            {"/tokens me 30d": me_message.as_kwargs(), "/tokens org 30d": org_message.as_kwargs()},
-            indent=2,
-        )
-    )
+        named = demo_messages(conn, settings, today)
+    for title, shown in named[:2]:
+        render(shown, console, title=title)
+    output.write_text(json.dumps(builder_messages(named), indent=2))
     console.print(
-        f"Block Kit JSON written to {output} (paste into Slack's Block Kit Builder).", highlight=False
+        f'Block Kit JSON of {len(named)} messages written to {output}: paste each one\'s "message" '
+        "into Slack's Block Kit Builder (https://app.slack.com/block-kit-builder).",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -361,16 +348,8 @@ def recap(
             scope = recaps.people_scope(
                 conn, workspace_id=settings.workspace_id, label=f"{who} (everyone in the database)"
             )
-        report = recaps.load_recap(
-            conn,
-            workspace_id=settings.workspace_id,
-            scope=scope,
-            end=today,
-            min_group_size=settings.min_group_size,
-            idle_days=settings.github_delivery_idle_days,
-            adoption_threshold_usd=settings.adoption_threshold_usd,
-            fix_days=settings.github_delivery_fix_days,
-            today=today,
+        report = recaps.load_configured(
+            conn, settings, workspace_id=settings.workspace_id, scope=scope, end=today, today=today
         )
     render(build_recap(report, preview=True), console, title=f"tokenwise recap --channel {channel} --preview")
     if chart is not None:

@@ -51,6 +51,10 @@ class FakeSlack:
     channels: dict = field(
         default_factory=lambda: json.loads(fixture_path("slack", "channels.json").read_text())
     )
+    # conversations.info: channel id -> the channel object Slack returns (documented fields).
+    channel_info: dict = field(
+        default_factory=lambda: json.loads(fixture_path("slack", "conversations_info.json").read_text())
+    )
     ts_counter: int = 0
     # bot token -> its auth.test identity; oauth.v2.access adds T2's token.
     tokens: dict[str, dict] = field(
@@ -188,6 +192,9 @@ class FakeSlack:
                 "members": members[start : start + limit],
                 "response_metadata": {"next_cursor": str(start + limit) if rest else ""},
             }
+        if method == "conversations.info":
+            info = self.channel_info.get(params.get("channel", ""))
+            return {"ok": True, "channel": info} if info else {"ok": False, "error": "channel_not_found"}
         if method == "views.publish":
             return {"ok": True, "view": {"id": "V1"}}
         if method == "views.open":

@@ -28,8 +28,8 @@ def test_demo_runs_the_real_engine_and_writes_block_kit(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "/tokens me 30d" in result.output and "Org AI spend" in result.output
-    blocks = json.loads(out.read_text())
-    assert blocks["/tokens me 30d"]["blocks"][0]["type"] == "header"
+    messages = {m["name"]: m["message"] for m in json.loads(out.read_text())}
+    assert messages["/tokens me 30d  (as Ana Souza)"]["blocks"][0]["type"] == "header"
     engine = make_engine(f"sqlite:///{tmp_path}/demo.db")
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() > 1000

@@ -341,7 +341,7 @@ def test_recap_blocks_show_the_numbers(engine, known):
     assert "*Cursor*: 150 lines accepted (▲ 50% vs 4-wk avg), 50% acceptance" in sections
     assert "*Spend per accepted line*\n$1.03 (4-wk $0.60, ▲ 72%)" in sections
     assert "weekly budget: $150.00 of $100.00 (150%, this week)" in sections
-    assert "Nothing in this week's data makes the case for." in sections
+    assert "Nothing in this week's data speaks for the spend." in sections
     actions = next(b for b in message.blocks if b["type"] == "actions")
     assert [e["text"]["text"] for e in actions["elements"]] == ["Worth it", "Not sure", "Not worth it"]
     assert {e["value"] for e in actions["elements"]} == {"preview"}  # not posted: nothing to vote on
@@ -433,7 +433,8 @@ def test_chart_is_a_png_with_alt_text(engine, known):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     alt = chart_alt_text(r)
     assert alt.startswith(
-        "Weekly AI spend of <!subteam^S1> over 8 weeks, from Jan 19: $0, $0, $0, $60, $60, $60, $60, $155."
+        "Weekly AI spend of <!subteam^S1> over 8 weeks, from Jan 19: $0, $0, $0, $60, $60, $60, $60, "
+        "$155 ($105 estimated)."
     )
     assert "Accepted lines per week: 0, 0, 0, 100, 100, 100, 100, 150." in alt
 

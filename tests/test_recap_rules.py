@@ -75,7 +75,7 @@ def test_value_outgrew_spend_fires_with_its_numbers():
         "spend_baseline_micros": 100 * USD,
         "spend_change": 0.05,
     }
-    assert finding.text.startswith("Accepted lines +50% vs the 4-week average (150 vs 100.0 a week)")
+    assert finding.text.startswith("Accepted lines +50% vs the 4-week average (150 vs 100 a week)")
     assert "+5% ($105.00 vs $100.00)" in finding.text
 
 
@@ -163,7 +163,7 @@ def test_adoption_widened():
     assert finding.numbers == {"active": 12, "baseline_active": 10.0}
     assert (
         finding.text
-        == "12 people used AI tools this week of 20 members, up from 10.0 a week on the 4-week average."
+        == "12 people used AI tools this week of 20 members, up from 10 a week on the 4-week average."
     )
     assert rules.adoption_widened(facts(week(0, active=10), *steady(4, active=10))) is None
     assert rules.adoption_widened(facts(week(0, active=11), *steady(4, active=30))) is None

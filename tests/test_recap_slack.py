@@ -414,7 +414,7 @@ def test_no_usage_gets_a_short_post_or_silence(seeded, fake):
     outcomes = recap_job(make_runtime(seeded, fake), now=NOW)
     assert sorted(o.status for o in outcomes) == ["posted", "skipped"]
     [post] = posts(fake)
-    assert post.params["text"] == "No AI usage recorded for SEMPTY this week."
+    assert post.params["text"] == "No AI usage recorded for @SEMPTY this week."
     assert posts(fake, channel="CQUIET") == [] and fake.calls_to("files.getUploadURLExternal") == []
     assert sorted(s for s, *_ in ledger(seeded)) == ["posted", "skipped"]
 

@@ -189,15 +189,12 @@ async def deliver(
         )
 
         def load(conn):
-            found = recap.load_recap(
+            found = recap.load_configured(
                 conn,
+                settings,
                 workspace_id=sub.workspace_id,
                 scope=recap.team_scope(team),
                 end=end,
-                min_group_size=settings.min_group_size,
-                idle_days=settings.github_delivery_idle_days,
-                adoption_threshold_usd=settings.adoption_threshold_usd,
-                fix_days=settings.github_delivery_fix_days,
                 today=runtime.today(),
                 idle_seat_actors=idle_actors,
             )

@@ -56,9 +56,9 @@ class TeamRef:
 
     @property
     def label(self) -> str:
-        if self.name:
-            return f"@{self.name}" if self.kind == USERGROUP else f"#{self.name}"
-        return self.slack_id
+        """Plain text for headers: "@platform", "#payments"; the id in their place when the
+        name is not known ("#C0123")."""
+        return ("@" if self.kind == USERGROUP else "#") + (self.name or self.slack_id)
 
 
 @dataclass(frozen=True)

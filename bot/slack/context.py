@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.db.models import Person
 from bot.domain.periods import Period, PeriodError, parse_period
-from bot.services import access, people
+from bot.services import access, demo, people
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
 from bot.slack.blocks.common import Message
@@ -102,11 +102,13 @@ async def resolve_person(
     slack_user_id: str,
     slack_user: SlackUser | object | None = LOOK_UP,
     humans_only: bool = False,
+    caller: bool = False,
 ) -> Person | None:
     """The person behind a Slack user (``people.resolve_slack_user``): by Slack id, a read; else
     by the email ``users.info`` shows, a write that links the id, once per person. Pass
     ``slack_user`` when the caller already has the ``users.info`` answer (None: Slack had none);
-    ``humans_only`` never matches a bot's email."""
+    ``humans_only`` never matches a bot's email. In demo mode (``TOKENWISE_DEMO=1``) a ``caller``
+    with no person of their own is linked to a demo person (``services.demo``), never otherwise."""
     person = await run_db(
         runtime, people.resolve_slack_user, workspace_id=workspace_id, slack_user_id=slack_user_id
     )
@@ -114,11 +116,15 @@ async def resolve_person(
         return person
     if slack_user is LOOK_UP:
         slack_user = await directory.user(client, slack_user_id)
-    if not isinstance(slack_user, SlackUser) or not slack_user.email or (humans_only and slack_user.is_bot):
+    if not isinstance(slack_user, SlackUser):
+        return None  # Slack did not answer: a demo claim too waits until it does
+    # Demo mode: a caller whom no person matches takes a demo person (services.demo).
+    demo_claim = caller and runtime.settings.demo and not slack_user.is_bot
+    if not demo_claim and (not slack_user.email or (humans_only and slack_user.is_bot)):
         return None
     return await run_db(
         runtime,
-        people.resolve_slack_user,
+        demo.resolve_demo_caller if demo_claim else people.resolve_slack_user,
         workspace_id=workspace_id,
         slack_user_id=slack_user_id,
         email=slack_user.email,
@@ -143,7 +149,8 @@ class CommandContext:
         self, slack_user_id: str, slack_user: SlackUser | object | None = LOOK_UP
     ) -> Person | None:
         """The person behind ``slack_user_id``, matched by email if need be (``resolve_person``)."""
-        if slack_user_id == self.caller.user_id:
+        is_caller = slack_user_id == self.caller.user_id
+        if is_caller:
             slack_user = self.caller.slack  # already looked up for this request
         return await resolve_person(
             self.runtime,
@@ -152,6 +159,7 @@ class CommandContext:
             workspace_id=self.caller.workspace_id,
             slack_user_id=slack_user_id,
             slack_user=slack_user,
+            caller=is_caller,
         )
 
 

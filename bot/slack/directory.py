@@ -1,4 +1,5 @@
-"""Slack user lookups (``users.info``) with a small TTL cache: emails, names, admin flags.
+"""Slack user lookups (``users.info``) with a small TTL cache: emails, names, admin flags; and
+channel names (``conversations.info``), cached the same way.
 
 The cache is per process and lock-free (one event loop); the durable cache is the person row,
 which remembers its Slack user id once matched.
@@ -32,6 +33,7 @@ class SlackDirectory:
         self.max_entries = max_entries
         # Keyed by the bot token too: the same user id can be an admin in one workspace only.
         self._cache: dict[tuple[str, str], tuple[float, SlackUser | None]] = {}
+        self._channels: dict[tuple[str, str], tuple[float, str]] = {}
 
     async def user(self, client: AsyncWebClient, user_id: str) -> SlackUser | None:
         now = time.monotonic()
@@ -65,3 +67,24 @@ class SlackDirectory:
     def forget(self, user_id: str) -> None:
         for key in [k for k in self._cache if k[1] == user_id]:
             self._cache.pop(key, None)
+
+    def remember_channel(self, client: AsyncWebClient, channel_id: str, name: str) -> None:
+        if len(self._channels) >= self.max_entries:
+            self._channels.clear()
+        self._channels[(client.token or "", channel_id)] = (time.monotonic() + self.ttl, name)
+
+    async def channel_name(self, client: AsyncWebClient, channel_id: str) -> str:
+        """The channel's name as ``conversations.info`` tells it, or "" when Slack will not say
+        (not cached: the next call asks again)."""
+        cached = self._channels.get((client.token or "", channel_id))
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            response = await client.conversations_info(channel=channel_id)
+        except SlackApiError as error:
+            code = error.response.get("error") if error.response is not None else "unknown"
+            log.info("conversations.info for %s failed: %s", channel_id, code)
+            return ""
+        name = (response.get("channel") or {}).get("name") or ""
+        self.remember_channel(client, channel_id, name)
+        return name

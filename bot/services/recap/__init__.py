@@ -36,7 +36,7 @@ from bot.services.recap.ledger import (
     mark_posted,
     mark_skipped,
 )
-from bot.services.recap.load import load_recap, record_detail_views, week_starts
+from bot.services.recap.load import load_configured, load_recap, record_detail_views, week_starts
 from bot.services.recap.model import (
     CHOICES,
     SHOWN_WEEKS,
@@ -99,6 +99,7 @@ __all__ = [
     "get_subscription",
     "latest_deliveries",
     "list_subscriptions",
+    "load_configured",
     "load_recap",
     "mark_failed",
     "mark_posted",

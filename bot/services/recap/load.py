@@ -39,6 +39,7 @@ from bot.services.recap.rules import (
 from bot.services.recap.saved_rules import cited as cited_saved
 from bot.services.recap.scope import Scope, scope_people
 from bot.services.value.merged_prs import Whose, midnight
+from bot.settings import Settings
 
 
 def week_starts(end: date) -> list[date]:
@@ -55,6 +56,32 @@ def _grouped(query, *columns):
     # GROUP BY the "wk" alias: PostgreSQL sees the CASE in SELECT and in GROUP BY as different
     # expressions (their date parameters are bound separately), the alias is one.
     return query.group_by(literal_column("wk"), *columns)
+
+
+def load_configured(
+    conn: Connection,
+    settings: Settings,
+    *,
+    workspace_id: str,
+    scope: Scope,
+    end: date,
+    today: date | None = None,
+    idle_seat_actors: Collection[str] | None = None,
+) -> Recap:
+    """``load_recap`` with the recap's rules tuned by the settings (the minimum group, idle and
+    fix days, the adoption threshold): what the job, the preview and the CLI all post."""
+    return load_recap(
+        conn,
+        workspace_id=workspace_id,
+        scope=scope,
+        end=end,
+        min_group_size=settings.min_group_size,
+        idle_days=settings.github_delivery_idle_days,
+        today=today,
+        idle_seat_actors=idle_seat_actors,
+        adoption_threshold_usd=settings.adoption_threshold_usd,
+        fix_days=settings.github_delivery_fix_days,
+    )
 
 
 def load_recap(

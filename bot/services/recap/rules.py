@@ -302,7 +302,7 @@ def value_outgrew_spend(facts: RecapFacts) -> Finding | None:
     key, plural, this, base, change, lead = best
     text = (
         f"{plural[0].upper()}{plural[1:]} {pct(change)} vs the 4-week average "
-        f"({this:,} vs {base:,.1f} a week) "
+        f"({this:,} vs {round(base):,} a week) "
         f"while spend moved {pct(spend_change)} ({format_usd(facts.this.spend_micros)} vs "
         f"{format_usd(round(spend_base))})."
     )
@@ -358,7 +358,7 @@ def adoption_widened(facts: RecapFacts) -> Finding | None:
     if now < base + ADOPTION_MIN_GAIN or now < base * ADOPTION_MIN_RATIO:
         return None
     of = f" of {facts.members} members" if facts.members else ""
-    text = f"{now} people used AI tools this week{of}, up from {base:.1f} a week on the 4-week average."
+    text = f"{now} people used AI tools this week{of}, up from {round(base):,} a week on the 4-week average."
     return Finding(
         "adoption_widened",
         FOR,

@@ -250,6 +250,31 @@ def headline(recap: Recap) -> str:
     return text
 
 
+def _points(n: int) -> str:
+    return f"{n} point{'' if n == 1 else 's'}"
+
+
+def balance(recap: Recap) -> str:
+    """The balance of the case for and against, counted (never weighed) and naming no one."""
+    for_n, against_n = len(recap.case_for), len(recap.case_against)
+    if for_n == against_n == 0:
+        return "no finding either way this week"
+    if for_n == against_n:
+        return f"evenly balanced, {_points(for_n)} for and {against_n} against"
+    if for_n > against_n:
+        return f"more for than against, {_points(for_n)} for and {against_n} against"
+    return f"more against than for, {_points(against_n)} against and {for_n} for"
+
+
+def verdict(recap: Recap) -> str:
+    """One neutral line at the top: the balance, with the week's spend beside it; the reader
+    decides in the vote."""
+    facts = recap.facts
+    last = facts.weeks[1].spend_micros if len(facts.weeks) > 1 else 0
+    spend = f"{usd(facts.this.spend_micros)} spent, {change(facts.this.spend_micros, last, 'last week')}"
+    return f"*On balance:* {balance(recap)}; {spend}."
+
+
 def build_recap(recap: Recap, *, preview: bool = False) -> Message:
     """The whole recap (empty and too-small teams get their short messages instead)."""
     if recap.empty:
@@ -258,7 +283,7 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
         return build_too_small(recap)
     facts = recap.facts
     title = f"Weekly AI recap: {recap.scope_name}"
-    blocks: list[Block] = [header(("Preview: " if preview else "") + title)]
+    blocks: list[Block] = [header(("Preview: " if preview else "") + title), section(verdict(recap))]
     blocks.append(section(f"{recap.scope_label} · {escape(recap.period.label)}\n" + headline(recap)))
     if recap.vendors:
         blocks.append(section("*Spend by vendor*\n" + "\n".join(_spend_lines(recap.vendors, vendors=True))))
@@ -282,7 +307,7 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
     if facts.members:
         active += f" (of {facts.members} members)"
     if average_active is not None:
-        active += f"; 4-wk avg {average_active:.1f}"
+        active += f"; 4-wk avg {round(average_active):,}"  # people: a whole unit
     blocks.append(
         section(
             "*Value*\n"
@@ -302,7 +327,7 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
             ":white_check_mark: *The case for*",
             recap.case_for,
             recap,
-            "Nothing in this week's data makes the case for.",
+            "Nothing in this week's data speaks for the spend.",
         )
     )
     blocks.extend(
@@ -332,12 +357,10 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
     else:
         notes.append("The chart of the last 8 weeks is in the thread.")
     blocks.append(context(*notes))
-    for_n, against_n = len(recap.case_for), len(recap.case_against)
     text = (
         f"{title}, {period_text(recap.period)}: {usd(facts.this.spend_micros)} "
         f"({change(facts.this.spend_micros, facts.weeks[1].spend_micros, 'last week')}). "
-        f"Case for: {for_n} point{'s' if for_n != 1 else ''}; case against: {against_n}. "
-        "Was it worth it? Vote in the message."
+        f"On balance: {balance(recap)}. Was it worth it? Vote in the message."
     )
     return message(text, blocks)
 
@@ -415,8 +438,16 @@ def _team_mention(sub: RecapSubscription) -> str:
 
 
 def build_subscribed(
-    sub: RecapSubscription, *, created: bool, next_run: datetime, tz: ZoneInfo, note: str = ""
+    sub: RecapSubscription,
+    *,
+    created: bool,
+    next_run: datetime,
+    tz: ZoneInfo,
+    note: str = "",
+    withheld_below: int | None = None,
 ) -> Message:
+    """``withheld_below``: the minimum group, when the team's recap would be withheld now (fewer
+    people with AI usage than that in the weeks it shows, or this week)."""
     verb = "Subscribed" if created else "Updated"
     text = (
         f":calendar: {verb}: <#{sub.channel_id}> gets the weekly recap of {_team_mention(sub)} on "
@@ -424,6 +455,13 @@ def build_subscribed(
     )
     if not sub.post_when_empty:
         text += " Weeks with no AI usage are skipped."
+    if withheld_below is not None:
+        text += (
+            f"\n:warning: Fewer than {withheld_below} people in {_team_mention(sub)} used AI tools "
+            "recently, the minimum group for a channel. As things stand the recap would be "
+            "withheld: the channel gets a short notice instead of the numbers until enough people "
+            "use AI tools (`TOKENWISE_MIN_GROUP_SIZE`, docs/privacy.md)."
+        )
     if note:
         text += f"\n{note}"
     return message(

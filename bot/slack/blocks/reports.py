@@ -7,9 +7,10 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from bot.services.commands import SUBCOMMANDS, usage_line
+from bot.services.demo import DEMO_PEOPLE, is_demo_source
 from bot.services.me import TeamMedian
 from bot.services.reports import SpendReport, Value, ValueRatios
-from bot.services.status import StatusReport
+from bot.services.status import SourceStatus, StatusReport
 from bot.services.teams import TeamRef
 from bot.slack.blocks.common import (
     MAX_MESSAGE_BLOCKS,
@@ -67,6 +68,15 @@ def build_error(text: str, usage: str | None = None) -> Message:
     else:
         blocks.append(context("`/tokens help` lists every command"))
     return message(text if not usage else f"{text} Usage: {usage}", blocks)
+
+
+def with_demo_note(reply: Message, who: str) -> Message:
+    """``reply`` (a ``/tokens me`` answer in demo mode) saying whose numbers these are."""
+    note = context(
+        f":test_tube: Demo mode: you are shown as *{escape(who)}*, a person of the synthetic org "
+        "(`TOKENWISE_DEMO=1`); the link stays until an admin changes it."
+    )
+    return message(reply.text, [*reply.blocks, note])
 
 
 def build_not_linked(*, admins_hint: str) -> Message:
@@ -299,26 +309,72 @@ def build_org(report: SpendReport, *, models: list[tuple[str, str, int]]) -> Mes
     return message(f"Org AI spend {report.period.label}: {total} ({compare})", blocks)
 
 
-def build_status(report: StatusReport, *, tz: ZoneInfo) -> Message:
+def _source_lines(status: SourceStatus, tz: ZoneInfo, *, vendor: bool = True) -> list[str]:
+    """When a source last synced, how much and, when it is failing, its last error."""
+    lag = f" · vendor lag ~{duration(status.lag)}" if vendor else ""
+    rows = f"{count(status.last_rows)} rows last run"
+    lines = [f"last success {local_time(status.last_success_at, tz)}{lag} · {rows}"]
+    if status.last_error and not status.healthy:
+        lines.append(
+            f"last error ({local_time(status.last_error_at, tz)}): `{escape(status.last_error[:300])}`"
+        )
+    return lines
+
+
+def _demo_section(sources: list[SourceStatus], *, demo_mode: bool, tz: ZoneInfo) -> Block:
+    """The demo's sources as what they are: a synthetic org, not vendors that may be down."""
+    if demo_mode:
+        head = (
+            f":test_tube: *Demo mode* (`TOKENWISE_DEMO=1`): these sources are a synthetic org of "
+            f"{DEMO_PEOPLE} people that Tokenwise generates itself. No vendor is asked and no key is "
+            "needed; each sync regenerates the recent days. Set a vendor key (README, Sources) and "
+            "unset `TOKENWISE_DEMO` for real data."
+        )
+    else:
+        head = (
+            ":test_tube: *Demo data* from `tokenwise demo` is in the database, but demo mode is off, "
+            "so it is no longer refreshed. Set `TOKENWISE_DEMO=1` to keep it current, or set a vendor "
+            "key (README, Sources) for real data."
+        )
+    rows = []
+    for status in sources[:10]:
+        icon = ":white_check_mark:" if status.healthy else ":x:"
+        rows.append(
+            f"{icon} `{escape(status.source)}`: " + " · ".join(_source_lines(status, tz, vendor=False))
+        )
+    return section(head + "\n" + "\n".join(rows))
+
+
+def _status_text(real: list[SourceStatus], demo_sources: list[SourceStatus], demo_mode: bool) -> str:
+    healthy = sum(1 for s in real if s.healthy and s.enabled)
+    if real:
+        text = f"Tokenwise sources: {healthy} of {len(real)} healthy"
+        return text + (", plus demo data" if demo_sources else "")
+    if demo_mode:
+        return f"Tokenwise sources: demo mode, {len(demo_sources)} synthetic sources (no vendor connected)"
+    if demo_sources:
+        return "Tokenwise sources: no vendor connected; demo data from `tokenwise demo` only (not refreshed)"
+    return "Tokenwise sources: none configured"
+
+
+def build_status(report: StatusReport, *, tz: ZoneInfo, demo_mode: bool = False) -> Message:
+    """Per-source health. ``demo_mode``: TOKENWISE_DEMO is set, so the demo's sources are
+    expected, and said to be synthetic rather than counted as vendors."""
     blocks = [header("Tokenwise sources")]
+    real = [s for s in report.sources if not is_demo_source(s.source)]
+    demo_sources = [s for s in report.sources if is_demo_source(s.source)]
     if not report.sources:
         blocks.append(
             section("No source is configured yet. Set a vendor key (see the README) and run a sync.")
         )
-    for status in report.sources[:40]:
+    for status in real[:40]:
         icon = ":white_check_mark:" if status.healthy else ":x:"
         if not status.enabled:
             icon = ":zzz:"
-        lines = [
-            f"{icon} *{escape(status.source)}*" + ("" if status.enabled else " (disabled)"),
-            f"last success {local_time(status.last_success_at, tz)} · vendor lag ~{duration(status.lag)}"
-            f" · {count(status.last_rows)} rows last run",
-        ]
-        if status.last_error and not status.healthy:
-            lines.append(
-                f"last error ({local_time(status.last_error_at, tz)}): `{escape(status.last_error[:300])}`"
-            )
-        blocks.append(section("\n".join(lines)))
+        title = f"{icon} *{escape(status.source)}*" + ("" if status.enabled else " (disabled)")
+        blocks.append(section("\n".join([title, *_source_lines(status, tz)])))
+    if demo_sources:
+        blocks.append(_demo_section(demo_sources, demo_mode=demo_mode, tz=tz))
     if report.agents:
         rows = [
             f"*{escape(vendor_name(a.agent))}* (OTLP): {a.people_last_day} people in the last day"
@@ -349,5 +405,4 @@ def build_status(report: StatusReport, *, tz: ZoneInfo) -> Message:
             )
         blocks.append(divider())
         blocks.append(section("*Weekly recaps not delivered*\n" + "\n".join(rows)))
-    healthy = sum(1 for s in report.sources if s.healthy and s.enabled)
-    return message(f"Tokenwise sources: {healthy} of {len(report.sources)} healthy", blocks)
+    return message(_status_text(real, demo_sources, demo_mode), blocks)

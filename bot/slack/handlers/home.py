@@ -75,7 +75,13 @@ async def home_view(
     period: Period | None = None,
 ) -> dict:
     person = await resolve_person(
-        runtime, directory, client, workspace_id=workspace_id, slack_user_id=user_id, humans_only=True
+        runtime,
+        directory,
+        client,
+        workspace_id=workspace_id,
+        slack_user_id=user_id,
+        humans_only=True,
+        caller=True,
     )
     hint = admins_hint(runtime)
     if person is None:  # Slack shows no email (or only a bot's): say so, and who can link them

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
@@ -49,7 +49,9 @@ def invite_hint(channel_id: str) -> str:
     )
 
 
-async def channel_problem(client: AsyncWebClient, channel_id: str) -> tuple[str | None, str]:
+async def channel_problem(
+    client: AsyncWebClient, channel_id: str, directory: SlackDirectory | None = None
+) -> tuple[str | None, str]:
     """(Why the bot cannot post in ``channel_id`` (not a member, archived, unknown) or None,
     the channel's name when Slack told it)."""
     try:
@@ -61,6 +63,8 @@ async def channel_problem(client: AsyncWebClient, channel_id: str) -> tuple[str 
         return f"Slack would not tell me about <#{channel_id}> (`{code}`).", ""
     channel = response.get("channel") or {}
     name = channel.get("name") or ""
+    if name and directory is not None:
+        directory.remember_channel(client, channel_id, name)
     if channel.get("is_archived"):
         return f"<#{channel_id}> is archived.", name
     if channel.get("is_member") is False and not channel.get("is_im"):
@@ -79,7 +83,10 @@ async def fresh_team(
 ) -> tuple[TeamRef, str]:
     """The team with membership no older than TOKENWISE_TEAM_REFRESH_MINUTES, plus a note when
     Slack could not be read and the last known membership is used. Raises TeamReadError when
-    the team was never read."""
+    the team was never read. A channel's name, when not given, is asked of Slack
+    (``SlackDirectory.channel_name``, cached), so a recap's header names the channel, not its id."""
+    if kind == teams.CHANNEL and not name:
+        name = await directory.channel_name(client, slack_id)
     team = await run_db(runtime, teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
     if team is None or team.refreshed_at is None:
         team, _ = await refresh_team(runtime, client, directory, workspace_id, kind, slack_id, name)
@@ -101,6 +108,18 @@ async def fresh_team(
     )
     return refreshed, (
         "Membership could not be re-read from Slack; the last known members are used." if stale else ""
+    )
+
+
+def team_recap(conn, runtime: Runtime, workspace_id: str, team: TeamRef, *, end: date) -> recap.Recap:
+    """The recap of a team up to ``end``, as the weekly job would post it."""
+    return recap.load_configured(
+        conn,
+        runtime.settings,
+        workspace_id=workspace_id,
+        scope=recap.team_scope(team),
+        end=end,
+        today=runtime.today(),
     )
 
 
@@ -157,18 +176,22 @@ async def _subscribe(ctx: CommandContext, args: list[str]) -> Message:
     channel, kind, slack_id, name = _target(ctx, request)
     if not await _may_manage(ctx, kind, slack_id):
         return _refusal(ctx, kind, slack_id)
-    problem, channel_name = await channel_problem(ctx.client, channel)
+    problem, channel_name = await channel_problem(ctx.client, channel, ctx.directory)
     if problem:
         return build_error(problem)
     if kind == teams.CHANNEL and not name:
         name = channel_name  # the channel typed in, not mentioned: its name for the recap's header
     try:
-        _, note = await fresh_team(
+        team, note = await fresh_team(
             ctx.runtime, ctx.client, ctx.directory, ctx.caller.workspace_id, kind, slack_id, name
         )
     except TeamReadError as error:
         return build_error(error.message)
     workspace_id = ctx.caller.workspace_id
+    settings = ctx.runtime.settings
+    today = ctx.runtime.today()
+    # Would this week's recap be withheld? The same load as the post, so the warning never disagrees.
+    last_week = await ctx.db(team_recap, ctx.runtime, workspace_id, team, end=today)
     existing = await ctx.db(
         recap.get_subscription,
         workspace_id=workspace_id,
@@ -189,9 +212,14 @@ async def _subscribe(ctx: CommandContext, args: list[str]) -> Message:
         created_by=ctx.caller.user_id,
         write=True,
     )
-    tz = ctx.runtime.settings.tz
+    tz = settings.tz
     return build_subscribed(
-        sub, created=created, next_run=recap.next_run(sub, datetime.now(UTC), tz), tz=tz, note=note
+        sub,
+        created=created,
+        next_run=recap.next_run(sub, datetime.now(UTC), tz),
+        tz=tz,
+        note=note,
+        withheld_below=settings.min_group_size if last_week.too_small else None,
     )
 
 
@@ -258,17 +286,7 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
     today = ctx.runtime.today()
 
     def load(conn):
-        found = recap.load_recap(
-            conn,
-            workspace_id=workspace_id,
-            scope=recap.team_scope(team),
-            end=today,
-            min_group_size=settings.min_group_size,
-            idle_days=settings.github_delivery_idle_days,
-            adoption_threshold_usd=settings.adoption_threshold_usd,
-            fix_days=settings.github_delivery_fix_days,
-            today=today,
-        )
+        found = team_recap(conn, ctx.runtime, workspace_id, team, end=today)
         sub = recap.get_subscription(
             conn, workspace_id=workspace_id, channel_id=channel, group_id=request.group_id or ""
         )

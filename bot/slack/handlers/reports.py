@@ -23,6 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.domain.periods import parse_period
 from bot.services import access, budgets, people, privacy, reconcile, reports
 from bot.services.commands import CommandError, ParsedCommand, parse, usage_line
+from bot.services.demo import DEMO_EMAILS
 from bot.services.me import load_me
 from bot.services.no_usage import NONE_IN_PERIOD, explain_no_usage
 from bot.services.runtime import Runtime
@@ -45,6 +46,7 @@ from bot.slack.blocks.reports import (
     open_team_buttons,
     period_buttons,
     with_actions,
+    with_demo_note,
 )
 from bot.slack.context import (
     CommandContext,
@@ -113,6 +115,8 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
     )
     # The budgets that apply now, whatever the period asked.
     reply = with_budgets(with_unpriced(reply, mine.unpriced), mine.budgets)
+    if settings.demo and person.email in DEMO_EMAILS:
+        reply = with_demo_note(reply, person.display_name or person.email)
     return with_actions(reply, period_buttons("me"), opener)
 
 
@@ -163,7 +167,8 @@ async def handle_status(ctx: CommandContext, command: ParsedCommand) -> Message:
         gaps = await ctx.db(reconcile.reconcile, workspace_id=ctx.caller.workspace_id, period=period)
     else:
         report = replace(report, unlinked=[])  # unlinked actors carry spend: admins only
-    return with_reconciliation(build_status(report, tz=ctx.runtime.settings.tz), gaps)
+    settings = ctx.runtime.settings
+    return with_reconciliation(build_status(report, tz=settings.tz, demo_mode=settings.demo), gaps)
 
 
 async def handle_user_view(ctx: CommandContext, command: ParsedCommand) -> Message:
