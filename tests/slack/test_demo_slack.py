@@ -71,7 +71,8 @@ def test_demo_mode_shows_a_caller_the_first_unclaimed_demo_person_and_keeps_them
         # Listed Admin's email (lead@example.com) has no person: the next demo person, Ben.
         assert f"shown as *{PEOPLE[1].name}*" in all_text(send(client, "me", user_id="ULISTED"))
         # Slack cannot tell who UGHOST is (users.info fails): no demo person until it can.
-        assert "I could not find your AI usage yet" in all_text(send(client, "me", user_id="UGHOST"))
+        ghost = all_text(send(client, "me", user_id="UGHOST"))
+        assert "I have no AI usage linked to you" in ghost and "Demo mode" not in ghost
         # Stable: the same Slack user is the same demo person on every later request.
         assert f"shown as *{PEOPLE[0].name}*" in all_text(send(client, "me", user_id="UNOMAIL"))
     assert slack_ids(seeded) == {"UNOMAIL": PEOPLE[0].email, "ULISTED": PEOPLE[1].email}
@@ -91,7 +92,9 @@ def test_the_app_home_of_a_caller_without_a_person_is_a_demo_persons_dashboard(s
 def test_without_demo_mode_nobody_is_mapped_to_a_demo_person(seeded, fake):
     with served(seeded, fake, demo=False) as client:
         reply = all_text(send(client, "me", user_id="UNOMAIL"))
-        assert "I could not find your AI usage yet" in reply and "$" not in reply
+        # The unlinked caller's explanation, and no demo person's numbers.
+        assert "I have no AI usage linked to you" in reply and "Demo mode" not in reply
+        assert all(person.name not in reply for person in PEOPLE)
         # An email with no person gets a person of their own (empty), not a demo person.
         listed = all_text(send(client, "me", user_id="ULISTED"))
         assert "Demo mode" not in listed and PEOPLE[0].name not in listed
