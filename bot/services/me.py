@@ -11,11 +11,15 @@ from datetime import date, timedelta
 from sqlalchemy import Connection
 
 from bot.db.models import Person
+from bot.domain.clock import utcnow
 from bot.domain.periods import Period
 from bot.services import access, budgets, people, reports, teams
 from bot.services.budgets import BudgetStatus
 from bot.services.no_usage import NoUsage, explain_no_usage
 from bot.services.reports import SpendReport, UnpricedModel, ValueRatios
+from bot.services.value.cost_per_pr import PrCost, my_pr_costs
+from bot.services.value.measures import ValueMeasures, value_measures
+from bot.services.value.merged_prs import Whose
 
 MAX_MEDIAN_TEAMS = 3  # one line stays readable; each team costs two grouped queries
 
@@ -37,6 +41,8 @@ class MyNumbers:
     medians: list[TeamMedian] = field(default_factory=list)
     managed: list[teams.TeamRef] = field(default_factory=list)  # teams to open (a manager's)
     no_usage: NoUsage | None = None  # why the report is empty, when it is
+    delivery: ValueMeasures | None = None  # their merged PRs' survival and review load
+    pr_costs: list[PrCost] = field(default_factory=list)  # their own, apportioned (docs/value.md)
 
 
 def team_medians(
@@ -70,6 +76,7 @@ def load_me(
     min_group_size: int,
     person: Person | None = None,
     enabled: dict[str, timedelta] | None = None,
+    fix_days: int = 14,
 ) -> MyNumbers | None:
     """The numbers of ``person``, or of the person linked to ``slack_user_id`` (None when there is
     none yet: matching by email is a write, the Slack layer's call). The person and their numbers
@@ -101,4 +108,10 @@ def load_me(
         no_usage = explain_no_usage(
             conn, workspace_id=workspace_id, email=person.email, person_id=person.id, enabled=enabled or {}
         )
-    return MyNumbers(person, report, owned, unpriced, medians, managed, no_usage)
+    delivery = value_measures(
+        conn, Whose(workspace_id, [person.id]), period=period, fix_days=fix_days, now=utcnow()
+    )
+    pr_costs = my_pr_costs(
+        conn, workspace_id=workspace_id, person_id=person.id, start=period.start, end=period.end
+    )
+    return MyNumbers(person, report, owned, unpriced, medians, managed, no_usage, delivery, pr_costs)

@@ -1,10 +1,13 @@
-"""The private cost-per-PR line of ``/tokens me`` (pure). Ephemeral only: one person's figures."""
+"""The private lines of ``/tokens me`` on a person's merged PRs (pure). Ephemeral only: one
+person's figures."""
 
 from __future__ import annotations
 
 from bot.services.value.cost_per_pr import MEASURED, PrCost, summarize
+from bot.services.value.measures import ValueMeasures
 from bot.slack.blocks.common import escape
 from bot.slack.blocks.format import usd
+from bot.slack.blocks.value_lines import value_lines
 
 MAX_PRS_NAMED = 5
 
@@ -31,3 +34,11 @@ def pr_cost_line(costs: list[PrCost]) -> str | None:
     if len(costs) > len(named):
         text += f" · {len(costs) - len(named)} more"
     return text + ". _Your AI spend in each PR's working span, shared across your PRs open those days._"
+
+
+def delivery_lines(measures: ValueMeasures | None, costs: list[PrCost]) -> list[str]:
+    """A person's own lines on their merged PRs in ``/tokens me``: survival and review load
+    (``value_lines``, no group needed for one's own), then their apportioned cost per PR."""
+    lines = value_lines(measures) if measures is not None else []
+    cost = pr_cost_line(costs)
+    return [*lines, cost] if cost else lines

@@ -240,8 +240,10 @@ def build_me(
     self_view: bool = True,
     medians: Sequence[TeamMedian] = (),
     notice: Sequence[Block] = (),
+    delivery: Sequence[str] = (),
 ) -> Message:
-    """A person's numbers; ``notice``: blocks said right after the total (why it is empty)."""
+    """A person's numbers; ``notice``: blocks said right after the total (why it is empty);
+    ``delivery``: lines on their merged PRs (survival, review load, cost per PR)."""
     title = "Your AI spend" if self_view else f"AI spend of {who}"
     period = shown_span(report.period, report.comparison)
     total = usd(report.total_micros)
@@ -269,6 +271,8 @@ def build_me(
         blocks.append(section("No AI spend recorded for this period."))
     blocks.append(divider())
     blocks.append(value_section(report, medians))
+    if delivery:
+        blocks.append(section("\n".join(delivery)))
     if models:
         top = ", ".join(f"{escape(model)} ({usd(cost)})" for _, model, cost in models)
         blocks.append(context(f"Top models: {top}"))

@@ -32,6 +32,7 @@ from bot.slack.background import in_background
 from bot.slack.blocks.budgets import with_budgets
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.no_usage import build_no_usage, no_usage_blocks
+from bot.slack.blocks.pr_costs import delivery_lines
 from bot.slack.blocks.reconcile import with_reconciliation, with_unpriced
 from bot.slack.blocks.reports import (
     OPEN_TEAM_ACTION,
@@ -79,6 +80,7 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
         "today": ctx.runtime.today(),
         "min_group_size": settings.min_group_size,
         "enabled": ctx.runtime.source_lags,
+        "fix_days": settings.github_delivery_fix_days,
     }
     hint = admins_hint(ctx.runtime)
     mine = await ctx.db(load_me, **load)
@@ -112,6 +114,7 @@ async def handle_me(ctx: CommandContext, command: ParsedCommand) -> Message:
         tz=settings.tz,
         medians=mine.medians,
         notice=notice,
+        delivery=delivery_lines(mine.delivery, mine.pr_costs),
     )
     # The budgets that apply now, whatever the period asked.
     reply = with_budgets(with_unpriced(reply, mine.unpriced), mine.budgets)
