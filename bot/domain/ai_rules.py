@@ -23,7 +23,7 @@ THE RULE TABLE (``RULES`` below; the first rule that fires wins, in this order):
 
 ``pull_request.ai_rule`` records ``<rule>:<what matched>``, e.g. ``co_author_trailer:claude``,
 ``label:ai-assisted``, ``agent_author:copilot``. To change what counts, edit the tables below (or
-pass another ``rules`` tuple to ``detect``); the unit tests in tests/test_ai_detection.py show
+pass another ``rules`` tuple to ``detect``); the unit tests in tests/domain/test_ai_detection.py show
 each rule firing and not firing.
 
 Bots (``is_excluded``): accounts of type Bot, logins ending in ``[bot]`` and ``BOT_LOGINS``

@@ -15,9 +15,9 @@ from bot.domain.periods import Period
 from bot.services import otel
 from bot.services.reports import person_report
 from bot.services.sync import run_source
-from tests.otel_support import CUMULATIVE, DELTA, ClaudeCode, claude_person, serve
-from tests.slack_fake import start_fake_slack
 from tests.sources.test_claude_code import FakeAdminApi, _connector
+from tests.support.otel import CUMULATIVE, DELTA, ClaudeCode, claude_person, serve
+from tests.support.slack_fake import start_fake_slack
 
 DAY = date(2025, 8, 1)  # the analytics fixtures' day
 NOON = int(datetime(2025, 8, 1, 12, tzinfo=UTC).timestamp()) * 1_000_000_000
