@@ -15,7 +15,7 @@ from bot.db.models import Identity, Person, SyncRun, UsageDaily
 from bot.jobs.sync import sync_job, tick_name
 from bot.services.runtime import Runtime
 from bot.settings import Settings
-from tests.conftest import fixture_path
+from tests.support.files import fixture_path
 from tests.support.slack_fake import BOT_TOKEN, CLIENT_ID, CLIENT_SECRET, SIGNING_SECRET, start_fake_slack
 
 runner = CliRunner()

@@ -61,7 +61,7 @@ def test_migrated_schema_matches_the_models(empty_engine):
 
 
 def _slack_sdk_owned(item) -> bool:
-    """slack_sdk's installation tables live in its own metadata (checked in tests/test_oauth.py)."""
+    """slack_sdk's installation tables live in its own metadata (checked in tests/web/test_oauth.py)."""
     kind, thing = item[0], item[1]
     table = thing if kind.endswith("_table") else getattr(thing, "table", None)
     return table is not None and table.name in SLACK_SDK_TABLES

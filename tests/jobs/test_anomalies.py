@@ -27,20 +27,15 @@ from bot.services import home, teams
 from bot.slack.app import make_web_client
 from bot.slack.blocks import anomalies as views
 from bot.slack.blocks.home import build_home
-from tests.support.slack_app import add_team_users, all_text, make_runtime, send, slack_client
-from tests.support.slack_fake import signed_headers, start_fake_slack
+from tests.support.slack_app import all_text, make_runtime, send, slack_client
+from tests.support.slack_fake import signed_headers
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 USD = 1_000_000
 W = "default"
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 TODAY = NOW.date()
-
-
-@pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
 
 
 def _person(conn, name: str, slack_id: str | None) -> int:
@@ -124,8 +119,8 @@ def _check(runtime, at: datetime):
     return asyncio.run(run())
 
 
-def _dms(fake) -> list[tuple[str, str]]:
-    return [(c.params["channel"], c.params["text"]) for c in fake.calls_to("chat.postMessage")]
+def _dms(fake_slack) -> list[tuple[str, str]]:
+    return [(c.params["channel"], c.params["text"]) for c in fake_slack.calls_to("chat.postMessage")]
 
 
 def _incidents(engine) -> list:
@@ -140,7 +135,7 @@ def _notices(engine) -> list[tuple[str, str, str]]:
         )
 
 
-def click_expected(client, fake, *, user_id: str, incident_id: int, days: int) -> dict:
+def click_expected(client, fake_slack, *, user_id: str, incident_id: int, days: int) -> dict:
     """A signed block_actions payload, as Slack posts it when the DM's button is clicked."""
     payload = {
         "type": "block_actions",
@@ -152,7 +147,7 @@ def click_expected(client, fake, *, user_id: str, incident_id: int, days: int) -
         "trigger_id": "123.456.abc",
         "channel": {"id": f"D{user_id}", "name": "directmessage"},
         "message": {"ts": "1700000000.000001", "text": "anomaly"},
-        "response_url": fake.server.url_for(f"/response_url/{user_id}"),
+        "response_url": fake_slack.server.url_for(f"/response_url/{user_id}"),
         "actions": [
             {
                 "action_id": f"{views.EXPECTED_ACTION}_{days}",
@@ -163,16 +158,16 @@ def click_expected(client, fake, *, user_id: str, incident_id: int, days: int) -
             }
         ],
     }
-    before = len(fake.calls_to("response_url"))
+    before = len(fake_slack.calls_to("response_url"))
     body = urllib.parse.urlencode({"payload": json.dumps(payload)})
     response = client.post("/slack/events", content=body, headers=signed_headers(body))
     assert response.status_code == 200, response.text
-    return fake.wait_for("response_url", before + 1)[before].params
+    return fake_slack.wait_for("response_url", before + 1)[before].params
 
 
-def test_one_incident_one_dm_an_update_escalation_and_expected(engine, fake):
+def test_one_incident_one_dm_an_update_escalation_and_expected(engine, fake_slack):
     ids = _seed(engine)
-    runtime = make_runtime(engine, fake)
+    runtime = make_runtime(engine, fake_slack)
 
     result = _check(runtime, NOW)
     [incident] = _incidents(engine)
@@ -181,9 +176,9 @@ def test_one_incident_one_dm_an_update_escalation_and_expected(engine, fake):
     assert json.loads(incident.figures)["median_micros"] == 20 * USD
     assert incident.detect_seconds == NOW.hour * 3600  # from the start of the UTC day
     assert result.applied.opened == [incident.id] and result.sent == [(incident.id, "person", "UANA")]
-    [(channel, text)] = _dms(fake)
+    [(channel, text)] = _dms(fake_slack)
     assert channel == "DUANA" and text.startswith("Runaway spend: $300.00")
-    blocks = fake.calls_to("chat.postMessage")[0].params["blocks"]
+    blocks = fake_slack.calls_to("chat.postMessage")[0].params["blocks"]
     blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
     buttons = next(b for b in blocks if b["type"] == "actions")["elements"]
     assert [b["action_id"] for b in buttons] == [
@@ -200,27 +195,29 @@ def test_one_incident_one_dm_an_update_escalation_and_expected(engine, fake):
     [incident] = _incidents(engine)
     assert result.applied.updated == [incident.id] and result.sent == []
     assert incident.spend_micros == incident.peak_micros == 450 * USD
-    assert len(_dms(fake)) == 1
+    assert len(_dms(fake_slack)) == 1
 
     # Still open and unanswered past the delay: the manager is told, once.
     _check(runtime, NOW + timedelta(hours=25))
     _check(runtime, NOW + timedelta(hours=26))
-    assert [channel for channel, _ in _dms(fake)] == ["DUANA", "DUMGR"]
-    assert "<@UANA>" in _dms(fake)[1][1]
+    assert [channel for channel, _ in _dms(fake_slack)] == ["DUANA", "DUMGR"]
+    assert "<@UANA>" in _dms(fake_slack)[1][1]
     assert _notices(engine) == [("manager", "UMGR", "sent"), ("person", "UANA", "sent")]
     with engine.connect() as conn:
         audited = conn.execute(select(AuditLog.actor_user_id, AuditLog.action, AuditLog.target)).all()
     assert ("UMGR", "anomaly.escalated", f"person:{ids['ana']}") in audited
 
     # Ana says it was expected, through the real signed request: closed, muted for 7 days, recorded.
-    with slack_client(engine, fake) as client:
+    with slack_client(engine, fake_slack) as client:
         assert (
             "only the person"
-            in click_expected(client, fake, user_id="UBEN", incident_id=incident.id, days=7)["text"].lower()
+            in click_expected(client, fake_slack, user_id="UBEN", incident_id=incident.id, days=7)[
+                "text"
+            ].lower()
         )
-        answer = click_expected(client, fake, user_id="UANA", incident_id=incident.id, days=7)
+        answer = click_expected(client, fake_slack, user_id="UANA", incident_id=incident.id, days=7)
         assert answer["text"].startswith(":white_check_mark: Marked expected")
-        again = click_expected(client, fake, user_id="UANA", incident_id=incident.id, days=30)
+        again = click_expected(client, fake_slack, user_id="UANA", incident_id=incident.id, days=30)
         assert "already closed" in again["text"]
     [incident] = _incidents(engine)
     assert incident.status == "expected" and incident.answered_by == "UANA" and incident.open_key is None
@@ -229,12 +226,12 @@ def test_one_incident_one_dm_an_update_escalation_and_expected(engine, fake):
     assert (mute.rule, mute.subject_key, mute.created_by) == ("runaway", str(ids["ana"]), "UANA")
     # The mute holds: the same figures open nothing and tell nobody.
     result = _check(runtime, NOW + timedelta(hours=27))
-    assert result.applied.opened == [] and len(_incidents(engine)) == 1 and len(_dms(fake)) == 2
+    assert result.applied.opened == [] and len(_incidents(engine)) == 1 and len(_dms(fake_slack)) == 2
 
 
-def test_an_incident_closes_when_the_figures_return_to_normal(engine, fake):
+def test_an_incident_closes_when_the_figures_return_to_normal(engine, fake_slack):
     ids = _seed(engine)
-    runtime = make_runtime(engine, fake)
+    runtime = make_runtime(engine, fake_slack)
     _check(runtime, NOW)
     # The vendor corrects the day (a re-sync replaces the rows): back to her usual $20.
     with engine.begin() as conn:
@@ -246,30 +243,30 @@ def test_an_incident_closes_when_the_figures_return_to_normal(engine, fake):
     assert result.applied.closed == [incident.id]
     assert incident.status == "closed" and incident.open_key is None
     assert incident.close_seconds == 3 * 3600
-    assert len(_dms(fake)) == 1  # closing tells nobody, and the manager is never told now
+    assert len(_dms(fake_slack)) == 1  # closing tells nobody, and the manager is never told now
     _check(runtime, NOW + timedelta(hours=30))
-    assert len(_dms(fake)) == 1
+    assert len(_dms(fake_slack)) == 1
 
 
-def test_a_runaway_day_leaving_the_recent_days_closes_it_and_a_restart_sends_nothing(engine, fake):
+def test_a_runaway_day_leaving_the_recent_days_closes_it_and_a_restart_sends_nothing(engine, fake_slack):
     _seed(engine)
-    _check(make_runtime(engine, fake), NOW)
-    _check(make_runtime(engine, fake), NOW)  # a restart / a second replica: the ledger holds the DM
-    assert len(_dms(fake)) == 1
-    _check(make_runtime(engine, fake, TOKENWISE_ANOMALY_ESCALATE_HOURS="100"), NOW + timedelta(days=2))
+    _check(make_runtime(engine, fake_slack), NOW)
+    _check(make_runtime(engine, fake_slack), NOW)  # a restart / a second replica: the ledger holds the DM
+    assert len(_dms(fake_slack)) == 1
+    _check(make_runtime(engine, fake_slack, TOKENWISE_ANOMALY_ESCALATE_HOURS="100"), NOW + timedelta(days=2))
     [incident] = _incidents(engine)
     assert incident.status == "closed" and incident.close_seconds == 2 * 86400
-    assert len(_dms(fake)) == 1
+    assert len(_dms(fake_slack)) == 1
 
 
-def test_unattributed_surge_tells_the_admins_only(engine, fake):
+def test_unattributed_surge_tells_the_admins_only(engine, fake_slack):
     with engine.begin() as conn:
         _person(conn, "lead", None)  # no Slack id: admins are named by id in TOKENWISE_ADMINS
         for n in range(1, 11):
             _spend(conn, None, TODAY - timedelta(days=n), 30 * USD, actor="openai_key:key_ci")
         _spend(conn, None, TODAY, 400 * USD, actor="openai_key:key_ci")
         rollups.rebuild(conn)
-    runtime = make_runtime(engine, fake, TOKENWISE_ADMINS="ULISTED,UADMIN")
+    runtime = make_runtime(engine, fake_slack, TOKENWISE_ADMINS="ULISTED,UADMIN")
     _check(runtime, NOW)
     [incident] = _incidents(engine)
     assert (incident.rule, incident.subject_kind, incident.subject_key) == (
@@ -277,26 +274,26 @@ def test_unattributed_surge_tells_the_admins_only(engine, fake):
         "actor",
         "openai_key:key_ci",
     )
-    assert sorted(channel for channel, _ in _dms(fake)) == ["DUADMIN", "DULISTED"]
-    assert all("openai_key:key_ci" in text for _, text in _dms(fake))
+    assert sorted(channel for channel, _ in _dms(fake_slack)) == ["DUADMIN", "DULISTED"]
+    assert all("openai_key:key_ci" in text for _, text in _dms(fake_slack))
     # No channel post, ever: every message went to a DM.
-    assert all(c.params["channel"].startswith("D") for c in fake.calls_to("chat.postMessage"))
-    with slack_client(engine, fake, TOKENWISE_ADMINS="ULISTED,UADMIN") as client:
-        refused = click_expected(client, fake, user_id="UANA", incident_id=incident.id, days=1)
-        answer = click_expected(client, fake, user_id="ULISTED", incident_id=incident.id, days=1)
+    assert all(c.params["channel"].startswith("D") for c in fake_slack.calls_to("chat.postMessage"))
+    with slack_client(engine, fake_slack, TOKENWISE_ADMINS="ULISTED,UADMIN") as client:
+        refused = click_expected(client, fake_slack, user_id="UANA", incident_id=incident.id, days=1)
+        answer = click_expected(client, fake_slack, user_id="ULISTED", incident_id=incident.id, days=1)
     assert "Only the person" in refused["text"]
     assert answer["text"].startswith(
         ":white_check_mark: Marked expected. This check is muted for this account"
     )
 
 
-def test_tokens_anomalies_shows_own_managed_and_all(engine, fake):
+def test_tokens_anomalies_shows_own_managed_and_all(engine, fake_slack):
     ids = _seed(engine)
     with engine.begin() as conn:
         _spend(conn, None, TODAY, 500 * USD, actor="anthropic_key:orphan")
         rollups.rebuild(conn)
-    _check(make_runtime(engine, fake), NOW)
-    with slack_client(engine, fake) as client:
+    _check(make_runtime(engine, fake_slack), NOW)
+    with slack_client(engine, fake_slack) as client:
         own = all_text(send(client, "anomalies", user_id="UANA"))
         managed = all_text(send(client, "anomalies", user_id="UMGR"))
         other = all_text(send(client, "anomalies", user_id="UBEN"))
@@ -314,9 +311,9 @@ def test_tokens_anomalies_shows_own_managed_and_all(engine, fake):
     assert sorted(views_logged) == [("ULISTED", f"person:{ids['ana']}"), ("UMGR", f"person:{ids['ana']}")]
 
 
-def test_app_home_lists_the_persons_open_anomalies(engine, fake):
+def test_app_home_lists_the_persons_open_anomalies(engine, fake_slack):
     ids = _seed(engine)
-    _check(make_runtime(engine, fake), NOW)
+    _check(make_runtime(engine, fake_slack), NOW)
     with engine.connect() as conn:
         ana = home.load_dashboard(
             conn, workspace_id=W, person_id=ids["ana"], who="Ana", slack_user_id="UANA", today=TODAY
@@ -329,15 +326,15 @@ def test_app_home_lists_the_persons_open_anomalies(engine, fake):
     assert "Open anomalies" not in json.dumps(build_home(ben, tz=UTC, now=NOW))
 
 
-def test_the_scheduler_runs_the_check(engine, fake):
-    runtime = make_runtime(engine, fake)
+def test_the_scheduler_runs_the_check(engine, fake_slack):
+    runtime = make_runtime(engine, fake_slack)
     assert "anomalies" in {job.id for job in build_scheduler(runtime).get_jobs()}
     _seed(engine)
     from bot.jobs.anomalies import anomaly_job
 
     assert anomaly_job(runtime) == 1
     assert anomaly_job(runtime) == 0
-    assert [channel for channel, _ in _dms(fake)] == ["DUANA"]
+    assert [channel for channel, _ in _dms(fake_slack)] == ["DUANA"]
 
 
 def test_idle_burn_and_drift_read_from_the_daily_rows(engine):
@@ -363,12 +360,12 @@ def test_idle_burn_and_drift_read_from_the_daily_rows(engine):
     assert drift.figures["share_percent"] == 100 and drift.figures["baseline_percent"] == 0
 
 
-def test_forgetting_a_person_deletes_their_incidents_notices_and_mutes(engine, fake):
+def test_forgetting_a_person_deletes_their_incidents_notices_and_mutes(engine, fake_slack):
     from bot.services import privacy
     from bot.services.anomalies import incidents
 
     ids = _seed(engine)
-    _check(make_runtime(engine, fake), NOW)
+    _check(make_runtime(engine, fake_slack), NOW)
     [incident] = _incidents(engine)
     with engine.begin() as conn:
         incidents.mark_expected(
@@ -379,36 +376,36 @@ def test_forgetting_a_person_deletes_their_incidents_notices_and_mutes(engine, f
     with engine.connect() as conn:
         assert conn.execute(select(AnomalyMute.__table__)).all() == []
     # Her spend is now unattributed under a forgotten alias: no surge is raised on it.
-    result = _check(make_runtime(engine, fake), NOW + timedelta(hours=1))
+    result = _check(make_runtime(engine, fake_slack), NOW + timedelta(hours=1))
     assert result.applied.opened == [] and _incidents(engine) == []
 
 
-def test_a_person_slack_refuses_to_dm_goes_to_the_managers_at_once(engine, fake):
+def test_a_person_slack_refuses_to_dm_goes_to_the_managers_at_once(engine, fake_slack):
     _seed(engine)
-    runtime = make_runtime(engine, fake)
-    fake.fail_next("conversations.open", error="user_not_found")
+    runtime = make_runtime(engine, fake_slack)
+    fake_slack.fail_next("conversations.open", error="user_not_found")
     result = _check(runtime, NOW)
     assert result.failed and result.sent == []
     _check(runtime, NOW + timedelta(hours=1))  # long before the delay
     assert _notices(engine) == [("manager", "UMGR", "sent"), ("person", "UANA", "failed")]
-    assert [channel for channel, _ in _dms(fake)] == ["DUMGR"]
-    blocks = json.dumps(fake.calls_to("chat.postMessage")[0].params["blocks"])
+    assert [channel for channel, _ in _dms(fake_slack)] == ["DUMGR"]
+    blocks = json.dumps(fake_slack.calls_to("chat.postMessage")[0].params["blocks"])
     assert "could not reach them" in blocks
 
 
-def test_a_person_without_a_slack_id_is_escalated_at_once(engine, fake):
+def test_a_person_without_a_slack_id_is_escalated_at_once(engine, fake_slack):
     with engine.begin() as conn:
         ana = _person(conn, "ana", None)
         _managed_by_umgr(conn, ana)
         _history(conn, ana)
         _spend(conn, ana, TODAY, 300 * USD)
         rollups.rebuild(conn)
-    _check(make_runtime(engine, fake), NOW)
-    assert [channel for channel, _ in _dms(fake)] == ["DUMGR"]
-    assert "Ana" in _dms(fake)[0][1]
+    _check(make_runtime(engine, fake_slack), NOW)
+    assert [channel for channel, _ in _dms(fake_slack)] == ["DUMGR"]
+    assert "Ana" in _dms(fake_slack)[0][1]
 
 
-def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine, fake):
+def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine, fake_slack):
     import threading
 
     _seed(engine)
@@ -416,7 +413,7 @@ def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine,
     errors = []
 
     def replica() -> None:
-        runtime = make_runtime(engine, fake)  # each its own settings, client and event loop
+        runtime = make_runtime(engine, fake_slack)  # each its own settings, client and event loop
         try:
             gate.wait(timeout=10)
             _check(runtime, NOW)
@@ -431,14 +428,14 @@ def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine,
     assert errors == []
     assert len(_incidents(engine)) == 1
     assert _notices(engine) == [("person", "UANA", "sent")]
-    assert [channel for channel, _ in _dms(fake)] == ["DUANA"]
+    assert [channel for channel, _ in _dms(fake_slack)] == ["DUANA"]
 
 
-def test_an_answered_day_stays_answered_after_a_short_mute_ends(engine, fake):
+def test_an_answered_day_stays_answered_after_a_short_mute_ends(engine, fake_slack):
     from bot.services.anomalies import incidents
 
     ids = _seed(engine)
-    runtime = make_runtime(engine, fake)
+    runtime = make_runtime(engine, fake_slack)
     _check(runtime, NOW)
     [incident] = _incidents(engine)
     with engine.begin() as conn:
@@ -455,7 +452,7 @@ def test_an_answered_day_stays_answered_after_a_short_mute_ends(engine, fake):
         rollups.rebuild(conn)
     result = _check(runtime, NOW + timedelta(hours=26))
     assert len(result.applied.opened) == 1
-    assert [channel for channel, _ in _dms(fake)] == ["DUANA", "DUANA"]
+    assert [channel for channel, _ in _dms(fake_slack)] == ["DUANA", "DUANA"]
 
 
 def test_every_anomaly_message_is_within_slacks_limits():

@@ -20,7 +20,7 @@ from bot.services import budgets, teams
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.clients import make_web_client
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET
 
 USD = 1_000_000
 W = "default"
@@ -28,16 +28,11 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday; November has 30 day
 TODAY = NOW.date()
 
 
-@pytest.fixture
-def fake(httpserver):
-    return start_fake_slack(httpserver)
-
-
-def _runtime(engine, fake, **settings) -> Runtime:
+def _runtime(engine, fake_slack, **settings) -> Runtime:
     values = {
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake.api_url,
+        "SLACK_API_URL": fake_slack.api_url,
         "TOKENWISE_ADMINS": "ULISTED,boss@example.com",
         "TOKENWISE_TIMEZONE": "Europe/Berlin",
         **settings,
@@ -91,9 +86,9 @@ def _budget(conn, kind: str, target_id: str, *words: str, team=None):
     return after
 
 
-def _dms(fake) -> list[tuple[str, str]]:
+def _dms(fake_slack) -> list[tuple[str, str]]:
     """(channel, text) of every chat.postMessage; the fake's DM channel is "D" + the user id."""
-    return [(c.params["channel"], c.params["text"]) for c in fake.calls_to("chat.postMessage")]
+    return [(c.params["channel"], c.params["text"]) for c in fake_slack.calls_to("chat.postMessage")]
 
 
 def _ledger(engine):
@@ -109,23 +104,23 @@ def _counter(kind: str, status: str) -> float:
     return REGISTRY.get_sample_value("tokenwise_alerts_total", {"kind": kind, "status": status}) or 0.0
 
 
-def test_each_threshold_is_told_once_and_never_again_after_a_restart(engine, fake):
-    runtime = _runtime(engine, fake)
+def test_each_threshold_is_told_once_and_never_again_after_a_restart(engine, fake_slack):
+    runtime = _runtime(engine, fake_slack)
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         _budget(conn, "person", str(ana), "$400/month")
         _spend(conn, ana, date(2026, 11, 3), 210 * USD)
     sent_before = _counter("threshold", "sent")
     _check(runtime)
-    assert _dms(fake) == [
+    assert _dms(fake_slack) == [
         (
             "DUANA",
             "52% of your monthly AI budget is used: $210.00 of $400.00 in November 2026 (the 50% alert).",
         )
     ]
-    assert [c.params["users"] for c in fake.calls_to("conversations.open")] == ["UANA"]
-    _check(_runtime(engine, fake))  # a restarted process: the ledger says it was sent
-    assert len(_dms(fake)) == 1
+    assert [c.params["users"] for c in fake_slack.calls_to("conversations.open")] == ["UANA"]
+    _check(_runtime(engine, fake_slack))  # a restarted process: the ledger says it was sent
+    assert len(_dms(fake_slack)) == 1
     with engine.begin() as conn:
         _spend(conn, ana, date(2026, 11, 4), 120 * USD)
     _check(runtime)
@@ -133,25 +128,25 @@ def test_each_threshold_is_told_once_and_never_again_after_a_restart(engine, fak
     with engine.begin() as conn:
         _spend(conn, ana, date(2026, 11, 5), 100 * USD)
     _check(runtime)
-    texts = [text for _, text in _dms(fake)]
+    texts = [text for _, text in _dms(fake_slack)]
     assert len(texts) == 3
     assert "(the 80% alert)" in texts[1] and "$330.00 of $400.00" in texts[1]
     assert (
         texts[2] == "Your monthly AI budget is used up: $430.00 of $400.00 in November 2026 (the 100% alert)."
     )
-    body = str(fake.calls_to("chat.postMessage")[2].params["blocks"])
+    body = str(fake_slack.calls_to("chat.postMessage")[2].params["blocks"])
     assert "/tokens me" in body and "Resets Tue Dec 1" in body and "Over by $30.00" in body
     assert _ledger(engine) == [("threshold", t, "sent", date(2026, 11, 1)) for t in (50, 80, 100)]
     assert _counter("threshold", "sent") == sent_before + 3
 
 
-def test_thresholds_crossed_together_make_one_dm_naming_the_highest(engine, fake):
+def test_thresholds_crossed_together_make_one_dm_naming_the_highest(engine, fake_slack):
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         _budget(conn, "person", str(ana), "$400/month", "thresholds", "50,80,90")
         _spend(conn, ana, date(2026, 11, 2), 340 * USD)
-    _check(_runtime(engine, fake))
-    [(channel, text)] = _dms(fake)
+    _check(_runtime(engine, fake_slack))
+    [(channel, text)] = _dms(fake_slack)
     assert channel == "DUANA" and "(the 80% alert)" in text
     assert [(k, t, s) for k, t, s, _ in _ledger(engine)] == [
         ("threshold", 50, "sent"),
@@ -159,7 +154,7 @@ def test_thresholds_crossed_together_make_one_dm_naming_the_highest(engine, fake
     ]
 
 
-def test_a_claim_whose_period_ended_before_sending_is_not_sent(engine, fake):
+def test_a_claim_whose_period_ended_before_sending_is_not_sent(engine, fake_slack):
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         _budget(conn, "person", str(ana), "$400/month")
@@ -168,18 +163,18 @@ def test_a_claim_whose_period_ended_before_sending_is_not_sent(engine, fake):
     moments = iter(
         [datetime(2026, 11, 30, 22, 59, 59, tzinfo=UTC), datetime(2026, 11, 30, 23, 0, 1, tzinfo=UTC)]
     )
-    done = _check(_runtime(engine, fake), clock=lambda: next(moments))
+    done = _check(_runtime(engine, fake_slack), clock=lambda: next(moments))
     assert [outcome for _, _, outcome in done] == ["expired"]
-    assert _dms(fake) == []
+    assert _dms(fake_slack) == []
     assert [(k, t, s) for k, t, s, _ in _ledger(engine)] == [("threshold", 50, "expired")]
     # December starts clean: no threshold is due, only the early warning from last week's pace.
-    done = _check(_runtime(engine, fake), clock=lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+    done = _check(_runtime(engine, fake_slack), clock=lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
     assert [(alert.kind, claimed, outcome) for alert, claimed, outcome in done] == [
         ("forecast", [("forecast", 100)], "sent")
     ]
 
 
-def test_a_failed_dm_is_recorded_and_not_retried(engine, fake):
+def test_a_failed_dm_is_recorded_and_not_retried(engine, fake_slack):
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         ghost = _person(conn, "ghost", None)  # no Slack id: nobody to tell
@@ -187,8 +182,8 @@ def test_a_failed_dm_is_recorded_and_not_retried(engine, fake):
         _budget(conn, "person", str(ghost), "$100/month")
         _spend(conn, ana, date(2026, 11, 2), 60 * USD)
         _spend(conn, ghost, date(2026, 11, 2), 60 * USD)
-    fake.fail_next("chat.postMessage", error="channel_not_found")
-    runtime = _runtime(engine, fake)
+    fake_slack.fail_next("chat.postMessage", error="channel_not_found")
+    runtime = _runtime(engine, fake_slack)
     _check(runtime)
     _check(runtime)
     with engine.connect() as conn:
@@ -196,10 +191,10 @@ def test_a_failed_dm_is_recorded_and_not_retried(engine, fake):
     assert sorted(status for _, status, _ in rows) == ["failed", "failed"]
     assert any("channel_not_found" in (error or "") for _, _, error in rows)
     assert any("nobody to tell" in (error or "") for _, _, error in rows)
-    assert len(fake.calls_to("chat.postMessage")) == 1  # the scripted failure, never retried
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1  # the scripted failure, never retried
 
 
-def test_team_budgets_tell_the_managers_and_the_org_budget_tells_the_admins(engine, fake):
+def test_team_budgets_tell_the_managers_and_the_org_budget_tells_the_admins(engine, fake_slack):
     with engine.begin() as conn:
         ana, ben = _person(conn, "ana", "UANA"), _person(conn, "ben", "UBEN")
         _person(conn, "boss", "UADMIN")  # TOKENWISE_ADMINS names boss@example.com
@@ -231,8 +226,8 @@ def test_team_budgets_tell_the_managers_and_the_org_budget_tells_the_admins(engi
         _spend(conn, ana, date(2026, 11, 16), 70 * USD, vendor="cursor")
         _spend(conn, ben, date(2026, 11, 17), 40 * USD, vendor="cursor")
         _spend(conn, ben, date(2026, 11, 17), 500 * USD, vendor="openai")  # not cursor: not the team's
-    _check(_runtime(engine, fake))
-    dms = sorted(_dms(fake))
+    _check(_runtime(engine, fake_slack))
+    dms = sorted(_dms(fake_slack))
     assert [channel for channel, _ in dms] == ["DUADMIN", "DULISTED", "DUMGR"]
     team_text = dict(dms)["DUMGR"]
     assert "weekly Cursor AI budget of <!subteam^SPLAT>" in team_text and "$110.00 of $100.00" in team_text
@@ -243,16 +238,16 @@ def test_team_budgets_tell_the_managers_and_the_org_budget_tells_the_admins(engi
     )
 
 
-def test_forecast_math_decides_when_the_early_warning_is_due(engine, fake):
+def test_forecast_math_decides_when_the_early_warning_is_due(engine, fake_slack):
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         _budget(conn, "person", str(ana), "$400/month", "thresholds", "90")
         for day in range(13, 20):  # $30 a day in the 7 days before the 20th: $210 spent (52%)
             _spend(conn, ana, date(2026, 11, day), 30 * USD)
-    runtime = _runtime(engine, fake)
+    runtime = _runtime(engine, fake_slack)
     _check(runtime)
     _check(runtime)
-    [(channel, text)] = _dms(fake)
+    [(channel, text)] = _dms(fake_slack)
     # $190 to go at $30/day: 7 days counting the 20th -> the 26th, before the Dec 1 reset.
     assert channel == "DUANA"
     assert text.startswith("Early warning: at this pace your monthly AI budget runs out on the 26th")
@@ -260,17 +255,17 @@ def test_forecast_math_decides_when_the_early_warning_is_due(engine, fake):
     assert [(k, t, s) for k, t, s, _ in _ledger(engine)] == [("forecast", 100, "sent")]
 
 
-def test_slow_pace_gets_no_early_warning(engine, fake):
+def test_slow_pace_gets_no_early_warning(engine, fake_slack):
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         _budget(conn, "person", str(ana), "$400/month", "thresholds", "90")
         for day in range(13, 20):  # $20/day: $260 to go needs 13 days -> Dec 2, after the reset
             _spend(conn, ana, date(2026, 11, day), 20 * USD)
-    _check(_runtime(engine, fake))
-    assert _dms(fake) == [] and _ledger(engine) == []
+    _check(_runtime(engine, fake_slack))
+    assert _dms(fake_slack) == [] and _ledger(engine) == []
 
 
-def test_floor_nudge_after_mid_period_with_what_teammates_use(engine, fake):
+def test_floor_nudge_after_mid_period_with_what_teammates_use(engine, fake_slack):
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         mates = {
@@ -288,21 +283,21 @@ def test_floor_nudge_after_mid_period_with_what_teammates_use(engine, fake):
         _spend(conn, ana, date(2026, 11, 10), 20 * USD)
         unset = _budget(conn, "person", str(mates["UBEN"]), "$400/month")  # no floor: never nudged
     assert unset.floor_micros is None
-    runtime = _runtime(engine, fake)
+    runtime = _runtime(engine, fake_slack)
     # Before mid-month: no nudge yet.
     assert _check(runtime, clock=lambda: datetime(2026, 11, 14, 9, 0, tzinfo=UTC)) == []
     _check(runtime)
     _check(runtime)
-    [(channel, text)] = _dms(fake)
+    [(channel, text)] = _dms(fake_slack)
     assert channel == "DUANA"
     assert "expects at least $200.00 of use in November 2026, and $20.00 is used so far" in text
     assert "about $126.67 by now" in text  # $200 * 19/30 days
-    blocks = str(fake.calls_to("chat.postMessage")[0].params["blocks"])
+    blocks = str(fake_slack.calls_to("chat.postMessage")[0].params["blocks"])
     assert "Your teammates in <!subteam^SPLAT> average $120.00 each so far (5 people)" in blocks
     assert [(k, t, s) for k, t, s, _ in _ledger(engine)] == [("floor", 0, "sent")]
 
 
-def test_two_concurrent_checkers_send_each_threshold_exactly_once(engine, fake, db_url):
+def test_two_concurrent_checkers_send_each_threshold_exactly_once(engine, fake_slack, db_url):
     if not db_url.startswith("postgresql"):
         pytest.skip("replicas share PostgreSQL; SQLite serves one process")
     with engine.begin() as conn:
@@ -316,7 +311,7 @@ def test_two_concurrent_checkers_send_each_threshold_exactly_once(engine, fake, 
         errors = []
 
         def checker() -> None:
-            runtime = _runtime(engine, fake)  # each its own settings, client and event loop
+            runtime = _runtime(engine, fake_slack)  # each its own settings, client and event loop
             try:
                 gate.wait(timeout=10)
                 _check(runtime)
@@ -336,7 +331,7 @@ def test_two_concurrent_checkers_send_each_threshold_exactly_once(engine, fake, 
             _spend(conn, ana, day, ana_usd * USD)
             _spend(conn, ben, day, ben_usd * USD)
         race()
-    texts = [text for _, text in _dms(fake)]
+    texts = [text for _, text in _dms(fake_slack)]
     for threshold in (50, 80, 100):
         assert sum(f"(the {threshold}% alert)" in t and "$400.00" in t for t in texts) == 1, texts
     for threshold in (20, 40, 80):  # ben: 25%, 45% (covers 40), 85% (covers 60 and 80)
@@ -352,9 +347,9 @@ def test_two_concurrent_checkers_send_each_threshold_exactly_once(engine, fake, 
     assert sorted(t for _, kind, t, _ in rows if kind == "threshold") == [20, 40, 50, 60, 80, 80, 100]
 
 
-def test_scheduler_runs_the_check_and_every_sync_ends_with_it(engine, fake):
+def test_scheduler_runs_the_check_and_every_sync_ends_with_it(engine, fake_slack):
     runtime = _runtime(
-        engine, fake, TOKENWISE_DEMO="1", TOKENWISE_BACKFILL_DAYS="3", TOKENWISE_TIMEZONE="UTC"
+        engine, fake_slack, TOKENWISE_DEMO="1", TOKENWISE_BACKFILL_DAYS="3", TOKENWISE_TIMEZONE="UTC"
     )
     assert "budgets" in {job.id for job in build_scheduler(runtime).get_jobs()}
     with engine.begin() as conn:
@@ -362,18 +357,18 @@ def test_scheduler_runs_the_check_and_every_sync_ends_with_it(engine, fake):
         _budget(conn, "org", "org", "$0.01/quarter", "thresholds", "100")
     outcomes = sync_job(runtime)
     assert outcomes and all(o.status == "ok" for o in outcomes)
-    [(channel, text)] = _dms(fake)
+    [(channel, text)] = _dms(fake_slack)
     assert channel == "DULISTED" and "(the 100% alert)" in text
     sync_job(runtime)
-    assert len(_dms(fake)) == 1
+    assert len(_dms(fake_slack)) == 1
 
 
-def test_no_token_means_no_claim(engine, fake):
-    runtime = _runtime(engine, fake)
+def test_no_token_means_no_claim(engine, fake_slack):
+    runtime = _runtime(engine, fake_slack)
     runtime.settings.slack_bot_token = None
     with engine.begin() as conn:
         ana = _person(conn, "ana", "UANA")
         _budget(conn, "person", str(ana), "$1/month")
         _spend(conn, ana, datetime.now(runtime.settings.tz).date(), 5 * USD)
     assert budget_check_job(runtime) == 0  # no token: nothing may be claimed, or the alert is lost
-    assert _ledger(engine) == [] and _dms(fake) == []
+    assert _ledger(engine) == [] and _dms(fake_slack) == []

@@ -19,15 +19,15 @@ from bot.services import budgets, recap, teams, workspaces
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.oauth import installation_store
-from tests.support.slack_app import add_team_users
 from tests.support.slack_fake import (
     BOT_TOKEN,
     CLIENT_ID,
     CLIENT_SECRET,
     SIGNING_SECRET,
     T2_BOT_TOKEN,
-    start_fake_slack,
 )
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 W = "default"
 CHANNEL = "CPAYMENTS"
@@ -35,14 +35,7 @@ CHANNEL = "CPAYMENTS"
 runner = CliRunner()
 
 
-@pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-def _environment(monkeypatch, db_url: str, fake) -> None:
+def _environment(monkeypatch, db_url: str, fake_slack) -> None:
     for name, value in {
         "DATABASE_URL": db_url,
         "TOKENWISE_DEMO": "1",
@@ -51,7 +44,7 @@ def _environment(monkeypatch, db_url: str, fake) -> None:
         "TOKENWISE_ADMINS": "ULISTED",
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fake.api_url,
+        "SLACK_API_URL": fake_slack.api_url,
     }.items():
         monkeypatch.setenv(name, value)
 
@@ -79,12 +72,16 @@ def _one_of_each_due(engine) -> None:
         teams.ensure_team(conn, workspace_id=W, kind=teams.CHANNEL, slack_id=CHANNEL)
 
 
-def _posts(fake, channel: str) -> list[str]:
-    return [c.params["text"] for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == channel]
+def _posts(fake_slack, channel: str) -> list[str]:
+    return [
+        c.params["text"]
+        for c in fake_slack.calls_to("chat.postMessage")
+        if c.params.get("channel") == channel
+    ]
 
 
-def test_scheduler_once_runs_every_job_once(monkeypatch, db_url, engine, fake):
-    _environment(monkeypatch, db_url, fake)
+def test_scheduler_once_runs_every_job_once(monkeypatch, db_url, engine, fake_slack):
+    _environment(monkeypatch, db_url, fake_slack)
     _one_of_each_due(engine)
 
     result = runner.invoke(app, ["scheduler", "--once"])
@@ -101,10 +98,10 @@ def test_scheduler_once_runs_every_job_once(monkeypatch, db_url, engine, fake):
     )
     # The budget check: the threshold the sync crossed, claimed and DMed to the admin.
     assert alerts == [("threshold", 100, "sent")]
-    [alert] = _posts(fake, "DULISTED")
+    [alert] = _posts(fake_slack, "DULISTED")
     assert "(the 100% alert)" in alert
     # The recap delivery: this week's recap posted in its channel.
-    assert recaps == [(CHANNEL, "posted")] and len(_posts(fake, CHANNEL)) == 1
+    assert recaps == [(CHANNEL, "posted")] and len(_posts(fake_slack, CHANNEL)) == 1
     # The team refresh: the never-read channel now has its members.
     assert channel_team.refreshed_at is not None and members == 9
     lines = result.output.splitlines()
@@ -116,16 +113,16 @@ def test_scheduler_once_runs_every_job_once(monkeypatch, db_url, engine, fake):
     assert again.exit_code == 0, again.output
     assert "budget alerts: 0 sent" in again.output and "recaps due: none" in again.output
     assert "teams re-read: 0" in again.output
-    assert len(_posts(fake, "DULISTED")) == 1 and len(_posts(fake, CHANNEL)) == 1
+    assert len(_posts(fake_slack, "DULISTED")) == 1 and len(_posts(fake_slack, CHANNEL)) == 1
 
 
-async def test_each_workspace_runs_with_each_installed_workspaces_token(engine, fake):
+async def test_each_workspace_runs_with_each_installed_workspaces_token(engine, fake_slack):
     runtime = Runtime(
         settings=Settings(
             SLACK_CLIENT_ID=CLIENT_ID,
             SLACK_CLIENT_SECRET=CLIENT_SECRET,
             SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            SLACK_API_URL=fake.api_url,
+            SLACK_API_URL=fake_slack.api_url,
         ),
         engine=engine,
     )
@@ -134,7 +131,7 @@ async def test_each_workspace_runs_with_each_installed_workspaces_token(engine, 
             app_id="A1", team_id="T2", team_name="Second", bot_token=T2_BOT_TOKEN, bot_id="B2", user_id="U2"
         )
     )
-    fake.tokens[T2_BOT_TOKEN] = {"team_id": "T2", "team": "Second", "user_id": "UBOT2", "bot_id": "B2"}
+    fake_slack.tokens[T2_BOT_TOKEN] = {"team_id": "T2", "team": "Second", "user_id": "UBOT2", "bot_id": "B2"}
     with engine.begin() as conn:
         # T3 is active but its installation is gone (uninstalled since the list was read).
         for workspace_id in ("T2", "T3"):
@@ -148,5 +145,5 @@ async def test_each_workspace_runs_with_each_installed_workspaces_token(engine, 
     assert await each_workspace(runtime, who_am_i, what="test") == {"T2": "T2"}
     assert await each_workspace(runtime, who_am_i, what="test", only=["T3"]) == {}
     assert await each_workspace(runtime, who_am_i, what="test", only=[]) == {}
-    tokens = [c.headers.get("Authorization") for c in fake.calls_to("auth.test")]
+    tokens = [c.headers.get("Authorization") for c in fake_slack.calls_to("auth.test")]
     assert tokens == [f"Bearer {T2_BOT_TOKEN}"]

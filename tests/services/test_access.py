@@ -8,21 +8,18 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Person
 from bot.services import access, teams
 from bot.services.access import Viewer
 from tests.support.slack_app import (
     PAIR,
     PLATFORM,
-    add_team_users,
     all_text,
     person_id,
-    seed_demo,
     send,
-    slack_client,
 )
-from tests.support.slack_fake import start_fake_slack
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 D0 = date(2026, 3, 10)
 
@@ -114,27 +111,6 @@ def test_exports_roles_and_the_full_audit_log_are_for_admins():
 
 
 # -- end to end: every command that shows someone else's data --------------------------------
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-@pytest.fixture
-def seeded(db_url):
-    engine = make_engine(db_url)
-    seed_demo(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def client(seeded, fake_slack):
-    with slack_client(seeded, fake_slack) as test_client:
-        yield test_client
 
 
 def _views(engine) -> list[tuple[str, str, str]]:

@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from bot.cli import app as cli_app
 from bot.db import rollups
-from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Identity, IdentityClaim, Person, UsageDaily
-from tests.conftest import fixture_path
-from tests.support.slack_app import TODAY, add_team_users, all_text, person_id, seed_demo, send, slack_client
-from tests.support.slack_fake import start_fake_slack
+from tests.support.files import fixture_path
+from tests.support.slack_app import TODAY, all_text, person_id, send, slack_client
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 TOKEN = "ghp_claimcheck0123456789abcdefABCDEF"
 TARGET = "github:octo-target"  # an unlinked login with history: the prize
@@ -42,17 +42,9 @@ def github():
 
 
 @pytest.fixture
-def fake_slack(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-@pytest.fixture
-def seeded(db_url):
-    engine = make_engine(db_url)
-    seed_demo(engine)
-    with engine.begin() as conn:
+def seeded(seeded):
+    """The demo org, plus Copilot seats of a GitHub login nobody has claimed and of Ana's login."""
+    with seeded.begin() as conn:
         for actor, micros in ((TARGET, 41_000_000), (ANA_LOGIN, 7_000_000)):
             conn.execute(
                 UsageDaily.__table__.insert().values(
@@ -72,8 +64,7 @@ def seeded(db_url):
                 )
             )
         rollups.rebuild(conn)  # written directly: bring the rollups in step
-    yield engine
-    engine.dispose()
+    return seeded
 
 
 @pytest.fixture

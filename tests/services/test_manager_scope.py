@@ -9,7 +9,6 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Budget, ManagerScope, Person, RoleGrant, Team, TeamMembership
 from bot.domain.money import format_usd
 from bot.domain.periods import parse_period
@@ -17,43 +16,25 @@ from bot.services import access, budgets, teams
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
-    add_team_users,
     all_text,
     make_runtime,
     person_id,
     post_event,
-    seed_demo,
     send,
-    slack_client,
     spend_of,
 )
-from tests.support.slack_fake import start_fake_slack
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 PRIVATE = "<#CPRIVATE|private>"
 START = ["UBEN", "UANA", "UCHEN", "UDANA", "UEMIL", "UFARAH"]
 
 
 @pytest.fixture
-def fake_slack(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    fake.channels["CPRIVATE"] = list(START)
-    fake.channels["CNEW"] = ["UANA", "UBEN", "UCHEN", "UDANA", "UEMIL"]
-    return fake
-
-
-@pytest.fixture
-def seeded(db_url):
-    engine = make_engine(db_url)
-    seed_demo(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def client(seeded, fake_slack):
-    with slack_client(seeded, fake_slack) as test_client:
-        yield test_client
+def fake_slack(fake_slack):
+    fake_slack.channels["CPRIVATE"] = list(START)
+    fake_slack.channels["CNEW"] = ["UANA", "UBEN", "UCHEN", "UDANA", "UEMIL"]
+    return fake_slack
 
 
 def _membership(engine) -> list[tuple]:

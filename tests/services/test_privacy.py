@@ -14,7 +14,6 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from bot.cli import app as cli_app
-from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, AuditLog, Identity, Person, RoleGrant, TeamMembership, UsageDaily
 from bot.domain.periods import parse_period
 from bot.services import privacy, reports
@@ -23,15 +22,13 @@ from bot.slack.blocks.privacy import FORGET_CANCEL, FORGET_CONFIRM
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
-    add_team_users,
     all_text,
     person_id,
     post_action,
-    seed_demo,
     send,
-    slack_client,
 )
-from tests.support.slack_fake import start_fake_slack
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 # -- fold_small_groups -----------------------------------------------------------------------
 
@@ -94,14 +91,6 @@ def test_names_only_by_opt_in():
 
 
 # -- forgetting ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def seeded(db_url):
-    engine = make_engine(db_url)
-    seed_demo(engine)
-    yield engine
-    engine.dispose()
 
 
 def _org_snapshot(engine):
@@ -206,19 +195,6 @@ def test_cli_forget(seeded, db_url, monkeypatch):
 
 
 # -- Slack: forget me, privacy names, export, audit ------------------------------------------
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-@pytest.fixture
-def client(seeded, fake_slack):
-    with slack_client(seeded, fake_slack) as test_client:
-        yield test_client
 
 
 def _button(reply: dict, action_id: str) -> dict:

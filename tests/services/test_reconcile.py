@@ -22,9 +22,9 @@ from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.sources.cursor import from_settings
 from bot.web import build_web_app
-from tests.slack.test_slack_commands import all_text, send
-from tests.sources.test_cursor import _events_handler, _fixture
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
+from tests.support.cursor_admin import cursor_fixture, paged_by_body
+from tests.support.slack_app import all_text, send
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET
 
 TODAY = date.today()
 MARCH = Period(date(2026, 3, 1), date(2026, 4, 1), "March 2026")
@@ -33,16 +33,20 @@ MARCH = Period(date(2026, 3, 1), date(2026, 4, 1), "March 2026")
 def _serve_cursor(httpserver, spend: str) -> None:
     prefix = "/cursor/teams"
     httpserver.expect_request(f"{prefix}/members", method="GET").respond_with_data(
-        _fixture("members.json"), content_type="application/json"
+        cursor_fixture("members.json"), content_type="application/json"
     )
     httpserver.expect_request(f"{prefix}/daily-usage-data", method="POST").respond_with_handler(
-        _events_handler({1: _fixture("daily_usage_page1.json"), 2: _fixture("daily_usage_page2.json")})
+        paged_by_body(
+            {1: cursor_fixture("daily_usage_page1.json"), 2: cursor_fixture("daily_usage_page2.json")}
+        )
     )
     httpserver.expect_request(f"{prefix}/filtered-usage-events", method="POST").respond_with_handler(
-        _events_handler({1: _fixture("events_charged_page1.json"), 2: _fixture("events_charged_page2.json")})
+        paged_by_body(
+            {1: cursor_fixture("events_charged_page1.json"), 2: cursor_fixture("events_charged_page2.json")}
+        )
     )
     httpserver.expect_request(f"{prefix}/spend", method="POST").respond_with_handler(
-        _events_handler({1: _fixture(spend)})
+        paged_by_body({1: cursor_fixture(spend)})
     )
 
 
@@ -79,11 +83,6 @@ class _Unpriced:
 
     def close(self):
         pass
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    return start_fake_slack(httpserver)
 
 
 @pytest.fixture

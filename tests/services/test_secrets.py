@@ -33,17 +33,12 @@ from bot.slack.blocks.sources import (
 from bot.sources.overrides import CONFIGURABLE, VendorSecret
 from bot.sources.registry import enabled_connectors
 from bot.web import build_web_app
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers, start_fake_slack
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers
 
 KEY_1 = Fernet.generate_key().decode()
 KEY_2 = Fernet.generate_key().decode()
 VENDOR_KEY = "sk-admin-0123456789abcdefSECRET"
 VENDOR_URL = "http://127.0.0.1:9/v1"
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    return start_fake_slack(httpserver)
 
 
 def make_client(engine, fake_slack, **more):

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.db import rollups
-from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, AuditLog, Person, RoleGrant, Team, TeamMembership, UsageDaily
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, parse_period
@@ -22,16 +21,14 @@ from tests.support.slack_app import (
     PAYMENTS,
     PLATFORM,
     TODAY,
-    add_team_users,
     all_text,
     make_runtime,
     person_id,
-    seed_demo,
     send,
-    slack_client,
     spend_of,
 )
-from tests.support.slack_fake import start_fake_slack
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 PLATFORM_EMAILS = [f"{n}@example.com" for n in ("ana", "ben", "chen", "dana", "emil", "farah", "gus", "hana")]
 D0 = date(2026, 3, 10)
@@ -208,27 +205,6 @@ def test_new_slack_members_are_matched_by_email_and_those_without_are_not_counte
 
 
 # -- end to end ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-@pytest.fixture
-def seeded(db_url):
-    engine = make_engine(db_url)
-    seed_demo(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def client(seeded, fake_slack):
-    with slack_client(seeded, fake_slack) as test_client:
-        yield test_client
 
 
 def test_member_sees_team_aggregates_only(client, fake_slack, seeded):

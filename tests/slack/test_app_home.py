@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.engine import make_engine
 from bot.db.models import UsageDaily
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, calendar_period
@@ -22,14 +21,12 @@ from bot.slack.handlers.home import RecentEvents
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
-    add_team_users,
     person_id,
     post_event,
-    seed_demo,
     send,
-    slack_client,
 )
-from tests.support.slack_fake import start_fake_slack
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 NOW = datetime(2026, 3, 18, 9, 30, tzinfo=UTC)
 
@@ -93,27 +90,6 @@ def test_recent_events_expire():
 
 
 # -- end to end ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-@pytest.fixture
-def seeded(db_url):
-    engine = make_engine(db_url)
-    seed_demo(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def client(seeded, fake_slack):
-    with slack_client(seeded, fake_slack) as test_client:
-        yield test_client
 
 
 def _open_home(client, user: str, event_id: str, tab: str = "home") -> None:

@@ -1,6 +1,6 @@
 """Every view that shows one person's numbers to someone else lands in that person's
 ``/tokens audit me``: the budget-request DM to its deciders and a manager's team view (the
-recap detail DM is in tests/test_recap_slack.py). Through the real app with signed requests."""
+recap detail DM is in tests/slack/test_recap_slack.py). Through the real app with signed requests."""
 
 from __future__ import annotations
 
@@ -10,35 +10,14 @@ from sqlalchemy import select
 from bot.db.models import AuditLog
 from tests.support.slack_app import (
     PLATFORM,
-    add_team_users,
     all_text,
     person_id,
-    seed_demo,
     send,
-    slack_client,
 )
-from tests.support.slack_fake import start_fake_slack
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 ANA = "<@UANA|ana>"
-
-
-@pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-@pytest.fixture
-def seeded(engine):
-    seed_demo(engine)
-    return engine
-
-
-@pytest.fixture
-def client(seeded, fake):
-    with slack_client(seeded, fake) as test_client:
-        yield test_client
 
 
 def _views_of(engine, email: str, action: str) -> list[str]:
@@ -55,26 +34,26 @@ def _views_of(engine, email: str, action: str) -> list[str]:
         )
 
 
-def test_the_budget_request_dm_is_in_the_requesters_audit(client, fake, seeded):
+def test_the_budget_request_dm_is_in_the_requesters_audit(client, fake_slack, seeded):
     assert "now manages" in all_text(send(client, f"role add manager <@UBEN> {PLATFORM}", user_id="UADMIN"))
     send(client, f"budget set {ANA} $400/month", user_id="UADMIN")
     assert "Nobody but you" in all_text(send(client, "audit me", user_id="UANA"))
     assert "Asked <@UBEN>" in all_text(send(client, "budget request $200 load tests", user_id="UANA"))
-    dm = fake.calls_to("chat.postMessage")[-1].params
+    dm = fake_slack.calls_to("chat.postMessage")[-1].params
     assert dm["channel"] == "DUBEN" and "$" in all_text(dm)  # Ben was shown Ana's spend
     assert _views_of(seeded, "ana@example.com", "view.budget_request") == ["UBEN"]
     mine = all_text(send(client, "audit me", user_id="UANA"))
     assert "<@UBEN> was sent, to decide it, the budget request and spend of <@UANA>" in mine
 
 
-def test_a_decider_who_could_not_be_reached_is_not_listed(client, fake, seeded):
+def test_a_decider_who_could_not_be_reached_is_not_listed(client, fake_slack, seeded):
     send(client, f"role add manager <@UBEN> {PLATFORM}", user_id="UADMIN")
     send(client, f"role add manager <@UCHEN> {PLATFORM}", user_id="UADMIN")
     send(client, f"budget set {ANA} $400/month", user_id="UADMIN")
-    fake.fail_next("conversations.open", error="user_not_found")  # the first decider's DM fails
+    fake_slack.fail_next("conversations.open", error="user_not_found")  # the first decider's DM fails
     reply = all_text(send(client, "budget request $200 load tests", user_id="UANA"))
     assert "I could not reach" not in reply
-    reached = [c.params["channel"].removeprefix("D") for c in fake.calls_to("chat.postMessage")]
+    reached = [c.params["channel"].removeprefix("D") for c in fake_slack.calls_to("chat.postMessage")]
     assert len(reached) == 1 and reached[0] in ("UBEN", "UCHEN")
     assert _views_of(seeded, "ana@example.com", "view.budget_request") == reached
 

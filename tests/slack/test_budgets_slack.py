@@ -13,35 +13,15 @@ from bot.db.models import AuditLog, Budget, BudgetOverride, BudgetRequest
 from bot.slack.blocks import budgets as views
 from tests.support.slack_app import (
     PLATFORM,
-    add_team_users,
     all_text,
     person_id,
-    seed_demo,
     send,
-    slack_client,
 )
-from tests.support.slack_fake import signed_headers, start_fake_slack
+from tests.support.slack_fake import signed_headers
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 ANA = "<@UANA|ana>"
-
-
-@pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-@pytest.fixture
-def seeded(engine):
-    seed_demo(engine)
-    return engine
-
-
-@pytest.fixture
-def client(seeded, fake):
-    with slack_client(seeded, fake) as test_client:
-        yield test_client
 
 
 def _count(engine, table) -> int:
@@ -55,7 +35,7 @@ def _make_manager(client) -> None:
 
 
 def click(
-    client, fake, *, user_id: str, action_id: str, request_id: int, amount=None, scope=None, secret=None
+    client, fake_slack, *, user_id: str, action_id: str, request_id: int, amount=None, scope=None, secret=None
 ):
     """POST a signed block_actions payload as Slack does (``payload=<json>``); returns what the
     listener answered through the response_url."""
@@ -76,7 +56,7 @@ def click(
         "channel": {"id": "DUBEN", "name": "directmessage"},
         "message": {"ts": "1700000000.000001", "text": "request"},
         "state": {"values": values},
-        "response_url": fake.server.url_for(f"/response_url/{user_id}"),
+        "response_url": fake_slack.server.url_for(f"/response_url/{user_id}"),
         "actions": [
             {
                 "action_id": action_id,
@@ -87,14 +67,14 @@ def click(
             }
         ],
     }
-    before = len(fake.calls_to("response_url"))
+    before = len(fake_slack.calls_to("response_url"))
     body = urllib.parse.urlencode({"payload": json.dumps(payload)})
     headers = signed_headers(body) if secret is None else signed_headers(body, secret=secret)
     response = client.post("/slack/events", content=body, headers=headers)
     if secret is not None:
         return response
     assert response.status_code == 200, response.text
-    return fake.wait_for("response_url", before + 1)[before].params
+    return fake_slack.wait_for("response_url", before + 1)[before].params
 
 
 def _request_row(engine, request_id: int):
@@ -200,12 +180,12 @@ def test_bad_input_gets_a_precise_error_and_changes_nothing(client, seeded, comm
         assert not conn.execute(select(AuditLog.id).where(AuditLog.action.like("budget.%"))).first()
 
 
-def test_request_is_approved_by_a_manager_through_signed_interactivity(client, fake, seeded):
+def test_request_is_approved_by_a_manager_through_signed_interactivity(client, fake_slack, seeded):
     _make_manager(client)
     send(client, f"budget set {ANA} $400/month", user_id="UADMIN")
     asked = all_text(send(client, "budget request $200 load tests before the launch"))
     assert "Asked <@UBEN> for $200.00 more" in asked
-    dm = fake.calls_to("chat.postMessage")[-1].params
+    dm = fake_slack.calls_to("chat.postMessage")[-1].params
     assert dm["channel"] == "DUBEN" and "<@UANA> asks for $200.00 more" in dm["text"]
     kinds = [b["type"] for b in dm["blocks"]]
     assert kinds.count("input") == 2 and "actions" in kinds
@@ -215,11 +195,11 @@ def test_request_is_approved_by_a_manager_through_signed_interactivity(client, f
 
     # Forged: a wrong signature is rejected before anything runs.
     forged = click(
-        client, fake, user_id="UBEN", action_id=views.APPROVE, request_id=request_id, secret="nope"
+        client, fake_slack, user_id="UBEN", action_id=views.APPROVE, request_id=request_id, secret="nope"
     )
     assert forged.status_code == 401
     # Someone who does not manage ana: refused, audited, nothing changes.
-    refused = click(client, fake, user_id="UCHEN", action_id=views.APPROVE, request_id=request_id)
+    refused = click(client, fake_slack, user_id="UCHEN", action_id=views.APPROVE, request_id=request_id)
     assert "Only <@UANA>'s managers and admins can decide" in refused["text"]
     assert refused["replace_original"] is False
     assert _request_row(seeded, request_id).status == "pending"
@@ -228,13 +208,15 @@ def test_request_is_approved_by_a_manager_through_signed_interactivity(client, f
             select(AuditLog.actor_user_id).where(AuditLog.action == "budget.request.refused")
         ).all() == [("UCHEN",)]
     # A bad amount in the field: nothing changes either.
-    bad = click(client, fake, user_id="UBEN", action_id=views.APPROVE, request_id=request_id, amount="lots")
+    bad = click(
+        client, fake_slack, user_id="UBEN", action_id=views.APPROVE, request_id=request_id, amount="lots"
+    )
     assert "`lots` is not an amount" in bad["text"] and _request_row(seeded, request_id).status == "pending"
 
-    updates_before = len(fake.calls_to("chat.update"))
+    updates_before = len(fake_slack.calls_to("chat.update"))
     approved = click(
         client,
-        fake,
+        fake_slack,
         user_id="UBEN",
         action_id=views.APPROVE,
         request_id=request_id,
@@ -253,16 +235,16 @@ def test_request_is_approved_by_a_manager_through_signed_interactivity(client, f
     with seeded.connect() as conn:
         overrides = conn.execute(select(BudgetOverride.extra_micros, BudgetOverride.request_id)).all()
     assert overrides == [(150_000_000, request_id)]
-    told = fake.wait_for("chat.postMessage", 2)[-1].params
+    told = fake_slack.wait_for("chat.postMessage", 2)[-1].params
     assert told["channel"] == "DUANA"
     assert told["text"].startswith("Approved by <@UBEN>: +$150.00 on your personal budget for")
     assert "This period's ceiling: $400.00 → $550.00" in told["text"]
-    update = fake.wait_for("chat.update", updates_before + 1)[-1].params
+    update = fake_slack.wait_for("chat.update", updates_before + 1)[-1].params
     assert update["channel"] == "DUBEN" and "actions" not in [b["type"] for b in update["blocks"]]
 
     # A replayed click (or a second manager's) changes nothing.
     replay = click(
-        client, fake, user_id="UBEN", action_id=views.APPROVE, request_id=request_id, amount="$9,999"
+        client, fake_slack, user_id="UBEN", action_id=views.APPROVE, request_id=request_id, amount="$9,999"
     )
     assert "was already approved +$150.00" in replay["text"] and "nothing changed" in replay["text"]
     assert _count(seeded, BudgetOverride) == 1
@@ -274,29 +256,29 @@ def test_request_is_approved_by_a_manager_through_signed_interactivity(client, f
     assert len(decided) == 1 and "ceiling $400.00 -> $550.00" in decided[0][0]
 
 
-def test_request_denied_by_an_admin_and_a_permanent_raise(client, fake, seeded):
+def test_request_denied_by_an_admin_and_a_permanent_raise(client, fake_slack, seeded):
     _make_manager(client)
     send(client, f"budget set {ANA} $400/month", user_id="UADMIN")
     send(client, "budget request $100 a spike")
     first = _latest_request_id(seeded)
-    denied = click(client, fake, user_id="UADMIN", action_id=views.DENY, request_id=first)
+    denied = click(client, fake_slack, user_id="UADMIN", action_id=views.DENY, request_id=first)
     assert "denied by <@UADMIN>" in denied["text"]
-    told = fake.wait_for("chat.postMessage", 2)[-1].params
+    told = fake_slack.wait_for("chat.postMessage", 2)[-1].params
     assert told["channel"] == "DUANA" and told["text"].startswith("Denied by <@UADMIN>")
     assert _request_row(seeded, first).status == "denied" and _count(seeded, BudgetOverride) == 0
 
     send(client, "budget request $50 a new team member")
     second = _latest_request_id(seeded)
-    click(client, fake, user_id="UBEN", action_id=views.APPROVE, request_id=second, scope="permanent")
+    click(client, fake_slack, user_id="UBEN", action_id=views.APPROVE, request_id=second, scope="permanent")
     with seeded.connect() as conn:
         assert conn.execute(select(Budget.amount_micros)).scalar_one() == 450_000_000
-    told = fake.wait_for("chat.postMessage", 4)[-1].params
+    told = fake_slack.wait_for("chat.postMessage", 4)[-1].params
     assert "from now on. The budget: $400.00 → $450.00 per month." in told["text"]
 
 
-def test_request_without_a_budget_or_anyone_to_ask(client, fake, seeded):
+def test_request_without_a_budget_or_anyone_to_ask(client, fake_slack, seeded):
     assert "No budget applies to you" in all_text(send(client, "budget request $100 tests"))
     send(client, "budget set org $5k/quarter", user_id="UADMIN")
     # The org budget is decided by admins: ULISTED (TOKENWISE_ADMINS) is asked.
     assert "Asked <@ULISTED>" in all_text(send(client, "budget request $100 tests"))
-    assert fake.calls_to("chat.postMessage")[-1].params["channel"] == "DULISTED"
+    assert fake_slack.calls_to("chat.postMessage")[-1].params["channel"] == "DULISTED"

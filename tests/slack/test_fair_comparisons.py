@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the Slack fixtures are imported from test_slack_commands; pytest injects them)
 """A period that is not over is compared with the same elapsed span of the previous one; partial
 history and periods that have not started say so instead of a percentage (issue #15, items 1-2)."""
 
@@ -19,7 +18,7 @@ from bot.slack.blocks.common import validate
 from bot.slack.blocks.format import comparison_text, span_text
 from bot.slack.blocks.home import trend_block
 from bot.slack.blocks.reports import build_me
-from tests.slack.test_slack_commands import TODAY, all_text, client, fake_slack, seeded_engine, send  # noqa: F401  (fixtures)
+from tests.support.slack_app import TODAY, all_text, send
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -166,14 +165,14 @@ def _ana_spend(engine, first: date, last: date) -> int:
         ).scalar_one()
 
 
-def test_me_this_month_compares_with_the_same_days_of_last_month(client, seeded_engine):
+def test_me_this_month_compares_with_the_same_days_of_last_month(client, seeded):
     text = all_text(send(client, "me month"))
     month_start = TODAY.replace(day=1)
     previous_start = (month_start - timedelta(days=1)).replace(day=1)
     elapsed = (TODAY - month_start).days + 1
     previous_last = min(previous_start + timedelta(days=elapsed - 1), month_start - timedelta(days=1))
     assert f"so far ({elapsed} of " in text or TODAY.month != (TODAY + timedelta(days=1)).month
-    previous = _ana_spend(seeded_engine, previous_start, previous_last)
+    previous = _ana_spend(seeded, previous_start, previous_last)
     assert span_text_of(previous_start, previous_last) in text
     assert f"({format_usd(previous)})" in text
 

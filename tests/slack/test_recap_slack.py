@@ -10,8 +10,7 @@ import json
 import threading
 import time
 import urllib.parse
-from datetime import UTC, datetime, timedelta
-from datetime import time as clock
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -25,68 +24,27 @@ from bot.observability import REGISTRY
 from bot.services import recap, teams
 from bot.slack.blocks.common import validate
 from bot.slack.blocks.recap import VOTE_ACTIONS
+from tests.support.recaps import CHANNEL, NOW, ledger, posts, subscribe
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
-    add_team_users,
     all_text,
     make_runtime,
-    seed_demo,
     send,
     slack_client,
     spend_of,
 )
-from tests.support.slack_fake import BOT_TOKEN, signed_headers, start_fake_slack
+from tests.support.slack_fake import signed_headers
 
-NOW = datetime.combine(TODAY, clock(12, 0), tzinfo=UTC)
-CHANNEL = "CPAYMENTS"
 PLATFORM_EMAILS = [f"{n}@example.com" for n in ("ana", "ben", "chen", "dana", "emil", "farah", "gus", "hana")]
 
-
-@pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    # conversations.info and .history as the bot sees them; the shared fake answers {"ok": true}.
-    fake.not_member = {"CSECRET"}
-    fake.history = {}
-    answer = fake.answer
-
-    def extended(method, params, token=BOT_TOKEN):
-        if method == "conversations.info":
-            channel = params.get("channel", "")
-            return {"ok": True, "channel": {"id": channel, "is_member": channel not in fake.not_member}}
-        if method == "conversations.history":
-            return {"ok": True, "messages": fake.history.get(params.get("channel"), []), "has_more": False}
-        return answer(method, params, token)
-
-    fake.answer = extended
-    return fake
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 
 @pytest.fixture
-def seeded(engine):
-    seed_demo(engine)
-    return engine
-
-
-def subscribe(
-    engine, *, group="SPLATFORM", channel=CHANNEL, when=NOW, post_when_empty=True
-) -> RecapSubscription:
-    """A subscription due on ``when``'s weekday at 00:00 UTC, made a month earlier."""
-    with engine.begin() as conn:
-        sub, _ = recap.subscribe(
-            conn,
-            workspace_id="default",
-            channel_id=channel,
-            group_id=group,
-            weekday=when.weekday(),
-            local_time="00:00",
-            post_when_empty=post_when_empty,
-            created_by="UADMIN",
-            now=when - timedelta(days=30),
-        )
-    return sub
+def fake_slack(fake_slack):
+    fake_slack.not_member = {"CSECRET"}  # conversations.info: the bot was never invited there
+    return fake_slack
 
 
 def ben_manages_platform(engine) -> None:
@@ -105,19 +63,6 @@ def ben_manages_platform(engine) -> None:
         )
 
 
-def posts(fake, channel=CHANNEL):
-    return [c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == channel]
-
-
-def ledger(engine):
-    with engine.connect() as conn:
-        return conn.execute(
-            select(
-                RecapDelivery.status, RecapDelivery.attempts, RecapDelivery.message_ts, RecapDelivery.error
-            )
-        ).all()
-
-
 def deliveries_metric(status: str) -> float:
     return REGISTRY.get_sample_value("tokenwise_recap_deliveries_total", {"status": status}) or 0.0
 
@@ -133,8 +78,8 @@ def section_text(blocks) -> str:
 # -- commands ---------------------------------------------------------------------------------------
 
 
-def test_subscribe_list_unsubscribe(seeded, fake):
-    with slack_client(seeded, fake) as client:
+def test_subscribe_list_unsubscribe(seeded, fake_slack):
+    with slack_client(seeded, fake_slack) as client:
         refused = all_text(send(client, f"recap subscribe <#CPAYMENTS|payments> {PLATFORM}"))
         assert "set up by admins and the team's managers" in refused
         hidden = all_text(send(client, "recap subscribe <#CSECRET|secret>", user_id="UADMIN"))
@@ -190,8 +135,8 @@ def test_subscribe_list_unsubscribe(seeded, fake):
         assert actions == ["recap.subscribe", "recap.subscribe", "recap.subscribe", "recap.unsubscribe"]
 
 
-def test_preview_is_ephemeral_with_the_teams_numbers_and_records_nothing(seeded, fake):
-    with slack_client(seeded, fake) as client:
+def test_preview_is_ephemeral_with_the_teams_numbers_and_records_nothing(seeded, fake_slack):
+    with slack_client(seeded, fake_slack) as client:
         reply = send(client, f"recap preview {PLATFORM}", user_id="UADMIN", channel_id=CHANNEL)
         assert reply["response_type"] == "ephemeral"
         assert validate(reply["blocks"]) == []
@@ -208,21 +153,21 @@ def test_preview_is_ephemeral_with_the_teams_numbers_and_records_nothing(seeded,
         # A member of the team: two previews of overlapping channels would be a differencing.
         member = all_text(send(client, f"recap preview {PLATFORM}", user_id="UANA", channel_id=CHANNEL))
         assert "for its managers and admins" in member and "$" not in member
-    assert posts(fake) == [] and ledger(seeded) == []
+    assert posts(fake_slack) == [] and ledger(seeded) == []
 
 
 # -- delivery ---------------------------------------------------------------------------------------
 
 
-def test_delivery_posts_once_with_chart_in_thread_and_detail_to_managers(seeded, fake):
+def test_delivery_posts_once_with_chart_in_thread_and_detail_to_managers(seeded, fake_slack):
     ben_manages_platform(seeded)
     subscribe(seeded)
-    runtime = make_runtime(seeded, fake)
+    runtime = make_runtime(seeded, fake_slack)
     before = deliveries_metric("posted")
     outcomes = recap_job(runtime, now=NOW)
     assert [o.status for o in outcomes] == ["posted"]
     assert deliveries_metric("posted") == before + 1
-    [post] = posts(fake)
+    [post] = posts(fake_slack)
     with seeded.connect() as conn:
         delivery_id, ts = conn.execute(select(RecapDelivery.id, RecapDelivery.message_ts)).one()
     assert ts.startswith("1700000000.")
@@ -243,16 +188,16 @@ def test_delivery_posts_once_with_chart_in_thread_and_detail_to_managers(seeded,
     assert "Gus" not in section_text(blocks)  # the idle burner did not opt in to names
 
     # The chart: upload URL -> bytes -> completed into the recap's thread, with alt text.
-    [ask] = fake.calls_to("files.getUploadURLExternal")
+    [ask] = fake_slack.calls_to("files.getUploadURLExternal")
     assert ask.params["filename"].endswith(".png") and ask.params["alt_txt"].startswith("Weekly AI spend of")
-    assert b"\x89PNG" in fake.uploads[0][:200]
-    [complete] = fake.calls_to("files.completeUploadExternal")
+    assert b"\x89PNG" in fake_slack.uploads[0][:200]
+    [complete] = fake_slack.calls_to("files.completeUploadExternal")
     assert complete.params["channel_id"] == CHANNEL and complete.params["thread_ts"] == ts
 
     # The people behind the findings, privately to the manager, and audited.
-    [opened] = fake.calls_to("conversations.open")
+    [opened] = fake_slack.calls_to("conversations.open")
     assert opened.params["users"] == "UBEN"
-    [dm] = posts(fake, channel="DUBEN")
+    [dm] = posts(fake_slack, channel="DUBEN")
     assert "Gus Lindqvist" in section_text(dm.params["blocks"])
     with seeded.connect() as conn:
         viewers = (
@@ -265,10 +210,10 @@ def test_delivery_posts_once_with_chart_in_thread_and_detail_to_managers(seeded,
     # Once per week: later ticks, this week, post nothing more.
     assert recap_job(runtime, now=NOW + timedelta(minutes=5)) == []
     assert recap_job(runtime, now=NOW + timedelta(days=2)) == []
-    assert len(posts(fake)) == 1 and ledger(seeded) == [("posted", 1, ts, None)]
+    assert len(posts(fake_slack)) == 1 and ledger(seeded) == [("posted", 1, ts, None)]
 
 
-def test_the_idle_burn_of_one_person_never_reaches_the_channel(seeded, fake):
+def test_the_idle_burn_of_one_person_never_reaches_the_channel(seeded, fake_slack):
     """The attack of issue 14 (4): the demo's only idle burner is Gus; the recap once posted
     "$X (N% of the week's spend) went on usage with no value signal… Who: 1 person" in the
     channel. Through the recap job: no channel message holds the figure, the manager's DM does,
@@ -277,9 +222,9 @@ def test_the_idle_burn_of_one_person_never_reaches_the_channel(seeded, fake):
 
     ben_manages_platform(seeded)
     subscribe(seeded)
-    runtime = make_runtime(seeded, fake)
+    runtime = make_runtime(seeded, fake_slack)
     assert [o.status for o in recap_job(runtime, now=NOW)] == ["posted"]
-    [dm] = posts(fake, channel="DUBEN")
+    [dm] = posts(fake_slack, channel="DUBEN")
     detail = section_text(dm.params["blocks"])
     assert "Not posted in the channel (fewer than 5 people)" in detail and "Gus Lindqvist" in detail
     figure = re.search(
@@ -289,27 +234,29 @@ def test_the_idle_burn_of_one_person_never_reaches_the_channel(seeded, fake):
     amount = figure.group(1)
     # Everything that went to the channel: the post, the chart's upload and its alt text.
     to_channel = [
-        c for c in fake.calls if c.params.get("channel") == CHANNEL or c.params.get("channel_id") == CHANNEL
+        c
+        for c in fake_slack.calls
+        if c.params.get("channel") == CHANNEL or c.params.get("channel_id") == CHANNEL
     ]
-    to_channel += fake.calls_to("files.getUploadURLExternal")
+    to_channel += fake_slack.calls_to("files.getUploadURLExternal")
     assert to_channel
     for call in to_channel:
         text = json.dumps(call.params)
         assert "no value signal" not in text and amount not in text and "Who: 1 person" not in text
-    assert "Left out: figures from fewer than 5 people" in json.dumps(posts(fake)[0].params["blocks"])
+    assert "Left out: figures from fewer than 5 people" in json.dumps(posts(fake_slack)[0].params["blocks"])
     # The look is in Gus's audit, seen through the app.
-    with slack_client(seeded, fake) as client:
+    with slack_client(seeded, fake_slack) as client:
         mine = all_text(send(client, "audit me", user_id="UGUS"))
     assert "<@UBEN> was sent, as a manager, the recap detail about <@UGUS>" in mine
     # Once: later ticks send neither the post nor the DM again.
     assert recap_job(runtime, now=NOW + timedelta(minutes=5)) == []
-    assert len(posts(fake, channel="DUBEN")) == 1
+    assert len(posts(fake_slack, channel="DUBEN")) == 1
 
 
-def test_two_schedulers_at_once_post_once(seeded, fake, db_url):
+def test_two_schedulers_at_once_post_once(seeded, fake_slack, db_url):
     subscribe(seeded)
     other = make_engine(db_url)  # a second process has its own engine and pool
-    runtimes = [make_runtime(seeded, fake), make_runtime(other, fake)]
+    runtimes = [make_runtime(seeded, fake_slack), make_runtime(other, fake_slack)]
     barrier = threading.Barrier(2)
     results: list = [None, None]
 
@@ -324,18 +271,18 @@ def test_two_schedulers_at_once_post_once(seeded, fake, db_url):
         t.join(60)
     other.dispose()
     assert sorted(len(r) for r in results) == [0, 1]
-    assert len(posts(fake)) == 1
+    assert len(posts(fake_slack)) == 1
     assert [(status, attempts) for status, attempts, _, _ in ledger(seeded)] == [("posted", 1)]
 
 
-def test_a_failed_post_is_retried_later_and_shows_in_status(seeded, fake):
+def test_a_failed_post_is_retried_later_and_shows_in_status(seeded, fake_slack):
     subscribe(seeded)
-    runtime = make_runtime(seeded, fake)
-    fake.fail_next("chat.postMessage", error="channel_not_found")
+    runtime = make_runtime(seeded, fake_slack)
+    fake_slack.fail_next("chat.postMessage", error="channel_not_found")
     [failed] = recap_job(runtime, now=NOW)
     assert failed.status == "failed" and failed.error == "channel_not_found"
     assert ledger(seeded) == [("failed", 1, None, "channel_not_found")]
-    with slack_client(seeded, fake) as client:
+    with slack_client(seeded, fake_slack) as client:
         status = all_text(send(client, "status", user_id="UADMIN"))
     assert "Weekly recaps not delivered" in status and "failed after 1 attempt(s), retrying" in status
     assert "`channel_not_found`" in status
@@ -343,18 +290,18 @@ def test_a_failed_post_is_retried_later_and_shows_in_status(seeded, fake):
     [retried] = recap_job(runtime, now=NOW + timedelta(minutes=6))
     assert retried.status == "posted"
     assert [(s, a, e) for s, a, _, e in ledger(seeded)] == [("posted", 2, None)]
-    with slack_client(seeded, fake) as client:
+    with slack_client(seeded, fake_slack) as client:
         assert "Weekly recaps not delivered" not in all_text(send(client, "status", user_id="UADMIN"))
 
 
-def test_rate_limited_post_waits_for_retry_after_and_posts_once(seeded, fake):
+def test_rate_limited_post_waits_for_retry_after_and_posts_once(seeded, fake_slack):
     subscribe(seeded)
-    fake.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after=1)
+    fake_slack.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after=1)
     started = time.monotonic()
-    [outcome] = recap_job(make_runtime(seeded, fake), now=NOW)
+    [outcome] = recap_job(make_runtime(seeded, fake_slack), now=NOW)
     assert outcome.status == "posted"
     assert time.monotonic() - started >= 1.0
-    assert len(posts(fake)) == 2  # the 429, then the post
+    assert len(posts(fake_slack)) == 2  # the 429, then the post
     assert [s for s, *_ in ledger(seeded)] == ["posted"]
 
 
@@ -371,58 +318,62 @@ def test_posts_to_one_channel_are_spaced():
     assert asyncio.run(run()) >= 0.3
 
 
-def test_an_interrupted_post_is_found_in_the_channel_not_posted_twice(seeded, fake):
+def test_an_interrupted_post_is_found_in_the_channel_not_posted_twice(seeded, fake_slack):
     sub = subscribe(seeded)
     with seeded.begin() as conn:  # a process claimed 20 minutes ago and died
         held = recap.claim(conn, sub, NOW.date() - timedelta(days=NOW.weekday()), NOW - timedelta(minutes=20))
-    fake.history[CHANNEL] = [
+    fake_slack.history[CHANNEL] = [
         {
             "ts": "1699999999.000100",
             "metadata": {"event_type": "tokenwise_recap", "event_payload": {"delivery_id": held.delivery_id}},
         }
     ]
-    [outcome] = recap_job(make_runtime(seeded, fake), now=NOW)
-    assert outcome.status == "recovered" and posts(fake) == []
+    [outcome] = recap_job(make_runtime(seeded, fake_slack), now=NOW)
+    assert outcome.status == "recovered" and posts(fake_slack) == []
     assert ledger(seeded) == [("posted", 2, "1699999999.000100", None)]
 
 
-def test_an_interrupted_post_not_in_the_channel_is_posted(seeded, fake):
+def test_an_interrupted_post_not_in_the_channel_is_posted(seeded, fake_slack):
     sub = subscribe(seeded)
     with seeded.begin() as conn:
         recap.claim(conn, sub, NOW.date() - timedelta(days=NOW.weekday()), NOW - timedelta(minutes=20))
-    [outcome] = recap_job(make_runtime(seeded, fake), now=NOW)
-    assert outcome.status == "posted" and len(posts(fake)) == 1
-    [history] = fake.calls_to("conversations.history")
+    [outcome] = recap_job(make_runtime(seeded, fake_slack), now=NOW)
+    assert outcome.status == "posted" and len(posts(fake_slack)) == 1
+    [history] = fake_slack.calls_to("conversations.history")
     assert history.params["channel"] == CHANNEL
 
 
-def test_an_interrupted_post_that_cannot_be_checked_is_not_reposted(seeded, fake):
+def test_an_interrupted_post_that_cannot_be_checked_is_not_reposted(seeded, fake_slack):
     sub = subscribe(seeded)
     with seeded.begin() as conn:
         recap.claim(conn, sub, NOW.date() - timedelta(days=NOW.weekday()), NOW - timedelta(minutes=20))
-    fake.fail_next("conversations.history", error="missing_scope")
-    [outcome] = recap_job(make_runtime(seeded, fake), now=NOW)
-    assert outcome.status == "failed" and posts(fake) == []
+    fake_slack.fail_next("conversations.history", error="missing_scope")
+    [outcome] = recap_job(make_runtime(seeded, fake_slack), now=NOW)
+    assert outcome.status == "failed" and posts(fake_slack) == []
     [(status, attempts, _, error)] = ledger(seeded)
     assert (status, attempts) == ("failed", recap.MAX_ATTEMPTS) and "missing_scope" in error
-    assert recap_job(make_runtime(seeded, fake), now=NOW + timedelta(hours=3)) == []
+    assert recap_job(make_runtime(seeded, fake_slack), now=NOW + timedelta(hours=3)) == []
 
 
-def test_no_usage_gets_a_short_post_or_silence(seeded, fake):
+def test_no_usage_gets_a_short_post_or_silence(seeded, fake_slack):
     subscribe(seeded, group="SEMPTY")
     subscribe(seeded, group="SEMPTY", channel="CQUIET", post_when_empty=False)
-    outcomes = recap_job(make_runtime(seeded, fake), now=NOW)
+    outcomes = recap_job(make_runtime(seeded, fake_slack), now=NOW)
     assert sorted(o.status for o in outcomes) == ["posted", "skipped"]
-    [post] = posts(fake)
+    [post] = posts(fake_slack)
     assert post.params["text"] == "No AI usage recorded for SEMPTY this week."
-    assert posts(fake, channel="CQUIET") == [] and fake.calls_to("files.getUploadURLExternal") == []
+    assert (
+        posts(fake_slack, channel="CQUIET") == [] and fake_slack.calls_to("files.getUploadURLExternal") == []
+    )
     assert sorted(s for s, *_ in ledger(seeded)) == ["posted", "skipped"]
 
 
 # -- the vote ---------------------------------------------------------------------------------------
 
 
-def click(client, fake, post, *, user_id: str, choice: str, value: str | None = None, ts: str = "") -> None:
+def click(
+    client, fake_slack, post, *, user_id: str, choice: str, value: str | None = None, ts: str = ""
+) -> None:
     payload = {
         "type": "block_actions",
         "team": {"id": "T1", "domain": "test"},
@@ -438,7 +389,7 @@ def click(client, fake, post, *, user_id: str, choice: str, value: str | None = 
             "text": post.params["text"],
             "blocks": post.params["blocks"],
         },
-        "response_url": fake.server.url_for("/response_url/vote"),
+        "response_url": fake_slack.server.url_for("/response_url/vote"),
         "actions": [
             {
                 "action_id": VOTE_ACTIONS[choice],
@@ -458,20 +409,20 @@ def click(client, fake, post, *, user_id: str, choice: str, value: str | None = 
     assert response.status_code == 200, response.text
 
 
-def test_votes_through_signed_block_actions_tally_live(seeded, fake):
+def test_votes_through_signed_block_actions_tally_live(seeded, fake_slack):
     subscribe(seeded)
-    recap_job(make_runtime(seeded, fake), now=NOW)
-    [post] = posts(fake)
+    recap_job(make_runtime(seeded, fake_slack), now=NOW)
+    [post] = posts(fake_slack)
     with seeded.connect() as conn:
         ts = conn.execute(select(RecapDelivery.message_ts)).scalar_one()
-    with slack_client(seeded, fake) as client:
-        click(client, fake, post, user_id="UANA", choice="worth", ts=ts)
-        [first] = fake.wait_for("chat.update", 1)
-        click(client, fake, post, user_id="UBEN", choice="not_worth", ts=ts)
-        click(client, fake, post, user_id="UANA", choice="unsure", ts=ts)  # changes her vote
-        updates = fake.wait_for("chat.update", 3)
-        click(client, fake, post, user_id="UANA", choice="worth", value="preview", ts=ts)
-        [note] = fake.wait_for("response_url", 1)
+    with slack_client(seeded, fake_slack) as client:
+        click(client, fake_slack, post, user_id="UANA", choice="worth", ts=ts)
+        [first] = fake_slack.wait_for("chat.update", 1)
+        click(client, fake_slack, post, user_id="UBEN", choice="not_worth", ts=ts)
+        click(client, fake_slack, post, user_id="UANA", choice="unsure", ts=ts)  # changes her vote
+        updates = fake_slack.wait_for("chat.update", 3)
+        click(client, fake_slack, post, user_id="UANA", choice="worth", value="preview", ts=ts)
+        [note] = fake_slack.wait_for("response_url", 1)
 
     def tally(call) -> str:
         block = next(b for b in call.params["blocks"] if b.get("block_id") == "tokenwise_recap_tally")
@@ -492,9 +443,9 @@ def test_votes_through_signed_block_actions_tally_live(seeded, fake):
     assert votes == [("UANA", "unsure"), ("UBEN", "not_worth")]
 
 
-def test_last_weeks_vote_is_shown_in_the_next_recap(seeded, fake):
+def test_last_weeks_vote_is_shown_in_the_next_recap(seeded, fake_slack):
     subscribe(seeded, when=NOW - timedelta(days=7))
-    runtime = make_runtime(seeded, fake)
+    runtime = make_runtime(seeded, fake_slack)
     [last] = recap_job(runtime, now=NOW - timedelta(days=7))
     assert last.status == "posted"
     with seeded.begin() as conn:
@@ -503,7 +454,7 @@ def test_last_weeks_vote_is_shown_in_the_next_recap(seeded, fake):
         recap.record_vote(conn, delivery_id=delivery_id, user_id="UBEN", choice="not_worth")
     [this] = recap_job(runtime, now=NOW)
     assert this.status == "posted"
-    first, second = posts(fake)
+    first, second = posts(fake_slack)
     assert "Last week's vote" not in section_text(first.params["blocks"])
     assert "Last week's vote: Worth it 1 · Not sure 0 · Not worth it 1 (2 votes)" in section_text(
         second.params["blocks"]
@@ -535,7 +486,7 @@ def test_cli_preview_prints_the_demo_recap_and_writes_the_chart(tmp_path):
     assert refused.exit_code == 2 and "only --preview works here" in refused.output
 
 
-def test_the_recap_detail_names_no_one_the_managers_grant_does_not_reach(seeded, fake, monkeypatch):
+def test_the_recap_detail_names_no_one_the_managers_grant_does_not_reach(seeded, fake_slack, monkeypatch):
     """A manager hears of a withheld finding only when every person behind it is within their
     grant (a joiner invited into a managed channel is not): the idle burner Gus, outside Ben's
     reach here, is in no DM and no audit entry of Ben's."""
@@ -551,8 +502,8 @@ def test_the_recap_detail_names_no_one_the_managers_grant_does_not_reach(seeded,
         lambda conn, ws, user, person: person != gus and reaches(conn, ws, user, person),
     )
     subscribe(seeded)
-    assert [o.status for o in recap_job(make_runtime(seeded, fake), now=NOW)] == ["posted"]
-    for dm in posts(fake, channel="DUBEN"):
+    assert [o.status for o in recap_job(make_runtime(seeded, fake_slack), now=NOW)] == ["posted"]
+    for dm in posts(fake_slack, channel="DUBEN"):
         assert "Gus" not in json.dumps(dm.params)
-    with slack_client(seeded, fake) as client:
+    with slack_client(seeded, fake_slack) as client:
         assert "<@UBEN>" not in all_text(send(client, "audit me", user_id="UGUS"))

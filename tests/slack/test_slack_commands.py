@@ -2,79 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
-from starlette.testclient import TestClient
 
 from bot.db import rollups
-from bot.db.engine import make_engine
 from bot.db.models import AuditLog, Identity, UsageDaily
 from bot.services.runtime import Runtime
-from bot.services.sync import run_all
 from bot.settings import Settings
 from bot.slack.app import build_app
-from bot.sources.demo import demo_connectors
-from bot.web import build_web_app
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers, start_fake_slack
-
-TODAY = date.today()
+from tests.support.slack_app import TODAY, all_text, send
+from tests.support.slack_fake import BOT_TOKEN, command_body, signed_headers
 
 
-@pytest.fixture
-def fake_slack(httpserver):
-    return start_fake_slack(httpserver)
-
-
-@pytest.fixture
-def seeded_engine(db_url):
-    engine = make_engine(db_url)
-    run_all(
-        engine, demo_connectors(TODAY), workspace_id="default", since=TODAY - timedelta(days=70), today=TODAY
-    )
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def client(seeded_engine, fake_slack):
-    settings = Settings(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        TOKENWISE_ADMINS="ULISTED",
-    )
-    runtime = Runtime(settings=settings, engine=seeded_engine, source_lags={"demo-openai": timedelta(0)})
-    web = build_web_app(runtime, build_app(runtime))
-    with TestClient(web) as test_client:
-        yield test_client
-
-
-def send(client, text: str, **kw):
-    body = command_body(text, **kw)
-    response = client.post("/slack/events", content=body, headers=signed_headers(body))
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def all_text(reply: dict) -> str:
-    parts = [reply.get("text", "")]
-    for block in reply.get("blocks", []):
-        if "text" in block and isinstance(block["text"], dict):
-            parts.append(block["text"]["text"])
-        for item in block.get("fields", []) + block.get("elements", []):
-            if isinstance(item, dict) and "text" in item:
-                parts.append(item["text"] if isinstance(item["text"], str) else item["text"].get("text", ""))
-    return "\n".join(parts)
-
-
-def test_me_answers_ephemerally_with_the_callers_numbers(client, fake_slack, seeded_engine):
+def test_me_answers_ephemerally_with_the_callers_numbers(client, fake_slack, seeded):
     reply = send(client, "me 30d")
     assert reply["response_type"] == "ephemeral"
     text = all_text(reply)
     assert "Your AI spend" in text
-    with seeded_engine.connect() as conn:
+    with seeded.connect() as conn:
         ana_total = conn.execute(
             select(func.sum(UsageDaily.cost_micros)).where(
                 UsageDaily.actor == "email:ana@example.com", UsageDaily.day > TODAY - timedelta(days=30)
@@ -101,14 +47,14 @@ def test_org_is_for_admins_only(client):
     assert "Org AI spend" in listed
 
 
-def test_bad_input_gets_specific_ephemeral_errors(client, seeded_engine):
-    with seeded_engine.connect() as conn:
+def test_bad_input_gets_specific_ephemeral_errors(client, seeded):
+    with seeded.connect() as conn:
         before = conn.execute(select(func.count()).select_from(UsageDaily)).scalar()
     assert "Did you mean `/tokens me`" in all_text(send(client, "mee"))
     assert "not a period" in all_text(send(client, "me lastyear"))
     assert "ends before it starts" in all_text(send(client, "me 2026-03-10..2026-03-01"))
     assert "characters long" in all_text(send(client, "x" * 3000))
-    with seeded_engine.connect() as conn:
+    with seeded.connect() as conn:
         assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == before
 
 
@@ -123,8 +69,8 @@ def test_status_lists_sources(client):
     assert "demo-openai" in text and "last success" in text
 
 
-def test_admin_links_identity_and_history_is_reattributed(client, seeded_engine):
-    with seeded_engine.begin() as conn:
+def test_admin_links_identity_and_history_is_reattributed(client, seeded):
+    with seeded.begin() as conn:
         conn.execute(
             UsageDaily.__table__.insert().values(
                 workspace_id="default",
@@ -146,7 +92,7 @@ def test_admin_links_identity_and_history_is_reattributed(client, seeded_engine)
     assert "Only admins" in refused
     done = all_text(send(client, "link openrouter abc <@UBEN|ben>", user_id="UADMIN"))
     assert "1 stored rows re-attributed" in done
-    with seeded_engine.connect() as conn:
+    with seeded.connect() as conn:
         person_id = conn.execute(
             select(Identity.person_id).where(Identity.actor == "openrouter_key:abc")
         ).scalar()
@@ -158,12 +104,12 @@ def test_admin_links_identity_and_history_is_reattributed(client, seeded_engine)
     assert ("link.admin", "UADMIN") in audit
 
 
-def test_viewing_someone_else_is_refused_or_audited(client, seeded_engine):
+def test_viewing_someone_else_is_refused_or_audited(client, seeded):
     refused = all_text(send(client, "<@UBEN|ben> month"))
     assert "visible to them" in refused and "$" not in refused
     allowed = all_text(send(client, "<@UBEN|ben> month", user_id="UADMIN"))
     assert "AI spend of <@UBEN>" in allowed
-    with seeded_engine.connect() as conn:
+    with seeded.connect() as conn:
         assert conn.execute(select(func.count()).where(AuditLog.action == "view.person")).scalar() == 1
 
 
@@ -208,8 +154,8 @@ def test_expired_response_url_does_not_break_the_bot(client, fake_slack, monkeyp
     assert "Your AI spend" in all_text(send(client, "me 30d"))
 
 
-def test_socket_mode_needs_no_signing_secret(seeded_engine, fake_slack):
+def test_socket_mode_needs_no_signing_secret(seeded, fake_slack):
     settings = Settings(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN="xapp-1", SLACK_API_URL=fake_slack.api_url)
-    runtime = Runtime(settings=settings, engine=seeded_engine)
+    runtime = Runtime(settings=settings, engine=seeded)
     app = build_app(runtime, socket_mode=True)
     assert app.client.base_url == fake_slack.api_url

@@ -10,13 +10,11 @@ import logging
 import time
 import urllib.parse
 
-import pytest
 from slack_bolt.adapter.socket_mode.async_internals import run_async_bolt_app
 from slack_sdk.socket_mode.request import SocketModeRequest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from bot.db.engine import make_engine
 from bot.db.models import Person
 from bot.services.runtime import Runtime
 from bot.settings import Settings
@@ -30,32 +28,12 @@ from tests.support.slack_app import (
     person_id,
     post_action,
     post_event,
-    seed_demo,
     send,
     slack_client,
 )
-from tests.support.slack_fake import BOT_TOKEN, command_body, signed_headers, start_fake_slack
+from tests.support.slack_fake import BOT_TOKEN, command_body, signed_headers
 
 SLOW = 1.5  # seconds the fake Slack takes for the slowed method; every response must beat it
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    return start_fake_slack(httpserver)
-
-
-@pytest.fixture
-def seeded(db_url):
-    engine = make_engine(db_url)
-    seed_demo(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def client(seeded, fake_slack):
-    with slack_client(seeded, fake_slack) as test_client:
-        yield test_client
 
 
 def timed(call):

@@ -44,9 +44,9 @@ from bot.services.runtime import Runtime, build_runtime
 from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.web import build_web_app
-from tests.slack.test_slack_commands import all_text, send
-from tests.sources.test_cursor import _events_handler
-from tests.sources.test_openai import json_response, window_filter
+from tests.support.cursor_admin import paged_by_body
+from tests.support.openai_admin import json_response, window_filter
+from tests.support.slack_app import all_text, send
 from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -216,7 +216,7 @@ class FakeVendors:
                 self._count(prefix, handler)
             )
         events = self.text("cursor", "events.json")
-        self.cursor_events = _events_handler({1: events})  # one page; page 2 would be a KeyError (500)
+        self.cursor_events = paged_by_body({1: events})  # one page; page 2 would be a KeyError (500)
 
     def env(self) -> dict[str, str]:
         url = self.server.url_for

@@ -26,7 +26,7 @@ from bot.sources.github_delivery import (
     GitHubDeliveryConnector,
     from_settings,
 )
-from tests.conftest import fixture_path
+from tests.support.files import fixture_path
 
 TOKEN = "ghp_delivery_test_token"
 TODAY = date(2026, 3, 8)

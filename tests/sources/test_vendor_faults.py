@@ -33,7 +33,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings
 from bot.sources import openai as openai_source
 from bot.sources.base import SourceError
-from tests.sources.test_openai import (
+from tests.support.openai_admin import (
     COSTS,
     FIXTURES,
     KEY,

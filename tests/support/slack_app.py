@@ -19,7 +19,7 @@ from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.sources.demo import demo_connectors
 from bot.web import build_web_app
-from tests.conftest import fixture_path
+from tests.support.files import fixture_path
 from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers
 
 TODAY = date.today()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from werkzeug import Request, Response
 
-from tests.conftest import fixture_path
+from tests.support.files import fixture_path
 
 BOT_TOKEN = "xoxb-test-token"
 SIGNING_SECRET = "test-signing-secret"
@@ -52,6 +52,10 @@ class FakeSlack:
         default_factory=lambda: json.loads(fixture_path("slack", "channels.json").read_text())
     )
     ts_counter: int = 0
+    # conversations.info says the bot is not a member of these channels; conversations.history
+    # answers channel id -> its messages (newest first, as Slack does).
+    not_member: set[str] = field(default_factory=set)
+    history: dict[str, list[dict]] = field(default_factory=dict)
     # bot token -> its auth.test identity; oauth.v2.access adds T2's token.
     tokens: dict[str, dict] = field(
         default_factory=lambda: {
@@ -188,6 +192,11 @@ class FakeSlack:
                 "members": members[start : start + limit],
                 "response_metadata": {"next_cursor": str(start + limit) if rest else ""},
             }
+        if method == "conversations.info":
+            channel = params.get("channel", "")
+            return {"ok": True, "channel": {"id": channel, "is_member": channel not in self.not_member}}
+        if method == "conversations.history":
+            return {"ok": True, "messages": self.history.get(params.get("channel"), []), "has_more": False}
         if method == "views.publish":
             return {"ok": True, "view": {"id": "V1"}}
         if method == "views.open":

@@ -37,16 +37,10 @@ from tests.support.slack_fake import (
     T2_BOT_TOKEN,
     command_body,
     signed_headers,
-    start_fake_slack,
 )
 
 REDIRECT_URI = "https://bot.example.com/slack/oauth_redirect"
 TODAY = date.today()
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    return start_fake_slack(httpserver)
 
 
 def oauth_settings(fake_slack, **more) -> Settings:

@@ -24,20 +24,15 @@ from bot.services import otel
 from bot.services.reports import org_report, person_report
 from bot.services.status import status_report
 from bot.slack.blocks.reports import build_status
-from tests.slack.test_slack_commands import all_text
 from tests.support.otel import CUMULATIVE, DELTA, ClaudeCode, claude_person, exporter, send, serve
-from tests.support.slack_fake import command_body, signed_headers, start_fake_slack
+from tests.support.slack_app import all_text
+from tests.support.slack_fake import command_body, signed_headers
 
 ANA = claude_person("ana@example.com", account="acc-ana")
 BEN = claude_person("Ben@Example.com", session="s2")
 NOBODY = claude_person(None, account="acc-9")
 LEAD = claude_person("lead@example.com")
 LIMIT = 64 * 1024
-
-
-@pytest.fixture
-def fake_slack(httpserver):
-    return start_fake_slack(httpserver)
 
 
 @pytest.fixture
