@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.parse
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import select
 
 from bot.db import rollups
 from bot.db.models import (
-    ActivityDaily,
     AnomalyIncident,
     AnomalyMute,
     AnomalyNotice,
     AuditLog,
-    Person,
     UsageDaily,
 )
 from bot.jobs.anomalies import check_anomalies
@@ -27,6 +25,8 @@ from bot.services import home, teams
 from bot.slack.app import make_web_client
 from bot.slack.blocks import anomalies as views
 from bot.slack.blocks.home import build_home
+from tests.factories import add_activity, add_person, add_team, add_usage
+from tests.support.inbound import button_click, form_body
 from tests.support.slack_app import all_text, make_runtime, send, slack_client
 from tests.support.slack_fake import signed_headers
 
@@ -38,48 +38,20 @@ NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 TODAY = NOW.date()
 
 
-def _person(conn, name: str, slack_id: str | None) -> int:
-    conn.execute(
-        Person.__table__.insert().values(
-            workspace_id=W, email=f"{name}@example.com", slack_user_id=slack_id, display_name=name.title()
-        )
-    )
-    return conn.execute(select(Person.id).where(Person.email == f"{name}@example.com")).scalar_one()
-
-
-def _spend(
-    conn, pid: int | None, day, micros: int, *, actor: str | None = None, model: str = "gpt-5"
-) -> None:
-    conn.execute(
-        UsageDaily.__table__.insert().values(
-            workspace_id=W,
-            source="openai",
-            vendor="openai",
-            day=day,
-            actor=actor or f"openai_user:{pid}:{day}:{micros}",
-            person_id=pid,
-            model=model,
-            cost_basis="billed",
-            kind="usage",
-            cost_micros=micros,
-            raw_amount="0",
-            raw_unit="usd",
-            in_org_total=True,
-        )
-    )
+_person = partial(add_person, workspace_id=W)
+# rows only: _seed brings the rollups in step once
+_spend = partial(
+    add_usage,
+    workspace_id=W,
+    model="gpt-5",
+    actor="openai_user:{person_id}:{day}:{cost_micros}",
+    rebuild=False,
+)
 
 
 def _sessions(conn, pid: int, day) -> None:
-    conn.execute(
-        ActivityDaily.__table__.insert().values(
-            workspace_id=W,
-            source="cursor",
-            vendor="cursor",
-            day=day,
-            actor=f"email:{pid}",
-            person_id=pid,
-            sessions=2,
-        )
+    add_activity(
+        conn, pid, day, workspace_id=W, vendor="cursor", actor="email:{person_id}", sessions=2, rebuild=False
     )
 
 
@@ -94,8 +66,7 @@ def _history(conn, pid: int, dollars: int = 20, days: int = 20) -> None:
 
 def _managed_by_umgr(conn, pid: int) -> None:
     """The person is in a user group that UMGR manages (a user group: the grant reaches them)."""
-    team = teams.ensure_team(conn, workspace_id=W, kind=teams.USERGROUP, slack_id="SPLAT", name="platform")
-    teams.apply_refresh(conn, workspace_id=W, team_id=team.id, known={"U": pid}, new_members=[], today=TODAY)
+    team = add_team(conn, "SPLAT", {"U": pid}, workspace_id=W, today=TODAY, name="platform")
     teams.grant_role(
         conn, workspace_id=W, role="manager", slack_user_id="UMGR", team_id=team.id, granted_by="UADMIN"
     )
@@ -137,29 +108,18 @@ def _notices(engine) -> list[tuple[str, str, str]]:
 
 def click_expected(client, fake_slack, *, user_id: str, incident_id: int, days: int) -> dict:
     """A signed block_actions payload, as Slack posts it when the DM's button is clicked."""
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1", "domain": "test"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": f"D{user_id}"},
-        "trigger_id": "123.456.abc",
-        "channel": {"id": f"D{user_id}", "name": "directmessage"},
-        "message": {"ts": "1700000000.000001", "text": "anomaly"},
-        "response_url": fake_slack.server.url_for(f"/response_url/{user_id}"),
-        "actions": [
-            {
-                "action_id": f"{views.EXPECTED_ACTION}_{days}",
-                "block_id": views.EXPECTED_BLOCK,
-                "type": "button",
-                "value": str(incident_id),
-                "action_ts": "1700000001.000001",
-            }
-        ],
-    }
+    payload = button_click(
+        f"{views.EXPECTED_ACTION}_{days}",
+        str(incident_id),
+        user_id=user_id,
+        block_id=views.EXPECTED_BLOCK,
+        response_url=fake_slack.server.url_for(f"/response_url/{user_id}"),
+        container={"channel_id": f"D{user_id}", "is_ephemeral": False},  # the DM
+        channel={"id": f"D{user_id}", "name": "directmessage"},
+        message={"ts": "1700000000.000001", "text": "anomaly"},
+    )
     before = len(fake_slack.calls_to("response_url"))
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    body = form_body(payload)
     response = client.post("/slack/events", content=body, headers=signed_headers(body))
     assert response.status_code == 200, response.text
     return fake_slack.wait_for("response_url", before + 1)[before].params

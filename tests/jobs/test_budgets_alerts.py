@@ -6,20 +6,21 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import UTC, date, datetime
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select
 
-from bot.db import rollups
-from bot.db.models import AlertSent, Person, UsageDaily
+from bot.db.models import AlertSent
 from bot.jobs.budget_alerts import budget_check_job, check_budgets
 from bot.jobs.scheduler import build_scheduler
 from bot.jobs.sync import sync_job
 from bot.observability import REGISTRY
-from bot.services import budgets, teams
+from bot.services import teams
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.clients import make_web_client
+from tests.factories import add_person, add_usage, set_budget
 from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET
 
 USD = 1_000_000
@@ -47,43 +48,9 @@ def _check(runtime, clock=lambda: NOW):
     return asyncio.run(run())
 
 
-def _person(conn, name: str, slack_id: str | None) -> int:
-    conn.execute(
-        Person.__table__.insert().values(
-            workspace_id=W, email=f"{name}@example.com", slack_user_id=slack_id, display_name=name.title()
-        )
-    )
-    return conn.execute(select(Person.id).where(Person.email == f"{name}@example.com")).scalar_one()
-
-
-def _spend(conn, pid: int | None, day: date, micros: int, *, vendor: str = "openai") -> None:
-    conn.execute(
-        UsageDaily.__table__.insert().values(
-            workspace_id=W,
-            source=vendor,
-            vendor=vendor,
-            day=day,
-            actor=f"p:{pid}:{day}:{micros}",
-            person_id=pid,
-            model="m",
-            cost_basis="billed",
-            kind="usage",
-            cost_micros=micros,
-            raw_amount="0",
-            raw_unit="usd",
-            in_org_total=True,
-        )
-    )
-    rollups.rebuild(conn)  # written directly: bring the rollups in step
-
-
-def _budget(conn, kind: str, target_id: str, *words: str, team=None):
-    spec = budgets.parse_set(["org", *words])
-    spec = budgets.BudgetSpec(**{**spec.__dict__, "target": budgets.TargetRef(kind, target_id)})
-    _, after = budgets.set_budget(
-        conn, workspace_id=W, kind=kind, target_id=target_id, spec=spec, actor_user_id="UADMIN", team=team
-    )
-    return after
+_person = partial(add_person, workspace_id=W)
+_spend = partial(add_usage, workspace_id=W, model="m", actor="p:{person_id}:{day}:{cost_micros}")
+_budget = partial(set_budget, workspace_id=W)
 
 
 def _dms(fake_slack) -> list[tuple[str, str]]:
@@ -281,7 +248,7 @@ def test_floor_nudge_after_mid_period_with_what_teammates_use(engine, fake_slack
             _spend(conn, pid, date(2026, 11, 10), (100 + 10 * i) * USD)
         _budget(conn, "person", str(ana), "$400/month", "floor", "200")
         _spend(conn, ana, date(2026, 11, 10), 20 * USD)
-        unset = _budget(conn, "person", str(mates["UBEN"]), "$400/month")  # no floor: never nudged
+        _, unset = _budget(conn, "person", str(mates["UBEN"]), "$400/month")  # no floor: never nudged
     assert unset.floor_micros is None
     runtime = _runtime(engine, fake_slack)
     # Before mid-month: no nudge yet.

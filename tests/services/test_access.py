@@ -8,9 +8,10 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.models import AuditLog, Person
+from bot.db.models import AuditLog
 from bot.services import access, teams
 from bot.services.access import Viewer
+from tests.factories import add_person
 from tests.support.slack_app import (
     PAIR,
     PLATFORM,
@@ -25,15 +26,7 @@ D0 = date(2026, 3, 10)
 
 
 def _people(conn, *names: str) -> list[int]:
-    ids = []
-    for name in names:
-        conn.execute(
-            Person.__table__.insert().values(
-                workspace_id="w", email=f"{name}@x.io", slack_user_id=f"U{name.upper()}"
-            )
-        )
-        ids.append(conn.execute(select(Person.id).where(Person.email == f"{name}@x.io")).scalar_one())
-    return ids
+    return [add_person(conn, name, f"U{name.upper()}", workspace_id="w", domain="x.io") for name in names]
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.db import rollups
-from bot.db.models import AuditLog, Budget, BudgetRequest, Person, UsageDaily
+from bot.db.models import AuditLog, Budget, BudgetRequest
 from bot.domain.periods import Period
 from bot.services import access, budgets, teams
 from bot.services.budgets import BudgetError, BudgetStatus
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import context, message, section, validate
+from tests.factories import add_person, add_team, add_usage, set_budget
 
 USD = 1_000_000
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -347,48 +347,10 @@ W = "w"
 DAY = date(2026, 11, 10)
 
 
-def _person(conn, name: str, slack_id: str | None = None) -> int:
-    conn.execute(
-        Person.__table__.insert().values(
-            workspace_id=W, email=f"{name}@x.io", slack_user_id=slack_id, display_name=name.title()
-        )
-    )
-    return conn.execute(select(Person.id).where(Person.email == f"{name}@x.io")).scalar_one()
-
-
-def _usage(conn, pid, day, micros, *, vendor="openai", kind="usage", in_org_total=True, actor=None):
-    conn.execute(
-        UsageDaily.__table__.insert().values(
-            workspace_id=W,
-            source=vendor,
-            vendor=vendor,
-            day=day,
-            actor=actor or f"p:{pid}:{vendor}:{kind}:{in_org_total}",
-            person_id=pid,
-            model="m",
-            cost_basis="billed",
-            kind=kind,
-            cost_micros=micros,
-            raw_amount="0",
-            raw_unit="usd",
-            in_org_total=in_org_total,
-        )
-    )
-    rollups.rebuild(conn)  # written directly: bring the rollups in step
-
-
-def _team(conn, slack_id: str, members: dict[str, int], *, kind=teams.USERGROUP) -> teams.TeamRef:
-    team = teams.ensure_team(conn, workspace_id=W, kind=kind, slack_id=slack_id, name=slack_id.lower())
-    teams.apply_refresh(conn, workspace_id=W, team_id=team.id, known=members, new_members=[], today=DAY)
-    return teams.team_by_id(conn, team.id)
-
-
-def _set(conn, kind, target_id, text, *options, team=None):
-    spec = budgets.parse_set(["org" if kind == "org" else "<@U0>", text, *options])
-    spec = budgets.BudgetSpec(**{**spec.__dict__, "target": budgets.TargetRef(kind, target_id)})
-    return budgets.set_budget(
-        conn, workspace_id=W, kind=kind, target_id=target_id, spec=spec, actor_user_id="UADMIN", team=team
-    )
+_person = functools.partial(add_person, workspace_id=W, domain="x.io")
+_usage = functools.partial(add_usage, workspace_id=W, model="m")
+_team = functools.partial(add_team, workspace_id=W, today=DAY)
+_set = functools.partial(set_budget, workspace_id=W)
 
 
 def test_status_counts_vendor_scope_seats_teams_and_the_org(engine):

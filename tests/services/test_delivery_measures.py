@@ -4,12 +4,13 @@ through the sync engine (window replacement, re-attribution) and the /tokens me 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot.db import rollups, store
-from bot.db.models import ActivityDaily, Person, PullRequest, UsageDaily
+from bot.db import store
+from bot.db.models import PullRequest
 from bot.domain.money import Money
 from bot.domain.periods import parse_period
 from bot.domain.records import ActivityRecord, Batch, PullRequestRecord, UsageRecord
@@ -17,6 +18,7 @@ from bot.services.reports import IdleWeek, SpendReport, Value, VendorSpend, deli
 from bot.services.sync import run_source
 from bot.slack.blocks.common import validate
 from bot.slack.blocks.reports import build_me
+from tests.factories import add_activity, add_person, add_usage
 
 MARCH = parse_period("2026-03", date(2026, 3, 20))
 
@@ -25,43 +27,35 @@ def _at(day: str, hour: int = 12) -> datetime:
     return datetime.fromisoformat(day).replace(hour=hour, tzinfo=UTC)
 
 
-def _person(conn, email: str) -> int:
-    return conn.execute(
-        Person.__table__.insert().values(workspace_id="W", email=email, display_name=email)
-    ).inserted_primary_key[0]
+_person = partial(add_person, workspace_id="W")
 
 
 def _usage(conn, person_id, day, micros, *, vendor="cursor", kind="usage", tokens=0) -> None:
-    conn.execute(
-        UsageDaily.__table__.insert().values(
-            workspace_id="W",
-            source=vendor,
-            vendor=vendor,
-            day=date.fromisoformat(day),
-            actor=f"{vendor}:{person_id}:{kind}",
-            person_id=person_id,
-            kind=kind,
-            cost_basis="billed" if kind == "usage" else "estimated",
-            cost_micros=micros,
-            input_tokens=tokens,
-        )
+    basis = "billed" if kind == "usage" else "estimated"
+    add_usage(
+        conn,
+        person_id,
+        date.fromisoformat(day),
+        micros,
+        workspace_id="W",
+        vendor=vendor,
+        kind=kind,
+        cost_basis=basis,
+        input_tokens=tokens,
+        actor="{vendor}:{person_id}:{kind}",
     )
-    rollups.rebuild(conn)  # written directly: bring the rollups in step
 
 
 def _activity(conn, person_id, day, *, vendor, **signals) -> None:
-    conn.execute(
-        ActivityDaily.__table__.insert().values(
-            workspace_id="W",
-            source=vendor,
-            vendor=vendor,
-            day=date.fromisoformat(day),
-            actor=f"{vendor}:{person_id}",
-            person_id=person_id,
-            **signals,
-        )
+    add_activity(
+        conn,
+        person_id,
+        date.fromisoformat(day),
+        workspace_id="W",
+        vendor=vendor,
+        actor="{vendor}:{person_id}",
+        **signals,
     )
-    rollups.rebuild(conn)  # written directly: bring the rollups in step
 
 
 def _pr(conn, number, person_id, first_commit, merged, confidence="none", rule="", workspace="W") -> None:

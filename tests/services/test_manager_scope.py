@@ -13,6 +13,7 @@ from bot.db.models import AuditLog, Budget, ManagerScope, Person, RoleGrant, Tea
 from bot.domain.money import format_usd
 from bot.domain.periods import parse_period
 from bot.services import access, budgets, teams
+from tests.support.inbound import inbound
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
@@ -203,9 +204,7 @@ def test_app_home_hides_a_team_total_over_someone_the_grant_does_not_reach(clien
     """Team total minus the members the manager may look up one by one would be the invitee's spend."""
     _grant_ben(client)
     _invite_ivan(client, fake_slack)
-    post_event(
-        client, {"type": "app_home_opened", "user": "UBEN", "channel": "D1", "tab": "home"}, event_id="Ev1"
-    )
+    post_event(client, inbound("app_home_opened", user="UBEN"), event_id="Ev1")
     view = fake_slack.wait_for("views.publish")[0].params["view"]
     team_block = next(
         b["text"]["text"] for b in view["blocks"] if "<#CPRIVATE>" in b.get("text", {}).get("text", "")

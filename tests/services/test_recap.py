@@ -5,6 +5,7 @@ Storage tests run on SQLite and, with TEST_DATABASE_URL, PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,6 +27,7 @@ from bot.services.commands import CommandError
 from bot.slack.blocks.common import MAX_SECTION_TEXT, validate
 from bot.slack.blocks.recap import TALLY_BLOCK, build_manager_detail, build_recap, with_tally
 from bot.slack.blocks.recap_chart import chart_alt_text, render_chart
+from tests import factories
 
 USD = 1_000_000
 END = date(2026, 3, 16)  # a Monday: the recap week is Mar 9-15
@@ -34,57 +36,28 @@ W = "w"
 
 
 def add_person(conn, n: int, *, show: bool = False, slack: str | None = None) -> int:
-    conn.execute(
-        Person.__table__.insert().values(
-            workspace_id=W,
-            email=f"p{n}@x.io",
-            slack_user_id=slack or f"UP{n}",
-            display_name=f"Person {n}",
-            show_name_in_channels=show,
-        )
+    """Person n: p<n>@x.io, Slack user UP<n>, named in channels only when ``show``."""
+    return factories.add_person(
+        conn,
+        f"p{n}",
+        slack or f"UP{n}",
+        workspace_id=W,
+        domain="x.io",
+        display_name=f"Person {n}",
+        show_name_in_channels=show,
     )
-    return conn.execute(select(Person.id).where(Person.email == f"p{n}@x.io")).scalar_one()
 
 
-def usage_row(
-    pid, day, micros, *, vendor="openai", model="gpt-4.1", tokens=1_000_000, basis="billed", kind="usage"
-):
-    return {
-        "workspace_id": W,
-        "source": vendor,
-        "vendor": vendor,
-        "day": day,
-        "actor": f"email:p{pid}@x.io:{kind}",
-        "person_id": pid,
-        "model": model,
-        "cost_basis": basis,
-        "kind": kind,
-        "input_tokens": tokens,
-        "cost_micros": micros,
-        "raw_amount": "0",
-        "raw_unit": "usd",
-        "in_org_total": True,
-    }
-
-
-def activity_row(pid, day, *, vendor, **signals):
-    return {
-        "workspace_id": W,
-        "source": vendor,
-        "vendor": vendor,
-        "day": day,
-        "actor": f"a:{pid}",
-        "person_id": pid,
-        **signals,
-    }
-
-
-def make_team(conn, members: dict[str, int], *, slack_id: str = "S1") -> teams.TeamRef:
-    team = teams.ensure_team(conn, workspace_id=W, kind=teams.USERGROUP, slack_id=slack_id, name="eng")
-    teams.apply_refresh(
-        conn, workspace_id=W, team_id=team.id, known=members, new_members=[], today=END - timedelta(days=60)
-    )
-    return teams.team_by_id(conn, team.id)
+# Rows for one insert of many (the tests bring the rollups in step after it).
+usage_row = partial(
+    factories.usage_values,
+    workspace_id=W,
+    model="gpt-4.1",
+    input_tokens=1_000_000,
+    actor="email:p{person_id}@x.io:{kind}",
+)
+activity_row = partial(factories.activity_values, workspace_id=W, actor="a:{person_id}")
+make_team = partial(factories.add_team, workspace_id=W, today=END - timedelta(days=60), name="eng")
 
 
 @pytest.fixture
@@ -94,7 +67,7 @@ def known(engine):
     rows_u, rows_a = [], []
     with engine.begin() as conn:
         p = {n: add_person(conn, n, show=(n == 1)) for n in range(1, 9)}
-        team = make_team(conn, {f"UP{n}": p[n] for n in range(1, 8)})
+        team = make_team(conn, "S1", {f"UP{n}": p[n] for n in range(1, 8)})
         # p7 leaves two weeks before the recap's end; p8 was never a member.
         teams.apply_refresh(
             conn,
@@ -128,7 +101,7 @@ def known(engine):
                 100 * USD,
                 vendor="claude_code",
                 model="claude-opus-4-20250514",
-                basis="estimated",
+                cost_basis="estimated",
             )
         )
         rows_u.append(
@@ -138,8 +111,8 @@ def known(engine):
                 4_750_000,
                 vendor="github_copilot",
                 model="",
-                tokens=0,
-                basis="estimated",
+                input_tokens=0,
+                cost_basis="estimated",
                 kind="seat",
             )
         )
@@ -392,7 +365,7 @@ def test_block_kit_limits_with_500_people_and_20_models(engine):
         ids = dict(
             conn.execute(select(Person.slack_user_id, Person.id).where(Person.workspace_id == W)).all()
         )
-        team = make_team(conn, ids)
+        team = make_team(conn, "S1", ids)
         rows = []
         for n, (_, pid) in enumerate(sorted(ids.items())):
             vendor = ("openai", "anthropic", "cursor", "claude_code", "openrouter", "windsurf")[n % 6]
@@ -405,7 +378,7 @@ def test_block_kit_limits_with_500_people_and_20_models(engine):
             # Everyone spikes with no value: the longest lists the findings can have.
             rows.append(usage_row(pid, THIS, 100 * USD, vendor=vendor, model=models[(n + 1) % 20]))
             rows.append(
-                usage_row(pid, THIS, 4 * USD, vendor="github_copilot", model="", tokens=0, kind="seat")
+                usage_row(pid, THIS, 4 * USD, vendor="github_copilot", model="", input_tokens=0, kind="seat")
             )
         conn.execute(UsageDaily.__table__.insert(), rows)
         rollups.rebuild(conn)  # written directly: bring the rollups in step
@@ -642,7 +615,7 @@ def test_tokens_another_source_also_reports_count_once(engine, known):
     before = load(engine, team).facts.weeks[0].tokens
     # Anthropic's usage report repeating Claude Code's tokens (no dollars): must not add tokens.
     overlap = usage_row(
-        p[6], THIS + timedelta(days=2), 0, vendor="anthropic", model="claude-opus-4", tokens=777
+        p[6], THIS + timedelta(days=2), 0, vendor="anthropic", model="claude-opus-4", input_tokens=777
     )
     with engine.begin() as conn:
         conn.execute(UsageDaily.__table__.insert(), [{**overlap, "raw_unit": "tokens_only"}])

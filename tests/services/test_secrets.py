@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import urllib.parse
 
 import pytest
 from cryptography.fernet import Fernet
@@ -33,7 +32,8 @@ from bot.slack.blocks.sources import (
 from bot.sources.overrides import CONFIGURABLE, VendorSecret
 from bot.sources.registry import enabled_connectors
 from bot.web import build_web_app
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers
+from tests.support.inbound import command_body, form_body, view_submission
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, signed_headers
 
 KEY_1 = Fernet.generate_key().decode()
 KEY_2 = Fernet.generate_key().decode()
@@ -75,28 +75,11 @@ def submission(values: dict[str, str | None], *, user_id: str, remove: list[str]
         state["remove"] = {
             "value": {"type": "checkboxes", "selected_options": [{"value": s, "text": {}} for s in remove]}
         }
-    return {
-        "type": "view_submission",
-        "team": {"id": "T1", "domain": "test"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "trigger_id": "1.2.3",
-        "view": {
-            "id": "V2",
-            "team_id": "T1",
-            "type": "modal",
-            "callback_id": "tokenwise_sources",
-            "private_metadata": json.dumps({"channel": "C1"}),
-            "state": {"values": state},
-            "hash": "1.abc",
-        },
-        "response_urls": [],
-    }
+    return view_submission(state, user_id=user_id)
 
 
 def submit(client, payload: dict):
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    body = form_body(payload)
     response = client.post("/slack/events", content=body, headers=signed_headers(body))
     assert response.status_code == 200, response.text
     return response

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import func, select, update
 
 from bot.db import rollups
-from bot.db.models import ActivityDaily, AuditLog, Person, RoleGrant, Team, TeamMembership, UsageDaily
+from bot.db.models import ActivityDaily, AuditLog, Person, RoleGrant, Team, TeamMembership
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, parse_period
-from bot.domain.records import ACTIVITY_FIELDS
 from bot.jobs.team_refresh import team_refresh_job
 from bot.services import reports, teams
 from bot.services.teams import EARLIEST, SlackMember
 from bot.slack import membership
+from tests.factories import add_activity, add_person, add_usage
 from tests.support.slack_app import (
     PAIR,
     PAYMENTS,
@@ -34,35 +35,8 @@ PLATFORM_EMAILS = [f"{n}@example.com" for n in ("ana", "ben", "chen", "dana", "e
 D0 = date(2026, 3, 10)
 
 
-def _person(conn, email: str, slack_id: str | None = None) -> int:
-    conn.execute(
-        Person.__table__.insert().values(
-            workspace_id="w", email=email, slack_user_id=slack_id, display_name=email.split("@")[0]
-        )
-    )
-    return conn.execute(select(Person.id).where(Person.email == email)).scalar_one()
-
-
-def _usage(conn, pid: int | None, day: date, micros: int, *, model: str = "gpt-4.1", vendor: str = "openai"):
-    conn.execute(
-        UsageDaily.__table__.insert().values(
-            workspace_id="w",
-            source=vendor,
-            vendor=vendor,
-            day=day,
-            actor=f"p:{pid}",
-            person_id=pid,
-            model=model,
-            cost_basis="billed",
-            kind="usage",
-            cost_micros=micros,
-            input_tokens=10,
-            raw_amount="0",
-            raw_unit="usd",
-            in_org_total=True,
-        )
-    )
-    rollups.rebuild(conn)  # written directly: bring the rollups in step
+_person = partial(add_person, workspace_id="w")
+_usage = partial(add_usage, workspace_id="w", model="gpt-4.1", input_tokens=10, actor="p:{person_id}")
 
 
 def _refresh(conn, team_id: int, known: dict[str, int], today: date, new=()):
@@ -341,19 +315,7 @@ def test_scheduler_job_refreshes_stale_teams(seeded, fake_slack):
         assert teams.member_count(conn, team_id=team.id) == 9
 
 
-def _activity(conn, pid: int, day: date, *, vendor: str = "cursor", **counts):
-    conn.execute(
-        ActivityDaily.__table__.insert().values(
-            workspace_id="w",
-            source=vendor,
-            vendor=vendor,
-            day=day,
-            actor=f"p:{pid}",
-            person_id=pid,
-            **{name: counts.get(name, 0) for name in ACTIVITY_FIELDS},
-        )
-    )
-    rollups.rebuild(conn)
+_activity = partial(add_activity, workspace_id="w", vendor="cursor")
 
 
 def test_team_median_ratios_need_the_minimum_group_of_active_people(engine):

@@ -18,6 +18,7 @@ from bot.services import home, teams
 from bot.services.reports import SpendReport, VendorSpend
 from bot.slack.blocks.home import bar, build_home, build_home_not_linked, sparkline, validate_view
 from bot.slack.handlers.home import RecentEvents
+from tests.support.inbound import inbound
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
@@ -93,9 +94,7 @@ def test_recent_events_expire():
 
 
 def _open_home(client, user: str, event_id: str, tab: str = "home") -> None:
-    post_event(
-        client, {"type": "app_home_opened", "user": user, "channel": "D1", "tab": tab}, event_id=event_id
-    )
+    post_event(client, inbound("app_home_opened", user=user, tab=tab), event_id=event_id)
 
 
 def test_opening_home_publishes_the_dashboard_once_per_event(client, fake_slack, seeded):

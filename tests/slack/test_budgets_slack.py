@@ -3,14 +3,12 @@ real Starlette+Bolt app, Slack faked on loopback; asserts on the replies, the DM
 
 from __future__ import annotations
 
-import json
-import urllib.parse
-
 import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import AuditLog, Budget, BudgetOverride, BudgetRequest
 from bot.slack.blocks import budgets as views
+from tests.support.inbound import button_click, form_body
 from tests.support.slack_app import (
     PLATFORM,
     all_text,
@@ -45,30 +43,19 @@ def click(
     if scope is not None:
         option = {"text": {"type": "plain_text", "text": scope}, "value": scope}
         values[views.SCOPE_BLOCK] = {views.SCOPE_ACTION: {"type": "radio_buttons", "selected_option": option}}
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1", "domain": "test"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "container": {"type": "message", "message_ts": "1700000000.000001", "channel_id": "DUBEN"},
-        "trigger_id": "123.456.abc",
-        "channel": {"id": "DUBEN", "name": "directmessage"},
-        "message": {"ts": "1700000000.000001", "text": "request"},
-        "state": {"values": values},
-        "response_url": fake_slack.server.url_for(f"/response_url/{user_id}"),
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "budget_request_decide",
-                "type": "button",
-                "value": str(request_id),
-                "action_ts": "1700000001.000001",
-            }
-        ],
-    }
+    payload = button_click(
+        action_id,
+        str(request_id),
+        user_id=user_id,
+        block_id="budget_request_decide",
+        response_url=fake_slack.server.url_for(f"/response_url/{user_id}"),
+        container={"channel_id": "DUBEN", "is_ephemeral": False},  # the request's DM to Ben
+        channel={"id": "DUBEN", "name": "directmessage"},
+        message={"ts": "1700000000.000001", "text": "request"},
+        state={"values": values},
+    )
     before = len(fake_slack.calls_to("response_url"))
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    body = form_body(payload)
     headers = signed_headers(body) if secret is None else signed_headers(body, secret=secret)
     response = client.post("/slack/events", content=body, headers=headers)
     if secret is not None:

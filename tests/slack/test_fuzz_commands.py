@@ -21,7 +21,8 @@ from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.sources.demo import demo_connectors
 from bot.web import build_web_app
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers, start_fake_slack
+from tests.support.inbound import command_body
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, signed_headers, start_fake_slack
 
 TABLES = (UsageDaily, Person, Identity, Budget, RecapSubscription, AuditLog)
 

@@ -9,7 +9,6 @@ import asyncio
 import json
 import threading
 import time
-import urllib.parse
 from datetime import timedelta
 
 import pytest
@@ -24,6 +23,7 @@ from bot.observability import REGISTRY
 from bot.services import recap, teams
 from bot.slack.blocks.common import validate
 from bot.slack.blocks.recap import VOTE_ACTIONS
+from tests.support.inbound import button_click, form_body
 from tests.support.recaps import CHANNEL, NOW, ledger, posts, subscribe
 from tests.support.slack_app import (
     PLATFORM,
@@ -374,37 +374,21 @@ def test_no_usage_gets_a_short_post_or_silence(seeded, fake_slack):
 def click(
     client, fake_slack, post, *, user_id: str, choice: str, value: str | None = None, ts: str = ""
 ) -> None:
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1", "domain": "test"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "container": {"type": "message", "message_ts": ts, "channel_id": CHANNEL, "is_ephemeral": False},
-        "trigger_id": "123.456.abc",
-        "channel": {"id": CHANNEL, "name": "payments"},
-        "message": {
-            "type": "message",
-            "ts": ts,
-            "text": post.params["text"],
-            "blocks": post.params["blocks"],
-        },
-        "response_url": fake_slack.server.url_for("/response_url/vote"),
-        "actions": [
-            {
-                "action_id": VOTE_ACTIONS[choice],
-                "block_id": "tokenwise_recap_vote",
-                "type": "button",
-                "value": value
-                if value is not None
-                else next(
-                    e["value"] for b in post.params["blocks"] if b["type"] == "actions" for e in b["elements"]
-                ),
-                "action_ts": "1700000001.000001",
-            }
-        ],
-    }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    if value is None:  # the button the recap posted
+        value = next(
+            e["value"] for b in post.params["blocks"] if b["type"] == "actions" for e in b["elements"]
+        )
+    payload = button_click(
+        VOTE_ACTIONS[choice],
+        value,
+        user_id=user_id,
+        block_id="tokenwise_recap_vote",
+        response_url=fake_slack.server.url_for("/response_url/vote"),
+        container={"message_ts": ts, "channel_id": CHANNEL, "is_ephemeral": False},
+        channel={"id": CHANNEL, "name": "payments"},
+        message={"type": "message", "ts": ts, "text": post.params["text"], "blocks": post.params["blocks"]},
+    )
+    body = form_body(payload)
     response = client.post("/slack/events", content=body, headers=signed_headers(body))
     assert response.status_code == 200, response.text
 

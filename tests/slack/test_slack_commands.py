@@ -11,8 +11,9 @@ from bot.db.models import AuditLog, Identity, UsageDaily
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.app import build_app
+from tests.support.inbound import command_body
 from tests.support.slack_app import TODAY, all_text, send
-from tests.support.slack_fake import BOT_TOKEN, command_body, signed_headers
+from tests.support.slack_fake import BOT_TOKEN, signed_headers
 
 
 def test_me_answers_ephemerally_with_the_callers_numbers(client, fake_slack, seeded):

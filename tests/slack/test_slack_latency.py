@@ -22,6 +22,7 @@ from bot.slack import background, commands
 from bot.slack.app import build_app
 from bot.slack.blocks.privacy import FORGET_CANCEL, FORGET_CONFIRM
 from bot.web import build_web_app
+from tests.support.inbound import button_click, command_body, form_body, inbound
 from tests.support.slack_app import (
     all_text,
     make_runtime,
@@ -31,7 +32,7 @@ from tests.support.slack_app import (
     send,
     slack_client,
 )
-from tests.support.slack_fake import BOT_TOKEN, command_body, signed_headers
+from tests.support.slack_fake import BOT_TOKEN, signed_headers
 
 SLOW = 1.5  # seconds the fake Slack takes for the slowed method; every response must beat it
 
@@ -87,7 +88,7 @@ def test_a_button_click_responds_before_its_effect_and_the_effect_happens(client
 
 def test_app_home_event_is_answered_before_the_view_is_published(client, fake_slack):
     fake_slack.slow("views.publish", SLOW)
-    event = {"type": "app_home_opened", "user": "UANA", "channel": "D1", "tab": "home"}
+    event = inbound("app_home_opened", user="UANA")
     _, took = timed(lambda: post_event(client, event, event_id="EvSlow"))
     assert took < SLOW
     [published] = fake_slack.wait_for("views.publish", timeout=SLOW + 5)
@@ -109,22 +110,6 @@ def test_shutdown_lets_acked_work_finish(seeded, fake_slack):
     assert "nothing was forgotten" in note.params["text"]
 
 
-def _action_body(action_id: str) -> str:
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1", "domain": "test"},
-        "user": {"id": "UANA", "username": "uana", "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "container": {"type": "message", "message_ts": "1700000000.000001"},
-        "trigger_id": "123.456.abc",
-        "channel": {"id": "C1", "name": "general"},
-        "response_url": "http://127.0.0.1:9/response_url/none",
-        "actions": [{"action_id": action_id, "block_id": "b1", "type": "button", "value": "1"}],
-    }
-    return urllib.parse.urlencode({"payload": json.dumps(payload)})
-
-
 def test_a_listener_that_raises_is_logged_and_never_a_500(seeded, fake_slack, caplog):
     runtime = make_runtime(seeded, fake_slack)
     bolt = build_app(runtime)
@@ -142,7 +127,7 @@ def test_a_listener_that_raises_is_logged_and_never_a_500(seeded, fake_slack, ca
     with TestClient(build_web_app(runtime, bolt)) as client:
         responses = {}
         for action_id in ("raises_after_ack", "raises_before_ack"):
-            body = _action_body(action_id)
+            body = form_body(button_click(action_id, "1", user_id="UANA"))
             responses[action_id] = client.post("/slack/events", content=body, headers=signed_headers(body))
     after, before = responses["raises_after_ack"], responses["raises_before_ack"]
     assert after.status_code == 200 and after.text == "acknowledged"  # what the listener acked

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
-import urllib.parse
 from datetime import date, timedelta
 
 from sqlalchemy import func, select
@@ -20,7 +18,8 @@ from bot.slack.app import build_app
 from bot.sources.demo import demo_connectors
 from bot.web import build_web_app
 from tests.support.files import fixture_path
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers
+from tests.support.inbound import button_click, command_body, event_body, form_body
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, signed_headers
 
 TODAY = date.today()
 PLATFORM = "<!subteam^SPLATFORM|@platform>"
@@ -64,44 +63,15 @@ def send(client, text: str, **kw) -> dict:
 
 
 def post_event(client, event: dict, *, event_id: str) -> None:
-    body = json.dumps(
-        {
-            "token": "legacy",
-            "team_id": "T1",
-            "api_app_id": "A1",
-            "type": "event_callback",
-            "event": event,
-            "event_id": event_id,
-            "event_time": int(time.time()),
-        }
-    )
+    body = event_body(event, event_id=event_id)
     headers = {**signed_headers(body), "content-type": "application/json"}
     response = client.post("/slack/events", content=body, headers=headers)
     assert response.status_code == 200, response.text
 
 
 def post_action(client, *, user_id: str, action_id: str, value: str, response_url: str) -> None:
-    payload = {
-        "type": "block_actions",
-        "team": {"id": "T1", "domain": "test"},
-        "user": {"id": user_id, "username": user_id.lower(), "team_id": "T1"},
-        "api_app_id": "A1",
-        "token": "legacy",
-        "container": {"type": "message", "message_ts": "1700000000.000001", "is_ephemeral": True},
-        "trigger_id": "123.456.abc",
-        "channel": {"id": "C1", "name": "general"},
-        "response_url": response_url,
-        "actions": [
-            {
-                "action_id": action_id,
-                "block_id": "b1",
-                "type": "button",
-                "value": value,
-                "action_ts": "1700000001.000001",
-            }
-        ],
-    }
-    body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+    """``user_id`` clicks a button in an ephemeral message in C1."""
+    body = form_body(button_click(action_id, value, user_id=user_id, response_url=response_url))
     response = client.post("/slack/events", content=body, headers=signed_headers(body))
     assert response.status_code == 200, response.text
 

@@ -11,7 +11,6 @@ import contextlib
 import json
 import threading
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 
 from werkzeug import Request, Response
@@ -226,24 +225,3 @@ def signed_headers(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | 
         "x-slack-request-timestamp": ts,
         "x-slack-signature": signature,
     }
-
-
-def command_body(
-    text: str, *, user_id: str = "UANA", response_url: str = "", channel_id: str = "C1", team_id: str = "T1"
-) -> str:
-    return urllib.parse.urlencode(
-        {
-            "token": "legacy",
-            "team_id": team_id,
-            "team_domain": "test",
-            "channel_id": channel_id,
-            "channel_name": "general",
-            "user_id": user_id,
-            "user_name": user_id.lower(),
-            "command": "/tokens",
-            "text": text,
-            "response_url": response_url or "http://127.0.0.1:9/response_url/none",
-            "trigger_id": "123.456.abc",
-            "api_app_id": "A1",
-        }
-    )

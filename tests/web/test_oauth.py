@@ -28,6 +28,7 @@ from bot.slack.app import ConfigError, build_app
 from bot.slack.clients import WorkspaceNotInstalled, bot_client_for
 from bot.slack.oauth import BOT_SCOPES
 from bot.web import build_web_app
+from tests.support.inbound import command_body, event_body, form_body, inbound
 from tests.support.slack_fake import (
     BOT_TOKEN,
     CLIENT_ID,
@@ -35,7 +36,6 @@ from tests.support.slack_fake import (
     OAUTH_CODE,
     SIGNING_SECRET,
     T2_BOT_TOKEN,
-    command_body,
     signed_headers,
 )
 
@@ -100,17 +100,7 @@ def send_command(client, text: str, *, team_id: str, user_id: str = "UANA", resp
 
 
 def send_event(client, event: dict, *, team_id: str = "T2"):
-    body = json.dumps(
-        {
-            "token": "legacy",
-            "team_id": team_id,
-            "api_app_id": "A1",
-            "event": event,
-            "type": "event_callback",
-            "event_id": "Ev1",
-            "event_time": 1_700_000_000,
-        }
-    )
+    body = event_body(event, event_id="Ev1", event_time=1_700_000_000, team_id=team_id)
     headers = {**signed_headers(body), "content-type": "application/json"}
     response = client.post("/slack/events", content=body, headers=headers)
     assert response.status_code == 200, response.text
@@ -215,7 +205,7 @@ def test_a_workspace_that_never_installed_is_refused(client, fake_slack):
 
 def test_app_uninstalled_deletes_the_installation_and_deactivates(client, engine, runtime, fake_slack):
     install(client)
-    send_event(client, {"type": "app_uninstalled"})
+    send_event(client, inbound("app_uninstalled"))
     wait_until_inactive(engine, "T2")  # set after the installation is deleted
     assert rows(engine, "slack_bots") == [] and rows(engine, "slack_installations") == []
     with engine.connect() as conn:
@@ -231,14 +221,14 @@ def test_app_uninstalled_deletes_the_installation_and_deactivates(client, engine
 
 def test_bot_token_revoked_deletes_the_bot_and_deactivates(client, engine):
     install(client)
-    send_event(client, {"type": "tokens_revoked", "tokens": {"bot": ["UBOT2"]}})
+    send_event(client, inbound("tokens_revoked"))
     wait_until_inactive(engine, "T2")
     assert rows(engine, "slack_bots") == []
 
 
 def test_reinstall_reactivates_the_workspace(client, engine):
     install(client)
-    send_event(client, {"type": "app_uninstalled"})
+    send_event(client, inbound("app_uninstalled"))
     wait_until_inactive(engine, "T2")
     install(client)
     with engine.connect() as conn:
@@ -406,17 +396,10 @@ def test_app_home_reads_the_authorized_workspace_not_the_bodys_team_id(client, r
     spend_in(engine, "T3", 99_000_000)
     # Signed with the app's secret, authorized as T2 (Bolt reads `authorizations`), but the
     # top-level team_id names T3: the home tab must show T2's numbers, never T3's.
-    body = json.dumps(
-        {
-            "token": "legacy",
-            "team_id": "T3",
-            "api_app_id": "A1",
-            "authorizations": [{"enterprise_id": None, "team_id": "T2", "user_id": "UBOT2", "is_bot": True}],
-            "event": {"type": "app_home_opened", "user": "UANA", "tab": "home", "channel": "D1"},
-            "type": "event_callback",
-            "event_id": "EvForged",
-            "event_time": 1_700_000_000,
-        }
+    authorized = [{"enterprise_id": None, "team_id": "T2", "user_id": "UBOT2", "is_bot": True}]
+    forged = inbound("app_home_opened", user="UANA")
+    body = event_body(
+        forged, event_id="EvForged", event_time=1_700_000_000, team_id="T3", authorizations=authorized
     )
     headers = {**signed_headers(body), "content-type": "application/json"}
     assert client.post("/slack/events", content=body, headers=headers).status_code == 200
@@ -449,29 +432,17 @@ def test_sources_modal_writes_the_authorized_workspace_not_the_bodys_team(engine
         with engine.begin() as conn:  # T3's own admin stored T3's key
             change = secrets.SecretChange("openai", key="sk-t3-own-key-0123456789")
             secrets.apply_changes(conn, fernet, workspace_id="T3", changes=[change], updated_by="U3")
-        payload = {
-            "type": "view_submission",
-            "team": {"id": "T3", "domain": "third"},
-            "user": {"id": "UANA", "team_id": "T3"},
-            "api_app_id": "A1",
-            "trigger_id": "1.2.3",
-            "view": {
-                "id": "V9",
-                "team_id": "T3",
-                "app_installed_team_id": "T2",  # what Bolt authorizes by
-                "type": "modal",
-                "callback_id": "tokenwise_sources",
-                "private_metadata": json.dumps({"channel": "C1"}),
-                "state": {
-                    "values": {
-                        key_block_id("openai"): {
-                            "value": {"type": "plain_text_input", "value": "sk-t2-attacker-key"}
-                        }
-                    }
-                },
-            },
+        # Sent from T3 (team, view.team_id) but installed as T2 (what Bolt authorizes by).
+        state = {
+            key_block_id("openai"): {"value": {"type": "plain_text_input", "value": "sk-t2-attacker-key"}}
         }
-        body = urllib.parse.urlencode({"payload": json.dumps(payload)})
+        payload = inbound(
+            "view_submission",
+            team={"id": "T3", "domain": "third"},
+            user={"id": "UANA", "team_id": "T3"},
+            view={"id": "V9", "team_id": "T3", "app_installed_team_id": "T2", "state": {"values": state}},
+        )
+        body = form_body(payload)
         assert client.post("/slack/events", content=body, headers=signed_headers(body)).status_code == 200
         with engine.connect() as conn:
             stored = {r.workspace_id: r for r in conn.execute(select(SourceSecret.__table__)).all()}

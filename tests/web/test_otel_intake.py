@@ -24,9 +24,10 @@ from bot.services import otel
 from bot.services.reports import org_report, person_report
 from bot.services.status import status_report
 from bot.slack.blocks.reports import build_status
+from tests.support.inbound import command_body
 from tests.support.otel import CUMULATIVE, DELTA, ClaudeCode, claude_person, exporter, send, serve
 from tests.support.slack_app import all_text
-from tests.support.slack_fake import command_body, signed_headers
+from tests.support.slack_fake import signed_headers
 
 ANA = claude_person("ana@example.com", account="acc-ana")
 BEN = claude_person("Ben@Example.com", session="s2")

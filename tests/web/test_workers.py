@@ -24,7 +24,8 @@ from bot.db.engine import make_engine
 from bot.db.models import SyncRun
 from bot.settings import Settings
 from bot.web import _Config
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers, start_fake_slack
+from tests.support.inbound import command_body
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, signed_headers, start_fake_slack
 
 DEMO_SOURCES = {"demo-openai", "demo-claude_code", "demo-cursor", "demo-github_copilot"}
 

@@ -13,11 +13,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.db import rollups
 from bot.db.engine import make_engine
-from bot.db.models import Person, Team, TeamMembership, UsageDaily
+from bot.db.models import Person, Team, TeamMembership
 from bot.domain.money import format_usd
 from bot.services import aggregates
+from tests import factories
 from tests.support.slack_app import TODAY, all_text, send, slack_client
 
 ACTIVE = [f"U{n:02d}" for n in range(1, 15)]  # U01 .. U14 use AI tools
@@ -42,25 +42,17 @@ def dollars(text: str) -> list[str]:
 def add_usage(conn, user_id: str, *, day, micros: int, vendor: str = "openai", model: str = "gpt-5") -> None:
     """One billed usage row of ``user_id`` (written directly, so the rollups are rebuilt)."""
     person = conn.execute(select(Person.id).where(Person.slack_user_id == user_id)).scalar_one()
-    conn.execute(
-        UsageDaily.__table__.insert().values(
-            workspace_id="default",
-            source=vendor,
-            vendor=vendor,
-            day=day,
-            actor=f"email:{user_id.lower()}@example.com",
-            person_id=person,
-            model=model,
-            cost_basis="billed",
-            kind="usage",
-            cost_micros=micros,
-            input_tokens=1000,
-            raw_amount="0",
-            raw_unit="usd",
-            in_org_total=True,
-        )
+    factories.add_usage(
+        conn,
+        person,
+        day,
+        micros,
+        workspace_id="default",
+        vendor=vendor,
+        model=model,
+        input_tokens=1000,
+        actor=f"email:{user_id.lower()}@example.com",
     )
-    rollups.rebuild(conn)
 
 
 @pytest.fixture
@@ -68,14 +60,7 @@ def world(db_url):
     engine = make_engine(db_url)
     with engine.begin() as conn:
         for user_id in ACTIVE + IDLE:
-            conn.execute(
-                Person.__table__.insert().values(
-                    workspace_id="default",
-                    email=f"{user_id.lower()}@example.com",
-                    slack_user_id=user_id,
-                    display_name=user_id,
-                )
-            )
+            factories.add_person(conn, user_id.lower(), user_id, workspace_id="default", display_name=user_id)
         for user_id in ACTIVE:
             add_usage(conn, user_id, day=DAY, micros=spend(user_id))
     yield engine
