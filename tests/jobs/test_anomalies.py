@@ -90,10 +90,6 @@ def _check(runtime, at: datetime):
     return asyncio.run(run())
 
 
-def _dms(fake_slack) -> list[tuple[str, str]]:
-    return [(c.params["channel"], c.params["text"]) for c in fake_slack.calls_to("chat.postMessage")]
-
-
 def _incidents(engine) -> list:
     with engine.connect() as conn:
         return conn.execute(select(AnomalyIncident.__table__).order_by(AnomalyIncident.id)).all()
@@ -136,7 +132,7 @@ def test_one_incident_one_dm_an_update_escalation_and_expected(engine, fake_slac
     assert json.loads(incident.figures)["median_micros"] == 20 * USD
     assert incident.detect_seconds == NOW.hour * 3600  # from the start of the UTC day
     assert result.applied.opened == [incident.id] and result.sent == [(incident.id, "person", "UANA")]
-    [(channel, text)] = _dms(fake_slack)
+    [(channel, text)] = fake_slack.posted()
     assert channel == "DUANA" and text.startswith("Runaway spend: $300.00")
     blocks = fake_slack.calls_to("chat.postMessage")[0].params["blocks"]
     blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
@@ -155,13 +151,13 @@ def test_one_incident_one_dm_an_update_escalation_and_expected(engine, fake_slac
     [incident] = _incidents(engine)
     assert result.applied.updated == [incident.id] and result.sent == []
     assert incident.spend_micros == incident.peak_micros == 450 * USD
-    assert len(_dms(fake_slack)) == 1
+    assert len(fake_slack.posted()) == 1
 
     # Still open and unanswered past the delay: the manager is told, once.
     _check(runtime, NOW + timedelta(hours=25))
     _check(runtime, NOW + timedelta(hours=26))
-    assert [channel for channel, _ in _dms(fake_slack)] == ["DUANA", "DUMGR"]
-    assert "<@UANA>" in _dms(fake_slack)[1][1]
+    assert [channel for channel, _ in fake_slack.posted()] == ["DUANA", "DUMGR"]
+    assert "<@UANA>" in fake_slack.posted()[1][1]
     assert _notices(engine) == [("manager", "UMGR", "sent"), ("person", "UANA", "sent")]
     with engine.connect() as conn:
         audited = conn.execute(select(AuditLog.actor_user_id, AuditLog.action, AuditLog.target)).all()
@@ -186,7 +182,7 @@ def test_one_incident_one_dm_an_update_escalation_and_expected(engine, fake_slac
     assert (mute.rule, mute.subject_key, mute.created_by) == ("runaway", str(ids["ana"]), "UANA")
     # The mute holds: the same figures open nothing and tell nobody.
     result = _check(runtime, NOW + timedelta(hours=27))
-    assert result.applied.opened == [] and len(_incidents(engine)) == 1 and len(_dms(fake_slack)) == 2
+    assert result.applied.opened == [] and len(_incidents(engine)) == 1 and len(fake_slack.posted()) == 2
 
 
 def test_an_incident_closes_when_the_figures_return_to_normal(engine, fake_slack):
@@ -203,20 +199,20 @@ def test_an_incident_closes_when_the_figures_return_to_normal(engine, fake_slack
     assert result.applied.closed == [incident.id]
     assert incident.status == "closed" and incident.open_key is None
     assert incident.close_seconds == 3 * 3600
-    assert len(_dms(fake_slack)) == 1  # closing tells nobody, and the manager is never told now
+    assert len(fake_slack.posted()) == 1  # closing tells nobody, and the manager is never told now
     _check(runtime, NOW + timedelta(hours=30))
-    assert len(_dms(fake_slack)) == 1
+    assert len(fake_slack.posted()) == 1
 
 
 def test_a_runaway_day_leaving_the_recent_days_closes_it_and_a_restart_sends_nothing(engine, fake_slack):
     _seed(engine)
     _check(make_runtime(engine, fake_slack), NOW)
     _check(make_runtime(engine, fake_slack), NOW)  # a restart / a second replica: the ledger holds the DM
-    assert len(_dms(fake_slack)) == 1
+    assert len(fake_slack.posted()) == 1
     _check(make_runtime(engine, fake_slack, TOKENWISE_ANOMALY_ESCALATE_HOURS="100"), NOW + timedelta(days=2))
     [incident] = _incidents(engine)
     assert incident.status == "closed" and incident.close_seconds == 2 * 86400
-    assert len(_dms(fake_slack)) == 1
+    assert len(fake_slack.posted()) == 1
 
 
 def test_unattributed_surge_tells_the_admins_only(engine, fake_slack):
@@ -234,8 +230,8 @@ def test_unattributed_surge_tells_the_admins_only(engine, fake_slack):
         "actor",
         "openai_key:key_ci",
     )
-    assert sorted(channel for channel, _ in _dms(fake_slack)) == ["DUADMIN", "DULISTED"]
-    assert all("openai_key:key_ci" in text for _, text in _dms(fake_slack))
+    assert sorted(channel for channel, _ in fake_slack.posted()) == ["DUADMIN", "DULISTED"]
+    assert all("openai_key:key_ci" in text for _, text in fake_slack.posted())
     # No channel post, ever: every message went to a DM.
     assert all(c.params["channel"].startswith("D") for c in fake_slack.calls_to("chat.postMessage"))
     with slack_client(engine, fake_slack, TOKENWISE_ADMINS="ULISTED,UADMIN") as client:
@@ -294,7 +290,7 @@ def test_the_scheduler_runs_the_check(engine, fake_slack):
 
     assert anomaly_job(runtime) == 1
     assert anomaly_job(runtime) == 0
-    assert [channel for channel, _ in _dms(fake_slack)] == ["DUANA"]
+    assert [channel for channel, _ in fake_slack.posted()] == ["DUANA"]
 
 
 def test_idle_burn_and_drift_read_from_the_daily_rows(engine):
@@ -348,7 +344,7 @@ def test_a_person_slack_refuses_to_dm_goes_to_the_managers_at_once(engine, fake_
     assert result.failed and result.sent == []
     _check(runtime, NOW + timedelta(hours=1))  # long before the delay
     assert _notices(engine) == [("manager", "UMGR", "sent"), ("person", "UANA", "failed")]
-    assert [channel for channel, _ in _dms(fake_slack)] == ["DUMGR"]
+    assert [channel for channel, _ in fake_slack.posted()] == ["DUMGR"]
     blocks = json.dumps(fake_slack.calls_to("chat.postMessage")[0].params["blocks"])
     assert "could not reach them" in blocks
 
@@ -361,8 +357,8 @@ def test_a_person_without_a_slack_id_is_escalated_at_once(engine, fake_slack):
         _spend(conn, ana, TODAY, 300 * USD)
         rollups.rebuild(conn)
     _check(make_runtime(engine, fake_slack), NOW)
-    assert [channel for channel, _ in _dms(fake_slack)] == ["DUMGR"]
-    assert "Ana" in _dms(fake_slack)[0][1]
+    assert [channel for channel, _ in fake_slack.posted()] == ["DUMGR"]
+    assert "Ana" in fake_slack.posted()[0][1]
 
 
 def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine, fake_slack):
@@ -388,7 +384,7 @@ def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine,
     assert errors == []
     assert len(_incidents(engine)) == 1
     assert _notices(engine) == [("person", "UANA", "sent")]
-    assert [channel for channel, _ in _dms(fake_slack)] == ["DUANA"]
+    assert [channel for channel, _ in fake_slack.posted()] == ["DUANA"]
 
 
 def test_an_answered_day_stays_answered_after_a_short_mute_ends(engine, fake_slack):
@@ -412,7 +408,7 @@ def test_an_answered_day_stays_answered_after_a_short_mute_ends(engine, fake_sla
         rollups.rebuild(conn)
     result = _check(runtime, NOW + timedelta(hours=26))
     assert len(result.applied.opened) == 1
-    assert [channel for channel, _ in _dms(fake_slack)] == ["DUANA", "DUANA"]
+    assert [channel for channel, _ in fake_slack.posted()] == ["DUANA", "DUANA"]
 
 
 def test_every_anomaly_message_is_within_slacks_limits():

@@ -53,11 +53,6 @@ _spend = partial(add_usage, workspace_id=W, model="m", actor="p:{person_id}:{day
 _budget = partial(set_budget, workspace_id=W)
 
 
-def _dms(fake_slack) -> list[tuple[str, str]]:
-    """(channel, text) of every chat.postMessage; the fake's DM channel is "D" + the user id."""
-    return [(c.params["channel"], c.params["text"]) for c in fake_slack.calls_to("chat.postMessage")]
-
-
 def _ledger(engine):
     with engine.connect() as conn:
         return sorted(
@@ -79,7 +74,7 @@ def test_each_threshold_is_told_once_and_never_again_after_a_restart(engine, fak
         _spend(conn, ana, date(2026, 11, 3), 210 * USD)
     sent_before = _counter("threshold", "sent")
     _check(runtime)
-    assert _dms(fake_slack) == [
+    assert fake_slack.posted() == [
         (
             "DUANA",
             "52% of your monthly AI budget is used: $210.00 of $400.00 in November 2026 (the 50% alert).",
@@ -87,7 +82,7 @@ def test_each_threshold_is_told_once_and_never_again_after_a_restart(engine, fak
     ]
     assert [c.params["users"] for c in fake_slack.calls_to("conversations.open")] == ["UANA"]
     _check(_runtime(engine, fake_slack))  # a restarted process: the ledger says it was sent
-    assert len(_dms(fake_slack)) == 1
+    assert len(fake_slack.posted()) == 1
     with engine.begin() as conn:
         _spend(conn, ana, date(2026, 11, 4), 120 * USD)
     _check(runtime)
@@ -95,7 +90,7 @@ def test_each_threshold_is_told_once_and_never_again_after_a_restart(engine, fak
     with engine.begin() as conn:
         _spend(conn, ana, date(2026, 11, 5), 100 * USD)
     _check(runtime)
-    texts = [text for _, text in _dms(fake_slack)]
+    texts = [text for _, text in fake_slack.posted()]
     assert len(texts) == 3
     assert "(the 80% alert)" in texts[1] and "$330.00 of $400.00" in texts[1]
     assert (
@@ -113,7 +108,7 @@ def test_thresholds_crossed_together_make_one_dm_naming_the_highest(engine, fake
         _budget(conn, "person", str(ana), "$400/month", "thresholds", "50,80,90")
         _spend(conn, ana, date(2026, 11, 2), 340 * USD)
     _check(_runtime(engine, fake_slack))
-    [(channel, text)] = _dms(fake_slack)
+    [(channel, text)] = fake_slack.posted()
     assert channel == "DUANA" and "(the 80% alert)" in text
     assert [(k, t, s) for k, t, s, _ in _ledger(engine)] == [
         ("threshold", 50, "sent"),
@@ -132,7 +127,7 @@ def test_a_claim_whose_period_ended_before_sending_is_not_sent(engine, fake_slac
     )
     done = _check(_runtime(engine, fake_slack), clock=lambda: next(moments))
     assert [outcome for _, _, outcome in done] == ["expired"]
-    assert _dms(fake_slack) == []
+    assert fake_slack.posted() == []
     assert [(k, t, s) for k, t, s, _ in _ledger(engine)] == [("threshold", 50, "expired")]
     # December starts clean: no threshold is due, only the early warning from last week's pace.
     done = _check(_runtime(engine, fake_slack), clock=lambda: datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
@@ -194,7 +189,7 @@ def test_team_budgets_tell_the_managers_and_the_org_budget_tells_the_admins(engi
         _spend(conn, ben, date(2026, 11, 17), 40 * USD, vendor="cursor")
         _spend(conn, ben, date(2026, 11, 17), 500 * USD, vendor="openai")  # not cursor: not the team's
     _check(_runtime(engine, fake_slack))
-    dms = sorted(_dms(fake_slack))
+    dms = sorted(fake_slack.posted())
     assert [channel for channel, _ in dms] == ["DUADMIN", "DULISTED", "DUMGR"]
     team_text = dict(dms)["DUMGR"]
     assert "weekly Cursor AI budget of <!subteam^SPLAT>" in team_text and "$110.00 of $100.00" in team_text
@@ -214,7 +209,7 @@ def test_forecast_math_decides_when_the_early_warning_is_due(engine, fake_slack)
     runtime = _runtime(engine, fake_slack)
     _check(runtime)
     _check(runtime)
-    [(channel, text)] = _dms(fake_slack)
+    [(channel, text)] = fake_slack.posted()
     # $190 to go at $30/day: 7 days counting the 20th -> the 26th, before the Dec 1 reset.
     assert channel == "DUANA"
     assert text.startswith("Early warning: at this pace your monthly AI budget runs out on the 26th")
@@ -229,7 +224,7 @@ def test_slow_pace_gets_no_early_warning(engine, fake_slack):
         for day in range(13, 20):  # $20/day: $260 to go needs 13 days -> Dec 2, after the reset
             _spend(conn, ana, date(2026, 11, day), 20 * USD)
     _check(_runtime(engine, fake_slack))
-    assert _dms(fake_slack) == [] and _ledger(engine) == []
+    assert fake_slack.posted() == [] and _ledger(engine) == []
 
 
 def test_floor_nudge_after_mid_period_with_what_teammates_use(engine, fake_slack):
@@ -255,7 +250,7 @@ def test_floor_nudge_after_mid_period_with_what_teammates_use(engine, fake_slack
     assert _check(runtime, clock=lambda: datetime(2026, 11, 14, 9, 0, tzinfo=UTC)) == []
     _check(runtime)
     _check(runtime)
-    [(channel, text)] = _dms(fake_slack)
+    [(channel, text)] = fake_slack.posted()
     assert channel == "DUANA"
     assert "expects at least $200.00 of use in November 2026, and $20.00 is used so far" in text
     assert "about $126.67 by now" in text  # $200 * 19/30 days
@@ -298,7 +293,7 @@ def test_two_concurrent_checkers_send_each_threshold_exactly_once(engine, fake_s
             _spend(conn, ana, day, ana_usd * USD)
             _spend(conn, ben, day, ben_usd * USD)
         race()
-    texts = [text for _, text in _dms(fake_slack)]
+    texts = [text for _, text in fake_slack.posted()]
     for threshold in (50, 80, 100):
         assert sum(f"(the {threshold}% alert)" in t and "$400.00" in t for t in texts) == 1, texts
     for threshold in (20, 40, 80):  # ben: 25%, 45% (covers 40), 85% (covers 60 and 80)
@@ -324,10 +319,10 @@ def test_scheduler_runs_the_check_and_every_sync_ends_with_it(engine, fake_slack
         _budget(conn, "org", "org", "$0.01/quarter", "thresholds", "100")
     outcomes = sync_job(runtime)
     assert outcomes and all(o.status == "ok" for o in outcomes)
-    [(channel, text)] = _dms(fake_slack)
+    [(channel, text)] = fake_slack.posted()
     assert channel == "DULISTED" and "(the 100% alert)" in text
     sync_job(runtime)
-    assert len(_dms(fake_slack)) == 1
+    assert len(fake_slack.posted()) == 1
 
 
 def test_no_token_means_no_claim(engine, fake_slack):
@@ -338,4 +333,4 @@ def test_no_token_means_no_claim(engine, fake_slack):
         _budget(conn, "person", str(ana), "$1/month")
         _spend(conn, ana, datetime.now(runtime.settings.tz).date(), 5 * USD)
     assert budget_check_job(runtime) == 0  # no token: nothing may be claimed, or the alert is lost
-    assert _ledger(engine) == [] and _dms(fake_slack) == []
+    assert _ledger(engine) == [] and fake_slack.posted() == []

@@ -1,5 +1,6 @@
-"""Shared helpers for the teams, access, privacy and App Home tests: a demo-seeded database,
-the real Starlette+Bolt app against the fake Slack, and signed commands, events and actions."""
+"""The real Starlette+Bolt app against the fake Slack, for the end-to-end tests: a demo-seeded
+database, the runtime and test client, and signed commands, events and button clicks (their
+bodies from tests/support/inbound.py)."""
 
 from __future__ import annotations
 

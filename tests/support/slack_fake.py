@@ -77,6 +77,10 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
+    def posted(self) -> list[tuple[str, str]]:
+        """(channel, text) of every chat.postMessage; a DM's channel is "D" + the user id."""
+        return [(c.params["channel"], c.params["text"]) for c in self.calls_to("chat.postMessage")]
+
     def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
