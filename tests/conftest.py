@@ -1,8 +1,12 @@
-"""Shared fixtures: real databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set).
+"""Shared fixtures: real databases (SQLite always, PostgreSQL when TEST_DATABASE_URL is set) and
+the Slack side (the recording fake Slack Web API, the demo org, the real HTTP app).
 
 Storage tests take the ``engine`` fixture and run on both. The PostgreSQL database is created
 once per session (migrated with Alembic) and truncated between tests; SQLite copies a migrated
 template file, so every test starts from an empty, fully migrated schema.
+
+A module overrides one of these by declaring a fixture of the same name that takes the shared
+one (``def fake_slack(fake_slack): ...``); the helpers behind them are in tests/support/.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from sqlalchemy.engine import make_url
 
 from bot.db.engine import make_engine
 from bot.db.migrate import upgrade
+from tests.support.slack_app import add_team_users, seed_demo, slack_client
+from tests.support.slack_fake import FakeSlack, start_fake_slack
 
-FIXTURES = Path(__file__).parent / "fixtures"
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 
 
@@ -127,5 +132,30 @@ def engine(db_url):
     engine.dispose()
 
 
-def fixture_path(*parts: str) -> Path:
-    return FIXTURES.joinpath(*parts)
+# -- the Slack side ---------------------------------------------------------------------------
+@pytest.fixture
+def fake_slack(httpserver) -> FakeSlack:
+    """The recording fake Slack Web API on loopback; its directory is fixtures/slack/users.json."""
+    return start_fake_slack(httpserver)
+
+
+@pytest.fixture
+def slack_team(fake_slack) -> FakeSlack:
+    """The fake Slack's directory holds the demo org's whole team too (fixtures/slack/team_users.json).
+    Modules whose tests need them say ``pytestmark = pytest.mark.usefixtures("slack_team")``."""
+    add_team_users(fake_slack)
+    return fake_slack
+
+
+@pytest.fixture
+def seeded(engine):
+    """The demo org: 70 days of the demo vendors synced into the test database."""
+    seed_demo(engine)
+    return engine
+
+
+@pytest.fixture
+def client(seeded, fake_slack):
+    """The real Starlette+Bolt app over the demo org, talking to the fake Slack."""
+    with slack_client(seeded, fake_slack) as test_client:
+        yield test_client

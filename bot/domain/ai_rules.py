@@ -38,7 +38,7 @@ Every rule reads the PR body and the message of EVERY commit of the PR (the conn
 all, past the 250 the PR commits endpoint stops at), never the merge commit alone: a squash merge
 keeps only what GitHub puts in the squash message, which may drop the trailers. To change what
 counts, edit the tables below (or pass another ``rules`` tuple to ``detect``); the unit tests in
-tests/test_ai_detection.py and tests/domain/test_trailer_rules.py show each rule firing and not.
+tests/domain/test_ai_detection.py and tests/domain/test_trailer_rules.py show each rule firing and not.
 
 Bots (``is_excluded``): accounts of type Bot, logins ending in ``[bot]`` and ``BOT_LOGINS``
 (dependabot, renovate, …) are left out of every count, except the coding agents above.

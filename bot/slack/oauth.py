@@ -34,7 +34,7 @@ from bot.slack.context import run_db
 
 log = logging.getLogger(__name__)
 
-# The bot scopes of manifest.yml (tests/test_oauth.py keeps the two equal).
+# The bot scopes of manifest.yml (tests/web/test_oauth.py keeps the two equal).
 BOT_SCOPES = (
     "commands",
     "chat:write",

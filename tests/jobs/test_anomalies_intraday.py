@@ -16,8 +16,8 @@ from bot.db.models import AnomalyIncident, Person, UsageDaily
 from bot.jobs.anomalies import check_anomalies
 from bot.services import otel
 from bot.slack.app import make_web_client
-from tests.otel_support import DELTA, ClaudeCode, claude_person, send, serve
-from tests.slack_fake import start_fake_slack
+from tests.support.otel import DELTA, ClaudeCode, claude_person, send, serve
+from tests.support.slack_fake import start_fake_slack
 
 USD = 1_000_000
 W = "default"

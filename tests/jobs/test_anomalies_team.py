@@ -20,8 +20,8 @@ from bot.jobs.scheduler import build_scheduler
 from bot.services import teams
 from bot.slack.app import make_web_client
 from bot.slack.blocks import anomalies as views
-from tests.slack_fake import signed_headers, start_fake_slack
-from tests.teams_support import add_team_users, all_text, make_runtime, send, slack_client
+from tests.support.slack_app import add_team_users, all_text, make_runtime, send, slack_client
+from tests.support.slack_fake import signed_headers, start_fake_slack
 
 USD = 1_000_000
 W = "default"

@@ -19,8 +19,8 @@ from bot.jobs.scheduler import build_scheduler
 from bot.services import privacy, saved_time
 from bot.slack.app import make_web_client
 from bot.slack.blocks import saved_time as views
-from tests.slack_fake import start_fake_slack
-from tests.teams_support import add_team_users, make_runtime, post_action, send, slack_client
+from tests.support.slack_app import add_team_users, make_runtime, post_action, send, slack_client
+from tests.support.slack_fake import start_fake_slack
 
 W = "default"
 

@@ -15,8 +15,8 @@ from bot.domain.periods import calendar_period
 from bot.services import budgets
 from bot.services.budgets import BudgetError, BudgetStatus
 from bot.slack.blocks import budgets as views
-from tests.teams_support import TODAY as TEAM_TODAY
-from tests.teams_support import person_id, seed_demo
+from tests.support.slack_app import TODAY as TEAM_TODAY
+from tests.support.slack_app import person_id, seed_demo
 
 USD = 1_000_000
 TODAY = date(2026, 11, 10)

@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import AuditLog, Budget, BudgetRequest
-from tests.slack_fake import start_fake_slack
-from tests.teams_support import (
+from tests.support.slack_app import (
     PLATFORM,
     add_team_users,
     all_text,
@@ -21,6 +20,7 @@ from tests.teams_support import (
     send,
     slack_client,
 )
+from tests.support.slack_fake import start_fake_slack
 
 ANA = "<@UANA|ana>"
 

@@ -21,8 +21,8 @@ from bot.slack.app import build_app
 from bot.slack.blocks.common import validate
 from bot.sources.demo import PEOPLE
 from bot.web import build_web_app
-from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
-from tests.teams_support import TODAY, all_text, post_event, seed_demo, send, spend_of
+from tests.support.slack_app import TODAY, all_text, post_event, seed_demo, send, spend_of
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
 
 
 @pytest.fixture

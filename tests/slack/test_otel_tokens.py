@@ -16,9 +16,10 @@ from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.web import build_web_app
-from tests.otel_support import ClaudeCode, claude_person
-from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, command_body, signed_headers, start_fake_slack
-from tests.teams_support import all_text
+from tests.support.inbound import command_body
+from tests.support.otel import ClaudeCode, claude_person
+from tests.support.slack_app import all_text
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, signed_headers, start_fake_slack
 
 TOKEN = re.compile(r"twotel_[A-Za-z0-9_-]{20,}")
 

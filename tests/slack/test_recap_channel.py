@@ -16,8 +16,7 @@ from bot.jobs.recaps import recap_job
 from bot.services import recap, teams
 from bot.services.recap.subscriptions import DAY_NAMES
 from bot.slack.blocks.common import validate
-from tests.slack_fake import start_fake_slack
-from tests.teams_support import (
+from tests.support.slack_app import (
     PAIR,
     PLATFORM,
     TODAY,
@@ -28,6 +27,7 @@ from tests.teams_support import (
     send,
     slack_client,
 )
+from tests.support.slack_fake import start_fake_slack
 
 NOW = datetime.combine(TODAY, clock(12, 0), tzinfo=UTC)
 CHANNEL = "CPAYMENTS"

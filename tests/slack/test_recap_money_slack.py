@@ -13,8 +13,7 @@ from bot.db.models import UsageDaily
 from bot.domain.money import format_usd
 from bot.services import recap, teams
 from bot.slack.blocks.common import validate
-from tests.slack_fake import start_fake_slack
-from tests.teams_support import (
+from tests.support.slack_app import (
     PLATFORM,
     TODAY,
     add_team_users,
@@ -24,6 +23,7 @@ from tests.teams_support import (
     send,
     slack_client,
 )
+from tests.support.slack_fake import start_fake_slack
 from tests.value_support import add_merged_pr
 
 AUTHORS = ["ana", "ben", "chen", "dana", "emil", "farah"]

@@ -14,8 +14,7 @@ from bot.db.engine import make_engine
 from bot.domain.money import format_usd
 from bot.domain.periods import parse_period
 from bot.slack.blocks.common import validate
-from tests.slack_fake import signed_headers, start_fake_slack
-from tests.teams_support import (
+from tests.support.slack_app import (
     PLATFORM,
     TODAY,
     add_team_users,
@@ -27,6 +26,7 @@ from tests.teams_support import (
     slack_client,
     spend_of,
 )
+from tests.support.slack_fake import signed_headers, start_fake_slack
 
 PLATFORM_ID = "<!subteam^SPLATFORM>"
 

@@ -14,8 +14,8 @@ from bot.db.models import Person, PullRequest
 from bot.jobs.recaps import recap_job
 from bot.services import recap
 from bot.slack.blocks.common import validate
-from tests.slack_fake import BOT_TOKEN, start_fake_slack
-from tests.teams_support import TODAY, add_team_users, make_runtime, seed_demo
+from tests.support.slack_app import TODAY, add_team_users, make_runtime, seed_demo
+from tests.support.slack_fake import BOT_TOKEN, start_fake_slack
 
 NOW = datetime.combine(TODAY, clock(12, 0), tzinfo=UTC)
 END = datetime.combine(TODAY, clock(0, 0), tzinfo=UTC)  # the recap week ends today

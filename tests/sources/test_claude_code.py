@@ -4,13 +4,12 @@ documented schema), through the real sync engine, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import re
 from datetime import date
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug import Request, Response
+from werkzeug import Response
 
 from bot.db.models import ActivityDaily, Person, UsageDaily
 from bot.domain.money import Money
@@ -18,67 +17,11 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import claude_code
 from bot.sources.base import SourceError
+from tests.support.anthropic_admin import KEY, FakeAdminApi, claude_code_connector
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
-KEY = "sk-ant-admin01-test-secret"
 TODAY = date(2025, 8, 3)
 WINDOW = {"since": date(2025, 8, 1), "until": date(2025, 8, 4), "today": TODAY}
-
-DAYS = {
-    ("2025-08-01", None): ("claude_code", "day_2025-08-01_1.json"),
-    ("2025-08-01", "cc_p2"): ("claude_code", "day_2025-08-01_2.json"),
-    ("2025-08-02", None): ("claude_code", "day_2025-08-02.json"),
-    ("2025-08-03", None): ("claude_code", "day_empty.json"),
-    ("2026-11-02", None): ("anthropic/analytics", "claude_code_2026-11-02.json"),
-    ("2026-11-03", None): ("claude_code", "day_empty.json"),
-}
-LISTS = {
-    ("users", None): "users_1.json",
-    ("users", "user_02"): "users_2.json",
-    ("api_keys", None): "api_keys.json",
-}
-
-
-class FakeAdminApi:
-    """Serves the fixture pages; ``queue`` puts one-off responses (errors) in front of a path."""
-
-    def __init__(self, httpserver) -> None:
-        self.queued: dict[str, list[Response]] = {}
-        self.requests: list[Request] = []
-        httpserver.expect_request(re.compile(r"^/v1/organizations/.*")).respond_with_handler(self)
-
-    def queue(self, path: str, *responses: Response) -> None:
-        self.queued.setdefault(path, []).extend(responses)
-
-    def __call__(self, request: Request) -> Response:
-        self.requests.append(request)
-        path = request.path.removeprefix("/v1/organizations/")
-        if self.queued.get(path):
-            return self.queued[path].pop(0)
-        cursor = request.args.get("page") or request.args.get("after_id")
-        if path == "usage_report/claude_code":
-            found = DAYS.get((request.args.get("starting_at"), cursor))
-        elif path == "analytics/cost":
-            found = ("anthropic/analytics", "cost_1.json")
-        else:
-            found = ("anthropic", LISTS[(path, cursor)]) if (path, cursor) in LISTS else None
-        if found is None:
-            return Response(f"no fixture for {path} {cursor}", status=418)
-        vendor, name = found
-        return Response((FIXTURES / vendor / name).read_bytes(), content_type="application/json")
-
-    def calls(self, path: str) -> list[Request]:
-        return [r for r in self.requests if r.path == f"/v1/organizations/{path}"]
-
-
-def _connector(httpserver) -> claude_code.ClaudeCodeConnector:
-    settings = Settings(
-        ANTHROPIC_ADMIN_KEY=KEY,
-        ANTHROPIC_ADMIN_BASE_URL=httpserver.url_for("/"),
-        http_max_backoff_seconds=0.01,
-    )
-    (connector,) = claude_code.from_settings(settings)
-    return connector
 
 
 def _fetch(connector, start=date(2025, 8, 1), end=date(2025, 8, 4)):
@@ -96,7 +39,7 @@ def _record(**changes) -> dict:
 
 def test_one_request_series_per_day_and_parsing(httpserver):
     api = FakeAdminApi(httpserver)
-    batches = _fetch(_connector(httpserver))
+    batches = _fetch(claude_code_connector(httpserver))
     assert [(b.window_start.isoformat(), b.window_end.isoformat()) for b in batches] == [
         ("2025-08-01", "2025-08-02"),
         ("2025-08-02", "2025-08-03"),
@@ -176,7 +119,7 @@ def test_ambiguous_key_name_is_not_joined(httpserver):
 def test_bad_records_fail_with_the_endpoint_named(httpserver, changes, message):
     api = FakeAdminApi(httpserver)
     api.queue("usage_report/claude_code", Response(json.dumps(_record(**changes))))
-    connector = _connector(httpserver)
+    connector = claude_code_connector(httpserver)
     with pytest.raises(SourceError) as error:
         _fetch(connector, date(2025, 8, 2), date(2025, 8, 3))
     assert str(error.value).startswith("claude_code: v1/organizations/usage_report/claude_code: ")
@@ -187,7 +130,7 @@ def test_missing_actor_and_string_counts_are_tolerated(httpserver):
     api = FakeAdminApi(httpserver)
     body = _record(actor=None, core_metrics={"num_sessions": "4", "lines_of_code": None})
     api.queue("usage_report/claude_code", Response(json.dumps(body)))
-    (batch,) = _fetch(_connector(httpserver), date(2025, 8, 2), date(2025, 8, 3))
+    (batch,) = _fetch(claude_code_connector(httpserver), date(2025, 8, 2), date(2025, 8, 3))
     unattributed = {a.actor: a for a in batch.activity}[claude_code.UNATTRIBUTED]
     assert (unattributed.sessions, unattributed.lines_added) == (4, 0)
 
@@ -255,7 +198,7 @@ def test_end_to_end_totals_and_idempotence(engine, httpserver):
     FakeAdminApi(httpserver)
     results = []
     for _ in range(2):
-        connector = _connector(httpserver)
+        connector = claude_code_connector(httpserver)
         outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
         connector.close()
         assert outcome.status == "ok", outcome.error
@@ -282,7 +225,7 @@ def test_end_to_end_totals_and_idempotence(engine, httpserver):
 def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
     api = FakeAdminApi(httpserver)
     api.queue("usage_report/claude_code", Response("<html>gateway</html>", content_type="text/html"))
-    connector = _connector(httpserver)
+    connector = claude_code_connector(httpserver)
     outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
     connector.close()
     assert outcome.status == "failed"
@@ -302,7 +245,7 @@ def test_rate_limit_is_retried_after_retry_after(engine, httpserver):
         Response('{"error": {"type": "rate_limit_error"}}', status=429, headers={"Retry-After": "0"}),
         Response('{"error": {"type": "overloaded_error"}}', status=503),
     )
-    connector = _connector(httpserver)
+    connector = claude_code_connector(httpserver)
     outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
     connector.close()
     assert outcome.status == "ok", outcome.error
@@ -313,7 +256,7 @@ def test_rate_limit_is_retried_after_retry_after(engine, httpserver):
 
 # -- when Anthropic bills each person (Usage & Cost Analytics API) -----------------------------
 def _november(httpserver):
-    connector = _connector(httpserver)
+    connector = claude_code_connector(httpserver)
     connector.analytics.today = lambda: date(2026, 11, 4)
     return _fetch(connector, date(2026, 11, 2), date(2026, 11, 4))
 
@@ -353,6 +296,6 @@ def test_estimates_stay_when_the_analytics_api_is_refused(httpserver):
 
 def test_days_before_the_analytics_api_are_not_asked_about(httpserver):
     api = FakeAdminApi(httpserver)
-    batches = _fetch(_connector(httpserver))  # 2025
+    batches = _fetch(claude_code_connector(httpserver))  # 2025
     assert api.calls("analytics/cost") == []
     assert all(r.cost.raw_unit == "usd_cents" for b in batches for r in b.usage)

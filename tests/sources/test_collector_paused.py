@@ -9,9 +9,8 @@ import pytest
 
 from bot.sources.base import SourceError
 from bot.sources.http import collector_paused
-from tests.sources.test_cursor import SINCE, UNTIL, _connector, _serve
-from tests.sources.test_cursor_dedupe import EVENT, _serve_pages
-from tests.sources.test_openai import COSTS, FakeOpenAI, connector_for, json_response, run
+from tests.support.cursor_admin import EVENT, SINCE, UNTIL, cursor_connector, serve_cursor, serve_event_pages
+from tests.support.openai_admin import COSTS, FakeOpenAI, connector_for, json_response, run
 
 
 @pytest.fixture(autouse=True)
@@ -46,13 +45,13 @@ def test_a_collector_someone_else_turned_off_stays_off():
 
 
 def test_cursor_pages_leave_the_collector_on_after_success_and_failure(httpserver):
-    _serve(httpserver)
-    list(_connector(httpserver).fetch(SINCE, UNTIL))
+    serve_cursor(httpserver)
+    list(cursor_connector(httpserver).fetch(SINCE, UNTIL))
     assert gc.isenabled()
     httpserver.clear()
-    _serve_pages(httpserver, [[EVENT, {**EVENT, "timestamp": "not a time"}]])
+    serve_event_pages(httpserver, [[EVENT, {**EVENT, "timestamp": "not a time"}]])
     with pytest.raises(SourceError):
-        list(_connector(httpserver).fetch(SINCE, UNTIL))
+        list(cursor_connector(httpserver).fetch(SINCE, UNTIL))
     assert gc.isenabled()
 
 

@@ -5,66 +5,22 @@ from datetime import date
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug import Request, Response
 
 from bot.db.models import ActivityDaily, Identity, Person, SyncRun, UsageDaily, VendorTotalRow
 from bot.domain.money import Money
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
-from bot.sources.cursor import CursorConnector, epoch_ms, from_settings
-from tests.conftest import fixture_path
-
-KEY = "key_" + "c" * 64
-SINCE, UNTIL, TODAY = date(2026, 3, 1), date(2026, 3, 4), date(2026, 3, 4)
-
-
-def _fixture(name: str) -> str:
-    return fixture_path("cursor", name).read_text()
-
-
-def _connector(httpserver, **overrides) -> CursorConnector:
-    settings = Settings(
-        CURSOR_ADMIN_KEY=KEY,
-        CURSOR_ADMIN_BASE_URL=httpserver.url_for("/"),
-        CURSOR_REQUESTS_PER_MINUTE=60_000,  # pacing on, but too fast to slow the tests
-        http_max_backoff_seconds=0.01,
-        http_max_retries=2,
-        **overrides,
-    )
-    (connector,) = from_settings(settings)
-    return connector
-
-
-def _events_handler(pages: dict[int, str]):
-    def handler(request: Request) -> Response:
-        page = json.loads(request.data)["page"]
-        return Response(pages[page], status=200, content_type="application/json")
-
-    return handler
-
-
-def _serve(
-    httpserver,
-    *,
-    events: dict[int, str] | None = None,
-    daily: dict[int, str] | None = None,
-    spend: dict[int, str] | None = None,
-) -> None:
-    pages = events or {n: _fixture(f"events_page{n}.json") for n in (1, 2, 3)}
-    httpserver.expect_request("/teams/members", method="GET").respond_with_data(
-        _fixture("members.json"), content_type="application/json"
-    )
-    httpserver.expect_request("/teams/daily-usage-data", method="POST").respond_with_handler(
-        _events_handler(daily or {1: _fixture("daily_usage.json")})
-    )
-    httpserver.expect_request("/teams/filtered-usage-events", method="POST").respond_with_handler(
-        _events_handler(pages)
-    )
-    spend_pages = spend or {1: _fixture("spend_page1.json"), 2: _fixture("spend_page2.json")}
-    httpserver.expect_request("/teams/spend", method="POST").respond_with_handler(
-        _events_handler(spend_pages)
-    )
+from bot.sources.cursor import epoch_ms, from_settings
+from tests.support.cursor_admin import (
+    KEY,
+    SINCE,
+    TODAY,
+    UNTIL,
+    cursor_connector,
+    cursor_fixture,
+    serve_cursor,
+)
 
 
 def _run(engine, connector):
@@ -110,8 +66,8 @@ def _totals(engine):
 
 
 def test_end_to_end_exact_totals_and_rerun_is_stable(engine, httpserver):
-    _serve(httpserver)
-    outcome = _run(engine, _connector(httpserver))
+    serve_cursor(httpserver)
+    outcome = _run(engine, cursor_connector(httpserver))
     assert outcome.status == "ok", outcome.error
     usage, activity = _totals(engine)
     # 6 (day, email, model) rows; the event repeated across pages 1 and 2 is counted once.
@@ -145,15 +101,15 @@ def test_end_to_end_exact_totals_and_rerun_is_stable(engine, httpserver):
     assert actors == {"email:alice@example.com", "email:bob@example.com", "email:carol@example.com"}
 
     first = _totals(engine)
-    again = _run(engine, _connector(httpserver))
+    again = _run(engine, cursor_connector(httpserver))
     assert again.status == "ok"
     assert _totals(engine) == first
     assert _usage_by_person(engine)["bob@example.com"] == 476670
 
 
 def test_requests_use_basic_auth_epoch_ms_and_every_page(httpserver):
-    _serve(httpserver)
-    connector = _connector(httpserver)
+    serve_cursor(httpserver)
+    connector = cursor_connector(httpserver)
     list(connector.fetch(SINCE, UNTIL))
     expected_auth = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
     assert {request.headers["Authorization"] for request, _ in httpserver.log} == {expected_auth}
@@ -165,8 +121,8 @@ def test_requests_use_basic_auth_epoch_ms_and_every_page(httpserver):
 
 
 def test_float_cents_sum_exactly_and_keep_the_raw_amount(httpserver):
-    _serve(httpserver)
-    (batch,) = list(_connector(httpserver).fetch(SINCE, UNTIL))
+    serve_cursor(httpserver)
+    (batch,) = list(cursor_connector(httpserver).fetch(SINCE, UNTIL))
     rows = {(r.day, r.actor, r.model): r for r in batch.usage}
     alice = rows[(date(2026, 3, 1), "email:alice@example.com", "claude-4-opus")]
     # 12.3456 + 0.1 + 0.2 cents: as floats this is 12.645600000000002.
@@ -190,22 +146,26 @@ def test_float_cents_sum_exactly_and_keep_the_raw_amount(httpserver):
 
 def test_429_with_retry_after_then_success(engine, httpserver):
     httpserver.expect_oneshot_request("/teams/members").respond_with_data(
-        _fixture("rate_limited.json"),
+        cursor_fixture("rate_limited.json"),
         status=429,
         headers={"Retry-After": "0"},
         content_type="application/json",
     )
-    _serve(httpserver)
-    outcome = _run(engine, _connector(httpserver))
+    serve_cursor(httpserver)
+    outcome = _run(engine, cursor_connector(httpserver))
     assert outcome.status == "ok", outcome.error
     assert [r.path for r, _ in httpserver.log].count("/teams/members") == 2
     assert _totals(engine)[0][1] == 804949
 
 
 def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
-    pages = {1: _fixture("events_page1.json"), 2: '{"usageEvents": [', 3: _fixture("events_page3.json")}
-    _serve(httpserver, events=pages)
-    outcome = _run(engine, _connector(httpserver))
+    pages = {
+        1: cursor_fixture("events_page1.json"),
+        2: '{"usageEvents": [',
+        3: cursor_fixture("events_page3.json"),
+    }
+    serve_cursor(httpserver, events=pages)
+    outcome = _run(engine, cursor_connector(httpserver))
     assert outcome.status == "failed"
     assert outcome.error == "cursor: teams/filtered-usage-events: response is not valid JSON"
     assert _totals(engine) == (
@@ -220,9 +180,9 @@ def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
 
 def test_next_page_promised_but_empty_is_an_error(httpserver):
     empty = json.dumps({"pagination": {"numPages": 5, "hasNextPage": True}, "usageEvents": []})
-    _serve(httpserver, events={1: empty})
+    serve_cursor(httpserver, events={1: empty})
     with pytest.raises(SourceError, match="page 1 is empty but hasNextPage is true"):
-        list(_connector(httpserver).fetch(SINCE, UNTIL))
+        list(cursor_connector(httpserver).fetch(SINCE, UNTIL))
 
 
 def test_windows_are_at_most_30_days(httpserver):
@@ -231,7 +191,7 @@ def test_windows_are_at_most_30_days(httpserver):
     httpserver.expect_request("/teams/filtered-usage-events").respond_with_json(
         {"usageEvents": [], "pagination": {"hasNextPage": False}}
     )
-    batches = list(_connector(httpserver).fetch(date(2026, 1, 1), date(2026, 3, 1)))
+    batches = list(cursor_connector(httpserver).fetch(date(2026, 1, 1), date(2026, 3, 1)))
     assert [(b.window_start, b.window_end) for b in batches] == [
         (date(2026, 1, 1), date(2026, 1, 31)),
         (date(2026, 1, 31), date(2026, 3, 1)),
@@ -246,7 +206,7 @@ DAILY_PAGES = {1: "daily_usage_page1.json", 2: "daily_usage_page2.json"}
 
 
 def _pages(names: dict[int, str]) -> dict[int, str]:
-    return {page: _fixture(name) for page, name in names.items()}
+    return {page: cursor_fixture(name) for page, name in names.items()}
 
 
 def _rows(engine) -> dict[tuple, tuple]:
@@ -271,8 +231,8 @@ def test_charged_cents_included_usage_and_nulls(engine, httpserver):
     """Current events: ``chargedCents`` (model cost plus Cursor's fee) is the charge; a null one
     falls back to ``totalCents``; included usage (``isChargeable: false`` or an "Included in" kind)
     is estimated and outside the org total; a null ``tokenUsage`` still counts its charge."""
-    _serve(httpserver, events=_pages(CHARGED), spend={1: _fixture("spend_current.json")})
-    assert _run(engine, _connector(httpserver)).status == "ok"
+    serve_cursor(httpserver, events=_pages(CHARGED), spend={1: cursor_fixture("spend_current.json")})
+    assert _run(engine, cursor_connector(httpserver)).status == "ok"
     alice, bob = "email:alice@example.com", "email:bob@example.com"
     d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
     assert _rows(engine) == {
@@ -285,8 +245,8 @@ def test_charged_cents_included_usage_and_nulls(engine, httpserver):
 
 
 def test_spend_becomes_vendor_totals_on_the_last_batch(httpserver):
-    _serve(httpserver, events=_pages(CHARGED), spend={1: _fixture("spend_current.json")})
-    connector = _connector(httpserver)
+    serve_cursor(httpserver, events=_pages(CHARGED), spend={1: cursor_fixture("spend_current.json")})
+    connector = cursor_connector(httpserver)
     connector.today = lambda: date(2026, 3, 3)
     (batch,) = list(connector.fetch(SINCE, UNTIL))
     assert [(t.start, t.end, t.what, t.amount.micros, t.amount.raw_amount) for t in batch.vendor_totals] == [
@@ -304,18 +264,18 @@ def test_spend_becomes_vendor_totals_on_the_last_batch(httpserver):
     ],
 )
 def test_both_spend_shapes_read_the_same(httpserver, fixture, expected):
-    pages = {1: _fixture(fixture)}
+    pages = {1: cursor_fixture(fixture)}
     if fixture == "spend_page1.json":
-        pages[2] = _fixture("spend_page2.json")
-    _serve(httpserver, spend=pages)
-    on_demand, overall, cycle = _connector(httpserver).spend()
+        pages[2] = cursor_fixture("spend_page2.json")
+    serve_cursor(httpserver, spend=pages)
+    on_demand, overall, cycle = cursor_connector(httpserver).spend()
     assert (Money.from_cents(on_demand).micros, overall and Money.from_cents(overall).micros) == expected
     assert cycle == 1772323200000
 
 
 def test_daily_usage_follows_its_pages(engine, httpserver):
-    _serve(httpserver, daily=_pages(DAILY_PAGES))
-    assert _run(engine, _connector(httpserver)).status == "ok"
+    serve_cursor(httpserver, daily=_pages(DAILY_PAGES))
+    assert _run(engine, cursor_connector(httpserver)).status == "ok"
     pages = [json.loads(r.data)["page"] for r, _ in httpserver.log if r.path == "/teams/daily-usage-data"]
     assert pages == [1, 2]
     with engine.connect() as conn:
@@ -328,12 +288,12 @@ def test_daily_usage_follows_its_pages(engine, httpserver):
 def test_unreadable_spend_is_a_warning_and_reports_nothing(engine, httpserver, caplog):
     """The published example has a trailing comma: invalid JSON is a clear error, and it never
     fails the sync (the events are stored, no vendor total is)."""
-    _serve(httpserver, spend={1: _fixture("spend_doc_example.json")})
+    serve_cursor(httpserver, spend={1: cursor_fixture("spend_doc_example.json")})
     with pytest.raises(SourceError) as caught:
-        _connector(httpserver).spend()
+        cursor_connector(httpserver).spend()
     assert str(caught.value) == "cursor: teams/spend: response is not valid JSON"
     with caplog.at_level(logging.WARNING, logger="bot.sources.cursor"):
-        assert _run(engine, _connector(httpserver)).status == "ok"
+        assert _run(engine, cursor_connector(httpserver)).status == "ok"
     assert any("no spend to reconcile against" in r.getMessage() for r in caplog.records)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(VendorTotalRow)).scalar() == 0

@@ -8,30 +8,16 @@ import json
 from datetime import date
 
 import pytest
-from werkzeug import Response
 
 from bot.sources.base import SourceError
-from tests.sources.test_cursor import SINCE, UNTIL, _connector
-
-DAY_MS = 1772323200000  # 2026-03-01T00:00Z
-
-EVENT = {
-    "timestamp": str(DAY_MS + 3_600_000),
-    "model": "claude-4-opus",
-    "kind": "Usage-based",
-    "maxMode": False,
-    "requestsCosts": 1,
-    "isTokenBasedCall": True,
-    "tokenUsage": {
-        "inputTokens": 100,
-        "outputTokens": 200,
-        "cacheWriteTokens": 30,
-        "cacheReadTokens": 40,
-        "totalCents": 1.2345,
-    },
-    "isFreeBugbot": False,
-    "userEmail": "alice@example.com",
-}
+from tests.support.cursor_admin import (
+    DAY_MS,
+    EVENT,
+    SINCE,
+    UNTIL,
+    cursor_connector,
+    serve_event_pages,
+)
 
 
 def _reordered(event: dict) -> dict:
@@ -62,35 +48,9 @@ def _without(name: str) -> dict:
     return event
 
 
-def _serve_pages(httpserver, pages: list[list[dict]]) -> None:
-    bodies = {
-        number: json.dumps(
-            {
-                "totalUsageEventsCount": sum(len(p) for p in pages),
-                "pagination": {
-                    "numPages": len(pages),
-                    "currentPage": number,
-                    "hasNextPage": number < len(pages),
-                },
-                "usageEvents": events,
-            }
-        )
-        for number, events in enumerate(pages, start=1)
-    }
-    httpserver.expect_request("/teams/members").respond_with_json({"teamMembers": []})
-    httpserver.expect_request("/teams/daily-usage-data").respond_with_json({"data": []})
-    httpserver.expect_request("/teams/filtered-usage-events").respond_with_handler(
-        lambda request: _respond(bodies[json.loads(request.data)["page"]])
-    )
-
-
-def _respond(body: str) -> Response:
-    return Response(body, status=200, content_type="application/json")
-
-
 def _usage(httpserver, pages: list[list[dict]]):
-    _serve_pages(httpserver, pages)
-    (batch,) = list(_connector(httpserver).fetch(SINCE, UNTIL))
+    serve_event_pages(httpserver, pages)
+    (batch,) = list(cursor_connector(httpserver).fetch(SINCE, UNTIL))
     return batch.usage
 
 
@@ -183,6 +143,6 @@ def test_timestamps_bucket_into_utc_days_and_the_window_bounds_are_exact(httpser
 
 @pytest.mark.parametrize("stamp", ["soon", None, True, "1e40"])
 def test_an_unreadable_timestamp_fails_naming_the_endpoint(httpserver, stamp):
-    _serve_pages(httpserver, [[EVENT, _changed(timestamp=stamp)]])
+    serve_event_pages(httpserver, [[EVENT, _changed(timestamp=stamp)]])
     with pytest.raises(SourceError, match=r"^cursor: teams/filtered-usage-events: unreadable epoch-ms"):
-        list(_connector(httpserver).fetch(SINCE, UNTIL))
+        list(cursor_connector(httpserver).fetch(SINCE, UNTIL))

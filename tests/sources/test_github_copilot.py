@@ -20,7 +20,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
 from bot.sources.github_copilot import daily_seat_micros, from_settings, parse_report
-from tests.conftest import fixture_path
+from tests.support.files import fixture_path
 
 REPORTS = "/orgs/acme/copilot/metrics/reports/users-1-day"
 SEATS = "/orgs/acme/copilot/billing/seats"

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from bot.db.models import ActivityDaily, Identity, Person, PullRequest
+from bot.db.models import ActivityDaily, PullRequest
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
@@ -26,7 +26,8 @@ from bot.sources.github_delivery import (
     GitHubDeliveryConnector,
     from_settings,
 )
-from tests.conftest import fixture_path
+from tests.factories import link_github_person
+from tests.support.files import fixture_path
 
 TOKEN = "ghp_delivery_test_token"
 TODAY = date(2026, 3, 8)
@@ -154,16 +155,7 @@ def _connector(httpserver, *, sleep=None, cache=None, **extra) -> GitHubDelivery
 
 
 def _link(engine, login: str, email: str) -> int:
-    with engine.begin() as conn:
-        person_id = conn.execute(
-            Person.__table__.insert().values(workspace_id="W", email=email, display_name=login)
-        ).inserted_primary_key[0]
-        conn.execute(
-            Identity.__table__.insert().values(
-                workspace_id="W", actor=f"github:{login}", person_id=person_id, origin="admin"
-            )
-        )
-    return person_id
+    return link_github_person(engine, login, email)
 
 
 # (day, actor, prs_opened, prs_merged, ai_prs_merged, commits, reviews, +lines, -lines, merge minutes)

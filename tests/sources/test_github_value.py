@@ -40,8 +40,8 @@ from bot.sources.github_delivery_parse import (
     parse_ready_times,
     parse_reviews,
 )
-from tests.conftest import fixture_path
-from tests.sources.test_github_delivery import _link
+from tests.factories import link_github_person as _link
+from tests.support.files import fixture_path
 
 TODAY = date(2026, 5, 29)
 NOW = datetime(2026, 5, 29, tzinfo=UTC)

@@ -19,7 +19,7 @@ from bot.sources.openai_codex import epoch, from_settings
 from bot.sources.otel.base import Person as AgentPerson
 from bot.sources.otel.otlp import NANOS, Decoded, Point
 from bot.sources.registry import enabled_connectors
-from tests.conftest import fixture_path
+from tests.support.files import fixture_path
 
 KEY = "sk-proj-" + "x" * 40
 WORKSPACE = "3f2c6a4e-1b7d-4c1a-9e55-0d8a2b6c7f10"

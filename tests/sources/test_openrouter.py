@@ -17,7 +17,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
 from bot.sources.openrouter import UNATTRIBUTED, OpenRouterConnector, from_settings
-from tests.conftest import fixture_path
+from tests.support.files import fixture_path
 
 KEY = "sk-or-v1-management-test"
 ALICE, CI, BOB, UNUSED, NEW = ("a1" * 32, "c1" * 32, "b0" * 32, "d0" * 32, "e0" * 32)

@@ -15,9 +15,9 @@ from bot.domain.periods import Period
 from bot.services import otel
 from bot.services.reports import person_report
 from bot.services.sync import run_source
-from tests.otel_support import CUMULATIVE, DELTA, ClaudeCode, claude_person, serve
-from tests.slack_fake import start_fake_slack
-from tests.sources.test_claude_code import FakeAdminApi, _connector
+from tests.support.anthropic_admin import FakeAdminApi, claude_code_connector
+from tests.support.otel import CUMULATIVE, DELTA, ClaudeCode, claude_person, serve
+from tests.support.slack_fake import start_fake_slack
 
 DAY = date(2025, 8, 1)  # the analytics fixtures' day
 NOON = int(datetime(2025, 8, 1, 12, tzinfo=UTC).timestamp()) * 1_000_000_000
@@ -89,7 +89,7 @@ def test_the_vendor_figure_wins_whichever_arrives_first(engine, served, httpserv
 
     # The analytics source syncs the day later (its usual lag): Alice's OTel rows step aside.
     outcome = run_source(
-        engine, _connector(httpserver), workspace_id="default", since=DAY, until=date(2025, 8, 2)
+        engine, claude_code_connector(httpserver), workspace_id="default", since=DAY, until=date(2025, 8, 2)
     )
     assert outcome.ok, outcome.error
     assert _otel_usage(engine) == {"email:zed@example.com": (300, 750_000)}

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from bot.db.models import ActivityDaily, Identity, UsageDaily
 from bot.services import otel
-from tests.otel_support import serve
-from tests.slack_fake import start_fake_slack
+from tests.support.otel import serve
+from tests.support.slack_fake import start_fake_slack
 
 COMMON = {"conversation.id": "c-1", "app.version": "0.46.0", "auth_mode": "chatgpt", "terminal.type": "iterm"}
 

@@ -10,7 +10,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
 from bot.sources.windsurf import WindsurfConnector, analytics_queries, from_settings
-from tests.conftest import fixture_path
+from tests.support.files import fixture_path
 
 KEY = "ws-service-key-0123456789abcdef"
 SINCE, UNTIL, TODAY = date(2026, 3, 1), date(2026, 3, 4), date(2026, 3, 4)

@@ -19,8 +19,8 @@ from bot.slack.app import build_app
 from bot.sources.otel.base import Person
 from bot.sources.otel.otlp import NANOS, Decoded, Point
 from bot.web import RateLimit, build_web_app
-from tests.otel_support import ClaudeCode, claude_person
-from tests.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
+from tests.support.otel import ClaudeCode, claude_person
+from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, start_fake_slack
 
 ANA = "email:ana@example.com"
 

@@ -1,0 +1,72 @@
+"""Anthropic's Admin API on a loopback server (pytest-httpserver) for the Claude Code Analytics
+connector: the fixture pages of tests/fixtures/claude_code and tests/fixtures/anthropic behind the
+documented paths and cursors, and the real connector pointed at it."""
+
+from __future__ import annotations
+
+import re
+
+from werkzeug import Request, Response
+
+from bot.settings import Settings
+from bot.sources import claude_code
+from tests.support.files import FIXTURES
+
+KEY = "sk-ant-admin01-test-secret"
+
+DAYS = {
+    ("2025-08-01", None): ("claude_code", "day_2025-08-01_1.json"),
+    ("2025-08-01", "cc_p2"): ("claude_code", "day_2025-08-01_2.json"),
+    ("2025-08-02", None): ("claude_code", "day_2025-08-02.json"),
+    ("2025-08-03", None): ("claude_code", "day_empty.json"),
+    ("2026-11-02", None): ("anthropic/analytics", "claude_code_2026-11-02.json"),
+    ("2026-11-03", None): ("claude_code", "day_empty.json"),
+}
+
+LISTS = {
+    ("users", None): "users_1.json",
+    ("users", "user_02"): "users_2.json",
+    ("api_keys", None): "api_keys.json",
+}
+
+
+class FakeAdminApi:
+    """Serves the fixture pages; ``queue`` puts one-off responses (errors) in front of a path."""
+
+    def __init__(self, httpserver) -> None:
+        self.queued: dict[str, list[Response]] = {}
+        self.requests: list[Request] = []
+        httpserver.expect_request(re.compile(r"^/v1/organizations/.*")).respond_with_handler(self)
+
+    def queue(self, path: str, *responses: Response) -> None:
+        self.queued.setdefault(path, []).extend(responses)
+
+    def __call__(self, request: Request) -> Response:
+        self.requests.append(request)
+        path = request.path.removeprefix("/v1/organizations/")
+        if self.queued.get(path):
+            return self.queued[path].pop(0)
+        cursor = request.args.get("page") or request.args.get("after_id")
+        if path == "usage_report/claude_code":
+            found = DAYS.get((request.args.get("starting_at"), cursor))
+        elif path == "analytics/cost":
+            found = ("anthropic/analytics", "cost_1.json")
+        else:
+            found = ("anthropic", LISTS[(path, cursor)]) if (path, cursor) in LISTS else None
+        if found is None:
+            return Response(f"no fixture for {path} {cursor}", status=418)
+        vendor, name = found
+        return Response((FIXTURES / vendor / name).read_bytes(), content_type="application/json")
+
+    def calls(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == f"/v1/organizations/{path}"]
+
+
+def claude_code_connector(httpserver) -> claude_code.ClaudeCodeConnector:
+    settings = Settings(
+        ANTHROPIC_ADMIN_KEY=KEY,
+        ANTHROPIC_ADMIN_BASE_URL=httpserver.url_for("/"),
+        http_max_backoff_seconds=0.01,
+    )
+    (connector,) = claude_code.from_settings(settings)
+    return connector
