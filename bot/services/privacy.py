@@ -28,6 +28,7 @@ from bot.db.models import (
     IdentityClaim,
     ManagerScope,
     OtelPoint,
+    OtelSessionDaily,
     Person,
     RoleGrant,
     SavedTimeAsk,
@@ -360,12 +361,13 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
         counts[table.__tablename__] = changed
     # The raw OTLP points name the actor too (bot.services.otel): the same alias, so refolding
     # them keeps the person anonymous.
-    for actor, new_actor in replacement.items():
-        conn.execute(
-            update(OtelPoint)
-            .where(OtelPoint.workspace_id == workspace_id, OtelPoint.actor == actor)
-            .values(actor=new_actor)
-        )
+    for table in (OtelPoint, OtelSessionDaily):  # and the sessions' daily sums made from them
+        for actor, new_actor in replacement.items():
+            conn.execute(
+                update(table)
+                .where(table.workspace_id == workspace_id, table.actor == actor)
+                .values(actor=new_actor)
+            )
     identities = conn.execute(
         delete(Identity).where(Identity.workspace_id == workspace_id, Identity.person_id == person_id)
     ).rowcount
