@@ -383,7 +383,7 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
             AnomalyMute.subject_kind == "person", AnomalyMute.subject_key == str(person_id)
         )
     )
-    # What they said AI saved them, and whether to ask (docs/value-saved.md).
+    # What they said AI saved them, and whether to ask (docs/value.md).
     conn.execute(delete(SavedTimeAsk).where(SavedTimeAsk.person_id == person_id))
     conn.execute(delete(SavedTimePref).where(SavedTimePref.person_id == person_id))
     conn.execute(delete(SeatReclaim).where(SeatReclaim.person_id == person_id))  # who was asked
