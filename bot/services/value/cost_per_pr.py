@@ -191,22 +191,28 @@ def load_measured(
             naming.setdefault((authors[pr_id], name), []).append(pr_id)
     if not naming:
         return {}
-    found = conn.execute(
-        select(
-            Identity.person_id, OtelSessionDaily.session, OtelSessionDaily.day, OtelSessionDaily.cost_micros
-        )
-        .join(
-            Identity,
-            (Identity.workspace_id == OtelSessionDaily.workspace_id)
-            & (Identity.actor == OtelSessionDaily.actor),
-        )
-        .where(
-            OtelSessionDaily.workspace_id == workspace_id,
-            OtelSessionDaily.source.in_(PRICED_SESSION_SOURCES),
-            OtelSessionDaily.session.in_(sorted({name for _, name in naming})),
-            Identity.person_id.in_(sorted({person for person, _ in naming})),
-        )
-    ).all()
+    names = sorted({name for _, name in naming})
+    found = []
+    for at in range(0, len(names), 500):  # bounded IN lists (an org's month of PRs names many)
+        found += conn.execute(
+            select(
+                Identity.person_id,
+                OtelSessionDaily.session,
+                OtelSessionDaily.day,
+                OtelSessionDaily.cost_micros,
+            )
+            .join(
+                Identity,
+                (Identity.workspace_id == OtelSessionDaily.workspace_id)
+                & (Identity.actor == OtelSessionDaily.actor),
+            )
+            .where(
+                OtelSessionDaily.workspace_id == workspace_id,
+                OtelSessionDaily.source.in_(PRICED_SESSION_SOURCES),
+                OtelSessionDaily.session.in_(names[at : at + 500]),
+                Identity.person_id.in_(sorted({person for person, _ in naming})),
+            )
+        ).all()
     daily: dict[tuple[int, str], dict[date, int]] = {}
     for person_id, name, day, micros in found:
         days = daily.setdefault((int(person_id), name), {})
