@@ -221,7 +221,7 @@ class Settings(BaseSettings):
     )
     anomaly_escalate_hours: int = Field(default=24, ge=0, validation_alias="TOKENWISE_ANOMALY_ESCALATE_HOURS")
 
-    # Value in money (docs/value-money.md). A team "adopted" AI tools in the first week its
+    # Value in money (docs/value.md). A team "adopted" AI tools in the first week its
     # spend reached this; the weeks before are its own baseline.
     adoption_threshold_usd: Decimal = Field(
         default=Decimal(50), gt=0, validation_alias="TOKENWISE_ADOPTION_THRESHOLD"

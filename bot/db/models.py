@@ -617,6 +617,9 @@ class PullRequest(SQLModel, table=True):
     reverts: str = Field(default="", max_length=400)  # refs it reverts: "#12 sha:abc1234"
     reverted_by: str = Field(default="", max_length=64)  # "commit:<sha>": a revert pushed to the branch
     files: str = Field(default="", sa_type=Text)  # changed paths, one per line (at most 300)
+    # Agent sessions its trailers name (bot/domain/ai_rules.py session_ids), space-separated,
+    # lower-case; migration 0020_pr_sessions. Cost per PR sums their measured cost.
+    session_ids: str = Field(default="", max_length=1000)
 
 
 class Workspace(SQLModel, table=True):
@@ -784,6 +787,7 @@ class OtelPoint(SQLModel, table=True):
     value: int = Field(default=0, sa_type=BigInteger)
     increment: int = Field(default=0, sa_type=BigInteger)
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
+    session: str = Field(default="", max_length=128)  # agent session id, lower-case; 0020_pr_sessions
 
 
 class AnomalyIncident(SQLModel, table=True):
@@ -928,3 +932,28 @@ class SeatReclaim(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     claimed_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False, default=utcnow))
     sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class OtelSessionDaily(SQLModel, table=True):
+    """One agent session's spend per UTC day and actor, summed from ``otel_point`` increments on
+    every OTLP request (so a point sent twice counts once) and kept when the raw points are
+    pruned: what ties a session's measured cost to the pull request whose trailer names it
+    (bot/services/value/cost_per_pr.py). ``cost_micros`` is the agent's own estimate (0 for an
+    agent that sends tokens only, e.g. Codex); ``tokens`` counts every token kind."""
+
+    __tablename__ = "otel_session_daily"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "source", "day", "actor", "session", name="uq_otel_session_daily"),
+        Index("ix_otel_session_daily_session", "workspace_id", "session"),
+    )
+
+    id: int | None = Field(
+        default=None, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    )
+    workspace_id: str = Field(max_length=64)
+    source: str = Field(max_length=64)  # otel_<agent>
+    day: date
+    actor: str = Field(max_length=400)
+    session: str = Field(max_length=128)
+    cost_micros: int = Field(default=0, sa_type=BigInteger)
+    tokens: int = Field(default=0, sa_type=BigInteger)

@@ -76,6 +76,7 @@ PULL_REQUEST_VALUES = (
     "reverts",
     "reverted_by",
     "files",
+    "session_ids",
     "sync_run_id",
 )
 
@@ -392,6 +393,7 @@ def replace_pull_requests(
             "reverts": r.reverts,
             "reverted_by": r.reverted_by,
             "files": "\n".join(r.files),
+            "session_ids": " ".join(r.session_ids),
             "sync_run_id": run_id,
         }
         for r in records

@@ -40,6 +40,10 @@ keeps only what GitHub puts in the squash message, which may drop the trailers. 
 counts, edit the tables below (or pass another ``rules`` tuple to ``detect``); the unit tests in
 tests/domain/test_ai_detection.py and tests/domain/test_trailer_rules.py show each rule firing and not.
 
+Session trailers (``session_ids``, not a detection rule): a trailer in ``SESSION_TRAILERS`` names
+the agent session a commit or PR came out of, so that session's measured cost can be tied to the PR
+(bot/services/value/cost_per_pr.py, docs/value.md "Cost per pull request").
+
 Bots (``is_excluded``): accounts of type Bot, logins ending in ``[bot]`` and ``BOT_LOGINS``
 (dependabot, renovate, …) are left out of every count, except the coding agents above.
 """
@@ -112,6 +116,20 @@ GENERATED_TOOLS: tuple[str, ...] = (
 #: Agent checkpoint trailers (lower-case key -> tool): written by a tool that attaches an agent
 #: session to the commit (https://docs.entire.io/cli/checkpoints).
 CHECKPOINT_TRAILERS: dict[str, str] = {"entire-checkpoint": "entire"}
+
+#: Trailers naming the agent session a commit came out of (lower-case keys). ``Claude-Session`` is
+#: what Claude Code writes (a ``https://claude.ai/code/session_<id>`` link), ``Entire-Session``
+#: Entire's (the agent's session id, https://pkg.go.dev/github.com/entireio/cli/cmd/entire/cli/trailers);
+#: ``Claude-Session-Id``, ``Codex-Conversation-Id`` and ``Session-Id`` are for teams that write the
+#: id the agent's telemetry carries (``session.id``, ``conversation.id``) themselves, e.g. in a hook.
+SESSION_TRAILERS = (
+    "claude-session",
+    "claude-session-id",
+    "entire-session",
+    "codex-conversation-id",
+    "session-id",
+)
+SESSION_LIMIT = 1000  # pull_request.session_ids length
 
 #: PR labels that mark AI-assisted work (compared lower-case, spaces/underscores as hyphens).
 AI_LABELS: frozenset[str] = frozenset(
@@ -221,6 +239,12 @@ _CHECKPOINT = re.compile(
     r"^[ \t>]*(?P<key>" + "|".join(map(re.escape, CHECKPOINT_TRAILERS)) + r"):[ \t]*[0-9a-f]{6,64}[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
+_SESSION = re.compile(
+    r"^[ \t>]*(?:" + "|".join(map(re.escape, SESSION_TRAILERS)) + r"):[ \t]*(?P<value>\S+)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_SESSION_ID = re.compile(r"[a-z0-9][a-z0-9_.:-]{7,127}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _ADDRESS = re.compile(r"<(?P<email>[^>\n]*@[^>\n]*)>")  # "<internal>" is no address
 
 
@@ -278,6 +302,33 @@ def _first_group(pattern: re.Pattern, group: str, texts: Iterable[str]) -> str |
         if match:
             return match.group(group)
     return None
+
+
+def session_id(value: str) -> str | None:
+    """The session a trailer's value names, lower-case: the last path segment of a link, the UUID
+    in it when there is one (Entire prefixes the agent's id with a date), else the whole id (8 to
+    128 characters of letters, digits and ``_.:-``); None for anything else ("Session-Id: n/a")."""
+    value = value.strip().strip("<>").rstrip("/").lower()
+    if "://" in value:
+        value = value.rsplit("/", 1)[-1]
+    uuid = _UUID.search(value)
+    if uuid:
+        return uuid.group(0)
+    return value if _SESSION_ID.fullmatch(value) else None
+
+
+def session_ids(texts: Iterable[str]) -> tuple[str, ...]:
+    """Every session the session trailers of ``texts`` (PR body, commit messages) name, once each,
+    in order of appearance, as many as fit in ``SESSION_LIMIT`` characters space-separated."""
+    found: dict[str, None] = {}
+    length = -1
+    for text in texts:
+        for match in _SESSION.finditer(text or ""):
+            name = session_id(match.group("value"))
+            if name and name not in found and length + 1 + len(name) <= SESSION_LIMIT:
+                found[name] = None
+                length += 1 + len(name)
+    return tuple(found)
 
 
 def normalise_label(label: str) -> str:

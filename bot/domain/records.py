@@ -167,6 +167,7 @@ class PullRequestRecord:
     reverts: str = ""  # refs this PR says it reverts: "#12 sha:abc1234" (bot.domain.survival_rules)
     reverted_by: str = ""  # "commit:<sha>" when a revert was pushed straight to the base branch
     files: tuple[str, ...] = ()
+    session_ids: tuple[str, ...] = ()  # agent sessions its trailers name (bot.domain.ai_rules)
 
     @property
     def day(self) -> date:

@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, select, upda
 
 from bot.db import store
 from bot.db.locks import hold_xact_lock
-from bot.db.models import ActivityDaily, Identity, OtelPoint, OtelToken, UsageDaily, as_utc
+from bot.db.models import ActivityDaily, Identity, OtelPoint, OtelSessionDaily, OtelToken, UsageDaily, as_utc
 from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
 from bot.domain.money import Money, micros_to_usd
@@ -48,6 +48,7 @@ from bot.sources.otel.otlp import Decoded, Point
 
 TOKEN_PREFIX = "twotel_"
 OTEL_SOURCE_PREFIX = "otel_"
+TOKEN_MEASURES = tuple(m for m in USAGE_MEASURES if m.endswith("_tokens"))
 
 
 class TokenError(ValueError):
@@ -141,6 +142,7 @@ def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> li
             "value": p.value,
             "increment": 0 if p.cumulative else p.value,
             "received_at": now,
+            "session": p.session,
         }
     return list(rows.values())
 
@@ -231,6 +233,8 @@ def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded, retention_day
             )
             runs = {(row["series"], row["start_ns"]) for row in part if row["cumulative"]}
             days = {row["day"] for row in part} | _recompute_runs(conn, workspace_id, source, runs)
+            actors = sorted({row["actor"] for row in part})
+            fold_sessions(conn, workspace_id=workspace_id, source=source, days=days, actors=actors)
             agent = AGENTS[source.removeprefix(OTEL_SOURCE_PREFIX)]
             fold_window(
                 conn,
@@ -239,7 +243,7 @@ def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded, retention_day
                 start=min(days),
                 end=max(days) + timedelta(days=1),
                 hints=hints,
-                actors=sorted({row["actor"] for row in part}),
+                actors=actors,
             )
             if retention_days is not None and PRUNED.due(workspace_id, source, now.date()):
                 prune(
@@ -249,6 +253,49 @@ def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded, retention_day
                     before=now.date() - timedelta(retention_days),
                 )
     return len(rows)
+
+
+def fold_sessions(
+    conn: Connection, *, workspace_id: str, source: str, days: set[date], actors: Sequence[str]
+) -> None:
+    """Rebuild ``otel_session_daily`` of these days and actors from the raw points (sums of
+    ``increment``, so a point sent twice counts once): each session's cost and tokens per day."""
+    table = OtelSessionDaily.__table__
+    scope = (
+        OtelSessionDaily.workspace_id == workspace_id,
+        OtelSessionDaily.source == source,
+        OtelSessionDaily.day.in_(sorted(days)),
+        OtelSessionDaily.actor.in_(actors),
+    )
+    conn.execute(delete(OtelSessionDaily).where(*scope))
+    cost = func.sum(OtelPoint.increment).filter(OtelPoint.measure == COST)
+    tokens = func.sum(OtelPoint.increment).filter(OtelPoint.measure.in_(TOKEN_MEASURES))
+    sums = conn.execute(
+        select(OtelPoint.day, OtelPoint.actor, OtelPoint.session, cost, tokens)
+        .where(
+            OtelPoint.workspace_id == workspace_id,
+            OtelPoint.source == source,
+            OtelPoint.day.in_(sorted(days)),
+            OtelPoint.actor.in_(actors),
+            OtelPoint.session != "",
+        )
+        .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.session)
+    ).all()
+    rows = [
+        {
+            "workspace_id": workspace_id,
+            "source": source,
+            "day": day,
+            "actor": actor,
+            "session": session,
+            "cost_micros": int(micros or 0),
+            "tokens": int(count or 0),
+        }
+        for day, actor, session, micros, count in sums
+        if micros or count
+    ]
+    if rows:
+        conn.execute(table.insert(), rows)
 
 
 # -- retention --------------------------------------------------------------------------------

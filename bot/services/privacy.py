@@ -28,6 +28,7 @@ from bot.db.models import (
     IdentityClaim,
     ManagerScope,
     OtelPoint,
+    OtelSessionDaily,
     Person,
     RoleGrant,
     SavedTimeAsk,
@@ -360,12 +361,13 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
         counts[table.__tablename__] = changed
     # The raw OTLP points name the actor too (bot.services.otel): the same alias, so refolding
     # them keeps the person anonymous.
-    for actor, new_actor in replacement.items():
-        conn.execute(
-            update(OtelPoint)
-            .where(OtelPoint.workspace_id == workspace_id, OtelPoint.actor == actor)
-            .values(actor=new_actor)
-        )
+    for table in (OtelPoint, OtelSessionDaily):  # and the sessions' daily sums made from them
+        for actor, new_actor in replacement.items():
+            conn.execute(
+                update(table)
+                .where(table.workspace_id == workspace_id, table.actor == actor)
+                .values(actor=new_actor)
+            )
     identities = conn.execute(
         delete(Identity).where(Identity.workspace_id == workspace_id, Identity.person_id == person_id)
     ).rowcount
@@ -381,7 +383,7 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
             AnomalyMute.subject_kind == "person", AnomalyMute.subject_key == str(person_id)
         )
     )
-    # What they said AI saved them, and whether to ask (docs/value-saved.md).
+    # What they said AI saved them, and whether to ask (docs/value.md).
     conn.execute(delete(SavedTimeAsk).where(SavedTimeAsk.person_id == person_id))
     conn.execute(delete(SavedTimePref).where(SavedTimePref.person_id == person_id))
     conn.execute(delete(SeatReclaim).where(SeatReclaim.person_id == person_id))  # who was asked

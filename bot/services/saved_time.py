@@ -10,7 +10,7 @@ A question is asked about a PR the code host marked AI-assisted with high confid
 co-author trailer, a "Generated with" line, an AI label, a coding agent as author:
 bot/domain/ai_rules.py), merged since the person opted in and within the last
 ``LOOKBACK_DAYS``. Its ledger row (unique per PR, and per person and local day) is claimed
-before the DM is sent, so replicas and restarts ask once. docs/value-saved.md.
+before the DM is sent, so replicas and restarts ask once. docs/value.md.
 """
 
 from __future__ import annotations

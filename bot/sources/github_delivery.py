@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 import httpx
 
-from bot.domain.ai_rules import HIGH, PullRequestFacts, agent_tool, detect, is_excluded
+from bot.domain.ai_rules import HIGH, PullRequestFacts, agent_tool, detect, is_excluded, session_ids
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, PullRequestRecord
 from bot.domain.survival_rules import is_fix, joined_refs, names_commit, revert_refs
 from bot.settings import Settings
@@ -403,6 +403,7 @@ class GitHubDeliveryConnector:
             reverts=joined_refs(revert_refs(repo.full_name, (detail.body, *messages))),
             reverted_by=reverted_by,
             files=tuple(self.pull_files(repo, pr.number)[:FILES_LIMIT]),
+            session_ids=session_ids((detail.body, *messages)),
         )
 
 

@@ -1,5 +1,5 @@
 """The recap's case for and against, citing what people say AI saved them, beside the measured
-figures (bot/services/saved_time.py, docs/value-saved.md).
+figures (bot/services/saved_time.py, docs/value.md).
 
 Only counts per answer, and only when at least the minimum group of people answered about the
 week's merged PRs (the finding's group is the people who answered, ``postable``): one person's

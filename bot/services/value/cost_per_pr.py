@@ -9,10 +9,17 @@ with the micro-dollars split by largest remainder, so the PRs' figures add up ex
 spend of the days they cover. Those figures are *apportioned*, never measured: the spend of a
 day may have gone on anything the author did that day.
 
-Where spend can be tied to one PR (an agent session that names the PR, a trailer that names a
-session), the caller passes it as ``measured`` (PR -> day -> micros): that PR then shows the
-measured figure, labelled so, and only the rest of the day's spend is apportioned to the others.
-Nothing stored today ties a session to a PR, so ``load_pr_costs`` passes none (docs/value-money.md).
+Where spend can be tied to one PR it is *measured*: a trailer in the PR body or one of its commits
+names an agent session (``bot.domain.ai_rules.session_ids``: ``Claude-Session:``,
+``Entire-Session:``, ...), the agent's telemetry reported that session's cost
+(``otel_session_daily``, from the ``session.id`` of Claude Code's metrics), and the session is the
+author's own (its actor is linked to the PR's author). That PR then shows the session's cost,
+labelled "measured", and the author's spend of each day minus what their measured PRs took that
+day is apportioned among their other PRs open that day, so the figures still add up to the day's
+spend (a session estimate larger than the day's billed spend leaves the others nothing that day).
+A session whose agent sends no cost (Codex: tokens only) ties nothing: its PR stays apportioned,
+never a silent $0. A session named by several PRs of its author is split equally among them
+(docs/value.md "Cost per pull request").
 
 Spend of a day counts only once every PR open that day is known: a PR merged later joins the
 share of the days it covers, so a past week's figures settle once its open PRs have merged.
@@ -26,8 +33,9 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, func, select
 
-from bot.db.models import PullRequest, UsagePersonDaily, as_utc
+from bot.db.models import Identity, OtelSessionDaily, PullRequest, UsagePersonDaily, as_utc
 from bot.domain.records import SEAT
+from bot.sources.otel import AGENTS, source_of
 
 APPORTIONED = "apportioned"
 MEASURED = "measured"
@@ -112,9 +120,10 @@ def apportion(
     for pr in sorted(prs, key=lambda p: p.pr_id):
         by_person.setdefault(pr.person_id, []).append(pr)
     for (person_id, day), micros in sorted(daily.items()):
-        open_prs = [pr for pr in by_person.get(person_id, ()) if pr.covers(day)]
-        shared = [pr for pr in open_prs if pr.pr_id not in measured]
-        tied = sum(measured[pr.pr_id].get(day, 0) for pr in open_prs if pr.pr_id in measured)
+        theirs = by_person.get(person_id, ())
+        shared = [pr for pr in theirs if pr.covers(day) and pr.pr_id not in measured]
+        # What their measured PRs took that day, whether or not the day is in those PRs' spans.
+        tied = sum(measured[pr.pr_id].get(day, 0) for pr in theirs if pr.pr_id in measured)
         pool = max(micros - tied, 0)
         if not shared or pool <= 0:
             continue
@@ -166,6 +175,60 @@ def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+#: Sources whose sessions carry a cost: an agent that sends tokens only cannot measure a PR.
+PRICED_SESSION_SOURCES = tuple(sorted(source_of(a.agent) for a in AGENTS.values() if a.priced))
+
+
+def load_measured(
+    conn: Connection, *, workspace_id: str, work: Sequence[PrWork], sessions: Mapping[int, Sequence[str]]
+) -> dict[int, dict[date, int]]:
+    """PR -> UTC day -> micro-dollars of the sessions each PR names (``sessions``: PR -> ids), for
+    the sessions of its own author with a cost; PRs with none are left out (apportioned)."""
+    authors = {pr.pr_id: pr.person_id for pr in work}
+    naming: dict[tuple[int, str], list[int]] = {}  # (author, session) -> the PRs naming it
+    for pr_id, names in sorted(sessions.items()):
+        for name in names:
+            naming.setdefault((authors[pr_id], name), []).append(pr_id)
+    if not naming:
+        return {}
+    names = sorted({name for _, name in naming})
+    found = []
+    for at in range(0, len(names), 500):  # bounded IN lists (an org's month of PRs names many)
+        found += conn.execute(
+            select(
+                Identity.person_id,
+                OtelSessionDaily.session,
+                OtelSessionDaily.day,
+                OtelSessionDaily.cost_micros,
+            )
+            .join(
+                Identity,
+                (Identity.workspace_id == OtelSessionDaily.workspace_id)
+                & (Identity.actor == OtelSessionDaily.actor),
+            )
+            .where(
+                OtelSessionDaily.workspace_id == workspace_id,
+                OtelSessionDaily.source.in_(PRICED_SESSION_SOURCES),
+                OtelSessionDaily.session.in_(names[at : at + 500]),
+                Identity.person_id.in_(sorted({person for person, _ in naming})),
+            )
+        ).all()
+    daily: dict[tuple[int, str], dict[date, int]] = {}
+    for person_id, name, day, micros in found:
+        days = daily.setdefault((int(person_id), name), {})
+        days[day] = days.get(day, 0) + int(micros or 0)
+    measured: dict[int, dict[date, int]] = {}
+    for key, days in sorted(daily.items()):
+        prs = naming.get(key)
+        if not prs or sum(days.values()) <= 0:
+            continue  # another person's session, or one without a cost: nothing measured
+        for day, micros in sorted(days.items()):
+            for pr_id, share in zip(prs, largest_remainder(micros, [1] * len(prs)), strict=True):
+                measured.setdefault(pr_id, {})
+                measured[pr_id][day] = measured[pr_id].get(day, 0) + share
+    return measured
+
+
 def load_pr_costs(
     conn: Connection, *, workspace_id: str, person_ids: Sequence[int], start: date, end: date
 ) -> list[PrCost]:
@@ -187,6 +250,7 @@ def load_pr_costs(
             PullRequest.opened_at,
             PullRequest.merged_at,
             PullRequest.first_commit_at,
+            PullRequest.session_ids,
         ).where(
             PullRequest.workspace_id == workspace_id,
             PullRequest.person_id.in_(ids),
@@ -196,8 +260,9 @@ def load_pr_costs(
     ).all()
     work = [
         PrWork(int(pr_id), int(pid), repo, int(number), *working_span(opened, merged, first))
-        for pr_id, pid, repo, number, opened, merged, first in rows
+        for pr_id, pid, repo, number, opened, merged, first, _ in rows
     ]
+    sessions = {int(row[0]): row[-1].split() for row in rows if row[-1]}
     wanted = {pr.pr_id for pr in work if start <= pr.merged < end}
     if not wanted:
         return []
@@ -220,7 +285,8 @@ def load_pr_costs(
             .group_by(UsagePersonDaily.person_id, UsagePersonDaily.day)
         ).all()
     }
-    return [cost for cost in apportion(work, daily) if cost.pr_id in wanted]
+    measured = load_measured(conn, workspace_id=workspace_id, work=work, sessions=sessions)
+    return [cost for cost in apportion(work, daily, measured) if cost.pr_id in wanted]
 
 
 def my_pr_costs(

@@ -67,6 +67,9 @@ class AgentMapping(Protocol):
     #: True: the agent reports its own cost estimate (rows are ``estimated``); False: it sends
     #: tokens only (rows are ``unpriced``).
     priced: ClassVar[bool]
+    #: The attribute naming the agent session a point belongs to (what a commit trailer can name
+    #: to tie the session's spend to a pull request, bot/services/value/cost_per_pr.py).
+    session_attribute: ClassVar[str]
 
     def claims_metric(self, name: str, resource: Mapping[str, object]) -> bool: ...
 
@@ -90,6 +93,11 @@ class AgentMapping(Protocol):
 def text(attributes: Mapping[str, object], name: str) -> str:
     value = attributes.get(name)
     return value.strip() if isinstance(value, str) else ""
+
+
+def session_of(agent: AgentMapping, attributes: Mapping[str, object]) -> str:
+    """The point's agent session id, lower-case (trailers are matched case-blind), "" if none."""
+    return text(attributes, agent.session_attribute).lower()[:128]
 
 
 def whole(value: int | float | str | None, what: str) -> int:

@@ -14,7 +14,8 @@ Metrics, each a monotonic sum (delta temporality by default, cumulative when the
 
 The person: ``user.email`` (``email:`` actor), else ``user.account_uuid``
 (``claude_code_account:<uuid>``), else ``user.id`` (``claude_code_user:<id>``, an anonymous
-installation id): identities an admin links to a person. Claude Code's events (``/v1/logs``)
+installation id): identities an admin links to a person. Every metric carries ``session.id``
+(the CLI session), kept on the point so a session's cost can be summed. Claude Code's events (``/v1/logs``)
 repeat what the metrics count (``claude_code.api_request`` carries the same tokens and cost), so
 they are accepted and not folded: counting both would count every request twice.
 """
@@ -49,6 +50,7 @@ class ClaudeCodeMapping:
     vendor: ClassVar[str] = "claude_code"
     priced: ClassVar[bool] = True
     shadowed_by: ClassVar[str] = "claude_code"
+    session_attribute: ClassVar[str] = "session.id"
 
     def claims_metric(self, name: str, resource: Mapping[str, object]) -> bool:
         return name.startswith(PREFIX)

@@ -12,7 +12,8 @@ versions). Folded here:
   denied | abort -> a rejection.
 
 Codex sends no cost, so its tokens are stored ``unpriced`` (counted and shown, never a silent $0).
-The person: ``user.email``, else ``user.account_id`` (``codex_account:<id>``, to link).
+The person: ``user.email``, else ``user.account_id`` (``codex_account:<id>``, to link). The
+session: ``conversation.id`` (kept on the point; with no cost, a Codex session gives tokens only).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class CodexMapping:
     vendor: ClassVar[str] = "codex"
     priced: ClassVar[bool] = False
     shadowed_by: ClassVar[str] = "codex"
+    session_attribute: ClassVar[str] = "conversation.id"
 
     def claims_metric(self, name: str, resource: Mapping[str, object]) -> bool:
         return name.startswith(PREFIX)

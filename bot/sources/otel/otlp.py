@@ -32,7 +32,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from bot.sources.otel import AGENTS
-from bot.sources.otel.base import AgentMapping, BadPayload, Person
+from bot.sources.otel.base import AgentMapping, BadPayload, Person, session_of
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -65,6 +65,7 @@ class Point:
     model: str
     cumulative: bool
     value: int
+    session: str = ""  # the agent session id (``AgentMapping.session_attribute``), lower-case
 
     @property
     def day(self) -> date:
@@ -220,6 +221,7 @@ class Walker:
                     model=reading.model[:200],
                     cumulative=cumulative,
                     value=reading.value,
+                    session=session_of(agent, merged),
                 )
             )
 
