@@ -28,8 +28,8 @@ from sqlalchemy import Connection, or_, select
 
 from bot.db.models import Person, TeamMembership, UsagePersonDaily
 from bot.domain.periods import Period
-from bot.domain.records import SEAT
 from bot.services.reports import TeamReport, VendorSpend
+from bot.services.reports.spend import used_rows
 
 #: The line that vendors used by too few people fold into, in a member's view.
 OTHER_VENDORS = "other vendors"
@@ -50,19 +50,6 @@ class AggregateCheck:
         return self.reason == ALLOWED
 
 
-def _used(table=UsagePersonDaily):
-    """A rollup row that shows the person's own use (not a seat's fixed price)."""
-    return (
-        table.kind != SEAT,
-        or_(
-            table.cost_micros > 0,
-            table.input_tokens > 0,
-            table.output_tokens > 0,
-            table.requests > 0,
-        ),
-    )
-
-
 def _period(table, period: Period):
     return (table.day >= period.start, table.day < period.end)
 
@@ -81,7 +68,7 @@ def org_active_people(
             table.workspace_id == Person.workspace_id,
             table.person_id == Person.id,
             *_period(table, period),
-            *_used(table),
+            *used_rows(table),
         )
         .exists()
     )
@@ -111,7 +98,7 @@ def active_people_by_team(
             *_period(table, period),
             table.day >= member.joined_on,
             or_(member.left_on.is_(None), table.day < member.left_on),
-            *_used(table),
+            *used_rows(table),
         )
         .exists()
     )
