@@ -182,17 +182,38 @@ def check_member_view(
         org_active=org_active_people(
             conn, workspace_id=workspace_id, period=period, at_most=len(team_active) + min_group_size
         ),
-        other_teams=list(
-            active_people_by_team(
-                conn,
-                workspace_id=workspace_id,
-                period=period,
-                team_ids=_could_difference(conn, workspace_id, team_id, team_active, period, min_group_size),
-            ).values()
-        ),
+        other_teams=_other_active_sets(conn, workspace_id, team_id, team_active, period, min_group_size),
         min_group_size=min_group_size,
     )
     return AggregateCheck(reason, len(team_active))
+
+
+def _other_active_sets(
+    conn: Connection,
+    workspace_id: str,
+    team_id: int,
+    team_active: frozenset[int],
+    period: Period,
+    min_group_size: int,
+) -> list[frozenset[int]]:
+    """The active sets of the other teams that could be used to difference ``team_active``."""
+    candidates = _could_difference(conn, workspace_id, team_id, team_active, period, min_group_size)
+    return list(
+        active_people_by_team(conn, workspace_id=workspace_id, period=period, team_ids=candidates).values()
+    )
+
+
+def overlaps_another_team(
+    conn: Connection, *, workspace_id: str, team_id: int, period: Period, min_group_size: int
+) -> bool:
+    """Whether another known team's active set differs from this team's by at least one and fewer
+    than the minimum in ``period``: rule 2 ("Differencing") for a figure posted in a channel, where
+    no caller is taken out (the weekly recap: a member of two teams' channels would subtract)."""
+    team_active = active_people_by_team(
+        conn, workspace_id=workspace_id, period=period, team_ids=[team_id]
+    ).get(team_id, frozenset())
+    others = _other_active_sets(conn, workspace_id, team_id, team_active, period, min_group_size)
+    return any(0 < len(team_active ^ other) < min_group_size for other in others)
 
 
 Line = TypeVar("Line")
