@@ -28,8 +28,8 @@ from sqlalchemy import Connection, or_, select
 
 from bot.db.models import Person, TeamMembership, UsagePersonDaily
 from bot.domain.periods import Period
-from bot.domain.records import SEAT
 from bot.services.reports import TeamReport, VendorSpend
+from bot.services.reports.spend import used_rows
 
 #: The line that vendors used by too few people fold into, in a member's view.
 OTHER_VENDORS = "other vendors"
@@ -50,19 +50,6 @@ class AggregateCheck:
         return self.reason == ALLOWED
 
 
-def _used(table=UsagePersonDaily):
-    """A rollup row that shows the person's own use (not a seat's fixed price)."""
-    return (
-        table.kind != SEAT,
-        or_(
-            table.cost_micros > 0,
-            table.input_tokens > 0,
-            table.output_tokens > 0,
-            table.requests > 0,
-        ),
-    )
-
-
 def _period(table, period: Period):
     return (table.day >= period.start, table.day < period.end)
 
@@ -81,7 +68,7 @@ def org_active_people(
             table.workspace_id == Person.workspace_id,
             table.person_id == Person.id,
             *_period(table, period),
-            *_used(table),
+            *used_rows(table),
         )
         .exists()
     )
@@ -111,7 +98,7 @@ def active_people_by_team(
             *_period(table, period),
             table.day >= member.joined_on,
             or_(member.left_on.is_(None), table.day < member.left_on),
-            *_used(table),
+            *used_rows(table),
         )
         .exists()
     )
@@ -195,17 +182,38 @@ def check_member_view(
         org_active=org_active_people(
             conn, workspace_id=workspace_id, period=period, at_most=len(team_active) + min_group_size
         ),
-        other_teams=list(
-            active_people_by_team(
-                conn,
-                workspace_id=workspace_id,
-                period=period,
-                team_ids=_could_difference(conn, workspace_id, team_id, team_active, period, min_group_size),
-            ).values()
-        ),
+        other_teams=_other_active_sets(conn, workspace_id, team_id, team_active, period, min_group_size),
         min_group_size=min_group_size,
     )
     return AggregateCheck(reason, len(team_active))
+
+
+def _other_active_sets(
+    conn: Connection,
+    workspace_id: str,
+    team_id: int,
+    team_active: frozenset[int],
+    period: Period,
+    min_group_size: int,
+) -> list[frozenset[int]]:
+    """The active sets of the other teams that could be used to difference ``team_active``."""
+    candidates = _could_difference(conn, workspace_id, team_id, team_active, period, min_group_size)
+    return list(
+        active_people_by_team(conn, workspace_id=workspace_id, period=period, team_ids=candidates).values()
+    )
+
+
+def overlaps_another_team(
+    conn: Connection, *, workspace_id: str, team_id: int, period: Period, min_group_size: int
+) -> bool:
+    """Whether another known team's active set differs from this team's by at least one and fewer
+    than the minimum in ``period``: rule 2 ("Differencing") for a figure posted in a channel, where
+    no caller is taken out (the weekly recap: a member of two teams' channels would subtract)."""
+    team_active = active_people_by_team(
+        conn, workspace_id=workspace_id, period=period, team_ids=[team_id]
+    ).get(team_id, frozenset())
+    others = _other_active_sets(conn, workspace_id, team_id, team_active, period, min_group_size)
+    return any(0 < len(team_active ^ other) < min_group_size for other in others)
 
 
 Line = TypeVar("Line")

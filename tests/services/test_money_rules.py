@@ -42,6 +42,7 @@ def summary(**kw) -> PrCostSummary:
         high_micros=9_800_000,
         measured=0,
         without_spend=1,
+        spenders=TEAM,
     )
     return PrCostSummary(**{**values, **kw})
 

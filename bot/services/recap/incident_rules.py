@@ -2,9 +2,10 @@
 
 The anomaly check (bot/services/anomalies, docs/anomalies.md) tells each person privately, the
 day it happens; the recap only says how many incidents the team had and how they ended, never
-whose: the finding names no one (no ``PersonFact``), and its group is the week's spenders, so a
-channel sees it only when the team has at least the minimum group of people with usage
-(``postable``). Held back, it goes to the managers' DM like any withheld finding.
+whose: the finding names no one (no ``PersonFact``), and its groups are the week's spenders and
+the people whose own incidents are counted, so a channel sees it only when both hold at least the
+minimum group (``postable``): the incidents of one or two people are their weeks, not the team's.
+Held back, it goes to the managers' DM like any withheld finding.
 
 The week's incidents are those of the scope's people (and of the team itself, for a team's
 drift) whose day, the UTC day the rule fired on, falls in the recap's week.
@@ -37,6 +38,9 @@ class IncidentWeek:
     still_open: int = 0
     expected: int = 0  # closed because the person said it was expected
     closed: int = 0  # closed by themselves: the figures went back to normal
+    #: The people whose own incidents these are (a team's drift is no one's): a count of one
+    #: person's incidents says what happened to them, so it needs the minimum group too.
+    people: frozenset[int] = frozenset()
 
     @property
     def total(self) -> int:
@@ -53,16 +57,20 @@ def load_incident_week(
             and_(AnomalyIncident.subject_kind == "team", AnomalyIncident.subject_key == str(scope.team_id))
         )
     rows = conn.execute(
-        select(AnomalyIncident.rule, AnomalyIncident.status).where(
+        select(AnomalyIncident.rule, AnomalyIncident.status, AnomalyIncident.person_id).where(
             AnomalyIncident.workspace_id == workspace_id,
             AnomalyIncident.day >= start,
             AnomalyIncident.day < end,
             or_(*subjects),
         )
     ).all()
-    status = Counter(s for _, s in rows)
+    status = Counter(s for _, s, _ in rows)
     return IncidentWeek(
-        dict(Counter(r for r, _ in rows)), status["open"], status["expected"], status["closed"]
+        dict(Counter(r for r, _, _ in rows)),
+        status["open"],
+        status["expected"],
+        status["closed"],
+        frozenset(int(pid) for _, _, pid in rows if pid is not None),
     )
 
 
@@ -80,8 +88,11 @@ def incidents_cited(facts: RecapFacts, week: IncidentWeek) -> Finding | None:
         AGAINST,
         text,
         {"incidents": week.total, "open": week.still_open, "expected": week.expected, "closed": week.closed},
-        # Counts over the week's spenders: posted only when they are at least the minimum group.
-        groups=(facts.this.spenders,) if facts.this.spenders else (),
+        # Counts over the week's spenders and, for people's own incidents, over the people they
+        # happened to: "1 runaway spend, said to be expected" is one person's week, never posted.
+        groups=((facts.this.spenders,) + ((week.people,) if week.people else ()))
+        if facts.this.spenders
+        else (),
     )
 
 

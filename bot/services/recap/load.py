@@ -20,7 +20,7 @@ from sqlalchemy import Connection, case, func, literal_column, or_, select
 from bot.db.models import ActivityDaily, Identity, Person, PullRequest, UsageDaily, UsagePersonDaily
 from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
-from bot.services import privacy, reports, teams
+from bot.services import aggregates, privacy, reports, teams
 from bot.services.recap import value_rules
 from bot.services.recap.incident_rules import cited as cited_incidents
 from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
@@ -154,6 +154,9 @@ def load_recap(
         )
     ).all()
     small_weeks = _small_weeks(usage, activity, min_group_size)
+    overlapping = _overlapping_week(conn, workspace_id, scope, starts, min_group_size, before=small_weeks)
+    if overlapping is not None:
+        small_weeks.add(overlapping)
     hidden_from = min((wk for wk in small_weeks if wk > 0), default=WEEKS)
     usage = [r for r in usage if r[0] < hidden_from]
     activity = [r for r in activity if r[0] < hidden_from]
@@ -212,6 +215,7 @@ def load_recap(
         min_group_size=min_group_size,
         withheld=[*withheld_for, *withheld_against],
         this_week_small=0 in small_weeks,
+        overlaps_team=overlapping == 0,
         hidden_before=starts[hidden_from - 1] if hidden_from < WEEKS else None,
         managers=teams.team_managers(conn, workspace_id=workspace_id, team_id=scope.team_id)
         if scope.team_id is not None
@@ -242,6 +246,32 @@ def _small_weeks(usage, activity, min_size: int) -> set[int]:
         if any(sums):
             valued.setdefault(wk, set()).add(int(pid))
     return {wk for group in (spenders, valued) for wk, people in group.items() if 0 < len(people) < min_size}
+
+
+def _overlapping_week(
+    conn: Connection,
+    workspace_id: str,
+    scope: Scope,
+    starts: Sequence[date],
+    min_group_size: int,
+    *,
+    before: set[int],
+) -> int | None:
+    """The newest week (index) in which another known team's active people differ from the
+    team's by fewer than the minimum: the two channels' recaps, subtracted, would give that
+    handful's spend (docs/privacy.md, "Recap posts"). Weeks from the first small one on are
+    left out anyway and are not read. None for a list of people (made by an admin) or no overlap."""
+    if scope.team_id is None:
+        return None
+    for wk, start in enumerate(starts):
+        if wk in before:
+            return None
+        week = Period(start, start + timedelta(days=7), "week")
+        if aggregates.overlaps_another_team(
+            conn, workspace_id=workspace_id, team_id=scope.team_id, period=week, min_group_size=min_group_size
+        ):
+            return wk
+    return None
 
 
 def _budgets(conn: Connection, *, workspace_id: str, scope: Scope, today: date) -> list[BudgetStatus]:

@@ -99,6 +99,7 @@ class Recap:
     #: Findings from fewer than ``min_group_size`` people: never in the channel, only in the DM.
     withheld: list[Finding] = field(default_factory=list)
     this_week_small: bool = False  # this week's spend or value comes from too few people
+    overlaps_team: bool = False  # this week another team's active people differ by too few
     hidden_before: date | None = None  # weeks before this date are left out (too few people)
     managers: list[str] = field(default_factory=list)  # Slack ids: they get the private detail
     last_vote: Tally | None = None

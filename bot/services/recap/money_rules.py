@@ -13,7 +13,8 @@ Neither is a case for or against: they are context (``CONTEXT``), shown in their
   baseline       the team reached the adoption threshold in the weeks read and merged PRs are
                  known before that (bot.services.value.baseline); an early dip is labelled
 
-Both declare their groups (the authors behind the PR figures), so ``rules.postable`` keeps them
+Both declare their groups (cost per PR: the authors with AI spend behind the PR figures; the
+baseline: the authors of each week compared), so ``rules.postable`` keeps them
 out of a channel when too few people make them.
 """
 
@@ -71,7 +72,9 @@ def cost_per_pr(facts: MoneyFacts) -> Finding | None:
             "measured": s.measured,
             "basis": label,
         },
-        groups=(s.authors,),
+        # The figures come from the authors with spend: colleagues whose PRs cost $0 pad the count
+        # of authors, not the people behind the amounts (docs/privacy.md, "Recap posts").
+        groups=(s.spenders,),
     )
 
 

@@ -3,11 +3,11 @@ beside in ``/tokens me`` and the App Home (privacy: docs/privacy.md, "Team media
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, and_, case, func, select
 
 from bot.db.models import ActivityDaily, UsagePersonDaily
 from bot.domain.periods import Period
-from bot.services.reports.spend import _in_period
+from bot.services.reports.spend import _in_period, used_rows
 from bot.services.reports.team import on_team
 from bot.services.reports.value import Value, ValueRatios, _value_columns, _value_rows, value_ratios
 
@@ -36,26 +36,37 @@ def team_median_ratios(
     viewer_person_id: int | None = None,
 ) -> ValueRatios | None:
     """The median over a team's active members (usage on a day they belonged) of each person's
-    ``ValueRatios`` in ``period``; None when fewer than ``min_group_size`` of them had usage.
+    ``ValueRatios`` in ``period``; None when fewer than ``min_group_size`` of them, besides the
+    viewer, had usage of their own (not only a seat).
 
     Each measure is the median of the people who have that measure, and is left out (None)
-    unless at least ``min_group_size`` of them are someone other than ``viewer_person_id``: the
+    unless at least ``min_group_size`` of them had usage of their own and are someone other than
+    ``viewer_person_id``: seat-only colleagues do not pad the group, and the
     median of two figures, one of them the viewer's own, would give the other away. With the
     minimum group, the most the viewer (or anyone) learns is one colleague's figure, or the
     mean of two, without knowing whose (docs/privacy.md, "Team medians")."""
-    spend = dict(
-        conn.execute(
-            select(UsagePersonDaily.person_id, func.sum(UsagePersonDaily.cost_micros))
-            .where(
-                UsagePersonDaily.workspace_id == workspace_id,
-                on_team(UsagePersonDaily, team_id, within=(period.start, period.end)),
-                *_in_period(UsagePersonDaily, period),
-            )
-            .group_by(UsagePersonDaily.person_id)
-        ).all()
-    )
-    active = [int(person) for person in spend if person is not None]
-    if len(set(active) - {viewer_person_id}) < min_group_size:
+    spend: dict[int, int] = {}
+    used: set[int] = set()  # people with usage of their own (a seat alone is a list price)
+    for person, micros, own_use in conn.execute(
+        select(
+            UsagePersonDaily.person_id,
+            func.sum(UsagePersonDaily.cost_micros),
+            func.max(case((and_(*used_rows(UsagePersonDaily)), 1), else_=0)),
+        )
+        .where(
+            UsagePersonDaily.workspace_id == workspace_id,
+            on_team(UsagePersonDaily, team_id, within=(period.start, period.end)),
+            *_in_period(UsagePersonDaily, period),
+        )
+        .group_by(UsagePersonDaily.person_id)
+    ).all():
+        if person is None:
+            continue
+        spend[int(person)] = int(micros or 0)
+        if own_use:
+            used.add(int(person))
+    active = list(spend)
+    if len(used - {viewer_person_id}) < min_group_size:
         return None
     values: dict[int, list[Value]] = {person: [] for person in active}
     for person_id, *row in conn.execute(
@@ -73,7 +84,9 @@ def team_median_ratios(
 
     def median_of(name: str) -> int | None:
         have = {person: getattr(r, name) for person, r in per_person.items() if getattr(r, name) is not None}
-        if len(set(have) - {viewer_person_id}) < min_group_size:
+        # Counted in people with usage: seat-only colleagues' figures may sit around the middle,
+        # but they never make up the group (docs/privacy.md, "Team medians").
+        if len((set(have) & used) - {viewer_person_id}) < min_group_size:
             return None
         return _lower_median(list(have.values()))
 

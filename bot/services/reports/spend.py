@@ -142,6 +142,20 @@ def _in_period(table, period: Period):
     return (table.day >= period.start, table.day < period.end)
 
 
+def used_rows(table=UsagePersonDaily):
+    """A rollup row that shows the person's own use (not a seat's fixed price): who counts towards
+    a minimum group shown to members (docs/privacy.md, "Aggregates")."""
+    return (
+        table.kind != SEAT,
+        or_(
+            table.cost_micros > 0,
+            table.input_tokens > 0,
+            table.output_tokens > 0,
+            table.requests > 0,
+        ),
+    )
+
+
 class ModelTally:
     """Spend per model across vendors, under one name per model (``canonical_model``): Cursor's
     ``claude-4-sonnet`` and Anthropic's ``claude-sonnet-4-20250514`` are one line. A line's key is

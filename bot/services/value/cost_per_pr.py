@@ -79,6 +79,10 @@ class PrCostSummary:
     high_micros: int  # 75th percentile (nearest rank)
     measured: int  # PRs with a measured figure
     without_spend: int  # PRs whose span saw no AI spend of their author
+    #: The authors with AI spend in a PR's span: the people the figures come from. An author
+    #: without spend adds only $0 PRs, so a channel's minimum group counts these, never ``authors``
+    #: (docs/privacy.md, "Recap posts").
+    spenders: frozenset[int] = frozenset()
 
 
 def working_span(
@@ -168,6 +172,7 @@ def summarize(costs: Iterable[PrCost]) -> PrCostSummary | None:
         high_micros=_nearest_rank(ordered, (3, 4)),
         measured=sum(1 for c in costs if c.basis == MEASURED),
         without_spend=sum(1 for c in costs if c.micros == 0),
+        spenders=frozenset(c.person_id for c in costs if c.micros > 0),
     )
 
 

@@ -381,6 +381,12 @@ def build_too_small(recap: Recap) -> Message:
         f"The weekly recap of {recap.scope_label} covers fewer than {recap.min_group_size} people with AI "
         "usage, so its numbers stay out of channels: they would all but name each person."
     )
+    if recap.overlaps_team:
+        text = (
+            f"This week another team's people with AI usage differ from {recap.scope_label}'s by fewer "
+            f"than {recap.min_group_size}, so its numbers stay out of channels: the two recaps, "
+            "subtracted, would give those few people's figures."
+        )
     return message(
         f"The weekly recap of {recap.scope_name} is not shown: fewer than {recap.min_group_size} people.",
         [section(f":lock: {text}"), context("Managers and admins see the team with `/tokens team`.")],
