@@ -55,7 +55,7 @@ def test_me_shows_the_callers_pr_lines_and_nothing_about_prs_without_any(seeded,
     )
     assert "(1 still within the window)" in text
     assert "Ready for review to merge (median): AI-assisted none · others" in text
-    assert "*Cost per merged PR* (apportioned): median" in text and "over 3 PRs" in text
+    assert "*Cost per merged PR* (apportioned, some measured): median" in text and "over 3 PRs" in text
     assert "acme/api#2 $2.35 measured" in text
     assert "acme/api#1 $" in text and "acme/api#1 $2.35 measured" not in text
 

@@ -20,12 +20,15 @@ def cost(n: int, micros: int, basis: str = APPORTIONED) -> PrCost:
 
 def test_the_me_line_names_the_persons_own_prs_with_the_basis():
     line = pr_cost_line([cost(1, 1_100_000), cost(2, 9_800_000), cost(3, 4_200_000, MEASURED)])
-    assert line.startswith("*Cost per merged PR* (apportioned): median $4.20 over 3 PRs")
+    assert line.startswith("*Cost per merged PR* (apportioned, some measured): median $4.20 over 3 PRs")
+    assert "Measured where a PR names its agent session; the rest is your AI spend" in line
     assert "(middle half $1.10–$9.80)" in line
     assert "acme/&lt;api&gt;#3 $4.20 measured · acme/&lt;api&gt;#2 $9.80" in line  # newest first, escaped
     many = pr_cost_line([cost(n, 1_000_000) for n in range(1, MAX_PRS_NAMED + 3)])
     assert "· 2 more." in many
     assert "(measured)" in pr_cost_line([cost(1, 5, MEASURED)])
+    only_apportioned = pr_cost_line([cost(1, 5), cost(2, 7)])
+    assert "(apportioned):" in only_apportioned and "measured" not in only_apportioned
     assert pr_cost_line([]) is None
 
 

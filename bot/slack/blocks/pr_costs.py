@@ -18,7 +18,13 @@ def pr_cost_line(costs: list[PrCost]) -> str | None:
     summary = summarize(costs)
     if summary is None:
         return None
-    basis = "measured" if summary.measured == summary.prs else "apportioned"
+    basis = (
+        "measured"
+        if summary.measured == summary.prs
+        else "apportioned, some measured"
+        if summary.measured
+        else "apportioned"
+    )
     text = (
         f"*Cost per merged PR* ({basis}): median {usd(summary.median_micros)} over {summary.prs} "
         f"PR{'s' if summary.prs != 1 else ''}"
@@ -33,7 +39,16 @@ def pr_cost_line(costs: list[PrCost]) -> str | None:
     text += ": " + " · ".join(parts)
     if len(costs) > len(named):
         text += f" · {len(costs) - len(named)} more"
-    return text + ". _Your AI spend in each PR's working span, shared across your PRs open those days._"
+    if summary.measured == summary.prs:
+        note = "Measured: the cost of the agent sessions each PR names."
+    elif summary.measured:
+        note = (
+            "Measured where a PR names its agent session; the rest is your AI spend in each PR's"
+            " working span, shared across your PRs open those days."
+        )
+    else:
+        note = "Your AI spend in each PR's working span, shared across your PRs open those days."
+    return f"{text}. _{note}_"
 
 
 def delivery_lines(measures: ValueMeasures | None, costs: list[PrCost]) -> list[str]:
