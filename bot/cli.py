@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections import Counter
 from datetime import date, timedelta
@@ -434,8 +435,14 @@ def _slack_identity(settings: Settings) -> dict:
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
 
+    # slack_sdk logs every failed attempt at ERROR; the one line below says it once, with the cause.
+    quiet = logging.getLogger("bot.cli.auth_test")
+    quiet.disabled = True
     client = WebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+        logger=quiet,
     )
     try:
         answer = client.auth_test()

@@ -56,7 +56,10 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     if settings.multi_workspace:
         oauth = _oauth_settings(runtime, socket_mode=socket_mode)
     elif not settings.slack_bot_token:
-        raise ConfigError("SLACK_BOT_TOKEN is not set: create the app from manifest.yml and install it first")
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set: create the Slack app from manifest.dev.yml (Socket Mode) or "
+            "manifest.yml (HTTP) and install it (README, Set up in Slack)"
+        )
     if not socket_mode and not settings.slack_signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set (Basic Information -> App Credentials)")
     app = AsyncApp(

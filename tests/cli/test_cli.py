@@ -403,3 +403,15 @@ def test_sync_against_a_base_url_httpx_cannot_parse_names_it(tmp_path, monkeypat
     result = runner.invoke(app, ["sync"])
     assert result.exit_code == 1
     assert result.output.strip() == "✗ openai: invalid base URL 'http://[::1/v1': Invalid port: ':1'"
+
+
+def test_run_with_slack_unreachable_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/never.db")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")  # discard port: nothing listens
+    result = runner.invoke(app, ["run", "--check"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach Slack at http://127.0.0.1:9/api/: ")
+    assert not (tmp_path / "never.db").exists()
