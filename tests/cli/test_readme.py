@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import typer
+import yaml
 from pydantic import AliasChoices
 
 from bot.cli import app
@@ -154,6 +155,15 @@ def test_every_source_has_a_row_with_its_docs_page_and_key():
 
 def test_every_path_the_readme_points_to_exists():
     assert broken_links(README) == set()
+
+
+def test_the_scopes_the_readme_lists_are_the_manifests():
+    listed = README.split("exactly the bot scopes the code uses", 1)[1].split(". When", 1)[0]
+    for name in ("manifest.yml", "manifest.dev.yml"):
+        manifest = yaml.safe_load((ROOT / name).read_text())
+        assert set(re.findall(r"`([a-z.]+:[a-z.]+|commands)`", listed)) == set(
+            manifest["oauth_config"]["scopes"]["bot"]
+        ), name
 
 
 def test_the_quick_start_is_two_commands():
