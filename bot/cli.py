@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections import Counter
 from datetime import date, timedelta
@@ -52,8 +53,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(people_app, name="people")
 secrets_app = _typer(help="Vendor keys stored per workspace (encrypted).")
 app.add_typer(secrets_app, name="secrets")
-otel_app = typer.Typer(help="OTLP intake for coding agents (docs/sources/otel.md).", no_args_is_help=True)
-token_app = typer.Typer(help="The workspace's ingest token.", no_args_is_help=True)
+otel_app = _typer(help="OTLP intake for coding agents (docs/sources/otel.md).")
+token_app = _typer(help="The workspace's ingest token.")
 otel_app.add_typer(token_app, name="token")
 app.add_typer(otel_app, name="otel")
 
@@ -315,8 +316,7 @@ def recap(
 ) -> None:
     """Print the weekly recap of a channel's members (or a user group) for the last 7 days.
 
-    Without Slack, a team whose members were never read from Slack is everyone in the database
-    (after `tokenwise demo`: the demo org)."""
+    A team whose members were never read from Slack is everyone in the database (`tokenwise demo`)."""
     import re
     from datetime import datetime
 
@@ -435,8 +435,14 @@ def _slack_identity(settings: Settings) -> dict:
     from slack_sdk import WebClient
     from slack_sdk.errors import SlackApiError
 
+    # slack_sdk logs every failed attempt at ERROR; the one line below says it once, with the cause.
+    quiet = logging.getLogger("bot.cli.auth_test")
+    quiet.disabled = True
     client = WebClient(
-        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, timeout=10
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        timeout=10,
+        logger=quiet,
     )
     try:
         answer = client.auth_test()
@@ -709,13 +715,13 @@ WorkspaceOption = Annotated[
 ]
 
 
-@token_app.command("create")
+@token_app.command("create", cls=Command)
 def otel_token_create(workspace: WorkspaceOption = None) -> None:
     """Create the workspace's OTLP ingest token (fails when one exists: rotate it)."""
     _otel_token(False, workspace)
 
 
-@token_app.command("rotate")
+@token_app.command("rotate", cls=Command)
 def otel_token_rotate(workspace: WorkspaceOption = None) -> None:
     """Replace the workspace's ingest token; the old one stops working at once."""
     _otel_token(True, workspace)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
@@ -14,6 +15,19 @@ from bot.slack.clients import make_web_client
 from bot.slack.directory import SlackDirectory
 
 log = logging.getLogger(__name__)
+BOLT_LOGGER = logging.getLogger("bot.slack.bolt")
+
+
+class _TokenFromClient(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and, handed our client (which
+    carries that same token), warns that the token "will be unused": true, harmless, and a
+    confusing first line of every `tokenwise run`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
+BOLT_LOGGER.addFilter(_TokenFromClient())
 
 
 class ConfigError(ValueError):
@@ -42,7 +56,10 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
     if settings.multi_workspace:
         oauth = _oauth_settings(runtime, socket_mode=socket_mode)
     elif not settings.slack_bot_token:
-        raise ConfigError("SLACK_BOT_TOKEN is not set: create the app from manifest.yml and install it first")
+        raise ConfigError(
+            "SLACK_BOT_TOKEN is not set: create the Slack app from manifest.dev.yml (Socket Mode) or "
+            "manifest.yml (HTTP) and install it (README, Set up in Slack)"
+        )
     if not socket_mode and not settings.slack_signing_secret:
         raise ConfigError("SLACK_SIGNING_SECRET is not set (Basic Information -> App Credentials)")
     app = AsyncApp(
@@ -57,7 +74,7 @@ def build_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
         # Respond as soon as the listener returns, not on Bolt's 10 ms poll of ack(): every
         # listener acks and returns fast and leaves slow work to background.in_background.
         process_before_response=True,
-        logger=logging.getLogger("bot.slack.bolt"),
+        logger=BOLT_LOGGER,
     )
     directory = SlackDirectory()
     if oauth is not None:

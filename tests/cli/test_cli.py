@@ -309,6 +309,8 @@ def test_run_check_prints_one_banner_without_touching_the_database(monkeypatch, 
     assert "  Slack      Socket Mode: no Request URL needed (manifest.dev.yml)" in printed(socket.output)
     assert "  jobs       off (--no-scheduler): run `tokenwise scheduler` next to it" in socket.output
     assert "hunter2" not in result.output + socket.output and BOT_TOKEN not in result.output
+    # Bolt's "`token` will be unused" (it reads SLACK_BOT_TOKEN itself) does not greet the newcomer.
+    assert not any(" will be unused" in line for line in (result.output + socket.output).splitlines())
 
 
 @pytest.mark.parametrize("asked", [None, ["-v"], "TOKENWISE_LOG_LEVEL"])
@@ -363,11 +365,10 @@ def test_the_console_drops_library_info_but_keeps_their_warnings(monkeypatch):
 def test_version_and_help_without_placeholders_for_flags():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output == f"tokenwise {version('tokenwise')}\n"
-    paths = [
-        [],
-        *([name] for name in ("sync", "demo", "recap", "run", "scheduler", "db", "people", "secrets")),
-    ]
+    groups = ("sync", "demo", "recap", "run", "scheduler", "db", "people", "secrets", "otel")
+    paths = [[], *([name] for name in groups)]
     paths += [["db", "upgrade"], ["people", "import"], ["people", "forget"], ["secrets", "rotate"]]
+    paths += [["otel", "token"], ["otel", "token", "create"], ["otel", "token", "rotate"]]
     for path in paths:
         shown = runner.invoke(app, [*path, "--help"])
         assert shown.exit_code == 0 and "--help" in shown.output, path
@@ -402,3 +403,15 @@ def test_sync_against_a_base_url_httpx_cannot_parse_names_it(tmp_path, monkeypat
     result = runner.invoke(app, ["sync"])
     assert result.exit_code == 1
     assert result.output.strip() == "✗ openai: invalid base URL 'http://[::1/v1': Invalid port: ':1'"
+
+
+def test_run_with_slack_unreachable_says_so_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/never.db")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", SIGNING_SECRET)
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")  # discard port: nothing listens
+    result = runner.invoke(app, ["run", "--check"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot reach Slack at http://127.0.0.1:9/api/: ")
+    assert not (tmp_path / "never.db").exists()
