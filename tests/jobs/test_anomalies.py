@@ -316,6 +316,35 @@ def test_idle_burn_and_drift_read_from_the_daily_rows(engine):
     assert drift.figures["share_percent"] == 100 and drift.figures["baseline_percent"] == 0
 
 
+@pytest.mark.parametrize(("active_seconds", "idle"), [(0, True), (1800, False)])
+def test_active_time_alone_is_a_value_signal(engine, active_seconds, idle):
+    """A seat-plan user seen only through OTLP: their day's time in the tool (no sessions, no
+    commits) says the spend was used; the same day without it is idle burn."""
+    from bot.services.anomalies.incidents import detect_now
+    from bot.settings import Settings
+
+    def active(conn, pid, day, seconds):
+        add_activity(
+            conn, pid, day, workspace_id=W, vendor="claude_code", source="otel_claude_code",
+            actor="email:{person_id}", active_seconds=seconds, rebuild=False,
+        )  # fmt: skip
+
+    with engine.begin() as conn:
+        ana, ben = _person(conn, "ana", "UANA"), _person(conn, "ben", "UBEN")
+        for n in range(1, 21):
+            _spend(conn, ana, TODAY - timedelta(days=n), 40 * USD)
+            active(conn, ana, TODAY - timedelta(days=n), 3600)
+        _spend(conn, ana, TODAY, 60 * USD)
+        active(conn, ben, TODAY, 600)  # the value sources have delivered today
+        if active_seconds:
+            active(conn, ana, TODAY, active_seconds)
+        rollups.rebuild(conn)
+        found = detect_now(conn, workspace_id=W, today=TODAY, settings=Settings())
+    assert [(hit.rule, hit.person_id) for hit in found if hit.rule == "idle"] == (
+        [("idle", ana)] if idle else []
+    )
+
+
 def test_forgetting_a_person_deletes_their_incidents_notices_and_mutes(engine, fake_slack):
     from bot.services import privacy
     from bot.services.anomalies import incidents
