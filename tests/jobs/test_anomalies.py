@@ -378,6 +378,43 @@ def test_a_person_slack_refuses_to_dm_goes_to_the_managers_at_once(engine, fake_
     assert "could not reach them" in blocks
 
 
+def test_a_rate_limited_dm_is_sent_by_a_later_run_once(engine, fake_slack):
+    ids = _seed(engine)
+    runtime = make_runtime(engine, fake_slack)
+    for _ in range(3):  # the client's own two retries are spent too
+        fake_slack.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after=0)
+    first = _check(runtime, NOW)
+    [incident] = _incidents(engine)
+    assert first.retrying == [(incident.id, "person", "UANA")] and first.sent == first.failed == []
+    assert _notices(engine) == [("person", "UANA", "retry")]
+    assert len(fake_slack.posted()) == 3  # the three refused attempts (the fake records every call)
+    second = _check(runtime, NOW + timedelta(minutes=15))
+    assert second.sent == [(incident.id, "person", "UANA")] and ids["ana"] == incident.person_id
+    assert _notices(engine) == [("person", "UANA", "sent")]
+    assert _check(runtime, NOW + timedelta(minutes=30)).sent == []  # told once
+    assert [channel for channel, _ in fake_slack.posted()] == ["DUANA"] * 4
+
+
+@pytest.mark.parametrize("refusal", ["cannot_dm_bot", "user_not_found", "account_inactive"])
+def test_a_refused_dm_is_recorded_and_never_retried(engine, fake_slack, refusal):
+    with engine.begin() as conn:  # no manager: nobody else to tell
+        ana = _person(conn, "ana", "UANA")
+        _history(conn, ana)
+        _spend(conn, ana, TODAY, 300 * USD)
+        rollups.rebuild(conn)
+    runtime = make_runtime(engine, fake_slack)
+    fake_slack.fail_next("conversations.open", error=refusal)
+    first = _check(runtime, NOW)
+    assert len(first.failed) == 1 and first.retrying == [] and first.sent == []
+    with engine.connect() as conn:
+        [(status, error)] = conn.execute(select(AnomalyNotice.status, AnomalyNotice.error)).all()
+    assert (status, error) == ("failed", refusal)
+    opened = len(fake_slack.calls_to("conversations.open"))
+    later = _check(runtime, NOW + timedelta(hours=1))
+    assert later.sent == later.failed == later.retrying == []
+    assert len(fake_slack.calls_to("conversations.open")) == opened and fake_slack.posted() == []
+
+
 def test_a_person_without_a_slack_id_is_escalated_at_once(engine, fake_slack):
     with engine.begin() as conn:
         ana = _person(conn, "ana", None)
