@@ -625,6 +625,7 @@ def _once_lines(done: RunOnce) -> list[str]:
         f"teams re-read: {failed if done.teams_refreshed is None else done.teams_refreshed}",
         f"anomaly DMs: {failed if done.anomaly_dms is None else f'{done.anomaly_dms} sent'}",
         f"saved-time questions: {failed if done.saved_time_asks is None else f'{done.saved_time_asks} sent'}",
+        f"OTLP points pruned: {failed if done.otel_points_pruned is None else done.otel_points_pruned}",
     ]
 
 

@@ -835,7 +835,7 @@ class AnomalyNotice(SQLModel, table=True):
     incident_id: int = Field(foreign_key="anomaly_incident.id")
     audience: str = Field(max_length=16)  # person | manager | admin
     recipient: str = Field(max_length=32)  # Slack user id
-    status: str = Field(default="claimed", max_length=16)  # claimed | sent | failed
+    status: str = Field(default="claimed", max_length=16)  # claimed | sent | retry | failed
     channel: str = Field(default="", max_length=32)
     message_ts: str = Field(default="", max_length=32)
     error: str | None = Field(default=None, sa_type=Text)

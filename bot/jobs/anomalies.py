@@ -3,7 +3,9 @@ workspace, open / update / close the incidents, then send the DMs they owe.
 
 Each DM's ledger row is claimed (INSERT ... ON CONFLICT DO NOTHING, committed) before it is
 sent and only the claimer sends, so any number of replicas and restarts tell each recipient
-once per incident and audience. A re-run that finds the incident still open updates its
+once per incident and audience. A DM Slack refused for now (rate limit, outage) is left
+``retry`` and claimed again by a later run; a refusal that stands is ``failed``, not retried.
+A re-run that finds the incident still open updates its
 figures and sends nothing new; escalation to the managers is a new audience, told once.
 """
 
@@ -24,7 +26,7 @@ from bot.services.anomalies.incidents import TO_MANAGER, TO_PERSON, Applied, Due
 from bot.services.runtime import Runtime
 from bot.slack.blocks import anomalies as views
 from bot.slack.blocks.common import Message
-from bot.slack.messaging import send_dm, slack_error
+from bot.slack.messaging import is_transient, send_dm, slack_error
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,8 @@ log = logging.getLogger(__name__)
 class CheckResult:
     applied: Applied
     sent: list[tuple[int, str, str]] = field(default_factory=list)  # (incident, audience, recipient)
-    failed: list[tuple[int, str, str]] = field(default_factory=list)
+    failed: list[tuple[int, str, str]] = field(default_factory=list)  # refused for good
+    retrying: list[tuple[int, str, str]] = field(default_factory=list)  # rate-limited: a later run
 
 
 async def _db(runtime: Runtime, fn: Callable, *args, write: bool = False, **kwargs):
@@ -92,17 +95,20 @@ async def check_anomalies(
             channel, ts = await send_dm(client, notice.recipient, notice_message(runtime, notice, labels))
         except Exception as error:  # one unreachable recipient must not stop the others
             reason = slack_error(error)
-            log.warning("anomaly %s %s DM to %s failed: %s", key[0], key[1], key[2], reason)
+            # A rate limit or outage: left to a later run. Any other refusal stands (and a
+            # person's sends their managers the incident at once).
+            status = incidents.RETRY if is_transient(error) else incidents.FAILED
+            log.warning("anomaly %s %s DM to %s %s: %s", key[0], key[1], key[2], status, reason)
             await _db(
-                runtime, incidents.finish_notice, notice=notice, status="failed", error=reason, write=True
+                runtime, incidents.finish_notice, notice=notice, status=status, error=reason, write=True
             )
-            result.failed.append(key)
+            (result.retrying if status == incidents.RETRY else result.failed).append(key)
             continue
         await _db(
             runtime,
             incidents.finish_notice,
             notice=notice,
-            status="sent",
+            status=incidents.SENT,
             channel=channel,
             ts=ts,
             write=True,

@@ -17,6 +17,7 @@ from bot.domain.clock import utcnow
 from bot.jobs.anomalies import anomaly_job
 from bot.jobs.budget_alerts import budget_check_job
 from bot.jobs.guard import guarded
+from bot.jobs.otel_retention import PRUNE_MINUTES, otel_prune_job
 from bot.jobs.recaps import RECAP_CHECK_MINUTES, Outcome, recap_job
 from bot.jobs.saved_time import SAVED_TIME_CHECK_MINUTES, saved_time_job
 from bot.jobs.sync import sync_job, sync_sources
@@ -29,6 +30,7 @@ ANOMALY_CHECK = "anomaly check"
 RECAP_DELIVERY = "recap delivery"
 TEAM_REFRESH = "team refresh"
 SAVED_TIME = "saved-time questions"
+OTEL_PRUNE = "OTLP points pruning"
 
 
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
@@ -58,6 +60,9 @@ def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
          "re-read stale team memberships from Slack"),
         ("saved_time", SAVED_TIME, saved_time_job, SAVED_TIME_CHECK_MINUTES, False,
          "what AI saved: one question a day after an AI-assisted PR merges (opt-in)"),
+        # At once too: a replica restarted more often than daily would otherwise never sweep.
+        ("otel_prune", OTEL_PRUNE, otel_prune_job, PRUNE_MINUTES, True,
+         "delete raw OTLP points past TOKENWISE_OTEL_RETENTION_DAYS, every workspace"),
     )  # fmt: skip
     for job_id, what, job, minutes, at_once, name in guarded_jobs:
         scheduler.add_job(
@@ -81,6 +86,7 @@ class RunOnce:
     teams_refreshed: int | None
     anomaly_dms: int | None
     saved_time_asks: int | None = 0
+    otel_points_pruned: int | None = 0
 
     @property
     def failed(self) -> bool:
@@ -90,6 +96,7 @@ class RunOnce:
             self.teams_refreshed,
             self.anomaly_dms,
             self.saved_time_asks,
+            self.otel_points_pruned,
         )
 
 
@@ -103,4 +110,5 @@ def run_once(runtime: Runtime) -> RunOnce:
         teams_refreshed=guarded(TEAM_REFRESH, team_refresh_job, runtime),
         anomaly_dms=guarded(ANOMALY_CHECK, anomaly_job, runtime),
         saved_time_asks=guarded(SAVED_TIME, saved_time_job, runtime),
+        otel_points_pruned=guarded(OTEL_PRUNE, otel_prune_job, runtime),
     )

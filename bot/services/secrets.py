@@ -9,7 +9,9 @@ value shown to anyone, not in a log line, not in an error message.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -22,7 +24,13 @@ from bot.domain.clock import utcnow
 from bot.observability import remember_secrets
 from bot.settings import Settings
 from bot.sources.base import Connector
-from bot.sources.overrides import CONFIGURABLE, VendorSecret, default_base_url, without_environment_keys
+from bot.sources.overrides import (
+    CONFIGURABLE,
+    ConfigurableSource,
+    VendorSecret,
+    default_base_url,
+    without_environment_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,8 @@ GENERATE_KEY_COMMAND = (
     'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 )
 MAX_KEY_LENGTH = 1000
+#: An id a key needs beside it (Codex's ChatGPT workspace id, a UUID): letters, digits, - and _.
+EXTRA_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 
@@ -114,6 +124,7 @@ class SecretChange:
     key: str | None = None
     base_url: str | None = None
     remove: bool = False
+    extra: str | None = None  # the source's ``extra_field`` value, sent with a new key
 
     def __repr__(self) -> str:  # the key must never reach a log through a repr
         return (
@@ -156,6 +167,38 @@ def clean_key(source: str, value: str | None) -> str | None:
     return value
 
 
+def clean_extra(source: str, value: str | None) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not EXTRA_PATTERN.fullmatch(value):
+        label = CONFIGURABLE[source].extra_label
+        raise SecretInputError(source, "extra", f"A {label} is letters, digits and dashes; paste it again.")
+    return value
+
+
+def _sealed(spec: ConfigurableSource, change: SecretChange) -> str:
+    """What is encrypted: the key, or for a source with an extra field the key and that value
+    together (JSON), so the pair is stored, rotated and removed as one."""
+    if not spec.extra_field:
+        if change.extra is not None:
+            raise SecretInputError(change.source, "extra", f"{spec.label} takes no {spec.extra_label}.")
+        return change.key or ""
+    if change.extra is None:
+        raise SecretInputError(
+            change.source, "extra", f"Enter the {spec.extra_label} too: the key reads that one only."
+        )
+    return json.dumps({"key": change.key, "extra": change.extra})
+
+
+def _unsealed(source: str, plaintext: str, base_url: str | None) -> VendorSecret:
+    spec = CONFIGURABLE.get(source)
+    if spec is None or not spec.extra_field:
+        return VendorSecret(key=plaintext, base_url=base_url)
+    pair = json.loads(plaintext)
+    return VendorSecret(key=pair["key"], base_url=base_url, extra=pair["extra"])
+
+
 def apply_changes(
     conn: Connection,
     fernet: MultiFernet,
@@ -173,6 +216,13 @@ def apply_changes(
             raise SecretInputError(change.source, "key", f"{change.source} cannot be configured here.")
         where = (SourceSecret.workspace_id == workspace_id, SourceSecret.source == change.source)
         existing = conn.execute(select(SourceSecret.id, SourceSecret.base_url).where(*where)).first()
+        if change.extra is not None and change.key is None and not change.remove:
+            # Stored with the key, so it changes only with the key (nothing new is stored blind).
+            raise SecretInputError(
+                change.source,
+                "key",
+                f"Paste the key too: the {CONFIGURABLE[change.source].extra_label} is stored with it.",
+            )
         if change.remove:
             if existing is None:
                 continue
@@ -180,7 +230,9 @@ def apply_changes(
             action = "secret.remove"
         elif change.key is not None:
             values = {
-                "encrypted_key": fernet.encrypt(change.key.encode()).decode(),
+                "encrypted_key": fernet.encrypt(
+                    _sealed(CONFIGURABLE[change.source], change).encode()
+                ).decode(),
                 "base_url": change.base_url or None,
                 "updated_by": updated_by,
                 "updated_at": now,
@@ -243,7 +295,7 @@ def load_overrides(conn: Connection, fernet: MultiFernet, *, workspace_id: str) 
     ).all()
     for row in rows:
         try:
-            key = fernet.decrypt(row.encrypted_key.encode()).decode()
+            secret = _unsealed(row.source, fernet.decrypt(row.encrypted_key.encode()).decode(), row.base_url)
         except InvalidToken:
             log.warning(
                 "stored key of source %s in workspace %s cannot be decrypted with TOKENWISE_SECRET_KEY; "
@@ -252,8 +304,8 @@ def load_overrides(conn: Connection, fernet: MultiFernet, *, workspace_id: str) 
                 workspace_id,
             )
             continue
-        remember_secrets(key)
-        found[row.source] = VendorSecret(key=key, base_url=row.base_url)
+        remember_secrets(secret.key)
+        found[row.source] = secret
     return found
 
 

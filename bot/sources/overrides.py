@@ -2,7 +2,9 @@
 
 Each source here is enabled by one key and an optional base URL, so a stored pair maps onto two
 ``Settings`` fields; connectors are then built by the unchanged ``from_settings`` factories.
-The GitHub sources also need an organisation and stay environment-only.
+A source that needs one more value to work (Codex: the ChatGPT workspace it reads) names a third
+field, ``extra_field``; that value is stored encrypted with the key. The GitHub sources also need
+an organisation and stay environment-only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class VendorSecret:
 
     key: str = field(repr=False)
     base_url: str | None = None
+    extra: str | None = field(default=None, repr=False)  # the ``extra_field`` value, if any
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,8 @@ class ConfigurableSource:
     key_field: str  # Settings attribute of the key
     base_url_field: str  # Settings attribute of the base URL
     key_kind: str  # what kind of key the vendor must issue
+    extra_field: str = ""  # Settings attribute of a value the key needs beside it ("" = none)
+    extra_label: str = ""  # what that value is, as the form names it
 
 
 CONFIGURABLE: dict[str, ConfigurableSource] = {
@@ -49,6 +54,15 @@ CONFIGURABLE: dict[str, ConfigurableSource] = {
         ),
         ConfigurableSource(
             "windsurf", "Windsurf", "windsurf_service_key", "windsurf_base_url", "service key"
+        ),
+        ConfigurableSource(
+            "codex",
+            "OpenAI Codex",
+            "codex_analytics_key",
+            "codex_analytics_base_url",
+            "analytics key (codex.enterprise.analytics.read)",
+            extra_field="codex_workspace_id",
+            extra_label="ChatGPT workspace id",
         ),
     )
 }
@@ -70,6 +84,8 @@ def apply_overrides(settings: Settings, overrides: Mapping[str, VendorSecret]) -
             continue
         update[spec.key_field] = SecretStr(secret.key)
         update[spec.base_url_field] = secret.base_url or default_base_url(source)
+        if spec.extra_field:
+            update[spec.extra_field] = secret.extra
     return settings.model_copy(update=update) if update else settings
 
 

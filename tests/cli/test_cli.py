@@ -177,6 +177,7 @@ def test_scheduler_runs_every_job():
     assert sorted(job.id for job in build_scheduler(runtime).get_jobs()) == [
         "anomalies",
         "budgets",
+        "otel_prune",
         "recaps",
         "saved_time",
         "sync",

@@ -316,6 +316,35 @@ def test_idle_burn_and_drift_read_from_the_daily_rows(engine):
     assert drift.figures["share_percent"] == 100 and drift.figures["baseline_percent"] == 0
 
 
+@pytest.mark.parametrize(("active_seconds", "idle"), [(0, True), (1800, False)])
+def test_active_time_alone_is_a_value_signal(engine, active_seconds, idle):
+    """A seat-plan user seen only through OTLP: their day's time in the tool (no sessions, no
+    commits) says the spend was used; the same day without it is idle burn."""
+    from bot.services.anomalies.incidents import detect_now
+    from bot.settings import Settings
+
+    def active(conn, pid, day, seconds):
+        add_activity(
+            conn, pid, day, workspace_id=W, vendor="claude_code", source="otel_claude_code",
+            actor="email:{person_id}", active_seconds=seconds, rebuild=False,
+        )  # fmt: skip
+
+    with engine.begin() as conn:
+        ana, ben = _person(conn, "ana", "UANA"), _person(conn, "ben", "UBEN")
+        for n in range(1, 21):
+            _spend(conn, ana, TODAY - timedelta(days=n), 40 * USD)
+            active(conn, ana, TODAY - timedelta(days=n), 3600)
+        _spend(conn, ana, TODAY, 60 * USD)
+        active(conn, ben, TODAY, 600)  # the value sources have delivered today
+        if active_seconds:
+            active(conn, ana, TODAY, active_seconds)
+        rollups.rebuild(conn)
+        found = detect_now(conn, workspace_id=W, today=TODAY, settings=Settings())
+    assert [(hit.rule, hit.person_id) for hit in found if hit.rule == "idle"] == (
+        [("idle", ana)] if idle else []
+    )
+
+
 def test_forgetting_a_person_deletes_their_incidents_notices_and_mutes(engine, fake_slack):
     from bot.services import privacy
     from bot.services.anomalies import incidents
@@ -347,6 +376,43 @@ def test_a_person_slack_refuses_to_dm_goes_to_the_managers_at_once(engine, fake_
     assert [channel for channel, _ in fake_slack.posted()] == ["DUMGR"]
     blocks = json.dumps(fake_slack.calls_to("chat.postMessage")[0].params["blocks"])
     assert "could not reach them" in blocks
+
+
+def test_a_rate_limited_dm_is_sent_by_a_later_run_once(engine, fake_slack):
+    ids = _seed(engine)
+    runtime = make_runtime(engine, fake_slack)
+    for _ in range(3):  # the client's own two retries are spent too
+        fake_slack.fail_next("chat.postMessage", status=429, error="ratelimited", retry_after=0)
+    first = _check(runtime, NOW)
+    [incident] = _incidents(engine)
+    assert first.retrying == [(incident.id, "person", "UANA")] and first.sent == first.failed == []
+    assert _notices(engine) == [("person", "UANA", "retry")]
+    assert len(fake_slack.posted()) == 3  # the three refused attempts (the fake records every call)
+    second = _check(runtime, NOW + timedelta(minutes=15))
+    assert second.sent == [(incident.id, "person", "UANA")] and ids["ana"] == incident.person_id
+    assert _notices(engine) == [("person", "UANA", "sent")]
+    assert _check(runtime, NOW + timedelta(minutes=30)).sent == []  # told once
+    assert [channel for channel, _ in fake_slack.posted()] == ["DUANA"] * 4
+
+
+@pytest.mark.parametrize("refusal", ["cannot_dm_bot", "user_not_found", "account_inactive"])
+def test_a_refused_dm_is_recorded_and_never_retried(engine, fake_slack, refusal):
+    with engine.begin() as conn:  # no manager: nobody else to tell
+        ana = _person(conn, "ana", "UANA")
+        _history(conn, ana)
+        _spend(conn, ana, TODAY, 300 * USD)
+        rollups.rebuild(conn)
+    runtime = make_runtime(engine, fake_slack)
+    fake_slack.fail_next("conversations.open", error=refusal)
+    first = _check(runtime, NOW)
+    assert len(first.failed) == 1 and first.retrying == [] and first.sent == []
+    with engine.connect() as conn:
+        [(status, error)] = conn.execute(select(AnomalyNotice.status, AnomalyNotice.error)).all()
+    assert (status, error) == ("failed", refusal)
+    opened = len(fake_slack.calls_to("conversations.open"))
+    later = _check(runtime, NOW + timedelta(hours=1))
+    assert later.sent == later.failed == later.retrying == []
+    assert len(fake_slack.calls_to("conversations.open")) == opened and fake_slack.posted() == []
 
 
 def test_a_person_without_a_slack_id_is_escalated_at_once(engine, fake_slack):

@@ -109,6 +109,7 @@ def test_scheduler_once_runs_every_job_once(monkeypatch, db_url, engine, fake_sl
     assert "teams re-read: 1" in lines  # the recap's own team was read fresh by the delivery
     assert "anomaly DMs: 0 sent" in lines  # the demo's steady habits hold no anomaly
     assert "saved-time questions: 0 sent" in lines  # nobody opted in
+    assert "OTLP points pruned: 0" in lines  # no agent sends here (tests/jobs/test_otel_retention.py)
 
     again = runner.invoke(app, ["scheduler", "--once"])
     assert again.exit_code == 0, again.output

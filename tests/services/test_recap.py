@@ -24,6 +24,7 @@ from bot.db.models import (
 from bot.domain.models import model_family
 from bot.services import recap, teams
 from bot.services.commands import CommandError
+from bot.services.recap.lines import fold_values
 from bot.slack.blocks.common import MAX_SECTION_TEXT, validate
 from bot.slack.blocks.recap import TALLY_BLOCK, build_manager_detail, build_recap, with_tally
 from bot.slack.blocks.recap_chart import chart_alt_text, render_chart
@@ -622,3 +623,25 @@ def test_tokens_another_source_also_reports_count_once(engine, known):
         conn.execute(UsageDaily.__table__.insert(), [{**overlap, "raw_unit": "tokens_only"}])
         rollups.rebuild(conn)  # written directly: bring the rollups in step
     assert load(engine, team).facts.weeks[0].tokens == before == 6_000_000
+
+
+def test_active_time_is_a_value_line_like_sessions(engine, known):
+    """OTLP time in the tool (Claude Code's active_time.total) shows beside the other signals,
+    folded like them; a vendor with no activity at all has no value line."""
+    p, team = known
+
+    def sections() -> str:
+        blocks = build_recap(load(engine, team)).blocks
+        return "\n".join(b["text"]["text"] for b in blocks if b["type"] == "section" and "text" in b)
+
+    assert "*OpenAI*:" not in sections()
+    with engine.begin() as conn:
+        for n in range(1, 6):
+            factories.add_activity(
+                conn, p[n], THIS + timedelta(days=2), workspace_id=W, vendor="openai", active_seconds=1800
+            )
+    assert "*OpenAI*: 2 h active" in sections()  # 5 x 30 min
+    values = load(engine, team).values
+    folded = fold_values(values, min_size=6)  # OpenAI's five people go into "others"
+    assert "openai" in {v.vendor for v in values} and "openai" not in {v.vendor for v in folded}
+    assert [v.this.active_seconds for v in folded if v.vendor == "others"] == [5 * 1800]

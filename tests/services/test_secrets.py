@@ -26,6 +26,7 @@ from bot.slack.app import build_app
 from bot.slack.blocks.sources import (
     build_no_secret_key_modal,
     build_sources_modal,
+    extra_block_id,
     key_block_id,
     url_block_id,
 )
@@ -68,8 +69,13 @@ def command(client, text: str, user_id: str):
 
 def submission(values: dict[str, str | None], *, user_id: str, remove: list[str] = ()) -> dict:
     state = {}
-    for source in CONFIGURABLE:
-        for block_id in (key_block_id(source), url_block_id(source)):
+    for source, spec in CONFIGURABLE.items():
+        blocks = (
+            key_block_id(source),
+            url_block_id(source),
+            *([extra_block_id(source)] if spec.extra_field else []),
+        )
+        for block_id in blocks:
             state[block_id] = {"value": {"type": "plain_text_input", "value": values.get(block_id)}}
     if remove:
         state["remove"] = {
@@ -477,3 +483,64 @@ def test_percent_escapes_and_hex_of_a_secret_are_masked_in_either_case():
         "sk-admin%2FKey%2BWith%3DSymbols-0123456789",
     ):
         assert mask.mask(f"error: {echoed}!") == "error: [redacted]!", echoed
+
+
+# -- Codex: a key and the ChatGPT workspace it reads ------------------------------------------
+
+CODEX_KEY = "sk-proj-codexAnalytics0123SECRET"
+CODEX_WORKSPACE = "3f2c6a4e-9b1d-4e7a-8c55-0d2f1a6b7c89"
+
+
+def test_codex_key_and_workspace_id_are_stored_together_encrypted_and_never_shown(
+    client, engine, fake_slack, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    values = {key_block_id("codex"): CODEX_KEY, extra_block_id("codex"): f" {CODEX_WORKSPACE} "}
+    response = submit(client, submission(values, user_id="UADMIN"))
+    assert response.text == ""  # saved: the modal closes
+    row = stored(engine)["codex"]
+    assert CODEX_KEY not in row.encrypted_key and CODEX_WORKSPACE not in row.encrypted_key
+    (confirmation,) = fake_slack.wait_for("chat.postEphemeral")
+    assert "OpenAI Codex key saved" in confirmation.params["text"]
+
+    command(client, "sources", "UADMIN")  # reopened: "set", never the key nor the id
+    view = fake_slack.calls_to("views.open")[-1].params["view"]
+    inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
+    assert inputs[key_block_id("codex")]["label"]["text"] == "OpenAI Codex key (set)"
+    assert inputs[extra_block_id("codex")]["label"]["text"] == "OpenAI Codex ChatGPT workspace id (set)"
+    assert "initial_value" not in inputs[extra_block_id("codex")]["element"]
+    everything = json.dumps([(c.method, c.params, c.headers) for c in fake_slack.calls]) + caplog.text
+    assert (
+        CODEX_KEY not in everything and CODEX_KEY[-8:] not in everything and CODEX_WORKSPACE not in everything
+    )
+
+    # The sync's connector reads that workspace with that key (over the environment's none).
+    [codex] = [
+        c
+        for c in secrets.connectors_for_workspace(settings_with(KEY_1), engine, "default")
+        if c.name == "codex"
+    ]
+    try:
+        assert codex.workspace_id == CODEX_WORKSPACE
+        assert codex.http.client.headers["Authorization"] == f"Bearer {CODEX_KEY}"
+    finally:
+        codex.close()
+
+
+@pytest.mark.parametrize(
+    ("values", "block", "words"),
+    [
+        ({key_block_id("codex"): CODEX_KEY}, extra_block_id("codex"), "Enter the ChatGPT workspace id too"),
+        ({extra_block_id("codex"): CODEX_WORKSPACE}, key_block_id("codex"), "Paste the key too"),
+        (
+            {key_block_id("codex"): CODEX_KEY, extra_block_id("codex"): "ws 1; drop"},
+            extra_block_id("codex"),
+            "letters, digits and dashes",
+        ),
+    ],
+)
+def test_codex_needs_its_workspace_id_with_the_key(client, engine, fake_slack, values, block, words):
+    reply = submit(client, submission(values, user_id="UADMIN")).json()
+    assert reply["response_action"] == "errors" and words in reply["errors"][block]
+    assert stored(engine) == {}
+    assert CODEX_KEY not in json.dumps(reply)

@@ -31,6 +31,8 @@ from bot.services.privacy import FORGOTTEN_PREFIX
 from bot.sources.prices import price_for
 
 #: Activity columns that say work came of the spend (suggestions shown or requests do not).
+#: Only whether their sum is zero matters, so seconds of active time add to counts harmlessly:
+#: a seat-plan user seen only through OTLP time in the tool is not idle.
 SIGNAL_COLUMNS = (
     "lines_accepted",
     "acceptances",
@@ -40,6 +42,7 @@ SIGNAL_COLUMNS = (
     "prs_merged",
     "reviews",
     "sessions",
+    "active_seconds",
 )
 
 

@@ -76,7 +76,7 @@ class Day:
 
     spend_micros: int = 0
     premium_micros: int = 0  # part of spend_micros on the most expensive model tier
-    signals: int = 0  # accepted lines + acceptances + commits + PRs + reviews + sessions, any source
+    signals: int = 0  # non-zero: accepted lines, commits, PRs, reviews, sessions or active time, any source
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,10 @@ OPEN = "open"
 CLOSED = "closed"
 EXPECTED = "expected"
 
+#: Ledger statuses. ``retry``: Slack refused for now (rate limit, outage); a later run claims the
+#: row again. ``failed``: a refusal that stands (``cannot_dm_bot``, ``user_not_found``); not retried.
+CLAIMED, SENT, RETRY, FAILED = "claimed", "sent", "retry", "failed"
+
 TO_PERSON = "person"
 TO_MANAGER = "manager"
 TO_ADMIN = "admin"
@@ -229,7 +233,7 @@ def due_notices(conn: Connection, *, workspace_id: str, now: datetime, settings:
                 wanted.append((TO_PERSON, slack_id))
             # Unanswered past the delay, or nobody to ask first (no Slack id, or Slack refused
             # the DM): the managers whose grant reaches them.
-            unreachable = not slack_id or ledger.get((incident.id, TO_PERSON, slack_id)) == "failed"
+            unreachable = not slack_id or ledger.get((incident.id, TO_PERSON, slack_id)) == FAILED
             if unreachable or now - incident.first_seen_at >= escalate_after:
                 managers = access.managers_of(conn, workspace_id, incident.person_id)
                 wanted.extend((TO_MANAGER, m) for m in managers if m != slack_id)
@@ -242,13 +246,14 @@ def due_notices(conn: Connection, *, workspace_id: str, now: datetime, settings:
             managers = teams.team_managers(conn, workspace_id=workspace_id, team_id=int(incident.subject_key))
             wanted.extend((TO_MANAGER, m) for m in managers)
         for audience, recipient in wanted:
-            if (incident.id, audience, recipient) not in ledger:
+            if ledger.get((incident.id, audience, recipient), RETRY) == RETRY:
                 due.append(DueNotice(incident, audience, recipient, unreachable))
     return due
 
 
 def claim_notice(conn: Connection, *, workspace_id: str, notice: DueNotice) -> bool:
-    """Insert the ledger row BEFORE the DM; True only for the claimer (one across replicas)."""
+    """Insert the ledger row BEFORE the DM, or take back one left to retry; True only for the
+    claimer (one across replicas: the insert conflicts, the update matches ``retry`` once)."""
     row = conn.execute(
         insert_for(conn, AnomalyNotice.__table__)
         .on_conflict_do_nothing(index_elements=["incident_id", "audience", "recipient"])
@@ -257,14 +262,21 @@ def claim_notice(conn: Connection, *, workspace_id: str, notice: DueNotice) -> b
             incident_id=notice.incident.id,
             audience=notice.audience,
             recipient=notice.recipient,
-            status="claimed",
+            status=CLAIMED,
             channel="",
             message_ts="",
             claimed_at=utcnow(),
         )
         .returning(AnomalyNotice.id)
     ).first()
-    if row is not None and notice.audience == TO_MANAGER and notice.incident.person_id is not None:
+    if row is None:
+        retried = conn.execute(
+            update(AnomalyNotice)
+            .where(*_notice_key(notice), AnomalyNotice.status == RETRY)
+            .values(status=CLAIMED, claimed_at=utcnow())
+        )
+        return retried.rowcount == 1  # the manager's view was recorded at the first claim
+    if notice.audience == TO_MANAGER and notice.incident.person_id is not None:
         # A manager is shown the person's figures: the person can see that in `/tokens audit me`.
         privacy.record_views(
             conn,
@@ -274,7 +286,15 @@ def claim_notice(conn: Connection, *, workspace_id: str, notice: DueNotice) -> b
             person_ids=[notice.incident.person_id],
             detail=f"incident={notice.incident.id} rule={notice.incident.rule}",
         )
-    return row is not None
+    return True
+
+
+def _notice_key(notice: DueNotice) -> tuple:
+    return (
+        AnomalyNotice.incident_id == notice.incident.id,
+        AnomalyNotice.audience == notice.audience,
+        AnomalyNotice.recipient == notice.recipient,
+    )
 
 
 def finish_notice(
@@ -288,17 +308,13 @@ def finish_notice(
 ) -> None:
     conn.execute(
         update(AnomalyNotice)
-        .where(
-            AnomalyNotice.incident_id == notice.incident.id,
-            AnomalyNotice.audience == notice.audience,
-            AnomalyNotice.recipient == notice.recipient,
-        )
+        .where(*_notice_key(notice))
         .values(
             status=status,
             channel=channel,
             message_ts=ts,
             error=error,
-            sent_at=utcnow() if status == "sent" else None,
+            sent_at=utcnow() if status == SENT else None,
         )
     )
 

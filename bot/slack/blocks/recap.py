@@ -8,7 +8,7 @@ and the vote. Long lists are capped so every section stays under Slack's 3,000 c
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.db.models import Person, RecapDelivery, RecapSubscription
@@ -37,7 +37,7 @@ from bot.slack.blocks.common import (
     message,
     section,
 )
-from bot.slack.blocks.format import change, count, local_time, period_text, rate, usd, vendor_name
+from bot.slack.blocks.format import change, count, duration, local_time, period_text, rate, usd, vendor_name
 
 VOTE_PREFIX = "tokenwise_recap_vote_"
 VOTE_ACTIONS = {choice: f"{VOTE_PREFIX}{choice}" for choice in CHOICES}
@@ -128,6 +128,8 @@ def _value_line(line: ValueLine) -> str | None:
         )
     if this.sessions:
         parts.append(f"{count(this.sessions)} sessions")
+    if this.active_seconds:
+        parts.append(f"{duration(timedelta(seconds=this.active_seconds))} active")
     if not parts:
         return None
     return f"*{escape(_vendor(line.vendor))}*: " + ", ".join(parts)

@@ -29,6 +29,10 @@ def url_block_id(source: str) -> str:
     return f"url:{source}"
 
 
+def extra_block_id(source: str) -> str:
+    return f"extra:{source}"
+
+
 def _plain(text: str, limit: int = MAX_LABEL) -> dict:
     return {"type": "plain_text", "text": clip(text, limit), "emoji": True}
 
@@ -89,6 +93,15 @@ def build_sources_modal(statuses: dict[str, SecretStatus], *, channel_id: str) -
                 placeholder=f"paste a new {spec.key_kind}" if status.is_set else f"{spec.key_kind}",
             )
         )
+        if spec.extra_field:  # stored encrypted with the key: never shown back either
+            blocks.append(
+                _input(
+                    extra_block_id(source),
+                    f"{spec.label} {spec.extra_label} ({state})",
+                    placeholder=spec.extra_label,
+                    hint="Needed with a new key, and changed only together with it.",
+                )
+            )
         blocks.append(
             _input(
                 url_block_id(source),

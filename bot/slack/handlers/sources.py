@@ -22,7 +22,7 @@ from bot.services import otel
 from bot.services import secrets as secret_store
 from bot.services.commands import ParsedCommand, usage_line
 from bot.services.runtime import Runtime
-from bot.services.secrets import SecretChange, SecretInputError, clean_base_url, clean_key
+from bot.services.secrets import SecretChange, SecretInputError, clean_base_url, clean_extra, clean_key
 from bot.slack.background import in_background
 from bot.slack.blocks.common import Message, section
 from bot.slack.blocks.reports import build_error
@@ -35,6 +35,7 @@ from bot.slack.blocks.sources import (
     build_refused_view,
     build_saved,
     build_sources_modal,
+    extra_block_id,
     key_block_id,
     url_block_id,
 )
@@ -111,17 +112,21 @@ def read_submission(values: dict) -> list[SecretChange]:
     selected = ((values.get(REMOVE_BLOCK) or {}).get(VALUE_ACTION) or {}).get("selected_options") or []
     remove = {option.get("value") for option in selected}
     changes = []
-    for source in CONFIGURABLE:
+    for source, spec in CONFIGURABLE.items():
         key = clean_key(source, _text(values, key_block_id(source)))
         base_url = clean_base_url(source, _text(values, url_block_id(source)))
+        extra = clean_extra(source, _text(values, extra_block_id(source))) if spec.extra_field else None
         if key and source in remove:
             raise SecretInputError(source, "key", "Paste a new key or remove the stored one, not both.")
-        changes.append(SecretChange(source, key=key, base_url=base_url, remove=source in remove))
+        changes.append(SecretChange(source, key=key, base_url=base_url, remove=source in remove, extra=extra))
     return changes
 
 
+_ERROR_BLOCKS = {"base_url": url_block_id, "extra": extra_block_id}
+
+
 def _error_block(error: SecretInputError) -> str:
-    return url_block_id(error.source) if error.field == "base_url" else key_block_id(error.source)
+    return _ERROR_BLOCKS.get(error.field, key_block_id)(error.source)
 
 
 async def save_sources(

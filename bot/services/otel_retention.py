@@ -1,0 +1,69 @@
+"""Raw OTLP points past the retention, pruned for every workspace (docs/sources/otel.md).
+
+The intake prunes a workspace's points when that workspace sends; this is the daily sweep for
+the ones that stopped sending. It deletes through ``otel.prune`` (whole days, the daily rows
+kept) under the intake's own lock per workspace and agent, so it never runs between a request's
+insert and its fold. Deleting is idempotent: replicas may sweep at once.
+
+What a fold still needs is kept:
+
+- every day a late point may still arrive for: the retention is never shorter than
+  ``TOKENWISE_OTEL_MAX_AGE_DAYS`` (a late point refolds its whole day);
+- every point of a cumulative run that goes on past the cutoff: a new point of the run
+  recomputes each point's growth from the one before it, and with the run's start gone its first
+  kept point would count its whole running total again. The cutoff stops at that run's first day.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import Connection, Engine, exists, func, select
+
+from bot.db.locks import hold_xact_lock
+from bot.db.models import OtelPoint
+from bot.services import otel
+from bot.settings import Settings
+
+
+def retention_days(settings: Settings) -> int:
+    """Days of raw points kept: the setting, never less than the age of points still accepted."""
+    return max(settings.otel_retention_days, settings.otel_max_age_days)
+
+
+def safe_cutoff(conn: Connection, *, workspace_id: str, source: str, cutoff: date) -> date:
+    """``cutoff``, or the first day of a cumulative run that still has points on or after it."""
+    later = OtelPoint.__table__.alias("later")
+    point = OtelPoint
+    first = conn.execute(
+        select(func.min(point.day)).where(
+            point.workspace_id == workspace_id,
+            point.source == source,
+            point.cumulative.is_(True),
+            point.day < cutoff,
+            exists().where(
+                later.c.workspace_id == point.workspace_id,
+                later.c.source == point.source,
+                later.c.series == point.series,
+                later.c.start_ns == point.start_ns,
+                later.c.day >= cutoff,
+            ),
+        )
+    ).scalar()
+    return min(first, cutoff) if first is not None else cutoff
+
+
+def prune_everywhere(engine: Engine, *, settings: Settings, today: date) -> int:
+    """Delete every workspace's raw points older than the retention; the points deleted."""
+    cutoff = today - timedelta(days=retention_days(settings))
+    with engine.connect() as conn:
+        keys = conn.execute(
+            select(OtelPoint.workspace_id, OtelPoint.source).where(OtelPoint.day < cutoff).distinct()
+        ).all()
+    deleted = 0
+    for workspace_id, source in sorted(keys):
+        with engine.begin() as conn:  # one transaction per agent: a sweep never holds every lock
+            hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
+            before = safe_cutoff(conn, workspace_id=workspace_id, source=source, cutoff=cutoff)
+            deleted += otel.prune(conn, workspace_id=workspace_id, source=source, before=before)
+    return deleted
