@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, select, update
 
 from bot.db import store
 from bot.db.locks import hold_xact_lock
@@ -323,9 +323,33 @@ class PruneLedger:
 PRUNED = PruneLedger()
 
 
+def _safe_cutoff(conn: Connection, *, workspace_id: str, source: str, cutoff: date) -> date:
+    """``cutoff``, or the first day of a cumulative run that still has points on or after it."""
+    later = OtelPoint.__table__.alias("later")
+    point = OtelPoint
+    first = conn.execute(
+        select(func.min(point.day)).where(
+            point.workspace_id == workspace_id,
+            point.source == source,
+            point.cumulative.is_(True),
+            point.day < cutoff,
+            exists().where(
+                later.c.workspace_id == point.workspace_id,
+                later.c.source == point.source,
+                later.c.series == point.series,
+                later.c.start_ns == point.start_ns,
+                later.c.day >= cutoff,
+            ),
+        )
+    ).scalar()
+    return min(first, cutoff) if first is not None else cutoff
+
+
 def prune(conn: Connection, *, workspace_id: str, source: str, before: date) -> int:
     """Delete the raw points of days before ``before``; the daily rows they made stay. Whole days
-    go, so a day keeps all of its points or none (``refold_shadowed`` relies on it)."""
+    go, so a day keeps all of its points or none (``refold_shadowed`` relies on it), and a
+    cumulative run that goes on past ``before`` keeps all of its points (``_safe_cutoff``)."""
+    before = _safe_cutoff(conn, workspace_id=workspace_id, source=source, cutoff=before)
     return conn.execute(
         delete(OtelPoint).where(
             OtelPoint.workspace_id == workspace_id, OtelPoint.source == source, OtelPoint.day < before

@@ -11,14 +11,15 @@ What a fold still needs is kept:
   ``TOKENWISE_OTEL_MAX_AGE_DAYS`` (a late point refolds its whole day);
 - every point of a cumulative run that goes on past the cutoff: a new point of the run
   recomputes each point's growth from the one before it, and with the run's start gone its first
-  kept point would count its whole running total again. The cutoff stops at that run's first day.
+  kept point would count its whole running total again. ``otel.prune`` stops at that run's first
+  day, for this sweep and the intake's own pruning alike.
 """
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import Connection, Engine, exists, func, select
+from sqlalchemy import Engine, select
 
 from bot.db.locks import hold_xact_lock
 from bot.db.models import OtelPoint
@@ -29,28 +30,6 @@ from bot.settings import Settings
 def retention_days(settings: Settings) -> int:
     """Days of raw points kept: the setting, never less than the age of points still accepted."""
     return max(settings.otel_retention_days, settings.otel_max_age_days)
-
-
-def safe_cutoff(conn: Connection, *, workspace_id: str, source: str, cutoff: date) -> date:
-    """``cutoff``, or the first day of a cumulative run that still has points on or after it."""
-    later = OtelPoint.__table__.alias("later")
-    point = OtelPoint
-    first = conn.execute(
-        select(func.min(point.day)).where(
-            point.workspace_id == workspace_id,
-            point.source == source,
-            point.cumulative.is_(True),
-            point.day < cutoff,
-            exists().where(
-                later.c.workspace_id == point.workspace_id,
-                later.c.source == point.source,
-                later.c.series == point.series,
-                later.c.start_ns == point.start_ns,
-                later.c.day >= cutoff,
-            ),
-        )
-    ).scalar()
-    return min(first, cutoff) if first is not None else cutoff
 
 
 def prune_everywhere(engine: Engine, *, settings: Settings, today: date) -> int:
@@ -64,6 +43,5 @@ def prune_everywhere(engine: Engine, *, settings: Settings, today: date) -> int:
     for workspace_id, source in sorted(keys):
         with engine.begin() as conn:  # one transaction per agent: a sweep never holds every lock
             hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
-            before = safe_cutoff(conn, workspace_id=workspace_id, source=source, cutoff=cutoff)
-            deleted += otel.prune(conn, workspace_id=workspace_id, source=source, before=before)
+            deleted += otel.prune(conn, workspace_id=workspace_id, source=source, before=cutoff)
     return deleted
