@@ -26,7 +26,7 @@ from bot.slack.blocks.common import (
 )
 from bot.slack.blocks.format import comparison_text, count, usd
 from bot.slack.blocks.no_usage import no_usage_blocks
-from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, open_team_buttons, value_section
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, demo_note, open_team_buttons, value_section
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 16
@@ -108,7 +108,15 @@ def home_period_buttons() -> Block:
     }
 
 
-def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint: str = "an admin") -> dict:
+def build_home(
+    dashboard: Dashboard,
+    *,
+    tz: ZoneInfo,
+    now: datetime,
+    admins_hint: str = "an admin",
+    demo_as: str | None = None,
+) -> dict:
+    """The tab; ``demo_as`` names the demo person a demo-mode caller is shown as."""
     month = dashboard.month
     total = usd(month.total_micros)
     compare = comparison_text(month.total_micros, month.previous_total_micros, month.comparison)
@@ -120,6 +128,8 @@ def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint
             + f"\n{compare}"
         ),
     ]
+    if demo_as:  # whose numbers these are, before the numbers
+        blocks.append(demo_note(demo_as))
     if dashboard.no_usage is None or dashboard.no_usage.reason == NONE_IN_PERIOD:
         blocks.append(home_period_buttons())  # another period cannot help one with nothing linked
     if dashboard.no_usage is not None:  # say why it is $0.00 before showing the zeros
