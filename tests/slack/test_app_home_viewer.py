@@ -82,7 +82,8 @@ def test_a_person_linked_by_slack_id_without_an_email_is_not_told_slack_shows_no
     # shows ben@example.com. His vendor rows were attributed to him through an email he no
     # longer has, so nothing is linked now.
     with seeded.begin() as conn:
-        conn.execute(update(Person).where(Person.email == "ben@example.com").values(email="x-ben@nowhere.test"))
+        moved = update(Person).where(Person.email == "ben@example.com").values(email="x-ben@nowhere.test")
+        conn.execute(moved)
         conn.execute(
             Person.__table__.insert().values(workspace_id="default", slack_user_id="UBEN", email=None)
         )

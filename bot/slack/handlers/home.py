@@ -118,7 +118,8 @@ async def home_view(
         period=period,
     )
     # Demo mode: the caller sees a demo person's numbers; say whose, as /tokens me does.
-    demo_as = (person.display_name or person.email) if runtime.settings.demo and person.email in DEMO_EMAILS else None
+    demo = runtime.settings.demo and person.email in DEMO_EMAILS
+    demo_as = (person.display_name or person.email) if demo else None
     return build_home(
         dashboard, tz=runtime.settings.tz, now=datetime.now(UTC), admins_hint=hint, demo_as=demo_as
     )
