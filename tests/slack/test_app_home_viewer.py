@@ -6,7 +6,9 @@ that Slack shows no email."""
 
 from __future__ import annotations
 
+import calendar
 import json
+import re
 
 import pytest
 from sqlalchemy import update
@@ -14,7 +16,7 @@ from sqlalchemy import update
 from bot.db.models import Person
 from bot.slack.blocks.common import validate
 from bot.sources.demo import PEOPLE
-from tests.support.slack_app import all_text, post_event, send, slack_client
+from tests.support.slack_app import TODAY, all_text, post_event, send, slack_client
 
 pytestmark = pytest.mark.usefixtures("slack_team")
 
@@ -97,3 +99,14 @@ def test_a_person_linked_by_slack_id_without_an_email_is_not_told_slack_shows_no
     # Not triggered: a Slack user with no email and no person still hears that Slack shows none.
     with slack_client(seeded, fake_slack) as client:
         assert "Slack shows me no email for you" in all_text(send(client, "me", user_id="UNOMAIL"))
+
+
+def test_the_home_says_which_days_the_month_covers_and_marks_this_week_partial(client, fake_slack):
+    _, home = _home(client, fake_slack, "UANA", "EvSoFar")
+    days = calendar.monthrange(TODAY.year, TODAY.month)[1]
+    # The month in progress: the days covered so far, never its future end as if it were data.
+    assert f"so far ({TODAY.day} of {days} days)" in home, home
+    assert f"{TODAY.replace(day=days):%b} {days}, {TODAY.year}" not in home or TODAY.day == days
+    # The 8-week trend: only the current week is partial, with its days so far.
+    partial = re.findall(r"\(so far, (\d) of 7 days\)", home)
+    assert partial == [str(TODAY.weekday() + 1)], home

@@ -24,7 +24,7 @@ from bot.slack.blocks.common import (
     section,
     validate,
 )
-from bot.slack.blocks.format import comparison_text, count, usd
+from bot.slack.blocks.format import comparison_text, count, shown_span, usd
 from bot.slack.blocks.no_usage import no_usage_blocks
 from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, demo_note, open_team_buttons, value_section
 
@@ -123,7 +123,8 @@ def build_home(
     blocks: list[Block] = [
         header(f"Your AI spend: {month.period.label}"),
         section(
-            f"*{total}* {dashboard.when}"
+            # The days the total covers, as /tokens me says them: "Dec 1–2, 2026 so far (2 of 31 days)".
+            f"*{total}* {dashboard.when} · {shown_span(month.period, month.comparison)}"
             + (" _(includes estimates)_" if month.estimated_micros else "")
             + f"\n{compare}"
         ),
