@@ -26,7 +26,7 @@ def _model_lines(text: str) -> list[str]:
 
 def test_the_raw_names_differ_but_every_view_lists_the_family_once(client, fake_slack, seeded):
     with seeded.connect() as conn:
-        raw = set(conn.execute(select(UsageDaily.model.distinct())).scalars())
+        raw = set(conn.execute(select(UsageDaily.model).distinct()).scalars())
     assert {"claude-4-sonnet", "claude-sonnet-4"} <= raw  # two vendors' names for one model
     assert "Refreshed" in all_text(send(client, f"team refresh {PLATFORM}", user_id="UADMIN"))
     replies = {
