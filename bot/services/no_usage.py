@@ -4,10 +4,11 @@ connected and healthy. ``/tokens me`` and the App Home show it instead of a bare
 
 Three cases, told apart because their next steps differ:
 
-- ``NO_EMAIL``: Slack shows no email for the user (a guest, a hidden email, a lookup that
-  failed), so nothing can be matched: an admin links them.
-- ``NO_MATCH``: the email is known but no vendor row was ever attributed to the person: the
-  vendor account uses another email (an admin links it) or is a GitHub login (claim it).
+- ``NO_EMAIL``: no person is linked to the Slack user and Slack shows no email for them (a
+  guest, a hidden email, a lookup that failed), so nothing can be matched: an admin links them.
+- ``NO_MATCH``: no vendor row was ever attributed to the person (matched by the email, or linked
+  by Slack id with no email on record): the vendor account uses another email (an admin links
+  it) or is a GitHub login (claim it).
 - ``NONE_IN_PERIOD``: usage is linked, just none in the period asked (with the last day seen).
 
 Only the person's own identities are listed, and only to them. Data only;
@@ -40,7 +41,7 @@ class ConnectedSource:
 @dataclass(frozen=True)
 class NoUsage:
     reason: str
-    email: str | None  # the Slack email matched (None: Slack shows none)
+    email: str | None  # the email matched (None: Slack shows none, or the linked person has none)
     identities: list[str]  # the person's vendor actors (``github:ana``), theirs to see
     sources: list[ConnectedSource]  # the enabled sources, whether their last sync succeeded
     last_day: date | None = None  # NONE_IN_PERIOD: the last day with usage or activity
@@ -84,8 +85,10 @@ def explain_no_usage(
 ) -> NoUsage:
     """Why ``person_id`` (None: no person could be matched) shows no usage."""
     sources = connected_sources(conn, workspace_id=workspace_id, enabled=enabled)
-    if person_id is None or not email:
+    if person_id is None:
         return NoUsage(NO_EMAIL if not email else NO_MATCH, email, [], sources)
+    # A person linked by Slack id is matched already, email or not: never "Slack shows no email"
+    # (Slack may well show one), but what is linked to them and when it was last used.
     identities = list(
         conn.execute(
             select(Identity.actor)

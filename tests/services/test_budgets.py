@@ -245,6 +245,11 @@ def test_forecast_reach_days_and_projection():
     assert budgets.reach_day(200 * USD, 400 * USD, rate, today, NOV) == date(2026, 11, 29)
     assert budgets.reach_day(400 * USD, 400 * USD, rate, today, NOV) == today  # already there
     assert budgets.reach_day(200 * USD, 400 * USD, Fraction(0), today, NOV) is None
+    # The last day of the period still counts (21 days: the 30th); one more day is past the reset.
+    assert budgets.reach_day(190 * USD, 400 * USD, rate, today, NOV) == date(2026, 11, 30)
+    assert budgets.reach_day(189 * USD, 400 * USD, rate, today, NOV) is None
+    # A pace of one micro-dollar a day would reach $400 in 400 million days: never, not an overflow.
+    assert budgets.reach_day(0, 400 * USD, Fraction(1), today, NOV) is None
     # Remaining days include today: 21 days from the 10th through the 30th.
     assert budgets.projected(200 * USD, rate, today, NOV) == 410 * USD
     assert budgets.projected(200 * USD, Fraction(1, 3), today, NOV) == 200 * USD + 7  # floor of 21/3

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, timedelta
 
+from bot.db.models import Person
 from bot.services import people
 from bot.services.no_usage import NO_EMAIL, NO_MATCH, NONE_IN_PERIOD, explain_no_usage
 from bot.services.sync import run_all
@@ -55,3 +56,19 @@ def test_no_email_no_match_and_none_in_the_period_are_told_apart(engine):
     # Both enabled sources are listed; the one whose sync failed is named as failing.
     assert [(s.name, s.healthy) for s in quiet.sources] == [("cursor", True), ("openai", False)]
     assert quiet.failing == ["openai"]
+
+
+def test_a_person_linked_by_slack_id_without_an_email_is_a_match_not_no_email(engine):
+    run_all(engine, [Scripted({"ana@x.io": ("3", 10, 1)})], workspace_id="w", since=DAY, today=DAY)
+    with engine.begin() as conn:
+        ana = people.find_by_email(conn, workspace_id="w", email="ana@x.io")
+        conn.execute(Person.__table__.update().where(Person.id == ana.id).values(email=None))
+        bare = conn.execute(
+            Person.__table__.insert().values(workspace_id="w", slack_user_id="UBARE", email=None)
+        ).inserted_primary_key[0]
+    # Linked, no email on record, nothing attributed: no match (an admin links them), never NO_EMAIL.
+    nothing = _explain(engine, email=None, person_id=bare)
+    assert nothing.reason == NO_MATCH and nothing.email is None and nothing.identities == []
+    # Linked, no email on record, usage before the period: quiet, with the identities and last day.
+    quiet = _explain(engine, email=None, person_id=ana.id)
+    assert quiet.reason == NONE_IN_PERIOD and quiet.last_day == DAY and quiet.identities == ["email:ana@x.io"]

@@ -48,8 +48,9 @@ def reach_day(spent: int, target: int, rate: Fraction, today: date, period: Peri
     if rate <= 0:
         return None
     days = math.ceil((target - spent) / rate)  # days of spending at ``rate`` needed, today being day 1
-    day = today + timedelta(days=days - 1)
-    return day if day < period.end else None
+    if days > (period.end - today).days:
+        return None  # not before the reset (and a tiny rate's millions of days overflow a date)
+    return today + timedelta(days=days - 1)
 
 
 def share_reached(spent: int, ceiling: int, percent: int) -> bool:

@@ -24,9 +24,9 @@ from bot.slack.blocks.common import (
     section,
     validate,
 )
-from bot.slack.blocks.format import comparison_text, count, usd
+from bot.slack.blocks.format import comparison_text, count, shown_span, usd
 from bot.slack.blocks.no_usage import no_usage_blocks
-from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, open_team_buttons, value_section
+from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, demo_note, open_team_buttons, value_section
 
 SPARK = "▁▂▃▄▅▆▇█"
 BAR_WIDTH = 16
@@ -108,18 +108,29 @@ def home_period_buttons() -> Block:
     }
 
 
-def build_home(dashboard: Dashboard, *, tz: ZoneInfo, now: datetime, admins_hint: str = "an admin") -> dict:
+def build_home(
+    dashboard: Dashboard,
+    *,
+    tz: ZoneInfo,
+    now: datetime,
+    admins_hint: str = "an admin",
+    demo_as: str | None = None,
+) -> dict:
+    """The tab; ``demo_as`` names the demo person a demo-mode caller is shown as."""
     month = dashboard.month
     total = usd(month.total_micros)
     compare = comparison_text(month.total_micros, month.previous_total_micros, month.comparison)
     blocks: list[Block] = [
         header(f"Your AI spend: {month.period.label}"),
         section(
-            f"*{total}* {dashboard.when}"
+            # The days the total covers, as /tokens me says them: "Dec 1–2, 2026 so far (2 of 31 days)".
+            f"*{total}* {dashboard.when} · {shown_span(month.period, month.comparison)}"
             + (" _(includes estimates)_" if month.estimated_micros else "")
             + f"\n{compare}"
         ),
     ]
+    if demo_as:  # whose numbers these are, before the numbers
+        blocks.append(demo_note(demo_as))
     if dashboard.no_usage is None or dashboard.no_usage.reason == NONE_IN_PERIOD:
         blocks.append(home_period_buttons())  # another period cannot help one with nothing linked
     if dashboard.no_usage is not None:  # say why it is $0.00 before showing the zeros

@@ -31,14 +31,24 @@ def why_text(explained: NoUsage, *, period_label: str) -> str:
             "*Why $0.00:* I have no AI usage linked to you: Slack shows me no email for you (a guest "
             "account, or the email is hidden), so I cannot match you to a vendor account."
         )
-    email = f"`{escape(explained.email or '')}`"
+    email = f"`{escape(explained.email)}`" if explained.email else ""
     if explained.reason == NO_MATCH:
+        if not email:  # linked by Slack id, with no email on record to match vendor accounts by
+            linked = (
+                "the vendor accounts linked to you (below) have no usage recorded yet"
+                if explained.identities
+                else "no vendor account in the connected sources is linked to you yet"
+            )
+            return (
+                "*Why $0.00:* your Slack account is linked to you, but I have no email on record for "
+                f"you to match vendor accounts by, and {linked}, so I have no AI usage to show."
+            )
         return (
             f"*Why $0.00:* I matched your Slack email {email}, but no vendor account in the connected "
             "sources uses it, so I have no AI usage linked to you yet."
         )
     last = f" Your last recorded usage was on {explained.last_day:%b %-d, %Y}." if explained.last_day else ""
-    linked = f"your accounts are linked ({email}), but nothing was recorded."
+    linked = f"your accounts are linked{f' ({email})' if email else ''}, but nothing was recorded."
     return f"*No usage in {period_label}:* {linked}{last}"
 
 

@@ -70,13 +70,17 @@ def build_error(text: str, usage: str | None = None) -> Message:
     return message(text if not usage else f"{text} Usage: {usage}", blocks)
 
 
-def with_demo_note(reply: Message, who: str) -> Message:
-    """``reply`` (a ``/tokens me`` answer in demo mode) saying whose numbers these are."""
-    note = context(
-        f":test_tube: Demo mode: you are shown as *{escape(who)}*, a person of the synthetic org "
+def demo_note(who: str) -> Block:
+    """Whose numbers a demo-mode caller sees (``/tokens me`` and the App Home)."""
+    return context(
+        f":test_tube: Demo mode: you are shown as *{escape(who[:200])}*, a person of the synthetic org "
         "(`TOKENWISE_DEMO=1`); the link stays until an admin changes it."
     )
-    return message(reply.text, [*reply.blocks, note])
+
+
+def with_demo_note(reply: Message, who: str) -> Message:
+    """``reply`` (a ``/tokens me`` answer in demo mode) saying whose numbers these are."""
+    return message(reply.text, [*reply.blocks, demo_note(who)])
 
 
 def build_not_linked(*, admins_hint: str) -> Message:

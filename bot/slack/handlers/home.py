@@ -18,12 +18,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.periods import Period, parse_period
 from bot.services import teams
+from bot.services.demo import DEMO_EMAILS
 from bot.services.home import load_dashboard
 from bot.services.no_usage import explain_no_usage
 from bot.services.runtime import Runtime
 from bot.slack.background import in_background
 from bot.slack.blocks.home import HOME_PERIOD_ACTION, HOME_PERIODS, build_home, build_home_not_linked
-from bot.slack.context import admins_hint, authorized_workspace, resolve_person, run_db
+from bot.slack.context import admins_hint, authorized_workspace, resolve_caller, resolve_person, run_db
 from bot.slack.directory import SlackDirectory
 from bot.slack.membership import refresh_stale_teams
 
@@ -74,18 +75,22 @@ async def home_view(
     workspace_id: str,
     period: Period | None = None,
 ) -> dict:
+    # Admin rights as every command reads them (Slack's is_admin or TOKENWISE_ADMINS): an admin's
+    # Home shows team and org budgets in dollars, as /tokens me does for them.
+    caller = await resolve_caller(runtime, directory, client, user_id=user_id, workspace_id=workspace_id)
     person = await resolve_person(
         runtime,
         directory,
         client,
         workspace_id=workspace_id,
         slack_user_id=user_id,
+        slack_user=caller.slack,
         humans_only=True,
         caller=True,
     )
     hint = admins_hint(runtime)
     if person is None:  # Slack shows no email (or only a bot's): say so, and who can link them
-        slack_user = await directory.user(client, user_id)
+        slack_user = caller.slack
         explained = await run_db(
             runtime,
             explain_no_usage,
@@ -106,12 +111,18 @@ async def home_view(
         who=person.display_name or person.email or "you",
         slack_user_id=user_id,
         today=runtime.today(),
+        is_admin=caller.is_admin,
         min_group_size=runtime.settings.min_group_size,
         email=person.email,
         enabled=runtime.source_lags,
         period=period,
     )
-    return build_home(dashboard, tz=runtime.settings.tz, now=datetime.now(UTC), admins_hint=hint)
+    # Demo mode: the caller sees a demo person's numbers; say whose, as /tokens me does.
+    demo = runtime.settings.demo and person.email in DEMO_EMAILS
+    demo_as = (person.display_name or person.email) if demo else None
+    return build_home(
+        dashboard, tz=runtime.settings.tz, now=datetime.now(UTC), admins_hint=hint, demo_as=demo_as
+    )
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
