@@ -8,11 +8,10 @@ from collections.abc import Sequence
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from bot.db.models import Budget, BudgetRequest  # the budget and request rows are the tables
+from bot.db.models import Budget, BudgetRequest, Team  # the budget and request rows are the tables
 from bot.domain.money import format_usd
 from bot.domain.periods import Period
 from bot.services import budgets as b
-from bot.services import teams
 from bot.services.budgets import BudgetStatus, DecisionResult, PeerPace, TargetRef
 from bot.slack.blocks.common import (
     Block,
@@ -26,7 +25,7 @@ from bot.slack.blocks.common import (
     message,
     section,
 )
-from bot.slack.blocks.format import period_text, team_mention, usd, vendor_name
+from bot.slack.blocks.format import period_text, team_mention, team_mention_of, usd, vendor_name
 
 APPROVE = "tokenwise_budget_approve"
 DENY = "tokenwise_budget_deny"
@@ -65,7 +64,7 @@ def reset_text(period: Period) -> str:
 
 
 def target_text(
-    budget: Budget, team: teams.TeamRef | None, person_slack_id: str | None = None, person_name: str = ""
+    budget: Budget, team: Team | None, person_slack_id: str | None = None, person_name: str = ""
 ) -> str:
     """Who a budget is for, drawn for the reader: a person's mention (else their name), the
     team's mention, or "the org"."""
@@ -76,7 +75,7 @@ def target_text(
     if budget.target_kind == b.ORG:
         return "the org"
     if team is not None:
-        return team_mention(team.kind, team.slack_id)
+        return team_mention_of(team)
     return team_mention(b.TEAM_KINDS[budget.target_kind], budget.target_id)
 
 
@@ -99,10 +98,6 @@ def target_plain(target: TargetRef) -> str:
         return "the org"
     prefix = {b.PERSON: "@", b.GROUP: "@"}.get(target.kind, "#")
     return prefix + target.name if target.name else target.slack_id
-
-
-def team_text(team: teams.TeamRef) -> str:
-    return team_mention(team.kind, team.slack_id)
 
 
 def scope_text(budget: Budget) -> str:
@@ -383,7 +378,7 @@ def build_floor_nudge(status: BudgetStatus, *, audience: str, peers: PeerPace | 
     if peers is not None:
         who = "Your teammates" if audience == b.PERSON else "Its members"
         lines.append(
-            f"{who} in {team_text(peers.team)} average {usd(peers.average_micros)} each so far "
+            f"{who} in {team_mention_of(peers.team)} average {usd(peers.average_micros)} each so far "
             f"({peers.people} people)."
         )
     lines.append("If the tools are not helping, that is worth knowing too. " + SEE_ME)

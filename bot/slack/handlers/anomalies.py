@@ -49,7 +49,7 @@ async def handle_anomalies(ctx: CommandContext, command: ParsedCommand) -> Messa
             person_ids=others,
             detail="as=admin" if caller.is_admin else "as=manager",
         )
-        return shown, incidents.subject_labels(conn, shown)
+        return shown, incidents.subjects(conn, shown)
 
     shown, labels = await ctx.db(load, write=True)
     scope = "the workspace" if caller.is_admin else "your incidents and your teams'"

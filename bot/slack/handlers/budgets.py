@@ -12,13 +12,14 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.db.models import Person
+from bot.db.models import Person, Team
 from bot.services import access, budgets, people, privacy, teams
 from bot.services.budgets import BudgetError, TargetRef, authorization
 from bot.services.budgets.authorization import Refused
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
+from bot.slack.blocks.format import team_mention_of
 from bot.slack.blocks.reports import build_error, build_not_linked
 from bot.slack.context import CommandContext, admins_hint, caller_person
 from bot.slack.handlers.budget_requests import request_more
@@ -85,7 +86,7 @@ async def _person_target(ctx: CommandContext, target: TargetRef, *, create: bool
     return person
 
 
-async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -> teams.TeamRef | None:
+async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -> Team | None:
     """The team as stored; with ``fresh``, its members re-read from Slack when stale or unknown."""
     workspace_id = ctx.caller.workspace_id
     kind = budgets.TEAM_KINDS[target.kind]
@@ -105,7 +106,7 @@ async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -
     return team
 
 
-async def _managed_or_refuse(ctx: CommandContext, target: TargetRef) -> list[teams.TeamRef]:
+async def _managed_or_refuse(ctx: CommandContext, target: TargetRef) -> list[Team]:
     """Admins change any budget; anyone else only budgets within teams they manage (never the
     org's). Returns the caller's managed teams (empty for admins)."""
     managed = [] if ctx.caller.is_admin else await refresh_managed_teams(ctx)
@@ -114,12 +115,12 @@ async def _managed_or_refuse(ctx: CommandContext, target: TargetRef) -> list[tea
     return managed
 
 
-def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[teams.TeamRef]) -> Refusal:
+def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[Team]) -> Refusal:
     hint = admins_hint(ctx.runtime)
     refused = authorization.manage_refusal(target, managed).refused
     if refused == Refused.ORG_BY_ADMINS:
         return Refusal(build_error(f"The org budget is set by admins ({hint}). Nothing changed."))
-    yours = ", ".join(views.team_text(t) for t in managed[:5])
+    yours = ", ".join(team_mention_of(t) for t in managed[:5])
     named = views.target_mention(target)
     if refused == Refused.MANAGES_NO_TEAM:
         return Refusal(
