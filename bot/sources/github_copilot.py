@@ -1,6 +1,7 @@
 """GitHub Copilot: the per-user "Copilot usage metrics" daily reports (value signals and Copilot
 CLI tokens) and the seat list (an estimated daily seat cost from the configured list prices).
-See docs/sources/github_copilot.md.
+See docs/sources/github_copilot.md. One concern (the Copilot connector: its two endpoints and
+their parsing), kept whole though it is long.
 
 Reports: ``GET /orgs/{org}/copilot/metrics/reports/users-1-day?day=YYYY-MM-DD`` returns only
 signed, expiring ``download_links``; each is downloaded at once, without the GitHub token, and

@@ -441,8 +441,8 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
     if not new:
         if covered:
             return build_done(
-                f"<@{user}> already manages {team_mention_of(team)}; the grant now also reaches the {covered} "
-                f"member(s) who joined since.{note}"
+                f"<@{user}> already manages {team_mention_of(team)}; the grant now also reaches the "
+                f"{covered} member(s) who joined since.{note}"
             )
         return build_done(f"<@{user}> already manages {team_mention_of(team)}; nothing changed.{note}")
     return build_done(
