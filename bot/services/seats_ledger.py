@@ -27,6 +27,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from bot.db.ledger import finish_effect
 from bot.db.models import ActivityDaily, Person, SeatReclaim, UsageDaily
 from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
@@ -291,14 +292,6 @@ def finish_reclaim(
     ts: str = "",
     error: str | None = None,
 ) -> None:
-    conn.execute(
-        update(SeatReclaim)
-        .where(SeatReclaim.id == reclaim_id)
-        .values(
-            status=status,
-            channel=channel,
-            message_ts=ts,
-            error=error,
-            sent_at=utcnow() if status == SENT else None,
-        )
+    finish_effect(
+        conn, SeatReclaim, SeatReclaim.id == reclaim_id, status=status, channel=channel, ts=ts, error=error
     )

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Connection, select, update
 
+from bot.db.ledger import finish_effect
 from bot.db.models import AnomalyIncident, AnomalyMute, AnomalyNotice, Person, Team, as_utc
 from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
@@ -286,20 +287,16 @@ def finish_notice(
     ts: str = "",
     error: str | None = None,
 ) -> None:
-    conn.execute(
-        update(AnomalyNotice)
-        .where(
-            AnomalyNotice.incident_id == notice.incident.id,
-            AnomalyNotice.audience == notice.audience,
-            AnomalyNotice.recipient == notice.recipient,
-        )
-        .values(
-            status=status,
-            channel=channel,
-            message_ts=ts,
-            error=error,
-            sent_at=utcnow() if status == "sent" else None,
-        )
+    finish_effect(
+        conn,
+        AnomalyNotice,
+        AnomalyNotice.incident_id == notice.incident.id,
+        AnomalyNotice.audience == notice.audience,
+        AnomalyNotice.recipient == notice.recipient,
+        status=status,
+        channel=channel,
+        ts=ts,
+        error=error,
     )
 
 
