@@ -142,6 +142,20 @@ def can_view_person(
     return Decision(False, "denied", PERSON_WHO_CAN)
 
 
+def is_current_member(conn: Connection, team_id: int, person_id: int) -> bool:
+    """The person belongs to the team now (an open membership stretch)."""
+    return (
+        conn.execute(
+            select(TeamMembership.id).where(
+                TeamMembership.team_id == team_id,
+                TeamMembership.person_id == person_id,
+                TeamMembership.left_on.is_(None),
+            )
+        ).first()
+        is not None
+    )
+
+
 def can_view_team(
     conn: Connection, workspace_id: str, viewer: Viewer, team_id: int, *, min_group_size: int
 ) -> Decision:
@@ -157,23 +171,15 @@ def can_view_team(
         conn, workspace_id, viewer.user_id, team_id
     ):
         return Decision(True, "manager", who)
-    if viewer.person_id is not None:
-        member = conn.execute(
-            select(TeamMembership.id).where(
-                TeamMembership.team_id == team_id,
-                TeamMembership.person_id == viewer.person_id,
-                TeamMembership.left_on.is_(None),
+    if viewer.person_id is not None and is_current_member(conn, team_id, viewer.person_id):
+        size = conn.execute(
+            select(func.count(func.distinct(TeamMembership.person_id))).where(
+                TeamMembership.team_id == team_id, TeamMembership.left_on.is_(None)
             )
-        ).first()
-        if member is not None:
-            size = conn.execute(
-                select(func.count(func.distinct(TeamMembership.person_id))).where(
-                    TeamMembership.team_id == team_id, TeamMembership.left_on.is_(None)
-                )
-            ).scalar_one()
-            if size >= min_group_size:
-                return Decision(True, "member", who)
-            return Decision(False, "too_small", who)
+        ).scalar_one()
+        if size >= min_group_size:
+            return Decision(True, "member", who)
+        return Decision(False, "too_small", who)
     return Decision(False, "denied", who)
 
 
@@ -245,16 +251,9 @@ def can_view_budget(
         return Decision(True, manage.reason, who)
     if kind == "org":
         return Decision(True, "member", who)
-    if kind == "team" and team_id is not None and viewer.person_id is not None:
-        member = conn.execute(
-            select(TeamMembership.id).where(
-                TeamMembership.team_id == team_id,
-                TeamMembership.person_id == viewer.person_id,
-                TeamMembership.left_on.is_(None),
-            )
-        ).first()
-        if member is not None:
-            return Decision(True, "member", who)
+    member = kind == "team" and team_id is not None and viewer.person_id is not None
+    if member and is_current_member(conn, team_id, viewer.person_id):
+        return Decision(True, "member", who)
     return Decision(False, "denied", who)
 
 

@@ -76,13 +76,11 @@ NEEDED_KEY = (
 
 
 def admin_http(*, name: str, key: str, base_url: str, settings: Settings, transport=None) -> VendorHttp:
-    return VendorHttp(
+    return VendorHttp.configured(
+        settings,
         source=name,
         base_url=base_url,
         headers={"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION},
-        timeout=settings.http_timeout_seconds,
-        max_retries=settings.http_max_retries,
-        max_backoff=settings.http_max_backoff_seconds,
         transport=transport,
         refuse=wrong_key_kind(key, WRONG_KEYS, NEEDED_KEY),
     )

@@ -203,12 +203,10 @@ class GitHubCopilotConnector:
         )
         self.http = self.api.http
         # Signed download links carry their own authorisation: the GitHub token must never go there.
-        self.downloads = VendorHttp(
+        self.downloads = VendorHttp.configured(
+            settings,
             source=name,
             base_url=base_url,
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
             transport=transport,
         )
         self.prices = {

@@ -46,6 +46,25 @@ async def _viewer(ctx: CommandContext) -> tuple[access.Viewer, Person | None]:
     return viewer, person
 
 
+async def _ask(
+    ctx: CommandContext,
+    question,
+    viewer: access.Viewer,
+    target: TargetRef,
+    team: Team | None,
+    person: Person | None,
+) -> access.Decision:
+    """One of ``services.access``'s budget questions about a target, for this caller."""
+    return await ctx.db(
+        question,
+        ctx.caller.workspace_id,
+        viewer,
+        kind="team" if target.kind in budgets.TEAM_KINDS else target.kind,
+        team_id=team.id if team else None,
+        person_id=person.id if person else None,
+    )
+
+
 # -- targets -----------------------------------------------------------------------------------
 
 
@@ -199,14 +218,7 @@ async def _set(ctx: CommandContext, args: list[str]) -> Message:
                 )
             )
         target_id = target.slack_id
-    decision = await ctx.db(
-        access.can_manage_budget,
-        workspace_id,
-        viewer,
-        kind="team" if team else target.kind,
-        team_id=team.id if team else None,
-        person_id=person.id if person else None,
-    )
+    decision = await _ask(ctx, access.can_manage_budget, viewer, target, team, person)
     if not decision.allowed:
         raise _refuse_manage(ctx, target, managed)
     today = ctx.runtime.today()
@@ -257,14 +269,7 @@ async def _clear(ctx: CommandContext, args: list[str]) -> Message:
     else:
         team = await _team_target(ctx, target, fresh=False)
         target_id = target.slack_id
-    decision = await ctx.db(
-        access.can_manage_budget,
-        workspace_id,
-        viewer,
-        kind="team" if target.kind in budgets.TEAM_KINDS else target.kind,
-        team_id=team.id if team else None,
-        person_id=person.id if person else None,
-    )
+    decision = await _ask(ctx, access.can_manage_budget, viewer, target, team, person)
     if not decision.allowed:
         raise _refuse_manage(ctx, target, managed)
     removed = await ctx.db(
@@ -326,14 +331,7 @@ async def _show(ctx: CommandContext, token: str | None) -> Message:
     team = await _team_target(ctx, target, fresh=False) if target.kind in budgets.TEAM_KINDS else None
     if target.kind == budgets.PERSON and person is None:
         return refusal  # the same answer as "not allowed": it reveals nothing about them
-    decision = await ctx.db(
-        access.can_view_budget,
-        workspace_id,
-        viewer,
-        kind="team" if target.kind in budgets.TEAM_KINDS else target.kind,
-        team_id=team.id if team else None,
-        person_id=person.id if person else None,
-    )
+    decision = await _ask(ctx, access.can_view_budget, viewer, target, team, person)
     if not decision.allowed:
         return refusal
 
