@@ -3,6 +3,8 @@ its status, where the message went and, once sent, when."""
 
 from __future__ import annotations
 
+from typing import Required, TypedDict, Unpack
+
 from sqlalchemy import Connection, update
 
 from bot.domain.clock import utcnow
@@ -10,24 +12,27 @@ from bot.domain.clock import utcnow
 SENT = "sent"
 
 
-def finish_effect(
-    conn: Connection,
-    table,
-    *where,
-    status: str,
-    channel: str = "",
-    ts: str = "",
-    error: str | None = None,
-) -> None:
-    """Record how a claimed DM or post went on the rows of ``table`` that ``where`` picks."""
+class Outcome(TypedDict, total=False):
+    """How a claimed DM or post went: ``status`` ("sent", "failed", ...), the channel and
+    message ``ts`` it went to, or the error that stopped it."""
+
+    status: Required[str]
+    channel: str
+    ts: str
+    error: str | None
+
+
+def finish_effect(conn: Connection, table, *where, **outcome: Unpack[Outcome]) -> None:
+    """Record ``outcome`` on the rows of ``table`` that ``where`` picks."""
+    status = outcome["status"]
     conn.execute(
         update(table)
         .where(*where)
         .values(
             status=status,
-            channel=channel,
-            message_ts=ts,
-            error=error,
+            channel=outcome.get("channel", ""),
+            message_ts=outcome.get("ts", ""),
+            error=outcome.get("error"),
             sent_at=utcnow() if status == SENT else None,
         )
     )

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Unpack
 
 from sqlalchemy import Connection, select, update
 
-from bot.db.ledger import finish_effect
+from bot.db.ledger import Outcome, finish_effect
 from bot.db.models import AnomalyIncident, AnomalyMute, AnomalyNotice, Person, Team, as_utc
 from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
@@ -278,25 +279,14 @@ def claim_notice(conn: Connection, *, workspace_id: str, notice: DueNotice) -> b
     return row is not None
 
 
-def finish_notice(
-    conn: Connection,
-    *,
-    notice: DueNotice,
-    status: str,
-    channel: str = "",
-    ts: str = "",
-    error: str | None = None,
-) -> None:
+def finish_notice(conn: Connection, *, notice: DueNotice, **outcome: Unpack[Outcome]) -> None:
     finish_effect(
         conn,
         AnomalyNotice,
         AnomalyNotice.incident_id == notice.incident.id,
         AnomalyNotice.audience == notice.audience,
         AnomalyNotice.recipient == notice.recipient,
-        status=status,
-        channel=channel,
-        ts=ts,
-        error=error,
+        **outcome,
     )
 
 
