@@ -316,7 +316,35 @@ def _has_model_usage(record: dict) -> bool:
     return False
 
 
-class AnthropicConnector:
+class AdminApiConnector:
+    """What both Admin API connectors (this one and ``claude_code``) share: the client, the Cost
+    report's coverage and the organisation's directory, read once per run."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        key: str,
+        base_url: str,
+        settings: Settings,
+        transport=None,
+        today: Callable[[], date] = utc_today,
+    ) -> None:
+        self.name = name
+        self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
+        self.analytics = CostAnalytics(self.http, today)
+        self._directory: Directory | None = None
+
+    def close(self) -> None:
+        self.http.close()
+
+    def directory(self) -> Directory:
+        if self._directory is None:
+            self._directory = load_directory(self.http)
+        return self._directory
+
+
+class AnthropicConnector(AdminApiConnector):
     vendor: ClassVar[str] = "anthropic"
 
     def __init__(
@@ -330,24 +358,15 @@ class AnthropicConnector:
         transport=None,
         today: Callable[[], date] = utc_today,
     ) -> None:
-        self.name = name
+        super().__init__(
+            name=name, key=key, base_url=base_url, settings=settings, transport=transport, today=today
+        )
         self.lag = timedelta(minutes=5)
         self.trailing_days = 3
         self.max_window_days = 31  # the Usage report's largest 1d page
         self.claude_code_enabled = claude_code_enabled
-        self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
-        self.analytics = CostAnalytics(self.http, today)
-        self._directory: Directory | None = None
-
-    def close(self) -> None:
-        self.http.close()
 
     # -- identities ----------------------------------------------------------------------
-    def directory(self) -> Directory:
-        if self._directory is None:
-            self._directory = load_directory(self.http)
-        return self._directory
-
     def identities(self) -> list[IdentityHint]:
         directory = self.directory()
         hints = [

@@ -41,11 +41,8 @@ from bot.settings import Settings
 from bot.sources.anthropic import (
     CLAUDE_CODE_ENDPOINT,
     PARSE_ERRORS,
-    CostAnalytics,
-    Directory,
-    admin_http,
+    AdminApiConnector,
     claude_code_records,
-    load_directory,
 )
 from bot.sources.base import SourceError, split_window
 from bot.sources.values import count, utc_day
@@ -118,7 +115,7 @@ def parse_record(
     return usage, activity
 
 
-class ClaudeCodeConnector:
+class ClaudeCodeConnector(AdminApiConnector):
     vendor: ClassVar[str] = "claude_code"
 
     def __init__(
@@ -131,21 +128,12 @@ class ClaudeCodeConnector:
         transport=None,
         today: Callable[[], date] = utc_today,
     ) -> None:
-        self.name = name
+        super().__init__(
+            name=name, key=key, base_url=base_url, settings=settings, transport=transport, today=today
+        )
         self.lag = timedelta(hours=1)
         self.trailing_days = 3
         self.max_window_days = 1  # the report answers one UTC day per request series
-        self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
-        self.analytics = CostAnalytics(self.http, today)
-        self._directory: Directory | None = None
-
-    def close(self) -> None:
-        self.http.close()
-
-    def directory(self) -> Directory:
-        if self._directory is None:
-            self._directory = load_directory(self.http)
-        return self._directory
 
     def identities(self, actors: set[str]) -> list[IdentityHint]:
         """Names for email actors, and key-name actors joined to the key's creator when unambiguous."""
