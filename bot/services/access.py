@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, exists, func, or_, select
 
 from bot.db.models import ManagerScope, RoleGrant, Team, TeamMembership
+from bot.services import teams
 from bot.settings import Settings
 
 
@@ -142,20 +143,6 @@ def can_view_person(
     return Decision(False, "denied", PERSON_WHO_CAN)
 
 
-def is_current_member(conn: Connection, team_id: int, person_id: int) -> bool:
-    """The person belongs to the team now (an open membership stretch)."""
-    return (
-        conn.execute(
-            select(TeamMembership.id).where(
-                TeamMembership.team_id == team_id,
-                TeamMembership.person_id == person_id,
-                TeamMembership.left_on.is_(None),
-            )
-        ).first()
-        is not None
-    )
-
-
 def can_view_team(
     conn: Connection, workspace_id: str, viewer: Viewer, team_id: int, *, min_group_size: int
 ) -> Decision:
@@ -171,7 +158,7 @@ def can_view_team(
         conn, workspace_id, viewer.user_id, team_id
     ):
         return Decision(True, "manager", who)
-    if viewer.person_id is not None and is_current_member(conn, team_id, viewer.person_id):
+    if teams.is_member(conn, team_id=team_id, person_id=viewer.person_id):
         size = conn.execute(
             select(func.count(func.distinct(TeamMembership.person_id))).where(
                 TeamMembership.team_id == team_id, TeamMembership.left_on.is_(None)
@@ -251,8 +238,8 @@ def can_view_budget(
         return Decision(True, manage.reason, who)
     if kind == "org":
         return Decision(True, "member", who)
-    member = kind == "team" and team_id is not None and viewer.person_id is not None
-    if member and is_current_member(conn, team_id, viewer.person_id):
+    on_team = kind == "team" and team_id is not None
+    if on_team and teams.is_member(conn, team_id=team_id, person_id=viewer.person_id):
         return Decision(True, "member", who)
     return Decision(False, "denied", who)
 
