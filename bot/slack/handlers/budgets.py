@@ -287,6 +287,26 @@ async def _clear(ctx: CommandContext, args: list[str]) -> Message:
     return views.build_budget_cleared(removed, target=target)
 
 
+def _shown(conn, workspace_id: str, viewer: access.Viewer, rows, today, min_size: int, *, detail: str):
+    """The statuses of ``rows`` as ``viewer`` may see them; each other person shown in full is
+    audited (they see who looked in `/tokens audit me`)."""
+    items = budgets.visible_statuses(
+        conn, workspace_id=workspace_id, viewer=viewer, budgets=rows, today=today, min_group_size=min_size
+    )
+    seen = sorted(
+        {s.budget.person_id for s in items if s.budget.person_id is not None and s.visibility == budgets.FULL}
+    )
+    privacy.record_views(
+        conn,
+        workspace_id=workspace_id,
+        actor_user_id=viewer.user_id,
+        action="view.budget",
+        person_ids=[pid for pid in seen if pid != viewer.person_id],
+        detail=detail,
+    )
+    return items
+
+
 async def _show(ctx: CommandContext, token: str | None) -> Message:
     caller = ctx.caller
     workspace_id = caller.workspace_id
@@ -348,26 +368,7 @@ async def _show(ctx: CommandContext, token: str | None) -> Message:
                     target_id=target.slack_id if target.kind != budgets.ORG else budgets.ORG,
                 )
             ]
-        items = budgets.visible_statuses(
-            conn, workspace_id=workspace_id, viewer=viewer, budgets=rows, today=today, min_group_size=min_size
-        )
-        seen = sorted(
-            {
-                s.budget.person_id
-                for s in items
-                if s.budget.person_id is not None and s.visibility == budgets.FULL
-            }
-        )
-        seen = [pid for pid in seen if pid != viewer.person_id]
-        privacy.record_views(
-            conn,
-            workspace_id=workspace_id,
-            actor_user_id=caller.user_id,
-            action="view.budget",
-            person_ids=seen,
-            detail=f"budget show {target.kind}",
-        )
-        return items
+        return _shown(conn, workspace_id, viewer, rows, today, min_size, detail=f"budget show {target.kind}")
 
     items = await ctx.db(load, write=True)
     if person is not None:
@@ -392,25 +393,7 @@ async def _list(ctx: CommandContext) -> Message:
         rows = budgets.with_teams(
             conn, workspace_id=workspace_id, budgets=budgets.all_budgets(conn, workspace_id=workspace_id)
         )
-        items = budgets.visible_statuses(
-            conn, workspace_id=workspace_id, viewer=viewer, budgets=rows, today=today, min_group_size=min_size
-        )
-        seen = sorted(
-            {
-                s.budget.person_id
-                for s in items
-                if s.budget.person_id is not None and s.visibility == budgets.FULL
-            }
-        )
-        privacy.record_views(
-            conn,
-            workspace_id=workspace_id,
-            actor_user_id=caller.user_id,
-            action="view.budget",
-            person_ids=[pid for pid in seen if pid != viewer.person_id],
-            detail="budget list",
-        )
-        return items
+        return _shown(conn, workspace_id, viewer, rows, today, min_size, detail="budget list")
 
     items = await ctx.db(load, write=True)
     scope = (
