@@ -1,7 +1,8 @@
 """Anthropic (Console organisations, Admin API): billed dollars per person from the Usage & Cost
 Analytics API when the key can read it, else the legacy Usage and Cost reports; tokens per account
 / API key / model from the Usage report; users and API keys to join ids to emails. See
-docs/sources/anthropic.md.
+docs/sources/anthropic.md. One concern (the Anthropic Admin API: its client, reports and directory,
+shared with ``claude_code`` through ``AdminApiConnector``), kept whole though it is long.
 
 Money, with the Analytics API (``analytics/cost``, beta, from 2026-01-01 and within 365 days): its
 post-discount cost per actor (user, API key, service account), model and day is the truth
