@@ -347,24 +347,14 @@ class AdminApiConnector:
 
 class AnthropicConnector(AdminApiConnector):
     vendor: ClassVar[str] = "anthropic"
+    lag = timedelta(minutes=5)
+    trailing_days = 3
+    max_window_days = 31  # the Usage report's largest 1d page
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        key: str,
-        base_url: str,
-        settings: Settings,
-        claude_code_enabled: bool = True,
-        transport=None,
-        today: Callable[[], date] = utc_today,
-    ) -> None:
-        super().__init__(
-            name=name, key=key, base_url=base_url, settings=settings, transport=transport, today=today
-        )
-        self.lag = timedelta(minutes=5)
-        self.trailing_days = 3
-        self.max_window_days = 31  # the Usage report's largest 1d page
+    def __init__(self, *, claude_code_enabled: bool = True, **options) -> None:
+        """``options`` as for ``AdminApiConnector``; ``claude_code_enabled``: the claude_code
+        source runs too, so its overlap with the Usage report is removed here."""
+        super().__init__(**options)
         self.claude_code_enabled = claude_code_enabled
 
     # -- identities ----------------------------------------------------------------------

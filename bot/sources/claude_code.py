@@ -20,12 +20,11 @@ linked to the key's creator when exactly one organisation key has that name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import ClassVar
 
-from bot.domain.clock import utc_today
 from bot.domain.money import Money
 from bot.domain.records import (
     ESTIMATED,
@@ -117,23 +116,9 @@ def parse_record(
 
 class ClaudeCodeConnector(AdminApiConnector):
     vendor: ClassVar[str] = "claude_code"
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        key: str,
-        base_url: str,
-        settings: Settings,
-        transport=None,
-        today: Callable[[], date] = utc_today,
-    ) -> None:
-        super().__init__(
-            name=name, key=key, base_url=base_url, settings=settings, transport=transport, today=today
-        )
-        self.lag = timedelta(hours=1)
-        self.trailing_days = 3
-        self.max_window_days = 1  # the report answers one UTC day per request series
+    lag = timedelta(hours=1)
+    trailing_days = 3
+    max_window_days = 1  # the report answers one UTC day per request series
 
     def identities(self, actors: set[str]) -> list[IdentityHint]:
         """Names for email actors, and key-name actors joined to the key's creator when unambiguous."""
