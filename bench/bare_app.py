@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    # The same uvicorn options as bot/cli.py's ``run``, and the same server for several workers.
+    # The same uvicorn options as bot/cli/serve.py's ``run``, and the same server for several workers.
     serve = uvicorn.run if args.workers == 1 else serve_workers
     serve(
         "bench.bare_app:app",

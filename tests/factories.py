@@ -15,7 +15,7 @@ from datetime import date
 from sqlalchemy import select
 
 from bot.db import rollups
-from bot.db.models import ActivityDaily, Identity, Person, UsageDaily
+from bot.db.models import ActivityDaily, Identity, Person, Team, UsageDaily
 from bot.services import budgets, teams
 
 
@@ -123,7 +123,7 @@ def add_team(
     today: date,
     kind: str = teams.USERGROUP,
     name: str | None = None,
-) -> teams.TeamRef:
+) -> Team:
     """A team (user group by default) whose membership was read on ``today``: Slack user id ->
     person id."""
     team = teams.ensure_team(

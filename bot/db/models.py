@@ -4,6 +4,10 @@ Slack workspaces; single-workspace installs use ``Settings.workspace_id``.
 Money is integer micro-USD (``*_micros``), never float. The vendor's own amount and unit are
 kept beside it (``raw_amount`` / ``raw_unit``) so every figure can be traced back.
 Times are UTC (``DateTime(timezone=True)``); usage days are UTC calendar days, as vendors bucket them.
+
+One concern, kept in one module on purpose though it is long: the schema. Every table is here, in
+the order the migrations added them (new ones are appended), so Alembic and a reader see the whole
+database in one place; queries and rules live in ``bot/services`` and ``bot/db/store.py``.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.db.models import Person, Team
 from bot.jobs.per_workspace import run_in_each_workspace
 from bot.services.anomalies import incidents
 from bot.services.anomalies.detectors import TEAM
@@ -47,7 +48,7 @@ async def _db(runtime: Runtime, fn: Callable, *args, write: bool = False, **kwar
     return await asyncio.to_thread(work)
 
 
-def notice_message(runtime: Runtime, notice: DueNotice, labels: dict[int | str, str]) -> Message:
+def notice_message(runtime: Runtime, notice: DueNotice, labels: dict[int | str, Person | Team]) -> Message:
     incident = notice.incident
     if incident.subject_kind == TEAM:
         return views.build_team_notice(incident, team=views.subject_label(incident, labels))
@@ -81,9 +82,7 @@ async def check_anomalies(
     )
     due = await _db(runtime, incidents.due_notices, workspace_id=workspace_id, now=now, settings=settings)
     result = CheckResult(applied)
-    labels = await _db(
-        runtime, incidents.subject_labels, [n.incident for n in due if n.audience == TO_MANAGER]
-    )
+    labels = await _db(runtime, incidents.subjects, [n.incident for n in due if n.audience == TO_MANAGER])
     for notice in due:
         claimed = await _db(
             runtime, incidents.claim_notice, workspace_id=workspace_id, notice=notice, write=True

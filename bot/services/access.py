@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, exists, func, or_, select
 
 from bot.db.models import ManagerScope, RoleGrant, Team, TeamMembership
+from bot.services import teams
 from bot.settings import Settings
 
 
@@ -157,23 +158,15 @@ def can_view_team(
         conn, workspace_id, viewer.user_id, team_id
     ):
         return Decision(True, "manager", who)
-    if viewer.person_id is not None:
-        member = conn.execute(
-            select(TeamMembership.id).where(
-                TeamMembership.team_id == team_id,
-                TeamMembership.person_id == viewer.person_id,
-                TeamMembership.left_on.is_(None),
+    if teams.is_member(conn, team_id=team_id, person_id=viewer.person_id):
+        size = conn.execute(
+            select(func.count(func.distinct(TeamMembership.person_id))).where(
+                TeamMembership.team_id == team_id, TeamMembership.left_on.is_(None)
             )
-        ).first()
-        if member is not None:
-            size = conn.execute(
-                select(func.count(func.distinct(TeamMembership.person_id))).where(
-                    TeamMembership.team_id == team_id, TeamMembership.left_on.is_(None)
-                )
-            ).scalar_one()
-            if size >= min_group_size:
-                return Decision(True, "member", who)
-            return Decision(False, "too_small", who)
+        ).scalar_one()
+        if size >= min_group_size:
+            return Decision(True, "member", who)
+        return Decision(False, "too_small", who)
     return Decision(False, "denied", who)
 
 
@@ -245,16 +238,9 @@ def can_view_budget(
         return Decision(True, manage.reason, who)
     if kind == "org":
         return Decision(True, "member", who)
-    if kind == "team" and team_id is not None and viewer.person_id is not None:
-        member = conn.execute(
-            select(TeamMembership.id).where(
-                TeamMembership.team_id == team_id,
-                TeamMembership.person_id == viewer.person_id,
-                TeamMembership.left_on.is_(None),
-            )
-        ).first()
-        if member is not None:
-            return Decision(True, "member", who)
+    on_team = kind == "team" and team_id is not None
+    if on_team and teams.is_member(conn, team_id=team_id, person_id=viewer.person_id):
+        return Decision(True, "member", who)
     return Decision(False, "denied", who)
 
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection
 
-from bot.db.models import AnomalyIncident
+from bot.db.models import AnomalyIncident, Team
 from bot.domain.periods import Period, calendar_period, week_start
 from bot.services import access, budgets, reports, teams
 from bot.services.anomalies.incidents import open_for_person
@@ -25,7 +25,7 @@ MAX_TEAMS = 15  # keeps the Home tab well inside 100 blocks
 
 @dataclass(frozen=True)
 class TeamSummary:
-    team: teams.TeamRef
+    team: Team
     members: int
     report: SpendReport | None  # None while members outside the manager's grant are in it
     unapproved: int = 0  # members the grant does not reach (docs/privacy.md, "Manager scope")

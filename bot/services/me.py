@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 from sqlalchemy import Connection
 
-from bot.db.models import Person
+from bot.db.models import Person, Team
 from bot.domain.clock import utcnow
 from bot.domain.periods import Period
 from bot.services import access, budgets, people, reports, teams
@@ -28,7 +28,7 @@ MAX_MEDIAN_TEAMS = 3  # one line stays readable; each team costs two grouped que
 class TeamMedian:
     """A team's median of each value measure (``reports.team_median_ratios``), beside a member's own."""
 
-    team: teams.TeamRef
+    team: Team
     ratios: ValueRatios
 
 
@@ -39,7 +39,7 @@ class MyNumbers:
     budgets: list[BudgetStatus]  # those that apply now, whatever the period asked
     unpriced: list[UnpricedModel]
     medians: list[TeamMedian] = field(default_factory=list)
-    managed: list[teams.TeamRef] = field(default_factory=list)  # teams to open (a manager's)
+    managed: list[Team] = field(default_factory=list)  # teams to open (a manager's)
     no_usage: NoUsage | None = None  # why the report is empty, when it is
     delivery: ValueMeasures | None = None  # their merged PRs' survival and review load
     pr_costs: list[PrCost] = field(default_factory=list)  # their own, apportioned (docs/value.md)

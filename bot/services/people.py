@@ -110,13 +110,14 @@ class IdentityOwned(LinkError):
     def __init__(self, actor: str, owner: Person, *, line: int | None = None) -> None:
         self.actor, self.owner = actor, owner
         where = f"line {line}: " if line else ""
-        super().__init__(f"{where}`{actor}` already belongs to {owner_label(owner, slack=False)}")
+        super().__init__(f"{where}`{actor}` already belongs to {owner_label(owner)}")
 
 
-def owner_label(person: Person, *, slack: bool = True) -> str:
-    """How admins are told who holds an identity: email and Slack user (a mention in Slack)."""
+def owner_label(person: Person) -> str:
+    """Who holds an identity, in plain text (the CLI's errors): email and Slack user id. Slack
+    draws the user as a mention instead (``slack/blocks/format.owner_mention``)."""
     user = person.slack_user_id
-    parts = [person.email or "", (f"<@{user}>" if slack else f"(Slack {user})") if user else ""]
+    parts = [person.email or "", f"(Slack {user})" if user else ""]
     return " ".join(p for p in parts if p) or f"person {person.id}"
 
 
@@ -219,7 +220,7 @@ class PendingClaim:
     actor: str
     claimer_user_id: str
     why_pending: str
-    owner: str | None  # who holds the actor now (owner_label), None when unlinked
+    owner: Person | None  # who holds the actor now, None when unlinked
     stored_rows: int  # usage rows an approval would re-attribute
 
 
@@ -244,7 +245,7 @@ def pending_claims(conn: Connection, *, workspace_id: str, limit: int = 20) -> t
                 claim.actor,
                 claim.claimer_user_id,
                 claim.why_pending,
-                owner_label(load_person(conn, Person.id == owner)) if owner is not None else None,
+                load_person(conn, Person.id == owner) if owner is not None else None,
                 int(stored),
             )
         )

@@ -24,9 +24,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Unpack
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from bot.db.ledger import Outcome, finish_effect
 from bot.db.models import ActivityDaily, Person, SeatReclaim, UsageDaily
 from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
@@ -282,23 +284,5 @@ def claim_reclaim(
     return ReclaimClaim(CLAIMED, seat, holder, int(reclaim_id), idle)
 
 
-def finish_reclaim(
-    conn: Connection,
-    *,
-    reclaim_id: int,
-    status: str,
-    channel: str = "",
-    ts: str = "",
-    error: str | None = None,
-) -> None:
-    conn.execute(
-        update(SeatReclaim)
-        .where(SeatReclaim.id == reclaim_id)
-        .values(
-            status=status,
-            channel=channel,
-            message_ts=ts,
-            error=error,
-            sent_at=utcnow() if status == SENT else None,
-        )
-    )
+def finish_reclaim(conn: Connection, *, reclaim_id: int, **outcome: Unpack[Outcome]) -> None:
+    finish_effect(conn, SeatReclaim, SeatReclaim.id == reclaim_id, **outcome)

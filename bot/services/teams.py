@@ -37,30 +37,6 @@ class SlackMember:
     name: str = ""
 
 
-def mention(kind: str, slack_id: str) -> str:
-    """Slack markup that renders the group or channel for the reader."""
-    return f"<!subteam^{slack_id}>" if kind == USERGROUP else f"<#{slack_id}>"
-
-
-@dataclass(frozen=True)
-class TeamRef:
-    id: int
-    kind: str
-    slack_id: str
-    name: str
-    refreshed_at: datetime | None
-
-    @property
-    def mention(self) -> str:
-        return mention(self.kind, self.slack_id)
-
-    @property
-    def label(self) -> str:
-        """Plain text for headers: "@platform", "#payments"; the id in their place when the
-        name is not known ("#C0123")."""
-        return ("@" if self.kind == USERGROUP else "#") + (self.name or self.slack_id)
-
-
 @dataclass(frozen=True)
 class RefreshResult:
     members: int  # people counted as members now
@@ -69,11 +45,11 @@ class RefreshResult:
     not_counted: int  # Slack members with no email visible (cannot be matched to a person)
 
 
-def _team(row) -> TeamRef:
-    return TeamRef(row.id, row.kind, row.slack_id, row.name, row.refreshed_at)
+def _team(row) -> Team:
+    return Team.model_validate(row._mapping)
 
 
-def get_team(conn: Connection, *, workspace_id: str, kind: str, slack_id: str) -> TeamRef | None:
+def get_team(conn: Connection, *, workspace_id: str, kind: str, slack_id: str) -> Team | None:
     row = conn.execute(
         select(Team.__table__).where(
             Team.workspace_id == workspace_id, Team.kind == kind, Team.slack_id == slack_id
@@ -82,12 +58,12 @@ def get_team(conn: Connection, *, workspace_id: str, kind: str, slack_id: str) -
     return _team(row) if row else None
 
 
-def team_by_id(conn: Connection, team_id: int) -> TeamRef | None:
+def team_by_id(conn: Connection, team_id: int) -> Team | None:
     row = conn.execute(select(Team.__table__).where(Team.id == team_id)).first()
     return _team(row) if row else None
 
 
-def ensure_team(conn: Connection, *, workspace_id: str, kind: str, slack_id: str, name: str = "") -> TeamRef:
+def ensure_team(conn: Connection, *, workspace_id: str, kind: str, slack_id: str, name: str = "") -> Team:
     if kind not in (USERGROUP, CHANNEL):
         raise ValueError(f"unknown team kind {kind!r}")
     store.insert_ignore(
@@ -104,7 +80,7 @@ def ensure_team(conn: Connection, *, workspace_id: str, kind: str, slack_id: str
     return team
 
 
-def is_stale(team: TeamRef, *, now: datetime, max_age: timedelta) -> bool:
+def is_stale(team: Team, *, now: datetime, max_age: timedelta) -> bool:
     if team.refreshed_at is None:
         return True
     refreshed = team.refreshed_at
@@ -201,7 +177,7 @@ def record_refresh(
     known: dict[str, int],
     new_members: Iterable[SlackMember],
     today: date,
-) -> tuple[TeamRef, RefreshResult]:
+) -> tuple[Team, RefreshResult]:
     """Create the team on its first successful read (a failed read leaves no trace) and record
     its members."""
     team = ensure_team(conn, workspace_id=workspace_id, kind=kind, slack_id=slack_id, name=name)
@@ -236,7 +212,7 @@ def is_member(conn: Connection, *, team_id: int, person_id: int | None) -> bool:
     )
 
 
-def teams_of(conn: Connection, *, workspace_id: str, person_id: int) -> list[TeamRef]:
+def teams_of(conn: Connection, *, workspace_id: str, person_id: int) -> list[Team]:
     rows = conn.execute(
         select(Team.__table__)
         .join(TeamMembership, TeamMembership.team_id == Team.id)
@@ -257,7 +233,7 @@ def teams_of(conn: Connection, *, workspace_id: str, person_id: int) -> list[Tea
 class Grant:
     role: str
     slack_user_id: str
-    team: TeamRef
+    team: Team
     granted_by: str
 
 
@@ -404,7 +380,7 @@ def list_grants(conn: Connection, *, workspace_id: str, slack_user_id: str | Non
     return [Grant(r.role, r.slack_user_id, _team(r), r.granted_by) for r in conn.execute(query).all()]
 
 
-def managed_teams(conn: Connection, *, workspace_id: str, slack_user_id: str) -> list[TeamRef]:
+def managed_teams(conn: Connection, *, workspace_id: str, slack_user_id: str) -> list[Team]:
     return [
         g.team
         for g in list_grants(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
@@ -412,7 +388,7 @@ def managed_teams(conn: Connection, *, workspace_id: str, slack_user_id: str) ->
     ]
 
 
-def all_teams(conn: Connection, *, workspace_id: str) -> list[TeamRef]:
+def all_teams(conn: Connection, *, workspace_id: str) -> list[Team]:
     rows = conn.execute(
         select(Team.__table__).where(Team.workspace_id == workspace_id).order_by(Team.id)
     ).all()

@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.db.models import Team
 from bot.services import teams
 from bot.services.runtime import Runtime
-from bot.services.teams import SlackMember, TeamRef
+from bot.services.teams import SlackMember
 from bot.slack.blocks.format import team_mention
 from bot.slack.context import CommandContext, run_db
 from bot.slack.directory import SlackDirectory
@@ -107,7 +108,7 @@ async def refresh_team(
     kind: str,
     slack_id: str,
     name: str = "",
-) -> tuple[TeamRef, teams.RefreshResult]:
+) -> tuple[Team, teams.RefreshResult]:
     """Re-read the members from Slack and record who joined and who left. Raises TeamReadError,
     in which case nothing is stored (not even a new team)."""
     known, new_members = await read_members(runtime, client, directory, workspace_id, kind, slack_id)
@@ -135,7 +136,7 @@ async def refresh_stale_teams(
     directory: SlackDirectory,
     *,
     workspace_id: str,
-    only: list[TeamRef] | None = None,
+    only: list[Team] | None = None,
 ) -> int:
     """Re-read every stale team (or the stale ones of ``only``); failures are logged and keep
     the last membership. Returns how many were refreshed."""
@@ -155,7 +156,7 @@ async def refresh_stale_teams(
     return done
 
 
-async def refresh_managed_teams(ctx: CommandContext) -> list[TeamRef]:
+async def refresh_managed_teams(ctx: CommandContext) -> list[Team]:
     """Before a manager's access is decided, make sure their teams' membership is current (a
     person who left yesterday must not stay visible until someone happens to refresh)."""
     workspace_id = ctx.caller.workspace_id

@@ -1,7 +1,8 @@
 """Anthropic (Console organisations, Admin API): billed dollars per person from the Usage & Cost
 Analytics API when the key can read it, else the legacy Usage and Cost reports; tokens per account
 / API key / model from the Usage report; users and API keys to join ids to emails. See
-docs/sources/anthropic.md.
+docs/sources/anthropic.md. One concern (the Anthropic Admin API: its client, reports and directory,
+shared with ``claude_code`` through ``AdminApiConnector``), kept whole though it is long.
 
 Money, with the Analytics API (``analytics/cost``, beta, from 2026-01-01 and within 365 days): its
 post-discount cost per actor (user, API key, service account), model and day is the truth
@@ -76,13 +77,11 @@ NEEDED_KEY = (
 
 
 def admin_http(*, name: str, key: str, base_url: str, settings: Settings, transport=None) -> VendorHttp:
-    return VendorHttp(
+    return VendorHttp.configured(
+        settings,
         source=name,
         base_url=base_url,
         headers={"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION},
-        timeout=settings.http_timeout_seconds,
-        max_retries=settings.http_max_retries,
-        max_backoff=settings.http_max_backoff_seconds,
         transport=transport,
         refuse=wrong_key_kind(key, WRONG_KEYS, NEEDED_KEY),
     )
@@ -318,8 +317,9 @@ def _has_model_usage(record: dict) -> bool:
     return False
 
 
-class AnthropicConnector:
-    vendor: ClassVar[str] = "anthropic"
+class AdminApiConnector:
+    """What both Admin API connectors (this one and ``claude_code``) share: the client, the Cost
+    report's coverage and the organisation's directory, read once per run."""
 
     def __init__(
         self,
@@ -328,15 +328,10 @@ class AnthropicConnector:
         key: str,
         base_url: str,
         settings: Settings,
-        claude_code_enabled: bool = True,
         transport=None,
         today: Callable[[], date] = utc_today,
     ) -> None:
         self.name = name
-        self.lag = timedelta(minutes=5)
-        self.trailing_days = 3
-        self.max_window_days = 31  # the Usage report's largest 1d page
-        self.claude_code_enabled = claude_code_enabled
         self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
         self.analytics = CostAnalytics(self.http, today)
         self._directory: Directory | None = None
@@ -344,12 +339,25 @@ class AnthropicConnector:
     def close(self) -> None:
         self.http.close()
 
-    # -- identities ----------------------------------------------------------------------
     def directory(self) -> Directory:
         if self._directory is None:
             self._directory = load_directory(self.http)
         return self._directory
 
+
+class AnthropicConnector(AdminApiConnector):
+    vendor: ClassVar[str] = "anthropic"
+    lag = timedelta(minutes=5)
+    trailing_days = 3
+    max_window_days = 31  # the Usage report's largest 1d page
+
+    def __init__(self, *, claude_code_enabled: bool = True, **options) -> None:
+        """``options`` as for ``AdminApiConnector``; ``claude_code_enabled``: the claude_code
+        source runs too, so its overlap with the Usage report is removed here."""
+        super().__init__(**options)
+        self.claude_code_enabled = claude_code_enabled
+
+    # -- identities ----------------------------------------------------------------------
     def identities(self) -> list[IdentityHint]:
         directory = self.directory()
         hints = [

@@ -20,12 +20,11 @@ linked to the key's creator when exactly one organisation key has that name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import ClassVar
 
-from bot.domain.clock import utc_today
 from bot.domain.money import Money
 from bot.domain.records import (
     ESTIMATED,
@@ -41,11 +40,8 @@ from bot.settings import Settings
 from bot.sources.anthropic import (
     CLAUDE_CODE_ENDPOINT,
     PARSE_ERRORS,
-    CostAnalytics,
-    Directory,
-    admin_http,
+    AdminApiConnector,
     claude_code_records,
-    load_directory,
 )
 from bot.sources.base import SourceError, split_window
 from bot.sources.values import count, utc_day
@@ -118,34 +114,11 @@ def parse_record(
     return usage, activity
 
 
-class ClaudeCodeConnector:
+class ClaudeCodeConnector(AdminApiConnector):
     vendor: ClassVar[str] = "claude_code"
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        key: str,
-        base_url: str,
-        settings: Settings,
-        transport=None,
-        today: Callable[[], date] = utc_today,
-    ) -> None:
-        self.name = name
-        self.lag = timedelta(hours=1)
-        self.trailing_days = 3
-        self.max_window_days = 1  # the report answers one UTC day per request series
-        self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
-        self.analytics = CostAnalytics(self.http, today)
-        self._directory: Directory | None = None
-
-    def close(self) -> None:
-        self.http.close()
-
-    def directory(self) -> Directory:
-        if self._directory is None:
-            self._directory = load_directory(self.http)
-        return self._directory
+    lag = timedelta(hours=1)
+    trailing_days = 3
+    max_window_days = 1  # the report answers one UTC day per request series
 
     def identities(self, actors: set[str]) -> list[IdentityHint]:
         """Names for email actors, and key-name actors joined to the key's creator when unambiguous."""

@@ -130,13 +130,11 @@ class CursorConnector:
         self.trailing_days = 3
         self.max_window_days = 30  # /teams/daily-usage-data refuses longer ranges
         self.events_page_size = EVENTS_PAGE_SIZE
-        self.http = VendorHttp(
+        self.http = VendorHttp.configured(
+            settings,
             source=name,
             base_url=base_url,
             auth=(key, ""),  # HTTP Basic: the key is the user name, the password is empty
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
             per_minute=settings.cursor_requests_per_minute,
             transport=transport,
         )

@@ -126,13 +126,11 @@ class GitHubApi:
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION}
         if token:
             headers = {"Authorization": f"Bearer {token}", **headers}
-        self.http = VendorHttp(
+        self.http = VendorHttp.configured(
+            settings,
             source=source,
             base_url=base_url,
             headers=headers,
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
             transport=transport,
         )
 

@@ -1,6 +1,7 @@
 """GitHub Copilot: the per-user "Copilot usage metrics" daily reports (value signals and Copilot
 CLI tokens) and the seat list (an estimated daily seat cost from the configured list prices).
-See docs/sources/github_copilot.md.
+See docs/sources/github_copilot.md. One concern (the Copilot connector: its two endpoints and
+their parsing), kept whole though it is long.
 
 Reports: ``GET /orgs/{org}/copilot/metrics/reports/users-1-day?day=YYYY-MM-DD`` returns only
 signed, expiring ``download_links``; each is downloaded at once, without the GitHub token, and
@@ -202,12 +203,10 @@ class GitHubCopilotConnector:
         )
         self.http = self.api.http
         # Signed download links carry their own authorisation: the GitHub token must never go there.
-        self.downloads = VendorHttp(
+        self.downloads = VendorHttp.configured(
+            settings,
             source=name,
             base_url=base_url,
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
             transport=transport,
         )
         self.prices = {

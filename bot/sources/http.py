@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from tenacity import (
@@ -34,6 +34,9 @@ from tenacity import (
 
 from bot.observability import mask_secrets, remember_secrets
 from bot.sources.base import SourceError
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,19 @@ class Pacer:
 
 
 class VendorHttp:
+    @classmethod
+    def configured(cls, settings: Settings, *, source: str, base_url: str, **options) -> VendorHttp:
+        """A client with the timeout and retry limits of the settings (``HTTP_*``); ``options``
+        as for the constructor (headers, auth, pacing, transport, refuse)."""
+        return cls(
+            source=source,
+            base_url=base_url,
+            timeout=settings.http_timeout_seconds,
+            max_retries=settings.http_max_retries,
+            max_backoff=settings.http_max_backoff_seconds,
+            **options,
+        )
+
     def __init__(
         self,
         *,

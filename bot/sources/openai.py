@@ -108,13 +108,11 @@ class OpenAIConnector:
         self.lag = timedelta(minutes=15)
         self.trailing_days = 3
         self.max_window_days = 31
-        self.http = VendorHttp(
+        self.http = VendorHttp.configured(
+            settings,
             source=name,
             base_url=base_url,
             headers={"Authorization": f"Bearer {key}"},
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
             transport=transport,
             refuse=wrong_key_kind(key, WRONG_KEYS, NEEDED_KEY),
         )

@@ -194,13 +194,11 @@ class CodexAnalyticsConnector:
         self.workspace_id = (workspace_id or "").strip()
         self.usd_per_credit = settings.codex_usd_per_credit
         self.endpoint = USAGE.format(workspace_id=self.workspace_id or "-")
-        self.http = VendorHttp(
+        self.http = VendorHttp.configured(
+            settings,
             source=name,
             base_url=base_url,
             headers={"Authorization": f"Bearer {key}"},
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
             transport=transport,
             refuse=None if self.workspace_id else "no ChatGPT workspace id: set CODEX_WORKSPACE_ID",
         )

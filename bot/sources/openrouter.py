@@ -95,13 +95,11 @@ class OpenRouterConnector:
         self.max_window_days = 1  # /activity takes a single date
         self.today = today
         self.max_keys_per_day = MAX_KEYS_PER_DAY
-        self.http = VendorHttp(
+        self.http = VendorHttp.configured(
+            settings,
             source=name,
             base_url=base_url,
             headers={"Authorization": f"Bearer {key}"},
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
             per_minute=settings.openrouter_requests_per_minute,
             transport=transport,
         )

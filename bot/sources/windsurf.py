@@ -90,12 +90,10 @@ class WindsurfConnector:
         self.max_window_days = 31
         self.max_cascade_calls = max_cascade_calls
         self._key = key
-        self.http = VendorHttp(
+        self.http = VendorHttp.configured(
+            settings,
             source=name,
             base_url=base_url,
-            timeout=settings.http_timeout_seconds,
-            max_retries=settings.http_max_retries,
-            max_backoff=settings.http_max_backoff_seconds,
             transport=transport,
         )
         self._users: list[dict] | None = None

@@ -14,6 +14,7 @@ from bot.db.models import AuditLog, Budget, UsagePersonDaily
 from bot.domain.periods import calendar_period
 from bot.services import budgets
 from bot.services.budgets import BudgetError, BudgetStatus
+from bot.slack.blocks import budget_requests as request_views
 from bot.slack.blocks import budgets as views
 from tests.support.slack_app import TODAY as TEAM_TODAY
 from tests.support.slack_app import person_id, seed_demo
@@ -110,10 +111,16 @@ def test_amount_errors_use_the_right_article(text, what, says):
 
 
 def test_a_pick_button_is_read_back_only_when_it_is_ours():
-    value = views.pick_value(3, 200 * USD, "load tests ü")
-    assert views.read_pick(value) == (3, 200 * USD, "load tests ü")
-    for junk in ("", "3", "{}", '{"budget": "3", "amount": 1, "reason": ""}', views.pick_value(3, 0, "x")):
-        assert views.read_pick(junk) is None, junk
+    value = request_views.pick_value(3, 200 * USD, "load tests ü")
+    assert request_views.read_pick(value) == (3, 200 * USD, "load tests ü")
+    for junk in (
+        "",
+        "3",
+        "{}",
+        '{"budget": "3", "amount": 1, "reason": ""}',
+        request_views.pick_value(3, 0, "x"),
+    ):
+        assert request_views.read_pick(junk) is None, junk
 
 
 W = "w"

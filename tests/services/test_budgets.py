@@ -15,6 +15,7 @@ from bot.db.models import AuditLog, Budget, BudgetRequest
 from bot.domain.periods import Period
 from bot.services import access, budgets, teams
 from bot.services.budgets import BudgetError, BudgetStatus
+from bot.slack.blocks import budget_requests as request_views
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import context, message, section, validate
 from tests.factories import add_person, add_team, add_usage, set_budget
@@ -328,8 +329,8 @@ def test_builders_stay_within_slack_limits_and_carry_the_numbers():
         id=3, person_id=7, requester_user_id="U7", budget_id=1, amount_micros=200 * USD, reason="<b>x</b>",
         status="pending", decided_by="", decided_at=None, granted_micros=None, scope="", period_start=None,
     )  # fmt: skip
-    dm = views.build_request_dm(request, requester="<@U7>", status=status)
-    assert [e["action_id"] for e in dm.blocks[-2]["elements"]] == [views.APPROVE, views.DENY]
+    dm = request_views.build_request_dm(request, requester="<@U7>", status=status)
+    assert [e["action_id"] for e in dm.blocks[-2]["elements"]] == [request_views.APPROVE, request_views.DENY]
     assert dm.blocks[2]["element"]["initial_value"] == "$200.00"
     assert "&lt;b&gt;" in dm.blocks[0]["text"]["text"]  # the reason is escaped
     many = [_status(spent_micros=i * USD) for i in range(130)]

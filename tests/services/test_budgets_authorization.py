@@ -7,15 +7,22 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
-from bot.db.models import Budget, BudgetRequest, Person
+from bot.db.models import Budget, BudgetRequest, Person, Team
 from bot.services import budgets
 from bot.services.budgets import authorization as auth
 from bot.services.budgets import parse_target
 from bot.services.budgets.authorization import Refused
-from bot.services.teams import USERGROUP, TeamRef
+from bot.services.teams import USERGROUP
 
 NOW = datetime(2026, 11, 10, 12, tzinfo=UTC)
-TEAM = TeamRef(1, USERGROUP, "S1", "eng", NOW - timedelta(minutes=5))
+TEAM = Team(
+    id=1,
+    workspace_id="default",
+    kind=USERGROUP,
+    slack_id="S1",
+    name="eng",
+    refreshed_at=NOW - timedelta(minutes=5),
+)
 ORG = parse_target("org")
 ANA = parse_target("<@U7|ana>")
 GROUP = parse_target("<!subteam^S2|@ops>")

@@ -20,7 +20,7 @@ from bot.services.value.cost_per_pr import (
     summarize,
     working_span,
 )
-from tests.value_support import W, add_merged_pr, add_person, add_usage
+from tests.support.value import W, add_merged_pr, add_person, add_usage
 
 D = date(2026, 11, 2)
 

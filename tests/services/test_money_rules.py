@@ -12,7 +12,7 @@ from bot.services.recap.rules import postable
 from bot.services.value import baseline as baselines
 from bot.services.value.baseline import EARLY_WEEKS, TeamWeek, compare
 from bot.services.value.cost_per_pr import PrCostSummary
-from tests.value_support import add_merged_pr, add_person, add_usage
+from tests.support.value import add_merged_pr, add_person, add_usage
 
 USD = 1_000_000
 END = date(2026, 11, 30)

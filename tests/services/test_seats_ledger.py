@@ -17,7 +17,7 @@ from bot.services.seats_ledger import (
     load_ledger,
     next_renewal,
 )
-from tests.value_support import W, seed_seats
+from tests.support.value import W, seed_seats
 
 TODAY = date(2026, 12, 3)
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.db.models import UsageDaily
+from bot.db.models import Team, UsageDaily
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, calendar_period
 from bot.services import home, teams
@@ -63,7 +63,18 @@ def _dashboard(team_count: int) -> home.Dashboard:
     )
     weeks = [(date(2026, 1, 26) + timedelta(days=7 * i), i * 1_000_000) for i in range(8)]
     team_summaries = [
-        home.TeamSummary(teams.TeamRef(i, teams.USERGROUP, f"S{i}", f"team{i}", NOW), 6, report)
+        home.TeamSummary(
+            Team(
+                id=i,
+                workspace_id="default",
+                kind=teams.USERGROUP,
+                slack_id=f"S{i}",
+                name=f"team{i}",
+                refreshed_at=NOW,
+            ),
+            6,
+            report,
+        )
         for i in range(team_count)
     ]
     return home.Dashboard("Ana", report, [("openai", "gpt-4.1", 12_345_670)], weeks, team_summaries)

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.db.models import AuditLog, Budget, BudgetOverride, BudgetRequest
-from bot.slack.blocks import budgets as views
+from bot.slack.blocks import budget_requests as views
 from tests.support.inbound import button_click, form_body
 from tests.support.slack_app import (
     PLATFORM,

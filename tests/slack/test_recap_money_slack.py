@@ -24,7 +24,7 @@ from tests.support.slack_app import (
     slack_client,
 )
 from tests.support.slack_fake import start_fake_slack
-from tests.value_support import add_merged_pr
+from tests.support.value import add_merged_pr
 
 AUTHORS = ["ana", "ben", "chen", "dana", "emil", "farah"]
 

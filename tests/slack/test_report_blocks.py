@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from bot.db.models import Team
 from bot.domain.periods import calendar_period
 from bot.services import teams
 from bot.services.me import TeamMedian
@@ -26,8 +27,8 @@ TZ = ZoneInfo("Europe/Berlin")
 SYNCED = datetime(2026, 3, 18, 8, 0, tzinfo=UTC)
 
 
-def _team(index: int, name: str = "platform") -> teams.TeamRef:
-    return teams.TeamRef(index, teams.USERGROUP, f"S{index}", name, None)
+def _team(index: int, name: str = "platform") -> Team:
+    return Team(id=index, workspace_id="default", kind=teams.USERGROUP, slack_id=f"S{index}", name=name)
 
 
 def test_each_team_median_follows_the_same_measure_and_never_becomes_one_score():

@@ -14,7 +14,7 @@ from bot.slack.blocks.common import validate
 from bot.slack.blocks.seats import RECLAIM_ACTION
 from tests.support.slack_app import TODAY, add_team_users, all_text, post_action, send, slack_client
 from tests.support.slack_fake import start_fake_slack
-from tests.value_support import seed_seats
+from tests.support.value import seed_seats
 
 
 @pytest.fixture

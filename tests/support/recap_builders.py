@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from bot.db.models import Team
 from bot.domain.periods import Period
 from bot.services.recap.model import Recap
 from bot.services.recap.rules import AGAINST, FOR, Finding, RecapFacts, WeekTotal
@@ -33,8 +34,8 @@ def make_recap(
 ) -> Recap:
     weeks = weeks or [week(n, 1200 - 100 * n, 300, 12_000 - 500 * n) for n in range(8)]
     return Recap(
-        scope_label="<#CPAYMENTS>",
         scope_name="#payments",
+        scope_team=Team(id=1, workspace_id="default", kind="channel", slack_id="CPAYMENTS", name="payments"),
         period=Period(MONDAY, MONDAY + timedelta(days=7), f"week of {MONDAY:%b %-d}"),
         facts=RecapFacts(weeks=weeks),
         vendors=[],

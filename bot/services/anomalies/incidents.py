@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Unpack
 
 from sqlalchemy import Connection, select, update
 
-from bot.db.models import AnomalyIncident, AnomalyMute, AnomalyNotice, Person, as_utc
+from bot.db.ledger import Outcome, finish_effect
+from bot.db.models import AnomalyIncident, AnomalyMute, AnomalyNotice, Person, Team, as_utc
 from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
 from bot.services import access, privacy, teams
@@ -297,25 +299,12 @@ def _notice_key(notice: DueNotice) -> tuple:
     )
 
 
-def finish_notice(
-    conn: Connection,
-    *,
-    notice: DueNotice,
-    status: str,
-    channel: str = "",
-    ts: str = "",
-    error: str | None = None,
-) -> None:
-    conn.execute(
-        update(AnomalyNotice)
-        .where(*_notice_key(notice))
-        .values(
-            status=status,
-            channel=channel,
-            message_ts=ts,
-            error=error,
-            sent_at=utcnow() if status == SENT else None,
-        )
+def finish_notice(conn: Connection, *, notice: DueNotice, **outcome: Unpack[Outcome]) -> None:
+    finish_effect(
+        conn,
+        AnomalyNotice,
+        *_notice_key(notice),
+        **outcome,
     )
 
 
@@ -443,21 +432,15 @@ def open_for_person(conn: Connection, *, workspace_id: str, person_id: int) -> l
     return sorted(found, key=lambda i: i.id)
 
 
-def subject_labels(conn: Connection, incidents: list[AnomalyIncident]) -> dict[int | str, str]:
-    """Labels of the incidents' people (by id) and teams (by ``"team:<id>"``, the mention)."""
-    labels: dict[int | str, str] = {}
-    labels.update(person_labels(conn, person_ids=sorted({i.person_id for i in incidents if i.person_id})))
+def subjects(conn: Connection, incidents: list[AnomalyIncident]) -> dict[int | str, Person | Team]:
+    """The rows behind the incidents: their people (by id) and teams (by ``"team:<id>"``), for
+    slack/blocks to draw (``anomalies.subject_label``)."""
+    found: dict[int | str, Person | Team] = {}
+    person_ids = sorted({i.person_id for i in incidents if i.person_id})
+    if person_ids:
+        rows = conn.execute(select(Person.__table__).where(Person.id.in_(person_ids))).all()
+        found.update({row.id: Person.model_validate(row._mapping) for row in rows})
     for key in sorted({i.subject_key for i in incidents if i.subject_kind == TEAM}):
-        team = teams.team_by_id(conn, int(key))
-        labels[f"team:{key}"] = team.mention if team else f"team {key}"
-    return labels
-
-
-def person_labels(conn: Connection, *, person_ids: list[int]) -> dict[int, str]:
-    """Slack mention (or display name) of each person, for the views and managers' DMs."""
-    if not person_ids:
-        return {}
-    rows = conn.execute(
-        select(Person.id, Person.slack_user_id, Person.display_name).where(Person.id.in_(person_ids))
-    ).all()
-    return {pid: f"<@{slack}>" if slack else (name or f"person {pid}") for pid, slack, name in rows}
+        if team := teams.team_by_id(conn, int(key)):
+            found[f"team:{key}"] = team
+    return found

@@ -11,7 +11,7 @@ from datetime import date
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.db.models import AlertSent, Budget, UsagePersonDaily
+from bot.db.models import AlertSent, Budget, Team, UsagePersonDaily
 from bot.domain.clock import utcnow
 from bot.domain.records import SEAT
 from bot.services import access, teams
@@ -20,7 +20,6 @@ from bot.services.budgets.store import all_budgets, with_teams
 from bot.services.budgets.visibility import statuses_for_person
 from bot.services.budgets.vocabulary import FLOOR, FORECAST, THRESHOLD
 from bot.services.reports import on_team  # the one definition of "counts for the team that day"
-from bot.services.teams import TeamRef
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ def finish_alert(
 class PeerPace:
     """What comparable people spent so far this period (for a floor nudge)."""
 
-    team: TeamRef
+    team: Team
     people: int
     average_micros: int
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot.db.models import Team
 from bot.services import access, teams
 from bot.services.budgets.grammar import TargetRef
 from bot.services.budgets.vocabulary import ORG, PERSON
-from bot.services.teams import TeamRef
 
 
 class Refused(StrEnum):
@@ -49,7 +49,7 @@ def viewer(user_id: str, *, is_admin: bool, person_id: int | None) -> access.Vie
     return access.Viewer(user_id, is_admin, person_id)
 
 
-def may_manage(target: TargetRef, *, is_admin: bool, managed: Sequence[TeamRef]) -> BudgetDecision:
+def may_manage(target: TargetRef, *, is_admin: bool, managed: Sequence[Team]) -> BudgetDecision:
     """Before any lookup: admins change any budget; anyone else only budgets within the teams
     they manage (``managed``), never the org's. ``access.can_manage_budget`` then decides the
     named target."""
@@ -60,7 +60,7 @@ def may_manage(target: TargetRef, *, is_admin: bool, managed: Sequence[TeamRef])
     return ALLOWED
 
 
-def manage_refusal(target: TargetRef, managed: Sequence[TeamRef]) -> BudgetDecision:
+def manage_refusal(target: TargetRef, managed: Sequence[Team]) -> BudgetDecision:
     """Why a non-admin may not change ``target``'s budget."""
     if target.kind == ORG:
         return BudgetDecision(Refused.ORG_BY_ADMINS)
@@ -85,11 +85,11 @@ def matched_person(matched: bool) -> BudgetDecision:
     return ALLOWED if matched else BudgetDecision(Refused.NO_EMAIL)
 
 
-def team_needs_reading(team: TeamRef | None, *, now: datetime, max_age: timedelta) -> bool:
+def team_needs_reading(team: Team | None, *, now: datetime, max_age: timedelta) -> bool:
     """A budget is set against current members: re-read them when unknown or older than ``max_age``."""
     return team is None or teams.is_stale(team, now=now, max_age=max_age)
 
 
-def unreadable_team(stored: TeamRef | None) -> BudgetDecision:
+def unreadable_team(stored: Team | None) -> BudgetDecision:
     """Slack's members could not be read: keep the stored members if there are any."""
     return ALLOWED if stored is not None else BudgetDecision(Refused.TEAM_UNREADABLE)

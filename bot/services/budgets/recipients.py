@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from bot.db.models import Budget, Person
+from bot.db.models import Budget, Person, Team
 from bot.services import access, teams
 from bot.services.budgets.vocabulary import ORG
-from bot.services.teams import TeamRef
 from bot.settings import Settings
 
 
@@ -47,7 +46,7 @@ def slack_id_of(conn: Connection, *, person_id: int) -> str | None:
 
 
 def alert_recipients(
-    conn: Connection, *, workspace_id: str, budget: Budget, team: TeamRef | None, settings: Settings
+    conn: Connection, *, workspace_id: str, budget: Budget, team: Team | None, settings: Settings
 ) -> list[str]:
     """Personal budgets tell the person; team budgets the team's managers (admins when it has
     none); the org budget the admins."""
@@ -70,7 +69,7 @@ def deciders(
     workspace_id: str,
     person_id: int,
     budget: Budget,
-    team: TeamRef | None,
+    team: Team | None,
     settings: Settings,
 ) -> list[str]:
     """Who is asked about a request for more: the person's managers who may change that budget

@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from sqlalchemy import Connection, func, select
 
-from bot.db.models import Budget, UsageOrgDaily, UsagePersonDaily
+from bot.db.models import Budget, Team, UsageOrgDaily, UsagePersonDaily
 from bot.domain.periods import Period, calendar_period
 from bot.domain.records import SEAT
 from bot.services.budgets.forecast import (
@@ -24,13 +24,12 @@ from bot.services.budgets.forecast import (
 from bot.services.budgets.store import extras
 from bot.services.budgets.vocabulary import FULL, HIDDEN, PERSON, TEAM_KINDS
 from bot.services.reports import on_team  # the one definition of "counts for the team that day"
-from bot.services.teams import TeamRef
 
 
 @dataclass(frozen=True)
 class BudgetStatus:
     budget: Budget
-    team: TeamRef | None
+    team: Team | None
     period: Period
     today: date
     ceiling_micros: int  # the amount plus this period's approved extra
@@ -112,7 +111,7 @@ class BudgetStatus:
         return expected is not None and self.past_mid_period and self.spent_micros < expected
 
 
-def _spend_scope(workspace_id: str, budget: Budget, team: TeamRef | None):
+def _spend_scope(workspace_id: str, budget: Budget, team: Team | None):
     """The rollup a budget's spend is read from, and the clauses that pick its rows."""
     # People and teams: every row of their people (the person rollup); the org: each dollar once
     # (estimates billed by another source left out), from the org rollup.
@@ -134,7 +133,7 @@ def _spend_scope(workspace_id: str, budget: Budget, team: TeamRef | None):
 
 
 def daily_spend(
-    conn: Connection, *, workspace_id: str, budget: Budget, team: TeamRef | None, start: date, end: date
+    conn: Connection, *, workspace_id: str, budget: Budget, team: Team | None, start: date, end: date
 ) -> dict[date, int]:
     scope = _spend_scope(workspace_id, budget, team)
     if scope is None:
@@ -149,7 +148,7 @@ def daily_spend(
 
 
 def statuses(
-    conn: Connection, *, workspace_id: str, budgets: Sequence[tuple[Budget, TeamRef | None]], today: date
+    conn: Connection, *, workspace_id: str, budgets: Sequence[tuple[Budget, Team | None]], today: date
 ) -> list[BudgetStatus]:
     """Each budget's current period, ceiling, spend and run-rate: one grouped query per budget
     (indexed by day) plus one for the period overrides."""

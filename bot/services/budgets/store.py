@@ -9,7 +9,7 @@ from datetime import date
 from sqlalchemy import Connection, and_, delete, func, or_, select, update
 
 from bot.db import store
-from bot.db.models import AlertSent, Budget, BudgetOverride, BudgetRequest
+from bot.db.models import AlertSent, Budget, BudgetOverride, BudgetRequest, Team
 from bot.domain.clock import utcnow
 from bot.domain.money import format_usd
 from bot.services import privacy, teams
@@ -25,7 +25,6 @@ from bot.services.budgets.vocabulary import (
     TEAM_KINDS,
     BudgetError,
 )
-from bot.services.teams import TeamRef
 
 
 def describe(budget: Budget) -> str:
@@ -77,7 +76,7 @@ def all_budgets(conn: Connection, *, workspace_id: str) -> list[Budget]:
     )
 
 
-def audit_target(kind: str, target_id: str, team: TeamRef | None = None) -> str:
+def audit_target(kind: str, target_id: str, team: Team | None = None) -> str:
     """Audit targets match the rest of the log: ``person:<id>``, ``team:<id>``, ``org``."""
     if kind == PERSON:
         return privacy.person_target(int(target_id))
@@ -94,7 +93,7 @@ def set_budget(
     target_id: str,
     spec: BudgetSpec,
     actor_user_id: str,
-    team: TeamRef | None = None,
+    team: Team | None = None,
 ) -> tuple[Budget | None, Budget]:
     """Create or change the budget of (target, vendor); options the spec leaves out keep their
     current value. Returns (before, after) and writes the audit row; when the budget already
@@ -169,7 +168,7 @@ def clear_budgets(
     target_id: str,
     vendor: str | None,
     actor_user_id: str,
-    team: TeamRef | None = None,
+    team: Team | None = None,
 ) -> list[Budget]:
     """Remove the target's budget for ``vendor`` (None: every budget of the target), with its
     alert ledger and overrides; pending requests against it are cancelled."""
@@ -217,7 +216,7 @@ def clear_budgets(
     return removed
 
 
-def team_of_budget(conn: Connection, *, workspace_id: str, budget: Budget) -> TeamRef | None:
+def team_of_budget(conn: Connection, *, workspace_id: str, budget: Budget) -> Team | None:
     if budget.target_kind not in TEAM_KINDS:
         return None
     return teams.get_team(
@@ -227,7 +226,7 @@ def team_of_budget(conn: Connection, *, workspace_id: str, budget: Budget) -> Te
 
 def budgets_for_person(
     conn: Connection, *, workspace_id: str, person_id: int
-) -> list[tuple[Budget, TeamRef | None]]:
+) -> list[tuple[Budget, Team | None]]:
     """Every budget that applies to the person: their own, their current teams' and the org's."""
     member_of = teams.teams_of(conn, workspace_id=workspace_id, person_id=person_id)
     by_key = {(t.kind, t.slack_id): t for t in member_of}
@@ -255,7 +254,7 @@ def budgets_for_person(
 
 def with_teams(
     conn: Connection, *, workspace_id: str, budgets: Iterable[Budget]
-) -> list[tuple[Budget, TeamRef | None]]:
+) -> list[tuple[Budget, Team | None]]:
     return [(b, team_of_budget(conn, workspace_id=workspace_id, budget=b)) for b in budgets]
 
 

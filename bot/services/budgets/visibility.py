@@ -9,13 +9,12 @@ from datetime import date
 
 from sqlalchemy import Connection
 
-from bot.db.models import Budget
+from bot.db.models import Budget, Team
 from bot.domain.periods import calendar_period
 from bot.services import access, aggregates, privacy
 from bot.services.budgets.status import BudgetStatus, statuses
 from bot.services.budgets.store import budgets_for_person
 from bot.services.budgets.vocabulary import FULL, HIDDEN, ORG, PERCENT
-from bot.services.teams import TeamRef
 
 
 def visibility(
@@ -23,7 +22,7 @@ def visibility(
     workspace_id: str,
     viewer: access.Viewer,
     budget: Budget,
-    team: TeamRef | None,
+    team: Team | None,
     *,
     min_group_size: int,
     today: date,
@@ -76,7 +75,7 @@ def visible_statuses(
     *,
     workspace_id: str,
     viewer: access.Viewer,
-    budgets: Sequence[tuple[Budget, TeamRef | None]],
+    budgets: Sequence[tuple[Budget, Team | None]],
     today: date,
     min_group_size: int,
 ) -> list[BudgetStatus]:

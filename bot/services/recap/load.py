@@ -200,8 +200,8 @@ def load_recap(
         load_money_findings(conn, workspace_id, scope, end, adoption_threshold_usd), min_group_size
     )
     return Recap(
-        scope_label=scope.label,
         scope_name=scope.name,
+        scope_team=scope.team,
         period=Period(this_start, end, f"week of {this_start:%b %-d}"),
         facts=facts,
         vendors=fold_spend(vendors, min_group_size),

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date
 
-from bot.db.models import Person
+from bot.db.models import Person, Team
 from bot.domain.periods import Period
 from bot.services import privacy
 from bot.services.recap.rules import MEASURES, Finding, PersonFact, RecapFacts
@@ -83,8 +83,8 @@ class Tally:
 
 @dataclass
 class Recap:
-    scope_label: str
-    scope_name: str
+    scope_name: str  # a people scope's plain name; a team scope's is drawn from ``scope_team``
+    scope_team: Team | None  # the team row a team scope covers (slack/blocks draws it)
     period: Period
     facts: RecapFacts
     vendors: list[SpendLine]

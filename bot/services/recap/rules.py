@@ -1,4 +1,5 @@
 """The weekly recap's case for and case against, as rules over the team's numbers. Pure, no I/O.
+One concern (the recap's rules, listed in the table below), kept whole though it is long.
 
 Token use is like a body-mass index: a rough signal that says nothing about muscle. So nothing
 here scores people or ranks them; each rule looks at one pattern in the data and, when it sees

@@ -7,7 +7,7 @@ from datetime import date
 
 from sqlalchemy import Connection, or_, select
 
-from bot.db.models import Person, TeamMembership
+from bot.db.models import Person, Team, TeamMembership
 from bot.services import reports, teams
 
 
@@ -16,8 +16,8 @@ class Scope:
     """Whose numbers a recap covers: a team (dated membership, like ``/tokens team``) or a fixed
     set of people (the command line's demo, when no Slack membership is known)."""
 
-    label: str  # mrkdwn that renders the team for a reader (a mention)
-    name: str  # plain text, for headers and the terminal: "@platform", "#payments"
+    name: str  # a people scope's plain name ("#demo (everyone)"); a team's is drawn from ``team``
+    team: Team | None = None  # the team row, drawn by slack/blocks (its mention and label)
     team_id: int | None = None
     person_ids: tuple[int, ...] | None = None
     budget_target: tuple[str, str] | None = None  # (budget.target_kind, budget.target_id)
@@ -29,9 +29,9 @@ class Scope:
         return table.person_id.in_(list(self.person_ids or ()))
 
 
-def team_scope(team: teams.TeamRef) -> Scope:
+def team_scope(team: Team) -> Scope:
     target_kind = "group" if team.kind == teams.USERGROUP else "channel"
-    return Scope(team.mention, team.label, team_id=team.id, budget_target=(target_kind, team.slack_id))
+    return Scope(team.name, team, team_id=team.id, budget_target=(target_kind, team.slack_id))
 
 
 def people_scope(conn: Connection, *, workspace_id: str, label: str) -> Scope:
@@ -41,7 +41,7 @@ def people_scope(conn: Connection, *, workspace_id: str, label: str) -> Scope:
         .where(Person.workspace_id == workspace_id, Person.forgotten_at.is_(None))
         .order_by(Person.id)
     ).scalars()
-    return Scope(label, label, person_ids=tuple(ids))
+    return Scope(label, person_ids=tuple(ids))
 
 
 def scope_people(conn: Connection, scope: Scope, start: date, end: date) -> list[int]:

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, delete, select, update
 
 from bot.db.models import RecapDelivery, RecapSubscription, RecapVote, as_utc
 from bot.db.upsert import insert_for
-from bot.services import privacy, teams
-from bot.services.commands import CommandError, mentioned_channel, mentioned_group
+from bot.services import mentions, privacy, teams
+from bot.services.commands import CommandError
 
 DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _DAY_WORDS = {name[:n]: i for i, name in enumerate(DAY_NAMES) for n in (3, 4, len(name))} | {
@@ -73,12 +73,13 @@ def parse_request(args: Sequence[str], *, usage: str, schedule: bool) -> RecapRe
     found: dict = {}
     for token in args:
         word = token.lower()
-        if channel := mentioned_channel(token):
-            key, value = "channel_id", channel
-            found["channel_name"] = token[token.find("|") + 1 : -1] if "|" in token else ""
-        elif group := mentioned_group(token):
-            key, value = "group_id", group
-            found["group_name"] = (token[token.find("|") + 1 : -1] if "|" in token else "").removeprefix("@")
+        mention = mentions.parse_mention(token)
+        if mention is not None and mention.kind == mentions.CHANNEL:
+            key, value = "channel_id", mention.id
+            found["channel_name"] = mention.label
+        elif mention is not None and mention.kind == mentions.USERGROUP:
+            key, value = "group_id", mention.id
+            found["group_name"] = mention.label
         elif schedule and word in _DAY_WORDS:
             key, value = "weekday", _DAY_WORDS[word]
         elif schedule and (at := parse_time(word)):

@@ -10,11 +10,11 @@ import json
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-from bot.db.models import AnomalyIncident
+from bot.db.models import AnomalyIncident, Person, Team
 from bot.services.anomalies.detectors import DRIFT, IDLE, RUNAWAY, TEAM, UNATTRIBUTED
 from bot.services.anomalies.incidents import EXPECTED, MUTE_DAYS, OPEN, Answer
 from bot.slack.blocks.common import Block, Message, button, context, escape, header, message, section
-from bot.slack.blocks.format import usd
+from bot.slack.blocks.format import team_mention_of, usd
 
 EXPECTED_ACTION = "anomaly_expected"  # + "_<days>": one action id per button of a message
 EXPECTED_BLOCK = "anomaly_expected"
@@ -60,12 +60,17 @@ def describe(incident: AnomalyIncident) -> str:
     return spent
 
 
-def subject_label(incident: AnomalyIncident, labels: Mapping[int | str, str]) -> str:
-    """A person's or a team's label (``incidents.subject_labels``), or the actor itself."""
+def subject_label(incident: AnomalyIncident, labels: Mapping[int | str, Person | Team]) -> str:
+    """A person's or a team's mention (rows from ``incidents.subjects``), else their name, or the
+    actor itself."""
     if incident.subject_kind == TEAM:
-        return labels.get(f"team:{incident.subject_key}", f"team {incident.subject_key}")
+        team = labels.get(f"team:{incident.subject_key}")
+        return team_mention_of(team) if isinstance(team, Team) else f"team {incident.subject_key}"
     if incident.person_id is not None:
-        return labels.get(incident.person_id, f"person {incident.person_id}")
+        person = labels.get(incident.person_id)
+        if isinstance(person, Person) and person.slack_user_id:
+            return f"<@{person.slack_user_id}>"
+        return (person.display_name if person else "") or f"person {incident.person_id}"
     return f"`{escape(incident.subject_key[:120])}`"
 
 
@@ -186,7 +191,7 @@ def build_answer(answer: Answer, *, tz: ZoneInfo) -> Message:
     return message(text, [section(text)])
 
 
-def _line(incident: AnomalyIncident, labels: Mapping[int | str, str], tz: ZoneInfo) -> str:
+def _line(incident: AnomalyIncident, labels: Mapping[int | str, Person | Team], tz: ZoneInfo) -> str:
     title = TITLES.get(incident.rule, incident.rule)
     if incident.status == OPEN:
         state = f"open since {incident.first_seen_at.astimezone(tz):%b %d %H:%M}"
@@ -199,7 +204,7 @@ def _line(incident: AnomalyIncident, labels: Mapping[int | str, str], tz: ZoneIn
 
 
 def build_anomalies(
-    incidents: list[AnomalyIncident], *, labels: Mapping[int | str, str], tz: ZoneInfo, scope: str
+    incidents: list[AnomalyIncident], *, labels: Mapping[int | str, Person | Team], tz: ZoneInfo, scope: str
 ) -> Message:
     if not incidents:
         text = f"No anomalies in {scope} over the last 7 days."

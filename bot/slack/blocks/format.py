@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bot.db.models import Person, Team
 from bot.domain.money import format_usd
 from bot.domain.periods import NOT_STARTED, PARTIAL_HISTORY, Comparison, Period
 from bot.services import mentions
+from bot.services.recap.model import Recap
 
 VENDOR_NAMES = {
     "openai": "OpenAI",
@@ -126,6 +128,34 @@ def rate(value: float | None) -> str:
 def team_mention(kind: str, slack_id: str) -> str:
     """Slack markup that renders a user group or a channel for the reader."""
     return f"<!subteam^{slack_id}>" if kind == mentions.USERGROUP else f"<#{slack_id}>"
+
+
+def team_mention_of(team: Team) -> str:
+    """A stored team drawn for the reader (the client shows the current name)."""
+    return team_mention(team.kind, team.slack_id)
+
+
+def team_label(team: Team) -> str:
+    """Plain text for headers and buttons: "@platform", "#payments"; the id in their place when
+    the name is not known ("#C0123")."""
+    return ("@" if team.kind == mentions.USERGROUP else "#") + (team.name or team.slack_id)
+
+
+def scope_mention(recap: Recap) -> str:
+    """Whose numbers a recap covers, for the reader: the team's mention, else its plain name."""
+    return team_mention_of(recap.scope_team) if recap.scope_team else recap.scope_name
+
+
+def scope_label(recap: Recap) -> str:
+    """Whose numbers a recap covers in plain text (headers, the chart's title)."""
+    return team_label(recap.scope_team) if recap.scope_team else recap.scope_name
+
+
+def owner_mention(person: Person) -> str:
+    """Who holds an identity, for admins in Slack: email and the Slack user's mention."""
+    user = person.slack_user_id
+    parts = [person.email or "", f"<@{user}>" if user else ""]
+    return " ".join(p for p in parts if p) or f"person {person.id}"
 
 
 def render_mention(found: mentions.Mention) -> str:

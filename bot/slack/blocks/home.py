@@ -24,7 +24,7 @@ from bot.slack.blocks.common import (
     section,
     validate,
 )
-from bot.slack.blocks.format import comparison_text, count, shown_span, usd
+from bot.slack.blocks.format import comparison_text, count, shown_span, team_mention_of, usd
 from bot.slack.blocks.no_usage import no_usage_blocks
 from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, demo_note, open_team_buttons, value_section
 
@@ -75,15 +75,15 @@ def _team_block(summary: TeamSummary, when: str = "this month") -> Block:
     report = summary.report
     if report is None:
         return section(
-            f"*{summary.team.mention}* · {summary.members} members\n"
+            f"*{team_mention_of(summary.team)}* · {summary.members} members\n"
             f"{summary.unapproved} member(s) joined after you were made its manager; its figures show here "
-            f"once an admin approves them (`/tokens team approve @user {summary.team.mention}`)."
+            f"once an admin approves them (`/tokens team approve @user {team_mention_of(summary.team)}`)."
         )
     total = report.total_micros
     per_person = usd(total // report.active_people) if report.active_people else "n/a"
     compare = comparison_text(total, report.previous_total_micros, report.comparison)
     return section(
-        f"*{summary.team.mention}* · {summary.members} members\n"
+        f"*{team_mention_of(summary.team)}* · {summary.members} members\n"
         f"*{usd(total)}* {when} · {report.active_people} active · {per_person} per active person\n"
         f"{compare}"
     )

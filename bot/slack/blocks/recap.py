@@ -37,7 +37,18 @@ from bot.slack.blocks.common import (
     message,
     section,
 )
-from bot.slack.blocks.format import change, count, duration, local_time, period_text, rate, usd, vendor_name
+from bot.slack.blocks.format import (
+    change,
+    count,
+    duration,
+    local_time,
+    period_text,
+    rate,
+    scope_label,
+    scope_mention,
+    usd,
+    vendor_name,
+)
 
 VOTE_PREFIX = "tokenwise_recap_vote_"
 VOTE_ACTIONS = {choice: f"{VOTE_PREFIX}{choice}" for choice in CHOICES}
@@ -284,9 +295,9 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
     if recap.too_small:
         return build_too_small(recap)
     facts = recap.facts
-    title = f"Weekly AI recap: {recap.scope_name}"
+    title = f"Weekly AI recap: {scope_label(recap)}"
     blocks: list[Block] = [header(("Preview: " if preview else "") + title), section(verdict(recap))]
-    blocks.append(section(f"{recap.scope_label} · {escape(recap.period.label)}\n" + headline(recap)))
+    blocks.append(section(f"{scope_mention(recap)} · {escape(recap.period.label)}\n" + headline(recap)))
     if recap.vendors:
         blocks.append(section("*Spend by vendor*\n" + "\n".join(_spend_lines(recap.vendors, vendors=True))))
     if recap.families:
@@ -368,9 +379,9 @@ def build_recap(recap: Recap, *, preview: bool = False) -> Message:
 
 
 def build_empty(recap: Recap) -> Message:
-    text = f"No AI usage recorded for {recap.scope_label} this week ({period_text(recap.period)})."
+    text = f"No AI usage recorded for {scope_mention(recap)} this week ({period_text(recap.period)})."
     return message(
-        f"No AI usage recorded for {recap.scope_name} this week.",
+        f"No AI usage recorded for {scope_label(recap)} this week.",
         [
             section(f":zzz: {text}"),
             context("Tokenwise weekly recap · `/tokens recap list` shows the schedule"),
@@ -380,7 +391,7 @@ def build_empty(recap: Recap) -> Message:
 
 def build_too_small(recap: Recap) -> Message:
     text = (
-        f"The weekly recap of {recap.scope_label} covers fewer than {recap.min_group_size} people with AI "
+        f"The weekly recap of {scope_mention(recap)} covers fewer than {recap.min_group_size} people with AI "
         "usage, so its numbers stay out of channels: they would all but name each person."
     )
     if recap.overlaps_team:
@@ -390,7 +401,7 @@ def build_too_small(recap: Recap) -> Message:
             "subtracted, would give those few people's figures."
         )
     return message(
-        f"The weekly recap of {recap.scope_name} is not shown: fewer than {recap.min_group_size} people.",
+        f"The weekly recap of {scope_label(recap)} is not shown: fewer than {recap.min_group_size} people.",
         [section(f":lock: {text}"), context("Managers and admins see the team with `/tokens team`.")],
     )
 
@@ -402,10 +413,10 @@ def build_manager_detail(recap: Recap, *, reach: Collection[int] | None = None) 
     details = recap.hidden_people_within(reach)
     if not details:
         return None
-    blocks: list[Block] = [header(f"Recap detail: {recap.scope_name}")]
+    blocks: list[Block] = [header(f"Recap detail: {scope_label(recap)}")]
     blocks.append(
         section(
-            f"This week's recap of {recap.scope_label} ({period_text(recap.period)}) held back findings "
+            f"This week's recap of {scope_mention(recap)} ({period_text(recap.period)}) held back findings "
             f"from fewer than {recap.min_group_size} people and counted people who did not opt in to "
             "being named in channels. Here they are, for you as the team's manager."
         )
@@ -430,7 +441,7 @@ def build_manager_detail(recap: Recap, *, reach: Collection[int] | None = None) 
     blocks.append(
         context("Only you see this. Each person can see that you were shown it (`/tokens audit me`).")
     )
-    return message(f"Recap detail for {recap.scope_name}: the people behind this week's findings", blocks)
+    return message(f"Recap detail for {scope_label(recap)}: the people behind this week's findings", blocks)
 
 
 def build_preview_vote_note() -> Message:

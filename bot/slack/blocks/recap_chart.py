@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from bot.domain.money import format_usd
 from bot.services.recap.model import Recap
 from bot.services.recap.rules import WeekTotal
+from bot.slack.blocks.format import scope_label, scope_mention
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,7 +42,7 @@ def chart_alt_text(recap: Recap) -> str:
         )
 
     text = (
-        f"Weekly AI spend of {recap.scope_label} over {len(weeks)} weeks, from {weeks[0].start:%b %-d}: "
+        f"Weekly AI spend of {scope_mention(recap)} over {len(weeks)} weeks, from {weeks[0].start:%b %-d}: "
         + ", ".join(spend(w) for w in weeks)
     )
     if measure:
@@ -90,7 +91,7 @@ def build_figure(recap: Recap) -> Figure:
     axes.yaxis.set_major_formatter(FuncFormatter(dollars))
     axes.set_ylim(0, max(max(b + e for b, e in zip(billed, estimated, strict=True)), 1.0) * HEADROOM)
     axes.tick_params(axis="x", labelsize=8)
-    axes.set_title(f"{recap.scope_name}: AI spend vs value, last {len(weeks)} weeks", fontsize=10)
+    axes.set_title(f"{scope_label(recap)}: AI spend vs value, last {len(weeks)} weeks", fontsize=10)
     handles, names = axes.get_legend_handles_labels()
     measure = recap.chart_measure()
     if measure:

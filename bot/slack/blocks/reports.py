@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
+from bot.db.models import Team
 from bot.services.commands import SUBCOMMANDS, usage_line
 from bot.services.demo import DEMO_PEOPLE, is_demo_source
 from bot.services.me import TeamMedian
 from bot.services.reports import SpendReport, Value, ValueRatios
 from bot.services.status import SourceStatus, StatusReport
-from bot.services.teams import TeamRef
 from bot.slack.blocks.common import (
     MAX_MESSAGE_BLOCKS,
     MAX_SECTION_TEXT,
@@ -35,6 +35,8 @@ from bot.slack.blocks.format import (
     local_time,
     rate,
     shown_span,
+    team_label,
+    team_mention_of,
     usd,
     vendor_name,
 )
@@ -173,7 +175,7 @@ def value_line(ratios: ValueRatios, medians: Sequence[tuple[str, ValueRatios]] =
 def value_section(report: SpendReport, medians: Sequence[TeamMedian] = ()) -> Block:
     """The value signals of a report and, last, the one line that weighs its spend against them
     (with the person's teams' medians, where the privacy rules allow one)."""
-    labelled = [(m.team.label, m.ratios) for m in medians]
+    labelled = [(team_label(m.team), m.ratios) for m in medians]
     lines = [*_value_lines(report.value), value_line(report.ratios(), labelled)]
     return section(clip("*Value signals*\n" + "\n".join(lines), MAX_SECTION_TEXT))
 
@@ -201,14 +203,14 @@ def period_buttons(command: str) -> Block:
     )
 
 
-def open_team_buttons(managed: Sequence[TeamRef]) -> Block | None:
+def open_team_buttons(managed: Sequence[Team]) -> Block | None:
     """One "Open" button per managed team (the first few), or None for a non-manager."""
     if not managed:
         return None
     return _actions(
         "tokens_open_teams",
         [
-            button(f"Open {team.label}", f"{OPEN_TEAM_ACTION}_{index}", f"team {team.mention}")
+            button(f"Open {team_label(team)}", f"{OPEN_TEAM_ACTION}_{index}", f"team {team_mention_of(team)}")
             for index, team in enumerate(managed[:MAX_TEAM_BUTTONS])
         ],
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bot.db.models import Team
 from bot.services.reports import SpendReport
-from bot.services.teams import Grant, TeamRef
+from bot.services.teams import Grant
 from bot.slack.blocks.common import (
     Message,
     context,
@@ -14,7 +15,7 @@ from bot.slack.blocks.common import (
     message,
     section,
 )
-from bot.slack.blocks.format import comparison_text, count, shown_span, usd
+from bot.slack.blocks.format import comparison_text, count, shown_span, team_label, team_mention_of, usd
 from bot.slack.blocks.reports import ESTIMATE_NOTE, _spend_lines, value_section
 
 MAX_MEMBER_LINES = 40  # section text stays under 3,000 characters
@@ -23,7 +24,7 @@ MAX_MEMBER_LINES = 40  # section text stays under 3,000 characters
 def build_team(
     report: SpendReport,
     *,
-    team: TeamRef,
+    team: Team,
     members: int,
     models: list[tuple[str, str, int]],
     member_spend: list[tuple[str, int]] | None,
@@ -41,9 +42,9 @@ def build_team(
     )
     per_person = usd(report.total_micros // report.active_people) if report.active_people else "n/a"
     blocks = [
-        header(f"Team AI spend: {team.label} · {report.period.label}"),
+        header(f"Team AI spend: {team_label(team)} · {report.period.label}"),
         section(
-            f"*{total}* in {shown_span(report.period, report.comparison)} for {team.mention}"
+            f"*{total}* in {shown_span(report.period, report.comparison)} for {team_mention_of(team)}"
             + (" _(includes estimates)_" if report.estimated_micros else "")
             + f"\n{compare}"
         ),
@@ -84,7 +85,7 @@ def build_team(
     blocks.append(context(*footer))
     for note in notes:
         blocks.append(context(note))
-    return message(f"Team AI spend {team.label} {report.period.label}: {total} ({compare})", blocks)
+    return message(f"Team AI spend {team_label(team)} {report.period.label}: {total} ({compare})", blocks)
 
 
 def build_roles(grants: list[Grant], *, admin_view: bool) -> Message:
@@ -95,7 +96,7 @@ def build_roles(grants: list[Grant], *, admin_view: bool) -> Message:
             else "You manage no team. An admin can make you a manager of one."
         )
         return message(text, [section(text)])
-    lines = [f"<@{g.slack_user_id}>: {g.role} of {g.team.mention}" for g in grants[:80]]
+    lines = [f"<@{g.slack_user_id}>: {g.role} of {team_mention_of(g.team)}" for g in grants[:80]]
     if len(grants) > 80:
         lines.append(f"…and {len(grants) - 80} more")
     title = "Roles" if admin_view else "Teams you manage"

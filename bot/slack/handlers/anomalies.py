@@ -3,11 +3,10 @@ admins all) and the "Expected" buttons of the anomaly DMs (bot.services.anomalie
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import timedelta
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.clock import utcnow
@@ -15,13 +14,11 @@ from bot.services import access, privacy
 from bot.services.anomalies import incidents
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
-from bot.slack.background import in_background
 from bot.slack.blocks import anomalies as views
 from bot.slack.blocks.common import Message
-from bot.slack.context import CommandContext, authorized_workspace, caller_person, run_db
+from bot.slack.clicks import on_click
+from bot.slack.context import CommandContext, caller_person, run_db
 from bot.slack.directory import SlackDirectory
-
-log = logging.getLogger(__name__)
 
 LISTED_DAYS = 7
 EXPECTED_PATTERN = re.compile(rf"^{views.EXPECTED_ACTION}_(\d+)$")
@@ -49,7 +46,7 @@ async def handle_anomalies(ctx: CommandContext, command: ParsedCommand) -> Messa
             person_ids=others,
             detail="as=admin" if caller.is_admin else "as=manager",
         )
-        return shown, incidents.subject_labels(conn, shown)
+        return shown, incidents.subjects(conn, shown)
 
     shown, labels = await ctx.db(load, write=True)
     scope = "the workspace" if caller.is_admin else "your incidents and your teams'"
@@ -86,19 +83,14 @@ async def answer_expected(
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
-    async def reply(body: dict, client: AsyncWebClient, respond: AsyncRespond, workspace_id: str) -> None:
-        try:
-            answer = await answer_expected(runtime, directory, client, body, workspace_id)
-        except Exception:
-            log.exception("anomaly 'expected' click failed")
-            answer = views.build_answer(incidents.Answer("unknown"), tz=runtime.settings.tz)
-        await respond(**answer.as_kwargs(), replace_original=False, response_type="ephemeral")
+    async def answer(client: AsyncWebClient, body: dict, workspace_id: str) -> Message:
+        return await answer_expected(runtime, directory, client, body, workspace_id)
 
-    async def on_expected(
-        ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        workspace_id = authorized_workspace(runtime, context)
-        in_background(reply(body, client, respond, workspace_id), "anomaly expected click")
-
-    app.action(EXPECTED_PATTERN)(on_expected)
+    on_click(
+        app,
+        runtime,
+        [EXPECTED_PATTERN],
+        answer,
+        fallback=lambda: views.build_answer(incidents.Answer("unknown"), tz=runtime.settings.tz),
+        what="anomaly 'expected' click",
+    )

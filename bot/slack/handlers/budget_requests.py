@@ -18,8 +18,9 @@ from bot.services import access, budgets, people, privacy
 from bot.services.budgets import BudgetError
 from bot.services.runtime import Runtime
 from bot.slack.background import in_background
-from bot.slack.blocks import budgets as views
+from bot.slack.blocks import budget_requests as views
 from bot.slack.blocks.common import Message
+from bot.slack.blocks.format import usd
 from bot.slack.blocks.reports import build_error, build_not_linked
 from bot.slack.context import (
     CommandContext,
@@ -86,7 +87,7 @@ async def ask_for_more(
     pending, aim, asked = await ctx.db(load)
     if pending is not None:
         return build_error(
-            f"You already asked for {views.usd(pending.amount_micros)} more (request #{pending.id}); "
+            f"You already asked for {usd(pending.amount_micros)} more (request #{pending.id}); "
             "wait for that decision before asking again. Nothing changed."
         )
     if aim.choices:

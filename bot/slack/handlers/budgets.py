@@ -12,13 +12,14 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.db.models import Person
+from bot.db.models import Person, Team
 from bot.services import access, budgets, people, privacy, teams
 from bot.services.budgets import BudgetError, TargetRef, authorization
 from bot.services.budgets.authorization import Refused
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.slack.blocks import budgets as views
 from bot.slack.blocks.common import Message
+from bot.slack.blocks.format import team_mention_of
 from bot.slack.blocks.reports import build_error, build_not_linked
 from bot.slack.context import CommandContext, admins_hint, caller_person
 from bot.slack.handlers.budget_requests import request_more
@@ -43,6 +44,25 @@ async def _viewer(ctx: CommandContext) -> tuple[access.Viewer, Person | None]:
         ctx.caller.user_id, is_admin=ctx.caller.is_admin, person_id=person.id if person else None
     )
     return viewer, person
+
+
+async def _ask(
+    ctx: CommandContext,
+    question,
+    viewer: access.Viewer,
+    target: TargetRef,
+    team: Team | None,
+    person: Person | None,
+) -> access.Decision:
+    """One of ``services.access``'s budget questions about a target, for this caller."""
+    return await ctx.db(
+        question,
+        ctx.caller.workspace_id,
+        viewer,
+        kind="team" if target.kind in budgets.TEAM_KINDS else target.kind,
+        team_id=team.id if team else None,
+        person_id=person.id if person else None,
+    )
 
 
 # -- targets -----------------------------------------------------------------------------------
@@ -85,7 +105,7 @@ async def _person_target(ctx: CommandContext, target: TargetRef, *, create: bool
     return person
 
 
-async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -> teams.TeamRef | None:
+async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -> Team | None:
     """The team as stored; with ``fresh``, its members re-read from Slack when stale or unknown."""
     workspace_id = ctx.caller.workspace_id
     kind = budgets.TEAM_KINDS[target.kind]
@@ -105,7 +125,7 @@ async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -
     return team
 
 
-async def _managed_or_refuse(ctx: CommandContext, target: TargetRef) -> list[teams.TeamRef]:
+async def _managed_or_refuse(ctx: CommandContext, target: TargetRef) -> list[Team]:
     """Admins change any budget; anyone else only budgets within teams they manage (never the
     org's). Returns the caller's managed teams (empty for admins)."""
     managed = [] if ctx.caller.is_admin else await refresh_managed_teams(ctx)
@@ -114,12 +134,12 @@ async def _managed_or_refuse(ctx: CommandContext, target: TargetRef) -> list[tea
     return managed
 
 
-def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[teams.TeamRef]) -> Refusal:
+def _refuse_manage(ctx: CommandContext, target: TargetRef, managed: list[Team]) -> Refusal:
     hint = admins_hint(ctx.runtime)
     refused = authorization.manage_refusal(target, managed).refused
     if refused == Refused.ORG_BY_ADMINS:
         return Refusal(build_error(f"The org budget is set by admins ({hint}). Nothing changed."))
-    yours = ", ".join(views.team_text(t) for t in managed[:5])
+    yours = ", ".join(team_mention_of(t) for t in managed[:5])
     named = views.target_mention(target)
     if refused == Refused.MANAGES_NO_TEAM:
         return Refusal(
@@ -198,14 +218,7 @@ async def _set(ctx: CommandContext, args: list[str]) -> Message:
                 )
             )
         target_id = target.slack_id
-    decision = await ctx.db(
-        access.can_manage_budget,
-        workspace_id,
-        viewer,
-        kind="team" if team else target.kind,
-        team_id=team.id if team else None,
-        person_id=person.id if person else None,
-    )
+    decision = await _ask(ctx, access.can_manage_budget, viewer, target, team, person)
     if not decision.allowed:
         raise _refuse_manage(ctx, target, managed)
     today = ctx.runtime.today()
@@ -256,14 +269,7 @@ async def _clear(ctx: CommandContext, args: list[str]) -> Message:
     else:
         team = await _team_target(ctx, target, fresh=False)
         target_id = target.slack_id
-    decision = await ctx.db(
-        access.can_manage_budget,
-        workspace_id,
-        viewer,
-        kind="team" if target.kind in budgets.TEAM_KINDS else target.kind,
-        team_id=team.id if team else None,
-        person_id=person.id if person else None,
-    )
+    decision = await _ask(ctx, access.can_manage_budget, viewer, target, team, person)
     if not decision.allowed:
         raise _refuse_manage(ctx, target, managed)
     removed = await ctx.db(
@@ -279,6 +285,26 @@ async def _clear(ctx: CommandContext, args: list[str]) -> Message:
     if not removed:
         return nothing
     return views.build_budget_cleared(removed, target=target)
+
+
+def _shown(conn, workspace_id: str, viewer: access.Viewer, rows, today, min_size: int, *, detail: str):
+    """The statuses of ``rows`` as ``viewer`` may see them; each other person shown in full is
+    audited (they see who looked in `/tokens audit me`)."""
+    items = budgets.visible_statuses(
+        conn, workspace_id=workspace_id, viewer=viewer, budgets=rows, today=today, min_group_size=min_size
+    )
+    seen = sorted(
+        {s.budget.person_id for s in items if s.budget.person_id is not None and s.visibility == budgets.FULL}
+    )
+    privacy.record_views(
+        conn,
+        workspace_id=workspace_id,
+        actor_user_id=viewer.user_id,
+        action="view.budget",
+        person_ids=[pid for pid in seen if pid != viewer.person_id],
+        detail=detail,
+    )
+    return items
 
 
 async def _show(ctx: CommandContext, token: str | None) -> Message:
@@ -325,14 +351,7 @@ async def _show(ctx: CommandContext, token: str | None) -> Message:
     team = await _team_target(ctx, target, fresh=False) if target.kind in budgets.TEAM_KINDS else None
     if target.kind == budgets.PERSON and person is None:
         return refusal  # the same answer as "not allowed": it reveals nothing about them
-    decision = await ctx.db(
-        access.can_view_budget,
-        workspace_id,
-        viewer,
-        kind="team" if target.kind in budgets.TEAM_KINDS else target.kind,
-        team_id=team.id if team else None,
-        person_id=person.id if person else None,
-    )
+    decision = await _ask(ctx, access.can_view_budget, viewer, target, team, person)
     if not decision.allowed:
         return refusal
 
@@ -349,26 +368,7 @@ async def _show(ctx: CommandContext, token: str | None) -> Message:
                     target_id=target.slack_id if target.kind != budgets.ORG else budgets.ORG,
                 )
             ]
-        items = budgets.visible_statuses(
-            conn, workspace_id=workspace_id, viewer=viewer, budgets=rows, today=today, min_group_size=min_size
-        )
-        seen = sorted(
-            {
-                s.budget.person_id
-                for s in items
-                if s.budget.person_id is not None and s.visibility == budgets.FULL
-            }
-        )
-        seen = [pid for pid in seen if pid != viewer.person_id]
-        privacy.record_views(
-            conn,
-            workspace_id=workspace_id,
-            actor_user_id=caller.user_id,
-            action="view.budget",
-            person_ids=seen,
-            detail=f"budget show {target.kind}",
-        )
-        return items
+        return _shown(conn, workspace_id, viewer, rows, today, min_size, detail=f"budget show {target.kind}")
 
     items = await ctx.db(load, write=True)
     if person is not None:
@@ -393,25 +393,7 @@ async def _list(ctx: CommandContext) -> Message:
         rows = budgets.with_teams(
             conn, workspace_id=workspace_id, budgets=budgets.all_budgets(conn, workspace_id=workspace_id)
         )
-        items = budgets.visible_statuses(
-            conn, workspace_id=workspace_id, viewer=viewer, budgets=rows, today=today, min_group_size=min_size
-        )
-        seen = sorted(
-            {
-                s.budget.person_id
-                for s in items
-                if s.budget.person_id is not None and s.visibility == budgets.FULL
-            }
-        )
-        privacy.record_views(
-            conn,
-            workspace_id=workspace_id,
-            actor_user_id=caller.user_id,
-            action="view.budget",
-            person_ids=[pid for pid in seen if pid != viewer.person_id],
-            detail="budget list",
-        )
-        return items
+        return _shown(conn, workspace_id, viewer, rows, today, min_size, detail="budget list")
 
     items = await ctx.db(load, write=True)
     scope = (

@@ -17,6 +17,7 @@ from bot.services import access, people, privacy
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.mentions import mentioned_user
 from bot.slack.blocks.common import Message, escape
+from bot.slack.blocks.format import owner_mention
 from bot.slack.blocks.reports import build_error, build_not_linked
 from bot.slack.blocks.teams import build_done
 from bot.slack.context import CommandContext, admins_hint, caller_person
@@ -147,7 +148,7 @@ async def admin_link(
         changed = await ctx.db(apply, write=True)
     except people.IdentityOwned as owned:
         return build_error(
-            f"`{actor}` already belongs to {people.owner_label(owned.owner)}; nothing changed. To move it "
+            f"`{actor}` already belongs to {owner_mention(owned.owner)}; nothing changed. To move it "
             f"and its history to <@{target_user}>, re-issue with `{MOVE}`: "
             f"`/tokens link {vendor} {external} <@{target_user}> {MOVE}`."
         )
@@ -162,7 +163,7 @@ async def list_pending(ctx: CommandContext) -> Message:
     lines = [
         f"#{c.id}: <@{c.claimer_user_id}> claims `{escape(c.actor)}` "
         f"({escape(c.why_pending or 'unverified')}); "
-        + (f"now linked to {c.owner}" if c.owner else "unlinked")
+        + (f"now linked to {owner_mention(c.owner)}" if c.owner else "unlinked")
         + f"; {c.stored_rows:,} stored usage rows"
         for c in claims
     ]

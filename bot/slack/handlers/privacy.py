@@ -13,6 +13,7 @@ from bot.services.mentions import mentioned_user
 from bot.services.runtime import Runtime
 from bot.slack.background import in_background
 from bot.slack.blocks.common import Message, message, section
+from bot.slack.blocks.format import team_mention_of
 from bot.slack.blocks.privacy import (
     FORGET_CANCEL,
     FORGET_CONFIRM,
@@ -130,7 +131,9 @@ async def handle_audit(ctx: CommandContext, command: ParsedCommand) -> Message:
         person_ids = found.person_ids()
         team_ids = {int(n) for kind, _, n in targets if kind == "team" and n.isdigit()}
         team_labels = {
-            t.id: t.mention for t in teams.all_teams(conn, workspace_id=workspace_id) if t.id in team_ids
+            t.id: team_mention_of(t)
+            for t in teams.all_teams(conn, workspace_id=workspace_id)
+            if t.id in team_ids
         }
         return found, privacy.people_labels(conn, person_ids=person_ids), team_labels
 

@@ -15,13 +15,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.db.models import Team
 from bot.services import access, recap, teams
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
-from bot.services.teams import TeamRef
 from bot.slack.background import in_background
 from bot.slack.blocks.common import Message
-from bot.slack.blocks.format import team_mention
+from bot.slack.blocks.format import team_mention, team_mention_of
 from bot.slack.blocks.recap import (
     PREVIEW_VALUE,
     VOTE_PREFIX,
@@ -80,7 +80,7 @@ async def fresh_team(
     kind: str,
     slack_id: str,
     name: str = "",
-) -> tuple[TeamRef, str]:
+) -> tuple[Team, str]:
     """The team with membership no older than TOKENWISE_TEAM_REFRESH_MINUTES, plus a note when
     Slack could not be read and the last known membership is used. Raises TeamReadError when
     the team was never read. A channel's name, when not given, is asked of Slack
@@ -111,7 +111,7 @@ async def fresh_team(
     )
 
 
-def team_recap(conn, runtime: Runtime, workspace_id: str, team: TeamRef, *, end: date) -> recap.Recap:
+def team_recap(conn, runtime: Runtime, workspace_id: str, team: Team, *, end: date) -> recap.Recap:
     """The recap of a team up to ``end``, as the weekly job would post it."""
     return recap.load_configured(
         conn,
@@ -280,7 +280,7 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
         # the differencing the team view refuses (docs/privacy.md, "Aggregates"). Members see
         # the recap when an admin or manager has it posted.
         return build_error(
-            f"A preview of the recap of {team.mention} is for its managers and admins "
+            f"A preview of the recap of {team_mention_of(team)} is for its managers and admins "
             f"({admins_hint(ctx.runtime)}); members see the recap when it is posted."
         )
     today = ctx.runtime.today()

@@ -3,23 +3,21 @@ buttons of the "what did it save you?" DM (bot.services.saved_time)."""
 
 from __future__ import annotations
 
-import logging
 import re
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.clock import utcnow
 from bot.services import saved_time
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
-from bot.slack.background import in_background
 from bot.slack.blocks import saved_time as views
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_not_linked
-from bot.slack.context import CommandContext, admins_hint, authorized_workspace, caller_person, run_db
+from bot.slack.clicks import on_click
+from bot.slack.context import CommandContext, admins_hint, caller_person, run_db
 from bot.slack.directory import SlackDirectory
-
-log = logging.getLogger(__name__)
 
 ANSWER_PATTERN = re.compile(rf"^{views.ANSWER_ACTION}_({'|'.join(map(re.escape, saved_time.BUCKETS))})$")
 
@@ -80,18 +78,14 @@ async def answer_tap(runtime: Runtime, body: dict, workspace_id: str) -> Message
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
-    async def reply(body: dict, respond: AsyncRespond, workspace_id: str) -> None:
-        try:
-            answer = await answer_tap(runtime, body, workspace_id)
-        except Exception:
-            log.exception("saved-time answer failed")
-            answer = views.build_answer(saved_time.Answer("unknown"), tz=runtime.settings.tz)
-        await respond(**answer.as_kwargs(), replace_original=False, response_type="ephemeral")
+    async def answer(client: AsyncWebClient, body: dict, workspace_id: str) -> Message:
+        return await answer_tap(runtime, body, workspace_id)
 
-    async def on_answer(ack: AsyncAck, body: dict, respond: AsyncRespond, context: AsyncBoltContext) -> None:
-        await ack()
-        workspace_id = authorized_workspace(runtime, context)
-        in_background(reply(body, respond, workspace_id), "saved-time answer")
-
-    app.action(ANSWER_PATTERN)(on_answer)
-    app.action(views.SNOOZE_ACTION)(on_answer)
+    on_click(
+        app,
+        runtime,
+        [ANSWER_PATTERN, views.SNOOZE_ACTION],
+        answer,
+        fallback=lambda: views.build_answer(saved_time.Answer("unknown"), tz=runtime.settings.tz),
+        what="saved-time answer",
+    )

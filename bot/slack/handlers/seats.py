@@ -4,23 +4,20 @@ holder by DM first, once (bot.services.seats_ledger)."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 
-from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import privacy, seats_ledger
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.runtime import Runtime
-from bot.slack.background import in_background
 from bot.slack.blocks import seats as views
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_error
-from bot.slack.context import CommandContext, admins_hint, authorized_workspace, resolve_caller, run_db
+from bot.slack.clicks import on_click
+from bot.slack.context import CommandContext, admins_hint, resolve_caller, run_db
 from bot.slack.directory import SlackDirectory
 from bot.slack.messaging import send_dm, slack_error
-
-log = logging.getLogger(__name__)
 
 
 async def handle_seats(ctx: CommandContext, command: ParsedCommand) -> Message:
@@ -103,19 +100,14 @@ async def answer_reclaim(
 
 
 def register(app: AsyncApp, runtime: Runtime, directory: SlackDirectory) -> None:
-    async def reply(body: dict, client: AsyncWebClient, respond: AsyncRespond, workspace_id: str) -> None:
-        try:
-            answer = await answer_reclaim(runtime, directory, client, body, workspace_id)
-        except Exception:
-            log.exception("seat reclaim click failed")
-            answer = views.build_reclaim_answer(seats_ledger.ReclaimClaim("unknown"))
-        await respond(**answer.as_kwargs(), replace_original=False, response_type="ephemeral")
+    async def answer(client: AsyncWebClient, body: dict, workspace_id: str) -> Message:
+        return await answer_reclaim(runtime, directory, client, body, workspace_id)
 
-    async def on_reclaim(
-        ack: AsyncAck, body: dict, client: AsyncWebClient, respond: AsyncRespond, context: AsyncBoltContext
-    ) -> None:
-        await ack()
-        workspace_id = authorized_workspace(runtime, context)
-        in_background(reply(body, client, respond, workspace_id), "seat reclaim click")
-
-    app.action(views.RECLAIM_ACTION)(on_reclaim)
+    on_click(
+        app,
+        runtime,
+        [views.RECLAIM_ACTION],
+        answer,
+        fallback=lambda: views.build_reclaim_answer(seats_ledger.ReclaimClaim("unknown")),
+        what="seat reclaim click",
+    )

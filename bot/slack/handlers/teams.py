@@ -13,7 +13,7 @@ from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.mentions import mentioned_user
 from bot.slack.blocks.budgets import with_budgets
 from bot.slack.blocks.common import Message, escape
-from bot.slack.blocks.format import local_time, team_mention
+from bot.slack.blocks.format import local_time, team_label, team_mention, team_mention_of
 from bot.slack.blocks.reconcile import with_unpriced
 from bot.slack.blocks.reports import build_error, period_buttons, with_actions
 from bot.slack.blocks.teams import build_done, build_roles, build_team
@@ -149,7 +149,7 @@ async def approve_member(ctx: CommandContext, args: list[str]) -> Message:
             actor_user_id=caller.user_id,
             action="scope.approve",
             target=f"person:{person.id}",
-            detail=f"team={team.label}",
+            detail=f"team={team_label(team)}",
         )
         return True, f"The managers of {mention} now see <@{user}>'s numbers and may set their budget."
 
@@ -234,7 +234,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         decided = await ctx.db(decide, team.id)
     viewer, decision, unapproved = decided
     if not decision.allowed or (unapproved and decision.reason == "member"):
-        return _refusal(ctx, team.mention, viewer, decision, unapproved)
+        return _refusal(ctx, team_mention_of(team), viewer, decision, unapproved)
     if result is not None and result.not_counted:
         notes.append(
             f"{result.not_counted} member(s) have no email visible to me, so I cannot match them to "
@@ -243,13 +243,15 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     if force:
         assert result is not None
         return build_done(
-            f"Refreshed {team.mention}: {result.members} members counted "
+            f"Refreshed {team_mention_of(team)}: {result.members} members counted "
             f"({result.joined} joined, {result.left} left)." + (f" {notes[-1]}" if result.not_counted else "")
         )
     members = await ctx.db(teams.member_count, team_id=team.id)
     if members == 0:
         extra = f" {notes[-1]}" if notes else ""
-        return build_error(f"{team.mention} has no members I can count, so there is nothing to show.{extra}")
+        return build_error(
+            f"{team_mention_of(team)} has no members I can count, so there is nothing to show.{extra}"
+        )
 
     def member_check(conn, asked: Period) -> aggregates.AggregateCheck:
         return aggregates.check_member_view(
@@ -291,7 +293,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
                 actor_user_id=ctx.caller.user_id,
                 action="view.team_member",
                 person_ids=[pid for pid, _ in spend if pid != viewer.person_id],
-                detail=f"team={team.label} period={period.start}..{period.last_day}",
+                detail=f"team={team_label(team)} period={period.start}..{period.last_day}",
             )
         # Managers and admins see every unpriced model; members only one that enough people used.
         unpriced = reports.team_unpriced_models(
@@ -320,7 +322,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
 
     loaded = await ctx.db(load, write=decision.sees_individuals)
     if isinstance(loaded, aggregates.AggregateCheck):
-        return _withheld(ctx, team.mention, loaded.reason)
+        return _withheld(ctx, team_mention_of(team), loaded.reason)
     report, member_spend, unpriced, owned = loaded
     reply = build_team(
         report,
@@ -332,7 +334,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         compare_previous=compare_previous,
     )
     reply = with_budgets(with_unpriced(reply, unpriced), owned)
-    return with_actions(reply, period_buttons(f"team {team.mention}"))
+    return with_actions(reply, period_buttons(f"team {team_mention_of(team)}"))
 
 
 async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
@@ -378,7 +380,7 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
         if not await ctx.db(revoke, write=True):
             mention = team_mention(kind, slack_id)
             return build_error(f"<@{user}> is not a {role} of {mention}; nothing changed.")
-        return build_done(f"<@{user}> no longer manages {team.mention}.")
+        return build_done(f"<@{user}> no longer manages {team_mention_of(team)}.")
     slack_user = await ctx.directory.user(ctx.client, user)
     if slack_user is None:
         return build_error(f"I cannot find <@{user}> in this workspace; nothing changed.")
@@ -439,10 +441,10 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
     if not new:
         if covered:
             return build_done(
-                f"<@{user}> already manages {team.mention}; the grant now also reaches the {covered} "
-                f"member(s) who joined since.{note}"
+                f"<@{user}> already manages {team_mention_of(team)}; the grant now also reaches the "
+                f"{covered} member(s) who joined since.{note}"
             )
-        return build_done(f"<@{user}> already manages {team.mention}; nothing changed.{note}")
+        return build_done(f"<@{user}> already manages {team_mention_of(team)}; nothing changed.{note}")
     return build_done(
-        f"<@{user}> now manages {team.mention} and can see its members' numbers one by one.{note}"
+        f"<@{user}> now manages {team_mention_of(team)} and can see its members' numbers one by one.{note}"
     )
