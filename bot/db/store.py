@@ -525,6 +525,9 @@ def write_batch(
     named = {r.actor for r in usage} | {r.actor for r in activity}
     named |= {r.actor for r in pull_requests or []}
     people = resolve_actors(conn, workspace_id, named, hints, identity_map)
+    window = dict(workspace_id=workspace_id, source=source, start=batch.window_start, end=batch.window_end)
+    # Named actors: their rows' rollup share is taken now and the change added after the write.
+    before = None if actors is None else rollups.actor_sums(conn, **window, actors=actors)
     common = {"workspace_id": workspace_id, "source": source, "vendor": vendor, "run_id": run_id}
     # Tuples built lazily and written in chunks: the ingest hot path (docs/benchmarks.md, B1/B6).
     bulk_upsert(
@@ -553,10 +556,11 @@ def write_batch(
         complete_kinds=batch.complete_kinds,
         actors=actors,
     )
-    # The views read the rollups: recompute this slice of them in the same transaction.
-    rollups.refresh_window(
-        conn, workspace_id=workspace_id, source=source, start=batch.window_start, end=batch.window_end
-    )
+    # The views read the rollups: bring this slice of them up to date in the same transaction.
+    if before is None:
+        rollups.refresh_window(conn, **window)
+    else:
+        rollups.apply_actor_change(conn, before, **window, actors=actors)
     if pull_requests is not None:  # only delivery sources deal in pull requests
         replace_pull_requests(
             conn,
