@@ -435,19 +435,35 @@ def add_tombstones(conn: Connection, workspace_id: str, aliases: dict[str, str])
         for actor, alias in aliases.items()
     ]
     insert_ignore(conn, ForgottenActor.__table__, rows, ("workspace_id", "actor_hash"))
+    conn.info.pop((_TOMBSTONES, workspace_id), None)
 
 
-def anonymise_forgotten(
-    conn: Connection, workspace_id: str, records: Sequence, hints: Sequence[IdentityHint]
-):
-    """Give records of forgotten actors their alias and drop hints that would re-identify them."""
-    tombstones = dict(
+_TOMBSTONES = "forgotten_actor"
+
+
+def _tombstones(conn: Connection, workspace_id: str) -> dict[str, str]:
+    """The workspace's tombstones (actor hash -> alias), read once per transaction: the OTLP
+    intake anonymises a request's points and then the rows folded from them (B7)."""
+    transaction, key = conn.get_transaction(), (_TOMBSTONES, workspace_id)
+    cached = conn.info.get(key)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]
+    found = dict(
         conn.execute(
             select(ForgottenActor.actor_hash, ForgottenActor.alias).where(
                 ForgottenActor.workspace_id == workspace_id
             )
         ).all()
     )
+    conn.info[key] = (transaction, found)
+    return found
+
+
+def anonymise_forgotten(
+    conn: Connection, workspace_id: str, records: Sequence, hints: Sequence[IdentityHint]
+):
+    """Give records of forgotten actors their alias and drop hints that would re-identify them."""
+    tombstones = _tombstones(conn, workspace_id)
     if not tombstones:
         return hints
     for record in records:
@@ -560,7 +576,19 @@ def write_batch(
     if before is None:
         rollups.refresh_window(conn, **window)
     else:
-        rollups.apply_actor_change(conn, before, **window, actors=actors)
+        # A batch complete for every kind leaves exactly its records as the actors' rows.
+        after = None
+        if batch.complete_kinds is None:
+            after = rollups.batch_sums(
+                usage,
+                activity,
+                people=people,
+                source=source,
+                vendor=vendor,
+                start=batch.window_start,
+                end=batch.window_end,
+            )
+        rollups.apply_actor_change(conn, before, **window, actors=actors, after=after)
     if pull_requests is not None:  # only delivery sources deal in pull requests
         replace_pull_requests(
             conn,
