@@ -128,7 +128,8 @@ def _usage_by_person():
 
 def _activity_by_day():
     key = (ActivityDaily.day, ActivityDaily.vendor)
-    return select(*key, *_sums(ActivityDaily, ACTIVITY_FIELDS)).where(*_of_actors(ActivityDaily)).group_by(*key)
+    sums = _sums(ActivityDaily, ACTIVITY_FIELDS)
+    return select(*key, *sums).where(*_of_actors(ActivityDaily)).group_by(*key)
 
 
 # Built once: a request runs them twice, and building the expressions cost as much as running them.
@@ -160,7 +161,14 @@ def actor_sums(
 
 
 def batch_sums(
-    usage: Iterable, activity: Iterable, *, people: dict[str, int], source: str, vendor: str, start: date, end: date
+    usage: Iterable,
+    activity: Iterable,
+    *,
+    people: dict[str, int],
+    source: str,
+    vendor: str,
+    start: date,
+    end: date,
 ) -> ActorSums:
     """What :func:`actor_sums` reads after a batch of named actors is written, from the batch
     itself (their rows of the window are exactly its records then): two statements less."""
@@ -214,7 +222,8 @@ def apply_actor_change(
     is gone, whether its rollup row stays depends on the other actors' rows: then the window is
     refreshed whole (:func:`refresh_window`; rare: a forget, a shadowed day)."""
     if after is None:
-        after = actor_sums(conn, workspace_id=workspace_id, source=source, start=start, end=end, actors=actors)
+        window = dict(workspace_id=workspace_id, source=source, start=start, end=end)
+        after = actor_sums(conn, **window, actors=actors)
     if not (before.usage.keys() <= after.usage.keys() and before.activity.keys() <= after.activity.keys()):
         refresh_window(conn, workspace_id=workspace_id, source=source, start=start, end=end)
         return

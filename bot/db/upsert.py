@@ -53,9 +53,9 @@ def upsert_sql(
     of plain tuples in ``columns`` order (the same text on SQLite and PostgreSQL). With
     ``adding``, an existing row's ``values`` grow by the new ones instead (rollup deltas)."""
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    new = (lambda name: f"{table_name}.{name} + excluded.{name}") if adding else (lambda name: f"excluded.{name}")
+    grown = f"{table_name}.{{name}} + " if adding else ""
     return (
         f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-        + ", ".join(f"{name} = {new(name)}" for name in values)
+        + ", ".join(f"{name} = {grown.format(name=name)}excluded.{name}" for name in values)
     )
