@@ -437,19 +437,35 @@ def add_tombstones(conn: Connection, workspace_id: str, aliases: dict[str, str])
         for actor, alias in aliases.items()
     ]
     insert_ignore(conn, ForgottenActor.__table__, rows, ("workspace_id", "actor_hash"))
+    conn.info.pop((_TOMBSTONES, workspace_id), None)
 
 
-def anonymise_forgotten(
-    conn: Connection, workspace_id: str, records: Sequence, hints: Sequence[IdentityHint]
-):
-    """Give records of forgotten actors their alias and drop hints that would re-identify them."""
-    tombstones = dict(
+_TOMBSTONES = "forgotten_actor"
+
+
+def _tombstones(conn: Connection, workspace_id: str) -> dict[str, str]:
+    """The workspace's tombstones (actor hash -> alias), read once per transaction: the OTLP
+    intake anonymises a request's points and then the rows folded from them (B7)."""
+    transaction, key = conn.get_transaction(), (_TOMBSTONES, workspace_id)
+    cached = conn.info.get(key)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]
+    found = dict(
         conn.execute(
             select(ForgottenActor.actor_hash, ForgottenActor.alias).where(
                 ForgottenActor.workspace_id == workspace_id
             )
         ).all()
     )
+    conn.info[key] = (transaction, found)
+    return found
+
+
+def anonymise_forgotten(
+    conn: Connection, workspace_id: str, records: Sequence, hints: Sequence[IdentityHint]
+):
+    """Give records of forgotten actors their alias and drop hints that would re-identify them."""
+    tombstones = _tombstones(conn, workspace_id)
     if not tombstones:
         return hints
     for record in records:
@@ -527,6 +543,9 @@ def write_batch(
     named = {r.actor for r in usage} | {r.actor for r in activity}
     named |= {r.actor for r in pull_requests or []}
     people = resolve_actors(conn, workspace_id, named, hints, identity_map)
+    window = dict(workspace_id=workspace_id, source=source, start=batch.window_start, end=batch.window_end)
+    # Named actors: their rows' rollup share is taken now and the change added after the write.
+    before = None if actors is None else rollups.actor_sums(conn, **window, actors=actors)
     common = {"workspace_id": workspace_id, "source": source, "vendor": vendor, "run_id": run_id}
     # Tuples built lazily and written in chunks: the ingest hot path (docs/benchmarks.md, B1/B6).
     bulk_upsert(
@@ -555,10 +574,23 @@ def write_batch(
         complete_kinds=batch.complete_kinds,
         actors=actors,
     )
-    # The views read the rollups: recompute this slice of them in the same transaction.
-    rollups.refresh_window(
-        conn, workspace_id=workspace_id, source=source, start=batch.window_start, end=batch.window_end
-    )
+    # The views read the rollups: bring this slice of them up to date in the same transaction.
+    if before is None:
+        rollups.refresh_window(conn, **window)
+    else:
+        # A batch complete for every kind leaves exactly its records as the actors' rows.
+        after = None
+        if batch.complete_kinds is None:
+            after = rollups.batch_sums(
+                usage,
+                activity,
+                people=people,
+                source=source,
+                vendor=vendor,
+                start=batch.window_start,
+                end=batch.window_end,
+            )
+        rollups.apply_actor_change(conn, before, **window, actors=actors, after=after)
     if pull_requests is not None:  # only delivery sources deal in pull requests
         replace_pull_requests(
             conn,

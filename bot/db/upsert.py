@@ -41,13 +41,21 @@ def upsert(
 
 
 def upsert_sql(
-    conn: Connection, table_name: str, columns: Sequence[str], key: Sequence[str], values: Sequence[str]
+    conn: Connection,
+    table_name: str,
+    columns: Sequence[str],
+    key: Sequence[str],
+    values: Sequence[str],
+    *,
+    adding: bool = False,
 ) -> str:
     """:func:`upsert`'s statement as driver SQL with positional markers, for ``exec_driver_sql``
-    of plain tuples in ``columns`` order (the same text on SQLite and PostgreSQL)."""
+    of plain tuples in ``columns`` order (the same text on SQLite and PostgreSQL). With
+    ``adding``, an existing row's ``values`` grow by the new ones instead (rollup deltas)."""
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    grown = f"{table_name}.{{name}} + " if adding else ""
     return (
         f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
-        + ", ".join(f"{name} = excluded.{name}" for name in values)
+        + ", ".join(f"{name} = {grown.format(name=name)}excluded.{name}" for name in values)
     )

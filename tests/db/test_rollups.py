@@ -11,7 +11,7 @@ from bot.db import rollups, store
 from bot.db.models import ActivityOrgDaily, Person, UsageDaily, UsageOrgDaily, UsagePersonDaily
 from bot.domain.money import Money
 from bot.domain.periods import Period
-from bot.domain.records import Batch, UsageRecord
+from bot.domain.records import ActivityRecord, Batch, UsageRecord
 from bot.services import people, privacy
 from bot.services.reports import org_report, person_report
 from bot.services.sync import run_source
@@ -169,3 +169,63 @@ def test_rebuild_of_one_workspace_leaves_the_others(engine):
         rollups.rebuild(conn, "W")
         assert conn.execute(select(func.count()).select_from(UsageOrgDaily)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(ActivityOrgDaily)).scalar() > 0  # activity stays
+
+
+def _write_actors(engine, usage, activity=(), *, actors, run_id):
+    day = date(2026, 11, 3)
+    with engine.begin() as conn:
+        store.write_batch(
+            conn,
+            Batch(day, day + timedelta(days=1), list(usage), list(activity)),
+            usage=list(usage),
+            activity=list(activity),
+            workspace_id="W",
+            source="otel_claude_code",
+            vendor="anthropic",
+            run_id=run_id,
+            identity_map=store.load_identity_map(conn, "W"),
+            actors=actors,
+        )
+
+
+def test_a_batch_of_named_actors_adds_its_change_to_the_rollups(engine, monkeypatch):
+    """write_batch(actors=...) (the OTLP intake) leaves the other actors' rows as they are and
+    brings the rollups up to date by deltas; only a group that disappears refreshes the slice."""
+    day = date(2026, 11, 3)
+    ana, ben, key = "email:ana@example.com", "email:ben@example.com", "otel:unlinked"
+
+    def used(actor, model, usd, tokens=0):
+        return UsageRecord(day, actor, model=model, cost=Money.from_usd(usd), input_tokens=tokens)
+
+    _sync_demo(engine)  # other sources' rows in the rollups, so a wrong delta shows
+    refreshed = []
+    whole_slice = rollups.refresh_window
+    monkeypatch.setattr(
+        rollups, "refresh_window", lambda conn, **kw: (refreshed.append(kw), whole_slice(conn, **kw))
+    )
+    _write_actors(
+        engine,
+        [used(ana, "m1", "2", 10), used(ben, "m1", "3", 20), used(key, "m1", "1")],
+        [ActivityRecord(day, ana, sessions=1), ActivityRecord(day, ben, sessions=2)],
+        actors=[ana, ben, key],
+        run_id=-1,
+    )
+    assert_rollups_match_daily_tables(engine)
+    # Ana's day grows and gains a model (a new group with zero sums counts too); the key's as well.
+    _write_actors(
+        engine,
+        [used(ana, "m1", "5", 15), used(ana, "m2", "0"), used(key, "m1", "4")],
+        [ActivityRecord(day, ana, sessions=3)],
+        actors=[ana, key],
+        run_id=-2,
+    )
+    assert_rollups_match_daily_tables(engine)
+    assert refreshed == []  # deltas only: the slice was never re-aggregated
+    with engine.connect() as conn:
+        report = org_report(conn, workspace_id="W", period=NOVEMBER)
+    # Ana's m2 row goes while Ben still has m1: the group is gone, so the slice is refreshed whole.
+    _write_actors(engine, [used(ana, "m1", "5", 15)], actors=[ana], run_id=-3)
+    assert len(refreshed) == 1
+    assert_rollups_match_daily_tables(engine)
+    with engine.connect() as conn:
+        assert org_report(conn, workspace_id="W", period=NOVEMBER).total_micros == report.total_micros
