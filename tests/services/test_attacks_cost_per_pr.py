@@ -9,7 +9,7 @@ from bot.db import rollups
 from bot.services.recap.money_rules import load_money_findings
 from bot.services.recap.rules import postable
 from bot.services.recap.scope import Scope
-from tests.value_support import add_merged_pr, add_person, add_usage
+from tests.support.value import add_merged_pr, add_person, add_usage
 
 USD = 1_000_000
 END = date(2026, 11, 30)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from bot.db import rollups
+from bot.db.models import Team
 from bot.domain.money import format_usd
 from bot.services import recap, teams
 from bot.slack.blocks.recap import build_recap
-from tests.value_support import W, add_person, add_usage
+from tests.support.value import W, add_person, add_usage
 
 USD = 1_000_000
 END = date(2026, 11, 30)
@@ -27,7 +28,7 @@ def _people(conn, names: list[str], dollars: int) -> list[int]:
     return ids
 
 
-def _channel(conn, slack_id: str, ids: list[int]) -> teams.TeamRef:
+def _channel(conn, slack_id: str, ids: list[int]) -> Team:
     team = teams.ensure_team(conn, workspace_id=W, kind=teams.CHANNEL, slack_id=slack_id, name=slack_id)
     teams.apply_refresh(
         conn,

@@ -12,7 +12,7 @@ from bot.db.models import ActivityDaily
 from bot.domain.periods import Period
 from bot.services import teams
 from bot.services.me import team_medians
-from tests.value_support import SEAT_MICROS, W, add_person, add_usage
+from tests.support.value import SEAT_MICROS, W, add_person, add_usage
 
 USD = 1_000_000
 START = date(2026, 11, 2)

@@ -30,7 +30,7 @@ from bot.sources.github_delivery import SHARED_CACHE, from_settings
 from tests.factories import link_github_person
 from tests.support.files import fixture_path
 from tests.support.otel import DELTA, ClaudeCode, claude_person, serve
-from tests.value_support import W, add_usage
+from tests.support.value import W, add_usage
 
 S1 = "6f1c2a8e-4b3d-4e5f-9a0b-1c2d3e4f5a6b"  # ana's, named by #11
 S2 = "0a0a0a0a-2222-4333-8444-555566667777"  # ana's, named by no PR

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from bot.db import rollups
 from bot.db.models import Identity, OtelSessionDaily, PullRequest
 from bot.services.value.cost_per_pr import APPORTIONED, MEASURED, PrWork, apportion, load_pr_costs
-from tests.value_support import W, add_merged_pr, add_person, add_usage
+from tests.support.value import W, add_merged_pr, add_person, add_usage
 
 D = date(2026, 11, 2)
 

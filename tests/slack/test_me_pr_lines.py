@@ -12,7 +12,7 @@ from sqlalchemy import update
 from bot.db.models import Identity, OtelSessionDaily, PullRequest
 from bot.slack.blocks.common import validate
 from tests.support.slack_app import TODAY, all_text, person_id, send
-from tests.value_support import W, add_merged_pr
+from tests.support.value import W, add_merged_pr
 
 SESSION = "6f1c2a8e-4b3d-4e5f-9a0b-1c2d3e4f5a6b"
 

@@ -396,7 +396,7 @@ def build_too_small(recap: Recap) -> Message:
     )
     if recap.overlaps_team:
         text = (
-            f"This week another team's people with AI usage differ from {recap.scope_label}'s by fewer "
+            f"This week another team's people with AI usage differ from {scope_label(recap)}'s by fewer "
             f"than {recap.min_group_size}, so its numbers stay out of channels: the two recaps, "
             "subtracted, would give those few people's figures."
         )

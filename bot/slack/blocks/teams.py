@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.db.models import Team
 from bot.services.reports import SpendReport
 from bot.services.teams import Grant
@@ -30,6 +32,7 @@ def build_team(
     member_spend: list[tuple[str, int]] | None,
     notes: list[str],
     compare_previous: bool = True,
+    delivery: Sequence[str] = (),
 ) -> Message:
     """``member_spend`` (label, micros) is given only to managers and admins. ``compare_previous``
     False: the previous period fails the member rules, so neither its amount nor the change (which
@@ -66,6 +69,8 @@ def build_team(
             section("*Per model*\n" + "\n".join(f"{escape(model)}: {usd(cost)}" for _, model, cost in models))
         )
     blocks.append(value_section(report))
+    if delivery:  # the team's merged PRs: survival and review load (docs/value.md)
+        blocks.append(section("\n".join(delivery)))
     if member_spend is not None:
         lines = [f"{label}: {usd(cost)}" for label, cost in member_spend[:MAX_MEMBER_LINES]]
         if len(member_spend) > MAX_MEMBER_LINES:

@@ -7,16 +7,20 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from bot.domain.clock import utcnow
 from bot.domain.periods import Period
 from bot.services import access, aggregates, budgets, mentions, people, privacy, reports, teams
 from bot.services.commands import CommandError, ParsedCommand, usage_line
 from bot.services.mentions import mentioned_user
+from bot.services.value.measures import value_measures
+from bot.services.value.merged_prs import Whose
 from bot.slack.blocks.budgets import with_budgets
 from bot.slack.blocks.common import Message, escape
 from bot.slack.blocks.format import local_time, team_label, team_mention, team_mention_of
 from bot.slack.blocks.reconcile import with_unpriced
 from bot.slack.blocks.reports import build_error, period_buttons, with_actions
 from bot.slack.blocks.teams import build_done, build_roles, build_team
+from bot.slack.blocks.value_lines import value_lines
 from bot.slack.context import CommandContext, admins_hint, one_period
 from bot.slack.membership import TeamReadError, max_age, read_members, refresh_team
 
@@ -318,12 +322,22 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
             today=today,
             min_group_size=settings.min_group_size,
         )
-        return report, member_spend, unpriced, owned
+        delivery = value_measures(
+            conn,
+            Whose(workspace_id, team_id=team.id),
+            period=period,
+            fix_days=settings.github_delivery_fix_days,
+            now=utcnow(),
+        )
+        return report, member_spend, unpriced, owned, delivery
 
     loaded = await ctx.db(load, write=decision.sees_individuals)
     if isinstance(loaded, aggregates.AggregateCheck):
         return _withheld(ctx, team_mention_of(team), loaded.reason)
-    report, member_spend, unpriced, owned = loaded
+    report, member_spend, unpriced, owned, delivery = loaded
+    # A share from fewer than the minimum group of authors is withheld; a member's own PRs do not
+    # count towards it (docs/privacy.md, "Value lines").
+    exclude = viewer.person_id if decision.reason == "member" else None
     reply = build_team(
         report,
         team=team,
@@ -332,6 +346,7 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
         member_spend=member_spend,
         notes=notes,
         compare_previous=compare_previous,
+        delivery=value_lines(delivery, min_group=settings.min_group_size, exclude=exclude),
     )
     reply = with_budgets(with_unpriced(reply, unpriced), owned)
     return with_actions(reply, period_buttons(f"team {team_mention_of(team)}"))

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block as SdkBlock
 
-from bot.db.models import Budget
+from bot.db.models import Budget, Team
 from bot.domain.periods import calendar_period
 from bot.services.budgets import BudgetStatus
 from bot.services.home import Dashboard, TeamSummary
@@ -28,13 +28,9 @@ from bot.services.people import UnlinkedActor
 from bot.services.privacy import AuditEntry, AuditPage
 from bot.services.reports import SpendReport, Value, ValueRatios, VendorSpend
 from bot.services.status import SourceStatus, StatusReport
-from bot.services.teams import Grant, TeamRef
-from bot.slack.blocks.budgets import (
-    budget_home_blocks,
-    build_budget_show,
-    build_request_choice,
-    with_budgets,
-)
+from bot.services.teams import Grant
+from bot.slack.blocks.budget_requests import build_request_choice
+from bot.slack.blocks.budgets import budget_home_blocks, build_budget_show, with_budgets
 from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, Message, validate
 from bot.slack.blocks.home import build_home, build_home_not_linked
 from bot.slack.blocks.no_usage import build_no_usage, no_usage_blocks
@@ -161,8 +157,9 @@ def models():
 
 
 TEAM = st.builds(
-    TeamRef,
+    Team,
     id=st.integers(1, 10**6),
+    workspace_id=st.just("T1"),
     kind=st.sampled_from(["group", "channel"]),
     slack_id=st.text("ABCDEFGHIJ0123456789", min_size=9, max_size=11),
     name=NAMES,
@@ -196,7 +193,11 @@ def budget_statuses(max_size: int = 30):
             amount_micros=amount,
             floor_micros=amount // 10,
         )
-        team = TeamRef(2, "group", "SGROUP", name, None) if kind == "group" else None
+        team = (
+            Team(id=2, workspace_id="T1", kind="group", slack_id="SGROUP", name=name)
+            if kind == "group"
+            else None
+        )
         return BudgetStatus(
             budget,
             team,
