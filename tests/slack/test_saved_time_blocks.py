@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
-from bot.db.models import AnomalyIncident
+from bot.db.models import AnomalyIncident, Team
 from bot.services.saved_time import Answer, DueAsk, Pref
 from bot.slack.blocks import anomalies as anomaly_views
 from bot.slack.blocks import saved_time as views
@@ -50,8 +50,9 @@ def test_the_team_notice_is_within_slacks_limits_and_names_the_team_only():
                             "active_days": 20}),
         first_seen_at=NOW, last_seen_at=NOW,
     )  # fmt: skip
-    label = anomaly_views.subject_label(incident, {"team:12": "<!subteam^SPLAT|@platform>"})
-    assert label == "<!subteam^SPLAT|@platform>"
+    platform = Team(id=12, workspace_id="default", kind="usergroup", slack_id="SPLAT", name="platform")
+    label = anomaly_views.subject_label(incident, {"team:12": platform})
+    assert label == "<!subteam^SPLAT>"  # Slack renders the group's current name
     assert anomaly_views.subject_label(incident, {}) == "team 12"
     notice = anomaly_views.build_team_notice(incident, team=label)
     assert validate(notice.blocks) == []
