@@ -150,6 +150,11 @@ class Settings(BaseSettings):
         },
         validation_alias="COPILOT_SEAT_PRICES",
     )
+    # Cursor Teams' list price of a paid seat (Standard, per user per month; Premium is $120),
+    # spread over the days of the month as the estimated daily seat cost (docs/sources/cursor.md).
+    cursor_seat_price_usd: Decimal = Field(
+        default=Decimal("40"), ge=0, validation_alias="CURSOR_SEAT_PRICE_USD"
+    )
     # Read Copilot's metered usage (AI credits) from the billing usage reports; off for orgs that
     # have none to read (GitHub Enterprise Server, no enhanced billing platform).
     github_copilot_billing: bool = Field(default=True, validation_alias="GITHUB_COPILOT_BILLING")

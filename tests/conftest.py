@@ -142,6 +142,19 @@ def engine(db_url):
     engine.dispose()
 
 
+@pytest.fixture
+def vendor_server():
+    """A vendor's own loopback server, for tests where the shared ``httpserver`` is the fake Slack
+    (it answers every path)."""
+    from pytest_httpserver import HTTPServer
+
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
 # -- the Slack side ---------------------------------------------------------------------------
 @pytest.fixture
 def fake_slack(httpserver) -> FakeSlack:

@@ -5,7 +5,8 @@ sync engine stores them in ``vendor_total`` (bot.db.store.upsert_vendor_totals).
 them beside the stored usage rows of the same source and span:
 
 - a vendor total with ``what == "billed"`` is compared with the source's billed rows, one with
-  ``what == "billed_and_estimated"`` with its billed and estimated rows together;
+  ``what == "billed_and_estimated"`` with its billed and estimated rows together (usage only:
+  seat rows, Tokenwise's own estimate of the seat price, are never part of a vendor's spend);
 - a difference above ``MISMATCH_TOLERANCE`` (1%) of the vendor's figure is a mismatch: it is logged
   after each sync and shown in ``/tokens status`` and ``/tokens reconcile``;
 - per source and period: billed, estimated, unattributed (no person) dollars and unpriced tokens;
@@ -27,7 +28,7 @@ from sqlalchemy import Connection, Engine, and_, case, func, select
 from bot.db.models import UsageDaily, VendorTotalRow
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, days_covered
-from bot.domain.records import BILLED, ESTIMATED, TOTAL_BILLED, TOTAL_BILLED_AND_ESTIMATED, UNPRICED
+from bot.domain.records import BILLED, ESTIMATED, SEAT, TOTAL_BILLED, TOTAL_BILLED_AND_ESTIMATED, UNPRICED
 from bot.services.reports import UnpricedModel, unpriced_models, usage_tokens
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def _stored_micros(conn: Connection, workspace_id: str, total: VendorTotalRow) -
             UsageDaily.workspace_id == workspace_id,
             UsageDaily.source == total.source,
             UsageDaily.cost_basis.in_(bases),
+            UsageDaily.kind != SEAT,  # a vendor's spend is its usage; seat estimates are not in it
             UsageDaily.day >= total.start,
             UsageDaily.day < total.end,
         )

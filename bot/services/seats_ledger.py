@@ -1,9 +1,10 @@
 """The seat ledger of seat-billed tools (GitHub Copilot, Cursor, ...) and the reclaim ledger.
 
 Seats are the ``kind="seat"`` usage rows a connector stores, one per seat and day it was
-assigned (today GitHub Copilot's seat list; any connector storing seat rows is counted the
-same way). Four figures per vendor, each its own number, never added together nor turned into
-a saving or an ROI (a seat held is not a seat wasted, and reclaiming one is a conversation):
+assigned (GitHub Copilot's seat list, Cursor's paid team members; any connector storing seat
+rows is counted the same way). Four figures per vendor, each its own number, never added
+together nor turned into a saving or an ROI (a seat held is not a seat wasted, and reclaiming
+one is a conversation):
 
 - **paid**: seats on the vendor's latest seat list stored (its newest seat day);
 - **active**: paid seats whose holder used that vendor in the last ``period_days`` days
@@ -12,7 +13,9 @@ a saving or an ROI (a seat held is not a seat wasted, and reclaiming one is a co
   when it was never used): give them to someone else now, nothing to buy;
 - **reducible at the next renewal**: paid seats unused for ``reduce_days`` days: seats the
   next renewal need not pay for. Renewal dates come from ``Settings.seat_renewals``; a vendor
-  not named there renews on the 1st of next month (Copilot bills seats per calendar month).
+  not named there whose billing cycle is stored (Cursor's ``subscriptionCycleStart``, kept as
+  the start of its vendor totals) renews monthly on its cycle's day of the month; any other on
+  the 1st of next month (Copilot bills seats per calendar month).
 
 A reclaim asks the holder first: ``claim_reclaim`` inserts the ``seat_reclaim`` row BEFORE the
 DM, so a holder is asked once per seat however many admins click, on however many replicas; a
@@ -21,6 +24,7 @@ failed DM may be claimed again. The bot removes nothing at the vendor.
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -29,13 +33,16 @@ from typing import Unpack
 from sqlalchemy import Connection, func, or_, select, update
 
 from bot.db.ledger import Outcome, finish_effect
-from bot.db.models import ActivityDaily, Person, SeatReclaim, UsageDaily
+from bot.db.models import ActivityDaily, Person, SeatReclaim, UsageDaily, VendorTotalRow
 from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
 
 LOOKBACK_DAYS = 400  # how far back a seat's first day and its holder's last use are read
 STALE_DAYS = 7  # a vendor whose newest seat day is older than this is shown as stale
+#: Vendors whose vendor totals start on the first day of their billing cycle (Cursor's
+#: cycle-to-date spend): their seats renew monthly on that day of the month.
+CYCLE_VENDORS = ("cursor",)
 
 CLAIMED = "claimed"
 SENT = "sent"
@@ -81,15 +88,37 @@ class SeatLedger:
     people: dict[int, Person]  # the holders the ledger names
 
 
-def next_renewal(vendor: str, today: date, renewals: Mapping[str, date]) -> date:
+def _month_day(year: int, month: int, day: int) -> date:
+    """``day`` of the month, or the month's last day when it is shorter (a cycle on the 31st)."""
+    return date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+def next_renewal(
+    vendor: str, today: date, renewals: Mapping[str, date], cycle_start: date | None = None
+) -> date:
     """The vendor's next renewal after ``today``: the configured date, rolled forward a year at a
-    time once passed (annual contracts), else the 1st of next month."""
+    time once passed (annual contracts); else the next monthly return of ``cycle_start``'s day of
+    the month (a stored billing cycle); else the 1st of next month."""
     configured = renewals.get(vendor)
     if configured is not None:
         while configured <= today:
             configured = configured.replace(year=configured.year + 1)
         return configured
-    return date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    following = (today.year + today.month // 12, today.month % 12 + 1)
+    if cycle_start is not None:
+        this_month = _month_day(today.year, today.month, cycle_start.day)
+        return this_month if this_month > today else _month_day(*following, cycle_start.day)
+    return date(*following, 1)
+
+
+def _cycle_starts(conn: Connection, workspace_id: str) -> dict[str, date]:
+    """vendor -> the start of its latest stored billing cycle (``CYCLE_VENDORS`` only)."""
+    rows = conn.execute(
+        select(VendorTotalRow.vendor, func.max(VendorTotalRow.start))
+        .where(VendorTotalRow.workspace_id == workspace_id, VendorTotalRow.vendor.in_(CYCLE_VENDORS))
+        .group_by(VendorTotalRow.vendor)
+    ).all()
+    return {vendor: start for vendor, start in rows}
 
 
 def _current_seats(conn: Connection, workspace_id: str, today: date) -> dict[str, tuple[date, list[Seat]]]:
@@ -172,6 +201,7 @@ def load_ledger(
     current = _current_seats(conn, workspace_id, today)
     every = [seat for _, seats in current.values() for seat in seats]
     used = _last_use(conn, workspace_id, every, today) if every else {}
+    cycles = _cycle_starts(conn, workspace_id) if current else {}
     vendors = []
     for vendor in sorted(current):
         as_of, seats = current[vendor]
@@ -186,7 +216,7 @@ def load_ledger(
                 ),
                 reassignable=tuple(s for s in seats if s.idle_days(today) >= idle_days),
                 reducible=sum(1 for s in seats if s.idle_days(today) >= reduce_days),
-                renewal=next_renewal(vendor, today, renewals),
+                renewal=next_renewal(vendor, today, renewals, cycles.get(vendor)),
                 period_days=period_days,
                 idle_days=idle_days,
                 reduce_days=reduce_days,

@@ -10,6 +10,17 @@ conversion to micro-USD. Chargeable events are billed; events a plan includes ("
 org total. ``/teams/spend`` (cycle-to-date spend per member) is the same money again: it is never
 stored as usage, only reported as ``VendorTotal`` records that the reconciliation
 (``/tokens reconcile``) compares with the stored events.
+
+Seats: ``/teams/members`` (already read for names) says who holds a seat today: every member
+with an email, not ``isRemoved``, whose role is not ``free-owner`` (an Unpaid Admin: no paid
+seat); any other role, named or not, holds one. Cursor sends no prices nor seat types, so each
+seat costs ``Settings.cursor_seat_price_usd`` (the Teams Standard list price) per month, spread
+over its days as Copilot's seats are: one ``kind="seat"`` row per seat for today (the one day the
+list speaks for, when the window holds it), ``cost_basis="estimated"``, in the org total. That
+counts nothing twice: included usage (what the seat pays for) stays outside the org total, and
+only chargeable (on-demand) usage is added to the seats. The list holds today's members only, so
+batches are complete for usage alone (``complete_kinds``): a seat stored for a day stays when a
+later run no longer sees it.
 """
 
 from __future__ import annotations
@@ -21,10 +32,11 @@ from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from bot.domain.money import USD_CENTS, Money, cents_to_micros, to_decimal
+from bot.domain.money import USD_CENTS, Money, cents_to_micros, micros_to_usd, to_decimal
 from bot.domain.records import (
     BILLED,
     ESTIMATED,
+    SEAT,
     TOTAL_BILLED,
     TOTAL_BILLED_AND_ESTIMATED,
     USAGE,
@@ -37,6 +49,7 @@ from bot.domain.records import (
 )
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
+from bot.sources.github_copilot import daily_seat_micros
 from bot.sources.http import VendorHttp, collector_paused
 from bot.sources.values import count
 
@@ -49,6 +62,10 @@ SPEND_PAGE_SIZE = 100
 UNATTRIBUTED = "cursor:unattributed"
 #: Event kinds a plan includes start with this ("Included in Business", "Included in Pro").
 INCLUDED_KIND = "Included in"
+#: Member roles that hold no paid seat: an Unpaid Admin is ``free-owner`` in the Admin API.
+UNPAID_ROLES = frozenset({"free-owner"})
+SEAT_MODEL = "cursor-seat"
+SEAT_UNIT = "estimate:cursor-seat-list-price"
 
 MEMBERS = "teams/members"
 DAILY_USAGE = "teams/daily-usage-data"
@@ -121,6 +138,36 @@ def _actor(email: Any) -> str:
     return email_actor(email) if isinstance(email, str) and email.strip() else UNATTRIBUTED
 
 
+def paid_seat(member: Any) -> bool:
+    """Whether a ``/teams/members`` entry holds a paid seat: it has an email, is not removed
+    (``isRemoved: true``) and is not an Unpaid Admin (role ``free-owner``). Every other role
+    (``member``, ``owner``, ``admin``, one Cursor adds later) is billed for a seat, so an unknown
+    role is counted, never a silent $0."""
+    if not isinstance(member, dict) or member.get("isRemoved") is True:
+        return False
+    email, role = member.get("email"), member.get("role")
+    if not isinstance(email, str) or not email.strip():
+        return False
+    return not (isinstance(role, str) and role.strip().lower() in UNPAID_ROLES)
+
+
+def seat_rows(members: list, day: date, monthly_usd: Decimal) -> list[UsageRecord]:
+    """One estimated seat row per paid seat on ``day`` (a person listed twice holds one seat)."""
+    micros = daily_seat_micros(monthly_usd, day)
+    actors = sorted({email_actor(m["email"]) for m in members if paid_seat(m)})
+    return [
+        UsageRecord(
+            day=day,
+            actor=actor,
+            model=SEAT_MODEL,
+            cost=Money(micros, str(micros_to_usd(micros)), SEAT_UNIT),
+            cost_basis=ESTIMATED,
+            kind=SEAT,
+        )
+        for actor in actors
+    ]
+
+
 class CursorConnector:
     vendor: ClassVar[str] = "cursor"
 
@@ -138,7 +185,8 @@ class CursorConnector:
             per_minute=settings.cursor_requests_per_minute,
             transport=transport,
         )
-        self._identities: list[IdentityHint] | None = None
+        self._members: list | None = None
+        self.seat_price = settings.cursor_seat_price_usd
         #: Today's UTC date: the end of the cycle-to-date spend (tests pin it).
         self.today = lambda: datetime.now(UTC).date()
 
@@ -150,20 +198,28 @@ class CursorConnector:
             raise SourceError(self.name, endpoint, f"unexpected response shape (no {key} list)")
         return body
 
-    # -- identities ----------------------------------------------------------------------
+    # -- members: identities and seats --------------------------------------------------
+    def members(self) -> list:
+        """Today's ``/teams/members`` entries, read once per connector (once per run)."""
+        if self._members is None:
+            self._members = self._dict(self.http.json("GET", MEMBERS), MEMBERS, "teamMembers")["teamMembers"]
+        return self._members
+
     def identities(self) -> list[IdentityHint]:
-        if self._identities is not None:
-            return self._identities
-        body = self._dict(self.http.json("GET", MEMBERS), MEMBERS, "teamMembers")
         hints = []
-        for member in body["teamMembers"]:
+        for member in self.members():
             email = member.get("email") if isinstance(member, dict) else None
             if isinstance(email, str) and email.strip():
                 hints.append(
                     IdentityHint(email_actor(email), email.strip().lower(), member.get("name") or "")
                 )
-        self._identities = hints
         return hints
+
+    def seat_costs(self, start: date, end: date) -> list[UsageRecord]:
+        """Today's paid seats, when ``[start, end)`` holds today; else none (the member list says
+        nothing about other days)."""
+        today = self.today()
+        return seat_rows(self.members(), today, self.seat_price) if start <= today < end else []
 
     # -- value signals -------------------------------------------------------------------
     def _daily_rows(self, start: date, end: date) -> Iterator[Any]:
@@ -234,9 +290,11 @@ class CursorConnector:
         hints = self.identities()
         windows = list(split_window(window_start, window_end, self.max_window_days))
         for number, (start, end) in enumerate(windows, 1):
-            batch = Batch(start, end, identities=hints)
+            # Complete for usage only: seats stored on earlier days stay (see the module doc).
+            batch = Batch(start, end, identities=hints, complete_kinds=frozenset({USAGE}))
             batch.activity.extend(self._activity(start, end))
             batch.usage.extend(self._usage(start, end))
+            batch.usage.extend(self.seat_costs(start, end))
             if number == len(windows):  # the cycle-to-date spend goes with the last batch
                 batch.vendor_totals.extend(self.vendor_totals())
             yield batch

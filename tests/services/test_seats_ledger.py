@@ -12,12 +12,11 @@ from bot.services import privacy
 from bot.services.seats_ledger import (
     CLAIMED,
     FAILED,
-    claim_reclaim,
     finish_reclaim,
     load_ledger,
     next_renewal,
 )
-from tests.support.value import W, seed_seats
+from tests.support.value import W, claim_seat, seed_seats
 
 TODAY = date(2026, 12, 3)
 
@@ -54,20 +53,16 @@ def test_next_renewal_configured_or_monthly():
     assert next_renewal("cursor", date(2026, 11, 30), {}) == date(2026, 12, 1)
     assert next_renewal("cursor", date(2026, 12, 3), {"cursor": date(2027, 3, 1)}) == date(2027, 3, 1)
     assert next_renewal("cursor", date(2026, 12, 3), {"cursor": date(2025, 3, 1)}) == date(2027, 3, 1)
+    # A stored billing cycle: monthly on its day, the month's last day when the month is shorter.
+    assert next_renewal("cursor", date(2026, 12, 3), {}, date(2026, 11, 15)) == date(2026, 12, 15)
+    assert next_renewal("cursor", date(2026, 12, 15), {}, date(2026, 11, 15)) == date(2027, 1, 15)
+    assert next_renewal("cursor", date(2027, 1, 31), {}, date(2026, 12, 31)) == date(2027, 2, 28)
+    configured = {"cursor": date(2027, 3, 1)}
+    assert next_renewal("cursor", date(2026, 12, 3), configured, date(2026, 11, 15)) == date(2027, 3, 1)
 
 
 def _claim(engine, actor: str, *, admin: bool = True, by: str = "UADMIN"):
-    with engine.begin() as conn:
-        return claim_reclaim(
-            conn,
-            workspace_id=W,
-            vendor="github_copilot",
-            actor=actor,
-            requested_by=by,
-            is_admin=admin,
-            today=TODAY,
-            idle_days=30,
-        )
+    return claim_seat(engine, "github_copilot", actor, TODAY, admin=admin, by=by)
 
 
 def _rows(engine):

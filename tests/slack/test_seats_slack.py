@@ -12,6 +12,7 @@ from sqlalchemy import select
 from bot.db.models import AuditLog, SeatReclaim
 from bot.slack.blocks.common import validate
 from bot.slack.blocks.seats import RECLAIM_ACTION
+from tests.support.cursor_admin import serve_cursor_team, sync_cursor_days
 from tests.support.slack_app import TODAY, add_team_users, all_text, post_action, send, slack_client
 from tests.support.slack_fake import start_fake_slack
 from tests.support.value import seed_seats
@@ -119,3 +120,34 @@ def test_a_stale_seat_list_is_flagged(engine, fake):
     seed_seats(engine, TODAY - timedelta(days=20))
     with slack_client(engine, fake) as client:
         assert "run a sync to refresh it" in all_text(send(client, "seats", user_id="UADMIN"))
+
+
+def test_cursor_seats_synced_from_its_admin_api_sit_beside_copilot(engine, fake, vendor_server):
+    """Cursor's member list, synced through the loopback Admin API on two days 63 days apart,
+    becomes its own four figures and Reclaim buttons; its holders are the people Copilot's are."""
+    seed_seats(engine, TODAY)
+    serve_cursor_team(vendor_server, daily="daily_usage_none.json")
+    first = TODAY - timedelta(days=63)
+    sync_cursor_days(engine, vendor_server, [(first, first), (TODAY - timedelta(days=1), TODAY)])
+    with slack_client(engine, fake) as client:
+        reply = send(client, "seats", user_id="UADMIN")
+        assert validate(reply["blocks"]) == []
+        sections = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
+        [cursor] = [t for t in sections if t.startswith("*Cursor*")]
+        assert "Seats paid: *3*" in cursor and "Active in the last 7 days: *0*" in cursor
+        assert "Reassignable now (unused 30+ days): *3*" in cursor and "unused 60+ days): *3*" in cursor
+        assert any(t.startswith("*GitHub Copilot*") and "Seats paid: *4*" in t for t in sections)
+        buttons = [
+            b["accessory"]["value"]
+            for b in reply["blocks"]
+            if b.get("accessory", {}).get("action_id") == RECLAIM_ACTION
+        ]
+        held = {f"cursor|email:{name}@example.com" for name in ("ana", "dana", "gus")}
+        assert held <= set(buttons)
+        assert "cursor|email:ben@example.com" not in buttons  # an Unpaid Admin holds no seat
+
+        answer = click(client, fake, user_id="UADMIN", value="cursor|email:dana@example.com")
+        assert "Asked <@UDANA> by DM" in answer
+    [dm] = dms_to(fake, "UDANA")
+    assert "Cursor seat has not been used" in dm and "63 days" in dm
+    assert reclaims(engine) == [("email:dana@example.com", "sent", "UADMIN")]

@@ -5,10 +5,11 @@ and the real connector pointed at it."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 from werkzeug import Request, Response
 
+from bot.services.sync import SyncOutcome, run_source
 from bot.settings import Settings
 from bot.sources.cursor import CursorConnector, from_settings
 from tests.support.files import fixture_path
@@ -51,10 +52,11 @@ def serve_cursor(
     events: dict[int, str] | None = None,
     daily: dict[int, str] | None = None,
     spend: dict[int, str] | None = None,
+    members: str = "members.json",
 ) -> None:
     pages = events or {n: cursor_fixture(f"events_page{n}.json") for n in (1, 2, 3)}
     httpserver.expect_request("/teams/members", method="GET").respond_with_data(
-        cursor_fixture("members.json"), content_type="application/json"
+        cursor_fixture(members), content_type="application/json"
     )
     httpserver.expect_request("/teams/daily-usage-data", method="POST").respond_with_handler(
         paged_by_body(daily or {1: cursor_fixture("daily_usage.json")})
@@ -64,6 +66,40 @@ def serve_cursor(
     )
     spend_pages = spend or {1: cursor_fixture("spend_page1.json"), 2: cursor_fixture("spend_page2.json")}
     httpserver.expect_request("/teams/spend", method="POST").respond_with_handler(paged_by_body(spend_pages))
+
+
+def serve_cursor_team(httpserver, *, daily: str = "daily_usage_team.json") -> None:
+    """The team of tests/support/value.py's seat holders as Cursor members: Ana (owner) and Dana
+    and Gus (members) hold paid seats, Ben is an Unpaid Admin, Erin was removed; no usage events;
+    the billing cycle starts on the 15th."""
+    serve_cursor(
+        httpserver,
+        members="members_team.json",
+        events={1: cursor_fixture("events_none.json")},
+        daily={1: cursor_fixture(daily)},
+        spend={1: cursor_fixture("spend_cycle.json")},
+    )
+
+
+def sync_cursor_days(
+    engine, httpserver, runs: list[tuple[date, date]], *, workspace_id: str = "default"
+) -> list[SyncOutcome]:
+    """One sync of ``[since, today]`` per (since, today), the member list read as of ``today``."""
+    outcomes = []
+    for since, today in runs:
+        connector = cursor_connector(httpserver)
+        connector.today = lambda today=today: today
+        outcome = run_source(
+            engine,
+            connector,
+            workspace_id=workspace_id,
+            since=since,
+            until=today + timedelta(days=1),
+            today=today,
+        )
+        assert outcome.status == "ok", outcome.error
+        outcomes.append(outcome)
+    return outcomes
 
 
 DAY_MS = 1772323200000  # 2026-03-01T00:00Z

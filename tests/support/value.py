@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from bot.db import rollups
 from bot.db.models import ActivityDaily, Person, PullRequest, UsageDaily
+from bot.services.seats_ledger import claim_reclaim
 
 W = "default"
 SEAT_MICROS = 612_903  # $19 a month over 31 days
@@ -135,3 +136,18 @@ def seed_seats(engine, today: date) -> dict[str, int]:
         _used(conn, ids["erin"], "erin", today - timedelta(days=7))
         rollups.rebuild(conn)
     return ids
+
+
+def claim_seat(engine, vendor: str, actor: str, today: date, *, admin: bool = True, by: str = "UADMIN"):
+    """An admin's (or, with ``admin=False``, a member's) Reclaim click on ``vendor``'s seat."""
+    with engine.begin() as conn:
+        return claim_reclaim(
+            conn,
+            workspace_id=W,
+            vendor=vendor,
+            actor=actor,
+            requested_by=by,
+            is_admin=admin,
+            today=today,
+            idle_days=30,
+        )

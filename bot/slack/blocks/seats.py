@@ -71,7 +71,12 @@ def build_ledger(ledger: SeatLedger, today: date) -> Message:
     if not ledger.vendors:
         return message(
             "No seats stored.",
-            [section("No seat-billed tool has stored seats yet (today: GitHub Copilot's seat list).")],
+            [
+                section(
+                    "No seat-billed tool has stored seats yet "
+                    "(GitHub Copilot's seat list, Cursor's paid team members)."
+                )
+            ],
         )
     blocks: list[Block] = [header("Seats")]
     for v in ledger.vendors:
