@@ -7,10 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from bot.db.models import AuditLog, SeatReclaim
+from bot.db.models import AuditLog, SeatReclaim, UsageDaily
+from bot.domain.periods import calendar_period
+from bot.domain.records import SEAT
 from bot.slack.blocks.common import validate
+from bot.slack.blocks.format import usd
 from bot.slack.blocks.seats import RECLAIM_ACTION
 from tests.support.cursor_admin import serve_cursor_team, sync_cursor_days
 from tests.support.slack_app import TODAY, add_team_users, all_text, post_action, send, slack_client
@@ -148,6 +151,19 @@ def test_cursor_seats_synced_from_its_admin_api_sit_beside_copilot(engine, fake,
 
         answer = click(client, fake, user_id="UADMIN", value="cursor|email:dana@example.com")
         assert "Asked <@UDANA> by DM" in answer
+        # The org view counts the seats in Cursor's spend, as it does Copilot's.
+        month = calendar_period("month", TODAY)
+        with engine.connect() as conn:
+            seat_micros = conn.execute(
+                select(func.sum(UsageDaily.cost_micros)).where(
+                    UsageDaily.vendor == "cursor",
+                    UsageDaily.kind == SEAT,
+                    UsageDaily.day >= month.start,
+                    UsageDaily.day < month.end,
+                )
+            ).scalar_one()
+        org = all_text(send(client, "org", user_id="UADMIN"))
+        assert f"{usd(seat_micros)} seats" in org and "Cursor" in org
     [dm] = dms_to(fake, "UDANA")
     assert "Cursor seat has not been used" in dm and "63 days" in dm
     assert reclaims(engine) == [("email:dana@example.com", "sent", "UADMIN")]

@@ -37,6 +37,7 @@ from bot.db.engine import make_engine
 from bot.db.models import ActivityDaily, Identity, Person, UsageDaily
 from bot.domain.money import format_usd
 from bot.domain.periods import Period
+from bot.domain.records import SEAT
 from bot.jobs.sync import sync_job
 from bot.services.people import find_by_email
 from bot.services.reports import org_report, person_report
@@ -112,6 +113,8 @@ ORG_OPENROUTER = 1_780_000  # 1_030_000 + 500_000 + 250_000
 # = 3_775_800 micros, a multiple of 28, 29, 30 and 31, so every day of a month costs exactly
 # 3_775_800 / days-in-month micros whichever month the test runs in. Mira-GH and hubot each hold a
 # seat created on D1, so each pays for D1 and D2; hubot is no one's (unattributed).
+# Cursor's seats cost the same (CURSOR_SEAT_PRICE_USD): Mira and Ben are paid members, and a sync
+# through today (the scheduler's) stores their seats for today, the one day the member list tells.
 SEAT_PRICE_USD = "3.7758"
 SEAT_DAY_MICROS = {28: 134_850, 29: 130_200, 30: 125_860, 31: 121_800}  # 3_775_800 / n
 # Windsurf reports no dollars (credits are not money): value signals only.
@@ -233,6 +236,7 @@ class FakeVendors:
             "GITHUB_COPILOT_ORG": "acme",
             "GITHUB_API_BASE_URL": url("/github"),
             "COPILOT_SEAT_PRICES": json.dumps({"business": SEAT_PRICE_USD}),
+            "CURSOR_SEAT_PRICE_USD": SEAT_PRICE_USD,
             "OPENROUTER_MANAGEMENT_KEY": OPENROUTER_KEY,
             "OPENROUTER_BASE_URL": url("/openrouter/api/v1"),
             "WINDSURF_SERVICE_KEY": WINDSURF_KEY,
@@ -450,15 +454,21 @@ def cli_sync(days: dict[str, date], vendors: FakeVendors) -> str:
 
 
 # -- the checks ------------------------------------------------------------------------------------
-def assert_totals(engine, days: dict[str, date]) -> None:
+def assert_totals(engine, days: dict[str, date], *, cursor_seats: bool = False) -> None:
+    """``cursor_seats``: a sync ran through today, so Mira's and Ben's Cursor seats of today are
+    stored (estimated, in the org total) beside the Cursor usage of D1 and D2."""
     want = expected(days)
-    mira_total = MIRA_TOTAL_WITHOUT_SEATS + want["mira"]["github_copilot"]
-    org_total = ORG_TOTAL_WITHOUT_SEATS + want["org"]["github_copilot"]
-    assert sum(want["mira"].values()) == mira_total and sum(want["ben"].values()) == BEN_TOTAL
+    today = datetime.now(UTC).date()
+    seat = seat_day(today) if cursor_seats else 0
+    want["mira"]["cursor"] += seat
+    want["ben"]["cursor"] += seat
+    want["org"]["cursor"] += 2 * seat
+    mira_total = MIRA_TOTAL_WITHOUT_SEATS + want["mira"]["github_copilot"] + seat
+    org_total = ORG_TOTAL_WITHOUT_SEATS + want["org"]["github_copilot"] + 2 * seat
+    assert sum(want["mira"].values()) == mira_total and sum(want["ben"].values()) == BEN_TOTAL + seat
     assert sum(want["org"].values()) == org_total
     # A period much wider than the data: nothing may land outside D1..D2 (e.g. a backfill's stray
-    # seat days), so the wide totals must be exactly the hand-computed ones.
-    today = datetime.now(UTC).date()
+    # seat days) but today's Cursor seats, so the wide totals must be exactly the hand-computed ones.
     wide = Period(today - timedelta(days=40), today + timedelta(days=1), "wide")
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).where(Person.email == MIRA)).scalar_one() == 1
@@ -476,9 +486,12 @@ def assert_totals(engine, days: dict[str, date]) -> None:
             f"windsurf_key:{MIRA_WINDSURF_KEY}",
             "github:mira-gh",  # people CSV
         }
+        todays_seats = (UsageDaily.vendor == "cursor") & (UsageDaily.kind == SEAT) & (UsageDaily.day == today)
+        seat_rows = conn.execute(select(func.count()).where(todays_seats)).scalar_one()
+        assert seat_rows == (2 if cursor_seats else 0)
         stray = (
             conn.execute(
-                select(func.count()).where(UsageDaily.day.not_in([days["D1"], days["D2"]]))
+                select(func.count()).where(UsageDaily.day.not_in([days["D1"], days["D2"]]), ~todays_seats)
             ).scalar_one()
             + conn.execute(
                 select(func.count()).where(ActivityDaily.day.not_in([days["D1"], days["D2"]]))
@@ -490,7 +503,8 @@ def assert_totals(engine, days: dict[str, date]) -> None:
         assert {v.vendor: v.cost_micros for v in me.vendors} == want["mira"]
         assert me.total_micros == mira_total
         # The estimates in her total, labelled: Anthropic, Claude Code and the seats.
-        assert me.estimated_micros == MIRA_ANTHROPIC + MIRA_CLAUDE_CODE + want["mira"]["github_copilot"]
+        estimates = MIRA_ANTHROPIC + MIRA_CLAUDE_CODE + want["mira"]["github_copilot"] + seat
+        assert me.estimated_micros == estimates
         spend = {v.vendor: v for v in me.vendors}
         # Tokens where vendors send them: OpenAI uncached 1200 + 1500, cached 300 + 500, output
         # 400 + 600; Anthropic 1M + 200k (Claude Code's day, $0) + 1M; Copilot CLI 3800 + 5000.
@@ -532,8 +546,10 @@ def assert_totals(engine, days: dict[str, date]) -> None:
             org.unattributed_micros == OPENAI_UNATTRIBUTED + OPENROUTER_UNATTRIBUTED + ORG_ANTHROPIC + seats
         )
         # Each dollar once: what people are billed in the org + what is nobody's = the org total.
-        attributed = (MIRA_OPENAI + MIRA_CURSOR + MIRA_OPENROUTER + want["mira"]["github_copilot"]) + (
-            BEN_OPENAI + BEN_CURSOR + BEN_OPENROUTER
+        attributed = (
+            (MIRA_OPENAI + MIRA_CURSOR + MIRA_OPENROUTER + want["mira"]["github_copilot"])
+            + (BEN_OPENAI + BEN_CURSOR + BEN_OPENROUTER)
+            + 2 * seat
         )
         assert attributed + org.unattributed_micros == org.total_micros
         assert org.active_people == 2
@@ -552,12 +568,13 @@ def test_cli_sync_joins_one_person_across_tools_and_the_scheduler_changes_nothin
         before = conn.execute(select(func.count()).select_from(UsageDaily)).scalar_one()
 
     # The scheduler's path over the same database: its windows overlap the CLI's (trailing days),
-    # replace those days and must leave every total as it was.
+    # replace those days and must leave every total as it was; it also reaches today, so Cursor's
+    # two seats of today are stored beside them.
     outcomes = sync_job(Runtime(settings=Settings(), engine=engine))
     assert_all_ok(outcomes)
-    assert_totals(engine, days)
+    assert_totals(engine, days, cursor_seats=True)
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar_one() == before
+        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar_one() == before + 2
 
 
 def test_scheduler_on_a_fresh_database_gives_the_same_totals(configured, days, vendors):
@@ -565,7 +582,7 @@ def test_scheduler_on_a_fresh_database_gives_the_same_totals(configured, days, v
     # No --since: every source backfills 30 days from the real today (OpenRouter: its 30 days).
     outcomes = sync_job(Runtime(settings=Settings(), engine=engine))
     assert_all_ok(outcomes)
-    assert_totals(engine, days)
+    assert_totals(engine, days, cursor_seats=True)
 
 
 def test_tokens_me_and_status_show_every_vendor(configured, days, vendors, httpserver):
