@@ -38,7 +38,7 @@ from bot.domain.records import (
     email_actor,
     fold,
 )
-from bot.settings import Settings
+from bot.settings import Settings, VendorAccount
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp
 from bot.sources.values import count
@@ -177,15 +177,14 @@ class CodexAnalyticsConnector:
 
     def __init__(
         self,
-        *,
-        name: str,
-        key: str,
-        workspace_id: str | None,
-        base_url: str,
+        account: VendorAccount,
         settings: Settings,
+        *,
         transport=None,
         today: Callable[[], date] = utc_today,
     ) -> None:
+        """``account.org`` is the ChatGPT workspace id."""
+        name, key, base_url, workspace_id = account.name, account.key, account.base_url, account.org
         self.name = name
         self.today = today
         self.lag = timedelta(hours=12)  # "Usage data can lag by up to 12 hours"
@@ -271,13 +270,4 @@ def from_settings(settings: Settings) -> list[CodexAnalyticsConnector]:
         base_url=settings.codex_analytics_base_url,
         org=settings.codex_workspace_id,
     )
-    return [
-        CodexAnalyticsConnector(
-            name=account.name,
-            key=account.key,
-            workspace_id=account.org,
-            base_url=account.base_url,
-            settings=settings,
-        )
-        for account in accounts
-    ]
+    return [CodexAnalyticsConnector(account, settings) for account in accounts]
