@@ -303,13 +303,13 @@ def estimate_or_unpriced(
     key = (source, model or "", tier or STANDARD)
     if key not in _warned:
         _warned.add(key)
-        tokens = input + output + cache_read + cache_write
+        total = sum(tokens[:4])  # the one-hour cache writes are part of the cache writes
         tier_note = f" ({tier} tier)" if tier and tier != STANDARD else ""
         log.warning(
             "%s: unpriced model %r%s: %d tokens; add it to bot/sources/prices.py",
             source,
             model or "",
             tier_note,
-            tokens,
+            total,
         )
     return Money(0, "0", UNPRICED), UNPRICED  # the basis doubles as the raw unit
