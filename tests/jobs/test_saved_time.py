@@ -19,17 +19,18 @@ from bot.jobs.scheduler import build_scheduler
 from bot.services import privacy, saved_time
 from bot.slack.app import make_web_client
 from bot.slack.blocks import saved_time as views
-from tests.support.slack_app import add_team_users, make_runtime, post_action, send, slack_client
-from tests.support.slack_fake import start_fake_slack
+from tests.support.slack_app import make_runtime, post_action, send, slack_client
 
 W = "default"
 
 
+pytestmark = pytest.mark.usefixtures("slack_team")
+
+
 @pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
+def fake(slack_team):
+    """The fake Slack with the demo org's whole team in its directory (conftest ``slack_team``)."""
+    return slack_team
 
 
 def _person(conn, name: str, slack_id: str) -> int:
