@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import Person, PullRequest, SavedTimeAsk
+from bot.db.models import Person, SavedTimeAsk
 from bot.domain.clock import utcnow
 from bot.jobs.saved_time import ask_saved_time, saved_time_job
 from bot.jobs.scheduler import build_scheduler
@@ -20,6 +20,7 @@ from bot.services import privacy, saved_time
 from bot.slack.app import make_web_client
 from bot.slack.blocks import saved_time as views
 from tests.support.slack_app import make_runtime, post_action, send, slack_client
+from tests.support.value import insert_pr
 
 W = "default"
 
@@ -43,19 +44,15 @@ def _person(conn, name: str, slack_id: str) -> int:
 
 
 def _pr(conn, pid: int, number: int, merged_at: datetime, *, ai: str = "high") -> None:
-    conn.execute(
-        PullRequest.__table__.insert().values(
-            workspace_id=W,
-            source="github_delivery",
-            repo="acme/api",
-            number=number,
-            actor=f"github:user{pid}",
-            person_id=pid,
-            opened_at=merged_at - timedelta(hours=3),
-            merged_at=merged_at,
-            ai_confidence=ai,
-            ai_rule="label:ai-assisted" if ai == "high" else "",
-        )
+    insert_pr(
+        conn,
+        pid,
+        number,
+        merged_at - timedelta(hours=3),
+        merged_at,
+        actor=f"github:user{pid}",
+        ai_confidence=ai,
+        ai_rule="label:ai-assisted" if ai == "high" else "",
     )
 
 
