@@ -27,6 +27,18 @@ from bot.slack.membership import TeamReadError, max_age, read_members, refresh_t
 log = logging.getLogger(__name__)
 
 
+def _audit(conn, workspace_id: str, caller, action: str, target: str, detail: str) -> None:
+    """One audit row for the caller's change to a team's reach (docs/privacy.md, "The audit log")."""
+    privacy.record(
+        conn,
+        workspace_id=workspace_id,
+        actor_user_id=caller.user_id,
+        action=action,
+        target=target,
+        detail=detail,
+    )
+
+
 def team_target(token: str) -> tuple[str, str, str] | None:
     """``<!subteam^S1|@eng>`` or ``<#C1|eng>`` -> (kind, Slack id, name)."""
     found = mentions.parse_mention(token)
@@ -147,14 +159,7 @@ async def approve_member(ctx: CommandContext, args: list[str]) -> Message:
         )
         if not added:
             return True, f"<@{user}> is already within reach of every manager of {mention}; nothing changed."
-        privacy.record(
-            conn,
-            workspace_id=workspace_id,
-            actor_user_id=caller.user_id,
-            action="scope.approve",
-            target=f"person:{person.id}",
-            detail=f"team={team_label(team)}",
-        )
+        _audit(conn, workspace_id, caller, "scope.approve", f"person:{person.id}", f"team={team_label(team)}")
         return True, f"The managers of {mention} now see <@{user}>'s numbers and may set their budget."
 
     done, text = await ctx.db(approve, write=True)
@@ -382,14 +387,7 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
                 conn, workspace_id=workspace_id, role=role, slack_user_id=user, team_id=team.id
             )
             if removed:
-                privacy.record(
-                    conn,
-                    workspace_id=workspace_id,
-                    actor_user_id=caller.user_id,
-                    action="role.remove",
-                    target=f"team:{team.id}",
-                    detail=f"{role} {user}",
-                )
+                _audit(conn, workspace_id, caller, "role.remove", f"team:{team.id}", f"{role} {user}")
             return removed
 
         if not await ctx.db(revoke, write=True):
@@ -442,14 +440,8 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
             )
         )
         if new or covered:
-            privacy.record(
-                conn,
-                workspace_id=workspace_id,
-                actor_user_id=caller.user_id,
-                action="role.add",
-                target=f"team:{team.id}",
-                detail=f"{role} {user}" + (f" +{covered} member(s)" if covered else ""),
-            )
+            detail = f"{role} {user}" + (f" +{covered} member(s)" if covered else "")
+            _audit(conn, workspace_id, caller, "role.add", f"team:{team.id}", detail)
         return new, covered
 
     new, covered = await ctx.db(grant, write=True)
