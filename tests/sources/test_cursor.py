@@ -39,28 +39,11 @@ def _usage_by_person(engine) -> dict[str, int]:
 
 
 def _totals(engine):
-    usage = count_and_sums(
-        engine,
-        UsageDaily,
-        "cost_micros",
-        "input_tokens",
-        "output_tokens",
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "requests",
+    usage = "cost_micros input_tokens output_tokens cache_read_tokens cache_write_tokens requests"
+    activity = "lines_accepted lines_added lines_removed suggestions_shown acceptances rejections requests"
+    return count_and_sums(engine, UsageDaily, *usage.split()), count_and_sums(
+        engine, ActivityDaily, *activity.split()
     )
-    activity = count_and_sums(
-        engine,
-        ActivityDaily,
-        "lines_accepted",
-        "lines_added",
-        "lines_removed",
-        "suggestions_shown",
-        "acceptances",
-        "rejections",
-        "requests",
-    )
-    return usage, activity
 
 
 def test_end_to_end_exact_totals_and_rerun_is_stable(engine, httpserver):

@@ -133,16 +133,8 @@ def _usage(engine):
 
 
 def _activity(engine):
-    return count_and_sums(
-        engine,
-        ActivityDaily,
-        "suggestions_shown",
-        "acceptances",
-        "lines_suggested",
-        "lines_accepted",
-        "lines_removed",
-        "requests",
-    )
+    sums = "suggestions_shown acceptances lines_suggested lines_accepted lines_removed requests"
+    return count_and_sums(engine, ActivityDaily, *sums.split())
 
 
 def test_end_to_end_reports_and_seats(engine, httpserver):

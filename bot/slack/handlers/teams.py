@@ -29,14 +29,8 @@ log = logging.getLogger(__name__)
 
 def _audit(conn, workspace_id: str, caller, action: str, target: str, detail: str) -> None:
     """One audit row for the caller's change to a team's reach (docs/privacy.md, "The audit log")."""
-    privacy.record(
-        conn,
-        workspace_id=workspace_id,
-        actor_user_id=caller.user_id,
-        action=action,
-        target=target,
-        detail=detail,
-    )
+    what = {"action": action, "target": target, "detail": detail}
+    privacy.record(conn, workspace_id=workspace_id, actor_user_id=caller.user_id, **what)
 
 
 def team_target(token: str) -> tuple[str, str, str] | None:
