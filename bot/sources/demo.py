@@ -104,15 +104,7 @@ class DemoConnector:
             shown = int(120 * scale)
             accepted = int(shown * rng.uniform(0.2, 0.4))
             batch.activity.append(
-                ActivityRecord(
-                    day,
-                    actor,
-                    lines_suggested=shown,
-                    lines_accepted=accepted,
-                    suggestions_shown=shown,
-                    acceptances=accepted,
-                    requests=int(30 * scale),
-                )
+                _suggestions(day, actor, shown, accepted, acceptances=accepted, requests=int(30 * scale))
             )
             return
         models = MODELS[self.vendor]
@@ -141,12 +133,11 @@ class DemoConnector:
             shown = int(200 * scale)
             accepted = int(shown * rng.uniform(0.25, 0.45))
             batch.activity.append(
-                ActivityRecord(
+                _suggestions(
                     day,
                     actor,
-                    lines_suggested=shown,
-                    lines_accepted=accepted,
-                    suggestions_shown=shown,
+                    shown,
+                    accepted,
                     acceptances=int(accepted / 3),
                     rejections=int((shown - accepted) / 6),
                     requests=int(40 * scale),
@@ -167,6 +158,13 @@ class DemoConnector:
                     rejections=int(3 * scale),
                 )
             )
+
+
+def _suggestions(day: date, actor: str, shown: int, accepted: int, **counts: int) -> ActivityRecord:
+    """An editor's day: ``shown`` lines suggested (one suggestion a line), ``accepted`` kept."""
+    return ActivityRecord(
+        day, actor, lines_suggested=shown, lines_accepted=accepted, suggestions_shown=shown, **counts
+    )
 
 
 def demo_connectors(today: date) -> list[DemoConnector]:
