@@ -79,6 +79,8 @@ def _banner(
 
     from sqlalchemy.engine import make_url
 
+    from bot.jobs.scheduler import scheduled_jobs
+
     redirect = urlsplit(settings.slack_redirect_uri or "")
     public = f"{redirect.scheme}://{redirect.netloc}" if redirect.netloc else "https://YOUR-PUBLIC-HOST"
     if identity is not None:
@@ -107,8 +109,7 @@ def _banner(
         f"  Slack      {slack}",
         "  jobs       "
         + (
-            f"sync every {settings.sync_interval_minutes} min, budgets every "
-            f"{settings.budget_check_minutes} min, recaps and team refreshes as due"
+            ", ".join(f"{row.what} every {row.minutes} min" for row in scheduled_jobs(settings))
             if jobs
             else "off (--no-scheduler): run `tokenwise scheduler` next to it"
         ),

@@ -19,21 +19,35 @@ USD_CENTS = "usd_cents"
 ESTIMATE_PREFIX = "estimate:"
 
 
+def kind_of(value: object) -> str:
+    """What a value that could not be read is, for an error message, never the value itself: a
+    value from outside may be a secret (a key pasted into the wrong field)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return f"a text of {len(value)} characters"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    return f"a {type(value).__name__}"
+
+
 def to_decimal(value: object) -> Decimal:
     """A vendor number (str, int or Decimal) as Decimal; floats are refused on purpose."""
     if isinstance(value, Decimal):
         return value
     if isinstance(value, bool) or value is None:
-        raise ValueError(f"not an amount: {value!r}")
+        raise ValueError(f"not an amount: {kind_of(value)}")
     if isinstance(value, int):
         return Decimal(value)
     if isinstance(value, str):
         try:
             result = Decimal(value.strip())
         except InvalidOperation:
-            raise ValueError(f"not an amount: {value!r}") from None
+            raise ValueError(f"not an amount: {kind_of(value)} that is not a number") from None
         if not result.is_finite():
-            raise ValueError(f"not an amount: {value!r}")
+            raise ValueError("not an amount: not a finite number")
         return result
     raise TypeError(f"refusing a {type(value).__name__} amount; parse JSON with parse_float=Decimal")
 

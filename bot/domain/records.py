@@ -17,7 +17,7 @@ raises the part's error, and the next run fetches the window again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 
 from bot.domain.money import Money
@@ -76,30 +76,10 @@ class UsageRecord:
         self.requests += other.requests
 
 
-ACTIVITY_FIELDS = (
-    "lines_suggested",
-    "lines_accepted",
-    "lines_added",
-    "lines_removed",
-    "suggestions_shown",
-    "acceptances",
-    "rejections",
-    "commits",
-    "pull_requests",
-    "prs_opened",
-    "prs_merged",
-    "ai_prs_merged",
-    "reviews",
-    "sessions",
-    "requests",
-    "active_seconds",
-)
+@dataclass(slots=True, kw_only=True)
+class ActivityCounts:
+    """What AI tools and the code host report people did: one count a signal, each summed."""
 
-
-@dataclass(slots=True)
-class ActivityRecord:
-    day: date
-    actor: str
     lines_suggested: int = 0
     lines_accepted: int = 0
     lines_added: int = 0
@@ -117,6 +97,15 @@ class ActivityRecord:
     requests: int = 0
     #: Time a person actively used the tool (Claude Code's ``active_time.total``), in seconds.
     active_seconds: int = 0
+
+
+ACTIVITY_FIELDS = tuple(f.name for f in fields(ActivityCounts))
+
+
+@dataclass(slots=True)
+class ActivityRecord(ActivityCounts):
+    day: date
+    actor: str
     merge_minutes_median: int | None = None
 
     def key(self) -> tuple:

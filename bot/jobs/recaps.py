@@ -36,7 +36,7 @@ from bot.slack.blocks.recap import build_manager_detail, build_recap
 from bot.slack.context import run_db
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.recap import fresh_team
-from bot.slack.membership import TeamReadError
+from bot.slack.membership import TeamAt, TeamReadError
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ async def deliver(
     end = recap.recap_end(sub, claim.week_start)
     try:
         team, _ = await fresh_team(
-            runtime, client, directory, sub.workspace_id, sub.team_kind, sub.team_slack_id
+            runtime, client, directory, TeamAt(sub.workspace_id, sub.team_kind, sub.team_slack_id)
         )
 
         def load(conn):

@@ -7,6 +7,7 @@ recaps claim their ledger rows before the effect), so a scheduler per replica is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -24,6 +25,7 @@ from bot.jobs.sync import sync_job, sync_sources
 from bot.jobs.team_refresh import team_refresh_job
 from bot.services.runtime import Runtime
 from bot.services.sync import SyncOutcome
+from bot.settings import Settings
 
 BUDGET_CHECK = "budget check"
 ANOMALY_CHECK = "anomaly check"
@@ -33,45 +35,60 @@ SAVED_TIME = "saved-time questions"
 OTEL_PRUNE = "OTLP points pruning"
 
 
+SYNC = "sync"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledJob:
+    """One row of the scheduler's table. ``what`` names the job in a failure's log line and in
+    the start banner; ``at_once`` runs it at start too, not only after its first interval."""
+
+    id: str
+    what: str
+    job: Callable[[Runtime], object]
+    minutes: int
+    at_once: bool
+    name: str
+
+
+def scheduled_jobs(settings: Settings) -> tuple[ScheduledJob, ...]:
+    """Every job the scheduler runs, in this order; the sync first (unguarded: it logs its own)."""
+    return tuple(
+        ScheduledJob(*row)
+        for row in (
+            ("sync", SYNC, sync_job, settings.sync_interval_minutes, True, "sync every source"),
+            ("budgets", BUDGET_CHECK, budget_check_job, settings.budget_check_minutes, False,
+             "budget alerts, forecasts and floor nudges"),
+            ("anomalies", ANOMALY_CHECK, anomaly_job, settings.anomaly_check_minutes, False,
+             "same-day anomalies (each DM claimed once per incident and recipient)"),
+            ("recaps", RECAP_DELIVERY, recap_job, RECAP_CHECK_MINUTES, True,
+             "weekly recaps due (each posted once per subscription and week)"),
+            ("teams", TEAM_REFRESH, team_refresh_job, settings.team_refresh_minutes, False,
+             "re-read stale team memberships from Slack"),
+            ("saved_time", SAVED_TIME, saved_time_job, SAVED_TIME_CHECK_MINUTES, False,
+             "what AI saved: one question a day after an AI-assisted PR merges (opt-in)"),
+            # At once too: a replica restarted more often than daily would otherwise never sweep.
+            ("otel_prune", OTEL_PRUNE, otel_prune_job, PRUNE_MINUTES, True,
+             "delete raw OTLP points past TOKENWISE_OTEL_RETENTION_DAYS, every workspace"),
+        )
+    )  # fmt: skip
+
+
 def build_scheduler(runtime: Runtime) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         timezone=UTC,
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60},
     )
     now = utcnow()
-    scheduler.add_job(
-        sync_job,
-        IntervalTrigger(minutes=runtime.settings.sync_interval_minutes, timezone=UTC),
-        args=[runtime],
-        id="sync",
-        name="sync every source",
-        next_run_time=now,
-    )
-    settings = runtime.settings
-    # (id, what a failure is logged as, job, minutes, start at once, name)
-    guarded_jobs = (
-        ("budgets", BUDGET_CHECK, budget_check_job, settings.budget_check_minutes, False,
-         "budget alerts, forecasts and floor nudges"),
-        ("anomalies", ANOMALY_CHECK, anomaly_job, settings.anomaly_check_minutes, False,
-         "same-day anomalies (each DM claimed once per incident and recipient)"),
-        ("recaps", RECAP_DELIVERY, recap_job, RECAP_CHECK_MINUTES, True,
-         "weekly recaps due (each posted once per subscription and week)"),
-        ("teams", TEAM_REFRESH, team_refresh_job, settings.team_refresh_minutes, False,
-         "re-read stale team memberships from Slack"),
-        ("saved_time", SAVED_TIME, saved_time_job, SAVED_TIME_CHECK_MINUTES, False,
-         "what AI saved: one question a day after an AI-assisted PR merges (opt-in)"),
-        # At once too: a replica restarted more often than daily would otherwise never sweep.
-        ("otel_prune", OTEL_PRUNE, otel_prune_job, PRUNE_MINUTES, True,
-         "delete raw OTLP points past TOKENWISE_OTEL_RETENTION_DAYS, every workspace"),
-    )  # fmt: skip
-    for job_id, what, job, minutes, at_once, name in guarded_jobs:
+    for row in scheduled_jobs(runtime.settings):
+        func, args = (row.job, [runtime]) if row.what == SYNC else (guarded, [row.what, row.job, runtime])
         scheduler.add_job(
-            guarded,
-            IntervalTrigger(minutes=minutes, timezone=UTC),
-            args=[what, job, runtime],
-            id=job_id,
-            name=name,
-            **({"next_run_time": now} if at_once else {}),
+            func,
+            IntervalTrigger(minutes=row.minutes, timezone=UTC),
+            args=args,
+            id=row.id,
+            name=row.name,
+            **({"next_run_time": now} if row.at_once else {}),
         )
     return scheduler
 

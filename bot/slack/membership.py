@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from slack_sdk.errors import SlackApiError
@@ -45,6 +46,25 @@ READ_ERRORS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class TeamAt:
+    """A team to read from Slack: a channel or user group (``kind``) of a workspace, and its name
+    when known."""
+
+    workspace_id: str
+    kind: str
+    slack_id: str
+    name: str = ""
+
+    def key(self) -> dict[str, str]:
+        """The keyword arguments that find the stored team (``teams.get_team``)."""
+        return {"workspace_id": self.workspace_id, "kind": self.kind, "slack_id": self.slack_id}
+
+    def named(self) -> dict[str, str]:
+        """The key and the name (``teams.ensure_team``, ``teams.record_refresh``)."""
+        return {**self.key(), "name": self.name}
+
+
 class TeamReadError(Exception):
     def __init__(self, message: str, code: str) -> None:
         super().__init__(message)
@@ -75,17 +95,12 @@ async def read_member_ids(client: AsyncWebClient, kind: str, slack_id: str) -> l
 
 
 async def read_members(
-    runtime: Runtime,
-    client: AsyncWebClient,
-    directory: SlackDirectory,
-    workspace_id: str,
-    kind: str,
-    slack_id: str,
+    runtime: Runtime, client: AsyncWebClient, directory: SlackDirectory, team: TeamAt
 ) -> tuple[dict[str, int], list[SlackMember]]:
     """The members as Slack lists them now: already matched people (Slack id -> person id) and
     the others as looked up in Slack. Reads only; raises TeamReadError."""
-    ids = await read_member_ids(client, kind, slack_id)
-    known = await run_db(runtime, teams.known_people, workspace_id=workspace_id, slack_user_ids=ids)
+    ids = await read_member_ids(client, team.kind, team.slack_id)
+    known = await run_db(runtime, teams.known_people, workspace_id=team.workspace_id, slack_user_ids=ids)
     unknown = [uid for uid in ids if uid not in known]
     gate = asyncio.Semaphore(LOOKUP_CONCURRENCY)
 
@@ -101,24 +116,15 @@ async def read_members(
 
 
 async def refresh_team(
-    runtime: Runtime,
-    client: AsyncWebClient,
-    directory: SlackDirectory,
-    workspace_id: str,
-    kind: str,
-    slack_id: str,
-    name: str = "",
+    runtime: Runtime, client: AsyncWebClient, directory: SlackDirectory, team: TeamAt
 ) -> tuple[Team, teams.RefreshResult]:
     """Re-read the members from Slack and record who joined and who left. Raises TeamReadError,
     in which case nothing is stored (not even a new team)."""
-    known, new_members = await read_members(runtime, client, directory, workspace_id, kind, slack_id)
+    known, new_members = await read_members(runtime, client, directory, team)
     return await run_db(
         runtime,
         teams.record_refresh,
-        workspace_id=workspace_id,
-        kind=kind,
-        slack_id=slack_id,
-        name=name,
+        **team.named(),
         known=known,
         new_members=new_members,
         today=runtime.today(),
@@ -149,7 +155,7 @@ async def refresh_stale_teams(
         if not teams.is_stale(team, now=now, max_age=max_age(runtime)):
             continue
         try:
-            await refresh_team(runtime, client, directory, workspace_id, team.kind, team.slack_id)
+            await refresh_team(runtime, client, directory, TeamAt(workspace_id, team.kind, team.slack_id))
             done += 1
         except TeamReadError as error:
             log.warning("team %s %s: %s", team.kind, team.slack_id, error.code)

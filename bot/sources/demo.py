@@ -8,10 +8,12 @@ same rows, so re-syncing never changes totals.
 
 from __future__ import annotations
 
+import csv
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
+from importlib.resources import files
 from typing import ClassVar
 
 from bot.domain.money import Money
@@ -36,32 +38,10 @@ class DemoPerson:
 
 
 TEAMS = ("platform", "payments", "mobile")
-PEOPLE: tuple[DemoPerson, ...] = (
-    DemoPerson("Ana Souza", "platform", 1.4),
-    DemoPerson("Ben Okafor", "platform", 1.0),
-    DemoPerson("Chen Wei", "platform", 0.9),
-    DemoPerson("Dana Levi", "platform", 1.1),
-    DemoPerson("Emil Novak", "platform", 0.2, "light"),
-    DemoPerson("Farah Haddad", "platform", 1.2),
-    DemoPerson("Gus Lindqvist", "platform", 3.5, "idle_burner"),
-    DemoPerson("Hana Sato", "platform", 0.8),
-    DemoPerson("Ivan Petrov", "payments", 1.0),
-    DemoPerson("Julia Costa", "payments", 1.3),
-    DemoPerson("Kofi Mensah", "payments", 0.7),
-    DemoPerson("Lena Fischer", "payments", 1.6, "big_model"),
-    DemoPerson("Marco Rossi", "payments", 0.9),
-    DemoPerson("Nadia Rahman", "payments", 0.1, "light"),
-    DemoPerson("Omar Aziz", "payments", 1.1),
-    DemoPerson("Priya Nair", "payments", 1.0),
-    DemoPerson("Quinn Murphy", "mobile", 1.2),
-    DemoPerson("Rosa Diaz", "mobile", 0.9),
-    DemoPerson("Sam Taylor", "mobile", 1.0),
-    DemoPerson("Tomas Silva", "mobile", 0.6),
-    DemoPerson("Uma Iyer", "mobile", 1.5),
-    DemoPerson("Victor Hugo", "mobile", 0.8),
-    DemoPerson("Wen Zhao", "mobile", 1.1),
-    DemoPerson("Xavi Puig", "mobile", 0.9),
-    DemoPerson("Yara Aziz", "mobile", 1.0),
+#: The roster, one row a person (name, team, intensity, profile), in a data file of its own.
+PEOPLE: tuple[DemoPerson, ...] = tuple(
+    DemoPerson(row["name"], row["team"], float(row["intensity"]), row["profile"])
+    for row in csv.DictReader(files("bot.sources").joinpath("demo_people.csv").read_text().splitlines())
 )
 
 # Per-vendor demo models with price per million tokens in cents (input, output).
@@ -124,15 +104,7 @@ class DemoConnector:
             shown = int(120 * scale)
             accepted = int(shown * rng.uniform(0.2, 0.4))
             batch.activity.append(
-                ActivityRecord(
-                    day,
-                    actor,
-                    lines_suggested=shown,
-                    lines_accepted=accepted,
-                    suggestions_shown=shown,
-                    acceptances=accepted,
-                    requests=int(30 * scale),
-                )
+                _suggestions(day, actor, shown, accepted, acceptances=accepted, requests=int(30 * scale))
             )
             return
         models = MODELS[self.vendor]
@@ -161,12 +133,11 @@ class DemoConnector:
             shown = int(200 * scale)
             accepted = int(shown * rng.uniform(0.25, 0.45))
             batch.activity.append(
-                ActivityRecord(
+                _suggestions(
                     day,
                     actor,
-                    lines_suggested=shown,
-                    lines_accepted=accepted,
-                    suggestions_shown=shown,
+                    shown,
+                    accepted,
                     acceptances=int(accepted / 3),
                     rejections=int((shown - accepted) / 6),
                     requests=int(40 * scale),
@@ -187,6 +158,13 @@ class DemoConnector:
                     rejections=int(3 * scale),
                 )
             )
+
+
+def _suggestions(day: date, actor: str, shown: int, accepted: int, **counts: int) -> ActivityRecord:
+    """An editor's day: ``shown`` lines suggested (one suggestion a line), ``accepted`` kept."""
+    return ActivityRecord(
+        day, actor, lines_suggested=shown, lines_accepted=accepted, suggestions_shown=shown, **counts
+    )
 
 
 def demo_connectors(today: date) -> list[DemoConnector]:

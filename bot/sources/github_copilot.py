@@ -47,7 +47,7 @@ import httpx
 
 from bot.domain.money import USD, Money, micros_to_usd, to_decimal, usd_to_micros
 from bot.domain.records import ESTIMATED, SEAT, USAGE, ActivityRecord, Batch, IdentityHint, UsageRecord
-from bot.settings import Settings
+from bot.settings import Settings, VendorAccount
 from bot.sources.base import SourceError, split_window
 from bot.sources.github_api import GitHubApi, actor_of, rate_limit_exhausted
 from bot.sources.http import VendorHttp, error_summary
@@ -184,17 +184,11 @@ class GitHubCopilotConnector:
     vendor: ClassVar[str] = VENDOR
 
     def __init__(
-        self,
-        *,
-        name: str,
-        token: str,
-        org: str | None,
-        base_url: str,
-        settings: Settings,
-        transport: httpx.BaseTransport | None = None,
+        self, account: VendorAccount, settings: Settings, *, transport: httpx.BaseTransport | None = None
     ) -> None:
+        name, token, base_url = account.name, account.key, account.base_url
         self.name = name
-        self.org = (org or "").strip() or None
+        self.org = (account.org or "").strip() or None
         self.lag = timedelta(days=1)  # the report for a day is published the next day
         self.trailing_days = 3
         self.max_window_days = 1  # one report (one day) per request
@@ -590,13 +584,4 @@ def from_settings(settings: Settings) -> list[GitHubCopilotConnector]:
         base_url=settings.github_api_base_url,
         org=settings.github_copilot_org,
     )
-    return [
-        GitHubCopilotConnector(
-            name=account.name,
-            token=account.key,
-            org=account.org,
-            base_url=account.base_url,
-            settings=settings,
-        )
-        for account in accounts
-    ]
+    return [GitHubCopilotConnector(account, settings) for account in accounts]

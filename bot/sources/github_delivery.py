@@ -46,7 +46,7 @@ import httpx
 from bot.domain.ai_rules import HIGH, PullRequestFacts, agent_tool, detect, is_excluded, session_ids
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, PullRequestRecord
 from bot.domain.survival_rules import is_fix, joined_refs, names_commit, revert_refs
-from bot.settings import Settings
+from bot.settings import Settings, VendorAccount
 from bot.sources.base import SourceError, split_window
 from bot.sources.github_api import EtagCache, GitHubApi, actor_of
 from bot.sources.github_delivery_parse import (
@@ -134,25 +134,23 @@ class GitHubDeliveryConnector:
 
     def __init__(
         self,
-        *,
-        name: str,
-        token: str,
-        org: str | None,
-        base_url: str,
+        account: VendorAccount,
         settings: Settings,
-        repos_allow: str = "",
-        repos_deny: str = "",
+        *,
         cache: EtagCache | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        """One GitHub organisation's delivery source; its repository filters are the settings'
+        GITHUB_DELIVERY_REPOS_ALLOW and GITHUB_DELIVERY_REPOS_DENY."""
+        name, token, base_url = account.name, account.key, account.base_url
         self.name = name
-        self.org = (org or "").strip() or None
+        self.org = (account.org or "").strip() or None
         self.lag = timedelta(0)  # GitHub's API is live
         self.trailing_days = 14  # PRs merge, get labelled and reviewed late
         self.max_window_days = 7
-        self.allow = _patterns(repos_allow)
-        self.deny = _patterns(repos_deny)
+        self.allow = _patterns(settings.github_delivery_repos_allow)
+        self.deny = _patterns(settings.github_delivery_repos_deny)
         self.api = GitHubApi(
             source=name,
             token=token,
@@ -414,15 +412,4 @@ def from_settings(settings: Settings) -> list[GitHubDeliveryConnector]:
         base_url=settings.github_api_base_url,
         org=settings.github_delivery_org or settings.github_copilot_org,
     )
-    return [
-        GitHubDeliveryConnector(
-            name=account.name,
-            token=account.key,
-            org=account.org,
-            base_url=account.base_url,
-            settings=settings,
-            repos_allow=settings.github_delivery_repos_allow,
-            repos_deny=settings.github_delivery_repos_deny,
-        )
-        for account in accounts
-    ]
+    return [GitHubDeliveryConnector(account, settings) for account in accounts]

@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from bot.domain.clock import utc_today
-from bot.domain.money import Money, to_decimal, usd_to_micros
+from bot.domain.money import Money, kind_of, to_decimal, usd_to_micros
 from bot.domain.records import (
     ESTIMATED,
     UNPRICED,
@@ -38,7 +38,7 @@ from bot.domain.records import (
     email_actor,
     fold,
 )
-from bot.settings import Settings
+from bot.settings import Settings, VendorAccount
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp
 from bot.sources.values import count
@@ -79,10 +79,10 @@ def _amount(value: Any, field: str) -> Decimal:
     if value is None:
         return Decimal(0)
     if isinstance(value, bool):
-        raise ValueError(f"{field} is not a number: {value!r}")
+        raise ValueError(f"{field} is not a number but {kind_of(value)}")
     amount = to_decimal(value)
     if not amount.is_finite() or amount < 0:
-        raise ValueError(f"{field} is not a non-negative number: {value!r}")
+        raise ValueError(f"{field} is not a non-negative number")
     return amount
 
 
@@ -122,7 +122,7 @@ def parse_row(
     """One per-user daily row -> its usage (credits and tokens), activity and identity hint.
     Raises ValueError for anything that cannot be read as documented."""
     if not isinstance(row, dict):
-        raise ValueError(f"a row is not an object: {str(row)[:60]!r}")
+        raise ValueError(f"a row is not an object but {kind_of(row)}")
     day = _day(row)
     actor, hint = _person(row)
     totals = row.get("totals")
@@ -165,7 +165,7 @@ def page_rows(payload: Any) -> tuple[list, str | None]:
         raise ValueError("the answer is not a page object with a data list")
     has_more = payload.get("has_more")
     if not isinstance(has_more, bool):
-        raise ValueError(f"has_more is not a boolean: {has_more!r}")
+        raise ValueError(f"has_more is not a boolean but {kind_of(has_more)}")
     cursor = payload.get("next_page")
     if has_more and not (isinstance(cursor, str) and cursor):
         raise ValueError("has_more is true but next_page is empty")
@@ -177,15 +177,14 @@ class CodexAnalyticsConnector:
 
     def __init__(
         self,
-        *,
-        name: str,
-        key: str,
-        workspace_id: str | None,
-        base_url: str,
+        account: VendorAccount,
         settings: Settings,
+        *,
         transport=None,
         today: Callable[[], date] = utc_today,
     ) -> None:
+        """``account.org`` is the ChatGPT workspace id."""
+        name, key, base_url, workspace_id = account.name, account.key, account.base_url, account.org
         self.name = name
         self.today = today
         self.lag = timedelta(hours=12)  # "Usage data can lag by up to 12 hours"
@@ -271,13 +270,4 @@ def from_settings(settings: Settings) -> list[CodexAnalyticsConnector]:
         base_url=settings.codex_analytics_base_url,
         org=settings.codex_workspace_id,
     )
-    return [
-        CodexAnalyticsConnector(
-            name=account.name,
-            key=account.key,
-            workspace_id=account.org,
-            base_url=account.base_url,
-            settings=settings,
-        )
-        for account in accounts
-    ]
+    return [CodexAnalyticsConnector(account, settings) for account in accounts]

@@ -290,32 +290,26 @@ _warned: set[tuple[str, str, str]] = set()
 
 
 def estimate_or_unpriced(
-    source: str,
-    model: str | None,
-    input: int = 0,
-    output: int = 0,
-    cache_read: int = 0,
-    cache_write: int = 0,
-    cache_write_1h: int = 0,
-    *,
-    tier: str | None = None,
+    source: str, model: str | None, *tokens: int, tier: str | None = None
 ) -> tuple[Money, str]:
     """(cost, cost basis) for a usage row: an estimate (basis ``estimated``), or, for a model or
     tier with no price, zero dollars with basis and raw unit ``unpriced`` so the tokens are still
-    counted and shown as unpriced, never as a silent $0. Logged once per (source, model, tier)."""
-    cost = estimate(model, input, output, cache_read, cache_write, cache_write_1h, tier=tier)
+    counted and shown as unpriced, never as a silent $0. Logged once per (source, model, tier).
+    ``tokens`` are ``estimate``'s counts in its order: input, output, cache read, cache write,
+    one-hour cache write."""
+    cost = estimate(model, *tokens, tier=tier)
     if cost is not None:
         return cost, ESTIMATED
     key = (source, model or "", tier or STANDARD)
     if key not in _warned:
         _warned.add(key)
-        tokens = input + output + cache_read + cache_write
+        total = sum(tokens[:4])  # the one-hour cache writes are part of the cache writes
         tier_note = f" ({tier} tier)" if tier and tier != STANDARD else ""
         log.warning(
             "%s: unpriced model %r%s: %d tokens; add it to bot/sources/prices.py",
             source,
             model or "",
             tier_note,
-            tokens,
+            total,
         )
     return Money(0, "0", UNPRICED), UNPRICED  # the basis doubles as the raw unit

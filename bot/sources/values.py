@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from bot.domain.money import to_decimal
+from bot.domain.money import kind_of, to_decimal
 
 
 def count(value: Any, field: str = "count", *, negative: bool = True, truncate: bool = False) -> int:
@@ -28,15 +28,15 @@ def count(value: Any, field: str = "count", *, negative: bool = True, truncate: 
     if value is None:
         return 0
     if isinstance(value, bool):
-        raise ValueError(f"{field} is not a number: {value!r}")
+        raise ValueError(f"{field} is not a number but {kind_of(value)}")
     try:
         number = to_decimal(value)
     except ValueError:
-        raise ValueError(f"{field} is not a number: {value!r}") from None
+        raise ValueError(f"{field} is not a number but {kind_of(value)}") from None
     if not number.is_finite() or (not truncate and number != number.to_integral_value()):
-        raise ValueError(f"{field} is not a whole number: {value!r}")
+        raise ValueError(f"{field} is not a whole number")
     if not negative and number < 0:
-        raise ValueError(f"{field} is negative: {value!r}")
+        raise ValueError(f"{field} is negative")
     return int(number)
 
 
@@ -46,18 +46,24 @@ def utc_moment(value: Any, field: str = "timestamp") -> datetime | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ValueError(f"{field} is not a timestamp: {value!r}")
-    moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        raise ValueError(f"{field} is not a timestamp but {kind_of(value)}")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:  # its message would repeat the text
+        raise ValueError(f"{field} is not a timestamp: {kind_of(value)} not in ISO 8601 form") from None
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def utc_day(value: Any, field: str = "date") -> date:
     """``2025-08-08``, ``2025-08-08T00:00:00Z`` or any RFC 3339 time -> its UTC calendar day."""
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{field} is not a date: {value!r}")
+        raise ValueError(f"{field} is not a date but {kind_of(value)}")
     text = value.strip()
     if len(text) == 10:
-        return date.fromisoformat(text)
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{field} is not a date: {kind_of(value)} not in ISO 8601 form") from None
     moment = utc_moment(text, field)
     assert moment is not None
     return moment.date()

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any, ClassVar
 
+from bot.domain.money import kind_of
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, email_actor
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
@@ -128,14 +129,14 @@ class WindsurfConnector:
         try:
             return count(value, truncate=True)
         except (ValueError, TypeError):
-            raise self._error(endpoint, f"unreadable number {value!r}") from None
+            raise self._error(endpoint, f"unreadable number: {kind_of(value)}") from None
 
     def _day(self, value: Any, endpoint: str) -> date:
         """``2025-05-01`` or RFC 3339 ``2025-05-01T00:00:00Z`` -> the UTC day."""
         try:
             return utc_day(value)
         except ValueError:
-            raise self._error(endpoint, f"unreadable date {value!r}") from None
+            raise self._error(endpoint, f"unreadable date: {kind_of(value)}") from None
 
     # -- identities ----------------------------------------------------------------------
     def users(self) -> list[dict]:

@@ -302,7 +302,9 @@ def test_run_check_prints_one_banner_without_touching_the_database(monkeypatch, 
         "  database   postgresql+psycopg://tokenwise:***@db.invalid:5432/tokenwise",
         "  Slack      HTTP on 0.0.0.0:3000; Request URL to paste into Slack (slash command, Event "
         "Subscriptions, Interactivity): https://tokens.example.com/slack/events",
-        "  jobs       sync every 60 min, budgets every 30 min, recaps and team refreshes as due",
+        "  jobs       sync every 60 min, budget check every 30 min, anomaly check every 60 min, recap "
+        "delivery every 5 min, team refresh every 360 min, saved-time questions every 60 min, OTLP points "
+        "pruning every 1440 min",
     ]
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-1-test")
     socket = runner.invoke(app, ["run", "--check", "--no-scheduler"])

@@ -11,6 +11,8 @@ from bot.db.engine import make_engine
 from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.app import build_app
+from bot.slack.blocks.format import VENDOR_NAMES
+from bot.sources.registry import SOURCE_MODULES
 
 ROOT = Path(__file__).resolve().parents[2]
 # Registered only when OAuth (multi-workspace) is configured.
@@ -130,3 +132,15 @@ def test_manifests_request_exactly_the_scopes_the_code_needs():
         assert not missing, f"{name} lacks scopes the code needs (scope: methods): {missing}"
         assert requested <= needed_here, f"{name} requests scopes no call needs: {requested - needed_here}"
         assert len(manifest["oauth_config"]["scopes"]["bot"]) == len(requested), f"{name} repeats a scope"
+
+
+def test_the_long_description_names_every_source():
+    """Each registered source appears in the app's description by the name Slack users see
+    (``VENDOR_NAMES``, without its maker's prefix: "OpenAI Codex" is listed as Codex)."""
+    for name in ("manifest.yml", "manifest.dev.yml"):
+        text = " ".join(
+            yaml.safe_load((ROOT / name).read_text())["display_information"]["long_description"].split()
+        )
+        for source in SOURCE_MODULES:
+            shown = VENDOR_NAMES[source].removesuffix(" API").removeprefix("OpenAI ")
+            assert shown in text, f"{name} does not mention {shown}"

@@ -20,8 +20,8 @@ from bot.jobs.scheduler import build_scheduler
 from bot.services import teams
 from bot.slack.app import make_web_client
 from bot.slack.blocks import anomalies as views
-from tests.support.slack_app import add_team_users, all_text, make_runtime, send, slack_client
-from tests.support.slack_fake import signed_headers, start_fake_slack
+from tests.support.slack_app import all_text, make_runtime, send, slack_client
+from tests.support.slack_fake import signed_headers
 
 USD = 1_000_000
 W = "default"
@@ -30,11 +30,13 @@ TODAY = NOW.date()
 MEMBERS = ("UANA", "UBEN", "UCAL", "UDEV", "UEVE")
 
 
+pytestmark = pytest.mark.usefixtures("slack_team")
+
+
 @pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
+def fake(slack_team):
+    """The fake Slack with the demo org's whole team in its directory (conftest ``slack_team``)."""
+    return slack_team
 
 
 def _usage(pid: int, day, micros: int, model: str) -> dict:

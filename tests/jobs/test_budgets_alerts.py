@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bot.db.models import AlertSent
 from bot.jobs.budget_alerts import budget_check_job, check_budgets
-from bot.jobs.scheduler import build_scheduler
+from bot.jobs.scheduler import build_scheduler, scheduled_jobs
 from bot.jobs.sync import sync_job
 from bot.observability import REGISTRY
 from bot.services import teams
@@ -334,3 +334,14 @@ def test_no_token_means_no_claim(engine, fake_slack):
         _spend(conn, ana, datetime.now(runtime.settings.tz).date(), 5 * USD)
     assert budget_check_job(runtime) == 0  # no token: nothing may be claimed, or the alert is lost
     assert _ledger(engine) == [] and fake_slack.posted() == []
+
+
+def test_the_start_banner_names_every_job_the_scheduler_schedules(engine, fake_slack):
+    """The banner's jobs line is read off the same table the scheduler is built from."""
+    runtime = _runtime(engine, fake_slack)
+    scheduled = {job.id: job for job in build_scheduler(runtime).get_jobs()}
+    table = scheduled_jobs(runtime.settings)
+    assert [row.id for row in table] == list(scheduled)
+    assert {"anomalies", "saved_time", "otel_prune"} <= set(scheduled)
+    for row in table:
+        assert scheduled[row.id].trigger.interval.total_seconds() == row.minutes * 60

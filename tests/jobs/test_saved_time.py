@@ -12,24 +12,26 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.db.models import Person, PullRequest, SavedTimeAsk
+from bot.db.models import Person, SavedTimeAsk
 from bot.domain.clock import utcnow
 from bot.jobs.saved_time import ask_saved_time, saved_time_job
 from bot.jobs.scheduler import build_scheduler
 from bot.services import privacy, saved_time
 from bot.slack.app import make_web_client
 from bot.slack.blocks import saved_time as views
-from tests.support.slack_app import add_team_users, make_runtime, post_action, send, slack_client
-from tests.support.slack_fake import start_fake_slack
+from tests.support.slack_app import make_runtime, post_action, send, slack_client
+from tests.support.value import insert_pr
 
 W = "default"
 
 
+pytestmark = pytest.mark.usefixtures("slack_team")
+
+
 @pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
+def fake(slack_team):
+    """The fake Slack with the demo org's whole team in its directory (conftest ``slack_team``)."""
+    return slack_team
 
 
 def _person(conn, name: str, slack_id: str) -> int:
@@ -42,19 +44,15 @@ def _person(conn, name: str, slack_id: str) -> int:
 
 
 def _pr(conn, pid: int, number: int, merged_at: datetime, *, ai: str = "high") -> None:
-    conn.execute(
-        PullRequest.__table__.insert().values(
-            workspace_id=W,
-            source="github_delivery",
-            repo="acme/api",
-            number=number,
-            actor=f"github:user{pid}",
-            person_id=pid,
-            opened_at=merged_at - timedelta(hours=3),
-            merged_at=merged_at,
-            ai_confidence=ai,
-            ai_rule="label:ai-assisted" if ai == "high" else "",
-        )
+    insert_pr(
+        conn,
+        pid,
+        number,
+        merged_at - timedelta(hours=3),
+        merged_at,
+        actor=f"github:user{pid}",
+        ai_confidence=ai,
+        ai_rule="label:ai-assisted" if ai == "high" else "",
     )
 
 

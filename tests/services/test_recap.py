@@ -22,6 +22,7 @@ from bot.db.models import (
     UsageDaily,
 )
 from bot.domain.models import model_family
+from bot.domain.records import ACTIVITY_FIELDS
 from bot.services import recap, teams
 from bot.services.commands import CommandError
 from bot.services.recap.lines import fold_values
@@ -121,26 +122,7 @@ def known(engine):
         rows_u.append(usage_row(p[8], THIS + timedelta(days=3), 900 * USD))  # not a member
         conn.execute(UsageDaily.__table__.insert(), rows_u)
         rollups.rebuild(conn)  # written directly: bring the rollups in step
-        fields = {
-            f: 0
-            for f in (
-                "lines_suggested",
-                "lines_accepted",
-                "lines_added",
-                "lines_removed",
-                "suggestions_shown",
-                "acceptances",
-                "rejections",
-                "commits",
-                "pull_requests",
-                "prs_opened",
-                "prs_merged",
-                "ai_prs_merged",
-                "reviews",
-                "sessions",
-                "requests",
-            )
-        }
+        fields = dict.fromkeys(ACTIVITY_FIELDS, 0)
         conn.execute(ActivityDaily.__table__.insert(), [{**fields, **r} for r in rows_a])
         rollups.rebuild(conn)  # written directly: bring the rollups in step
         conn.execute(

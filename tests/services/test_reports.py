@@ -38,10 +38,30 @@ def _row(**kw):
     return row
 
 
-def test_org_counts_billed_once_and_person_sees_estimates(engine):
+def _ana(vendor: str, person: int, **kw):
+    """A row of Ana's from ``vendor`` (its source named the same)."""
+    return _row(source=vendor, vendor=vendor, actor="email:ana@example.com", person_id=person, **kw)
+
+
+def _overlap(vendor: str, person: int, **kw):
+    """An estimate kept out of the org total: another source bills the same use."""
+    return _ana(vendor, person, cost_basis="estimated", in_org_total=False, **kw)
+
+
+def _store(engine, *rows_of):
+    """Ana as a person, the rows ``rows_of(person)`` makes, rollups rebuilt; Ana's person id."""
     with engine.begin() as conn:
         person = store.ensure_people(conn, "W", {"ana@example.com": "Ana"})["ana@example.com"]
-        rows = [
+        rows = [row for make in rows_of for row in make(person)]
+        store.upsert(conn, UsageDaily.__table__, rows, store.USAGE_KEY, store.USAGE_VALUES)
+        rollups.rebuild(conn)  # written directly: bring the rollups in step
+    return person
+
+
+def test_org_counts_billed_once_and_person_sees_estimates(engine):
+    person = _store(
+        engine,
+        lambda person: [
             _row(
                 source="anthropic",
                 vendor="anthropic",
@@ -49,38 +69,14 @@ def test_org_counts_billed_once_and_person_sees_estimates(engine):
                 cost_micros=10_000_000,
                 model="claude-sonnet-4",
             ),
-            _row(
-                source="claude_code",
-                vendor="claude_code",
-                actor="email:ana@example.com",
-                person_id=person,
-                cost_basis="estimated",
-                in_org_total=False,
-                cost_micros=4_000_000,
-                input_tokens=1000,
-                model="claude-sonnet-4",
+            _overlap(
+                "claude_code", person, cost_micros=4_000_000, input_tokens=1000, model="claude-sonnet-4"
             ),
-            _row(
-                source="cursor",
-                vendor="cursor",
-                actor="email:ana@example.com",
-                person_id=person,
-                cost_micros=2_500_000,
-                model="gpt-5",
-            ),
-            _row(
-                source="cursor",
-                vendor="cursor",
-                actor="email:ana@example.com",
-                person_id=person,
-                cost_micros=1_000_000,
-                day=date(2026, 2, 10),
-                model="gpt-5",
-            ),
+            _ana("cursor", person, cost_micros=2_500_000, model="gpt-5"),
+            _ana("cursor", person, cost_micros=1_000_000, day=date(2026, 2, 10), model="gpt-5"),
             _row(workspace_id="OTHER", source="cursor", vendor="cursor", cost_micros=99_000_000),
-        ]
-        store.upsert(conn, UsageDaily.__table__, rows, store.USAGE_KEY, store.USAGE_VALUES)
-        rollups.rebuild(conn)  # written directly: bring the rollups in step
+        ],
+    )
     period = parse_period("2026-03", DAY)
     with engine.connect() as conn:
         org = org_report(conn, workspace_id="W", period=period)
@@ -97,47 +93,31 @@ def test_org_counts_billed_once_and_person_sees_estimates(engine):
 
 
 def test_tokens_two_sources_report_count_once_in_the_total(engine):
-    with engine.begin() as conn:
-        person = store.ensure_people(conn, "W", {"ana@example.com": "Ana"})["ana@example.com"]
-        rows = [
-            _row(
-                source="claude_code",
-                vendor="claude_code",
-                actor="email:ana@example.com",
-                person_id=person,
-                cost_basis="estimated",
-                in_org_total=False,
+    person = _store(
+        engine,
+        lambda person: [
+            _overlap(
+                "claude_code",
+                person,
                 cost_micros=4_000_000,
                 input_tokens=1000,
                 output_tokens=200,
                 model="claude-sonnet-4",
             ),
             # Anthropic's usage report holds the same Claude Code traffic: tokens, no dollars.
-            _row(
-                source="anthropic",
-                vendor="anthropic",
-                actor="anthropic_user:u1",
-                person_id=person,
-                cost_basis="estimated",
-                in_org_total=False,
-                input_tokens=1000,
-                output_tokens=200,
-                raw_unit="tokens_only",
-                model="claude-sonnet-4",
-            ),
-            _row(
-                source="anthropic",
-                vendor="anthropic",
-                actor="anthropic_user:u1",
-                person_id=person,
-                cost_basis="estimated",
-                in_org_total=False,
-                input_tokens=50,
-                model="claude-haiku",
-            ),
-        ]
-        store.upsert(conn, UsageDaily.__table__, rows, store.USAGE_KEY, store.USAGE_VALUES)
-        rollups.rebuild(conn)  # written directly: bring the rollups in step
+            {
+                **_overlap(
+                    "anthropic", person, input_tokens=1000, output_tokens=200, model="claude-sonnet-4"
+                ),
+                "actor": "anthropic_user:u1",
+                "raw_unit": "tokens_only",
+            },
+            {
+                **_overlap("anthropic", person, input_tokens=50, model="claude-haiku"),
+                "actor": "anthropic_user:u1",
+            },
+        ],
+    )
     with engine.connect() as conn:
         me = person_report(conn, workspace_id="W", person_ids=[person], period=parse_period("2026-03", DAY))
         org = org_report(conn, workspace_id="W", period=parse_period("2026-03", DAY))
@@ -149,36 +129,14 @@ def test_tokens_two_sources_report_count_once_in_the_total(engine):
 
 def test_one_model_through_two_vendors_is_one_line_in_top_models(engine):
     """Cursor's ``claude-4-sonnet`` and Anthropic's ``claude-sonnet-4-20250514`` are one model."""
-    with engine.begin() as conn:
-        person = store.ensure_people(conn, "W", {"ana@example.com": "Ana"})["ana@example.com"]
-        rows = [
-            _row(
-                vendor="cursor",
-                source="cursor",
-                actor="email:ana@example.com",
-                person_id=person,
-                model="claude-4-sonnet",
-                cost_micros=1_500_000,
-            ),
-            _row(
-                vendor="anthropic",
-                source="anthropic",
-                actor="email:ana@example.com",
-                person_id=person,
-                model="claude-sonnet-4-20250514",
-                cost_micros=2_000_000,
-            ),
-            _row(
-                vendor="openai",
-                source="openai",
-                actor="email:ana@example.com",
-                person_id=person,
-                model="gpt-5-mini-2025-08-07",
-                cost_micros=3_000_000,
-            ),
-        ]
-        store.upsert(conn, UsageDaily.__table__, rows, store.USAGE_KEY, store.USAGE_VALUES)
-        rollups.rebuild(conn)
+    person = _store(
+        engine,
+        lambda person: [
+            _ana("cursor", person, model="claude-4-sonnet", cost_micros=1_500_000),
+            _ana("anthropic", person, model="claude-sonnet-4-20250514", cost_micros=2_000_000),
+            _ana("openai", person, model="gpt-5-mini-2025-08-07", cost_micros=3_000_000),
+        ],
+    )
     period = parse_period("2026-03", DAY)
     with engine.connect() as conn:
         me = person_report(conn, workspace_id="W", person_ids=[person], period=period)

@@ -12,6 +12,7 @@ from bot.db import rollups
 from bot.db.models import ActivityDaily, AuditLog, Person, RoleGrant, Team, TeamMembership
 from bot.domain.money import format_usd
 from bot.domain.periods import Period, parse_period
+from bot.domain.records import ACTIVITY_FIELDS
 from bot.jobs.team_refresh import team_refresh_job
 from bot.services import reports, teams
 from bot.services.teams import EARLIEST, SlackMember
@@ -103,26 +104,7 @@ def test_team_report_has_vendors_models_value_and_the_previous_period(engine):
                 day=D0,
                 actor="p",
                 person_id=b,
-                lines_accepted=40,
-                **{
-                    f: 0
-                    for f in (
-                        "lines_suggested",
-                        "lines_added",
-                        "lines_removed",
-                        "suggestions_shown",
-                        "acceptances",
-                        "rejections",
-                        "commits",
-                        "pull_requests",
-                        "prs_opened",
-                        "prs_merged",
-                        "ai_prs_merged",
-                        "reviews",
-                        "sessions",
-                        "requests",
-                    )
-                },
+                **{**dict.fromkeys(ACTIVITY_FIELDS, 0), "lines_accepted": 40},
             )
         )
         rollups.rebuild(conn)  # written directly: bring the rollups in step

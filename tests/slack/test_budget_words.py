@@ -12,36 +12,22 @@ from sqlalchemy import func, select
 from bot.db.models import AuditLog, Budget, BudgetRequest
 from tests.support.slack_app import (
     PLATFORM,
-    add_team_users,
     all_text,
     post_action,
     post_event,
-    seed_demo,
     send,
-    slack_client,
 )
-from tests.support.slack_fake import start_fake_slack
 
 ANA = "<@UANA|ana>"
 
 
-@pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 
 @pytest.fixture
-def seeded(engine):
-    seed_demo(engine)
-    return engine
-
-
-@pytest.fixture
-def client(seeded, fake):
-    with slack_client(seeded, fake) as test_client:
-        yield test_client
+def fake(slack_team):
+    """The fake Slack with the demo org's whole team in its directory (conftest ``slack_team``)."""
+    return slack_team
 
 
 def _status_line(reply: dict) -> str:

@@ -20,30 +20,23 @@ from tests.support.slack_app import (
     PAIR,
     PLATFORM,
     TODAY,
-    add_team_users,
     all_text,
     make_runtime,
-    seed_demo,
     send,
     slack_client,
 )
-from tests.support.slack_fake import start_fake_slack
 
 NOW = datetime.combine(TODAY, clock(12, 0), tzinfo=UTC)
 CHANNEL = "CPAYMENTS"
 
 
-@pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 
 @pytest.fixture
-def seeded(engine):
-    seed_demo(engine)
-    return engine
+def fake(slack_team):
+    """The fake Slack with the demo org's whole team in its directory (conftest ``slack_team``)."""
+    return slack_team
 
 
 def posted(fake) -> list:

@@ -16,24 +16,24 @@ from bot.slack.blocks.common import validate
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
-    add_team_users,
     all_text,
     person_id,
     seed_demo,
     send,
     slack_client,
 )
-from tests.support.slack_fake import start_fake_slack
 from tests.support.value import add_merged_pr
 
 AUTHORS = ["ana", "ben", "chen", "dana", "emil", "farah"]
 
 
+pytestmark = pytest.mark.usefixtures("slack_team")
+
+
 @pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
+def fake(slack_team):
+    """The fake Slack with the demo org's whole team in its directory (conftest ``slack_team``)."""
+    return slack_team
 
 
 def _seed(engine, authors: list[str]) -> list[int]:

@@ -10,46 +10,25 @@ import urllib.parse
 
 import pytest
 
-from bot.db.engine import make_engine
 from bot.domain.money import format_usd
 from bot.domain.periods import parse_period
 from bot.slack.blocks.common import validate
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
-    add_team_users,
     all_text,
     post_action,
     post_event,
-    seed_demo,
     send,
     slack_client,
     spend_of,
 )
-from tests.support.slack_fake import signed_headers, start_fake_slack
+from tests.support.slack_fake import signed_headers
 
 PLATFORM_ID = "<!subteam^SPLATFORM>"
 
 
-@pytest.fixture
-def fake_slack(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
-
-
-@pytest.fixture
-def seeded(db_url):
-    engine = make_engine(db_url)
-    seed_demo(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def client(seeded, fake_slack):
-    with slack_client(seeded, fake_slack) as test_client:
-        yield test_client
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 
 def _buttons(reply: dict) -> dict[str, str]:

@@ -16,16 +16,16 @@ from bot.slack.blocks.common import validate
 from bot.slack.blocks.format import usd
 from bot.slack.blocks.seats import RECLAIM_ACTION
 from tests.support.cursor_admin import serve_cursor_team, sync_cursor_days
-from tests.support.slack_app import TODAY, add_team_users, all_text, post_action, send, slack_client
-from tests.support.slack_fake import start_fake_slack
+from tests.support.slack_app import TODAY, all_text, post_action, send, slack_client
 from tests.support.value import seed_seats
+
+pytestmark = pytest.mark.usefixtures("slack_team")
 
 
 @pytest.fixture
-def fake(httpserver):
-    fake = start_fake_slack(httpserver)
-    add_team_users(fake)
-    return fake
+def fake(slack_team):
+    """The fake Slack with the demo org's whole team in its directory (conftest ``slack_team``)."""
+    return slack_team
 
 
 def click(client, fake, *, user_id: str, value: str) -> str:

@@ -4,7 +4,6 @@ the documented schema), through the real sync engine, on SQLite and PostgreSQL."
 from __future__ import annotations
 
 import json
-import re
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from bot.settings import Settings, SourceAccount
 from bot.sources import anthropic, claude_code
 from bot.sources.base import SourceError
 from bot.sources.prices import ESTIMATE_UNIT
+from tests.support.anthropic_admin import AdminApi, fixture_response, no_fixture
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEY = "sk-ant-admin01-test-secret"
@@ -50,44 +50,27 @@ ANALYTICS_PAGES = {
 }
 
 
-class FakeAdminApi:
-    """Serves the fixture pages; ``queue`` puts one-off responses (errors) in front of a path."""
+class FakeAdminApi(AdminApi):
+    """Serves the fixture pages: the legacy reports before 2026, the analytics ones from 2026 on."""
 
-    def __init__(self, httpserver) -> None:
-        self.queued: dict[str, list[Response]] = {}
-        self.requests: list[Request] = []
-        httpserver.expect_request(re.compile(r"^/v1/organizations/.*")).respond_with_handler(self)
-
-    def queue(self, path: str, *responses: Response) -> None:
-        self.queued.setdefault(path, []).extend(responses)
-
-    def __call__(self, request: Request) -> Response:
-        self.requests.append(request)
-        path = request.path.removeprefix("/v1/organizations/")
-        if self.queued.get(path):
-            return self.queued[path].pop(0)
-        cursor = request.args.get("page") or request.args.get("after_id")
+    def route(self, request: Request, path: str, cursor: str | None) -> Response:
         if request.args.get("starting_at", "").startswith("2026"):
             if path == "usage_report/claude_code" and request.args["starting_at"] != "2026-11-02":
                 return _file("claude_code", "day_empty.json")
             name = ANALYTICS_PAGES.get((path, cursor))
             if name is None:
-                return Response(f"no fixture for {path} {cursor}", status=418)
+                return no_fixture(path, cursor)
             return _file("anthropic/analytics", name)
         if path == "usage_report/claude_code":
             name = CLAUDE_CODE_PAGES.get((request.args["starting_at"], cursor), "day_empty.json")
             return _file("claude_code", name)
         name = ANTHROPIC_PAGES.get((path, cursor))
         if name is None:
-            return Response(f"no fixture for {path} {cursor}", status=418)
+            return no_fixture(path, cursor)
         return _file("anthropic", name)
 
-    def calls(self, path: str) -> list[Request]:
-        return [r for r in self.requests if r.path == f"/v1/organizations/{path}"]
 
-
-def _file(vendor: str, name: str) -> Response:
-    return Response((FIXTURES / vendor / name).read_bytes(), content_type="application/json")
+_file = fixture_response
 
 
 def _settings(httpserver, **extra) -> Settings:

@@ -585,10 +585,10 @@ def test_scheduler_on_a_fresh_database_gives_the_same_totals(configured, days, v
     assert_totals(engine, days, cursor_seats=True)
 
 
-def test_tokens_me_and_status_show_every_vendor(configured, days, vendors, httpserver):
-    engine = configured
-    cli_sync(days, vendors)
-    fake = start_fake_slack(httpserver)  # after the vendor routes: its catch-all gets only the rest
+def _slack_knowing_mira(httpserver, engine, email: str):
+    """The fake Slack, its directory holding Mira with ``email``, and a runtime talking to it.
+    Started after the vendor routes: its catch-all gets only the rest."""
+    fake = start_fake_slack(httpserver)
     fake.users["UMIRA"] = {
         "id": "UMIRA",
         "name": "mira",
@@ -596,12 +596,18 @@ def test_tokens_me_and_status_show_every_vendor(configured, days, vendors, https
         "is_admin": False,
         "is_owner": False,
         "deleted": False,
-        "profile": {"email": "Mira@example.com", "real_name": "Mira Costa"},
+        "profile": {"email": email, "real_name": "Mira Costa"},
     }
     settings = Settings(
         SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url
     )
-    runtime = build_runtime(settings, engine)
+    return fake, build_runtime(settings, engine)
+
+
+def test_tokens_me_and_status_show_every_vendor(configured, days, vendors, httpserver):
+    engine = configured
+    cli_sync(days, vendors)
+    fake, runtime = _slack_knowing_mira(httpserver, engine, "Mira@example.com")
     assert sorted(runtime.source_lags) == sorted(SOURCES)
     want = expected(days)["mira"]
     with TestClient(build_web_app(runtime, build_app(runtime))) as client:
@@ -761,20 +767,7 @@ def test_anthropic_billed_per_person_through_the_analytics_api(configured, days,
             + (want["org"]["github_copilot"])
         )
 
-    fake = start_fake_slack(httpserver)
-    fake.users["UMIRA"] = {
-        "id": "UMIRA",
-        "name": "mira",
-        "real_name": "Mira Costa",
-        "is_admin": False,
-        "is_owner": False,
-        "deleted": False,
-        "profile": {"email": "mira@example.com", "real_name": "Mira Costa"},
-    }
-    settings = Settings(
-        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake.api_url
-    )
-    runtime = build_runtime(settings, engine)
+    _, runtime = _slack_knowing_mira(httpserver, engine, "mira@example.com")
     with TestClient(build_web_app(runtime, build_app(runtime))) as client:
         reply = send(client, f"me {days['D1']}..{days['D2']}", user_id="UMIRA")
     assert reply["response_type"] == "ephemeral"

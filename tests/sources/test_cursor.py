@@ -21,6 +21,7 @@ from tests.support.cursor_admin import (
     cursor_fixture,
     serve_cursor,
 )
+from tests.support.db import count_and_sums
 
 
 def _run(engine, connector):
@@ -38,31 +39,11 @@ def _usage_by_person(engine) -> dict[str, int]:
 
 
 def _totals(engine):
-    with engine.connect() as conn:
-        usage = conn.execute(
-            select(
-                func.count(),
-                func.sum(UsageDaily.cost_micros),
-                func.sum(UsageDaily.input_tokens),
-                func.sum(UsageDaily.output_tokens),
-                func.sum(UsageDaily.cache_read_tokens),
-                func.sum(UsageDaily.cache_write_tokens),
-                func.sum(UsageDaily.requests),
-            )
-        ).one()
-        activity = conn.execute(
-            select(
-                func.count(),
-                func.sum(ActivityDaily.lines_accepted),
-                func.sum(ActivityDaily.lines_added),
-                func.sum(ActivityDaily.lines_removed),
-                func.sum(ActivityDaily.suggestions_shown),
-                func.sum(ActivityDaily.acceptances),
-                func.sum(ActivityDaily.rejections),
-                func.sum(ActivityDaily.requests),
-            )
-        ).one()
-    return tuple(usage), tuple(activity)
+    usage = "cost_micros input_tokens output_tokens cache_read_tokens cache_write_tokens requests"
+    activity = "lines_accepted lines_added lines_removed suggestions_shown acceptances rejections requests"
+    return count_and_sums(engine, UsageDaily, *usage.split()), count_and_sums(
+        engine, ActivityDaily, *activity.split()
+    )
 
 
 def test_end_to_end_exact_totals_and_rerun_is_stable(engine, httpserver):

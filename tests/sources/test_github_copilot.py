@@ -20,6 +20,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
 from bot.sources.github_copilot import daily_seat_micros, from_settings, parse_report
+from tests.support.db import count_and_sums
 from tests.support.files import fixture_path
 
 REPORTS = "/orgs/acme/copilot/metrics/reports/users-1-day"
@@ -132,18 +133,8 @@ def _usage(engine):
 
 
 def _activity(engine):
-    with engine.connect() as conn:
-        return conn.execute(
-            select(
-                func.count(),
-                func.sum(ActivityDaily.suggestions_shown),
-                func.sum(ActivityDaily.acceptances),
-                func.sum(ActivityDaily.lines_suggested),
-                func.sum(ActivityDaily.lines_accepted),
-                func.sum(ActivityDaily.lines_removed),
-                func.sum(ActivityDaily.requests),
-            )
-        ).one()
+    sums = "suggestions_shown acceptances lines_suggested lines_accepted lines_removed requests"
+    return count_and_sums(engine, ActivityDaily, *sums.split())
 
 
 def test_end_to_end_reports_and_seats(engine, httpserver):

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from bot.db.models import ActivityDaily, PullRequest
 from bot.services.sync import run_source
-from bot.settings import Settings, SourceAccount
+from bot.settings import Settings, SourceAccount, VendorAccount
 from bot.sources.base import SourceError
 from bot.sources.github_delivery import (
     SHARED_CACHE,
@@ -142,13 +142,8 @@ def _connector(httpserver, *, sleep=None, cache=None, **extra) -> GitHubDelivery
         (connector,) = from_settings(settings)
         return connector
     return GitHubDeliveryConnector(
-        name="github_delivery",
-        token=TOKEN,
-        org="acme",
-        base_url=httpserver.url_for("/"),
-        settings=settings,
-        repos_allow=settings.github_delivery_repos_allow,
-        repos_deny=settings.github_delivery_repos_deny,
+        VendorAccount("github_delivery", TOKEN, httpserver.url_for("/"), "acme"),
+        settings,
         cache=cache if cache is not None else EtagCache(),
         sleep=sleep or (lambda _: None),
     )

@@ -17,6 +17,7 @@ from bot.domain.records import COST, ESTIMATED
 from bot.settings import Settings, SourceAccount
 from bot.sources import openai as openai_source
 from bot.sources.base import SourceError
+from tests.support.db import USAGE_FIGURES, usage_rows
 from tests.support.openai_admin import (
     COSTS,
     FIXTURES,
@@ -86,30 +87,14 @@ def _epoch(day: date) -> int:
 
 def snapshot(engine, workspace_id: str = "W") -> list[tuple]:
     columns = (
-        UsageDaily.day,
-        UsageDaily.actor,
-        UsageDaily.model,
-        UsageDaily.input_tokens,
-        UsageDaily.cache_read_tokens,
-        UsageDaily.cache_write_tokens,
-        UsageDaily.output_tokens,
-        UsageDaily.requests,
-        UsageDaily.cost_micros,
-        UsageDaily.raw_amount,
+        *USAGE_FIGURES,
         UsageDaily.raw_unit,
         UsageDaily.cost_basis,
         UsageDaily.kind,
         UsageDaily.in_org_total,
         Person.email,
     )
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(*columns)
-            .select_from(UsageDaily)
-            .outerjoin(Person, Person.id == UsageDaily.person_id)
-            .where(UsageDaily.workspace_id == workspace_id)
-        ).all()
-    return by_day_actor_model([tuple(row) for row in rows])
+    return by_day_actor_model(usage_rows(engine, workspace_id, *columns))
 
 
 @pytest.fixture

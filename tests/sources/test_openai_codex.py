@@ -15,7 +15,7 @@ from bot.services import otel
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
-from bot.sources.openai_codex import epoch, from_settings
+from bot.sources.openai_codex import epoch, from_settings, parse_row
 from bot.sources.otel.base import Person as AgentPerson
 from bot.sources.otel.otlp import NANOS, Decoded, Point
 from bot.sources.registry import enabled_connectors
@@ -269,3 +269,11 @@ def test_a_window_beyond_the_90_day_lookback_is_refused_before_any_request(https
     _serve(httpserver, {None: "usage_page2.json"})
     connector.today = lambda: date(2026, 5, 30)  # 1 March is 90 days back: answered
     assert len(list(connector.fetch(date(2026, 3, 1), date(2026, 3, 3)))) == 1
+
+
+def test_an_unreadable_row_or_amount_is_described_never_echoed():
+    secret = "sk-proj-0123456789abcdefghij"
+    for row in (secret, {"start_time": 0, "user_id": "u", "totals": {"credits": secret}}):
+        with pytest.raises(ValueError) as raised:
+            parse_row(row)
+        assert secret[:8] not in str(raised.value)

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from bot.domain.money import to_decimal
 from bot.sources.values import count, optional_day, utc_day, utc_moment
 
 
@@ -53,3 +54,25 @@ def test_days_and_moments_are_utc():
             utc_day(bad)
     with pytest.raises(ValueError, match="submitted_at is not a timestamp"):
         utc_moment(5, "submitted_at")
+
+
+SECRET_LIKE = "sk-ant-admin01-abcdefghijklmnop"
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        lambda v: count(v, "tokens"),
+        lambda v: utc_moment(v, "timestamp"),
+        lambda v: utc_day(v, "date"),
+        lambda v: utc_day(v[:10], "date"),
+        lambda v: to_decimal(v),
+    ],
+)
+def test_an_unreadable_value_is_named_by_field_and_kind_never_echoed(read):
+    """A value from outside may be a secret pasted into the wrong field: the error says which field
+    and what kind of value it was, not the value."""
+    with pytest.raises(ValueError) as raised:
+        read(SECRET_LIKE)
+    message = str(raised.value)
+    assert "a text of" in message and SECRET_LIKE[:10] not in message

@@ -30,9 +30,9 @@ from bot.domain.money import to_decimal, usd_to_micros
 from bot.domain.records import COST, Batch
 from bot.domain.records import USAGE as USAGE_KIND
 from bot.services.sync import run_source
-from bot.settings import Settings
 from bot.sources import openai as openai_source
 from bot.sources.base import SourceError
+from tests.support.db import USAGE_FIGURES, usage_rows
 from tests.support.openai_admin import (
     COSTS,
     FIXTURES,
@@ -42,6 +42,7 @@ from tests.support.openai_admin import (
     FakeOpenAI,
     Fault,
     json_response,
+    make_settings,
 )
 
 TODAY = date(2026, 3, 4)
@@ -59,15 +60,7 @@ def fixture(name: str) -> dict:
 
 
 def make_connector(base_url: str, **overrides) -> openai_source.OpenAIConnector:
-    values = dict(
-        openai_admin_key=KEY,
-        openai_admin_base_url=base_url,
-        http_max_retries=3,
-        http_max_backoff_seconds=0.01,
-        http_timeout_seconds=5.0,
-    )
-    values.update(overrides)
-    (connector,) = openai_source.from_settings(Settings(**values))
+    (connector,) = openai_source.from_settings(make_settings(base_url, **overrides))
     return connector
 
 
@@ -79,27 +72,8 @@ def run(engine, connector, workspace_id: str = "W", **kwargs):
 
 
 def snapshot(engine, workspace_id: str = "W") -> list[tuple]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(
-                UsageDaily.day,
-                UsageDaily.actor,
-                UsageDaily.model,
-                UsageDaily.input_tokens,
-                UsageDaily.cache_read_tokens,
-                UsageDaily.cache_write_tokens,
-                UsageDaily.output_tokens,
-                UsageDaily.requests,
-                UsageDaily.cost_micros,
-                UsageDaily.raw_amount,
-                Person.email,
-                UsageDaily.kind,
-            )
-            .select_from(UsageDaily)
-            .outerjoin(Person, Person.id == UsageDaily.person_id)
-            .where(UsageDaily.workspace_id == workspace_id)
-        ).all()
-    return sorted((tuple(r) for r in rows), key=lambda r: (r[0], r[1], r[2], r[11]))
+    rows = usage_rows(engine, workspace_id, *USAGE_FIGURES, Person.email, UsageDaily.kind)
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2], r[11]))
 
 
 def rows_of_the_other_endpoint(engine, fake: FakeOpenAI, failing_endpoint: str) -> list[tuple]:

@@ -204,16 +204,20 @@ def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
         assert conn.execute(select(func.count()).select_from(ActivityDaily)).scalar() == 0
 
 
+SECRET_LIKE = "sk-live-0123456789abcd"
+
+
 def test_unreadable_number_fails_with_the_endpoint(httpserver):
     bad = {
         "queryResults": [
-            {"responseItems": [{"item": {"api_key": "k", "date": "2026-03-01", "acceptances": "x"}}]},
+            {"responseItems": [{"item": {"api_key": "k", "date": "2026-03-01", "acceptances": SECRET_LIKE}}]},
             {},
         ]
     }
     _serve(httpserver, analytics=json.dumps(bad))
-    with pytest.raises(SourceError, match="Analytics: unreadable number 'x'"):
+    with pytest.raises(SourceError, match="Analytics: unreadable number: a text of 22 characters") as raised:
         list(_connector(httpserver).fetch(SINCE, UNTIL))
+    assert SECRET_LIKE not in str(raised.value)  # a value from outside may be a secret: never echoed
 
 
 def test_429_with_retry_after_then_success(httpserver):

@@ -30,8 +30,17 @@ LISTS = {
 }
 
 
-class FakeAdminApi:
-    """Serves the fixture pages; ``queue`` puts one-off responses (errors) in front of a path."""
+def fixture_response(vendor: str, name: str) -> Response:
+    return Response((FIXTURES / vendor / name).read_bytes(), content_type="application/json")
+
+
+def no_fixture(path: str, cursor: str | None) -> Response:
+    return Response(f"no fixture for {path} {cursor}", status=418)
+
+
+class AdminApi:
+    """A loopback Anthropic Admin API: ``queue`` puts one-off responses (errors) in front of a
+    path; any other request is answered by ``route`` (path below ``/v1/organizations/``, cursor)."""
 
     def __init__(self, httpserver) -> None:
         self.queued: dict[str, list[Response]] = {}
@@ -46,20 +55,26 @@ class FakeAdminApi:
         path = request.path.removeprefix("/v1/organizations/")
         if self.queued.get(path):
             return self.queued[path].pop(0)
-        cursor = request.args.get("page") or request.args.get("after_id")
+        return self.route(request, path, request.args.get("page") or request.args.get("after_id"))
+
+    def route(self, request: Request, path: str, cursor: str | None) -> Response:
+        raise NotImplementedError
+
+    def calls(self, path: str) -> list[Request]:
+        return [r for r in self.requests if r.path == f"/v1/organizations/{path}"]
+
+
+class FakeAdminApi(AdminApi):
+    """Serves the Claude Code days, the cost analytics and the user and key lists."""
+
+    def route(self, request: Request, path: str, cursor: str | None) -> Response:
         if path == "usage_report/claude_code":
             found = DAYS.get((request.args.get("starting_at"), cursor))
         elif path == "analytics/cost":
             found = ("anthropic/analytics", "cost_1.json")
         else:
             found = ("anthropic", LISTS[(path, cursor)]) if (path, cursor) in LISTS else None
-        if found is None:
-            return Response(f"no fixture for {path} {cursor}", status=418)
-        vendor, name = found
-        return Response((FIXTURES / vendor / name).read_bytes(), content_type="application/json")
-
-    def calls(self, path: str) -> list[Request]:
-        return [r for r in self.requests if r.path == f"/v1/organizations/{path}"]
+        return no_fixture(path, cursor) if found is None else fixture_response(*found)
 
 
 def claude_code_connector(httpserver) -> claude_code.ClaudeCodeConnector:

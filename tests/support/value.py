@@ -66,21 +66,35 @@ def add_usage(
     )
 
 
-def add_merged_pr(conn, pid: int, number: int, opened: date, merged: date) -> None:
-    """A PR opened at 09:00 and merged at 17:00 UTC on those days."""
+def insert_pr(
+    conn, pid: int, number: int, opened_at: datetime, merged_at: datetime, *, actor: str, **more
+) -> None:
+    """A merged PR of ``acme/api`` on GitHub by person ``pid``; ``more`` sets other columns."""
     conn.execute(
         PullRequest.__table__.insert().values(
             workspace_id=W,
             source="github_delivery",
             repo="acme/api",
             number=number,
-            actor=f"github:{pid}",
+            actor=actor,
             person_id=pid,
-            opened_at=datetime(opened.year, opened.month, opened.day, 9, tzinfo=UTC),
-            merged_at=datetime(merged.year, merged.month, merged.day, 17, tzinfo=UTC),
-            ai_confidence="none",
-            ai_rule="",
+            opened_at=opened_at,
+            merged_at=merged_at,
+            **{"ai_confidence": "none", "ai_rule": "", **more},
         )
+    )
+
+
+def add_merged_pr(conn, pid: int, number: int, opened: date, merged: date) -> None:
+    """A PR opened at 09:00 and merged at 17:00 UTC on those days."""
+    opened_at = datetime(opened.year, opened.month, opened.day, 9, tzinfo=UTC)
+    insert_pr(
+        conn,
+        pid,
+        number,
+        opened_at,
+        datetime(merged.year, merged.month, merged.day, 17, tzinfo=UTC),
+        actor=f"github:{pid}",
     )
 
 

@@ -156,27 +156,8 @@ def test_redirect_without_a_valid_state_installs_nothing(client, engine, fake_sl
 
 def test_commands_from_an_installed_workspace_use_its_token_and_its_data(client, engine, fake_slack):
     install(client)
-    with engine.begin() as conn:
-        for workspace_id, micros in (("T2", 12_340_000), ("default", 99_000_000)):
-            person_id = conn.execute(
-                Person.__table__.insert().values(
-                    workspace_id=workspace_id, email="ana@example.com", display_name="Ana"
-                )
-            ).inserted_primary_key[0]
-            conn.execute(
-                UsageDaily.__table__.insert().values(
-                    workspace_id=workspace_id,
-                    source="openai",
-                    vendor="openai",
-                    day=TODAY - timedelta(days=1),
-                    actor="email:ana@example.com",
-                    person_id=person_id,
-                    model="gpt-4o",
-                    cost_micros=micros,
-                    raw_amount=str(micros / 1e6),
-                )
-            )
-            rollups.rebuild(conn)  # written directly: bring the rollups in step
+    for workspace_id, micros in (("T2", 12_340_000), ("default", 99_000_000)):
+        spend_in(engine, workspace_id, micros)
     reply = send_command(client, "me 7d", team_id="T2").json()
     text = json.dumps(reply)
     assert "$12.34" in text and "$99" not in text
@@ -367,6 +348,7 @@ def install_second_workspace(runtime, engine, fake_slack) -> None:
 
 
 def spend_in(engine, workspace_id: str, micros: int) -> None:
+    """Ana in ``workspace_id`` with ``micros`` of OpenAI spend yesterday."""
     with engine.begin() as conn:
         person_id = conn.execute(
             Person.__table__.insert().values(
@@ -386,7 +368,7 @@ def spend_in(engine, workspace_id: str, micros: int) -> None:
                 raw_amount=str(micros / 1e6),
             )
         )
-        rollups.rebuild(conn)
+        rollups.rebuild(conn)  # written directly: bring the rollups in step
 
 
 def test_app_home_reads_the_authorized_workspace_not_the_bodys_team_id(client, runtime, engine, fake_slack):

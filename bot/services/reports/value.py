@@ -10,30 +10,14 @@ from sqlalchemy import func
 
 from bot.db.models import ActivityDaily
 from bot.domain.ai_rules import DELIVERY_VENDORS
-from bot.domain.records import ACTIVITY_FIELDS
+from bot.domain.records import ACTIVITY_FIELDS, ActivityCounts
 
 VALUE_FIELDS = ACTIVITY_FIELDS
 
 
 @dataclass
-class Value:
+class Value(ActivityCounts):
     vendor: str
-    lines_suggested: int = 0
-    lines_accepted: int = 0
-    lines_added: int = 0
-    lines_removed: int = 0
-    suggestions_shown: int = 0
-    acceptances: int = 0
-    rejections: int = 0
-    commits: int = 0
-    pull_requests: int = 0
-    prs_opened: int = 0
-    prs_merged: int = 0
-    ai_prs_merged: int = 0
-    reviews: int = 0
-    sessions: int = 0
-    requests: int = 0
-    active_seconds: int = 0
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -51,7 +35,10 @@ class Value:
 
 
 def _value_rows(rows: Iterable) -> list[Value]:
-    found = [Value(vendor, *(int(x or 0) for x in rest)) for vendor, *rest in rows]
+    found = [
+        Value(vendor, **{name: int(x or 0) for name, x in zip(VALUE_FIELDS, rest, strict=True)})
+        for vendor, *rest in rows
+    ]
     return sorted([v for v in found if not v.is_empty], key=lambda v: v.vendor)
 
 

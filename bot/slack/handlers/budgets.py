@@ -23,7 +23,7 @@ from bot.slack.blocks.format import team_mention_of
 from bot.slack.blocks.reports import build_error, build_not_linked
 from bot.slack.context import CommandContext, admins_hint, caller_person
 from bot.slack.handlers.budget_requests import request_more
-from bot.slack.membership import TeamReadError, refresh_managed_teams, refresh_team
+from bot.slack.membership import TeamAt, TeamReadError, refresh_managed_teams, refresh_team
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,10 @@ async def _team_target(ctx: CommandContext, target: TargetRef, *, fresh: bool) -
     if authorization.team_needs_reading(team, now=datetime.now(UTC), max_age=max_age):
         try:
             team, _ = await refresh_team(
-                ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, target.slack_id, target.name
+                ctx.runtime,
+                ctx.client,
+                ctx.directory,
+                TeamAt(workspace_id, kind, target.slack_id, target.name),
             )
         except TeamReadError as error:
             if not authorization.unreadable_team(team).allowed:

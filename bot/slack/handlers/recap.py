@@ -9,6 +9,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
@@ -35,7 +36,7 @@ from bot.slack.blocks.recap import (
 from bot.slack.blocks.reports import build_error
 from bot.slack.context import CommandContext, admins_hint, authorized_workspace, caller_person, run_db
 from bot.slack.directory import SlackDirectory
-from bot.slack.membership import TeamReadError, refresh_stale_teams, refresh_team
+from bot.slack.membership import TeamAt, TeamReadError, refresh_stale_teams, refresh_team
 
 log = logging.getLogger(__name__)
 
@@ -73,35 +74,21 @@ async def channel_problem(
 
 
 async def fresh_team(
-    runtime: Runtime,
-    client: AsyncWebClient,
-    directory: SlackDirectory,
-    workspace_id: str,
-    kind: str,
-    slack_id: str,
-    name: str = "",
+    runtime: Runtime, client: AsyncWebClient, directory: SlackDirectory, at: TeamAt
 ) -> tuple[Team, str]:
     """The team with membership no older than TOKENWISE_TEAM_REFRESH_MINUTES, plus a note when
     Slack could not be read and the last known membership is used. Raises TeamReadError when
     the team was never read. A channel's name, when not given, is asked of Slack
     (``SlackDirectory.channel_name``, cached), so a recap's header names the channel, not its id."""
-    if kind == teams.CHANNEL and not name:
-        name = await directory.channel_name(client, slack_id)
-    team = await run_db(runtime, teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
+    if at.kind == teams.CHANNEL and not at.name:
+        at = replace(at, name=await directory.channel_name(client, at.slack_id))
+    team = await run_db(runtime, teams.get_team, **at.key())
     if team is None or team.refreshed_at is None:
-        team, _ = await refresh_team(runtime, client, directory, workspace_id, kind, slack_id, name)
+        team, _ = await refresh_team(runtime, client, directory, at)
         return team, ""
-    await refresh_stale_teams(runtime, client, directory, workspace_id=workspace_id, only=[team])
-    if name and name != team.name:  # renamed since (or first seen without a name): the header shows it
-        await run_db(
-            runtime,
-            teams.ensure_team,
-            workspace_id=workspace_id,
-            kind=kind,
-            slack_id=slack_id,
-            name=name,
-            write=True,
-        )
+    await refresh_stale_teams(runtime, client, directory, workspace_id=at.workspace_id, only=[team])
+    if at.name and at.name != team.name:  # renamed since (or first seen without a name): the header shows it
+        await run_db(runtime, teams.ensure_team, **at.named(), write=True)
     refreshed = await run_db(runtime, teams.team_by_id, team.id)
     stale = teams.is_stale(
         refreshed, now=datetime.now(UTC), max_age=timedelta(minutes=runtime.settings.team_refresh_minutes)
@@ -183,7 +170,7 @@ async def _subscribe(ctx: CommandContext, args: list[str]) -> Message:
         name = channel_name  # the channel typed in, not mentioned: its name for the recap's header
     try:
         team, note = await fresh_team(
-            ctx.runtime, ctx.client, ctx.directory, ctx.caller.workspace_id, kind, slack_id, name
+            ctx.runtime, ctx.client, ctx.directory, TeamAt(ctx.caller.workspace_id, kind, slack_id, name)
         )
     except TeamReadError as error:
         return build_error(error.message)
@@ -267,7 +254,9 @@ async def _preview(ctx: CommandContext, args: list[str]) -> Message:
     workspace_id = ctx.caller.workspace_id
     settings = ctx.runtime.settings
     try:
-        team, _ = await fresh_team(ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id, name)
+        team, _ = await fresh_team(
+            ctx.runtime, ctx.client, ctx.directory, TeamAt(workspace_id, kind, slack_id, name)
+        )
     except TeamReadError as error:
         return build_error(error.message)
     person = await caller_person(ctx)

@@ -22,9 +22,15 @@ from bot.slack.blocks.reports import build_error, period_buttons, with_actions
 from bot.slack.blocks.teams import build_done, build_roles, build_team
 from bot.slack.blocks.value_lines import value_lines
 from bot.slack.context import CommandContext, admins_hint, one_period
-from bot.slack.membership import TeamReadError, max_age, read_members, refresh_team
+from bot.slack.membership import TeamAt, TeamReadError, max_age, read_members, refresh_team
 
 log = logging.getLogger(__name__)
+
+
+def _audit(conn, workspace_id: str, caller, action: str, target: str, detail: str) -> None:
+    """One audit row for the caller's change to a team's reach (docs/privacy.md, "The audit log")."""
+    what = {"action": action, "target": target, "detail": detail}
+    privacy.record(conn, workspace_id=workspace_id, actor_user_id=caller.user_id, **what)
 
 
 def team_target(token: str) -> tuple[str, str, str] | None:
@@ -147,14 +153,7 @@ async def approve_member(ctx: CommandContext, args: list[str]) -> Message:
         )
         if not added:
             return True, f"<@{user}> is already within reach of every manager of {mention}; nothing changed."
-        privacy.record(
-            conn,
-            workspace_id=workspace_id,
-            actor_user_id=caller.user_id,
-            action="scope.approve",
-            target=f"person:{person.id}",
-            detail=f"team={team_label(team)}",
-        )
+        _audit(conn, workspace_id, caller, "scope.approve", f"person:{person.id}", f"team={team_label(team)}")
         return True, f"The managers of {mention} now see <@{user}>'s numbers and may set their budget."
 
     done, text = await ctx.db(approve, write=True)
@@ -202,17 +201,13 @@ async def handle_team(ctx: CommandContext, command: ParsedCommand) -> Message:
     decided = None
     if team is None or force or teams.is_stale(team, now=datetime.now(UTC), max_age=max_age(ctx.runtime)):
         try:
-            known, new_members = await read_members(
-                ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id
-            )
+            at = TeamAt(workspace_id, kind, slack_id, name)
+            known, new_members = await read_members(ctx.runtime, ctx.client, ctx.directory, at)
 
             def record_and_decide(conn):
                 fresh, outcome = teams.record_refresh(
                     conn,
-                    workspace_id=workspace_id,
-                    kind=kind,
-                    slack_id=slack_id,
-                    name=name,
+                    **at.named(),
                     known=known,
                     new_members=new_members,
                     today=ctx.runtime.today(),
@@ -382,14 +377,7 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
                 conn, workspace_id=workspace_id, role=role, slack_user_id=user, team_id=team.id
             )
             if removed:
-                privacy.record(
-                    conn,
-                    workspace_id=workspace_id,
-                    actor_user_id=caller.user_id,
-                    action="role.remove",
-                    target=f"team:{team.id}",
-                    detail=f"{role} {user}",
-                )
+                _audit(conn, workspace_id, caller, "role.remove", f"team:{team.id}", f"{role} {user}")
             return removed
 
         if not await ctx.db(revoke, write=True):
@@ -401,28 +389,20 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
         return build_error(f"I cannot find <@{user}> in this workspace; nothing changed.")
     if slack_user.deleted or slack_user.is_bot:
         return build_error(f"<@{user}> is a deactivated account or a bot and cannot manage a team.")
-    team = await ctx.db(teams.get_team, workspace_id=workspace_id, kind=kind, slack_id=slack_id)
+    at = TeamAt(workspace_id, kind, slack_id, name)
+    team = await ctx.db(teams.get_team, **at.key())
     note = ""
     # The grant reaches the members it is made over (docs/privacy.md, "Manager scope"): read
     # them now unless just read.
     if team is None or teams.is_stale(team, now=datetime.now(UTC), max_age=max_age(ctx.runtime)):
         try:
-            team, _ = await refresh_team(
-                ctx.runtime, ctx.client, ctx.directory, workspace_id, kind, slack_id, name
-            )
+            team, _ = await refresh_team(ctx.runtime, ctx.client, ctx.directory, at)
         except TeamReadError as error:
             if team is not None and team.refreshed_at is not None:
                 note = f" Note: {error.message} The grant covers its members as last read."
             else:
                 note = f" Note: {error.message} Until I can read its members, they see no one."
-            team = team or await ctx.db(
-                teams.ensure_team,
-                workspace_id=workspace_id,
-                kind=kind,
-                slack_id=slack_id,
-                name=name,
-                write=True,
-            )
+            team = team or await ctx.db(teams.ensure_team, **at.named(), write=True)
 
     def grant(conn) -> tuple[bool, int]:
         new = teams.grant_role(
@@ -442,14 +422,8 @@ async def handle_role(ctx: CommandContext, command: ParsedCommand) -> Message:
             )
         )
         if new or covered:
-            privacy.record(
-                conn,
-                workspace_id=workspace_id,
-                actor_user_id=caller.user_id,
-                action="role.add",
-                target=f"team:{team.id}",
-                detail=f"{role} {user}" + (f" +{covered} member(s)" if covered else ""),
-            )
+            detail = f"{role} {user}" + (f" +{covered} member(s)" if covered else "")
+            _audit(conn, workspace_id, caller, "role.add", f"team:{team.id}", detail)
         return new, covered
 
     new, covered = await ctx.db(grant, write=True)

@@ -29,23 +29,13 @@ from bot.services.privacy import AuditEntry, AuditPage
 from bot.services.reports import SpendReport, Value, ValueRatios, VendorSpend
 from bot.services.status import SourceStatus, StatusReport
 from bot.services.teams import Grant
+from bot.slack.blocks import reports as report_blocks
 from bot.slack.blocks.budget_requests import build_request_choice
 from bot.slack.blocks.budgets import budget_home_blocks, build_budget_show, with_budgets
 from bot.slack.blocks.common import MAX_MESSAGE_BLOCKS, MAX_VIEW_BLOCKS, Message, validate
 from bot.slack.blocks.home import build_home, build_home_not_linked
 from bot.slack.blocks.no_usage import build_no_usage, no_usage_blocks
 from bot.slack.blocks.privacy import build_audit
-from bot.slack.blocks.reports import (
-    build_error,
-    build_help,
-    build_me,
-    build_org,
-    build_status,
-    open_team_buttons,
-    period_buttons,
-    with_actions,
-    with_demo_note,
-)
 from bot.slack.blocks.teams import build_roles, build_team
 
 TODAY = date(2026, 12, 2)
@@ -252,17 +242,21 @@ def test_me_with_every_addition_stays_within_limits(
     report, who, medians, explained, delivery, statuses, managed
 ):
     notice = no_usage_blocks(explained, admins_hint="an admin", tz=TZ, period_label=report.period.label)
-    reply = build_me(
+    reply = report_blocks.build_me(
         report, who=who, models=report.models, tz=TZ, medians=medians, notice=notice, delivery=delivery
     )
-    reply = with_demo_note(with_budgets(reply, statuses), who)
-    assert_within_limits(with_actions(reply, period_buttons("me"), open_team_buttons(managed)))
+    reply = report_blocks.with_demo_note(with_budgets(reply, statuses), who)
+    assert_within_limits(
+        report_blocks.with_actions(
+            reply, report_blocks.period_buttons("me"), report_blocks.open_team_buttons(managed)
+        )
+    )
 
 
 @LIMITS
 @given(reports())
 def test_org_stays_within_limits(report):
-    assert_within_limits(build_org(report, models=report.models))
+    assert_within_limits(report_blocks.build_org(report, models=report.models))
 
 
 @LIMITS
@@ -308,7 +302,7 @@ def test_team_stays_within_limits(report, team, members, spend, notes, compare):
     st.booleans(),
 )
 def test_status_stays_within_limits(sources, unlinked, demo):
-    assert_within_limits(build_status(StatusReport(sources, unlinked), tz=TZ, demo_mode=demo))
+    assert_within_limits(report_blocks.build_status(StatusReport(sources, unlinked), tz=TZ, demo_mode=demo))
 
 
 @LIMITS
@@ -390,9 +384,9 @@ def test_roles_stay_within_limits(grants, admin_view):
 @LIMITS
 @given(NAMES.map(lambda s: s * 15), st.one_of(st.none(), NAMES))
 def test_help_and_errors_stay_within_limits(text, usage):
-    assert_within_limits(build_help(is_admin=True))
-    assert_within_limits(build_help(is_admin=False))
-    assert_within_limits(build_error(text, usage))
+    assert_within_limits(report_blocks.build_help(is_admin=True))
+    assert_within_limits(report_blocks.build_help(is_admin=False))
+    assert_within_limits(report_blocks.build_error(text, usage))
 
 
 def test_the_checker_catches_what_slack_refuses():
