@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 from bot.domain.clock import utcnow
+from bot.domain.records import ACTIVITY_FIELDS
 
 
 def as_utc(moment: datetime | None) -> datetime | None:
@@ -210,7 +211,9 @@ class ActivityDaily(SQLModel, table=True):
     __tablename__ = "activity_daily"
     __table_args__ = (
         UniqueConstraint("workspace_id", "source", "day", "actor", name="uq_activity_key"),
-        Index("ix_activity_person_day", "workspace_id", "person_id", "day"),
+        # Covering: a team's value signals are read from the index alone, in (person, day) order
+        # (migration 0021, docs/benchmarks.md "Reads").
+        Index("ix_activity_person_cover", "workspace_id", "person_id", "day", "vendor", *ACTIVITY_FIELDS),
         Index("ix_activity_day", "workspace_id", "day"),
         Index("ix_activity_actor", "workspace_id", "actor"),
     )

@@ -20,11 +20,11 @@ Every set is computed from the rollups in two grouped queries, whatever the numb
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import TypeVar
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, literal_column, or_, select, union_all
 
 from bot.db.models import Person, TeamMembership, UsagePersonDaily
 from bot.domain.periods import Period
@@ -82,11 +82,9 @@ def _member_in_period(period: Period):
     return (member.joined_on < period.end, or_(member.left_on.is_(None), member.left_on > period.start))
 
 
-def active_people_by_team(
-    conn: Connection, *, workspace_id: str, period: Period, team_ids: Collection[int] | None = None
-) -> dict[int, frozenset[int]]:
-    """Each known team's (or each of ``team_ids``') active people: usage on a day their membership
-    stretch covers, the same rule as the team report (``reports.on_team``)."""
+def _active_members(workspace_id: str, period: Period, team_ids: Collection[int] | None):
+    """(team, person) of each membership stretch overlapping ``period`` with usage on a day it
+    covers, the same rule as the team report (``reports.on_team``)."""
     table, member = UsagePersonDaily, TeamMembership
     # One index seek per membership stretch that overlaps the period (the rollup's key starts with
     # person and day), rather than a join of every active row of the month with every membership.
@@ -102,20 +100,37 @@ def active_people_by_team(
         )
         .exists()
     )
-    rows = conn.execute(
-        select(member.team_id, member.person_id)
-        .where(
-            member.workspace_id == workspace_id,
-            *_member_in_period(period),
-            *([member.team_id.in_(sorted(team_ids))] if team_ids is not None else []),
-            used_while_member,
-        )
-        .distinct()
+    return select(member.team_id, member.person_id).where(
+        member.workspace_id == workspace_id,
+        *_member_in_period(period),
+        *([member.team_id.in_(sorted(team_ids))] if team_ids is not None else []),
+        used_while_member,
     )
+
+
+def active_people_by_team(
+    conn: Connection, *, workspace_id: str, period: Period, team_ids: Collection[int] | None = None
+) -> dict[int, frozenset[int]]:
+    """Each known team's (or each of ``team_ids``') active people: usage on a day their membership
+    stretch covers, the same rule as the team report (``reports.on_team``)."""
     teams: dict[int, set[int]] = {}
-    for team_id, person_id in rows:
+    for team_id, person_id in conn.execute(_active_members(workspace_id, period, team_ids).distinct()):
         teams.setdefault(int(team_id), set()).add(int(person_id))
     return {team_id: frozenset(people) for team_id, people in teams.items()}
+
+
+def _team_active_by_period(
+    conn: Connection, workspace_id: str, team_id: int, periods: Sequence[Period]
+) -> list[frozenset[int]]:
+    """One team's active people in each of ``periods``, in one statement."""
+    found: list[set[int]] = [set() for _ in periods]
+    parts = [
+        _active_members(workspace_id, period, [team_id]).add_columns(literal_column(str(i))).distinct()
+        for i, period in enumerate(periods)
+    ]
+    for _team, person_id, i in conn.execute(union_all(*parts)):
+        found[int(i)].add(int(person_id))
+    return [frozenset(people) for people in found]
 
 
 def judge(
@@ -138,27 +153,31 @@ def judge(
     return ALLOWED
 
 
+def _other_members(conn: Connection, workspace_id: str, team_id: int, periods: Sequence[Period]):
+    """The other teams' membership stretches overlapping any of ``periods``, read once:
+    (team, person, joined on, left on)."""
+    member = TeamMembership
+    span = Period(min(p.start for p in periods), max(p.end for p in periods), "span")
+    return conn.execute(
+        select(member.team_id, member.person_id, member.joined_on, member.left_on).where(
+            member.workspace_id == workspace_id, member.team_id != team_id, *_member_in_period(span)
+        )
+    ).all()
+
+
 def _could_difference(
-    conn: Connection,
-    workspace_id: str,
-    team_id: int,
-    team_active: frozenset[int],
-    period: Period,
-    min_group_size: int,
+    stretches, team_active: frozenset[int], period: Period, min_group_size: int
 ) -> list[int]:
     """The other teams whose active set could differ from ``team_active`` by fewer than the
-    minimum. Another team's active people are among its members in the period, so ``team_active``
-    minus those members is part of the symmetric difference: when that alone reaches the minimum
-    the team cannot be used for differencing, whatever its usage, and its active set is not read.
-    One pass over the memberships instead of a usage seek per membership of every team."""
-    member = TeamMembership
+    minimum in ``period``. Another team's active people are among its members in the period, so
+    ``team_active`` minus those members is part of the symmetric difference: when that alone
+    reaches the minimum the team cannot be used for differencing, whatever its usage, and its
+    active set is not read. One pass over the memberships (``_other_members``) instead of a usage
+    seek per membership of every team."""
     members: dict[int, set[int]] = {}
-    for other, person_id in conn.execute(
-        select(member.team_id, member.person_id).where(
-            member.workspace_id == workspace_id, member.team_id != team_id, *_member_in_period(period)
-        )
-    ):
-        members.setdefault(int(other), set()).add(int(person_id))
+    for other, person_id, joined_on, left_on in stretches:
+        if joined_on < period.end and (left_on is None or left_on > period.start):
+            members.setdefault(int(other), set()).add(int(person_id))
     return [other for other, people in members.items() if len(team_active - people) < min_group_size]
 
 
@@ -195,9 +214,14 @@ def _other_active_sets(
     team_active: frozenset[int],
     period: Period,
     min_group_size: int,
+    stretches=None,
 ) -> list[frozenset[int]]:
     """The active sets of the other teams that could be used to difference ``team_active``."""
-    candidates = _could_difference(conn, workspace_id, team_id, team_active, period, min_group_size)
+    if stretches is None:
+        stretches = _other_members(conn, workspace_id, team_id, [period])
+    candidates = _could_difference(stretches, team_active, period, min_group_size)
+    if not candidates:
+        return []
     return list(
         active_people_by_team(conn, workspace_id=workspace_id, period=period, team_ids=candidates).values()
     )
@@ -209,11 +233,30 @@ def overlaps_another_team(
     """Whether another known team's active set differs from this team's by at least one and fewer
     than the minimum in ``period``: rule 2 ("Differencing") for a figure posted in a channel, where
     no caller is taken out (the weekly recap: a member of two teams' channels would subtract)."""
-    team_active = active_people_by_team(
-        conn, workspace_id=workspace_id, period=period, team_ids=[team_id]
-    ).get(team_id, frozenset())
-    others = _other_active_sets(conn, workspace_id, team_id, team_active, period, min_group_size)
-    return any(0 < len(team_active ^ other) < min_group_size for other in others)
+    return (
+        first_overlapping_period(
+            conn, workspace_id=workspace_id, team_id=team_id, periods=[period], min_group_size=min_group_size
+        )
+        is not None
+    )
+
+
+def first_overlapping_period(
+    conn: Connection, *, workspace_id: str, team_id: int, periods: Sequence[Period], min_group_size: int
+) -> int | None:
+    """The first of ``periods`` (its index) in which ``overlaps_another_team`` holds, None if
+    none: the team's active sets of every period in one statement and the other teams'
+    memberships read once, instead of two queries per period (the recap's eight weeks)."""
+    if not periods:
+        return None
+    stretches = _other_members(conn, workspace_id, team_id, periods)
+    for i, team_active in enumerate(_team_active_by_period(conn, workspace_id, team_id, periods)):
+        others = _other_active_sets(
+            conn, workspace_id, team_id, team_active, periods[i], min_group_size, stretches
+        )
+        if any(0 < len(team_active ^ other) < min_group_size for other in others):
+            return i
+    return None
 
 
 Line = TypeVar("Line")

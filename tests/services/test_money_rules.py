@@ -119,3 +119,34 @@ def test_team_weeks_from_rows(engine):
     assert (found[2].merged_prs, found[3].merged_prs, found[1].spend_micros) == (1, 1, 0)
     result = compare(found, THRESHOLD)
     assert result is not None and (result.pre_weeks, result.pre_prs, result.this_prs) == (3, 2, 1)
+
+
+def test_baseline_is_read_only_with_merged_prs(engine):
+    """``load_baseline`` is ``compare`` of the loaded weeks; without a merged PR in them there is
+    no baseline whatever the spend (and the spend is not read)."""
+    with engine.begin() as conn:
+        with_prs, without = add_person(conn, "a"), add_person(conn, "b")
+        for pid in (with_prs, without):
+            add_usage(conn, pid, END - timedelta(days=1), 60 * USD)
+            add_usage(conn, pid, END - timedelta(days=36), 3 * USD)  # the sixth week back
+        for number, back in ((1, 2), (2, 20), (3, 22)):
+            add_merged_pr(conn, with_prs, number, END - timedelta(days=back), END - timedelta(days=back))
+        rollups.rebuild(conn)
+    with engine.connect() as conn:
+        found = {}
+        for pid in (with_prs, without):
+            rules = {
+                "workspace_id": "default",
+                "clause": UsagePersonDaily.person_id.in_([pid]),
+                "person_ids": [pid],
+                "end": END,
+            }
+            weeks_read = baselines.load_team_weeks(conn, **rules)
+            assert weeks_read[5].spend_micros == 3 * USD
+            found[pid] = (
+                baselines.load_baseline(conn, **rules, threshold_micros=THRESHOLD),
+                compare(weeks_read, THRESHOLD),
+            )
+    loaded, compared = found[with_prs]
+    assert loaded is not None and loaded == compared
+    assert found[without] == (None, None)

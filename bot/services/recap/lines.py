@@ -2,37 +2,66 @@
 and spend per unit of value, with the week totals and per-person figures the rules read; lines
 from fewer than the minimum of people fold into "others".
 
-Rows come from ``bot.services.recap.load``: usage ``(wk, person, vendor, model, basis, kind,
-cost, tokens, requests)`` and activity ``(wk, person, vendor, *ACTIVITY_FIELDS)``, ``wk`` being
-the week's index (0 = this week).
+Rows come from ``bot.services.recap.load`` as ``WeekRows``: line totals without the person, one
+row per (week, person) for the per-person facts, and how many people are behind each line.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
 
 from bot.domain.ai_rules import DELIVERY_VENDORS
 from bot.domain.models import model_family
 from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED, SEAT
 from bot.services import privacy
 from bot.services.recap.model import SHOWN_WEEKS, EfficiencyLine, SpendLine, ValueLine
-from bot.services.recap.rules import MEASURES, VALUE_SIGNALS, FamilyWeek, RecapFacts
+from bot.services.recap.rules import MEASURES, FamilyWeek, RecapFacts
 from bot.services.reports import Value, per_item_micros
 
 
-def aggregate(facts: RecapFacts, usage, activity) -> tuple[list[SpendLine], list[SpendLine], list[ValueLine]]:
+@dataclass
+class WeekRows:
+    """The recap's grouped rows, each led by its week index (0 = this week). The per-person
+    groups (week, person, vendor, model, basis, kind) are summed in SQL: only the line totals,
+    one row per (week, person) and the people behind each line come here, a few thousand rows
+    for 500 people instead of ~30,000 groups (docs/benchmarks.md, B4).
+    """
+
+    #: (wk, vendor, model, basis, kind, cost, tokens), no person.
+    usage: list = field(default_factory=list)
+    #: (wk, person, usage cost, spent, has usage): the person's non-seat cost; whether a non-seat
+    #: group of theirs has cost, tokens or requests; whether they have a non-seat group at all.
+    usage_people: list = field(default_factory=list)
+    #: (wk, vendor, people) and (wk, family, people), shown weeks only; families count non-seat rows.
+    vendor_people: list = field(default_factory=list)
+    family_people: list = field(default_factory=list)
+    #: (wk, vendor, *ACTIVITY_FIELDS, any group with a signal), no person.
+    activity: list = field(default_factory=list)
+    #: (wk, person, any group with a signal, one of an AI tool, signals of the groups with one).
+    activity_people: list = field(default_factory=list)
+    #: (wk, vendor, people with a signal), shown weeks only.
+    value_people: list = field(default_factory=list)
+
+    def before(self, hidden_from: int) -> WeekRows:
+        """The rows of the weeks before ``hidden_from`` (weeks from too few people are left out)."""
+        return WeekRows(*([r for r in getattr(self, f.name) if r[0] < hidden_from] for f in fields(self)))
+
+    def people(self, weeks: int) -> set[int]:
+        """Everyone with a row of their own in the first ``weeks`` weeks."""
+        return {int(r[1]) for rows in (self.usage_people, self.activity_people) for r in rows if r[0] < weeks}
+
+
+def aggregate(facts: RecapFacts, rows: WeekRows) -> tuple[list[SpendLine], list[SpendLine], list[ValueLine]]:
     weeks = facts.weeks
     active: list[set[int]] = [set() for _ in weeks]
     spenders: list[set[int]] = [set() for _ in weeks]
     vendor_weeks: dict[str, list[int]] = {}
-    # Per line and week, who is behind the line's figure: a line shows this week, last week and
-    # the average, so it keeps the count of its smallest week with someone in it (see _fewest).
-    vendor_people: dict[str, list[set[int]]] = {}
     vendor_this: dict[str, tuple[int, int]] = {}  # vendor -> (estimated, seats) this week
     family_weeks: dict[str, list[int]] = {}
     family_tokens: dict[str, list[int]] = {}
-    family_people: dict[str, list[set[int]]] = {}
     family_estimated: dict[str, int] = {}
-    for wk, pid, vendor, model, basis, kind, cost, tokens, requests in usage:
-        cost, tokens, requests, pid = int(cost or 0), int(tokens or 0), int(requests or 0), int(pid)
+    for wk, vendor, model, basis, kind, cost, tokens in rows.usage:
+        cost, tokens = int(cost or 0), int(tokens or 0)
         week = weeks[wk]
         week.has_data = True
         week.spend_micros += cost
@@ -42,58 +71,56 @@ def aggregate(facts: RecapFacts, usage, activity) -> tuple[list[SpendLine], list
         if kind == SEAT:
             week.seat_micros += cost
         else:
-            if cost or tokens or requests:
-                active[wk].add(pid)
-                spenders[wk].add(pid)
-            facts.person_usage.setdefault(pid, [0] * len(weeks))[wk] += cost
             family = model_family(model)
             family_weeks.setdefault(family, [0] * len(weeks))[wk] += cost
             family_tokens.setdefault(family, [0] * len(weeks))[wk] += tokens
-            if wk < SHOWN_WEEKS:
-                family_people.setdefault(family, [set() for _ in weeks])[wk].add(pid)
             if wk == 0 and basis == ESTIMATED:
                 family_estimated[family] = family_estimated.get(family, 0) + cost
         vendor_weeks.setdefault(vendor, [0] * len(weeks))[wk] += cost
-        if wk < SHOWN_WEEKS:
-            vendor_people.setdefault(vendor, [set() for _ in weeks])[wk].add(pid)
         if wk == 0:
             est, seats = vendor_this.get(vendor, (0, 0))
             vendor_this[vendor] = (
                 est + (cost if basis == ESTIMATED else 0),
                 seats + (cost if kind == SEAT else 0),
             )
+    for wk, pid, usage_cost, spent, has_usage in rows.usage_people:
+        pid = int(pid)
+        if spent:
+            active[wk].add(pid)
+            spenders[wk].add(pid)
+        if has_usage:
+            facts.person_usage.setdefault(pid, [0] * len(weeks))[wk] += int(usage_cost or 0)
+    # Per line and week, how many people are behind the line's figure: a line shows this week,
+    # last week and the average, so it keeps the count of its smallest week with someone in it.
+    vendor_people = _weekly_counts(rows.vendor_people, len(weeks))
+    family_people = _weekly_counts(rows.family_people, len(weeks))
+    value_people = _weekly_counts(rows.value_people, len(weeks))
     value_this: dict[str, Value] = {}
     value_base: dict[str, Value] = {}
-    value_people: dict[str, list[set[int]]] = {}
-    for wk, pid, vendor, *sums in activity:
-        pid = int(pid)
-        counts = dict(zip(ACTIVITY_FIELDS, (int(x or 0) for x in sums), strict=True))
-        if not any(counts.values()):
+    for wk, vendor, *sums, signal in rows.activity:
+        if not signal:
             continue
+        counts = _counts(sums)
         week = weeks[wk]
         week.has_data = True
-        target = week.delivery if vendor in DELIVERY_VENDORS else week.ai
-        _add(target, counts)
-        signals = sum(counts[name] for name in VALUE_SIGNALS)
-        if vendor not in DELIVERY_VENDORS:
-            active[wk].add(pid)
+        _add(week.delivery if vendor in DELIVERY_VENDORS else week.ai, counts)
         if wk == 0:
-            facts.person_value[pid] = facts.person_value.get(pid, 0) + signals
             _add(value_this.setdefault(vendor, Value(vendor)), counts)
-        if wk < SHOWN_WEEKS:
-            value_people.setdefault(vendor, [set() for _ in weeks])[wk].add(pid)
+    for wk, pid, _signal, ai_signal, signals in rows.activity_people:
+        pid = int(pid)
+        if ai_signal:
+            active[wk].add(pid)
+        if wk == 0 and _signal:
+            facts.person_value[pid] = int(signals or 0)
     for i, week in enumerate(weeks):
         week.active_people = len(active[i])
         week.active = frozenset(active[i])
         week.spenders = frozenset(spenders[i])
     # The baseline depends on which weeks have data, known only now.
     base_count = len(facts.baseline())
-    for wk, _pid, vendor, *sums in activity:
+    for wk, vendor, *sums, _signal in rows.activity:
         if 1 <= wk <= base_count:
-            _add(
-                value_base.setdefault(vendor, Value(vendor)),
-                dict(zip(ACTIVITY_FIELDS, (int(x or 0) for x in sums), strict=True)),
-            )
+            _add(value_base.setdefault(vendor, Value(vendor)), _counts(sums))
     vendors = [
         SpendLine(
             vendor,
@@ -146,10 +173,21 @@ def aggregate(facts: RecapFacts, usage, activity) -> tuple[list[SpendLine], list
     return vendors, families, values
 
 
-def _fewest(weekly: list[set[int]] | None) -> int:
+def _counts(sums) -> dict[str, int]:
+    return dict(zip(ACTIVITY_FIELDS, (int(x or 0) for x in sums), strict=True))
+
+
+def _weekly_counts(rows, weeks: int) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for wk, label, people in rows:
+        found.setdefault(label, [0] * weeks)[wk] += int(people)
+    return found
+
+
+def _fewest(weekly: list[int] | None) -> int:
     """The fewest people behind a line in any shown week they used it: a line used by 6 people
     over the weeks but by 1 last week shows last week's figure of one person."""
-    return min((len(people) for people in weekly or () if people), default=0)
+    return min((people for people in weekly or () if people), default=0)
 
 
 def _add(target: Value, counts: dict[str, int]) -> None:

@@ -15,19 +15,30 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import Connection, case, func, literal_column, or_, select
+from sqlalchemy import Connection, and_, case, func, literal_column, null, or_, select, union_all
 
-from bot.db.models import ActivityDaily, Identity, Person, PullRequest, UsageDaily, UsagePersonDaily
+from bot.db.models import (
+    ActivityDaily,
+    Identity,
+    Person,
+    PullRequest,
+    UsageDaily,
+    UsageOrgDaily,
+    UsagePersonDaily,
+)
+from bot.domain.ai_rules import DELIVERY_VENDORS
+from bot.domain.models import model_family
 from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, SEAT
 from bot.services import aggregates, privacy, reports, teams
 from bot.services.recap import value_rules
 from bot.services.recap.incident_rules import cited as cited_incidents
-from bot.services.recap.lines import aggregate, efficiency, fold_spend, fold_values
+from bot.services.recap.lines import WeekRows, aggregate, efficiency, fold_spend, fold_values
 from bot.services.recap.model import SHOWN_WEEKS, WEEKS, Recap
 from bot.services.recap.money_rules import load_money_findings
 from bot.services.recap.rules import (
     FOR,
+    VALUE_SIGNALS,
     BudgetStatus,
     IdleSeat,
     IdleWeek,
@@ -99,75 +110,25 @@ def load_recap(
 ) -> Recap:
     """The recap of ``scope`` for the week ``[end - 7, end)``: lines, facts and findings."""
     starts = week_starts(end)
-    first, this_start = starts[-1], starts[0]
-    wk = _week_index(UsagePersonDaily, starts)
-    usage = conn.execute(
-        _grouped(
-            select(
-                wk,
-                UsagePersonDaily.person_id,
-                UsagePersonDaily.vendor,
-                UsagePersonDaily.model,
-                UsagePersonDaily.cost_basis,
-                UsagePersonDaily.kind,
-                func.sum(UsagePersonDaily.cost_micros),
-                # Tokens another source also reports (TOKENS_ONLY rows) count once: theirs.
-                func.sum(
-                    case(
-                        (UsagePersonDaily.tokens_only.is_(True), 0),
-                        else_=UsagePersonDaily.input_tokens
-                        + UsagePersonDaily.output_tokens
-                        + UsagePersonDaily.cache_read_tokens
-                        + UsagePersonDaily.cache_write_tokens,
-                    )
-                ),
-                func.sum(UsagePersonDaily.requests),
-            ).where(
-                UsagePersonDaily.workspace_id == workspace_id,
-                scope.clause(UsagePersonDaily, within=(first, end)),
-                UsagePersonDaily.day >= first,
-                UsagePersonDaily.day < end,
-            ),
-            UsagePersonDaily.person_id,
-            UsagePersonDaily.vendor,
-            UsagePersonDaily.model,
-            UsagePersonDaily.cost_basis,
-            UsagePersonDaily.kind,
-        )
-    ).all()
-    awk = _week_index(ActivityDaily, starts)
-    activity = conn.execute(
-        _grouped(
-            select(
-                awk,
-                ActivityDaily.person_id,
-                ActivityDaily.vendor,
-                *(func.sum(getattr(ActivityDaily, name)) for name in ACTIVITY_FIELDS),
-            ).where(
-                ActivityDaily.workspace_id == workspace_id,
-                scope.clause(ActivityDaily, within=(first, end)),
-                ActivityDaily.day >= first,
-                ActivityDaily.day < end,
-            ),
-            ActivityDaily.person_id,
-            ActivityDaily.vendor,
-        )
-    ).all()
-    small_weeks = _small_weeks(usage, activity, min_group_size)
+    this_start = starts[0]
+    found = WeekRows(
+        *_usage_rows(conn, workspace_id, scope, starts, end),
+        *_activity_rows(conn, workspace_id, scope, starts, end),
+    )
+    small_weeks = _small_weeks(found, min_group_size)
     overlapping = _overlapping_week(conn, workspace_id, scope, starts, min_group_size, before=small_weeks)
     if overlapping is not None:
         small_weeks.add(overlapping)
     hidden_from = min((wk for wk in small_weeks if wk > 0), default=WEEKS)
-    usage = [r for r in usage if r[0] < hidden_from]
-    activity = [r for r in activity if r[0] < hidden_from]
-    person_ids = {int(r[1]) for r in usage} | {int(r[1]) for r in activity}
+    found = found.before(hidden_from)
+    person_ids = found.people(WEEKS)
     people = _people(conn, person_ids)
     facts = RecapFacts(weeks=[WeekTotal(start) for start in starts], idle_days=idle_days)
     if scope.team_id is not None:
         facts.members = teams.member_count(conn, team_id=scope.team_id)
     else:
         facts.members = len(scope.person_ids or ())
-    lines = aggregate(facts, usage, activity)
+    lines = aggregate(facts, found)
     facts.budgets = _budgets(
         conn, workspace_id=workspace_id, scope=scope, today=today or end - timedelta(days=1)
     )
@@ -178,9 +139,7 @@ def load_recap(
         conn, workspace_id=workspace_id, scope=scope, end=end, idle_days=idle_days, today=today or end
     )
     vendors, families, values = lines
-    shown = {int(r[1]) for r in usage if r[0] < SHOWN_WEEKS} | {
-        int(r[1]) for r in activity if r[0] < SHOWN_WEEKS
-    }
+    shown = found.people(SHOWN_WEEKS)
     case_for, case_against = evaluate(facts)
     for cite in (cited_incidents, cited_saved):  # findings fed by other features' records
         for found in cite(
@@ -233,19 +192,208 @@ def _people(conn: Connection, person_ids: Iterable[int]) -> dict[int, Person]:
     return found
 
 
-def _small_weeks(usage, activity, min_size: int) -> set[int]:
+def _small_weeks(found: WeekRows, min_size: int) -> set[int]:
     """Weeks (indexes) whose spend or value come from more than 0 but fewer than ``min_size``
     people with usage: their figures would be one or two people's own numbers. (Seats are list
     prices: a seat says someone holds one, not what they did.)"""
     spenders: dict[int, set[int]] = {}
     valued: dict[int, set[int]] = {}
-    for wk, pid, _vendor, _model, _basis, kind, cost, tokens, requests in usage:
-        if kind != SEAT and (cost or tokens or requests):
+    for wk, pid, _cost, spent, _has_usage in found.usage_people:
+        if spent:
             spenders.setdefault(wk, set()).add(int(pid))
-    for wk, pid, _vendor, *sums in activity:
-        if any(sums):
+    for wk, pid, signal, *_ in found.activity_people:
+        if signal:
             valued.setdefault(wk, set()).add(int(pid))
     return {wk for group in (spenders, valued) for wk, people in group.items() if 0 < len(people) < min_size}
+
+
+def _window(table, workspace_id: str, scope: Scope, first: date, end: date):
+    """The scope's rows of ``table`` in ``[first, end)``."""
+    return (
+        table.workspace_id == workspace_id,
+        scope.clause(table, within=(first, end)),
+        table.day >= first,
+        table.day < end,
+    )
+
+
+def _parts(conn: Connection, *parts, count: int) -> list[list]:
+    """Run the UNION ALL of ``parts`` (each led by its index) and split the rows by part."""
+    split: list[list] = [[] for _ in range(count)]
+    for part, *row in conn.execute(union_all(*parts)).all():
+        split[int(part)].append(row)
+    return split
+
+
+def _usage_rows(
+    conn: Connection, workspace_id: str, scope: Scope, starts: Sequence[date], end: date
+) -> list[list]:
+    """``WeekRows``' usage parts in one statement: the scope's (week, person, vendor, model, basis,
+    kind) groups are summed once (a CTE) and read four ways from there."""
+    table, first = UsagePersonDaily, starts[-1]
+    # Model families are a Python rule: the window's models (from the org rollup, a superset of
+    # the scope's) are mapped here so SQL can count each family's people.
+    models = conn.execute(
+        select(UsageOrgDaily.model)
+        .where(
+            UsageOrgDaily.workspace_id == workspace_id, UsageOrgDaily.day >= first, UsageOrgDaily.day < end
+        )
+        .distinct()
+    ).scalars()
+    families = {model: model_family(model) for model in models}
+    family = case(families, value=table.model, else_=table.model) if families else table.model
+    groups = _grouped(
+        select(
+            _week_index(table, starts),
+            table.person_id,
+            table.vendor,
+            table.model,
+            table.cost_basis,
+            table.kind,
+            family.label("family"),
+            func.sum(table.cost_micros).label("cost"),
+            # Tokens another source also reports (TOKENS_ONLY rows) count once: theirs.
+            func.sum(
+                case(
+                    (table.tokens_only.is_(True), 0),
+                    else_=table.input_tokens
+                    + table.output_tokens
+                    + table.cache_read_tokens
+                    + table.cache_write_tokens,
+                )
+            ).label("tokens"),
+            func.sum(table.requests).label("requests"),
+        ).where(*_window(table, workspace_id, scope, first, end)),
+        table.person_id,
+        table.vendor,
+        table.model,
+        table.cost_basis,
+        table.kind,
+    ).cte("usage_groups")
+    g, nothing = groups.c, null()
+    usage_of_own = g.kind != SEAT
+    shown = g.wk < SHOWN_WEEKS
+    # Every part has the same columns: (part, wk, label, person, model, basis, kind, three sums).
+    lines, people, vendor_people, family_people = _parts(
+        conn,
+        select(
+            literal_column("0"),
+            g.wk,
+            g.vendor,
+            nothing,
+            g.model,
+            g.cost_basis,
+            g.kind,
+            func.sum(g.cost),
+            func.sum(g.tokens),
+            nothing,
+        ).group_by(g.wk, g.vendor, g.model, g.cost_basis, g.kind),
+        select(
+            literal_column("1"),
+            g.wk,
+            nothing,
+            g.person_id,
+            nothing,
+            nothing,
+            nothing,
+            func.sum(case((usage_of_own, g.cost), else_=0)),
+            func.max(
+                case((and_(usage_of_own, or_(g.cost != 0, g.tokens != 0, g.requests != 0)), 1), else_=0)
+            ),
+            func.max(case((usage_of_own, 1), else_=0)),
+        ).group_by(g.wk, g.person_id),
+        _people_per_line("2", g.wk, g.vendor, g.person_id).where(shown).group_by(g.wk, g.vendor),
+        _people_per_line("3", g.wk, g.family, g.person_id)
+        .where(shown, usage_of_own)
+        .group_by(g.wk, g.family),
+        count=4,
+    )
+    known = set(families.values())
+    return [
+        [
+            (wk, vendor, model, basis, kind, cost, tokens)
+            for wk, vendor, _, model, basis, kind, cost, tokens, _ in lines
+        ],
+        [(wk, pid, cost, spent, has_usage) for wk, _, pid, *_, cost, spent, has_usage in people],
+        [(wk, vendor, n) for wk, vendor, *_, n, _, _ in vendor_people],
+        [(wk, f if f in known else model_family(f), n) for wk, f, *_, n, _, _ in family_people],
+    ]
+
+
+def _people_per_line(part: str, wk, label, person):
+    nothing = null()
+    return select(
+        literal_column(part),
+        wk,
+        label,
+        nothing,
+        nothing,
+        nothing,
+        nothing,
+        func.count(person.distinct()),
+        nothing,
+        nothing,
+    )
+
+
+def _activity_rows(
+    conn: Connection, workspace_id: str, scope: Scope, starts: Sequence[date], end: date
+) -> list[list]:
+    """``WeekRows``' activity parts in one statement, from the scope's (week, person, vendor)
+    groups summed once."""
+    table, first = ActivityDaily, starts[-1]
+    sums = [func.sum(getattr(table, name)) for name in ACTIVITY_FIELDS]
+    groups = _grouped(
+        select(
+            _week_index(table, starts),
+            table.person_id,
+            table.vendor,
+            *(total.label(name) for total, name in zip(sums, ACTIVITY_FIELDS, strict=True)),
+            case((or_(*(total != 0 for total in sums)), 1), else_=0).label("signal"),
+        ).where(*_window(table, workspace_id, scope, first, end)),
+        table.person_id,
+        table.vendor,
+    ).cte("activity_groups")
+    g, nothing = groups.c, null()
+    width = len(ACTIVITY_FIELDS) + 1  # the sums and the signal
+
+    def padded(*values):
+        return [*values, *[nothing] * (width - len(values))]
+
+    signal = g.signal == 1
+    signals = [getattr(g, name) for name in VALUE_SIGNALS]
+    # Every part has the same columns: (part, wk, person, vendor, the fields' sums, signal).
+    lines, people, value_people = _parts(
+        conn,
+        select(
+            literal_column("0"),
+            g.wk,
+            nothing,
+            g.vendor,
+            *(func.sum(getattr(g, name)) for name in ACTIVITY_FIELDS),
+            func.max(g.signal),
+        ).group_by(g.wk, g.vendor),
+        select(
+            literal_column("1"),
+            g.wk,
+            g.person_id,
+            nothing,
+            *padded(
+                func.max(g.signal),
+                func.max(case((and_(signal, g.vendor.not_in(sorted(DELIVERY_VENDORS))), 1), else_=0)),
+                func.sum(case((signal, sum(signals[1:], signals[0])), else_=0)),
+            ),
+        ).group_by(g.wk, g.person_id),
+        select(literal_column("2"), g.wk, nothing, g.vendor, *padded(func.count(g.person_id.distinct())))
+        .where(signal, g.wk < SHOWN_WEEKS)
+        .group_by(g.wk, g.vendor),
+        count=3,
+    )
+    return [
+        [(wk, vendor, *rest) for wk, _, vendor, *rest in lines],
+        [(wk, pid, *rest[:3]) for wk, pid, _, *rest in people],
+        [(wk, vendor, n) for wk, _, vendor, n, *_ in value_people],
+    ]
 
 
 def _overlapping_week(
@@ -263,15 +411,15 @@ def _overlapping_week(
     left out anyway and are not read. None for a list of people (made by an admin) or no overlap."""
     if scope.team_id is None:
         return None
+    # Weeks from the first small one on are not read (in one statement for all the others).
+    weeks = []
     for wk, start in enumerate(starts):
         if wk in before:
-            return None
-        week = Period(start, start + timedelta(days=7), "week")
-        if aggregates.overlaps_another_team(
-            conn, workspace_id=workspace_id, team_id=scope.team_id, period=week, min_group_size=min_group_size
-        ):
-            return wk
-    return None
+            break
+        weeks.append(Period(start, start + timedelta(days=7), "week"))
+    return aggregates.first_overlapping_period(
+        conn, workspace_id=workspace_id, team_id=scope.team_id, periods=weeks, min_group_size=min_group_size
+    )
 
 
 def _budgets(conn: Connection, *, workspace_id: str, scope: Scope, today: date) -> list[BudgetStatus]:

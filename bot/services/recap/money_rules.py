@@ -137,12 +137,13 @@ def load_money_findings(
     people = scope_people(conn, scope, history, end)
     this_week = set(scope_people(conn, scope, start, end))
     costs = load_pr_costs(conn, workspace_id=workspace_id, person_ids=sorted(this_week), start=start, end=end)
-    weeks = baselines.load_team_weeks(
+    baseline = baselines.load_baseline(
         conn,
         workspace_id=workspace_id,
         clause=scope.clause(UsagePersonDaily, within=(history, end)),
         person_ids=people,
         end=end,
+        threshold_micros=threshold_micros,
     )
-    facts = MoneyFacts(summarize(costs), baselines.compare(weeks, threshold_micros))
+    facts = MoneyFacts(summarize(costs), baseline)
     return evaluate_money(facts)

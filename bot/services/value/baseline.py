@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, literal_column, select
 
 from bot.db.models import PullRequest, UsagePersonDaily, as_utc
 
@@ -91,29 +91,35 @@ def _week_of(day: date, starts: Sequence[date]) -> int | None:
     return None
 
 
-def load_team_weeks(
-    conn: Connection, *, workspace_id: str, clause, person_ids: Sequence[int], end: date
-) -> list[TeamWeek]:
-    """The ``HISTORY_WEEKS`` weeks before ``end``, newest first. ``clause`` selects the team's
-    rows of ``UsagePersonDaily`` (``Scope.clause``); ``person_ids`` are the people whose merged
-    PRs count (the team's members over the span)."""
-    starts = [end - timedelta(days=7 * (i + 1)) for i in range(HISTORY_WEEKS)]
+def load_baseline(
+    conn: Connection,
+    *,
+    workspace_id: str,
+    clause,
+    person_ids: Sequence[int],
+    end: date,
+    threshold_micros: int,
+) -> Baseline | None:
+    """``compare`` of ``load_team_weeks``. Without a merged PR in the weeks read there is no
+    baseline whatever the spend, so the spend (half a year of the team's rows, the recap's
+    costliest query: docs/benchmarks.md, B4) is read only when there is one."""
+    if not _merged_prs(conn, workspace_id, person_ids, _starts(end), end)[0]:
+        return None
+    return compare(
+        load_team_weeks(conn, workspace_id=workspace_id, clause=clause, person_ids=person_ids, end=end),
+        threshold_micros,
+    )
+
+
+def _starts(end: date) -> list[date]:
+    return [end - timedelta(days=7 * (i + 1)) for i in range(HISTORY_WEEKS)]
+
+
+def _merged_prs(
+    conn: Connection, workspace_id: str, person_ids: Sequence[int], starts: Sequence[date], end: date
+) -> tuple[dict[int, int], dict[int, set[int]]]:
+    """Merged PRs of ``person_ids`` per week index, and their authors."""
     first = starts[-1]
-    spend: dict[int, int] = {}
-    for day, micros in conn.execute(
-        select(UsagePersonDaily.day, func.sum(UsagePersonDaily.cost_micros))
-        .where(
-            UsagePersonDaily.workspace_id == workspace_id,
-            clause,
-            UsagePersonDaily.in_org_total.is_(True),
-            UsagePersonDaily.day >= first,
-            UsagePersonDaily.day < end,
-        )
-        .group_by(UsagePersonDaily.day)
-    ).all():
-        wk = _week_of(day, starts)
-        if wk is not None and micros:
-            spend[wk] = spend.get(wk, 0) + int(micros)
     prs: dict[int, int] = {}
     authors: dict[int, set[int]] = {}
     if person_ids:
@@ -129,6 +135,37 @@ def load_team_weeks(
             if wk is not None:
                 prs[wk] = prs.get(wk, 0) + 1
                 authors.setdefault(wk, set()).add(int(pid))
+    return prs, authors
+
+
+def load_team_weeks(
+    conn: Connection, *, workspace_id: str, clause, person_ids: Sequence[int], end: date
+) -> list[TeamWeek]:
+    """The ``HISTORY_WEEKS`` weeks before ``end``, newest first. ``clause`` selects the team's
+    rows of ``UsagePersonDaily`` (``Scope.clause``); ``person_ids`` are the people whose merged
+    PRs count (the team's members over the span)."""
+    starts = _starts(end)
+    first = starts[-1]
+    # Summed per week in SQL (the week's index, grouped by its alias: PostgreSQL binds the CASE's
+    # dates apart in SELECT and GROUP BY). Grouped per day, SQLite walked the (day, ...) index
+    # over the whole org's half year instead of the team's rows in (person, day) order: ~50 s
+    # against ~1 s for 500 people of 5,000 (docs/benchmarks.md, B4).
+    week = case(*[(UsagePersonDaily.day >= s, i) for i, s in enumerate(starts[:-1])], else_=len(starts) - 1)
+    spend: dict[int, int] = {}
+    for wk, micros in conn.execute(
+        select(week.label("wk"), func.sum(UsagePersonDaily.cost_micros))
+        .where(
+            UsagePersonDaily.workspace_id == workspace_id,
+            clause,
+            UsagePersonDaily.in_org_total.is_(True),
+            UsagePersonDaily.day >= first,
+            UsagePersonDaily.day < end,
+        )
+        .group_by(literal_column("wk"))
+    ).all():
+        if micros:
+            spend[int(wk)] = int(micros)
+    prs, authors = _merged_prs(conn, workspace_id, person_ids, starts, end)
     return [
         TeamWeek(start, spend.get(i, 0), prs.get(i, 0), frozenset(authors.get(i, ())))
         for i, start in enumerate(starts)
