@@ -43,7 +43,7 @@ from bot.domain.records import ESTIMATED, UNPRICED, ActivityRecord, Batch, Ident
 from bot.observability import remember_secrets
 from bot.services import privacy
 from bot.sources.otel import AGENTS, source_of
-from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping
+from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping, Person
 from bot.sources.otel.otlp import Decoded, Point
 
 TOKEN_PREFIX = "twotel_"
@@ -123,10 +123,15 @@ def workspace_for_token(engine: Engine, token: str) -> str | None:
 # -- storing points -------------------------------------------------------------------------
 
 
-def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> list[dict]:
+def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> dict[tuple, dict]:
+    """One request's points as ``otel_point`` rows by key (a point repeated in it: the last wins)."""
     rows: dict[tuple, dict] = {}
+    days: dict[int, date] = {}  # a request's points share a few timestamps
     for p in points:
         source = source_of(p.agent)
+        day = days.get(p.time_ns)
+        if day is None:
+            day = days[p.time_ns] = p.day
         rows[(source, p.series, p.start_ns, p.time_ns)] = {
             "workspace_id": workspace_id,
             "source": source,
@@ -134,7 +139,7 @@ def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> li
             "metric": p.metric,
             "start_ns": p.start_ns,
             "time_ns": p.time_ns,
-            "day": p.day,
+            "day": day,
             "actor": p.actor,
             "measure": p.measure,
             "model": p.model,
@@ -144,7 +149,7 @@ def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> li
             "received_at": now,
             "session": p.session,
         }
-    return list(rows.values())
+    return rows
 
 
 def _recompute_runs(
@@ -212,47 +217,119 @@ def _anonymise(
 
 
 def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded, retention_days: int | None = None) -> int:
-    """Store the request's points once each and refold the days they touch; the points written.
-    With ``retention_days``, raw points of older days are pruned too (at most daily: ``PRUNED``)."""
-    if not decoded.points:
-        return 0
+    """Store the request's points once each and refold the days they touch, in a transaction of
+    its own; the points written. With ``retention_days``, raw points of older days are pruned too
+    (at most daily: ``PRUNED``)."""
+    return ingest_group(engine, [(workspace_id, decoded)], retention_days=retention_days)[0]
+
+
+def ingest_group(
+    engine: Engine, requests: Sequence[tuple[str, Decoded]], *, retention_days: int | None = None
+) -> list[int]:
+    """Several requests ((workspace, decoded) pairs) in one transaction, as if each were stored
+    in turn: the same points kept (a point two requests carry is stored once, the first one's),
+    the same days refolded; each request's points written. All or nothing: an error rolls back
+    every request of the group (``GroupCommit`` then stores each alone)."""
     now = utcnow()
-    rows = _point_rows(workspace_id, decoded.points, now)
+    counts: list[int] = []
+    workspaces: dict[str, tuple[dict[tuple, dict], dict[str, Person]]] = {}
+    for workspace_id, decoded in requests:
+        rows = _point_rows(workspace_id, decoded.points, now)
+        counts.append(len(rows))
+        if not rows:
+            continue
+        kept, people = workspaces.setdefault(workspace_id, ({}, {}))
+        for key, row in rows.items():
+            kept.setdefault(key, row)  # already stored by an earlier request: ignored, as alone
+        for actor, person in decoded.people.items():
+            people.setdefault(actor, person)
+    if not workspaces:
+        return counts
+    with engine.begin() as conn:
+        # Locks in one global order (workspace, then source): groups of two processes never deadlock.
+        for workspace_id in sorted(workspaces):
+            rows, people = workspaces[workspace_id]
+            _store(conn, workspace_id, list(rows.values()), people, now, retention_days)
+    return counts
+
+
+def _store(
+    conn: Connection,
+    workspace_id: str,
+    rows: list[dict],
+    people: dict[str, Person],
+    now: datetime,
+    retention_days: int | None,
+) -> None:
     by_agent: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_agent[row["source"]].append(row)
-    hints = [
-        IdentityHint(p.account_actor, p.email) for p in decoded.people.values() if p.email and p.account_actor
-    ]
-    with engine.begin() as conn:
-        hints = _anonymise(conn, workspace_id, rows, hints)
-        for source, part in sorted(by_agent.items()):
-            hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
-            store.insert_ignore(
-                conn, OtelPoint.__table__, part, ("workspace_id", "source", "series", "start_ns", "time_ns")
+    hints = [IdentityHint(p.account_actor, p.email) for p in people.values() if p.email and p.account_actor]
+    hints = _anonymise(conn, workspace_id, rows, hints)
+    for source, part in sorted(by_agent.items()):
+        hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
+        conn.execute(_insert_points(conn), part)
+        runs = {(row["series"], row["start_ns"]) for row in part if row["cumulative"]}
+        days = {row["day"] for row in part} | _recompute_runs(conn, workspace_id, source, runs)
+        actors = sorted({row["actor"] for row in part})
+        fold_sessions(conn, workspace_id=workspace_id, source=source, days=days, actors=actors)
+        agent = AGENTS[source.removeprefix(OTEL_SOURCE_PREFIX)]
+        fold_window(
+            conn,
+            workspace_id=workspace_id,
+            agent=agent,
+            start=min(days),
+            end=max(days) + timedelta(days=1),
+            hints=hints,
+            actors=actors,
+        )
+        if retention_days is not None and PRUNED.due(workspace_id, source, now.date()):
+            prune(
+                conn, workspace_id=workspace_id, source=source, before=now.date() - timedelta(retention_days)
             )
-            runs = {(row["series"], row["start_ns"]) for row in part if row["cumulative"]}
-            days = {row["day"] for row in part} | _recompute_runs(conn, workspace_id, source, runs)
-            actors = sorted({row["actor"] for row in part})
-            fold_sessions(conn, workspace_id=workspace_id, source=source, days=days, actors=actors)
-            agent = AGENTS[source.removeprefix(OTEL_SOURCE_PREFIX)]
-            fold_window(
-                conn,
-                workspace_id=workspace_id,
-                agent=agent,
-                start=min(days),
-                end=max(days) + timedelta(days=1),
-                hints=hints,
-                actors=actors,
-            )
-            if retention_days is not None and PRUNED.due(workspace_id, source, now.date()):
-                prune(
-                    conn,
-                    workspace_id=workspace_id,
-                    source=source,
-                    before=now.date() - timedelta(retention_days),
-                )
-    return len(rows)
+
+
+# Statements of the per-request path built once (per dialect where the dialect shapes them) and
+# run with bound parameters: building the expressions cost as much as running them (B7).
+_POINT_KEY = ("workspace_id", "source", "series", "start_ns", "time_ns")
+_INSERT_POINTS: dict[str, object] = {}
+
+
+def _insert_points(conn: Connection):
+    """``INSERT ... ON CONFLICT DO NOTHING`` of ``otel_point`` rows: a resent point is ignored."""
+    name = conn.dialect.name
+    statement = _INSERT_POINTS.get(name)
+    if statement is None:
+        statement = _INSERT_POINTS[name] = insert_for(conn, OtelPoint.__table__).on_conflict_do_nothing(
+            index_elements=list(_POINT_KEY)
+        )
+    return statement
+
+
+def _session_statements():
+    scope = (
+        OtelSessionDaily.workspace_id == bindparam("workspace_id"),
+        OtelSessionDaily.source == bindparam("source"),
+        OtelSessionDaily.day.in_(bindparam("days", expanding=True)),
+        OtelSessionDaily.actor.in_(bindparam("actors", expanding=True)),
+    )
+    cost = func.sum(OtelPoint.increment).filter(OtelPoint.measure == COST)
+    tokens = func.sum(OtelPoint.increment).filter(OtelPoint.measure.in_(TOKEN_MEASURES))
+    sums = (
+        select(OtelPoint.day, OtelPoint.actor, OtelPoint.session, cost, tokens)
+        .where(
+            OtelPoint.workspace_id == bindparam("workspace_id"),
+            OtelPoint.source == bindparam("source"),
+            OtelPoint.day.in_(bindparam("days", expanding=True)),
+            OtelPoint.actor.in_(bindparam("actors", expanding=True)),
+            OtelPoint.session != "",
+        )
+        .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.session)
+    )
+    return delete(OtelSessionDaily).where(*scope), sums
+
+
+_DELETE_SESSIONS, _SESSION_SUMS = _session_statements()
 
 
 def fold_sessions(
@@ -260,27 +337,8 @@ def fold_sessions(
 ) -> None:
     """Rebuild ``otel_session_daily`` of these days and actors from the raw points (sums of
     ``increment``, so a point sent twice counts once): each session's cost and tokens per day."""
-    table = OtelSessionDaily.__table__
-    scope = (
-        OtelSessionDaily.workspace_id == workspace_id,
-        OtelSessionDaily.source == source,
-        OtelSessionDaily.day.in_(sorted(days)),
-        OtelSessionDaily.actor.in_(actors),
-    )
-    conn.execute(delete(OtelSessionDaily).where(*scope))
-    cost = func.sum(OtelPoint.increment).filter(OtelPoint.measure == COST)
-    tokens = func.sum(OtelPoint.increment).filter(OtelPoint.measure.in_(TOKEN_MEASURES))
-    sums = conn.execute(
-        select(OtelPoint.day, OtelPoint.actor, OtelPoint.session, cost, tokens)
-        .where(
-            OtelPoint.workspace_id == workspace_id,
-            OtelPoint.source == source,
-            OtelPoint.day.in_(sorted(days)),
-            OtelPoint.actor.in_(actors),
-            OtelPoint.session != "",
-        )
-        .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.session)
-    ).all()
+    scope = dict(workspace_id=workspace_id, source=source, days=sorted(days), actors=list(actors))
+    conn.execute(_DELETE_SESSIONS, scope)
     rows = [
         {
             "workspace_id": workspace_id,
@@ -291,11 +349,11 @@ def fold_sessions(
             "cost_micros": int(micros or 0),
             "tokens": int(count or 0),
         }
-        for day, actor, session, micros, count in sums
+        for day, actor, session, micros, count in conn.execute(_SESSION_SUMS, scope)
         if micros or count
     ]
     if rows:
-        conn.execute(table.insert(), rows)
+        conn.execute(OtelSessionDaily.__table__.insert(), rows)
 
 
 # -- retention --------------------------------------------------------------------------------
@@ -393,6 +451,29 @@ def _records(
     return usage, activity
 
 
+def _shadowed_query():
+    reported = [
+        select(table.day, table.person_id).where(
+            table.workspace_id == bindparam("workspace_id"),
+            table.vendor == bindparam("vendor"),
+            table.source.not_like(f"{OTEL_SOURCE_PREFIX}%"),
+            table.day >= bindparam("start"),
+            table.day < bindparam("end"),
+            table.person_id.in_(bindparam("people", expanding=True)),
+        )
+        for table in (UsageDaily, ActivityDaily)
+    ]
+    # One statement for both tables (a UNION is distinct): a request pays per statement (B7).
+    return union(*reported)
+
+
+_SHADOWED = _shadowed_query()
+_IDENTITIES = select(Identity.actor, Identity.person_id).where(
+    Identity.workspace_id == bindparam("workspace_id"),
+    Identity.actor.in_(bindparam("actors", expanding=True)),
+)
+
+
 def _shadowed(
     conn: Connection, workspace_id: str, vendor: str, start: date, end: date, people: set[int]
 ) -> set[tuple[date, int]]:
@@ -401,20 +482,9 @@ def _shadowed(
         return set()
     found: set[tuple[date, int]] = set()
     ids = sorted(people)
+    scope = dict(workspace_id=workspace_id, vendor=vendor, start=start, end=end)
     for at in range(0, len(ids), 500):
-        # One statement for both tables (a UNION is distinct): a request pays per statement (B7).
-        reported = [
-            select(table.day, table.person_id).where(
-                table.workspace_id == workspace_id,
-                table.vendor == vendor,
-                table.source.not_like(f"{OTEL_SOURCE_PREFIX}%"),
-                table.day >= start,
-                table.day < end,
-                table.person_id.in_(ids[at : at + 500]),
-            )
-            for table in (UsageDaily, ActivityDaily)
-        ]
-        found.update(conn.execute(union(*reported)).all())
+        found.update(conn.execute(_SHADOWED, {**scope, "people": ids[at : at + 500]}).all())
     return found
 
 
@@ -425,13 +495,28 @@ def _identities(conn: Connection, workspace_id: str, actors: set[str]) -> dict[s
     ordered = sorted(actors)
     for at in range(0, len(ordered), 500):
         found.update(
-            conn.execute(
-                select(Identity.actor, Identity.person_id).where(
-                    Identity.workspace_id == workspace_id, Identity.actor.in_(ordered[at : at + 500])
-                )
-            ).all()
+            conn.execute(_IDENTITIES, {"workspace_id": workspace_id, "actors": ordered[at : at + 500]}).all()
         )
     return found
+
+
+def _fold_sums(of_actors: bool):
+    group = (OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model)
+    only = [OtelPoint.actor.in_(bindparam("actors", expanding=True))] if of_actors else []
+    return (
+        select(*group, func.sum(OtelPoint.increment))
+        .where(
+            OtelPoint.workspace_id == bindparam("workspace_id"),
+            OtelPoint.source == bindparam("source"),
+            OtelPoint.day >= bindparam("start"),
+            OtelPoint.day < bindparam("end"),
+            *only,
+        )
+        .group_by(*group)
+    )
+
+
+_FOLD_SUMS = {True: _fold_sums(True), False: _fold_sums(False)}
 
 
 def fold_window(
@@ -448,20 +533,10 @@ def fold_window(
     transaction: the usage and activity rows written. With ``actors``, only theirs (what one
     request touched: a request names a few people, the day may hold thousands)."""
     source = source_of(agent.agent)
-    only = [] if actors is None else [OtelPoint.actor.in_(sorted(actors))]
-    sums = conn.execute(
-        select(
-            OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model, func.sum(OtelPoint.increment)
-        )
-        .where(
-            OtelPoint.workspace_id == workspace_id,
-            OtelPoint.source == source,
-            OtelPoint.day >= start,
-            OtelPoint.day < end,
-            *only,
-        )
-        .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model)
-    ).all()
+    scope = dict(workspace_id=workspace_id, source=source, start=start, end=end)
+    if actors is not None:
+        scope["actors"] = sorted(actors)
+    sums = conn.execute(_FOLD_SUMS[actors is not None], scope).all()
     usage, activity = _records(agent, sums)
     found = {actor for _, actor, *_ in usage} | {actor for _, actor in activity}
     identity_map = _identities(conn, workspace_id, found)
