@@ -23,6 +23,7 @@ daily usage and activity rows (docs/sources/otel.md).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections import defaultdict
@@ -40,7 +41,7 @@ from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
 from bot.domain.money import Money, micros_to_usd
 from bot.domain.records import ESTIMATED, UNPRICED, ActivityRecord, Batch, IdentityHint, UsageRecord
-from bot.observability import remember_secrets
+from bot.observability import OTLP_GROUPS, OTLP_WAITING, remember_secrets
 from bot.services import privacy
 from bot.sources.otel import AGENTS, source_of
 from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping, Person
@@ -272,7 +273,6 @@ def _store(
         runs = {(row["series"], row["start_ns"]) for row in part if row["cumulative"]}
         days = {row["day"] for row in part} | _recompute_runs(conn, workspace_id, source, runs)
         actors = sorted({row["actor"] for row in part})
-        fold_sessions(conn, workspace_id=workspace_id, source=source, days=days, actors=actors)
         agent = AGENTS[source.removeprefix(OTEL_SOURCE_PREFIX)]
         fold_window(
             conn,
@@ -282,6 +282,7 @@ def _store(
             end=max(days) + timedelta(days=1),
             hints=hints,
             actors=actors,
+            sessions=True,
         )
         if retention_days is not None and PRUNED.due(workspace_id, source, now.date()):
             prune(
@@ -306,51 +307,100 @@ def _insert_points(conn: Connection):
     return statement
 
 
-def _session_statements():
-    scope = (
-        OtelSessionDaily.workspace_id == bindparam("workspace_id"),
-        OtelSessionDaily.source == bindparam("source"),
-        OtelSessionDaily.day.in_(bindparam("days", expanding=True)),
-        OtelSessionDaily.actor.in_(bindparam("actors", expanding=True)),
-    )
-    cost = func.sum(OtelPoint.increment).filter(OtelPoint.measure == COST)
-    tokens = func.sum(OtelPoint.increment).filter(OtelPoint.measure.in_(TOKEN_MEASURES))
-    sums = (
-        select(OtelPoint.day, OtelPoint.actor, OtelPoint.session, cost, tokens)
-        .where(
-            OtelPoint.workspace_id == bindparam("workspace_id"),
-            OtelPoint.source == bindparam("source"),
-            OtelPoint.day.in_(bindparam("days", expanding=True)),
-            OtelPoint.actor.in_(bindparam("actors", expanding=True)),
-            OtelPoint.session != "",
-        )
-        .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.session)
-    )
-    return delete(OtelSessionDaily).where(*scope), sums
+class GroupCommit:
+    """Group commit for the web app's OTLP requests (one per process and event loop).
+
+    A request that arrives while a group is being written waits, and every request waiting when
+    that group's commit is done goes into the next one (at most ``max_requests``): one
+    transaction and one commit for many requests, with no added delay for a lone request.
+    ``submit`` returns only after the commit of its request's group. When a group fails, its
+    requests are stored again each alone, so a bad request gets the error it would have got alone
+    and the others are stored; a resent request never double counts (points are stored once).
+    """
+
+    def __init__(self, engine: Engine, *, retention_days: int | None = None, max_requests: int = 64) -> None:
+        self.engine = engine
+        self.retention_days = retention_days
+        self.max_requests = max_requests
+        self._waiting: list[tuple[str, Decoded, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def submit(self, workspace_id: str, decoded: Decoded) -> int:
+        """The request's points written, once its group is committed (or its error)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((workspace_id, decoded, future))
+        OTLP_WAITING.set(len(self._waiting))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            group = self._waiting[: self.max_requests]
+            del self._waiting[: self.max_requests]
+            OTLP_WAITING.set(len(self._waiting))
+            outcomes = await asyncio.to_thread(self._store, [(w, d) for w, d, _ in group])
+            for (_, _, future), outcome in zip(group, outcomes, strict=True):
+                if future.done():  # the client went away: its points are stored all the same
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _store(self, requests: list[tuple[str, Decoded]]) -> list[int | BaseException]:
+        try:
+            counts: list[int | BaseException] = list(
+                ingest_group(self.engine, requests, retention_days=self.retention_days)
+            )
+            OTLP_GROUPS.observe(len(requests))
+            return counts
+        except Exception as error:
+            if len(requests) == 1:
+                return [error]
+        # The group rolled back whole: each request alone, as it would have been stored.
+        outcomes: list[int | BaseException] = []
+        for request in requests:
+            try:
+                outcomes.append(ingest_group(self.engine, [request], retention_days=self.retention_days)[0])
+                OTLP_GROUPS.observe(1)
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
 
 
-_DELETE_SESSIONS, _SESSION_SUMS = _session_statements()
+_DELETE_SESSIONS = delete(OtelSessionDaily).where(
+    OtelSessionDaily.workspace_id == bindparam("workspace_id"),
+    OtelSessionDaily.source == bindparam("source"),
+    OtelSessionDaily.day >= bindparam("start"),
+    OtelSessionDaily.day < bindparam("end"),
+    OtelSessionDaily.actor.in_(bindparam("actors", expanding=True)),
+)
 
 
-def fold_sessions(
-    conn: Connection, *, workspace_id: str, source: str, days: set[date], actors: Sequence[str]
-) -> None:
-    """Rebuild ``otel_session_daily`` of these days and actors from the raw points (sums of
-    ``increment``, so a point sent twice counts once): each session's cost and tokens per day."""
-    scope = dict(workspace_id=workspace_id, source=source, days=sorted(days), actors=list(actors))
+def _fold_sessions(conn: Connection, scope: dict, sums: Iterable[tuple]) -> None:
+    """Rebuild ``otel_session_daily`` of the fold's days and actors from its sums of the raw
+    points (``increment``, so a point sent twice counts once): each session's cost and tokens
+    per day. ``sums``: (day, actor, measure, model, session, amount)."""
+    found: dict[tuple, list[int]] = {}
+    for day, actor, measure, _, session, amount in sums:
+        if session and (measure == COST or measure in TOKEN_MEASURES):
+            row = found.setdefault((day, actor, session), [0, 0])
+            row[measure != COST] += int(amount or 0)
     conn.execute(_DELETE_SESSIONS, scope)
     rows = [
         {
-            "workspace_id": workspace_id,
-            "source": source,
+            "workspace_id": scope["workspace_id"],
+            "source": scope["source"],
             "day": day,
             "actor": actor,
             "session": session,
-            "cost_micros": int(micros or 0),
-            "tokens": int(count or 0),
+            "cost_micros": micros,
+            "tokens": tokens,
         }
-        for day, actor, session, micros, count in conn.execute(_SESSION_SUMS, scope)
-        if micros or count
+        for (day, actor, session), (micros, tokens) in found.items()
+        if micros or tokens
     ]
     if rows:
         conn.execute(OtelSessionDaily.__table__.insert(), rows)
@@ -500,8 +550,10 @@ def _identities(conn: Connection, workspace_id: str, actors: set[str]) -> dict[s
     return found
 
 
-def _fold_sums(of_actors: bool):
-    group = (OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model)
+def _fold_sums(of_actors: bool, sessions: bool):
+    group = [OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model]
+    if sessions:
+        group.append(OtelPoint.session)
     only = [OtelPoint.actor.in_(bindparam("actors", expanding=True))] if of_actors else []
     return (
         select(*group, func.sum(OtelPoint.increment))
@@ -516,7 +568,15 @@ def _fold_sums(of_actors: bool):
     )
 
 
-_FOLD_SUMS = {True: _fold_sums(True), False: _fold_sums(False)}
+_FOLD_SUMS = {(of_actors, False): _fold_sums(of_actors, False) for of_actors in (False, True)}
+_FOLD_SUMS[(True, True)] = _fold_sums(True, True)
+
+
+def _without_sessions(sums: list[tuple]) -> list[tuple]:
+    merged: dict[tuple, int] = defaultdict(int)
+    for day, actor, measure, model, _, amount in sums:
+        merged[(day, actor, measure, model)] += int(amount or 0)
+    return [(*key, amount) for key, amount in merged.items()]
 
 
 def fold_window(
@@ -528,15 +588,22 @@ def fold_window(
     end: date,
     hints: Sequence[IdentityHint] = (),
     actors: Sequence[str] | None = None,
+    sessions: bool = False,
 ) -> tuple[int, int]:
     """Rebuild the agent's daily rows of ``[start, end)`` from its raw points, in ``conn``'s
     transaction: the usage and activity rows written. With ``actors``, only theirs (what one
-    request touched: a request names a few people, the day may hold thousands)."""
+    request touched: a request names a few people, the day may hold thousands); with
+    ``sessions`` (and ``actors``), their ``otel_session_daily`` rows too, from the same read of
+    the points (one scan for both: B7)."""
     source = source_of(agent.agent)
     scope = dict(workspace_id=workspace_id, source=source, start=start, end=end)
     if actors is not None:
         scope["actors"] = sorted(actors)
-    sums = conn.execute(_FOLD_SUMS[actors is not None], scope).all()
+    sessions = sessions and actors is not None
+    sums = conn.execute(_FOLD_SUMS[(actors is not None, sessions)], scope).all()
+    if sessions:
+        _fold_sessions(conn, scope, sums)
+        sums = _without_sessions(sums)
     usage, activity = _records(agent, sums)
     found = {actor for _, actor, *_ in usage} | {actor for _, actor in activity}
     identity_map = _identities(conn, workspace_id, found)
