@@ -59,6 +59,9 @@ OTLP_GROUPS = Histogram(
 OTLP_WAITING = Gauge(
     "tokenwise_otlp_waiting_requests", "OTLP requests waiting for the next group commit", registry=REGISTRY
 )
+OTLP_WRITING = Gauge(
+    "tokenwise_otlp_writing_requests", "OTLP requests in the group being written", registry=REGISTRY
+)
 
 
 def metrics_text() -> bytes:

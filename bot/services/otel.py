@@ -41,7 +41,7 @@ from bot.db.upsert import insert_for
 from bot.domain.clock import utcnow
 from bot.domain.money import Money, micros_to_usd
 from bot.domain.records import ESTIMATED, UNPRICED, ActivityRecord, Batch, IdentityHint, UsageRecord
-from bot.observability import OTLP_GROUPS, OTLP_WAITING, remember_secrets
+from bot.observability import OTLP_GROUPS, OTLP_WAITING, OTLP_WRITING, remember_secrets
 from bot.services import privacy
 from bot.sources.otel import AGENTS, source_of
 from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping, Person
@@ -340,7 +340,16 @@ class GroupCommit:
             group = self._waiting[: self.max_requests]
             del self._waiting[: self.max_requests]
             OTLP_WAITING.set(len(self._waiting))
-            outcomes = await asyncio.to_thread(self._store, [(w, d) for w, d, _ in group])
+            OTLP_WRITING.set(len(group))
+            try:
+                outcomes = await asyncio.to_thread(self._store, [(w, d) for w, d, _ in group])
+            except BaseException as error:  # cancelled (shutdown): nobody waits forever
+                for _, _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                raise
+            finally:
+                OTLP_WRITING.set(0)
             for (_, _, future), outcome in zip(group, outcomes, strict=True):
                 if future.done():  # the client went away: its points are stored all the same
                     continue
