@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, sele
 from bot.db import store
 from bot.db.locks import hold_xact_lock
 from bot.db.models import ActivityDaily, Identity, OtelPoint, OtelSessionDaily, OtelToken, UsageDaily, as_utc
-from bot.db.upsert import insert_for
+from bot.db.upsert import insert_for, insert_ignore_driver
 from bot.domain.clock import utcnow
 from bot.domain.money import Money, micros_to_usd
 from bot.domain.records import ESTIMATED, UNPRICED, ActivityRecord, Batch, IdentityHint, UsageRecord
@@ -269,7 +269,7 @@ def _store(
     hints = _anonymise(conn, workspace_id, rows, hints)
     for source, part in sorted(by_agent.items()):
         hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
-        conn.execute(_insert_points(conn), part)
+        insert_ignore_driver(conn, OtelPoint.__table__, part, _POINT_KEY)  # a resent point: ignored
         runs = {(row["series"], row["start_ns"]) for row in part if row["cumulative"]}
         days = {row["day"] for row in part} | _recompute_runs(conn, workspace_id, source, runs)
         actors = sorted({row["actor"] for row in part})
@@ -290,21 +290,7 @@ def _store(
             )
 
 
-# Statements of the per-request path built once (per dialect where the dialect shapes them) and
-# run with bound parameters: building the expressions cost as much as running them (B7).
 _POINT_KEY = ("workspace_id", "source", "series", "start_ns", "time_ns")
-_INSERT_POINTS: dict[str, object] = {}
-
-
-def _insert_points(conn: Connection):
-    """``INSERT ... ON CONFLICT DO NOTHING`` of ``otel_point`` rows: a resent point is ignored."""
-    name = conn.dialect.name
-    statement = _INSERT_POINTS.get(name)
-    if statement is None:
-        statement = _INSERT_POINTS[name] = insert_for(conn, OtelPoint.__table__).on_conflict_do_nothing(
-            index_elements=list(_POINT_KEY)
-        )
-    return statement
 
 
 class GroupCommit:
@@ -483,7 +469,7 @@ def _records(
     usage: dict[tuple, UsageRecord] = {}
     activity: dict[tuple, ActivityRecord] = {}
     unit = f"otel:{agent.agent}"
-    for day, actor, measure, model, amount in sums:
+    for day, actor, measure, model, *_, amount in sums:  # (a session column in between: summed over)
         amount = int(amount or 0)
         if measure in USAGE_MEASURES or measure == COST:
             record = usage.get((day, actor, model))
@@ -499,7 +485,8 @@ def _records(
                     in_org_total=False,
                 )
             if measure == COST:
-                record.cost = Money(amount, str(micros_to_usd(amount)), unit)
+                micros = record.cost.micros + amount
+                record.cost = Money(micros, str(micros_to_usd(micros)), unit)
             else:
                 setattr(record, measure, getattr(record, measure) + amount)
         elif measure in ACTIVITY_MEASURES:
@@ -581,13 +568,6 @@ _FOLD_SUMS = {(of_actors, False): _fold_sums(of_actors, False) for of_actors in 
 _FOLD_SUMS[(True, True)] = _fold_sums(True, True)
 
 
-def _without_sessions(sums: list[tuple]) -> list[tuple]:
-    merged: dict[tuple, int] = defaultdict(int)
-    for day, actor, measure, model, _, amount in sums:
-        merged[(day, actor, measure, model)] += int(amount or 0)
-    return [(*key, amount) for key, amount in merged.items()]
-
-
 def fold_window(
     conn: Connection,
     *,
@@ -612,7 +592,6 @@ def fold_window(
     sums = conn.execute(_FOLD_SUMS[(actors is not None, sessions)], scope).all()
     if sessions:
         _fold_sessions(conn, scope, sums)
-        sums = _without_sessions(sums)
     usage, activity = _records(agent, sums)
     found = {actor for _, actor, *_ in usage} | {actor for _, actor in activity}
     identity_map = _identities(conn, workspace_id, found)
