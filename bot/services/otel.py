@@ -11,7 +11,8 @@ daily usage and activity rows (docs/sources/otel.md).
 - **Daily rows.** After every request the days it touched are folded again from the raw points
   into a ``Batch`` per agent (source ``otel_<agent>``), stored through the same path as a vendor
   source (``bot.db.store.write_batch``): people, rollups, budgets and recaps see them as any
-  other source's rows.
+  other source's rows. The web app stores the requests that arrive together in one transaction
+  (``GroupCommit``, ``ingest_group``): the same rows as one request at a time, one commit.
 - **Retention.** Raw points of days older than the retention are deleted on intake (whole days,
   once a UTC day per workspace, agent and process); the daily rows they made stay, and a vendor
   batch's refold starts at the first day that still has points.
