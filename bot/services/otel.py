@@ -298,17 +298,26 @@ class GroupCommit:
     """Group commit for the web app's OTLP requests (one per process and event loop).
 
     A request that arrives while a group is being written waits, and every request waiting when
-    that group's commit is done goes into the next one (at most ``max_requests``): one
-    transaction and one commit for many requests, with no added delay for a lone request.
+    that group's commit is done goes into the next one (at most ``max_requests`` requests and
+    ``max_points`` points): one transaction and one commit for many requests, with no added
+    delay for a lone request.
     ``submit`` returns only after the commit of its request's group. When a group fails, its
     requests are stored again each alone, so a bad request gets the error it would have got alone
     and the others are stored; a resent request never double counts (points are stored once).
     """
 
-    def __init__(self, engine: Engine, *, retention_days: int | None = None, max_requests: int = 64) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retention_days: int | None = None,
+        max_requests: int = 64,
+        max_points: int = 50_000,
+    ) -> None:
         self.engine = engine
         self.retention_days = retention_days
         self.max_requests = max_requests
+        self.max_points = max_points  # a group's points (a first request over it goes alone)
         self._waiting: list[tuple[str, Decoded, asyncio.Future]] = []
         self._writer: asyncio.Task | None = None
 
@@ -324,8 +333,14 @@ class GroupCommit:
 
     async def _write(self) -> None:
         while self._waiting:
-            group = self._waiting[: self.max_requests]
-            del self._waiting[: self.max_requests]
+            size, points = 1, len(self._waiting[0][1].points)
+            while size < min(self.max_requests, len(self._waiting)):
+                points += len(self._waiting[size][1].points)
+                if points > self.max_points:
+                    break
+                size += 1
+            group = self._waiting[:size]
+            del self._waiting[:size]
             OTLP_WAITING.set(len(self._waiting))
             OTLP_WRITING.set(len(group))
             try:
