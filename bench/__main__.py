@@ -335,7 +335,10 @@ def verdicts(result: dict) -> list[tuple[str, str, str, bool | None]]:
             (
                 f"B7 OTLP intake, {b7['points']:,} points in {b7['requests']:,} requests",
                 f"engine {b7['engine_points_per_s']:,.0f} points/s vs plain {b7['plain_points_per_s']:,.0f}"
-                f" = {b7['ratio']:.2f}x; {b7['resent_requests']:,} resent, sums unchanged",
+                f" = {b7['ratio']:.2f}x ({b7['transactions']:,} transactions; one request per"
+                f" transaction {b7['single_points_per_s']:,.0f} points/s = {b7['single_ratio']:.2f}x);"
+                f" CPU s engine {b7['engine_cpu_seconds']:.2f}, single {b7['single_cpu_seconds']:.2f},"
+                f" plain {b7['plain_cpu_seconds']:.2f}; {b7['resent_requests']:,} resent, sums unchanged",
                 f">= {t['b7_ratio']}x plain",
                 b7["ratio"] >= t["b7_ratio"],
             )

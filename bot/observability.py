@@ -50,6 +50,18 @@ RECAP_DELIVERIES = Counter(
 ALERTS = Counter(
     "tokenwise_alerts", "Budget alerts by kind and outcome", ["kind", "status"], registry=REGISTRY
 )
+OTLP_GROUPS = Histogram(
+    "tokenwise_otlp_group_requests",
+    "OTLP requests stored per transaction (group commit)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=REGISTRY,
+)
+OTLP_WAITING = Gauge(
+    "tokenwise_otlp_waiting_requests", "OTLP requests waiting for the next group commit", registry=REGISTRY
+)
+OTLP_WRITING = Gauge(
+    "tokenwise_otlp_writing_requests", "OTLP requests in the group being written", registry=REGISTRY
+)
 
 
 def metrics_text() -> bytes:

@@ -134,6 +134,7 @@ def otlp_endpoint(runtime: Runtime):
     # Never shorter than the age of points still accepted: a late point refolds its day, which
     # needs every point of that day.
     retention = max(settings.otel_retention_days, settings.otel_max_age_days)
+    intake = otel.GroupCommit(runtime.engine, retention_days=retention)
 
     def unavailable() -> Response:
         return PlainTextResponse("database unavailable", status_code=503, headers={"Retry-After": "30"})
@@ -179,13 +180,8 @@ def otlp_endpoint(runtime: Runtime):
             log.info("refused an OTLP %s request: %s", signal, error)
             return PlainTextResponse(str(error), status_code=400)
         try:
-            await asyncio.to_thread(
-                otel.ingest,
-                runtime.engine,
-                workspace_id=workspace_id,
-                decoded=decoded,
-                retention_days=retention,
-            )
+            # Stored with the requests that arrive meanwhile, answered after their commit.
+            await intake.submit(workspace_id, decoded)
         except DBAPIError as error:  # rolled back whole: the exporter retries a 503 later
             log.error("OTLP %s request not stored: database error: %s", signal, type(error).__name__)
             return unavailable()

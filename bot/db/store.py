@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from itertools import islice
 
-from sqlalchemy import Connection, delete, or_, select, update
+from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from sqlalchemy.orm import aliased
 
 from bot.db import rollups
@@ -307,6 +307,43 @@ def resolve_actors(
     return identity_map
 
 
+def _stale_rows(table, *, of_actors: bool, kinds: bool):
+    stale = [
+        table.workspace_id == bindparam("workspace_id"),
+        table.source == bindparam("source"),
+        table.day >= bindparam("start"),
+        table.day < bindparam("end"),
+        table.sync_run_id != bindparam("run_id"),
+    ]
+    if of_actors:
+        stale.append(table.actor.in_(bindparam("actors", expanding=True)))
+    if table is UsageDaily and kinds:
+        written = aliased(UsageDaily)
+        same_slice = (
+            select(written.id)
+            .where(
+                written.workspace_id == bindparam("workspace_id"),
+                written.source == bindparam("source"),
+                written.day == UsageDaily.day,
+                written.actor == UsageDaily.actor,
+                written.kind == UsageDaily.kind,
+                written.sync_run_id == bindparam("run_id"),
+            )
+            .exists()
+        )
+        stale.append(or_(UsageDaily.kind.in_(bindparam("kinds", expanding=True)), same_slice))
+    return delete(table).where(*stale)
+
+
+# Built once and run with bound parameters (the OTLP intake runs them for every request, B7).
+_DELETE_STALE = {
+    (table, of_actors, kinds): _stale_rows(table, of_actors=of_actors, kinds=kinds)
+    for table in (UsageDaily, ActivityDaily)
+    for of_actors in (False, True)
+    for kinds in (False, True)
+}
+
+
 def delete_stale(
     conn: Connection,
     *,
@@ -324,32 +361,14 @@ def delete_stale(
     where the run wrote a row of the same day, actor and kind; the rest of them are kept. With
     ``actors``, the run covered only those actors: other actors' rows are kept.
     """
+    params: dict = dict(workspace_id=workspace_id, source=source, start=start, end=end, run_id=run_id)
+    if actors is not None:
+        params["actors"] = sorted(actors)
+    if complete_kinds is not None:
+        params["kinds"] = sorted(complete_kinds)
     for table in (UsageDaily, ActivityDaily):
-        stale = [
-            table.workspace_id == workspace_id,
-            table.source == source,
-            table.day >= start,
-            table.day < end,
-            table.sync_run_id != run_id,
-        ]
-        if actors is not None:
-            stale.append(table.actor.in_(sorted(actors)))
-        if table is UsageDaily and complete_kinds is not None:
-            written = aliased(UsageDaily)
-            same_slice = (
-                select(written.id)
-                .where(
-                    written.workspace_id == workspace_id,
-                    written.source == source,
-                    written.day == UsageDaily.day,
-                    written.actor == UsageDaily.actor,
-                    written.kind == UsageDaily.kind,
-                    written.sync_run_id == run_id,
-                )
-                .exists()
-            )
-            stale.append(or_(UsageDaily.kind.in_(sorted(complete_kinds)), same_slice))
-        conn.execute(delete(table).where(*stale))
+        kinds = table is UsageDaily and complete_kinds is not None
+        conn.execute(_DELETE_STALE[(table, actors is not None, kinds)], params)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -441,6 +460,9 @@ def add_tombstones(conn: Connection, workspace_id: str, aliases: dict[str, str])
 
 
 _TOMBSTONES = "forgotten_actor"
+_TOMBSTONE_QUERY = select(ForgottenActor.actor_hash, ForgottenActor.alias).where(
+    ForgottenActor.workspace_id == bindparam("workspace_id")
+)
 
 
 def _tombstones(conn: Connection, workspace_id: str) -> dict[str, str]:
@@ -450,13 +472,7 @@ def _tombstones(conn: Connection, workspace_id: str) -> dict[str, str]:
     cached = conn.info.get(key)
     if cached is not None and transaction is not None and cached[0] is transaction:
         return cached[1]
-    found = dict(
-        conn.execute(
-            select(ForgottenActor.actor_hash, ForgottenActor.alias).where(
-                ForgottenActor.workspace_id == workspace_id
-            )
-        ).all()
-    )
+    found = dict(conn.execute(_TOMBSTONE_QUERY, {"workspace_id": workspace_id}).all())
     conn.info[key] = (transaction, found)
     return found
 

@@ -26,6 +26,37 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict], key: Seq
     conn.execute(insert_for(conn, table).on_conflict_do_nothing(index_elements=list(key)), list(rows))
 
 
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list] = {}
+
+
+def insert_ignore_driver(conn: Connection, table: Table, rows: Sequence[dict], key: Sequence[str]) -> None:
+    """:func:`insert_ignore` as one driver ``executemany`` of tuples: each value converted by its
+    column type's own bind processor (what SQLAlchemy would do), without SQLAlchemy's per-row
+    parameter handling (a fifth of an OTLP request's time, B7). Every row has the same keys."""
+    if not rows:
+        return
+    columns = tuple(rows[0])
+    cache_key = (conn.dialect.name, table.name, columns)
+    processors = _PROCESSORS.get(cache_key)
+    if processors is None:
+        processors = _PROCESSORS[cache_key] = [
+            table.c[name].type.bind_processor(conn.dialect) for name in columns
+        ]
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    )
+    converting = [(at, process) for at, process in enumerate(processors) if process is not None]
+    tuples = []
+    for row in rows:
+        values = list(row.values())
+        for at, process in converting:
+            values[at] = process(values[at])
+        tuples.append(tuple(values))
+    conn.exec_driver_sql(sql, tuples)
+
+
 def upsert(
     conn: Connection, table: Table, rows: Sequence[dict], key: Sequence[str], values: Sequence[str]
 ) -> None:

@@ -11,7 +11,8 @@ daily usage and activity rows (docs/sources/otel.md).
 - **Daily rows.** After every request the days it touched are folded again from the raw points
   into a ``Batch`` per agent (source ``otel_<agent>``), stored through the same path as a vendor
   source (``bot.db.store.write_batch``): people, rollups, budgets and recaps see them as any
-  other source's rows.
+  other source's rows. The web app stores the requests that arrive together in one transaction
+  (``GroupCommit``, ``ingest_group``): the same rows as one request at a time, one commit.
 - **Retention.** Raw points of days older than the retention are deleted on intake (whole days,
   once a UTC day per workspace, agent and process); the daily rows they made stay, and a vendor
   batch's refold starts at the first day that still has points.
@@ -23,6 +24,7 @@ daily usage and activity rows (docs/sources/otel.md).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections import defaultdict
@@ -36,14 +38,14 @@ from sqlalchemy import Connection, Engine, bindparam, delete, exists, func, sele
 from bot.db import store
 from bot.db.locks import hold_xact_lock
 from bot.db.models import ActivityDaily, Identity, OtelPoint, OtelSessionDaily, OtelToken, UsageDaily, as_utc
-from bot.db.upsert import insert_for
+from bot.db.upsert import insert_for, insert_ignore_driver
 from bot.domain.clock import utcnow
 from bot.domain.money import Money, micros_to_usd
 from bot.domain.records import ESTIMATED, UNPRICED, ActivityRecord, Batch, IdentityHint, UsageRecord
-from bot.observability import remember_secrets
+from bot.observability import OTLP_GROUPS, OTLP_WAITING, OTLP_WRITING, remember_secrets
 from bot.services import privacy
 from bot.sources.otel import AGENTS, source_of
-from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping
+from bot.sources.otel.base import ACTIVITY_MEASURES, COST, USAGE_MEASURES, AgentMapping, Person
 from bot.sources.otel.otlp import Decoded, Point
 
 TOKEN_PREFIX = "twotel_"
@@ -123,10 +125,15 @@ def workspace_for_token(engine: Engine, token: str) -> str | None:
 # -- storing points -------------------------------------------------------------------------
 
 
-def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> list[dict]:
+def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> dict[tuple, dict]:
+    """One request's points as ``otel_point`` rows by key (a point repeated in it: the last wins)."""
     rows: dict[tuple, dict] = {}
+    days: dict[int, date] = {}  # a request's points share a few timestamps
     for p in points:
         source = source_of(p.agent)
+        day = days.get(p.time_ns)
+        if day is None:
+            day = days[p.time_ns] = p.day
         rows[(source, p.series, p.start_ns, p.time_ns)] = {
             "workspace_id": workspace_id,
             "source": source,
@@ -134,7 +141,7 @@ def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> li
             "metric": p.metric,
             "start_ns": p.start_ns,
             "time_ns": p.time_ns,
-            "day": p.day,
+            "day": day,
             "actor": p.actor,
             "measure": p.measure,
             "model": p.model,
@@ -144,7 +151,7 @@ def _point_rows(workspace_id: str, points: Sequence[Point], now: datetime) -> li
             "received_at": now,
             "session": p.session,
         }
-    return list(rows.values())
+    return rows
 
 
 def _recompute_runs(
@@ -212,90 +219,202 @@ def _anonymise(
 
 
 def ingest(engine: Engine, *, workspace_id: str, decoded: Decoded, retention_days: int | None = None) -> int:
-    """Store the request's points once each and refold the days they touch; the points written.
-    With ``retention_days``, raw points of older days are pruned too (at most daily: ``PRUNED``)."""
-    if not decoded.points:
-        return 0
+    """Store the request's points once each and refold the days they touch, in a transaction of
+    its own; the points written. With ``retention_days``, raw points of older days are pruned too
+    (at most daily: ``PRUNED``)."""
+    return ingest_group(engine, [(workspace_id, decoded)], retention_days=retention_days)[0]
+
+
+def ingest_group(
+    engine: Engine, requests: Sequence[tuple[str, Decoded]], *, retention_days: int | None = None
+) -> list[int]:
+    """Several requests ((workspace, decoded) pairs) in one transaction, as if each were stored
+    in turn: the same points kept (a point two requests carry is stored once, the first one's),
+    the same days refolded; each request's points written. All or nothing: an error rolls back
+    every request of the group (``GroupCommit`` then stores each alone)."""
     now = utcnow()
-    rows = _point_rows(workspace_id, decoded.points, now)
+    counts: list[int] = []
+    workspaces: dict[str, tuple[dict[tuple, dict], dict[str, Person]]] = {}
+    for workspace_id, decoded in requests:
+        rows = _point_rows(workspace_id, decoded.points, now)
+        counts.append(len(rows))
+        if not rows:
+            continue
+        kept, people = workspaces.setdefault(workspace_id, ({}, {}))
+        for key, row in rows.items():
+            kept.setdefault(key, row)  # already stored by an earlier request: ignored, as alone
+        for actor, person in decoded.people.items():
+            people.setdefault(actor, person)
+    if not workspaces:
+        return counts
+    with engine.begin() as conn:
+        # Locks in one global order (workspace, then source): groups of two processes never deadlock.
+        for workspace_id in sorted(workspaces):
+            rows, people = workspaces[workspace_id]
+            _store(conn, workspace_id, list(rows.values()), people, now, retention_days)
+    return counts
+
+
+def _store(
+    conn: Connection,
+    workspace_id: str,
+    rows: list[dict],
+    people: dict[str, Person],
+    now: datetime,
+    retention_days: int | None,
+) -> None:
     by_agent: dict[str, list[dict]] = defaultdict(list)
     for row in rows:
         by_agent[row["source"]].append(row)
-    hints = [
-        IdentityHint(p.account_actor, p.email) for p in decoded.people.values() if p.email and p.account_actor
-    ]
-    with engine.begin() as conn:
-        hints = _anonymise(conn, workspace_id, rows, hints)
-        for source, part in sorted(by_agent.items()):
-            hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
-            store.insert_ignore(
-                conn, OtelPoint.__table__, part, ("workspace_id", "source", "series", "start_ns", "time_ns")
-            )
-            runs = {(row["series"], row["start_ns"]) for row in part if row["cumulative"]}
-            days = {row["day"] for row in part} | _recompute_runs(conn, workspace_id, source, runs)
-            actors = sorted({row["actor"] for row in part})
-            fold_sessions(conn, workspace_id=workspace_id, source=source, days=days, actors=actors)
-            agent = AGENTS[source.removeprefix(OTEL_SOURCE_PREFIX)]
-            fold_window(
-                conn,
-                workspace_id=workspace_id,
-                agent=agent,
-                start=min(days),
-                end=max(days) + timedelta(days=1),
-                hints=hints,
-                actors=actors,
-            )
-            if retention_days is not None and PRUNED.due(workspace_id, source, now.date()):
-                prune(
-                    conn,
-                    workspace_id=workspace_id,
-                    source=source,
-                    before=now.date() - timedelta(retention_days),
-                )
-    return len(rows)
-
-
-def fold_sessions(
-    conn: Connection, *, workspace_id: str, source: str, days: set[date], actors: Sequence[str]
-) -> None:
-    """Rebuild ``otel_session_daily`` of these days and actors from the raw points (sums of
-    ``increment``, so a point sent twice counts once): each session's cost and tokens per day."""
-    table = OtelSessionDaily.__table__
-    scope = (
-        OtelSessionDaily.workspace_id == workspace_id,
-        OtelSessionDaily.source == source,
-        OtelSessionDaily.day.in_(sorted(days)),
-        OtelSessionDaily.actor.in_(actors),
-    )
-    conn.execute(delete(OtelSessionDaily).where(*scope))
-    cost = func.sum(OtelPoint.increment).filter(OtelPoint.measure == COST)
-    tokens = func.sum(OtelPoint.increment).filter(OtelPoint.measure.in_(TOKEN_MEASURES))
-    sums = conn.execute(
-        select(OtelPoint.day, OtelPoint.actor, OtelPoint.session, cost, tokens)
-        .where(
-            OtelPoint.workspace_id == workspace_id,
-            OtelPoint.source == source,
-            OtelPoint.day.in_(sorted(days)),
-            OtelPoint.actor.in_(actors),
-            OtelPoint.session != "",
+    hints = [IdentityHint(p.account_actor, p.email) for p in people.values() if p.email and p.account_actor]
+    hints = _anonymise(conn, workspace_id, rows, hints)
+    for source, part in sorted(by_agent.items()):
+        hold_xact_lock(conn, f"otel:{workspace_id}:{source}")
+        insert_ignore_driver(conn, OtelPoint.__table__, part, _POINT_KEY)  # a resent point: ignored
+        runs = {(row["series"], row["start_ns"]) for row in part if row["cumulative"]}
+        days = {row["day"] for row in part} | _recompute_runs(conn, workspace_id, source, runs)
+        actors = sorted({row["actor"] for row in part})
+        agent = AGENTS[source.removeprefix(OTEL_SOURCE_PREFIX)]
+        fold_window(
+            conn,
+            workspace_id=workspace_id,
+            agent=agent,
+            start=min(days),
+            end=max(days) + timedelta(days=1),
+            hints=hints,
+            actors=actors,
+            sessions=True,
         )
-        .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.session)
-    ).all()
+        if retention_days is not None and PRUNED.due(workspace_id, source, now.date()):
+            prune(
+                conn, workspace_id=workspace_id, source=source, before=now.date() - timedelta(retention_days)
+            )
+
+
+_POINT_KEY = ("workspace_id", "source", "series", "start_ns", "time_ns")
+
+
+class GroupCommit:
+    """Group commit for the web app's OTLP requests (one per process and event loop).
+
+    A request that arrives while a group is being written waits, and every request waiting when
+    that group's commit is done goes into the next one (at most ``max_requests`` requests and
+    ``max_points`` points): one transaction and one commit for many requests, with no added
+    delay for a lone request.
+    ``submit`` returns only after the commit of its request's group. When a group fails, its
+    requests are stored again each alone, so a bad request gets the error it would have got alone
+    and the others are stored; a resent request never double counts (points are stored once).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retention_days: int | None = None,
+        max_requests: int = 64,
+        max_points: int = 50_000,
+    ) -> None:
+        self.engine = engine
+        self.retention_days = retention_days
+        self.max_requests = max_requests
+        self.max_points = max_points  # a group's points (a first request over it goes alone)
+        self._waiting: list[tuple[str, Decoded, asyncio.Future]] = []
+        self._writer: asyncio.Task | None = None
+
+    async def submit(self, workspace_id: str, decoded: Decoded) -> int:
+        """The request's points written, once its group is committed (or its error)."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((workspace_id, decoded, future))
+        OTLP_WAITING.set(len(self._waiting))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write())
+        return await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            size, points = 1, len(self._waiting[0][1].points)
+            while size < min(self.max_requests, len(self._waiting)):
+                points += len(self._waiting[size][1].points)
+                if points > self.max_points:
+                    break
+                size += 1
+            group = self._waiting[:size]
+            del self._waiting[:size]
+            OTLP_WAITING.set(len(self._waiting))
+            OTLP_WRITING.set(len(group))
+            try:
+                outcomes = await asyncio.to_thread(self._store, [(w, d) for w, d, _ in group])
+            except BaseException as error:  # cancelled (shutdown): nobody waits forever
+                for _, _, future in group:
+                    if not future.done():
+                        future.set_exception(error)
+                raise
+            finally:
+                OTLP_WRITING.set(0)
+            for (_, _, future), outcome in zip(group, outcomes, strict=True):
+                if future.done():  # the client went away: its points are stored all the same
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _store(self, requests: list[tuple[str, Decoded]]) -> list[int | BaseException]:
+        try:
+            counts: list[int | BaseException] = list(
+                ingest_group(self.engine, requests, retention_days=self.retention_days)
+            )
+            OTLP_GROUPS.observe(len(requests))
+            return counts
+        except Exception as error:
+            if len(requests) == 1:
+                return [error]
+        # The group rolled back whole: each request alone, as it would have been stored.
+        outcomes: list[int | BaseException] = []
+        for request in requests:
+            try:
+                outcomes.append(ingest_group(self.engine, [request], retention_days=self.retention_days)[0])
+                OTLP_GROUPS.observe(1)
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
+
+
+_DELETE_SESSIONS = delete(OtelSessionDaily).where(
+    OtelSessionDaily.workspace_id == bindparam("workspace_id"),
+    OtelSessionDaily.source == bindparam("source"),
+    OtelSessionDaily.day >= bindparam("start"),
+    OtelSessionDaily.day < bindparam("end"),
+    OtelSessionDaily.actor.in_(bindparam("actors", expanding=True)),
+)
+
+
+def _fold_sessions(conn: Connection, scope: dict, sums: Iterable[tuple]) -> None:
+    """Rebuild ``otel_session_daily`` of the fold's days and actors from its sums of the raw
+    points (``increment``, so a point sent twice counts once): each session's cost and tokens
+    per day. ``sums``: (day, actor, measure, model, session, amount)."""
+    found: dict[tuple, list[int]] = {}
+    for day, actor, measure, _, session, amount in sums:
+        if session and (measure == COST or measure in TOKEN_MEASURES):
+            row = found.setdefault((day, actor, session), [0, 0])
+            row[measure != COST] += int(amount or 0)
+    conn.execute(_DELETE_SESSIONS, scope)
     rows = [
         {
-            "workspace_id": workspace_id,
-            "source": source,
+            "workspace_id": scope["workspace_id"],
+            "source": scope["source"],
             "day": day,
             "actor": actor,
             "session": session,
-            "cost_micros": int(micros or 0),
-            "tokens": int(count or 0),
+            "cost_micros": micros,
+            "tokens": tokens,
         }
-        for day, actor, session, micros, count in sums
-        if micros or count
+        for (day, actor, session), (micros, tokens) in found.items()
+        if micros or tokens
     ]
     if rows:
-        conn.execute(table.insert(), rows)
+        conn.execute(OtelSessionDaily.__table__.insert(), rows)
 
 
 # -- retention --------------------------------------------------------------------------------
@@ -366,7 +485,7 @@ def _records(
     usage: dict[tuple, UsageRecord] = {}
     activity: dict[tuple, ActivityRecord] = {}
     unit = f"otel:{agent.agent}"
-    for day, actor, measure, model, amount in sums:
+    for day, actor, measure, model, *_, amount in sums:  # (a session column in between: summed over)
         amount = int(amount or 0)
         if measure in USAGE_MEASURES or measure == COST:
             record = usage.get((day, actor, model))
@@ -382,7 +501,8 @@ def _records(
                     in_org_total=False,
                 )
             if measure == COST:
-                record.cost = Money(amount, str(micros_to_usd(amount)), unit)
+                micros = record.cost.micros + amount
+                record.cost = Money(micros, str(micros_to_usd(micros)), unit)
             else:
                 setattr(record, measure, getattr(record, measure) + amount)
         elif measure in ACTIVITY_MEASURES:
@@ -393,6 +513,29 @@ def _records(
     return usage, activity
 
 
+def _shadowed_query():
+    reported = [
+        select(table.day, table.person_id).where(
+            table.workspace_id == bindparam("workspace_id"),
+            table.vendor == bindparam("vendor"),
+            table.source.not_like(f"{OTEL_SOURCE_PREFIX}%"),
+            table.day >= bindparam("start"),
+            table.day < bindparam("end"),
+            table.person_id.in_(bindparam("people", expanding=True)),
+        )
+        for table in (UsageDaily, ActivityDaily)
+    ]
+    # One statement for both tables (a UNION is distinct): a request pays per statement (B7).
+    return union(*reported)
+
+
+_SHADOWED = _shadowed_query()
+_IDENTITIES = select(Identity.actor, Identity.person_id).where(
+    Identity.workspace_id == bindparam("workspace_id"),
+    Identity.actor.in_(bindparam("actors", expanding=True)),
+)
+
+
 def _shadowed(
     conn: Connection, workspace_id: str, vendor: str, start: date, end: date, people: set[int]
 ) -> set[tuple[date, int]]:
@@ -401,20 +544,9 @@ def _shadowed(
         return set()
     found: set[tuple[date, int]] = set()
     ids = sorted(people)
+    scope = dict(workspace_id=workspace_id, vendor=vendor, start=start, end=end)
     for at in range(0, len(ids), 500):
-        # One statement for both tables (a UNION is distinct): a request pays per statement (B7).
-        reported = [
-            select(table.day, table.person_id).where(
-                table.workspace_id == workspace_id,
-                table.vendor == vendor,
-                table.source.not_like(f"{OTEL_SOURCE_PREFIX}%"),
-                table.day >= start,
-                table.day < end,
-                table.person_id.in_(ids[at : at + 500]),
-            )
-            for table in (UsageDaily, ActivityDaily)
-        ]
-        found.update(conn.execute(union(*reported)).all())
+        found.update(conn.execute(_SHADOWED, {**scope, "people": ids[at : at + 500]}).all())
     return found
 
 
@@ -425,13 +557,31 @@ def _identities(conn: Connection, workspace_id: str, actors: set[str]) -> dict[s
     ordered = sorted(actors)
     for at in range(0, len(ordered), 500):
         found.update(
-            conn.execute(
-                select(Identity.actor, Identity.person_id).where(
-                    Identity.workspace_id == workspace_id, Identity.actor.in_(ordered[at : at + 500])
-                )
-            ).all()
+            conn.execute(_IDENTITIES, {"workspace_id": workspace_id, "actors": ordered[at : at + 500]}).all()
         )
     return found
+
+
+def _fold_sums(of_actors: bool, sessions: bool):
+    group = [OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model]
+    if sessions:
+        group.append(OtelPoint.session)
+    only = [OtelPoint.actor.in_(bindparam("actors", expanding=True))] if of_actors else []
+    return (
+        select(*group, func.sum(OtelPoint.increment))
+        .where(
+            OtelPoint.workspace_id == bindparam("workspace_id"),
+            OtelPoint.source == bindparam("source"),
+            OtelPoint.day >= bindparam("start"),
+            OtelPoint.day < bindparam("end"),
+            *only,
+        )
+        .group_by(*group)
+    )
+
+
+_FOLD_SUMS = {(of_actors, False): _fold_sums(of_actors, False) for of_actors in (False, True)}
+_FOLD_SUMS[(True, True)] = _fold_sums(True, True)
 
 
 def fold_window(
@@ -443,25 +593,21 @@ def fold_window(
     end: date,
     hints: Sequence[IdentityHint] = (),
     actors: Sequence[str] | None = None,
+    sessions: bool = False,
 ) -> tuple[int, int]:
     """Rebuild the agent's daily rows of ``[start, end)`` from its raw points, in ``conn``'s
     transaction: the usage and activity rows written. With ``actors``, only theirs (what one
-    request touched: a request names a few people, the day may hold thousands)."""
+    request touched: a request names a few people, the day may hold thousands); with
+    ``sessions`` (and ``actors``), their ``otel_session_daily`` rows too, from the same read of
+    the points (one scan for both: B7)."""
     source = source_of(agent.agent)
-    only = [] if actors is None else [OtelPoint.actor.in_(sorted(actors))]
-    sums = conn.execute(
-        select(
-            OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model, func.sum(OtelPoint.increment)
-        )
-        .where(
-            OtelPoint.workspace_id == workspace_id,
-            OtelPoint.source == source,
-            OtelPoint.day >= start,
-            OtelPoint.day < end,
-            *only,
-        )
-        .group_by(OtelPoint.day, OtelPoint.actor, OtelPoint.measure, OtelPoint.model)
-    ).all()
+    scope = dict(workspace_id=workspace_id, source=source, start=start, end=end)
+    if actors is not None:
+        scope["actors"] = sorted(actors)
+    sessions = sessions and actors is not None
+    sums = conn.execute(_FOLD_SUMS[(actors is not None, sessions)], scope).all()
+    if sessions:
+        _fold_sessions(conn, scope, sums)
     usage, activity = _records(agent, sums)
     found = {actor for _, actor, *_ in usage} | {actor for _, actor in activity}
     identity_map = _identities(conn, workspace_id, found)

@@ -157,14 +157,25 @@ def attributes(pairs: Iterable) -> dict[str, object]:
     return {kv.key: any_value(kv.value) for kv in pairs}
 
 
+# What ``json.dumps(value, default=str, separators=(",", ":"))`` would build anew for every call.
+_canonical = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
 def series_key(
     resource: Mapping[str, object], name: str, point: Mapping[str, object], measure: str, model: str
 ) -> str:
-    canonical = json.dumps(
-        [sorted(resource.items()), name, sorted(point.items()), measure, model],
-        default=str,
-        separators=(",", ":"),
-    )
+    """The series a point belongs to: a hash of its resource, metric, attributes and reading."""
+    return _series_key(_series_prefix(resource, name), point, measure, model)
+
+
+def _series_prefix(resource: Mapping[str, object], name: str) -> str:
+    # The canonical JSON of the list, up to the point's attributes: a list's JSON is its items'
+    # JSON joined by commas, so a request's points share this part (and the key stays the same).
+    return f"[{_canonical(sorted(resource.items()))},{_canonical(name)},"
+
+
+def _series_key(prefix: str, point: Mapping[str, object], measure: str, model: str) -> str:
+    canonical = f"{prefix}{_canonical(sorted(point.items()))},{_canonical(measure)},{_canonical(model)}]"
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -194,9 +205,12 @@ class Walker:
         start_ns: int,
         time_ns: int,
         cumulative: bool,
+        prefix: str | None = None,
     ) -> None:
         if not readings:
             return
+        if prefix is None:
+            prefix = _series_prefix(resource, name)
         self._check_time(time_ns, name)
         person = agent.person(merged)
         if person is None:
@@ -206,13 +220,14 @@ class Walker:
             if len(self.out.people) >= self.limits.max_people:
                 raise BadPayload(f"more than {self.limits.max_people} people in one request")
             self.out.people[person.actor] = person
+        session = session_of(agent, merged)
         for reading in readings:
             if len(self.out.points) >= self.limits.max_points:
                 raise BadPayload(f"more than {self.limits.max_points} data points in one request")
             self.out.points.append(
                 Point(
                     agent=agent.agent,
-                    series=series_key(resource, name, own, reading.measure, reading.model),
+                    series=_series_key(prefix, own, reading.measure, reading.model),
                     metric=name[:200],
                     start_ns=start_ns,
                     time_ns=time_ns,
@@ -221,7 +236,7 @@ class Walker:
                     model=reading.model[:200],
                     cumulative=cumulative,
                     value=reading.value,
-                    session=session_of(agent, merged),
+                    session=session,
                 )
             )
 
@@ -252,23 +267,25 @@ class Walker:
         ):
             raise BadPayload(f"{metric.name[:80]}: aggregation temporality unspecified")
         cumulative = temporality == AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
+        name = metric.name
+        prefix = _series_prefix(resource, name)  # the same for every point of the metric
         for point in points:
             own = attributes(point.attributes)
             value_kind = point.WhichOneof("value")
             if value_kind is None:
-                raise BadPayload(f"{metric.name[:80]}: a data point without a value")
-            value = getattr(point, value_kind)
-            readings = agent.metric_readings(metric.name, {**resource, **own}, value)
+                raise BadPayload(f"{name[:80]}: a data point without a value")
+            merged = {**resource, **own}
             self.add(
                 agent,
                 resource,
-                metric.name,
-                {**resource, **own},
+                name,
+                merged,
                 own,
-                readings,
+                agent.metric_readings(name, merged, getattr(point, value_kind)),
                 start_ns=point.start_time_unix_nano,
                 time_ns=point.time_unix_nano,
                 cumulative=cumulative,
+                prefix=prefix,
             )
 
     def logs(self, request: ExportLogsServiceRequest) -> Decoded:
