@@ -20,9 +20,10 @@ def run_sync(
     since: date | None,
     until: date | None,
     include_demo=None,
+    one_shot: bool = False,
 ):
     from bot.services.secrets import SecretKeyError, connectors_for_workspace
-    from bot.services.sync import run_all
+    from bot.services.sync import freeze_startup_heap, run_all
     from bot.services.workspaces import active_workspace_ids
     from bot.sources.registry import UnknownSourceError
 
@@ -53,6 +54,8 @@ def run_sync(
         disable=not err.is_terminal,
     )
     tasks: dict[str, int] = {}
+    if one_shot:  # the process exits after this pass: start-up's heap is done with collecting
+        freeze_startup_heap()
 
     def report(name: str, start: date, end: date, done: date) -> None:
         if name not in tasks:
@@ -91,7 +94,7 @@ def sync(
     if start and end and end <= start:
         raise fail("--until must be after --since")
     engine = open_engine(settings)
-    outcomes = run_sync(settings, engine, source=source, since=start, until=end)
+    outcomes = run_sync(settings, engine, source=source, since=start, until=end, one_shot=True)
     today = utc_today()
     failed = 0
     for outcome in outcomes:
