@@ -83,17 +83,17 @@ def child(argv: list[str]) -> None:
     parser.add_argument("--days", type=int, required=True)
     args = parser.parse_args(argv)
 
-    from bot.services.sync import freeze_startup_heap, run_source
+    from bot.services.sync import run_source, startup_heap_frozen
 
     engine = make_engine(args.db_url)
     connector = _connector(args.source, args.vendor_url)
-    freeze_startup_heap()  # as `tokenwise sync` does once its connectors are built
     rss_before = peak_rss_bytes()
     end = args.start + timedelta(days=args.days)
     started, cpu_started = time.perf_counter(), time.process_time()
-    outcome = run_source(
-        engine, connector, workspace_id=synth.WORKSPACE, since=args.start, until=end, today=end
-    )
+    with startup_heap_frozen():  # as `tokenwise sync` runs its pass once its connectors are built
+        outcome = run_source(
+            engine, connector, workspace_id=synth.WORKSPACE, since=args.start, until=end, today=end
+        )
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     connector.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date
 from typing import Annotated
 
@@ -23,7 +24,7 @@ def run_sync(
     one_shot: bool = False,
 ):
     from bot.services.secrets import SecretKeyError, connectors_for_workspace
-    from bot.services.sync import freeze_startup_heap, run_all
+    from bot.services.sync import run_all, startup_heap_frozen
     from bot.services.workspaces import active_workspace_ids
     from bot.sources.registry import UnknownSourceError
 
@@ -54,8 +55,6 @@ def run_sync(
         disable=not err.is_terminal,
     )
     tasks: dict[str, int] = {}
-    if one_shot:  # the process exits after this pass: start-up's heap is done with collecting
-        freeze_startup_heap()
 
     def report(name: str, start: date, end: date, done: date) -> None:
         if name not in tasks:
@@ -63,7 +62,8 @@ def run_sync(
         progress.update(tasks[name], completed=(min(done, end) - start).days)
 
     outcomes = []
-    with progress:
+    # The process exits after this pass: start-up's heap need not be collected meanwhile.
+    with progress, startup_heap_frozen() if one_shot else nullcontext():
         for workspace_id, connectors in plan:
             outcomes += run_all(
                 engine,
