@@ -129,9 +129,11 @@ def _copy_upsert(conn: Connection, table_name: str, rows: Iterable[tuple], colum
         f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS SELECT {listed} FROM {table_name} WITH NO DATA"
     )
     conn.exec_driver_sql(f"ALTER TABLE {staged} ADD COLUMN _at bigint GENERATED ALWAYS AS IDENTITY")
-    cursor = conn.connection.dbapi_connection.cursor()
     written = 0
-    with cursor.copy(f"COPY {staged} ({listed}) FROM STDIN") as copy:
+    with (
+        conn.connection.dbapi_connection.cursor() as cursor,
+        cursor.copy(f"COPY {staged} ({listed}) FROM STDIN") as copy,
+    ):
         for row in rows:
             copy.write_row(row)
             written += 1
