@@ -25,17 +25,13 @@ def _write(engine, records, run_id):
         )
 
 
+STORED = (UsageDaily.actor, UsageDaily.cost_micros, UsageDaily.raw_amount, UsageDaily.input_tokens)
+
+
 def _stored(engine):
     with engine.connect() as conn:
-        return conn.execute(
-            select(
-                UsageDaily.actor,
-                UsageDaily.cost_micros,
-                UsageDaily.raw_amount,
-                UsageDaily.input_tokens,
-                UsageDaily.sync_run_id,
-            ).order_by(UsageDaily.actor)
-        ).all()
+        rows = conn.execute(select(*STORED, UsageDaily.sync_run_id).order_by(UsageDaily.actor))
+        return [tuple(row) for row in rows]
 
 
 def test_rows_are_inserted_then_updated_and_a_repeated_key_keeps_its_last_row(engine):
@@ -44,7 +40,7 @@ def test_rows_are_inserted_then_updated_and_a_repeated_key_keeps_its_last_row(en
         UsageRecord(DAY, "openrouter_key:b", model="m", cost=Money.from_usd("2"), input_tokens=20),
     ]
     assert _write(engine, first, run_id=1) == 2
-    assert [tuple(r) for r in _stored(engine)] == [
+    assert _stored(engine) == [
         ("openrouter_key:a", 1_250_000, "1.25", 10, 1),
         ("openrouter_key:b", 2_000_000, "2", 20, 1),
     ]
@@ -53,7 +49,7 @@ def test_rows_are_inserted_then_updated_and_a_repeated_key_keeps_its_last_row(en
         UsageRecord(DAY, "openrouter_key:a", model="m", cost=Money.from_usd("0.000001"), input_tokens=1),
     ]
     assert _write(engine, again, run_id=2) == 2
-    assert [tuple(r) for r in _stored(engine)] == [
+    assert _stored(engine) == [
         ("openrouter_key:a", 1, "0.000001", 1, 2),  # the last of the two rows, as an executemany
         ("openrouter_key:b", 2_000_000, "2", 20, 1),
     ]
