@@ -106,12 +106,44 @@ def bulk_upsert(
     dict (~1 KB each). Tuples must follow ``columns`` and hold driver-ready values (see
     :func:`usage_tuples`). Returns the number of rows written.
     """
+    if conn.dialect.name == "postgresql":
+        return _copy_upsert(conn, table_name, rows, columns, key, values)
     sql = upsert_sql(conn, table_name, columns, key, values)
     written = 0
     iterator = iter(rows)
     while part := list(islice(iterator, chunk)):
         conn.exec_driver_sql(sql, part)
         written += len(part)
+    return written
+
+
+def _copy_upsert(conn: Connection, table_name: str, rows: Iterable[tuple], columns, key, values) -> int:
+    """:func:`bulk_upsert` on PostgreSQL: the rows streamed by ``COPY`` into a temporary table
+    (dropped at commit), then one ``INSERT ... SELECT ... ON CONFLICT DO UPDATE`` into the table.
+    No statement per row and no row held in memory (docs/benchmarks.md, B1). A key given twice:
+    the last row wins, as in the executemany."""
+    staged = f"_staged_{table_name}"
+    listed = ", ".join(columns)
+    keys = ", ".join(key)
+    conn.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS SELECT {listed} FROM {table_name} WITH NO DATA"
+    )
+    conn.exec_driver_sql(f"ALTER TABLE {staged} ADD COLUMN _at bigint GENERATED ALWAYS AS IDENTITY")
+    written = 0
+    with (
+        conn.connection.dbapi_connection.cursor() as cursor,
+        cursor.copy(f"COPY {staged} ({listed}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+            written += 1
+    if written:
+        updates = ", ".join(f"{name} = excluded.{name}" for name in values)
+        conn.exec_driver_sql(
+            f"INSERT INTO {table_name} ({listed}) SELECT DISTINCT ON ({keys}) {listed} FROM {staged} "
+            f"ORDER BY {keys}, _at DESC ON CONFLICT ({keys}) DO UPDATE SET {updates}"
+        )
+    conn.exec_driver_sql(f"DROP TABLE {staged}")
     return written
 
 

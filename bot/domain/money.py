@@ -2,8 +2,8 @@
 
 Each vendor uses its own unit (see docs/sources/): OpenAI dollars as JSON numbers, Anthropic
 cents as decimal strings, Claude Code cents as numbers, Cursor float cents, OpenRouter dollars.
-JSON numbers are parsed with ``Decimal`` (``json.loads(parse_float=Decimal)``) so no float ever
-touches an amount.
+JSON numbers are parsed as ``Decimal`` (``bot.sources.http.decode_json``, else
+``json.loads(parse_float=Decimal)``) so no float ever touches an amount.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The HTTP client every connector uses: bounded retries on 429, 5xx and transport errors
 (honouring ``Retry-After``), request pacing for vendors with per-minute limits, JSON parsed with
-Decimal so money stays exact, and errors that name the endpoint but never the key.
+Decimal so money stays exact (msgspec), and errors that name the endpoint but never the key.
 
 Every credential a client sends (an auth-like header's value and its last word, HTTP Basic's
 user and password, a body, form or query field named like a key, token, secret or signature) is
@@ -12,7 +12,6 @@ URL-encoded) shows ``[redacted]``."""
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import socket
 import threading
@@ -24,6 +23,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import msgspec
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -224,10 +224,16 @@ class VendorHttp:
         return decode_json(response, self.source, endpoint)
 
 
+#: Pages are decoded by msgspec (about 1.5x the standard library on a costs page, B1), numbers
+#: with a fraction or an exponent as Decimal, exactly as ``json.loads(parse_float=Decimal)``
+#: reads them. Unlike it, NaN and Infinity are refused (no vendor sends them as an amount).
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
 def decode_json(response: httpx.Response, source: str, endpoint: str) -> Any:
     try:
-        return json.loads(response.content, parse_float=Decimal)
-    except (ValueError, UnicodeDecodeError):
+        return _DECODER.decode(response.content)
+    except (ValueError, UnicodeDecodeError):  # msgspec.DecodeError is a ValueError
         raise SourceError(source, endpoint, "response is not valid JSON") from None
 
 

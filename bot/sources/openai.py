@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from bot.domain.money import USD, Money, micros_to_usd, to_decimal, usd_to_micros
-from bot.domain.records import COST, ESTIMATED, USAGE, Batch, IdentityHint, UsageRecord
+from bot.domain.records import BILLED, COST, ESTIMATED, USAGE, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
 from bot.sources.base import SourceError, split_window
 from bot.sources.http import VendorHttp, collector_paused, decode_json, error_summary, wrong_key_kind
@@ -325,9 +325,22 @@ class OpenAIConnector:
     def _costs_of(
         self, start: date, end: date, models: dict[str, str], weights: Weights | None, bucket: dict
     ) -> Iterator[UsageRecord]:
+        """A day's cost records, its line items of one (actor, model, basis) merged into one
+        record as the engine's fold would (the same exact sums, in the same order), without a
+        record and a ``Money`` addition per line item (docs/benchmarks.md, B1)."""
         day = _day(bucket["start_time"])
         if not start <= day < end:
             raise SourceError(self.name, COSTS_ENDPOINT, f"bucket {day} outside window")
+        merged: dict[tuple[str, str, str], list] = {}  # (actor, model, basis) -> [micros, raw USD]
+
+        def add(actor: str, model: str, basis: str, micros: int, raw: Decimal) -> None:
+            found = merged.get((actor, model, basis))
+            if found is None:
+                merged[actor, model, basis] = [micros, raw]
+            else:
+                found[0] += micros
+                found[1] += raw
+
         for result in bucket.get("results") or []:
             amount = result.get("amount") or {}
             currency = amount.get("currency")
@@ -348,26 +361,24 @@ class OpenAIConnector:
                 model = model_of_line_item(line_item)
                 if type(line_item) is str:
                     models[line_item] = model
-            cost = Money(usd_to_micros(dollars), str(dollars), USD)
+            micros = usd_to_micros(dollars)
             shares = None if key_id or weights is None else weights.get((day, project_id, model))
             if not shares:  # the vendor's own figure: per key, or a project nobody's tokens explain
-                yield UsageRecord(day=day, actor=actor, model=model, cost=cost, kind=COST)
+                add(actor, model, BILLED, micros, dollars)
                 continue
             kind = token_kind_of_line_item(line_item)
-            split = apportion(
-                cost.micros, {a: w[kind] if kind is not None else sum(w) for a, w in shares.items()}
-            )
+            split = apportion(micros, {a: w[kind] if kind is not None else sum(w) for a, w in shares.items()})
             if not split and kind is not None:  # e.g. a cached-input item nobody's counts show
-                split = apportion(cost.micros, {a: sum(w) for a, w in shares.items()})
+                split = apportion(micros, {a: sum(w) for a, w in shares.items()})
             if not split:
-                yield UsageRecord(day=day, actor=actor, model=model, cost=cost, kind=COST)
+                add(actor, model, BILLED, micros, dollars)
                 continue
-            for share_actor, micros in split.items():
-                if micros:
-                    share = Money(micros, str(micros_to_usd(micros)), USD)
-                    yield UsageRecord(
-                        day=day, actor=share_actor, model=model, cost=share, cost_basis=ESTIMATED, kind=COST
-                    )
+            for share_actor, share in split.items():
+                if share:
+                    add(share_actor, model, ESTIMATED, share, micros_to_usd(share))
+        for (actor, model, basis), (micros, raw) in merged.items():
+            cost = Money(micros, str(raw), USD)
+            yield UsageRecord(day=day, actor=actor, model=model, cost=cost, cost_basis=basis, kind=COST)
 
     def _read(self, endpoint: str, records: Iterator[UsageRecord]) -> list[UsageRecord]:
         """All records of one endpoint; a value that cannot be read fails the run naming the endpoint."""

@@ -205,7 +205,9 @@ def test_long_window_is_split_and_identities_are_fetched_once(fake):
         (date(2026, 2, 15), UNTIL),
     ]
     assert batches[0].usage == [] and len(batches[0].identities) == 7
-    assert batches[1].identities == [] and len(batches[1].usage) == 17  # 8 usage results + 9 cost results
+    # 8 usage results + 8 cost records: 9 line items, key_alice's gpt-4o input and output of a day
+    # merged into one (test_line_items_of_a_key_and_model_merge_exactly).
+    assert batches[1].identities == [] and len(batches[1].usage) == 16
     assert len(fake.requests(USERS)) == 2
     starts = [(q["start_time"], q["end_time"]) for _, q in fake.requests(USAGE) if "page" not in q]
     assert starts == [
@@ -237,6 +239,26 @@ def test_token_split_and_exact_money_in_records(fake):
         ("0.00012", 120),
         ("2", 2_000_000),
     }
+
+
+def test_line_items_of_a_key_and_model_merge_exactly(fake):
+    """The connector merges a day's line items of one (key, model) as the engine's fold does:
+    one record, the items' micros summed, the vendor's dollars summed exactly as the raw amount."""
+    connector = connector_for(fake)
+    try:
+        (batch,) = connector.fetch(SINCE, UNTIL)
+    finally:
+        connector.close()
+    alice = [
+        r
+        for r in batch.usage
+        if r.kind == COST and r.actor == "openai_key:key_alice" and r.model == "gpt-4o-2024-08-06"
+    ]
+    first_day = [r for r in alice if r.day == min(r.day for r in alice)]
+    assert len(first_day) == 1  # "gpt-4o-2024-08-06, input" 0.06 + "…, output" 0.04
+    assert (first_day[0].cost.micros, first_day[0].cost.raw_amount) == (100_000, "0.10")
+    keys = [r.key() for r in batch.usage]
+    assert len(keys) == len(set(keys))  # nothing left for the engine's fold to merge
 
 
 # -- end to end through the engine ------------------------------------------------------------
