@@ -194,19 +194,28 @@ def _sorted_vendors(vendors: dict[str, VendorSpend]) -> list[VendorSpend]:
     return sorted(vendors.values(), key=lambda v: (-v.cost_micros, v.vendor))
 
 
+def _history_start(workspace_id: str):
+    return (
+        select(func.min(UsageOrgDaily.day))
+        .where(UsageOrgDaily.workspace_id == workspace_id)
+        .scalar_subquery()
+    )
+
+
 def history_start(conn: Connection, workspace_id: str) -> date | None:
     """The earliest day any source stored for the workspace (None: nothing stored yet)."""
-    return conn.execute(
-        select(func.min(UsageOrgDaily.day)).where(UsageOrgDaily.workspace_id == workspace_id)
-    ).scalar_one_or_none()
+    return conn.execute(select(_history_start(workspace_id))).scalar_one_or_none()
 
 
-def comparison_for(conn: Connection, workspace_id: str, period: Period, today: date | None) -> Comparison:
+def comparison_for(
+    conn: Connection, workspace_id: str, period: Period, today: date | None, *, history: bool = True
+) -> Comparison:
     """The fair comparison of ``period`` on ``today``; without ``today`` the whole previous period
-    (callers that compare closed periods, the benchmarks)."""
+    (callers that compare closed periods, the benchmarks). ``history=False``: without reading
+    the history's start (the same span; the status as if the history reached back far enough)."""
     if today is None:
         return Comparison(period, period, period.previous())
-    return compare_span(period, today, history_start(conn, workspace_id))
+    return compare_span(period, today, history_start(conn, workspace_id) if history else None)
 
 
 def person_report(
@@ -221,7 +230,9 @@ def person_report(
     """Spend, top models and value of one person (or several identities' people) over ``period``,
     and the total of its fair comparison span (``comparison_for``)."""
     table = UsagePersonDaily
-    comparison = comparison_for(conn, workspace_id, period, today)
+    # The comparison's span does not depend on the history's start, only its status does: the
+    # start is read in the same statement as the spend (a statement fewer per /tokens me, B5).
+    comparison = comparison_for(conn, workspace_id, period, today, history=False)
     previous = comparison.previous
     current = case((table.day >= period.start, 1), else_=0).label("current")
     # One range scan over both periods per (vendor, model): the vendors, the models and the
@@ -232,7 +243,7 @@ def person_report(
         and_(table.day >= previous.start, table.day < previous.end),
     )
     rows = conn.execute(
-        select(current, table.model, *_usage_columns(table))
+        select(current, table.model, *_usage_columns(table), _history_start(workspace_id).label("history"))
         .where(
             table.workspace_id == workspace_id,
             table.person_id.in_(person_ids),
@@ -245,7 +256,10 @@ def person_report(
     vendors: dict[str, VendorSpend] = {}
     models = ModelTally()
     previous_total = 0
-    for in_period, model, vendor, *sums in rows:
+    if today is not None:
+        history = rows[0].history if rows else history_start(conn, workspace_id)
+        comparison = compare_span(period, today, history)
+    for in_period, model, vendor, *sums, _ in rows:
         sums = [int(x or 0) for x in sums]
         if not in_period:
             previous_total += sums[0]
