@@ -98,27 +98,15 @@ def load_me(
     report = reports.person_report(
         conn, workspace_id=workspace_id, person_ids=[person.id], period=period, today=today
     )
-    member_of = teams.teams_of(conn, workspace_id=workspace_id, person_id=person.id)  # read once
-    owned = budgets.statuses_for_person(
-        conn,
-        workspace_id=workspace_id,
-        viewer=access.Viewer(slack_user_id, is_admin, person.id),
-        person_id=person.id,
-        today=today,
-        min_group_size=min_group_size,
-        member_of=member_of,
-    )
+    # Their current teams, read once for the budgets and the medians.
+    member_of = teams.teams_of(conn, workspace_id=workspace_id, person_id=person.id)
+    theirs = {"workspace_id": workspace_id, "person_id": person.id, "min_group_size": min_group_size}
+    viewer = access.Viewer(slack_user_id, is_admin, person.id)
+    owned = budgets.statuses_for_person(conn, viewer=viewer, today=today, member_of=member_of, **theirs)
     unpriced = reports.unpriced_models(
         conn, workspace_id=workspace_id, start=period.start, end=period.end, person_ids=[person.id]
     )
-    medians = team_medians(
-        conn,
-        workspace_id=workspace_id,
-        person_id=person.id,
-        period=period,
-        min_group_size=min_group_size,
-        member_of=member_of,
-    )
+    medians = team_medians(conn, period=period, member_of=member_of, **theirs)
     managed = teams.managed_teams(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
     no_usage = None
     if report.is_empty and not unpriced:
