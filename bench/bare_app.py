@@ -24,15 +24,17 @@ async def slack_events(request: Request) -> JSONResponse:
 app = Starlette(routes=[Route("/slack/events", slack_events, methods=["POST"])])
 
 
-def main() -> None:
+def serve(app_path: str, argv: list[str] | None = None) -> None:
+    """Serve ``app_path`` (an import string) on ``--port`` with ``--workers``: the same uvicorn
+    options as bot/cli/serve.py's ``run``, and the same server for several workers. The bare
+    Bolt floor (``bench.bare_bolt``) is served by this too."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
-    # The same uvicorn options as bot/cli/serve.py's ``run``, and the same server for several workers.
-    serve = uvicorn.run if args.workers == 1 else serve_workers
-    serve(
-        "bench.bare_app:app",
+    args = parser.parse_args(argv)
+    run = uvicorn.run if args.workers == 1 else serve_workers
+    run(
+        app_path,
         workers=args.workers,
         host="127.0.0.1",
         port=args.port,
@@ -41,6 +43,10 @@ def main() -> None:
         limit_concurrency=1000,
         proxy_headers=True,
     )
+
+
+def main() -> None:
+    serve("bench.bare_app:app")
 
 
 if __name__ == "__main__":

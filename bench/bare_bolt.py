@@ -6,10 +6,8 @@ Tokenwise costs."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 
-import uvicorn
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
@@ -17,9 +15,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from bench.bare_app import ANSWER
+from bench.bare_app import ANSWER, serve
 from bench.slack import BOT_TOKEN, SIGNING_SECRET
-from bot.web import serve_workers
 
 
 async def fixed_authorization(**_) -> AuthorizeResult:
@@ -55,21 +52,7 @@ app = Starlette(routes=[Route("/slack/events", slack_events, methods=["POST"])])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args()
-    serve = uvicorn.run if args.workers == 1 else serve_workers
-    serve(
-        "bench.bare_bolt:app",
-        workers=args.workers,
-        host="127.0.0.1",
-        port=args.port,
-        log_level="info",
-        timeout_keep_alive=5,
-        limit_concurrency=1000,
-        proxy_headers=True,
-    )
+    serve("bench.bare_bolt:app")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ def load_dashboard(
         )
         summaries.append(TeamSummary(team, teams.member_count(conn, team_id=team.id), team_month, unapproved))
     anomalies = open_for_person(conn, workspace_id=workspace_id, person_id=person_id)
+    member_of = teams.teams_of(conn, workspace_id=workspace_id, person_id=person_id)  # read once
     owned = budgets.statuses_for_person(
         conn,
         workspace_id=workspace_id,
@@ -105,9 +106,15 @@ def load_dashboard(
         person_id=person_id,
         today=today,
         min_group_size=min_group_size,
+        member_of=member_of,
     )
     medians = team_medians(
-        conn, workspace_id=workspace_id, person_id=person_id, period=month, min_group_size=min_group_size
+        conn,
+        workspace_id=workspace_id,
+        person_id=person_id,
+        period=month,
+        min_group_size=min_group_size,
+        member_of=member_of,
     )
     no_usage = None
     if report.is_empty:

@@ -5,6 +5,7 @@ bot/slack/blocks/reports.py draws it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -46,12 +47,21 @@ class MyNumbers:
 
 
 def team_medians(
-    conn: Connection, *, workspace_id: str, person_id: int, period: Period, min_group_size: int
+    conn: Connection,
+    *,
+    workspace_id: str,
+    person_id: int,
+    period: Period,
+    min_group_size: int,
+    member_of: Sequence[Team] | None = None,
 ) -> list[TeamMedian]:
-    """The medians of the person's current teams for ``period``, each only where enough people
-    besides the person have the measure (``team_median_ratios`` decides; docs/privacy.md)."""
+    """The medians of the person's current teams for ``period`` (``member_of``: those teams, when
+    the caller has read them), each only where enough people besides the person have the measure
+    (``team_median_ratios`` decides; docs/privacy.md)."""
+    if member_of is None:
+        member_of = teams.teams_of(conn, workspace_id=workspace_id, person_id=person_id)
     found = []
-    for team in teams.teams_of(conn, workspace_id=workspace_id, person_id=person_id)[:MAX_MEDIAN_TEAMS]:
+    for team in member_of[:MAX_MEDIAN_TEAMS]:
         ratios = reports.team_median_ratios(
             conn,
             workspace_id=workspace_id,
@@ -88,20 +98,15 @@ def load_me(
     report = reports.person_report(
         conn, workspace_id=workspace_id, person_ids=[person.id], period=period, today=today
     )
-    owned = budgets.statuses_for_person(
-        conn,
-        workspace_id=workspace_id,
-        viewer=access.Viewer(slack_user_id, is_admin, person.id),
-        person_id=person.id,
-        today=today,
-        min_group_size=min_group_size,
-    )
+    # Their current teams, read once for the budgets and the medians.
+    member_of = teams.teams_of(conn, workspace_id=workspace_id, person_id=person.id)
+    theirs = {"workspace_id": workspace_id, "person_id": person.id, "min_group_size": min_group_size}
+    viewer = access.Viewer(slack_user_id, is_admin, person.id)
+    owned = budgets.statuses_for_person(conn, viewer=viewer, today=today, member_of=member_of, **theirs)
     unpriced = reports.unpriced_models(
         conn, workspace_id=workspace_id, start=period.start, end=period.end, person_ids=[person.id]
     )
-    medians = team_medians(
-        conn, workspace_id=workspace_id, person_id=person.id, period=period, min_group_size=min_group_size
-    )
+    medians = team_medians(conn, period=period, member_of=member_of, **theirs)
     managed = teams.managed_teams(conn, workspace_id=workspace_id, slack_user_id=slack_user_id)
     no_usage = None
     if report.is_empty and not unpriced:

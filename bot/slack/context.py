@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from slack_bolt.async_app import AsyncBoltContext
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.db.engine import read_connection
 from bot.db.models import Person
 from bot.domain.periods import Period, PeriodError, parse_period
 from bot.services import access, demo, people
@@ -29,10 +30,10 @@ from bot.slack.directory import SlackDirectory, SlackUser
 
 async def run_db(runtime: Runtime, fn: Callable, *args, write: bool = False, **kwargs):
     """Run ``fn(conn, *args, **kwargs)`` in a worker thread: in a transaction with ``write``,
-    on a plain connection otherwise."""
+    on a read connection (``read_connection``: no transaction round trips) otherwise."""
 
     def work():
-        with runtime.engine.begin() if write else runtime.engine.connect() as conn:
+        with runtime.engine.begin() if write else read_connection(runtime.engine) as conn:
             return fn(conn, *args, **kwargs)
 
     return await asyncio.to_thread(work)

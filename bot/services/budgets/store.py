@@ -225,10 +225,12 @@ def team_of_budget(conn: Connection, *, workspace_id: str, budget: Budget) -> Te
 
 
 def budgets_for_person(
-    conn: Connection, *, workspace_id: str, person_id: int
+    conn: Connection, *, workspace_id: str, person_id: int, member_of: Sequence[Team] | None = None
 ) -> list[tuple[Budget, Team | None]]:
-    """Every budget that applies to the person: their own, their current teams' and the org's."""
-    member_of = teams.teams_of(conn, workspace_id=workspace_id, person_id=person_id)
+    """Every budget that applies to the person: their own, their current teams' and the org's.
+    ``member_of``: their current teams (``teams.teams_of``) when the caller has read them."""
+    if member_of is None:
+        member_of = teams.teams_of(conn, workspace_id=workspace_id, person_id=person_id)
     by_key = {(t.kind, t.slack_id): t for t in member_of}
     clauses = [
         and_(Budget.target_kind == PERSON, Budget.target_id == str(person_id)),

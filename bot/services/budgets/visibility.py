@@ -109,13 +109,15 @@ def statuses_for_person(
     person_id: int,
     today: date,
     min_group_size: int,
+    member_of: Sequence[Team] | None = None,
 ) -> list[BudgetStatus]:
-    """The budgets that apply to ``person_id`` as ``viewer`` may see them (``/tokens me``)."""
+    """The budgets that apply to ``person_id`` as ``viewer`` may see them (``/tokens me``);
+    ``member_of``: the person's current teams, when the caller has read them already."""
     return visible_statuses(
         conn,
         workspace_id=workspace_id,
         viewer=viewer,
-        budgets=budgets_for_person(conn, workspace_id=workspace_id, person_id=person_id),
+        budgets=budgets_for_person(conn, workspace_id=workspace_id, person_id=person_id, member_of=member_of),
         today=today,
         min_group_size=min_group_size,
     )

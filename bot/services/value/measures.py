@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy.engine import Connection
 
 from bot.domain.periods import Period
-from bot.services.value.merged_prs import Whose, midnight
+from bot.services.value.merged_prs import Whose, midnight, subject_prs
 from bot.services.value.review import ReviewLoad, review_load
 from bot.services.value.survival import SurvivalShares, survival_shares
 
@@ -42,10 +42,12 @@ def value_measures_between(
     fix_days: int,
     now: datetime,
 ) -> ValueMeasures:
-    """The same over a span of merges for each measure (the recap reads older PRs' survival)."""
+    """The same over a span of merges for each measure (the recap reads older PRs' survival).
+    One span for both (``value_measures``): its PRs are read once."""
+    prs = subject_prs(conn, whose, *survival) if survival == review else None
     return ValueMeasures(
         survival=survival_shares(
-            conn, whose, start=survival[0], end=survival[1], window_days=fix_days, now=now
+            conn, whose, start=survival[0], end=survival[1], window_days=fix_days, now=now, prs=prs
         ),
-        review=review_load(conn, whose, start=review[0], end=review[1]),
+        review=review_load(conn, whose, start=review[0], end=review[1], prs=prs),
     )

@@ -56,7 +56,15 @@ class ReviewLoad:
         return tuple(g.people for g in (self.ai, self.other) if g.prs)
 
 
-def review_load(conn: Connection, whose: Whose, *, start: datetime, end: datetime) -> ReviewLoad:
-    """Review load of ``whose`` PRs merged in ``[start, end)``."""
-    prs = subject_prs(conn, whose, start, end)
+def review_load(
+    conn: Connection,
+    whose: Whose,
+    *,
+    start: datetime,
+    end: datetime,
+    prs: Sequence[MergedPr] | None = None,
+) -> ReviewLoad:
+    """Review load of ``whose`` PRs merged in ``[start, end)`` (``prs``: those, already read)."""
+    if prs is None:
+        prs = subject_prs(conn, whose, start, end)
     return ReviewLoad(review_group([p for p in prs if p.ai]), review_group([p for p in prs if not p.ai]))

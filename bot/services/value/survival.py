@@ -155,10 +155,19 @@ def tally(prs: Sequence[MergedPr], verdicts: dict[tuple[str, int], Verdict]) -> 
 
 
 def survival_shares(
-    conn: Connection, whose: Whose, *, start: datetime, end: datetime, window_days: int, now: datetime
+    conn: Connection,
+    whose: Whose,
+    *,
+    start: datetime,
+    end: datetime,
+    window_days: int,
+    now: datetime,
+    prs: Sequence[MergedPr] | None = None,
 ) -> SurvivalShares:
-    """The verdicts of ``whose`` PRs merged in ``[start, end)`` and the two surviving shares."""
-    prs = subject_prs(conn, whose, start, end)
+    """The verdicts of ``whose`` PRs merged in ``[start, end)`` (``prs``: those, already read)
+    and the two surviving shares."""
+    if prs is None:
+        prs = subject_prs(conn, whose, start, end)
     if not prs:
         return SurvivalShares(window_days)
     # Reverts and fixes by anyone, up to now (a revert counts whenever it comes).
