@@ -23,50 +23,20 @@ REPORT_MONTH = "2025-12"
 REPORT_MONTH_START = date(2025, 12, 1)
 REPORT_MONTH_END = date(2026, 1, 1)
 
+#: Every row starts with its key's owner: where it came from, the day and who.
+_ROW_KEY = ("workspace_id", "source", "vendor", "day", "actor", "person_id")
 USAGE_COLUMNS = (
-    "workspace_id",
-    "source",
-    "vendor",
-    "day",
-    "actor",
-    "person_id",
-    "model",
-    "cost_basis",
-    "kind",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "requests",
-    "cost_micros",
-    "raw_amount",
-    "raw_unit",
-    "in_org_total",
-    "sync_run_id",
+    *_ROW_KEY,
+    *("model", "cost_basis", "kind"),
+    *("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests"),
+    *("cost_micros", "raw_amount", "raw_unit", "in_org_total", "sync_run_id"),
 )
 ACTIVITY_COLUMNS = (
-    "workspace_id",
-    "source",
-    "vendor",
-    "day",
-    "actor",
-    "person_id",
-    "lines_suggested",
-    "lines_accepted",
-    "lines_added",
-    "lines_removed",
-    "suggestions_shown",
-    "acceptances",
-    "rejections",
-    "commits",
-    "pull_requests",
-    "prs_opened",
-    "prs_merged",
-    "ai_prs_merged",
-    "reviews",
-    "sessions",
-    "requests",
-    "sync_run_id",
+    *_ROW_KEY,
+    *("lines_suggested", "lines_accepted", "lines_added", "lines_removed"),
+    *("suggestions_shown", "acceptances", "rejections"),
+    *("commits", "pull_requests", "prs_opened", "prs_merged", "ai_prs_merged", "reviews"),
+    *("sessions", "requests", "sync_run_id"),
 )
 
 
@@ -95,99 +65,57 @@ class SourceShape:
     cost_actor: str | None = None
 
 
+#: The models each source's people pick from: source, model, popularity weight, input and output
+#: price (micro-USD per token), typical daily input tokens (thousands).
+MODELS = """
+openai       gpt-4o-2024-08-06                  5  3 10  60
+openai       gpt-4o-mini-2024-07-18             6  1  1 120
+openai       gpt-4.1-2025-04-14                 4  2  8  80
+openai       o3-2025-04-16                      2  2  8  40
+openai       o4-mini-2025-04-16                 3  1  4  60
+openai       gpt-5-2025-08-07                   4  1 10  70
+openai       text-embedding-3-small             2  1  0 400
+anthropic    claude-sonnet-4-20250514           6  3 15  70
+anthropic    claude-opus-4-20250514             2 15 75  25
+anthropic    claude-3-5-haiku-20241022          3  1  4 150
+anthropic    claude-sonnet-4-5-20250929         4  3 15  70
+claude_code  claude-sonnet-4-20250514           6  3 15 300
+claude_code  claude-opus-4-20250514             3 15 75  80
+claude_code  claude-3-5-haiku-20241022          2  1  4 100
+cursor       claude-4-sonnet                    6  3 15  90
+cursor       gpt-5                              4  1 10  90
+cursor       auto                               5  1  5 120
+cursor       claude-4-opus                      1 15 75  30
+cursor       gemini-2.5-pro                     2  1 10  80
+openrouter   deepseek/deepseek-chat             3  1  1 200
+openrouter   meta-llama/llama-3.3-70b-instruct  2  1  1 150
+openrouter   google/gemini-2.5-flash            3  1  2 200
+openrouter   x-ai/grok-4                        1  3 15  40
+windsurf     swe-1                              3  1  4  80
+windsurf     claude-sonnet-4                    2  3 15  60
+"""
+
+
+def _models(source: str) -> tuple[Model, ...]:
+    rows = (line.split() for line in MODELS.strip().splitlines())
+    return tuple(Model(name, *map(int, numbers)) for owner, name, *numbers in rows if owner == source)
+
+
+def _shape(source: str, adoption: float, daily: float, actor: str, **options) -> SourceShape:
+    """A source whose vendor has its name, with its models from ``MODELS``."""
+    return SourceShape(source, source, adoption, daily, _models(source), actor, **options)
+
+
 SOURCES: tuple[SourceShape, ...] = (
-    SourceShape(
-        "openai",
-        "openai",
-        0.75,
-        0.8,
-        (
-            Model("gpt-4o-2024-08-06", 5, 3, 10, 60),
-            Model("gpt-4o-mini-2024-07-18", 6, 1, 1, 120),
-            Model("gpt-4.1-2025-04-14", 4, 2, 8, 80),
-            Model("o3-2025-04-16", 2, 2, 8, 40),
-            Model("o4-mini-2025-04-16", 3, 1, 4, 60),
-            Model("gpt-5-2025-08-07", 4, 1, 10, 70),
-            Model("text-embedding-3-small", 2, 1, 0, 400),
-        ),
-        "openai_user:user-{n}",
-        cost_actor="openai_key:key-{n}",
-    ),
-    SourceShape(
-        "anthropic",
-        "anthropic",
-        0.6,
-        0.8,
-        (
-            Model("claude-sonnet-4-20250514", 6, 3, 15, 70),
-            Model("claude-opus-4-20250514", 2, 15, 75, 25),
-            Model("claude-3-5-haiku-20241022", 3, 1, 4, 150),
-            Model("claude-sonnet-4-5-20250929", 4, 3, 15, 70),
-        ),
-        "anthropic_key:apikey_{n}",
-    ),
-    SourceShape(
-        "claude_code",
-        "claude_code",
-        0.55,
-        0.8,
-        (
-            Model("claude-sonnet-4-20250514", 6, 3, 15, 300),
-            Model("claude-opus-4-20250514", 3, 15, 75, 80),
-            Model("claude-3-5-haiku-20241022", 2, 1, 4, 100),
-        ),
-        "email:p{n}@" + DOMAIN,
-        cost_basis="estimated",
-        in_org_total=False,  # the Anthropic cost report bills these dollars
-    ),
-    SourceShape(
-        "cursor",
-        "cursor",
-        0.7,
-        0.85,
-        (
-            Model("claude-4-sonnet", 6, 3, 15, 90),
-            Model("gpt-5", 4, 1, 10, 90),
-            Model("auto", 5, 1, 5, 120),
-            Model("claude-4-opus", 1, 15, 75, 30),
-            Model("gemini-2.5-pro", 2, 1, 10, 80),
-        ),
-        "email:p{n}@" + DOMAIN,
-        activity=True,
-        seat_micros=40_000_000,
-    ),
-    SourceShape(
-        "openrouter",
-        "openrouter",
-        0.25,
-        0.6,
-        (
-            Model("deepseek/deepseek-chat", 3, 1, 1, 200),
-            Model("meta-llama/llama-3.3-70b-instruct", 2, 1, 1, 150),
-            Model("google/gemini-2.5-flash", 3, 1, 2, 200),
-            Model("x-ai/grok-4", 1, 3, 15, 40),
-        ),
-        "openrouter_key:key-{n}",
-    ),
-    SourceShape(
-        "windsurf",
-        "windsurf",
-        0.15,
-        0.8,
-        (Model("swe-1", 3, 1, 4, 80), Model("claude-sonnet-4", 2, 3, 15, 60)),
-        "windsurf_key:ws-{n}",
-        activity=True,
-    ),
-    SourceShape(
-        "github_copilot",
-        "github_copilot",
-        0.50,
-        0.0,  # seats and value only, no metered usage
-        (),
-        "github:dev{n}",
-        activity=True,
-        seat_micros=19_000_000,
-    ),
+    _shape("openai", 0.75, 0.8, "openai_user:user-{n}", cost_actor="openai_key:key-{n}"),
+    _shape("anthropic", 0.6, 0.8, "anthropic_key:apikey_{n}"),
+    # Claude Code's dollars are estimates, outside the org total: the Anthropic cost report bills them.
+    _shape("claude_code", 0.55, 0.8, f"email:p{{n}}@{DOMAIN}", cost_basis="estimated", in_org_total=False),
+    _shape("cursor", 0.7, 0.85, f"email:p{{n}}@{DOMAIN}", activity=True, seat_micros=40_000_000),
+    _shape("openrouter", 0.25, 0.6, "openrouter_key:key-{n}"),
+    _shape("windsurf", 0.15, 0.8, "windsurf_key:ws-{n}", activity=True),
+    # Seats and value only, no metered usage.
+    _shape("github_copilot", 0.50, 0.0, "github:dev{n}", activity=True, seat_micros=19_000_000),
 )
 SOURCE_BY_NAME = {shape.source: shape for shape in SOURCES}
 
@@ -260,6 +188,11 @@ class DayRows:
     activity: list[tuple]
 
 
+def _key(shape: SourceShape, day: str, actor: str, person_id: int | None) -> tuple:
+    """The first columns of a row, ``_ROW_KEY``."""
+    return (WORKSPACE, shape.source, shape.vendor, day, actor, person_id)
+
+
 def _usage_row(shape: SourceShape, day: str, actor: str, person_id, model: Model, rng, intensity: float):
     thousands = model.scale * intensity * rng.lognormvariate(0.0, 0.8)
     input_tokens = int(thousands * 1000)
@@ -274,12 +207,7 @@ def _usage_row(shape: SourceShape, day: str, actor: str, person_id, model: Model
         + (cache_write * model.input_price * 5) // 4
     )
     return (
-        WORKSPACE,
-        shape.source,
-        shape.vendor,
-        day,
-        actor,
-        person_id,
+        *_key(shape, day, actor, person_id),
         model.name,
         shape.cost_basis,
         "usage",
@@ -299,12 +227,7 @@ def _usage_row(shape: SourceShape, day: str, actor: str, person_id, model: Model
 def _seat_row(shape: SourceShape, day: str, actor: str, person_id: int) -> tuple:
     micros = shape.seat_micros
     return (
-        WORKSPACE,
-        shape.source,
-        shape.vendor,
-        day,
-        actor,
-        person_id,
+        *_key(shape, day, actor, person_id),
         "",
         "billed",
         "seat",
@@ -326,12 +249,7 @@ def _activity_row(shape: SourceShape, day: str, actor: str, person_id: int, rng,
     accepted = int(shown * rng.uniform(0.2, 0.45))
     lines = int(accepted * rng.uniform(1.5, 4.0))
     return (
-        WORKSPACE,
-        shape.source,
-        shape.vendor,
-        day,
-        actor,
-        person_id,
+        *_key(shape, day, actor, person_id),
         int(lines * 2.5),
         lines,
         int(lines * 1.3),
