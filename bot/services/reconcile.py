@@ -181,7 +181,7 @@ def reconcile(conn: Connection, *, workspace_id: str, period: Period) -> Reconci
             func.sum(case((UsageDaily.cost_basis == BILLED, UsageDaily.cost_micros), else_=0)),
             func.sum(case((UsageDaily.cost_basis == ESTIMATED, UsageDaily.cost_micros), else_=0)),
             func.sum(case((unattributed, UsageDaily.cost_micros), else_=0)),
-            func.sum(case((UsageDaily.cost_basis == UNPRICED, usage_tokens()), else_=0)),
+            func.sum(case((UsageDaily.cost_basis == UNPRICED, usage_tokens(UsageDaily)), else_=0)),
         )
         .where(
             and_(
