@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from bot.db.engine import make_engine
 from bot.db.migrate import upgrade
+from bot.services.reports import medians
 from bot.slack import commands
 from tests.support.slack_app import add_team_users, seed_demo, slack_client
 from tests.support.slack_fake import FakeSlack, start_fake_slack
@@ -55,6 +56,14 @@ def _patient_ack(monkeypatch):
     the budget is generous here, and the tests of the late path (tests/slack/test_slack_latency.py,
     test_slack_commands.py) set their own."""
     monkeypatch.setattr(commands, "ACK_BUDGET_SECONDS", 60.0)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_medians(monkeypatch):
+    """Every test reads team medians afresh (tests change data between two views); the reuse
+    itself is tested in tests/services/test_team_medians.py."""
+    monkeypatch.setattr(medians, "CACHE_SECONDS", 0.0)
+    medians.forget_cached_medians()
 
 
 @pytest.fixture(autouse=True)

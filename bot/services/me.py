@@ -69,6 +69,7 @@ def team_medians(
             period=period,
             min_group_size=min_group_size,
             viewer_person_id=person_id,
+            cached=True,  # the same for every member who asks (reports.medians.CACHE_SECONDS)
         )
         if ratios is not None and not ratios.is_empty:
             found.append(TeamMedian(team, ratios))

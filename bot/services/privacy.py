@@ -42,6 +42,7 @@ from bot.domain.money import MICROS_PER_USD
 from bot.domain.periods import Period
 from bot.domain.records import ACTIVITY_FIELDS, ESTIMATED
 from bot.services import teams
+from bot.services.reports.medians import forget_cached_medians
 
 OTHERS = "others"
 FORGOTTEN_PREFIX = "forgotten:"
@@ -411,6 +412,9 @@ def forget_person(conn: Connection, *, workspace_id: str, person_id: int, actor_
         action="person.forget",
         target=person_target(person_id),
     )
+    # Team medians kept by this process (reports.medians.CACHE_SECONDS) leave the person out from
+    # now on; other processes' expire within CACHE_SECONDS.
+    forget_cached_medians()
     return ForgetResult(person_id, counts["usage_daily"], counts["activity_daily"], int(identities or 0))
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import event
+
 from bot.domain.periods import Period
-from bot.services import people, teams
+from bot.services import people, privacy, teams
 from bot.services.me import team_medians
+from bot.services.reports import medians
 from bot.services.sync import run_all
 from tests.services.support import DAY, Scripted
 
@@ -96,3 +99,28 @@ def test_what_a_viewer_can_and_cannot_learn_from_the_median(engine):
         engine, "w4", _team_of(engine, "w4", {**FIVE, "a@x.io": ("5", 100, 1)})["b@x.io"], min_group_size=4
     )
     assert lower.per_accepted_line == 300_000
+
+
+def test_a_team_basis_is_reused_for_every_viewer_and_each_viewer_still_left_out(engine, monkeypatch):
+    monkeypatch.setattr(medians, "CACHE_SECONDS", 60.0)
+    ids = _team_of(engine, "w", FIVE)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    seen_by_a = _medians(engine, "w", ids["a@x.io"], 4)
+    read_once = len(statements)
+    seen_by_b = _medians(engine, "w", ids["b@x.io"], 4)
+    # b's view does not read the team's rows again ...
+    assert not any("usage_person_daily" in s for s in statements[read_once:])
+    # ... and equals what b sees afresh: the rule leaves b out, not a (a's own figure would
+    # otherwise be in b's group and b's out of it).
+    monkeypatch.setattr(medians, "CACHE_SECONDS", 0.0)
+    assert seen_by_b == _medians(engine, "w", ids["b@x.io"], 4)
+    assert seen_by_a == _medians(engine, "w", ids["a@x.io"], 4)
+    # A forget in this process drops what was kept: the next view reads the team again.
+    monkeypatch.setattr(medians, "CACHE_SECONDS", 60.0)
+    _medians(engine, "w", ids["a@x.io"], 4)
+    with engine.begin() as conn:
+        privacy.forget_person(conn, workspace_id="w", person_id=ids["e@x.io"], actor_user_id="UADMIN")
+    before_forget_read = len(statements)
+    _medians(engine, "w", ids["a@x.io"], 4)
+    assert any("usage_person_daily" in s for s in statements[before_forget_read:])
