@@ -85,11 +85,11 @@ class OpenRouterConnector:
         self.max_window_days = 1  # /activity takes a single date
         self.today = today
         self.max_keys_per_day = MAX_KEYS_PER_DAY
-        self.http = VendorHttp.configured(
+        self.http = VendorHttp.bearer(
+            key,
             settings,
             source=name,
             base_url=options["base_url"],
-            headers={"Authorization": f"Bearer {key}"},
             per_minute=settings.openrouter_requests_per_minute,
             transport=options.get("transport"),
         )
