@@ -196,7 +196,6 @@ class Walker:
     def add(
         self,
         agent: AgentMapping,
-        resource: dict[str, object],
         name: str,
         merged: dict[str, object],
         own: dict[str, object],
@@ -205,12 +204,10 @@ class Walker:
         start_ns: int,
         time_ns: int,
         cumulative: bool,
-        prefix: str | None = None,
+        prefix: str,
     ) -> None:
         if not readings:
             return
-        if prefix is None:
-            prefix = _series_prefix(resource, name)
         self._check_time(time_ns, name)
         person = agent.person(merged)
         if person is None:
@@ -277,7 +274,6 @@ class Walker:
             merged = {**resource, **own}
             self.add(
                 agent,
-                resource,
                 name,
                 merged,
                 own,
@@ -301,17 +297,20 @@ class Walker:
                         continue
                     merged = {**resource, **own}
                     time_ns = record.time_unix_nano or record.observed_time_unix_nano
+                    readings = agent.event_readings(name, merged)
+                    if not readings:
+                        continue
                     # An event is a delta of its own: its window is its instant.
                     self.add(
                         agent,
-                        resource,
                         name,
                         merged,
                         own,
-                        agent.event_readings(name, merged),
+                        readings,
                         start_ns=time_ns,
                         time_ns=time_ns,
                         cumulative=False,
+                        prefix=_series_prefix(resource, name),
                     )
         return self.out
 
