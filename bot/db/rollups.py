@@ -34,19 +34,11 @@ from bot.db.models import (
     UsagePersonDaily,
 )
 from bot.db.upsert import upsert_sql
-from bot.domain.records import ACTIVITY_FIELDS, TOKENS_ONLY
+from bot.domain.records import ACTIVITY_FIELDS, TOKENS_ONLY, USAGE_COUNTS
 
 #: The usage rollups' key columns read as they are from usage_daily (``tokens_only`` is computed).
 USAGE_GROUP = USAGE_ROLLUP_KEY[:-1]
-USAGE_SUMS = (
-    "cost_micros",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "requests",
-)
+USAGE_SUMS = ("cost_micros", *USAGE_COUNTS)
 ROLLUPS = (UsagePersonDaily, UsageOrgDaily, ActivityOrgDaily)
 
 

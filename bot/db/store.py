@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from itertools import islice
+from typing import TypedDict, Unpack
 
 from sqlalchemy import Connection, bindparam, delete, or_, select, update
 from sqlalchemy.orm import aliased
@@ -31,6 +32,7 @@ from bot.domain.clock import utcnow
 from bot.domain.records import (
     ACTIVITY_FIELDS,
     NAME_GUESS,
+    USAGE_COUNTS,
     ActivityRecord,
     Batch,
     IdentityHint,
@@ -42,12 +44,7 @@ USAGE_KEY = ("workspace_id", "source", "day", "actor", "model", "cost_basis", "k
 USAGE_VALUES = (
     "vendor",
     "person_id",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "requests",
+    *USAGE_COUNTS,
     "cost_micros",
     "raw_amount",
     "raw_unit",
@@ -152,17 +149,20 @@ def _day_param(conn: Connection):
     return date.isoformat if conn.dialect.name == "sqlite" else (lambda day: day)
 
 
-def usage_tuples(
-    conn: Connection,
-    records: Iterable[UsageRecord],
-    *,
-    workspace_id: str,
-    source: str,
-    vendor: str,
-    run_id: int,
-    people: dict[str, int],
-) -> Iterator[tuple]:
+class RowsOf(TypedDict):
+    """Whose rows a batch's tuples are: the columns every row of the batch shares."""
+
+    workspace_id: str
+    source: str
+    vendor: str
+    run_id: int
+    people: dict[str, int]
+
+
+def usage_tuples(conn: Connection, records: Iterable[UsageRecord], **of: Unpack[RowsOf]) -> Iterator[tuple]:
     """Usage records as lazily built tuples in ``USAGE_COLUMNS`` order, for bulk_upsert."""
+    workspace_id, source, vendor = of["workspace_id"], of["source"], of["vendor"]
+    run_id, people = of["run_id"], of["people"]
     day = _day_param(conn)
     for r in records:
         cost = r.cost
@@ -191,16 +191,11 @@ def usage_tuples(
 
 
 def activity_tuples(
-    conn: Connection,
-    records: Iterable[ActivityRecord],
-    *,
-    workspace_id: str,
-    source: str,
-    vendor: str,
-    run_id: int,
-    people: dict[str, int],
+    conn: Connection, records: Iterable[ActivityRecord], **of: Unpack[RowsOf]
 ) -> Iterator[tuple]:
     """Activity records as lazily built tuples in ``ACTIVITY_COLUMNS`` order, for bulk_upsert."""
+    workspace_id, source, vendor = of["workspace_id"], of["source"], of["vendor"]
+    run_id, people = of["run_id"], of["people"]
     day = _day_param(conn)
     for r in records:
         yield (

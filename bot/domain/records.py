@@ -100,6 +100,15 @@ class ActivityCounts:
 
 
 ACTIVITY_FIELDS = tuple(f.name for f in fields(ActivityCounts))
+#: A usage record's counts (tokens and requests), summed as they are wherever usage is stored.
+USAGE_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "requests",
+)
 
 
 @dataclass(slots=True)

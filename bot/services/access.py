@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NotRequired, TypedDict, Unpack
 
 from sqlalchemy import Connection, exists, func, or_, select
 
@@ -190,17 +191,24 @@ def can_export(viewer: Viewer) -> bool:
 BUDGET_WHO_CAN_SET = "admins (any budget) and managers (their teams and their teams' members)"
 
 
+class BudgetTarget(TypedDict):
+    """Which budget a question is about: ``kind`` "person", "team" or "org", with its id."""
+
+    kind: str
+    team_id: NotRequired[int | None]
+    person_id: NotRequired[int | None]
+
+
+def _target(target: BudgetTarget) -> tuple[str, int | None, int | None]:
+    return target["kind"], target.get("team_id"), target.get("person_id")
+
+
 def can_manage_budget(
-    conn: Connection,
-    workspace_id: str,
-    viewer: Viewer,
-    *,
-    kind: str,
-    team_id: int | None = None,
-    person_id: int | None = None,
+    conn: Connection, workspace_id: str, viewer: Viewer, **target: Unpack[BudgetTarget]
 ) -> Decision:
     """Set or clear a budget: admins anything; managers their teams and the people their grant
     reaches (``manages_person``)."""
+    kind, team_id, person_id = _target(target)
     if viewer.is_admin:
         return Decision(True, "admin", BUDGET_WHO_CAN_SET)
     if (
@@ -219,21 +227,16 @@ def can_manage_budget(
 
 
 def can_view_budget(
-    conn: Connection,
-    workspace_id: str,
-    viewer: Viewer,
-    *,
-    kind: str,
-    team_id: int | None = None,
-    person_id: int | None = None,
+    conn: Connection, workspace_id: str, viewer: Viewer, **target: Unpack[BudgetTarget]
 ) -> Decision:
     """See a budget: whoever may set it, plus everyone it applies to (the person; the team's
     current members; everyone for the org budget). ``member`` means "applies to you": callers
     still apply the team-size rule (``can_view_team``) before showing a team's spend."""
     who = "the people it applies to, their managers and admins"
+    kind, team_id, person_id = _target(target)
     if kind == "person" and person_id is not None and viewer.person_id == person_id:
         return Decision(True, "self", who)
-    manage = can_manage_budget(conn, workspace_id, viewer, kind=kind, team_id=team_id, person_id=person_id)
+    manage = can_manage_budget(conn, workspace_id, viewer, **target)
     if manage.allowed:
         return Decision(True, manage.reason, who)
     if kind == "org":

@@ -21,7 +21,7 @@ from bot.slack.background import in_background
 from bot.slack.blocks.common import Message
 from bot.slack.blocks.reports import build_error
 from bot.slack.command_table import COMMANDS, LISTENERS
-from bot.slack.context import CommandContext, authorized_workspace, resolve_caller
+from bot.slack.context import authorized_workspace, request_context
 from bot.slack.directory import SlackDirectory
 
 log = logging.getLogger(__name__)
@@ -35,15 +35,8 @@ async def answer(
     user_id = body.get("user_id", "")
     try:
         command = parse(body.get("text"))
-        caller = await resolve_caller(
-            runtime,
-            directory,
-            client,
-            user_id=user_id,
-            workspace_id=workspace_id,
-            channel_id=body.get("channel_id", ""),
-        )
-        ctx = CommandContext(runtime, directory, client, caller, trigger_id=body.get("trigger_id", ""))
+        channel_id = body.get("channel_id", "")
+        ctx = await request_context(runtime, directory, client, body, user_id, workspace_id, channel_id)
         return await COMMANDS[command.name](ctx, command)
     except CommandError as error:
         return build_error(error.message, error.usage)

@@ -181,3 +181,19 @@ def one_period(ctx: CommandContext, args: list[str], name: str) -> Period:
         return parse_period(args[0] if args else None, ctx.runtime.today())
     except PeriodError as error:
         raise CommandError(str(error), usage_line(name)) from None
+
+
+async def request_context(
+    runtime: Runtime,
+    directory: SlackDirectory,
+    client: AsyncWebClient,
+    body: dict,
+    user_id: str,
+    workspace_id: str,
+    channel_id: str,
+) -> CommandContext:
+    """The context of a command or a click: its caller as Slack shows them now, its trigger."""
+    caller = await resolve_caller(
+        runtime, directory, client, user_id=user_id, workspace_id=workspace_id, channel_id=channel_id
+    )
+    return CommandContext(runtime, directory, client, caller, trigger_id=body.get("trigger_id", ""))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import InvalidOperation
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import httpx
 
@@ -38,7 +38,7 @@ from bot.domain.clock import utc_today
 from bot.domain.money import USD_CENTS, Money, to_decimal
 from bot.domain.records import BILLED, ESTIMATED, TOKENS_ONLY, Batch, IdentityHint, UsageRecord, fold
 from bot.settings import Settings
-from bot.sources.base import SourceError, split_window
+from bot.sources.base import ConnectorOptions, SourceError, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary, wrong_key_kind
 from bot.sources.prices import estimate_or_unpriced
 from bot.sources.values import count, utc_day
@@ -321,18 +321,9 @@ class AdminApiConnector:
     """What both Admin API connectors (this one and ``claude_code``) share: the client, the Cost
     report's coverage and the organisation's directory, read once per run."""
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        key: str,
-        base_url: str,
-        settings: Settings,
-        transport=None,
-        today: Callable[[], date] = utc_today,
-    ) -> None:
-        self.name = name
-        self.http = admin_http(name=name, key=key, base_url=base_url, settings=settings, transport=transport)
+    def __init__(self, *, today: Callable[[], date] = utc_today, **options: Unpack[ConnectorOptions]) -> None:
+        self.name = options["name"]
+        self.http = admin_http(**options)
         self.analytics = CostAnalytics(self.http, today)
         self._directory: Directory | None = None
 

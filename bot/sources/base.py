@@ -8,10 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, NotRequired, Protocol, TypedDict, runtime_checkable
 
 from bot.domain.records import Batch
 from bot.observability import mask_secrets
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class ConnectorOptions(TypedDict):
+    """What a vendor connector is built from: its source name, key, API base and settings; a
+    test's ``transport`` stands in for the network."""
+
+    name: str
+    key: str
+    base_url: str
+    settings: Settings
+    transport: NotRequired[httpx.BaseTransport | None]
 
 
 class SourceError(Exception):

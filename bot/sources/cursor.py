@@ -32,7 +32,14 @@ from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any, ClassVar
 
-from bot.domain.money import USD_CENTS, Money, cents_to_micros, micros_to_usd, to_decimal
+from bot.domain.money import (
+    USD_CENTS,
+    Money,
+    cents_to_micros,
+    kind_of,
+    micros_to_usd,
+    to_decimal,
+)
 from bot.domain.records import (
     BILLED,
     ESTIMATED,
@@ -101,7 +108,7 @@ def _day_of_ms(value: Any, endpoint: str, source: str) -> date:
         millis = int(to_decimal(value))
         return datetime.fromtimestamp(millis / 1000, UTC).date()
     except (ValueError, TypeError, InvalidOperation, OverflowError, OSError):
-        raise SourceError(source, endpoint, f"unreadable epoch-ms timestamp {value!r}") from None
+        raise SourceError(source, endpoint, f"unreadable epoch-ms timestamp: {kind_of(value)}") from None
 
 
 def _millis(value: Any, source: str) -> int:
@@ -115,14 +122,14 @@ def _millis(value: Any, source: str) -> int:
     try:
         return int(to_decimal(value))
     except (ValueError, TypeError, InvalidOperation, OverflowError):
-        raise SourceError(source, EVENTS, f"unreadable epoch-ms timestamp {value!r}") from None
+        raise SourceError(source, EVENTS, f"unreadable epoch-ms timestamp: {kind_of(value)}") from None
 
 
 def _count(value: Any, endpoint: str, source: str) -> int:
     try:
         return count(value, truncate=True)
     except (ValueError, TypeError):
-        raise SourceError(source, endpoint, f"unreadable number {value!r}") from None
+        raise SourceError(source, endpoint, f"unreadable number: {kind_of(value)}") from None
 
 
 def _cents(value: Any, endpoint: str, source: str) -> Decimal:
@@ -131,7 +138,7 @@ def _cents(value: Any, endpoint: str, source: str) -> Decimal:
     try:
         return to_decimal(value)
     except (ValueError, TypeError):
-        raise SourceError(source, endpoint, f"unreadable amount {value!r}") from None
+        raise SourceError(source, endpoint, f"unreadable amount: {kind_of(value)}") from None
 
 
 def _actor(email: Any) -> str:

@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import httpx
 
@@ -52,6 +52,14 @@ def actor_of(login: str) -> str:
 
 def _as_is(body: Any) -> Any:
     return body
+
+
+class Reading(TypedDict):
+    """How a GET's body is read: ``parse`` turns the decoded JSON into the page's body (as is by
+    default); a status in ``empty`` means "nothing here" (None / no pages) instead of an error."""
+
+    parse: NotRequired[Callable[[Any], Any]]
+    empty: NotRequired[tuple[int, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,15 +203,10 @@ class GitHubApi:
         return response
 
     def get(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None,
-        endpoint: str,
-        parse: Callable[[Any], Any] = _as_is,
-        *,
-        empty: tuple[int, ...] = (),
+        self, path: str, params: Mapping[str, Any] | None, endpoint: str, **how: Unpack[Reading]
     ) -> Page | None:
         """One GET: a fresh parsed page, the cached one on 304, None on a status in ``empty``."""
+        parse, empty = how.get("parse", _as_is), how.get("empty", ())
         key = cached = None
         if self.cache is not None:
             url = self.http.client.build_request("GET", path.lstrip("/"), params=params).url
@@ -228,13 +231,7 @@ class GitHubApi:
         return page
 
     def pages(
-        self,
-        path: str,
-        params: Mapping[str, Any] | None,
-        endpoint: str,
-        parse: Callable[[Any], Any] = _as_is,
-        *,
-        empty: tuple[int, ...] = (),
+        self, path: str, params: Mapping[str, Any] | None, endpoint: str, **how: Unpack[Reading]
     ) -> Iterator[Any]:
         """Each page's parsed body, following ``Link: rel="next"`` on the API's own host only.
         A page is asked for only when the one before it has been consumed."""
@@ -242,7 +239,7 @@ class GitHubApi:
         url, query = path, params
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            page = self.get(url, query, endpoint, parse, empty=empty)
+            page = self.get(url, query, endpoint, **how)
             if page is None:
                 return
             yield page.body

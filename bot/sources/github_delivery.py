@@ -187,7 +187,7 @@ class GitHubDeliveryConnector:
             )
         endpoint = f"orgs/{quote(self.org, safe='')}/repos"
         found: list[Repo] = []
-        for page in self.api.pages(endpoint, {"type": "all", "per_page": 100}, endpoint, parse_repos):
+        for page in self.api.pages(endpoint, {"type": "all", "per_page": 100}, endpoint, parse=parse_repos):
             found.extend(repo for repo in page if self._wanted(repo))
         return found
 
@@ -196,7 +196,7 @@ class GitHubDeliveryConnector:
         endpoint = self._repo_path(repo, "pulls")
         params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": 100}
         found: list[PullSummary] = []
-        for page in self.api.pages(endpoint, params, endpoint, parse_pulls):
+        for page in self.api.pages(endpoint, params, endpoint, parse=parse_pulls):
             found.extend(pr for pr in page if pr.updated_at >= since)
             if any(pr.updated_at < since for pr in page):
                 break
@@ -214,20 +214,22 @@ class GitHubDeliveryConnector:
             "per_page": 100,
         }
         found: list[BranchCommit] = []
-        for page in self.api.pages(endpoint, params, endpoint, parse_branch_commits, empty=(409,)):
+        for page in self.api.pages(endpoint, params, endpoint, parse=parse_branch_commits, empty=(409,)):
             found.extend(replace(c, repo=repo.full_name) for c in page if start <= c.committed_at < end)
         return found
 
     def pull_detail(self, repo: Repo, number: int) -> PullDetail:
         endpoint = self._repo_path(repo, f"pulls/{number}")
-        page = self.api.get(endpoint, None, endpoint, parse_pull)
+        page = self.api.get(endpoint, None, endpoint, parse=parse_pull)
         assert page is not None
         return page.body
 
     def _listing(self, repo: Repo, suffix: str, parse: Callable[[Any], tuple]) -> list:
         endpoint = self._repo_path(repo, suffix)
         return [
-            item for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse) for item in page
+            item
+            for page in self.api.pages(endpoint, {"per_page": 100}, endpoint, parse=parse)
+            for item in page
         ]
 
     def pull_commits(self, repo: Repo, number: int, detail: PullDetail | None = None) -> list[PullCommit]:

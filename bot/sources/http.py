@@ -105,6 +105,12 @@ class VendorHttp:
             **options,
         )
 
+    @classmethod
+    def bearer(cls, key: str, settings: Settings, *, source: str, base_url: str, **options) -> VendorHttp:
+        """:meth:`configured`, for an API that takes its key as a Bearer token."""
+        headers = {"Authorization": f"Bearer {key}"}
+        return cls.configured(settings, source=source, base_url=base_url, headers=headers, **options)
+
     def __init__(
         self,
         *,

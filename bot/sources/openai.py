@@ -108,13 +108,9 @@ class OpenAIConnector:
         self.lag = timedelta(minutes=15)
         self.trailing_days = 3
         self.max_window_days = 31
-        self.http = VendorHttp.configured(
-            settings,
-            source=name,
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {key}"},
-            transport=transport,
-            refuse=wrong_key_kind(key, WRONG_KEYS, NEEDED_KEY),
+        refuse = wrong_key_kind(key, WRONG_KEYS, NEEDED_KEY)
+        self.http = VendorHttp.bearer(
+            key, settings, source=name, base_url=base_url, transport=transport, refuse=refuse
         )
         self._identities: list[IdentityHint] | None = None
         #: False once the live API rejected costs grouped by api_key_id: remembered for the run.

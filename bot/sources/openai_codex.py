@@ -193,13 +193,9 @@ class CodexAnalyticsConnector:
         self.workspace_id = (workspace_id or "").strip()
         self.usd_per_credit = settings.codex_usd_per_credit
         self.endpoint = USAGE.format(workspace_id=self.workspace_id or "-")
-        self.http = VendorHttp.configured(
-            settings,
-            source=name,
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {key}"},
-            transport=transport,
-            refuse=None if self.workspace_id else "no ChatGPT workspace id: set CODEX_WORKSPACE_ID",
+        refuse = None if self.workspace_id else "no ChatGPT workspace id: set CODEX_WORKSPACE_ID"
+        self.http = VendorHttp.bearer(
+            key, settings, source=name, base_url=base_url, transport=transport, refuse=refuse
         )
 
     def close(self) -> None:

@@ -26,15 +26,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, ClassVar
-
-import httpx
+from typing import Any, ClassVar, Unpack
 
 from bot.domain.clock import utc_today
 from bot.domain.money import Money, to_decimal, usd_to_micros
 from bot.domain.records import NAME_GUESS, Batch, IdentityHint, UsageRecord
 from bot.settings import Settings
-from bot.sources.base import SourceError, split_window
+from bot.sources.base import ConnectorOptions, SourceError, split_window
 from bot.sources.http import VendorHttp, decode_json, error_summary
 from bot.sources.values import count, utc_day
 
@@ -79,29 +77,21 @@ def _email_of(*labels: Any) -> str | None:
 class OpenRouterConnector:
     vendor: ClassVar[str] = VENDOR
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        key: str,
-        base_url: str,
-        settings: Settings,
-        transport: httpx.BaseTransport | None = None,
-        today: Callable[[], date] = utc_today,
-    ) -> None:
+    def __init__(self, *, today: Callable[[], date] = utc_today, **options: Unpack[ConnectorOptions]) -> None:
+        name, key, settings = options["name"], options["key"], options["settings"]
         self.name = name
         self.lag = timedelta(days=1)  # activity covers completed UTC days only
         self.trailing_days = 2
         self.max_window_days = 1  # /activity takes a single date
         self.today = today
         self.max_keys_per_day = MAX_KEYS_PER_DAY
-        self.http = VendorHttp.configured(
+        self.http = VendorHttp.bearer(
+            key,
             settings,
             source=name,
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {key}"},
+            base_url=options["base_url"],
             per_minute=settings.openrouter_requests_per_minute,
-            transport=transport,
+            transport=options.get("transport"),
         )
 
     def close(self) -> None:

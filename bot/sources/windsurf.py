@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 from bot.domain.money import kind_of
 from bot.domain.records import ActivityRecord, Batch, IdentityHint, email_actor
 from bot.settings import Settings
-from bot.sources.base import SourceError, split_window
+from bot.sources.base import ConnectorOptions, SourceError, split_window
 from bot.sources.http import VendorHttp
 from bot.sources.values import count, utc_day
 
@@ -76,15 +76,9 @@ class WindsurfConnector:
     vendor: ClassVar[str] = "windsurf"
 
     def __init__(
-        self,
-        *,
-        name: str,
-        key: str,
-        base_url: str,
-        settings: Settings,
-        transport=None,
-        max_cascade_calls: int = MAX_CASCADE_CALLS,
+        self, *, max_cascade_calls: int = MAX_CASCADE_CALLS, **options: Unpack[ConnectorOptions]
     ) -> None:
+        name, key = options["name"], options["key"]
         self.name = name
         self.lag = timedelta(hours=3)  # "API data is refreshed every 3 hours"
         self.trailing_days = 3
@@ -92,10 +86,10 @@ class WindsurfConnector:
         self.max_cascade_calls = max_cascade_calls
         self._key = key
         self.http = VendorHttp.configured(
-            settings,
+            options["settings"],
             source=name,
-            base_url=base_url,
-            transport=transport,
+            base_url=options["base_url"],
+            transport=options.get("transport"),
         )
         self._users: list[dict] | None = None
 

@@ -146,3 +146,14 @@ def test_an_unreadable_timestamp_fails_naming_the_endpoint(httpserver, stamp):
     serve_event_pages(httpserver, [[EVENT, _changed(timestamp=stamp)]])
     with pytest.raises(SourceError, match=r"^cursor: teams/filtered-usage-events: unreadable epoch-ms"):
         list(cursor_connector(httpserver).fetch(SINCE, UNTIL))
+
+
+SECRET = "sk-ant-admin01-" + "Q" * 40  # a key pasted where a number belongs
+
+
+@pytest.mark.parametrize("field", ["timestamp", "chargedCents", "tokens_inputTokens"])
+def test_an_unreadable_value_is_named_by_kind_never_echoed(httpserver, field):
+    serve_event_pages(httpserver, [[_changed(**{field: SECRET})]])
+    with pytest.raises(SourceError, match=r"^cursor: teams/filtered-usage-events: unreadable ") as raised:
+        list(cursor_connector(httpserver).fetch(SINCE, UNTIL))
+    assert str(raised.value).endswith("a text of 55 characters") and "sk-ant" not in str(raised.value)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from datetime import timedelta
 
 import httpx
@@ -289,3 +290,32 @@ def test_a_forgotten_person_stays_forgotten_in_raw_points_and_later_exports(engi
     assert alias.startswith("forgotten:")
     assert usage == [(alias, None, 150)]  # the org keeps the tokens, nobody's name on them
     assert "ana@example.com" not in emails and not any("acc-ana" in link for link in links)
+
+
+SECRET = "sk-ant-admin01-" + "Q" * 40  # a key pasted where a header or a number belongs
+POINT = {"name": "claude_code.token.usage", "sum": {"dataPoints": [{"asInt": SECRET}]}}
+BAD_JSON = json.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [POINT]}]}]}).encode()
+
+
+def test_a_refused_body_never_echoes_what_was_sent(engine, served, caplog):
+    caplog.set_level(logging.INFO)
+    token = otel.create_token(engine, workspace_id="default")
+    auth = {"authorization": f"Bearer {token}"}
+    url = f"{served.url}/v1/metrics"
+    refused = [
+        httpx.post(url, content=b"{}", headers={**auth, "content-type": f"text/{SECRET}"}),
+        httpx.post(
+            url,
+            content=b"{}",
+            headers={**auth, "content-type": "application/json", "content-encoding": SECRET},
+        ),
+        httpx.post(
+            url,
+            content=BAD_JSON,
+            headers={**auth, "content-type": "application/json"},
+        ),
+    ]
+    for answer in refused:
+        assert answer.status_code in (400, 415)
+        assert SECRET not in answer.text and "sk-ant" not in answer.text
+    assert "sk-ant" not in caplog.text

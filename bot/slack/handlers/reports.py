@@ -55,7 +55,7 @@ from bot.slack.context import (
     authorized_workspace,
     caller_person,
     one_period,
-    resolve_caller,
+    request_context,
 )
 from bot.slack.directory import SlackDirectory
 from bot.slack.handlers.teams import handle_team, team_target
@@ -255,15 +255,8 @@ async def run_button(
     user_id = body.get("user", {}).get("id", "")
     try:
         command = button_command(str((body.get("actions") or [{}])[0].get("value", "")))
-        caller = await resolve_caller(
-            runtime,
-            directory,
-            client,
-            user_id=user_id,
-            workspace_id=workspace_id,
-            channel_id=(body.get("channel") or {}).get("id", ""),
-        )
-        ctx = CommandContext(runtime, directory, client, caller, trigger_id=body.get("trigger_id", ""))
+        channel_id = (body.get("channel") or {}).get("id", "")
+        ctx = await request_context(runtime, directory, client, body, user_id, workspace_id, channel_id)
         return await RERUNNABLE[command.name](ctx, command)
     except CommandError as error:
         return build_error(error.message, error.usage)

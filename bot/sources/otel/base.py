@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import ClassVar, Protocol, runtime_checkable
 
-from bot.domain.money import usd_to_micros
+from bot.domain.money import kind_of, usd_to_micros
 
 #: What a reading measures. Token measures and ``cost_micros`` fold into ``usage_daily``; the
 #: activity measures are ``ActivityRecord`` fields (``active_seconds``: time in the tool).
@@ -117,7 +117,7 @@ def decimal_of(value: int | float | str | None, what: str) -> Decimal:
     try:
         amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
     except InvalidOperation:
-        raise BadPayload(f"{what}: {str(value)[:40]!r} is not a number") from None
+        raise BadPayload(f"{what} is not a number but {kind_of(value)}") from None
     if not amount.is_finite() or amount < 0:
-        raise BadPayload(f"{what}: value {amount} is not a finite non-negative number")
+        raise BadPayload(f"{what} is not a finite non-negative number")
     return amount

@@ -91,7 +91,7 @@ def inflate(body: bytes, encoding: str, limit: int) -> bytes:
     if encoding in ("", "identity"):
         return body
     if encoding != "gzip":
-        raise BadPayload(f"unsupported Content-Encoding {encoding[:20]!r} (use gzip or none)")
+        raise BadPayload("unsupported Content-Encoding (use gzip or none)")
     inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         out = inflater.decompress(body, limit + 1)
@@ -113,10 +113,10 @@ def parse(signal: str, body: bytes, content_type: str) -> Message:
         elif kind == JSON:
             json_format.Parse(body.decode("utf-8"), message, ignore_unknown_fields=True)
         else:
-            raise BadPayload(f"unsupported Content-Type {kind[:40]!r} (use {PROTOBUF} or {JSON})")
-    except (DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError) as error:
-        reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
-        raise BadPayload(f"malformed OTLP {signal} body: {reason}") from None
+            raise BadPayload(f"unsupported Content-Type (use {PROTOBUF} or {JSON})")
+    except (DecodeError, json_format.ParseError, UnicodeDecodeError, RecursionError):
+        # The parser's own message may quote the body (a secret pasted in the wrong place).
+        raise BadPayload(f"malformed OTLP {signal} body: not valid {kind}") from None
     return message
 
 
@@ -196,7 +196,6 @@ class Walker:
     def add(
         self,
         agent: AgentMapping,
-        resource: dict[str, object],
         name: str,
         merged: dict[str, object],
         own: dict[str, object],
@@ -205,12 +204,10 @@ class Walker:
         start_ns: int,
         time_ns: int,
         cumulative: bool,
-        prefix: str | None = None,
+        prefix: str,
     ) -> None:
         if not readings:
             return
-        if prefix is None:
-            prefix = _series_prefix(resource, name)
         self._check_time(time_ns, name)
         person = agent.person(merged)
         if person is None:
@@ -277,7 +274,6 @@ class Walker:
             merged = {**resource, **own}
             self.add(
                 agent,
-                resource,
                 name,
                 merged,
                 own,
@@ -301,17 +297,20 @@ class Walker:
                         continue
                     merged = {**resource, **own}
                     time_ns = record.time_unix_nano or record.observed_time_unix_nano
+                    readings = agent.event_readings(name, merged)
+                    if not readings:
+                        continue
                     # An event is a delta of its own: its window is its instant.
                     self.add(
                         agent,
-                        resource,
                         name,
                         merged,
                         own,
-                        agent.event_readings(name, merged),
+                        readings,
                         start_ns=time_ns,
                         time_ns=time_ns,
                         cumulative=False,
+                        prefix=_series_prefix(resource, name),
                     )
         return self.out
 
