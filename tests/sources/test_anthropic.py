@@ -19,7 +19,7 @@ from bot.settings import Settings, SourceAccount
 from bot.sources import anthropic, claude_code
 from bot.sources.base import SourceError
 from bot.sources.prices import ESTIMATE_UNIT
-from tests.support.anthropic_admin import AdminApi, fixture_response, no_fixture
+from tests.support.anthropic_admin import AdminApi, failed_run_error, fixture_response, no_fixture
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEY = "sk-ant-admin01-test-secret"
@@ -337,16 +337,11 @@ def test_with_claude_code_no_dollar_is_counted_twice(engine, httpserver):
 def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
     api = FakeAdminApi(httpserver)
     api.queue("cost_report", Response('{"data": [', content_type="application/json"))
-    connector = _connector(httpserver)
-    outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
-    connector.close()
-    assert outcome.status == "failed"
-    assert outcome.error == "anthropic: v1/organizations/cost_report: response is not valid JSON"
-    assert KEY not in outcome.error
+    error = failed_run_error(engine, _connector(httpserver), WINDOW)
+    assert error == "anthropic: v1/organizations/cost_report: response is not valid JSON"
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == 0
         run = conn.execute(select(SyncRun.status, SyncRun.error)).one()
-    assert run == ("failed", outcome.error)
+    assert run == ("failed", error)
 
 
 def test_rate_limit_is_retried_after_retry_after(engine, httpserver):

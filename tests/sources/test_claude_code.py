@@ -17,7 +17,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import claude_code
 from bot.sources.base import SourceError
-from tests.support.anthropic_admin import KEY, FakeAdminApi, claude_code_connector
+from tests.support.anthropic_admin import KEY, FakeAdminApi, claude_code_connector, failed_run_error
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 TODAY = date(2025, 8, 3)
@@ -225,16 +225,9 @@ def test_end_to_end_totals_and_idempotence(engine, httpserver):
 def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
     api = FakeAdminApi(httpserver)
     api.queue("usage_report/claude_code", Response("<html>gateway</html>", content_type="text/html"))
-    connector = claude_code_connector(httpserver)
-    outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
-    connector.close()
-    assert outcome.status == "failed"
-    assert (
-        outcome.error == "claude_code: v1/organizations/usage_report/claude_code: response is not valid JSON"
-    )
-    assert KEY not in outcome.error
+    error = failed_run_error(engine, claude_code_connector(httpserver), WINDOW)
+    assert error == "claude_code: v1/organizations/usage_report/claude_code: response is not valid JSON"
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(ActivityDaily)).scalar() == 0
 
 
