@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from werkzeug import Request, Response
 
-from bot.db.models import Identity, Person, SyncRun, UsageDaily
+from bot.db.models import Identity, SyncRun, UsageDaily
 from bot.domain.money import Money
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
@@ -20,6 +20,7 @@ from bot.sources import anthropic, claude_code
 from bot.sources.base import SourceError
 from bot.sources.prices import ESTIMATE_UNIT
 from tests.support.anthropic_admin import AdminApi, failed_run_error, fixture_response, no_fixture
+from tests.support.db import usage_by_email
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEY = "sk-ant-admin01-test-secret"
@@ -268,16 +269,6 @@ def _usage_totals(engine, source: str):
         ).all()
 
 
-def _person_totals(engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Person.email, func.sum(UsageDaily.cost_micros))
-            .join(Person, Person.id == UsageDaily.person_id)
-            .group_by(Person.email)
-        ).all()
-    return {email: int(total) for email, total in rows}
-
-
 def _org_total(engine) -> int:
     with engine.connect() as conn:
         return int(
@@ -298,7 +289,7 @@ def test_end_to_end_totals_and_idempotence(engine, httpserver):
             ("unpriced", 0, 700, 70, 0, 30, 1),  # counted, never a silent estimated $0
         ]
         assert _org_total(engine) == 14_696_290  # billed only: estimates are not org dollars
-        assert _person_totals(engine) == {
+        assert usage_by_email(engine) == {
             "alice@example.com": 360_000,
             "bob@example.com": 800_000,
             "carol@example.com": 225_000,
@@ -327,7 +318,7 @@ def test_with_claude_code_no_dollar_is_counted_twice(engine, httpserver):
     # Org: the billed Cost report alone.
     assert _org_total(engine) == 14_696_290
     # People: Anthropic estimates only where Claude Code did not report the same usage.
-    assert _person_totals(engine) == {
+    assert usage_by_email(engine) == {
         "alice@example.com": 360_000 + 9_527_000,  # day-1 API usage is Claude Code's estimate only
         "bob@example.com": 800_000 + 300_000,  # his Claude Code ran on a subscription
         "carol@example.com": 225_000 + 450_000,  # ci-bot: day 1 Anthropic estimate, day 2 Claude Code
@@ -510,7 +501,7 @@ def test_analytics_end_to_end_billed_people_and_claude_code_counted_once(engine,
             connector.close()
             assert outcome.status == "ok", outcome.error
         assert _org_total(engine) == 20_880_981
-        assert _person_totals(engine) == {
+        assert usage_by_email(engine) == {
             "alice@example.com": 8_123_456 + 10_000_000,  # billed; her Claude Code rows carry tokens only
             "bob@example.com": 999_900 + 32_000,  # billed key + his subscription Claude Code estimate
             "carol@example.com": 1_505_000,  # ci-bot's creator

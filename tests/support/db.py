@@ -40,3 +40,14 @@ def usage_rows(engine, workspace_id: str, *columns) -> list[tuple]:
             .where(UsageDaily.workspace_id == workspace_id)
         ).all()
     return [tuple(row) for row in rows]
+
+
+def usage_by_email(engine) -> dict[str, int]:
+    """Micro-USD per linked person's email (unlinked usage left out)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Person.email, func.sum(UsageDaily.cost_micros))
+            .join(Person, Person.id == UsageDaily.person_id)
+            .group_by(Person.email)
+        ).all()
+    return {email: int(total) for email, total in rows}
