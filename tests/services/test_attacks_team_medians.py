@@ -12,6 +12,7 @@ from bot.db.models import ActivityDaily
 from bot.domain.periods import Period
 from bot.services import teams
 from bot.services.me import team_medians
+from tests.factories import add_team
 from tests.support.value import SEAT_MICROS, W, add_person, add_usage
 
 USD = 1_000_000
@@ -50,14 +51,15 @@ def _team(engine, *, users: dict[str, tuple[int, int]], seat_only: dict[str, int
                 add_usage(conn, ids[name], START + timedelta(days=back), SEAT_MICROS, kind="seat")
             _lines(conn, ids[name], lines)
         rollups.rebuild(conn)
-        team = teams.ensure_team(conn, workspace_id=W, kind=teams.CHANNEL, slack_id="C1", name="eng")
-        teams.apply_refresh(
+        members = {f"U{pid}": pid for pid in ids.values()}
+        add_team(
             conn,
+            "C1",
+            members,
             workspace_id=W,
-            team_id=team.id,
-            known={f"U{pid}": pid for pid in ids.values()},
-            new_members=[],
             today=START - timedelta(days=30),
+            kind=teams.CHANNEL,
+            name="eng",
         )
     return ids
 
