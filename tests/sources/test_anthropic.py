@@ -20,7 +20,7 @@ from bot.sources import anthropic, claude_code
 from bot.sources.base import SourceError
 from bot.sources.prices import ESTIMATE_UNIT
 from tests.support.anthropic_admin import AdminApi, failed_run_error, fixture_response, no_fixture
-from tests.support.db import usage_by_email
+from tests.support.db import USAGE_SUMS, usage_by_email
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEY = "sk-ant-admin01-test-secret"
@@ -254,15 +254,7 @@ def test_from_settings_needs_the_key_and_covers_accounts(httpserver):
 def _usage_totals(engine, source: str):
     with engine.connect() as conn:
         return conn.execute(
-            select(
-                UsageDaily.cost_basis,
-                func.sum(UsageDaily.cost_micros),
-                func.sum(UsageDaily.input_tokens),
-                func.sum(UsageDaily.output_tokens),
-                func.sum(UsageDaily.cache_read_tokens),
-                func.sum(UsageDaily.cache_write_tokens),
-                func.count(),
-            )
+            select(UsageDaily.cost_basis, *USAGE_SUMS)
             .where(UsageDaily.source == source)
             .group_by(UsageDaily.cost_basis)
             .order_by(UsageDaily.cost_basis)

@@ -18,6 +18,7 @@ from bot.settings import Settings, SourceAccount
 from bot.sources import claude_code
 from bot.sources.base import SourceError
 from tests.support.anthropic_admin import KEY, FakeAdminApi, claude_code_connector, failed_run_error
+from tests.support.db import USAGE_SUMS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 TODAY = date(2025, 8, 3)
@@ -159,14 +160,7 @@ def test_from_settings_accounts(httpserver):
 def _totals(engine):
     with engine.connect() as conn:
         usage = conn.execute(
-            select(
-                func.sum(UsageDaily.cost_micros),
-                func.sum(UsageDaily.input_tokens),
-                func.sum(UsageDaily.output_tokens),
-                func.sum(UsageDaily.cache_read_tokens),
-                func.sum(UsageDaily.cache_write_tokens),
-                func.count(),
-            ).where(UsageDaily.source == "claude_code", ~UsageDaily.in_org_total)
+            select(*USAGE_SUMS).where(UsageDaily.source == "claude_code", ~UsageDaily.in_org_total)
         ).one()
         in_org = conn.execute(select(func.count()).where(UsageDaily.in_org_total)).scalar()
         activity = conn.execute(

@@ -29,6 +29,16 @@ USAGE_FIGURES = (
     UsageDaily.raw_amount,
 )
 
+#: Micro-USD, the input, output, cache read and cache write tokens and the count of usage rows.
+USAGE_SUMS = (
+    func.sum(UsageDaily.cost_micros),
+    func.sum(UsageDaily.input_tokens),
+    func.sum(UsageDaily.output_tokens),
+    func.sum(UsageDaily.cache_read_tokens),
+    func.sum(UsageDaily.cache_write_tokens),
+    func.count(),
+)
+
 
 def usage_rows(engine, workspace_id: str, *columns) -> list[tuple]:
     """``columns`` of each of the workspace's usage rows; ``Person.email`` is the linked person's."""
