@@ -5,8 +5,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from datetime import time as clock
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
@@ -16,7 +15,7 @@ from bot.jobs.recaps import recap_job
 from bot.services import teams
 from bot.services.recap.subscriptions import DAY_NAMES
 from bot.slack.blocks.common import validate
-from tests.support.recaps import subscribe
+from tests.support.recaps import CHANNEL, NOW, subscribe
 from tests.support.slack_app import (
     PAIR,
     PLATFORM,
@@ -26,10 +25,6 @@ from tests.support.slack_app import (
     send,
     slack_client,
 )
-
-NOW = datetime.combine(TODAY, clock(12, 0), tzinfo=UTC)
-CHANNEL = "CPAYMENTS"
-
 
 pytestmark = pytest.mark.usefixtures("slack_team")
 
