@@ -52,12 +52,18 @@ def usage_rows(engine, workspace_id: str, *columns) -> list[tuple]:
     return [tuple(row) for row in rows]
 
 
-def usage_by_email(engine) -> dict[str, int]:
-    """Micro-USD per linked person's email (unlinked usage left out)."""
+def sum_by_email(engine, column) -> dict[str, int]:
+    """``column`` of a daily table (``ActivityDaily.lines_accepted``, say) summed per linked
+    person's email (rows of no one left out)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            select(Person.email, func.sum(UsageDaily.cost_micros))
-            .join(Person, Person.id == UsageDaily.person_id)
+            select(Person.email, func.sum(column))
+            .join(Person, Person.id == column.class_.person_id)
             .group_by(Person.email)
         ).all()
     return {email: int(total) for email, total in rows}
+
+
+def usage_by_email(engine) -> dict[str, int]:
+    """Micro-USD per linked person's email (unlinked usage left out)."""
+    return sum_by_email(engine, UsageDaily.cost_micros)
