@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from bot.domain.records import ACTIVITY_FIELDS
+
 WORKSPACE = "default"
 DOMAIN = "bench.example"
 START = date(2025, 1, 1)
@@ -31,13 +33,9 @@ USAGE_COLUMNS = (
     *("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "requests"),
     *("cost_micros", "raw_amount", "raw_unit", "in_org_total", "sync_run_id"),
 )
-ACTIVITY_COLUMNS = (
-    *_ROW_KEY,
-    *("lines_suggested", "lines_accepted", "lines_added", "lines_removed"),
-    *("suggestions_shown", "acceptances", "rejections"),
-    *("commits", "pull_requests", "prs_opened", "prs_merged", "ai_prs_merged", "reviews"),
-    *("sessions", "requests", "sync_run_id"),
-)
+#: The activity signals in ``ActivityCounts`` order; active time (OTel only) is left at its default 0.
+ACTIVITY_SIGNALS = tuple(name for name in ACTIVITY_FIELDS if name != "active_seconds")
+ACTIVITY_COLUMNS = (*_ROW_KEY, *ACTIVITY_SIGNALS, "sync_run_id")
 
 
 @dataclass(frozen=True)

@@ -63,22 +63,21 @@ def usage_values(
     **columns,
 ) -> dict:
     """One usage_daily row (the vendor's raw amount left at "0 usd": only micro-USD is summed)."""
-    row = {
-        "workspace_id": workspace_id,
-        "source": vendor,
-        "vendor": vendor,
-        "day": day,
-        "person_id": person_id,
-        "model": model,
-        "cost_basis": cost_basis,
-        "kind": kind,
-        "cost_micros": micros,
-        "raw_amount": "0",
-        "raw_unit": "usd",
-        "in_org_total": in_org_total,
+    return _daily_row(
+        person_id,
+        day,
+        workspace_id=workspace_id,
+        vendor=vendor,
+        actor=actor,
+        model=model,
+        cost_basis=cost_basis,
+        kind=kind,
+        cost_micros=micros,
+        raw_amount="0",
+        raw_unit="usd",
+        in_org_total=in_org_total,
         **columns,
-    }
-    return {**row, "actor": actor.format(**row)}
+    )
 
 
 def add_usage(conn, person_id: int | None, day: date, micros: int, *, rebuild: bool = True, **values) -> None:
@@ -97,13 +96,20 @@ def activity_values(
     **signals,
 ) -> dict:
     """One activity_daily row: the signals given (lines_accepted=..., commits=...), the rest 0."""
+    return _daily_row(person_id, day, workspace_id=workspace_id, vendor=vendor, actor=actor, **signals)
+
+
+def _daily_row(
+    person_id: int | None, day: date, *, workspace_id: str, vendor: str, actor: str, **columns
+) -> dict:
+    """A daily row of one vendor (its source named the same), ``actor`` formatted from the row."""
     row = {
         "workspace_id": workspace_id,
         "source": vendor,
         "vendor": vendor,
         "day": day,
         "person_id": person_id,
-        **signals,
+        **columns,
     }
     return {**row, "actor": actor.format(**row)}
 

@@ -27,6 +27,7 @@ from bot.slack.blocks import anomalies as views
 from bot.slack.blocks.home import build_home
 from tests.factories import add_activity, add_person, add_team, add_usage
 from tests.support.inbound import button_click, form_body
+from tests.support.replicas import at_once
 from tests.support.slack_app import all_text, make_runtime, send, slack_client
 from tests.support.slack_fake import signed_headers
 
@@ -428,26 +429,9 @@ def test_a_person_without_a_slack_id_is_escalated_at_once(engine, fake_slack):
 
 
 def test_two_replicas_checking_at_once_open_one_incident_and_send_one_dm(engine, fake_slack):
-    import threading
-
     _seed(engine)
-    gate = threading.Barrier(2)
-    errors = []
-
-    def replica() -> None:
-        runtime = make_runtime(engine, fake_slack)  # each its own settings, client and event loop
-        try:
-            gate.wait(timeout=10)
-            _check(runtime, NOW)
-        except Exception as error:  # surfaced below: a thread's exception would vanish
-            errors.append(error)
-
-    threads = [threading.Thread(target=replica) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    # Each replica its own settings, client and event loop.
+    at_once(lambda: make_runtime(engine, fake_slack), lambda runtime: _check(runtime, NOW))
     assert len(_incidents(engine)) == 1
     assert _notices(engine) == [("person", "UANA", "sent")]
     assert [channel for channel, _ in fake_slack.posted()] == ["DUANA"]

@@ -20,6 +20,7 @@ from bot.jobs.scheduler import build_scheduler
 from bot.services import teams
 from bot.slack.app import make_web_client
 from bot.slack.blocks import anomalies as views
+from tests.factories import activity_values
 from tests.support.slack_app import all_text, make_runtime, send, slack_client
 from tests.support.slack_fake import signed_headers
 
@@ -63,15 +64,7 @@ def _seed(engine, members: tuple[str, ...]) -> int:
             for n in range(21):
                 day = TODAY - timedelta(days=n)
                 activity.append(
-                    dict(
-                        workspace_id=W,
-                        source="cursor",
-                        vendor="cursor",
-                        day=day,
-                        actor=f"e:{pid}",
-                        person_id=pid,
-                        sessions=1,
-                    )
+                    activity_values(pid, day, workspace_id=W, vendor="cursor", actor=f"e:{pid}", sessions=1)
                 )
                 if n:
                     usage.append(_usage(pid, day, 20 * USD, "claude-sonnet-4-5"))

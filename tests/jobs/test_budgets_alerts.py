@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from datetime import UTC, date, datetime
 from functools import partial
 
@@ -21,6 +20,7 @@ from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack.clients import make_web_client
 from tests.factories import add_person, add_usage, set_budget
+from tests.support.replicas import at_once
 from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET
 
 USD = 1_000_000
@@ -269,23 +269,8 @@ def test_two_concurrent_checkers_send_each_threshold_exactly_once(engine, fake_s
         _budget(conn, "person", str(ben), "$100/month", "thresholds", "20,40,60,80,100")
 
     def race() -> None:
-        gate = threading.Barrier(2)
-        errors = []
-
-        def checker() -> None:
-            runtime = _runtime(engine, fake_slack)  # each its own settings, client and event loop
-            try:
-                gate.wait(timeout=10)
-                _check(runtime)
-            except Exception as error:  # surfaced below: a thread's exception would vanish
-                errors.append(error)
-
-        threads = [threading.Thread(target=checker) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-        assert errors == []
+        # Each checker its own settings, client and event loop.
+        at_once(lambda: _runtime(engine, fake_slack), _check)
 
     steps = [(date(2026, 11, 2), 210, 25), (date(2026, 11, 3), 120, 20), (date(2026, 11, 4), 100, 40)]
     for day, ana_usd, ben_usd in steps:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import insert
-
 from bot.db import rollups
-from bot.db.models import ActivityDaily
 from bot.domain.periods import Period
 from bot.services import teams
 from bot.services.me import team_medians
+from tests.factories import add_activity, add_team
 from tests.support.value import SEAT_MICROS, W, add_person, add_usage
 
 USD = 1_000_000
@@ -21,17 +19,16 @@ MIN = 5
 
 
 def _lines(conn, pid: int, lines: int) -> None:
-    conn.execute(
-        insert(ActivityDaily).values(
-            workspace_id=W,
-            source="github_copilot",
-            vendor="github_copilot",
-            day=START,
-            actor=f"github:{pid}",
-            person_id=pid,
-            lines_accepted=lines,
-            acceptances=1,
-        )
+    add_activity(
+        conn,
+        pid,
+        START,
+        workspace_id=W,
+        vendor="github_copilot",
+        actor=f"github:{pid}",
+        lines_accepted=lines,
+        acceptances=1,
+        rebuild=False,
     )
 
 
@@ -50,14 +47,15 @@ def _team(engine, *, users: dict[str, tuple[int, int]], seat_only: dict[str, int
                 add_usage(conn, ids[name], START + timedelta(days=back), SEAT_MICROS, kind="seat")
             _lines(conn, ids[name], lines)
         rollups.rebuild(conn)
-        team = teams.ensure_team(conn, workspace_id=W, kind=teams.CHANNEL, slack_id="C1", name="eng")
-        teams.apply_refresh(
+        members = {f"U{pid}": pid for pid in ids.values()}
+        add_team(
             conn,
+            "C1",
+            members,
             workspace_id=W,
-            team_id=team.id,
-            known={f"U{pid}": pid for pid in ids.values()},
-            new_members=[],
             today=START - timedelta(days=30),
+            kind=teams.CHANNEL,
+            name="eng",
         )
     return ids
 

@@ -17,18 +17,15 @@ from datetime import UTC, date, datetime
 import httpx
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 
 from bot.db import rollups
 from bot.db.models import OtelSessionDaily, PullRequest
 from bot.services import otel
-from bot.services.sync import run_source
 from bot.services.value.cost_per_pr import APPORTIONED, MEASURED, load_pr_costs
-from bot.settings import Settings
-from bot.sources.github_delivery import SHARED_CACHE, from_settings
 from tests.factories import link_github_person
 from tests.support.files import fixture_path
+from tests.support.github import run_delivery
 from tests.support.otel import DELTA, ClaudeCode, claude_person, serve
 from tests.support.value import W, add_usage
 
@@ -76,27 +73,21 @@ def _github(httpserver) -> None:
 
 
 def _sync(engine, httpserver) -> None:
-    SHARED_CACHE.clear()
-    settings = Settings(
-        GITHUB_DELIVERY_TOKEN="ghp_sessions_test",
-        GITHUB_DELIVERY_ORG="lab",
-        GITHUB_API_BASE_URL=httpserver.url_for("/"),
-        TOKENWISE_HTTP_MAX_BACKOFF=0.01,
+    outcome = run_delivery(
+        engine,
+        httpserver,
+        token="ghp_sessions_test",
+        since=date(2026, 11, 1),
+        today=date(2026, 11, 6),
+        workspace_id=W,
     )
-    (connector,) = from_settings(settings)
-    today = date(2026, 11, 6)
-    outcome = run_source(engine, connector, workspace_id=W, since=date(2026, 11, 1), until=today, today=today)
     assert outcome.status == "ok", outcome.error
 
 
 @pytest.fixture
-def github():
+def github(vendor_server):
     """GitHub's own loopback server: the shared ``httpserver`` answers everything as Slack."""
-    server = HTTPServer(host="127.0.0.1", port=0)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
+    return vendor_server
 
 
 @pytest.fixture

@@ -18,11 +18,12 @@ from bot.db.models import ActivityDaily, AuditLog, Identity, Person, RoleGrant, 
 from bot.domain.periods import parse_period
 from bot.services import privacy, reports
 from bot.services.privacy import Group, channel_name, fold_small_groups
-from bot.slack.blocks.privacy import FORGET_CANCEL, FORGET_CONFIRM
+from bot.slack.blocks.privacy import FORGET_CONFIRM
 from tests.support.slack_app import (
     PLATFORM,
     TODAY,
     all_text,
+    cancel_forget,
     person_id,
     post_action,
     send,
@@ -255,13 +256,7 @@ def test_forget_cancel_and_bad_input(client, seeded, fake_slack):
     assert "only ask me to forget you" in all_text(send(client, "forget <@UBEN>", user_id="UADMIN"))
     assert "only ask me to forget you" in all_text(send(client, "forget", user_id="UBEN"))
     assert "nothing to forget" in all_text(send(client, "forget me", user_id="UNOMAIL"))
-    post_action(
-        client,
-        user_id="UBEN",
-        action_id=FORGET_CANCEL,
-        value="cancel",
-        response_url=fake_slack.server.url_for("/response_url/cancel"),
-    )
+    cancel_forget(client, fake_slack)
     assert "nothing was forgotten" in fake_slack.wait_for("response_url")[0].params["text"]
     with seeded.connect() as conn:
         assert conn.execute(select(func.count()).where(Person.forgotten_at.is_not(None))).scalar() == 0

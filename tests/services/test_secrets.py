@@ -12,17 +12,14 @@ import pytest
 from cryptography.fernet import Fernet
 from pytest_httpserver import HTTPServer
 from sqlalchemy import select
-from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from bot.cli import app as cli
 from bot.db.models import AuditLog, SourceSecret
 from bot.services import secrets
-from bot.services.runtime import Runtime
 from bot.services.secrets import SecretChange, SecretInputError, SecretKeyError
 from bot.services.sync import run_all
 from bot.settings import Settings
-from bot.slack.app import build_app
 from bot.slack.blocks.sources import (
     build_no_secret_key_modal,
     build_sources_modal,
@@ -32,9 +29,9 @@ from bot.slack.blocks.sources import (
 )
 from bot.sources.overrides import CONFIGURABLE, VendorSecret
 from bot.sources.registry import enabled_connectors
-from bot.web import build_web_app
 from tests.support.inbound import command_body, form_body, view_submission
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, signed_headers
+from tests.support.slack_app import slack_client
+from tests.support.slack_fake import signed_headers
 
 KEY_1 = Fernet.generate_key().decode()
 KEY_2 = Fernet.generate_key().decode()
@@ -42,21 +39,9 @@ VENDOR_KEY = "sk-admin-0123456789abcdefSECRET"
 VENDOR_URL = "http://127.0.0.1:9/v1"
 
 
-def make_client(engine, fake_slack, **more):
-    settings = Settings(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        TOKENWISE_ADMINS="ULISTED",
-        **more,
-    )
-    runtime = Runtime(settings=settings, engine=engine)
-    return TestClient(build_web_app(runtime, build_app(runtime)))
-
-
 @pytest.fixture
 def client(engine, fake_slack):
-    with make_client(engine, fake_slack, TOKENWISE_SECRET_KEY=KEY_1) as c:
+    with slack_client(engine, fake_slack, TOKENWISE_SECRET_KEY=KEY_1) as c:
         yield c
 
 
@@ -135,7 +120,7 @@ def test_listed_admins_may_open_it_too_and_arguments_are_refused(client, fake_sl
 
 
 def test_without_a_secret_key_the_modal_says_how_to_make_one(engine, fake_slack):
-    with make_client(engine, fake_slack) as client:
+    with slack_client(engine, fake_slack) as client:
         command(client, "sources", "UADMIN")
         view = fake_slack.calls_to("views.open")[0].params["view"]
         texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]

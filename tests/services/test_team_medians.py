@@ -17,6 +17,7 @@ from bot.services import people, privacy, teams
 from bot.services.me import team_medians
 from bot.services.reports import medians
 from bot.services.sync import run_all
+from tests.factories import add_team
 from tests.services.support import DAY, Scripted
 
 WEEK = Period(DAY, DAY + timedelta(days=7), "week")
@@ -27,14 +28,15 @@ def _team_of(engine, workspace: str, figures: dict[str, tuple[str, int, int]]) -
     run_all(engine, [Scripted(figures)], workspace_id=workspace, since=DAY, today=DAY + timedelta(days=1))
     with engine.begin() as conn:
         ids = {email: people.find_by_email(conn, workspace_id=workspace, email=email).id for email in figures}
-        team = teams.ensure_team(conn, workspace_id=workspace, kind=teams.CHANNEL, slack_id="C1", name="eng")
-        teams.apply_refresh(
+        members = {f"U{pid}": pid for pid in ids.values()}
+        add_team(
             conn,
+            "C1",
+            members,
             workspace_id=workspace,
-            team_id=team.id,
-            known={f"U{pid}": pid for pid in ids.values()},
-            new_members=[],
             today=DAY - timedelta(days=30),
+            kind=teams.CHANNEL,
+            name="eng",
         )
     return ids
 

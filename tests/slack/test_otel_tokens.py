@@ -9,17 +9,12 @@ import re
 
 import pytest
 from sqlalchemy import select
-from starlette.testclient import TestClient
 
 from bot.db.models import AuditLog, OtelToken
-from bot.services.runtime import Runtime
-from bot.settings import Settings
-from bot.slack.app import build_app
-from bot.web import build_web_app
 from tests.support.inbound import command_body
 from tests.support.otel import ClaudeCode, claude_person
-from tests.support.slack_app import all_text
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET, signed_headers, start_fake_slack
+from tests.support.slack_app import all_text, slack_client
+from tests.support.slack_fake import signed_headers, start_fake_slack
 
 TOKEN = re.compile(r"twotel_[A-Za-z0-9_-]{20,}")
 
@@ -27,14 +22,7 @@ TOKEN = re.compile(r"twotel_[A-Za-z0-9_-]{20,}")
 @pytest.fixture
 def client(engine, httpserver):
     fake_slack = start_fake_slack(httpserver)
-    settings = Settings(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        TOKENWISE_ADMINS="ULISTED",
-    )
-    runtime = Runtime(settings=settings, engine=engine)
-    with TestClient(build_web_app(runtime, build_app(runtime))) as test_client:
+    with slack_client(engine, fake_slack) as test_client:
         yield test_client
 
 

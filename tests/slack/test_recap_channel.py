@@ -5,17 +5,17 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from datetime import time as clock
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
 from bot.db.models import RecapSubscription
 from bot.jobs.recaps import recap_job
-from bot.services import recap, teams
+from bot.services import teams
 from bot.services.recap.subscriptions import DAY_NAMES
 from bot.slack.blocks.common import validate
+from tests.support.recaps import CHANNEL, NOW, subscribe
 from tests.support.slack_app import (
     PAIR,
     PLATFORM,
@@ -25,10 +25,6 @@ from tests.support.slack_app import (
     send,
     slack_client,
 )
-
-NOW = datetime.combine(TODAY, clock(12, 0), tzinfo=UTC)
-CHANNEL = "CPAYMENTS"
-
 
 pytestmark = pytest.mark.usefixtures("slack_team")
 
@@ -71,18 +67,7 @@ def test_a_recap_of_the_channels_members_is_headed_by_the_channels_name(seeded, 
 
 
 def test_without_the_channels_name_the_recap_shows_its_id_with_a_hash(seeded, fake):
-    with seeded.begin() as conn:
-        recap.subscribe(
-            conn,
-            workspace_id="default",
-            channel_id=CHANNEL,
-            group_id="",
-            weekday=TODAY.weekday(),
-            local_time="00:00",
-            post_when_empty=True,
-            created_by="UADMIN",
-            now=NOW - timedelta(days=30),
-        )
+    subscribe(seeded, group="", when=NOW)
     fake.fail_next("conversations.info", error="missing_scope")
     [outcome] = recap_job(make_runtime(seeded, fake), now=NOW)
     assert outcome.status == "posted"

@@ -20,11 +20,12 @@ from bot.services.runtime import Runtime
 from bot.settings import Settings
 from bot.slack import background, commands
 from bot.slack.app import build_app
-from bot.slack.blocks.privacy import FORGET_CANCEL, FORGET_CONFIRM
+from bot.slack.blocks.privacy import FORGET_CONFIRM
 from bot.web import build_web_app
 from tests.support.inbound import button_click, command_body, form_body, inbound
 from tests.support.slack_app import (
     all_text,
+    cancel_forget,
     make_runtime,
     person_id,
     post_action,
@@ -98,13 +99,7 @@ def test_app_home_event_is_answered_before_the_view_is_published(client, fake_sl
 def test_shutdown_lets_acked_work_finish(seeded, fake_slack):
     fake_slack.slow("response_url", 1.0)
     with slack_client(seeded, fake_slack) as client:
-        post_action(
-            client,
-            user_id="UBEN",
-            action_id=FORGET_CANCEL,
-            value="cancel",
-            response_url=fake_slack.server.url_for("/response_url/cancel"),
-        )
+        cancel_forget(client, fake_slack)
     # The lifespan's shutdown waited for the cancellation to reach Slack.
     [note] = fake_slack.calls_to("response_url")
     assert "nothing was forgotten" in note.params["text"]

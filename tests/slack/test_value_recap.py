@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from bot.db.models import Person, PullRequest
 from bot.jobs.recaps import recap_job
-from bot.services import recap
 from bot.slack.blocks.common import validate
+from tests.support.recaps import subscribe
 from tests.support.slack_app import TODAY, add_team_users, make_runtime, seed_demo
 from tests.support.slack_fake import BOT_TOKEN, start_fake_slack
 
@@ -90,18 +90,7 @@ def _seed_prs(engine, ai_authors: int) -> None:
 
 
 def _deliver(engine, fake, **settings) -> str:
-    with engine.begin() as conn:
-        recap.subscribe(
-            conn,
-            workspace_id="default",
-            channel_id=CHANNEL,
-            group_id="SPLATFORM",
-            weekday=NOW.weekday(),
-            local_time="00:00",
-            post_when_empty=True,
-            created_by="UADMIN",
-            now=NOW - timedelta(days=30),
-        )
+    subscribe(engine, group="SPLATFORM", channel=CHANNEL, when=NOW)
     assert [o.status for o in recap_job(make_runtime(engine, fake, **settings), now=NOW)] == ["posted"]
     [post] = [c for c in fake.calls_to("chat.postMessage") if c.params.get("channel") == CHANNEL]
     assert validate(post.params["blocks"]) == []

@@ -12,14 +12,15 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from werkzeug import Request, Response
 
-from bot.db.models import Identity, Person, SyncRun, UsageDaily
+from bot.db.models import Identity, SyncRun, UsageDaily
 from bot.domain.money import Money
 from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import anthropic, claude_code
 from bot.sources.base import SourceError
 from bot.sources.prices import ESTIMATE_UNIT
-from tests.support.anthropic_admin import AdminApi, fixture_response, no_fixture
+from tests.support.anthropic_admin import AdminApi, failed_run_error, fixture_response, no_fixture
+from tests.support.db import USAGE_SUMS, usage_by_email
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 KEY = "sk-ant-admin01-test-secret"
@@ -253,29 +254,11 @@ def test_from_settings_needs_the_key_and_covers_accounts(httpserver):
 def _usage_totals(engine, source: str):
     with engine.connect() as conn:
         return conn.execute(
-            select(
-                UsageDaily.cost_basis,
-                func.sum(UsageDaily.cost_micros),
-                func.sum(UsageDaily.input_tokens),
-                func.sum(UsageDaily.output_tokens),
-                func.sum(UsageDaily.cache_read_tokens),
-                func.sum(UsageDaily.cache_write_tokens),
-                func.count(),
-            )
+            select(UsageDaily.cost_basis, *USAGE_SUMS)
             .where(UsageDaily.source == source)
             .group_by(UsageDaily.cost_basis)
             .order_by(UsageDaily.cost_basis)
         ).all()
-
-
-def _person_totals(engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Person.email, func.sum(UsageDaily.cost_micros))
-            .join(Person, Person.id == UsageDaily.person_id)
-            .group_by(Person.email)
-        ).all()
-    return {email: int(total) for email, total in rows}
 
 
 def _org_total(engine) -> int:
@@ -298,7 +281,7 @@ def test_end_to_end_totals_and_idempotence(engine, httpserver):
             ("unpriced", 0, 700, 70, 0, 30, 1),  # counted, never a silent estimated $0
         ]
         assert _org_total(engine) == 14_696_290  # billed only: estimates are not org dollars
-        assert _person_totals(engine) == {
+        assert usage_by_email(engine) == {
             "alice@example.com": 360_000,
             "bob@example.com": 800_000,
             "carol@example.com": 225_000,
@@ -327,7 +310,7 @@ def test_with_claude_code_no_dollar_is_counted_twice(engine, httpserver):
     # Org: the billed Cost report alone.
     assert _org_total(engine) == 14_696_290
     # People: Anthropic estimates only where Claude Code did not report the same usage.
-    assert _person_totals(engine) == {
+    assert usage_by_email(engine) == {
         "alice@example.com": 360_000 + 9_527_000,  # day-1 API usage is Claude Code's estimate only
         "bob@example.com": 800_000 + 300_000,  # his Claude Code ran on a subscription
         "carol@example.com": 225_000 + 450_000,  # ci-bot: day 1 Anthropic estimate, day 2 Claude Code
@@ -337,16 +320,11 @@ def test_with_claude_code_no_dollar_is_counted_twice(engine, httpserver):
 def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
     api = FakeAdminApi(httpserver)
     api.queue("cost_report", Response('{"data": [', content_type="application/json"))
-    connector = _connector(httpserver)
-    outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
-    connector.close()
-    assert outcome.status == "failed"
-    assert outcome.error == "anthropic: v1/organizations/cost_report: response is not valid JSON"
-    assert KEY not in outcome.error
+    error = failed_run_error(engine, _connector(httpserver), WINDOW)
+    assert error == "anthropic: v1/organizations/cost_report: response is not valid JSON"
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == 0
         run = conn.execute(select(SyncRun.status, SyncRun.error)).one()
-    assert run == ("failed", outcome.error)
+    assert run == ("failed", error)
 
 
 def test_rate_limit_is_retried_after_retry_after(engine, httpserver):
@@ -515,7 +493,7 @@ def test_analytics_end_to_end_billed_people_and_claude_code_counted_once(engine,
             connector.close()
             assert outcome.status == "ok", outcome.error
         assert _org_total(engine) == 20_880_981
-        assert _person_totals(engine) == {
+        assert usage_by_email(engine) == {
             "alice@example.com": 8_123_456 + 10_000_000,  # billed; her Claude Code rows carry tokens only
             "bob@example.com": 999_900 + 32_000,  # billed key + his subscription Claude Code estimate
             "carol@example.com": 1_505_000,  # ci-bot's creator

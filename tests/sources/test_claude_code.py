@@ -17,7 +17,8 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources import claude_code
 from bot.sources.base import SourceError
-from tests.support.anthropic_admin import KEY, FakeAdminApi, claude_code_connector
+from tests.support.anthropic_admin import KEY, FakeAdminApi, claude_code_connector, failed_run_error
+from tests.support.db import USAGE_SUMS
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 TODAY = date(2025, 8, 3)
@@ -159,14 +160,7 @@ def test_from_settings_accounts(httpserver):
 def _totals(engine):
     with engine.connect() as conn:
         usage = conn.execute(
-            select(
-                func.sum(UsageDaily.cost_micros),
-                func.sum(UsageDaily.input_tokens),
-                func.sum(UsageDaily.output_tokens),
-                func.sum(UsageDaily.cache_read_tokens),
-                func.sum(UsageDaily.cache_write_tokens),
-                func.count(),
-            ).where(UsageDaily.source == "claude_code", ~UsageDaily.in_org_total)
+            select(*USAGE_SUMS).where(UsageDaily.source == "claude_code", ~UsageDaily.in_org_total)
         ).one()
         in_org = conn.execute(select(func.count()).where(UsageDaily.in_org_total)).scalar()
         activity = conn.execute(
@@ -225,16 +219,9 @@ def test_end_to_end_totals_and_idempotence(engine, httpserver):
 def test_invalid_json_fails_the_run_and_stores_nothing(engine, httpserver):
     api = FakeAdminApi(httpserver)
     api.queue("usage_report/claude_code", Response("<html>gateway</html>", content_type="text/html"))
-    connector = claude_code_connector(httpserver)
-    outcome = run_source(engine, connector, workspace_id="W", **WINDOW)
-    connector.close()
-    assert outcome.status == "failed"
-    assert (
-        outcome.error == "claude_code: v1/organizations/usage_report/claude_code: response is not valid JSON"
-    )
-    assert KEY not in outcome.error
+    error = failed_run_error(engine, claude_code_connector(httpserver), WINDOW)
+    assert error == "claude_code: v1/organizations/usage_report/claude_code: response is not valid JSON"
     with engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == 0
         assert conn.execute(select(func.count()).select_from(ActivityDaily)).scalar() == 0
 
 

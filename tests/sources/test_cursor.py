@@ -21,21 +21,11 @@ from tests.support.cursor_admin import (
     cursor_fixture,
     serve_cursor,
 )
-from tests.support.db import count_and_sums
+from tests.support.db import count_and_sums, usage_by_email
 
 
 def _run(engine, connector):
     return run_source(engine, connector, workspace_id="W", since=SINCE, until=UNTIL, today=TODAY)
-
-
-def _usage_by_person(engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Person.email, func.sum(UsageDaily.cost_micros))
-            .join(Person, Person.id == UsageDaily.person_id)
-            .group_by(Person.email)
-        ).all()
-    return {email: int(total) for email, total in rows}
 
 
 def _totals(engine):
@@ -54,7 +44,7 @@ def test_end_to_end_exact_totals_and_rerun_is_stable(engine, httpserver):
     # 6 (day, email, model) rows; the event repeated across pages 1 and 2 is counted once.
     assert usage == (6, 126456 + 401670 + 201823 + 75000, 7042, 1483, 12014, 18076, 8)
     assert activity == (4, 1102 + 1876 + 4, 1543 + 2104 + 10, 892 + 1203, 342 + 456 + 5, 362 + 489, 25, 590)
-    assert _usage_by_person(engine) == {
+    assert usage_by_email(engine) == {
         "alice@example.com": 126456,
         "bob@example.com": 401670 + 75000,
         "carol@example.com": 201823,
@@ -85,7 +75,7 @@ def test_end_to_end_exact_totals_and_rerun_is_stable(engine, httpserver):
     again = _run(engine, cursor_connector(httpserver))
     assert again.status == "ok"
     assert _totals(engine) == first
-    assert _usage_by_person(engine)["bob@example.com"] == 476670
+    assert usage_by_email(engine)["bob@example.com"] == 476670
 
 
 def test_requests_use_basic_auth_epoch_ms_and_every_page(httpserver):

@@ -27,12 +27,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.db.models import PullRequest
-from bot.services.sync import run_source
 from bot.services.value.merged_prs import Whose
 from bot.services.value.review import review_load
 from bot.services.value.survival import FIXED, PENDING, REVERTED, SURVIVED, survival_shares
-from bot.settings import Settings
-from bot.sources.github_delivery import SHARED_CACHE, from_settings, review_rounds
+from bot.sources.github_delivery import review_rounds
 from bot.sources.github_delivery_parse import (
     parse_compare,
     parse_files,
@@ -42,6 +40,7 @@ from bot.sources.github_delivery_parse import (
 )
 from tests.factories import link_github_person as _link
 from tests.support.files import fixture_path
+from tests.support.github import run_delivery
 
 TODAY = date(2026, 5, 29)
 NOW = datetime(2026, 5, 29, tzinfo=UTC)
@@ -82,17 +81,7 @@ def _serve(httpserver) -> None:
 
 
 def _sync(engine, httpserver):
-    SHARED_CACHE.clear()
-    settings = Settings(
-        GITHUB_DELIVERY_TOKEN="ghp_value_test",
-        GITHUB_DELIVERY_ORG="lab",
-        GITHUB_API_BASE_URL=httpserver.url_for("/"),
-        TOKENWISE_HTTP_MAX_BACKOFF=0.01,
-    )
-    (connector,) = from_settings(settings)
-    outcome = run_source(
-        engine, connector, workspace_id="W", since=date(2026, 5, 1), until=TODAY, today=TODAY
-    )
+    outcome = run_delivery(engine, httpserver, token="ghp_value_test", since=date(2026, 5, 1), today=TODAY)
     assert outcome.status == "ok", outcome.error
 
 
@@ -192,17 +181,7 @@ def test_a_malformed_comparison_fails_the_run_naming_the_endpoint(engine, httpse
     compare = f"/repos/lab/app/compare/{'0' * 40}...{'f' * 40}"
     # One-shot handlers answer before the permanent ones: the comparison comes back as a list.
     httpserver.expect_oneshot_request(compare).respond_with_json([{"sha": "not a comparison"}])
-    SHARED_CACHE.clear()
-    settings = Settings(
-        GITHUB_DELIVERY_TOKEN="ghp_value_test",
-        GITHUB_DELIVERY_ORG="lab",
-        GITHUB_API_BASE_URL=httpserver.url_for("/"),
-        TOKENWISE_HTTP_MAX_BACKOFF=0.01,
-    )
-    (connector,) = from_settings(settings)
-    outcome = run_source(
-        engine, connector, workspace_id="W", since=date(2026, 5, 1), until=TODAY, today=TODAY
-    )
+    outcome = run_delivery(engine, httpserver, token="ghp_value_test", since=date(2026, 5, 1), today=TODAY)
     assert outcome.status == "failed"
     assert "compare" in outcome.error and "unexpected response: expected a comparison object" in outcome.error
     with engine.connect() as conn:

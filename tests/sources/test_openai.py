@@ -37,6 +37,7 @@ from tests.support.openai_admin import (
     connector_for,
     json_response,
     run,
+    run_once,
 )
 
 D1, D2, D3 = date(2026, 3, 1), date(2026, 3, 2), date(2026, 3, 3)
@@ -341,11 +342,7 @@ def test_429_with_retry_after_then_success(engine, fake):
 def test_500_then_success(engine, fake, path):
     boom = Fault(lambda _: json_response({"error": {"message": "server error"}}, 500), times=2)
     fake.faults[(path, None)] = boom
-    connector = connector_for(fake)
-    try:
-        outcome = run(engine, connector)
-    finally:
-        connector.close()
+    outcome = run_once(engine, fake)
     assert outcome.status == "ok", outcome.error
     assert boom.calls == 2
     cursor = PAGES[path][0]
@@ -355,11 +352,7 @@ def test_500_then_success(engine, fake, path):
 
 def test_invalid_json_in_costs_fails_the_run_but_stores_the_usage(engine, fake):
     fake.faults[(COSTS, "page_COST2")] = lambda _: Response(b'{"object": "page", "data": [', 200)
-    connector = connector_for(fake)
-    try:
-        outcome = run(engine, connector)
-    finally:
-        connector.close()
+    outcome = run_once(engine, fake)
     assert outcome.status == "failed"
     assert outcome.error == "openai: organization/costs: response is not valid JSON"
     assert snapshot(engine) == by_day_actor_model(USAGE_ROWS)  # no cost row from the half-read pages
@@ -414,11 +407,7 @@ def test_unparseable_page_is_a_source_error_naming_the_endpoint(engine, fake, pa
         return json_response(body)
 
     fake.faults[(path, None)] = broken
-    connector = connector_for(fake)
-    try:
-        outcome = run(engine, connector)
-    finally:
-        connector.close()
+    outcome = run_once(engine, fake)
     assert outcome.status == "failed"
     assert outcome.error.startswith(f"openai: {path.removeprefix('/v1/')}: "), outcome.error
     # The other endpoint's rows are stored; none of the broken endpoint's.
@@ -468,11 +457,7 @@ BILL_MICROS = 1_634_490  # the sum of the costs_by_project fixtures' amounts, in
 
 def test_key_grouping_rejected_falls_back_to_projects_with_exact_totals(engine, fake, caplog):
     fake.reject_key_grouping = True
-    connector = connector_for(fake)
-    try:
-        outcome = run(engine, connector)
-    finally:
-        connector.close()
+    outcome = run_once(engine, fake)
     assert (outcome.status, outcome.error) == ("ok", None)
     assert snapshot(engine) == by_day_actor_model(USAGE_ROWS + APPORTIONED_ROWS)
     costs = [row for row in snapshot(engine) if row[12] == COST]
@@ -505,11 +490,7 @@ def test_rejected_grouping_is_remembered_for_the_run_and_logged_once(fake, caplo
 def test_rejected_grouping_with_usage_down_keeps_the_bill_per_project(engine, fake):
     fake.reject_key_grouping = True
     fake.faults[(USAGE, None)] = lambda _: json_response({"error": {"message": "server error"}}, 500)
-    connector = connector_for(fake, http_max_retries=0)
-    try:
-        outcome = run(engine, connector)
-    finally:
-        connector.close()
+    outcome = run_once(engine, fake, http_max_retries=0)
     assert outcome.status == "failed" and outcome.error.startswith("openai: organization/usage/completions:")
     rows = snapshot(engine)
     assert {row[12] for row in rows} == {COST} and sum(row[8] for row in rows) == BILL_MICROS
@@ -559,11 +540,7 @@ def test_one_endpoint_failing_stores_the_other_and_keeps_what_it_stored(
 def test_both_endpoints_failing_store_nothing(engine, fake):
     for path in (USAGE, COSTS):
         fake.faults[(path, None)] = lambda _: json_response({"error": {"message": "server error"}}, 500)
-    connector = connector_for(fake, http_max_retries=0)
-    try:
-        outcome = run(engine, connector)
-    finally:
-        connector.close()
+    outcome = run_once(engine, fake, http_max_retries=0)
     assert outcome.status == "failed" and outcome.error.startswith("openai: organization/usage/completions:")
     assert snapshot(engine) == []
 
@@ -578,11 +555,7 @@ def test_a_costs_failure_after_a_fallback_switch_keeps_stored_costs(engine, fake
         connector.close()
     fake.reject_key_grouping = True
     fake.faults[(COSTS, "page_PCOST2")] = lambda _: Response(b"not json", 200)
-    connector = connector_for(fake, http_max_retries=0)
-    try:
-        outcome = run(engine, connector)
-    finally:
-        connector.close()
+    outcome = run_once(engine, fake, http_max_retries=0)
     assert outcome.error == "openai: organization/costs: response is not valid JSON"
     assert snapshot(engine) == EXPECTED
 

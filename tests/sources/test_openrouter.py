@@ -17,6 +17,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
 from bot.sources.openrouter import UNATTRIBUTED, OpenRouterConnector, from_settings
+from tests.support.db import usage_by_email
 from tests.support.files import fixture_path
 
 KEY = "sk-or-v1-management-test"
@@ -120,18 +121,13 @@ def _by_actor(engine):
     return {actor: (cost, tokens) for actor, cost, tokens in rows}
 
 
-def _by_email(engine):
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Person.email, func.sum(UsageDaily.cost_micros))
-            .join(Person, Person.id == UsageDaily.person_id)
-            .group_by(Person.email)
-            .order_by(Person.email)
-        ).all()
-    return dict(rows)
-
-
 EXPECTED_TOTALS = (7, 1_795_123, 5_450, 1_615, 33)
+#: What the keys /keys names hold (micro-USD, tokens), whether or not the workspaces are read.
+BY_KEY = {
+    f"openrouter_key:{ALICE}": (1_015_123, 50 + 2_500 + 900),
+    f"openrouter_key:{BOB}": (500_000, 1_000),
+    f"openrouter_key:{CI}": (30_000, 100),
+}
 
 
 def test_end_to_end(engine, httpserver):
@@ -144,12 +140,10 @@ def test_end_to_end(engine, httpserver):
     # Org activity: day 1 $0.015 + $0.0300000001 + $1.25 + free; day 2 $0.5 + $0.000123.
     assert _totals(engine) == EXPECTED_TOTALS
     assert _by_actor(engine) == {
-        f"openrouter_key:{ALICE}": (1_015_123, 50 + 2_500 + 900),
-        f"openrouter_key:{BOB}": (500_000, 1_000),
-        f"openrouter_key:{CI}": (30_000, 100),
+        **BY_KEY,
         UNATTRIBUTED: (250_000, 500 + 400),  # claude remainder + the free model
     }
-    assert _by_email(engine) == {"alice@example.com": 1_015_123, "bob@example.com": 500_000}
+    assert usage_by_email(engine) == {"alice@example.com": 1_015_123, "bob@example.com": 500_000}
 
     with engine.connect() as conn:
         raw = conn.execute(
@@ -304,13 +298,11 @@ def test_every_workspace_and_creator_attribution(engine, httpserver):
         # The Research workspace's key takes what /keys alone left unattributed: the org total holds.
         assert _totals(engine) == EXPECTED_TOTALS
         assert _by_actor(engine) == {
-            f"openrouter_key:{ALICE}": (1_015_123, 50 + 2_500 + 900),
-            f"openrouter_key:{BOB}": (500_000, 1_000),
-            f"openrouter_key:{CI}": (30_000, 100),
+            **BY_KEY,
             f"openrouter_key:{RESEARCH_BOT}": (250_000, 500),
             UNATTRIBUTED: (0, 400),  # only the free model's tokens
         }
-        assert _by_email(engine) == {
+        assert usage_by_email(engine) == {
             "alice@example.com": 1_015_123,
             "bob@example.com": 500_000,
             "dana@example.com": 250_000,
@@ -406,7 +398,7 @@ def test_a_name_guess_gives_way_to_the_creator_history_included(engine, httpserv
         first = run_source(engine, connector, workspace_id="W", since=date(2026, 3, 1), today=TODAY)
         assert first.status == "ok", first.error
         assert _links(engine)[MALLORY_NAMED] == ("mallory@example.com", NAME_GUESS)
-        assert _by_email(engine) == {"mallory@example.com": 250_000}
+        assert usage_by_email(engine) == {"mallory@example.com": 250_000}
 
         serve(members=True)
         # Only 2026-03-02 is fetched again: the 03-01 row moves by re-attribution, not by re-fetch.
@@ -416,5 +408,5 @@ def test_a_name_guess_gives_way_to_the_creator_history_included(engine, httpserv
         connector.close()
     assert _links(engine)[MALLORY_NAMED] == ("erik@example.com", "auto")
     assert _links(engine)[RESEARCH_BOT] == ("dana@example.com", "auto")
-    assert _by_email(engine) == {"erik@example.com": 250_000}
+    assert usage_by_email(engine) == {"erik@example.com": 250_000}
     assert _totals(engine)[1] == 250_000

@@ -10,6 +10,7 @@ from bot.services.sync import run_source
 from bot.settings import Settings, SourceAccount
 from bot.sources.base import SourceError
 from bot.sources.windsurf import WindsurfConnector, analytics_queries, from_settings
+from tests.support.db import sum_by_email
 from tests.support.files import fixture_path
 
 KEY = "ws-service-key-0123456789abcdef"
@@ -80,13 +81,7 @@ def _activity(engine) -> dict[tuple[date, str], tuple]:
 
 
 def _lines_by_person(engine) -> dict[str, int]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(Person.email, func.sum(ActivityDaily.lines_accepted))
-            .join(Person, Person.id == ActivityDaily.person_id)
-            .group_by(Person.email)
-        ).all()
-    return {email: int(total) for email, total in rows}
+    return sum_by_email(engine, ActivityDaily.lines_accepted)
 
 
 def test_end_to_end_exact_activity_and_rerun_is_stable(engine, httpserver):

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy import func, select
 from werkzeug import Request, Response
 
+from bot.db.models import UsageDaily
+from bot.services.sync import run_source
 from bot.settings import Settings
 from bot.sources import claude_code
 from tests.support.files import FIXTURES
@@ -85,3 +88,15 @@ def claude_code_connector(httpserver) -> claude_code.ClaudeCodeConnector:
     )
     (connector,) = claude_code.from_settings(settings)
     return connector
+
+
+def failed_run_error(engine, connector, window: dict) -> str:
+    """Runs ``connector`` once over ``window`` and closes it: the run fails, stores no usage and
+    keeps the admin key out of its error, which it returns."""
+    outcome = run_source(engine, connector, workspace_id="W", **window)
+    connector.close()
+    assert outcome.status == "failed"
+    assert KEY not in outcome.error
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(UsageDaily)).scalar() == 0
+    return outcome.error

@@ -29,6 +29,16 @@ USAGE_FIGURES = (
     UsageDaily.raw_amount,
 )
 
+#: Micro-USD, the input, output, cache read and cache write tokens and the count of usage rows.
+USAGE_SUMS = (
+    func.sum(UsageDaily.cost_micros),
+    func.sum(UsageDaily.input_tokens),
+    func.sum(UsageDaily.output_tokens),
+    func.sum(UsageDaily.cache_read_tokens),
+    func.sum(UsageDaily.cache_write_tokens),
+    func.count(),
+)
+
 
 def usage_rows(engine, workspace_id: str, *columns) -> list[tuple]:
     """``columns`` of each of the workspace's usage rows; ``Person.email`` is the linked person's."""
@@ -40,3 +50,20 @@ def usage_rows(engine, workspace_id: str, *columns) -> list[tuple]:
             .where(UsageDaily.workspace_id == workspace_id)
         ).all()
     return [tuple(row) for row in rows]
+
+
+def sum_by_email(engine, column) -> dict[str, int]:
+    """``column`` of a daily table (``ActivityDaily.lines_accepted``, say) summed per linked
+    person's email (rows of no one left out)."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Person.email, func.sum(column))
+            .join(Person, Person.id == column.class_.person_id)
+            .group_by(Person.email)
+        ).all()
+    return {email: int(total) for email, total in rows}
+
+
+def usage_by_email(engine) -> dict[str, int]:
+    """Micro-USD per linked person's email (unlinked usage left out)."""
+    return sum_by_email(engine, UsageDaily.cost_micros)

@@ -167,3 +167,12 @@ def connector_for(fake: FakeOpenAI, **overrides) -> openai_source.OpenAIConnecto
 def run(engine, connector, **kwargs):
     kwargs = {"workspace_id": "W", "since": SINCE, "until": UNTIL, "today": TODAY, **kwargs}
     return run_source(engine, connector, **kwargs)
+
+
+def run_once(engine, fake: FakeOpenAI, **overrides):
+    """One run of a fresh connector (settings ``overrides``), closed afterwards."""
+    connector = connector_for(fake, **overrides)
+    try:
+        return run(engine, connector)
+    finally:
+        connector.close()

@@ -19,10 +19,9 @@ from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMet
 from opentelemetry.sdk.resources import Resource
 
 from bot.services.runtime import Runtime
-from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.web import build_web_app
-from tests.support.slack_fake import BOT_TOKEN, SIGNING_SECRET
+from tests.support.slack_app import make_runtime
 
 DELTA = AggregationTemporality.DELTA
 CUMULATIVE = AggregationTemporality.CUMULATIVE
@@ -43,14 +42,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def serve(engine, fake_slack, **settings) -> Iterator[Served]:
     """The real Starlette app (Slack and OTLP routes) under uvicorn in a thread on loopback."""
-    config = Settings(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        TOKENWISE_ADMINS="ULISTED",
-        **settings,
-    )
-    runtime = Runtime(settings=config, engine=engine)
+    runtime = make_runtime(engine, fake_slack, **settings)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(

@@ -16,6 +16,7 @@ from bot.services.runtime import Runtime
 from bot.services.sync import run_all
 from bot.settings import Settings
 from bot.slack.app import build_app
+from bot.slack.blocks.privacy import FORGET_CANCEL
 from bot.sources.demo import demo_connectors
 from bot.web import build_web_app
 from tests.support.files import fixture_path
@@ -75,6 +76,17 @@ def post_action(client, *, user_id: str, action_id: str, value: str, response_ur
     body = form_body(button_click(action_id, value, user_id=user_id, response_url=response_url))
     response = client.post("/slack/events", content=body, headers=signed_headers(body))
     assert response.status_code == 200, response.text
+
+
+def cancel_forget(client, fake, user_id: str = "UBEN") -> None:
+    """``user_id`` clicks Cancel under the forget-me question; Slack answers on the response URL."""
+    post_action(
+        client,
+        user_id=user_id,
+        action_id=FORGET_CANCEL,
+        value="cancel",
+        response_url=fake.server.url_for("/response_url/cancel"),
+    )
 
 
 def all_text(reply: dict) -> str:

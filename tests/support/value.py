@@ -19,8 +19,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 
 from bot.db import rollups
-from bot.db.models import ActivityDaily, Person, PullRequest, UsageDaily
+from bot.db.models import Person, PullRequest, UsageDaily
 from bot.services.seats_ledger import claim_reclaim
+from tests.factories import add_activity
 
 W = "default"
 SEAT_MICROS = 612_903  # $19 a month over 31 days
@@ -115,17 +116,16 @@ def _seat_days(conn, pid: int, login: str, first: date, last: date) -> None:
 
 
 def _used(conn, pid: int, login: str, day: date) -> None:
-    conn.execute(
-        ActivityDaily.__table__.insert().values(
-            workspace_id=W,
-            source="github_copilot",
-            vendor="github_copilot",
-            day=day,
-            actor=f"github:{login}",
-            person_id=pid,
-            lines_accepted=12,
-            acceptances=3,
-        )
+    add_activity(
+        conn,
+        pid,
+        day,
+        workspace_id=W,
+        vendor="github_copilot",
+        actor=f"github:{login}",
+        lines_accepted=12,
+        acceptances=3,
+        rebuild=False,
     )
 
 
