@@ -5,7 +5,7 @@ Claude Code's instruments and resource (delta temporality, the agent's default),
 encoded by the SDK's own OTLP encoder, every body built before the clock starts. The engine is the
 intake's own path minus the socket, as the web app runs it: every agent sends its exports one
 after the other, all agents at once; each request is decoded in a worker thread (``otlp.decode``,
-the official protobuf messages) and handed to the web app's ``otel.GroupCommit``, which stores
+the official protobuf messages) and handed to the web app's ``otel_group_commit.GroupCommit``, which stores
 the requests that arrive together in one transaction (raw points stored once each, the touched
 days folded into the daily rows and rollups) and answers each after its group's commit. Then a
 tenth of the requests is sent again, as an exporter retrying after a lost answer would, and the
@@ -41,6 +41,7 @@ from bot.db.engine import make_engine
 from bot.db.store import USAGE_COLUMNS, USAGE_KEY, USAGE_VALUES
 from bot.domain.money import micros_to_usd
 from bot.services import otel
+from bot.services.otel_group_commit import GroupCommit
 from bot.sources.otel import otlp
 
 WORKSPACE = "TBENCH"
@@ -133,10 +134,10 @@ def engine_sequential(url: str, bodies: list[bytes]) -> tuple[float, float, int]
 def engine_grouped(url: str, bodies: list[bytes], agents: int) -> tuple[float, float, int, int]:
     """(seconds, CPU seconds, points, transactions) for every body as the web app stores them:
     ``agents`` clients at once, each sending its bodies (every ``agents``-th) in turn, each
-    decoded in a thread and submitted to one ``otel.GroupCommit``."""
+    decoded in a thread and submitted to one ``otel_group_commit.GroupCommit``."""
     engine = make_engine(url)
     groups = {"count": 0}
-    intake = otel.GroupCommit(engine)
+    intake = GroupCommit(engine)
     store = intake._store
 
     def counted(requests):

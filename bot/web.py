@@ -29,6 +29,7 @@ from starlette.routing import Route
 from bot.domain.clock import utcnow
 from bot.observability import SOURCE_LAG, RequestContextMiddleware, metrics_text
 from bot.services import otel
+from bot.services.otel_group_commit import GroupCommit
 from bot.services.runtime import Runtime
 from bot.services.status import source_statuses
 from bot.settings import Settings
@@ -134,7 +135,7 @@ def otlp_endpoint(runtime: Runtime):
     # Never shorter than the age of points still accepted: a late point refolds its day, which
     # needs every point of that day.
     retention = max(settings.otel_retention_days, settings.otel_max_age_days)
-    intake = otel.GroupCommit(runtime.engine, retention_days=retention)
+    intake = GroupCommit(runtime.engine, retention_days=retention)
 
     def unavailable() -> Response:
         return PlainTextResponse("database unavailable", status_code=503, headers={"Retry-After": "30"})

@@ -2,6 +2,9 @@
 
 Hot path: one multi-row ``INSERT ... ON CONFLICT DO UPDATE`` per table per batch, never per-row
 ORM adds. Works the same on SQLite and PostgreSQL (both dialects implement ``on_conflict``).
+
+One concern, kept in one module though it is long: what ingestion writes, and the rules it
+writes them by (which rows a batch replaces, tombstones, identities), so every writer shares them.
 """
 
 from __future__ import annotations

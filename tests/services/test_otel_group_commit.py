@@ -1,4 +1,4 @@
-"""``otel.GroupCommit``'s bounds (SQLite and PostgreSQL): requests waiting together go into one
+"""``otel_group_commit.GroupCommit``'s bounds (SQLite and PostgreSQL): requests waiting together go into one
 transaction up to ``max_points`` points, the rest into the next; each request's points are
 stored whatever group it went into."""
 
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from bot.db.models import UsageDaily
 from bot.observability import REGISTRY
-from bot.services import otel
+from bot.services.otel_group_commit import GroupCommit
 from bot.sources.otel import otlp
 from tests.support.otel import DELTA, ClaudeCode, claude_person
 
@@ -35,7 +35,7 @@ def _groups() -> tuple[float, float]:
 def test_a_group_holds_at_most_max_points_and_the_rest_go_into_the_next(engine):
     requests = [_decoded(f"p{n}@example.com", 10 * (n + 1)) for n in range(3)]
     per_request = len(requests[0].points)
-    intake = otel.GroupCommit(engine, max_points=2 * per_request)
+    intake = GroupCommit(engine, max_points=2 * per_request)
     before = _groups()
 
     async def everyone() -> list[int]:  # all three waiting before the first group is taken
